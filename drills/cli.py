@@ -1,0 +1,136 @@
+"""The `drill` command: options in, one library call, rendered result out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from drills import __version__
+from drills.errors import DrillError, ExitCode, ScenarioError
+from drills.runs import STATE_DIR_ENV, state_dir_from_env
+
+EXIT_INTERNAL = 70  # a bug in drills (EX_SOFTWARE); the message asks for a report
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="drill",
+        description="Resilience drills for network testbeds: inject faults on a timeline, measure recovery.",
+    )
+    parser.add_argument("--version", action="version", version=f"drills {__version__}")
+    parser.add_argument("--state-dir", type=Path, default=None, help=f"where run journals live (default: ${STATE_DIR_ENV} or /var/lib/drills)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check scenario files; no side effects")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    sub.add_parser("schema", help="print the JSON Schema of the scenario format")
+    p = sub.add_parser("up", help="bring a scenario's testbed up and leave it up")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p = sub.add_parser("down", help="tear a testbed down")
+    p.add_argument("run", nargs="?", metavar="RUN", help="run id (default: the only run)")
+    p = sub.add_parser("exec", help="run a command in a node: drill exec NODE -- CMD [ARGS...]")
+    p.add_argument("--run", metavar="RUN", help="run id, when several runs have this node")
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD")
+    sub.add_parser("ls", help="list runs and testbeds")
+    sub.add_parser("doctor", help="what this host can do, and what to install")
+    p = sub.add_parser("clean", help="remove every leftover of crashed runs, from their journals")
+    p.add_argument("--all", action="store_true", help="also tear down testbeds left up by `drill up`")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    # Imported here so `drill --help` and `drill validate` stay fast and need no root.
+    from drills import lifecycle
+    from drills.render import Renderer
+
+    ui = Renderer(quiet=args.quiet)
+    state_dir = state_dir_from_env(args.state_dir)
+    command = args.command
+
+    if command == "validate":
+        from drills.scenario.loader import load_scenario
+
+        failed = False
+        for path in args.files:
+            try:
+                scenario = load_scenario(path)
+            except ScenarioError as exc:
+                ui.problems(exc.problems)
+                failed = True
+                continue
+            topo = scenario.topology
+            ui.valid(path, f"{len(topo.nodes)} nodes, {len(topo.links)} links, {len(scenario.source.timeline)} steps, {scenario.duration_s:g} s")
+        return ExitCode.BAD_INPUT if failed else ExitCode.OK
+
+    if command == "schema":
+        from drills.scenario.schema import scenario_json_schema
+
+        print(json.dumps(scenario_json_schema(), indent=2))
+        return ExitCode.OK
+
+    if command == "up":
+        result = lifecycle.up(args.file, state_dir, log=ui.progress)
+        ui.up(result)
+        return ExitCode.OK
+
+    if command == "down":
+        run_id, report = lifecycle.down(state_dir, args.run, log=ui.progress)
+        ui.teardown(run_id, report)
+        return ExitCode.OK
+
+    if command == "exec":
+        cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+        lifecycle.exec_in_node(state_dir, args.node, cmd, args.run)
+        return ExitCode.OK  # not reached: exec replaces this process
+
+    if command == "ls":
+        ui.runs(lifecycle.list_runs(state_dir))
+        return ExitCode.OK
+
+    if command == "doctor":
+        from drills.doctor import run_checks
+
+        checks = run_checks()
+        ui.checks(checks)
+        essential = {"root", "network namespaces", "veth"}
+        return ExitCode.OK if all(c.ok for c in checks if c.name in essential) else ExitCode.ENVIRONMENT
+
+    if command == "clean":
+        report = lifecycle.clean(state_dir, include_up=args.all, log=ui.progress)
+        ui.cleaned(report)
+        return ExitCode.OK if report.clean else ExitCode.CLEANUP_INCOMPLETE
+
+    raise AssertionError(command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(_run(args))
+    except ScenarioError as exc:
+        from drills.render import Renderer
+
+        Renderer().problems(exc.problems)
+        return int(exc.exit_code)
+    except DrillError as exc:
+        print(f"drill: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("drill: interrupted", file=sys.stderr)
+        return int(ExitCode.ABORTED)
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for DRILLS_DEBUG=1
+        if os.environ.get("DRILLS_DEBUG"):
+            traceback.print_exc()
+        print(f"drill: internal error: {type(exc).__name__}: {exc} (set DRILLS_DEBUG=1 for details; please report)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

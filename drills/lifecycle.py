@@ -1,0 +1,205 @@
+"""Bring testbeds up and down, list them, clean after crashes: the library behind the CLI.
+
+Nothing here prints; progress goes to a `log` callback and results come back as data.
+SIGTERM is turned into the same path as Ctrl-C, so a run is torn down either way; after
+SIGKILL, `clean` finishes the job from the journal.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from drills.backend import TeardownReport
+from drills.errors import Aborted, BadInput, CleanupIncomplete, EnvironmentProblem
+from drills.netns import kernel
+from drills.netns.backend import NetnsBackend
+from drills.runs import STATUS_TEARING_DOWN, STATUS_UP, Run, RunMeta, RunStore
+from drills.scenario import load_scenario
+from drills.scenario.resolved import Topology
+
+Log = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+@contextmanager
+def abort_on_signals() -> Iterator[None]:
+    """Within this block, SIGINT and SIGTERM raise Aborted (so `finally` and teardown run)."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        raise Aborted(f"stopped by {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A run as `drill ls` shows it."""
+
+    meta: RunMeta
+    owner_alive: bool
+
+
+@dataclass(frozen=True)
+class UpResult:
+    meta: RunMeta
+    topology: Topology
+
+
+def up(scenario_path: Path, state_dir: Path, log: Log = _quiet) -> UpResult:
+    """Deploy the testbed of a scenario and leave it up; on any failure or signal, remove
+    everything created so far before raising."""
+    scenario = load_scenario(scenario_path)
+    kernel.require_root()
+    backend = NetnsBackend(log, service_cwd=scenario_path.resolve().parent)
+    store = RunStore(state_dir)
+    run = store.create(scenario.name, scenario_path.resolve())
+    meta = run.meta()
+    meta.nodes = {node.name: backend.namespace_of(run, node.name) for node in scenario.topology.nodes}
+    run.write_meta(meta)
+    log(f"run {run.run_id}: deploying {scenario.name} ({len(meta.nodes)} nodes)")
+    try:
+        with abort_on_signals():
+            backend.deploy(scenario.topology, run)
+    except BaseException:
+        with abort_on_signals():
+            _teardown(backend, run, log)
+        raise
+    run.set_status(STATUS_UP)
+    run.unlock()
+    return UpResult(run.meta(), scenario.topology)
+
+
+def _teardown(backend: NetnsBackend, run: Run, log: Log) -> TeardownReport:
+    try:
+        run.set_status(STATUS_TEARING_DOWN)
+    except FileNotFoundError:
+        pass
+    report = backend.teardown(run)
+    if report.clean:
+        run.remove()
+        log(f"run {run.run_id}: removed {len(report.removed)} objects")
+    else:
+        run.unlock()
+    return report
+
+
+def _pick(store: RunStore, run_id: str | None) -> Run:
+    if run_id is not None:
+        return store.get(run_id)
+    runs = list(store.runs())
+    if len(runs) == 1:
+        return runs[0]
+    if not runs:
+        raise BadInput("no testbed is up (see `drill ls`)")
+    raise BadInput(f"{len(runs)} runs exist ({', '.join(r.run_id for r in runs)}); name one: drill down RUN")
+
+
+def down(state_dir: Path, run_id: str | None = None, log: Log = _quiet) -> tuple[str, TeardownReport]:
+    """Tear down one run (the only one when `run_id` is None); returns its id and what went."""
+    kernel.require_root()
+    run = _pick(RunStore(state_dir), run_id)
+    if not run.try_lock():
+        raise EnvironmentProblem(f"run {run.run_id} is in use by a live drill process (pid {_owner(run)}); stop it first")
+    report = _teardown(NetnsBackend(log), run, log)
+    if not report.clean:
+        raise CleanupIncomplete(_leftover_message(run.run_id, report))
+    return run.run_id, report
+
+
+def _owner(run: Run) -> str:
+    try:
+        return str(run.meta().owner_pid)
+    except (OSError, ValueError, TypeError):
+        return "?"
+
+
+def _leftover_message(run_id: str, report: TeardownReport) -> str:
+    lines = "\n".join(f"  - {item}" for item in report.left)
+    return f"run {run_id}: could not remove everything; left:\n{lines}\nthe journal is kept: `drill clean --all` retries"
+
+
+@dataclass
+class CleanReport:
+    """What `clean` did, run by run."""
+
+    cleaned: dict[str, TeardownReport]
+    skipped: dict[str, str]  # run id -> why it was left alone
+
+    @property
+    def clean(self) -> bool:
+        return all(r.clean for r in self.cleaned.values())
+
+
+def clean(state_dir: Path, include_up: bool = False, log: Log = _quiet) -> CleanReport:
+    """Remove what abandoned runs left behind, from their journals. Runs still owned by a live
+    process are never touched; testbeds left up on purpose only with `include_up`."""
+    kernel.require_root()
+    result = CleanReport({}, {})
+    backend = NetnsBackend(log)
+    for run in RunStore(state_dir).runs():
+        if not run.try_lock():
+            result.skipped[run.run_id] = f"in use by live process {_owner(run)}"
+            continue
+        try:
+            status = run.meta().status
+        except (OSError, ValueError, TypeError):
+            status = "unknown"  # killed before meta.json was written
+        if status == STATUS_UP and not include_up:
+            result.skipped[run.run_id] = "left up on purpose by `drill up`; `drill down` it or use --all"
+            run.unlock()
+            continue
+        result.cleaned[run.run_id] = _teardown(backend, run, log)
+    return result
+
+
+def list_runs(state_dir: Path) -> list[RunView]:
+    views = []
+    for run in RunStore(state_dir).runs():
+        try:
+            meta = run.meta()
+        except (OSError, ValueError, TypeError):
+            continue
+        free = run.try_lock()
+        run.unlock()
+        views.append(RunView(meta, owner_alive=not free))
+    return views
+
+
+def exec_in_node(state_dir: Path, node: str, command: list[str], run_id: str | None = None) -> None:
+    """Replace this process by `command` running inside `node`'s namespace (never returns)."""
+    if not command:
+        raise BadInput("no command given; write: drill exec NODE -- COMMAND [ARGS...]")
+    store = RunStore(state_dir)
+    candidates = [store.get(run_id)] if run_id else list(store.runs())
+    matches = []
+    for run in candidates:
+        try:
+            nodes = run.meta().nodes
+        except (OSError, ValueError, TypeError):
+            continue
+        if node in nodes:
+            matches.append(nodes[node])
+    if not matches:
+        raise BadInput(f"no running testbed has a node '{node}' (see `drill ls`)")
+    if len(matches) > 1:
+        raise BadInput(f"several runs have a node '{node}'; choose one with --run")
+    kernel.require_root()
+    kernel.enter_namespace_for_exec(matches[0])
+    try:
+        os.execvp(command[0], command)
+    except OSError as exc:
+        raise BadInput(f"cannot run {command[0]}: {exc.strerror}") from None

@@ -1,0 +1,143 @@
+"""The embedded default testbed: one network namespace per node, one veth pair per link.
+
+Deploy runs in four batched phases, each journaled (one fsync) before it touches the kernel:
+namespaces (with the routing sysctls), veth pairs (each end born in its namespace), per-node
+configuration (addresses, links up, user sysctls, routes), then services.
+Teardown reads only the journal: it stops the run's processes, then removes its namespaces,
+which takes their veths, addresses and routes with them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from drills.backend import TeardownReport
+from drills.errors import BackendError
+from drills.netns import kernel, services
+from drills.runs import Run
+from drills.scenario.resolved import Node, Topology
+
+# Set in every node namespace before any interface exists, so `default` values reach them all.
+NODE_SYSCTLS: tuple[tuple[str, str], ...] = (
+    ("net.ipv4.ip_forward", "1"),
+    ("net.ipv6.conf.all.forwarding", "1"),
+    # A route whose next hop lost carrier is skipped, so a backup route takes over, as on a
+    # real router when a fibre is cut.
+    ("net.ipv4.conf.all.ignore_routes_with_linkdown", "1"),
+    ("net.ipv4.conf.default.ignore_routes_with_linkdown", "1"),
+    ("net.ipv6.conf.all.ignore_routes_with_linkdown", "1"),
+    ("net.ipv6.conf.default.ignore_routes_with_linkdown", "1"),
+    # No duplicate address detection: IPv6 addresses are usable at once, not after ~1 s.
+    ("net.ipv6.conf.all.accept_dad", "0"),
+    ("net.ipv6.conf.default.accept_dad", "0"),
+)
+
+Log = Callable[[str], None]
+
+
+def namespace_name(run_id: str, node: str) -> str:
+    return f"drill-{run_id}-{node}"
+
+
+class NetnsBackend:
+    """Backend of network namespaces on this host (needs root and nothing else)."""
+
+    name = "netns"
+
+    def __init__(self, log: Log | None = None, service_cwd: Path | None = None) -> None:
+        self._log = log or (lambda _msg: None)
+        self._service_cwd = service_cwd or Path.cwd()
+
+    def namespace_of(self, run: Run, node: str) -> str:
+        return namespace_name(run.run_id, node)
+
+    # ------------------------------------------------------------------ deploy
+
+    def deploy(self, topology: Topology, run: Run) -> None:
+        kernel.require_root()
+        ns = {node.name: namespace_name(run.run_id, node.name) for node in topology.nodes}
+        started = time.perf_counter()
+
+        run.journal.record({"op": "netns", "name": name} for name in ns.values())
+        kernel.create_namespaces(list(ns.values()), NODE_SYSCTLS)
+
+        run.journal.record(
+            {"op": "veth", "a": [ns[link.a.node], link.a.name], "b": [ns[link.b.node], link.b.name]}
+            for link in topology.links
+        )
+        root = kernel.root_netlink()
+        try:
+            for link in topology.links:
+                kernel.add_veth(root, ns[link.a.node], link.a.name, ns[link.b.node], link.b.name)
+        finally:
+            root.close()
+
+        nodes = {ns[node.name]: node for node in topology.nodes}
+        kernel.in_each_namespace(list(nodes), lambda name, ipr: _configure(nodes[name], ipr))
+        kernel.in_each_namespace(list(nodes), lambda name, ipr: _route(nodes[name], ipr))
+        self._log(f"{len(ns)} nodes and {len(topology.links)} links up in {time.perf_counter() - started:.3f} s")
+
+        for node in topology.nodes:
+            for service in node.services:
+                self._start_service(run, ns[node.name], node, service)
+
+    def _start_service(self, run: Run, namespace: str, node: Node, service: Any) -> None:
+        run.journal.record([{"op": "service", "ns": namespace, "node": node.name, "name": service.name}])
+        log_path = run.dir / f"{node.name}.{service.name}.log"
+        process = services.start(namespace, service, log_path, self._service_cwd)
+        run.journal.record(
+            [{"op": "process", "ns": namespace, "pid": process.pid, "start": kernel.process_start_ticks(process.pid), "service": service.name}]
+        )
+        services.wait_ready(namespace, service, process, log_path)
+        self._log(f"service {node.name}/{service.name} started (pid {process.pid})")
+
+    # ------------------------------------------------------------------ teardown
+
+    def teardown(self, run: Run) -> TeardownReport:
+        report = TeardownReport()
+        entries = run.journal.entries()
+        namespaces = [e["name"] for e in entries if e.get("op") == "netns"]
+        processes = [(int(e["pid"]), e.get("start")) for e in entries if e.get("op") == "process"]
+        survivors = services.stop_processes(processes)
+        report.removed.extend(f"process {pid}" for pid, _ in processes if pid not in survivors)
+        # Anything else still running in the run's namespaces was born there (an exec, a
+        # service's child that left its group): it belongs to the run too.
+        stray = [pid for pids in kernel.pids_in_namespaces(namespaces).values() for pid in pids]
+        survivors += services.kill_and_wait(stray)
+        report.removed.extend(f"process {pid}" for pid in stray if pid not in survivors)
+        report.left.extend(f"process {pid} (kill -9 {pid})" for pid in survivors)
+        for name in reversed(namespaces):
+            try:
+                if kernel.delete_namespace(name):
+                    report.removed.append(f"namespace {name}")
+            except BackendError as exc:
+                report.left.append(f"namespace {name}: {exc} (ip netns del {name})")
+        return report
+
+
+def _configure(node: Node, ipr: Any) -> None:
+    kernel.set_link(ipr, "lo", up=True)
+    if node.loopback is not None:
+        kernel.add_address(ipr, "lo", node.loopback)
+    for key, value in node.sysctls:
+        kernel.write_sysctl(key, value)
+    for iface in node.interfaces:
+        for address in (iface.ipv4, iface.ipv6):
+            if address is not None:
+                kernel.add_address(ipr, iface.name, address)
+        kernel.set_link(ipr, iface.name, up=True, mtu=iface.mtu)
+
+
+def _route(node: Node, ipr: Any) -> None:
+    for route in node.routes:
+        kernel.add_route(
+            ipr,
+            str(route.destination),
+            str(route.gateway) if route.gateway else None,
+            route.device,
+            route.metric,
+            str(route.source) if route.source else None,
+        )

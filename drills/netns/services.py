@@ -1,0 +1,146 @@
+"""Processes started inside a node's namespace: start, wait until ready, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from drills.errors import BackendError
+from drills.netns import kernel
+from drills.scenario.resolved import Service
+
+READY_POLL_S = 0.05
+STOP_GRACE_S = 2.0
+
+
+def start(namespace: str, service: Service, log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    """Start `service` in `namespace`, in its own session so its whole process group can be
+    signalled at teardown. Output goes to `log_path`."""
+    env = dict(os.environ)
+    env.update(dict(service.env))
+    with open(log_path, "ab") as log:
+        try:
+            return kernel.run_in_namespace(
+                namespace,
+                lambda: subprocess.Popen(
+                    ["/bin/sh", "-c", service.command],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    cwd=cwd,
+                    env=env,
+                ),
+            )
+        except OSError as exc:
+            raise BackendError(f"cannot start service {service.name} in {namespace}: {exc}") from None
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def wait_ready(namespace: str, service: Service, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Block until the readiness check passes; BackendError when the process exits or the
+    check times out (with the end of its log)."""
+    ready = service.ready
+    if ready is None:
+        return
+    deadline = time.monotonic() + ready.timeout_s
+    while True:
+        if process.poll() is not None:
+            raise BackendError(
+                f"service {service.name} in {namespace} exited with status {process.returncode} before it was ready:\n{_tail(log_path)}"
+            )
+        if _check_once(namespace, service):
+            return
+        if time.monotonic() > deadline:
+            raise BackendError(
+                f"service {service.name} in {namespace} not ready after {ready.timeout_s:g} s; log ends:\n{_tail(log_path)}"
+            )
+        time.sleep(READY_POLL_S)
+
+
+def _check_once(namespace: str, service: Service) -> bool:
+    ready = service.ready
+    assert ready is not None
+    if ready.tcp_port is not None:
+        port = ready.tcp_port
+
+        def probe() -> bool:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.settimeout(0.2)
+                return sock.connect_ex(("127.0.0.1", port)) == 0
+
+        return kernel.run_in_namespace(namespace, probe)
+    assert ready.command is not None
+    command = ready.command
+    result = kernel.run_in_namespace(
+        namespace,
+        lambda: subprocess.run(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, capture_output=True, timeout=ready.timeout_s, check=False),
+    )
+    return result.returncode == 0
+
+
+def stop_processes(processes: list[tuple[int, int | None]]) -> list[int]:
+    """Stop journaled processes (pid, start ticks): SIGTERM to each process group, then SIGKILL
+    after a grace period. A pid whose start time differs is someone else's and is left alone.
+    Returns the pids still alive at the end."""
+    ours = [pid for pid, ticks in processes if ticks is None or kernel.process_start_ticks(pid) == ticks]
+    for pid in ours:
+        _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    alive = ours
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+        alive = [pid for pid in alive if _alive(pid)]
+    for pid in alive:
+        _signal_group(pid, signal.SIGKILL)
+    return kill_and_wait(alive)
+
+
+def kill_and_wait(pids: list[int], timeout_s: float = 5.0) -> list[int]:
+    """SIGKILL `pids` and wait until they are gone; returns any that survive."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout_s
+    alive = [pid for pid in pids if _alive(pid)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+        alive = [pid for pid in alive if _alive(pid)]
+    return alive
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs; reaps it when it is our own child (a zombie is not alive)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return state[state.rindex(")") + 2] != "Z"

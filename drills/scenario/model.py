@@ -1,0 +1,516 @@
+"""The scenario format, version 1, as parsed data (the "parse" half of parse-then-resolve).
+
+These pydantic models check shape, types and units only. Cross-references (node and link names,
+profile names, addresses) are checked later by `resolve`, once the whole file is known. Every
+model forbids unknown keys. Field docstrings become descriptions in `drill schema`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+
+from drills.scenario import units
+
+FORMAT_VERSION = 1
+
+
+def _duration(value: object) -> float:
+    try:
+        return units.parse_duration_s(value)
+    except units.UnitError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _rate(value: object) -> int:
+    try:
+        return units.parse_rate_bps(value)
+    except units.UnitError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _percent(value: object) -> float:
+    try:
+        return units.parse_percent(value)
+    except units.UnitError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _interface4(value: str) -> str:
+    try:
+        ipaddress.IPv4Interface(value)
+    except ValueError:
+        raise ValueError(f"'{value}' is not an IPv4 address with prefix length, such as 198.18.0.1/30") from None
+    if "/" not in value:
+        raise ValueError(f"'{value}' needs a prefix length, such as {value}/30")
+    return value
+
+
+def _interface6(value: str) -> str:
+    try:
+        ipaddress.IPv6Interface(value)
+    except ValueError:
+        raise ValueError(f"'{value}' is not an IPv6 address with prefix length, such as fd00:d::1/64") from None
+    if "/" not in value:
+        raise ValueError(f"'{value}' needs a prefix length, such as {value}/64")
+    return value
+
+
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        try:
+            fixed = ipaddress.ip_interface(value).network
+        except ValueError:
+            example = "fd00:d811::/48" if ":" in value else "198.18.0.0/15"
+            raise ValueError(f"'{value}' is not a network prefix ({exc}); write it as {example}") from None
+        raise ValueError(f"'{value}' has host bits set; did you mean {fixed}?") from None
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(_duration)]
+"""A duration: `500ms`, `2s`, `1m30s`, a number of seconds, or a clock time `T+01:30`."""
+RateBps = Annotated[int, BeforeValidator(_rate)]
+"""A rate: `512kbit`, `10mbit`, `1gbit`, or `5mbps` (bytes per second, as tc writes it)."""
+Percent = Annotated[float, BeforeValidator(_percent)]
+"""A percentage, `0.5%` or `0.5`."""
+IPv4Iface = Annotated[str, AfterValidator(_interface4)]
+IPv6Iface = Annotated[str, AfterValidator(_interface6)]
+Prefix = Annotated[str, AfterValidator(_network)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=40)]
+"""A name: letters, digits, `_`, `.`, `-`; starts with a letter or digit."""
+Endpoint = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*:[^\s:/]+$")]
+"""A link endpoint `node:interface`, such as `core:eth1`."""
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors, values are immutable after parsing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- impairments
+
+
+class GilbertElliott(Strict):
+    """Bursty loss (netem's `loss gemodel p r 1-h 1-k`)."""
+
+    p: Percent = Field(description="Chance of moving from the good state to the bad state, per packet.")
+    r: Percent = Field(description="Chance of moving from the bad state back to the good state, per packet.")
+    h: Percent = Field(100.0, description="Chance a packet gets through in the bad state (1-h is the loss in bad).")
+    k: Percent = Field(0.0, description="Loss in the good state... expressed as 1-k: chance a packet is lost in the good state.")
+
+
+class Impairment(Strict):
+    """Impairments of one direction of a link. All optional; omitted means untouched."""
+
+    delay: Seconds | None = Field(None, description="One-way added delay.")
+    jitter: Seconds | None = Field(None, description="Delay variation (needs delay).")
+    distribution: Literal["uniform", "normal", "pareto", "paretonormal"] | None = Field(
+        None, description="Shape of the jitter."
+    )
+    correlation: Percent | None = Field(None, description="Correlation of successive delays.")
+    loss: Percent | None = Field(None, description="Random loss.")
+    loss_bursts: GilbertElliott | None = Field(None, description="Bursty (Gilbert-Elliott) loss.")
+    duplicate: Percent | None = Field(None, description="Duplicated packets.")
+    corrupt: Percent | None = Field(None, description="Corrupted packets.")
+    reorder: Percent | None = Field(None, description="Packets sent out of order (needs delay).")
+    rate: RateBps | None = Field(None, description="Bandwidth limit.")
+
+
+class Handover(Strict):
+    """A periodic event on a link: a LEO satellite reassignment, an LTE handover."""
+
+    every: Seconds = Field(description="Period between handovers.")
+    delay_spike: Seconds = Field(0.0, description="Extra delay during the handover.")
+    loss_burst: Seconds = Field(0.0, description="Time during which every packet is lost.")
+    spike_length: Seconds = Field(1.0, description="How long the delay spike lasts.")
+
+
+class Profile(Impairment):
+    """A named link profile: impairments for both directions, optionally asymmetric."""
+
+    description: str = Field("", description="What this profile stands for.")
+    reverse: Impairment | None = Field(
+        None, description="Overrides for the b→a direction (a link's second endpoint towards its first)."
+    )
+    handover: Handover | None = Field(None, description="A periodic event making the profile time-varying.")
+
+
+# --------------------------------------------------------------------------- topology
+
+
+class Addressing(Strict):
+    """Where automatic addresses come from."""
+
+    ipv4: Prefix = Field("198.18.0.0/16", description="Pool for point-to-point /30 link subnets.")
+    loopbacks: Prefix = Field("198.19.0.0/16", description="Pool for node loopback /32 addresses.")
+    ipv6: Prefix | None = Field(
+        None, description="Optional ULA pool (such as fd00:d811::/48): each link gets a /64 from it."
+    )
+
+
+class InterfaceConfig(Strict):
+    """Per-interface overrides of automatic addressing."""
+
+    ipv4: IPv4Iface | None = Field(None, description="Address with prefix, replacing the automatic one.")
+    ipv6: IPv6Iface | None = Field(None, description="IPv6 address with prefix.")
+    mtu: int | None = Field(None, ge=68, le=65535, description="MTU in bytes.")
+
+
+class Route(Strict):
+    """A static route in one node."""
+
+    to: str = Field(
+        description="Destination: a prefix (198.18.9.0/24), `default`, a node name (its loopback) "
+        "or an endpoint `node:iface` (that link's subnet)."
+    )
+    via: str | None = Field(
+        None, description="Next hop: an address, or an endpoint `node:iface` (that interface's address)."
+    )
+    dev: str | None = Field(None, description="Outgoing interface of this node.")
+    metric: int = Field(0, ge=0, le=2**32 - 1, description="Route metric; lower wins.")
+
+
+class Readiness(Strict):
+    """How to tell a service is ready. One of `tcp` or `command`."""
+
+    tcp: int | None = Field(None, ge=1, le=65535, description="Ready when this TCP port accepts connections.")
+    command: str | None = Field(None, description="Ready when this command exits 0 (run in the node).")
+    timeout: Seconds = Field(10.0, description="Give up after this long.")
+
+
+class Service(Strict):
+    """A command started in the node at deploy and stopped at teardown."""
+
+    name: Name
+    command: str = Field(description="Shell command run in the node's namespace.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+    ready: Readiness | None = Field(None, description="Readiness check; deploy waits for it.")
+
+
+class Node(Strict):
+    """A node of the testbed."""
+
+    kind: Literal["netns"] = Field("netns", description="Substrate: `netns` (network namespace).")
+    loopback: Literal["auto", "none"] | IPv4Iface = Field(
+        "auto", description="Loopback address: `auto` (from the loopbacks pool), `none`, or an address/32."
+    )
+    interfaces: dict[str, InterfaceConfig] = Field(default_factory=dict, description="Per-interface settings.")
+    routes: list[Route] = Field(default_factory=list, description="Static routes.")
+    sysctls: dict[str, str | int] = Field(
+        default_factory=dict, description="Namespace sysctls, such as net.ipv4.tcp_syncookies: 0."
+    )
+    services: list[Service] = Field(default_factory=list, description="Processes started in the node.")
+
+
+class Link(Strict):
+    """A point-to-point link (a veth pair) between two endpoints."""
+
+    endpoints: list[Endpoint] = Field(min_length=2, max_length=2, description="Two endpoints `node:iface`.")
+    name: Name | None = Field(None, description="Name to refer to this link; defaults to its first endpoint.")
+    profile: Name | None = Field(None, description="Named link profile (fibre, geo-satellite, ...).")
+
+
+class Topology(Strict):
+    """Nodes, links and addressing."""
+
+    addressing: Addressing = Field(default_factory=Addressing)
+    nodes: dict[Name, Node] = Field(description="Nodes by name.")
+    links: list[Link] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- probes
+
+
+class _Probe(Strict):
+    name: Name
+    source: Name = Field(alias="from", description="Node the probe runs in.")
+    interval: Seconds = Field(1.0, description="Sampling interval (application probes).")
+    timeout: Seconds = Field(1.0, description="A sample not answered within this is a failure.")
+
+
+class UdpStreamProbe(_Probe):
+    """Constant-rate, sequence-numbered UDP stream: the accurate outage meter."""
+
+    type: Literal["udp-stream"]
+    to: str = Field(description="Destination: a node (its loopback), an endpoint, or an address.")
+    rate_pps: int = Field(1000, ge=1, le=100_000, description="Packets per second.")
+    size_bytes: int = Field(64, ge=32, le=9000, description="UDP payload size.")
+    dscp: int = Field(0, ge=0, le=63)
+    echo: bool = Field(True, description="Echo back to the sender (round trip) or one-way.")
+    late_after: Seconds = Field(2.0, description="A packet later than this counts as lost (RFC 2544).")
+
+
+class IcmpProbe(_Probe):
+    """ICMP echo."""
+
+    type: Literal["icmp"]
+    to: str
+
+
+class TcpConnectProbe(_Probe):
+    """TCP connection establishment."""
+
+    type: Literal["tcp-connect"]
+    to: str
+    port: int = Field(ge=1, le=65535)
+
+
+class HttpProbe(_Probe):
+    """HTTP GET with status and optional body check."""
+
+    type: Literal["http"]
+    to: str
+    port: int = Field(80, ge=1, le=65535)
+    path: str = "/"
+    status: int = Field(200, ge=100, le=599)
+    body_contains: str | None = None
+
+
+class DnsProbe(_Probe):
+    """DNS query."""
+
+    type: Literal["dns"]
+    to: str = Field(description="DNS server.")
+    query: str
+    record: Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA"] = "A"
+
+
+class CommandProbe(_Probe):
+    """A command in the node; exit status 0 is success."""
+
+    type: Literal["command"]
+    command: str
+
+
+Probe = Annotated[
+    UdpStreamProbe | IcmpProbe | TcpConnectProbe | HttpProbe | DnsProbe | CommandProbe,
+    Field(discriminator="type"),
+]
+
+PROBE_TYPES: dict[str, type[_Probe]] = {
+    "udp-stream": UdpStreamProbe,
+    "icmp": IcmpProbe,
+    "tcp-connect": TcpConnectProbe,
+    "http": HttpProbe,
+    "dns": DnsProbe,
+    "command": CommandProbe,
+}
+
+
+# --------------------------------------------------------------------------- timeline
+
+
+class Repeat(Strict):
+    """Repeat a step."""
+
+    every: Seconds
+    count: int = Field(ge=1, le=100_000)
+
+
+class _Step(Strict):
+    id: Name | None = Field(None, description="Name to refer to this step (restore, expect).")
+    at: Seconds = Field(description="Offset from the start of the drill.")
+    duration: Seconds | None = Field(None, alias="for", description="Revert automatically after this long.")
+    repeat: Repeat | None = None
+
+
+class LinkDown(_Step):
+    """Carrier loss on a link (both ends, or one)."""
+
+    fault: Literal["link-down"]
+    link: str = Field(description="Link name or one of its endpoints.")
+    end: str | None = Field(None, description="Only this endpoint goes down.")
+
+
+class LinkFlap(_Step):
+    """A link that goes down and up repeatedly."""
+
+    fault: Literal["link-flap"]
+    link: str
+    period: Seconds
+    duty: Percent = Field(50.0, description="Share of each period spent down.")
+    count: int = Field(ge=1, le=10_000)
+    jitter: Seconds = 0.0
+
+
+class Ramp(Strict):
+    """Change a delay from one value to another over time."""
+
+    delay_from: Seconds = Field(alias="from")
+    delay_to: Seconds = Field(alias="to")
+    over: Seconds
+
+
+class Degrade(_Step, Impairment):
+    """Impair a link: netem-style parameters, a named profile, or a ramp."""
+
+    fault: Literal["degrade"]
+    link: str
+    direction: Literal["both", "a-to-b", "b-to-a"] = "both"
+    profile: Name | None = None
+    ramp: Ramp | None = None
+
+
+class Blackhole(_Step):
+    """Gray failure: carrier stays up, every packet is dropped."""
+
+    fault: Literal["blackhole"]
+    link: str
+
+
+class Partition(_Step):
+    """Cut groups of nodes from each other."""
+
+    fault: Literal["partition"]
+    groups: list[list[Name]] = Field(min_length=2)
+    one_way: bool = False
+
+
+class NodeLoss(_Step):
+    """A node crashes or loses power: processes killed, interfaces dark."""
+
+    fault: Literal["node-loss"]
+    node: Name
+
+
+class NodeFreeze(_Step):
+    """A node hangs: its processes are stopped, not killed."""
+
+    fault: Literal["node-freeze"]
+    node: Name
+
+
+class ServiceStop(_Step):
+    """Stop one named service."""
+
+    fault: Literal["service-stop"]
+    node: Name
+    service: Name
+
+
+class ExecStep(_Step):
+    """Run a command on a node (a configuration change as an inject)."""
+
+    fault: Literal["exec"]
+    node: Name
+    command: str
+
+
+class NoteStep(_Step):
+    """An exercise message written to the run's log."""
+
+    fault: Literal["note"]
+    text: str
+
+
+class RestoreStep(Strict):
+    """Revert an earlier step by its id."""
+
+    at: Seconds
+    restore: Name
+
+
+FAULT_KINDS: dict[str, type[Strict]] = {
+    "link-down": LinkDown,
+    "link-flap": LinkFlap,
+    "degrade": Degrade,
+    "blackhole": Blackhole,
+    "partition": Partition,
+    "node-loss": NodeLoss,
+    "node-freeze": NodeFreeze,
+    "service-stop": ServiceStop,
+    "exec": ExecStep,
+    "note": NoteStep,
+}
+
+
+def _step_kind(value: object) -> str | None:
+    """Which model reads a timeline step: `restore` steps, else the `fault` key."""
+    if isinstance(value, dict):
+        if "restore" in value and "fault" not in value:
+            return "restore"
+        kind = value.get("fault")
+        return kind if isinstance(kind, str) else None
+    return "restore" if isinstance(value, RestoreStep) else getattr(value, "fault", None)
+
+
+Step = Annotated[
+    Annotated[LinkDown, Tag("link-down")]
+    | Annotated[LinkFlap, Tag("link-flap")]
+    | Annotated[Degrade, Tag("degrade")]
+    | Annotated[Blackhole, Tag("blackhole")]
+    | Annotated[Partition, Tag("partition")]
+    | Annotated[NodeLoss, Tag("node-loss")]
+    | Annotated[NodeFreeze, Tag("node-freeze")]
+    | Annotated[ServiceStop, Tag("service-stop")]
+    | Annotated[ExecStep, Tag("exec")]
+    | Annotated[NoteStep, Tag("note")]
+    | Annotated[RestoreStep, Tag("restore")],
+    Discriminator(_step_kind),
+]
+
+
+# --------------------------------------------------------------------------- objectives
+
+
+class LatencyBound(Strict):
+    """Latency percentile bounds."""
+
+    p50: Seconds | None = None
+    p95: Seconds | None = None
+    p99: Seconds | None = None
+
+
+class Objective(Strict):
+    """A stated objective; omitted scope means every probe / every fault."""
+
+    name: Name | None = None
+    template: Literal["carrier-grade", "fast", "vrrp-default", "routing-default", "mcptt", "g114-voice"] | None = None
+    probe: Name | None = None
+    step: Name | None = Field(None, description="Timeline step id this objective is about.")
+    max_outage: Seconds | None = None
+    max_recovery: Seconds | None = None
+    max_loss: Percent | None = None
+    latency: LatencyBound | None = None
+    availability: Percent | None = None
+
+
+# --------------------------------------------------------------------------- the file
+
+
+class ScenarioFile(Strict):
+    """A drills scenario, format version 1."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="drills scenario (version 1)")
+
+    version: Literal[1] = Field(description="Format version; always 1 for now.")
+    name: Name = Field(description="Short name of the drill.")
+    description: str = ""
+    seed: int | None = Field(None, description="Seed for every random choice; recorded in results.")
+    profiles: dict[Name, Profile] = Field(
+        default_factory=dict, description="Extra link profiles, or overrides of the built-in ones."
+    )
+    topology: Annotated[
+        Annotated[Topology, Tag("inline")] | Annotated[str, Tag("file")],
+        Discriminator(lambda v: "file" if isinstance(v, str) else "inline"),
+    ] = Field(description="The testbed, inline or a path (relative to this file) to a topology file.")
+    probes: list[Probe] = Field(default_factory=list)
+    timeline: list[Step] = Field(default_factory=list)
+    expect: list[Objective] = Field(default_factory=list)
+    duration: Seconds | None = Field(None, description="Total drill length; default: last step + 10 s.")
+
+
+class TopologyFile(Topology):
+    """A topology file, referenced from a scenario's `topology:` key."""
+
+
+class ProfilesFile(Strict):
+    """A file of named link profiles."""
+
+    profiles: dict[Name, Profile]
+

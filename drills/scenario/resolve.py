@@ -1,0 +1,588 @@
+"""Resolve a parsed scenario: check every reference and assign every address.
+
+Runs after shape validation and before anything touches the kernel. Each check appends a located
+problem and carries on, so one pass reports everything. Auto-addressing gives each link a /30 from
+`addressing.ipv4` (and a /64 from `addressing.ipv6` when set) and each node a /32 loopback,
+skipping every subnet the author fixed by hand.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
+from pathlib import Path
+from typing import Any
+
+from drills.errors import Problem
+from drills.scenario import model
+from drills.scenario.diagnostics import problem_at, suggest
+from drills.scenario.resolved import (
+    Interface,
+    IPAddress,
+    IPNetwork,
+    Link,
+    Node,
+    Readiness,
+    Route,
+    Scenario,
+    Service,
+    Topology,
+)
+from drills.scenario.yamlpos import KeyPath, Located
+
+IFNAME_MAX_BYTES = 15  # IFNAMSIZ - 1: the kernel's limit on interface names
+DEFAULT_TAIL_S = 10.0  # a drill runs this long past its last step unless `duration` says otherwise
+
+
+@dataclass
+class Parts:
+    """The pieces of a scenario that passed shape validation, with their list indices."""
+
+    topology: model.Topology | None = None
+    profiles: dict[str, model.Profile] = field(default_factory=dict)
+    probes: list[tuple[int, Any]] = field(default_factory=list)
+    steps: list[tuple[int, Any]] = field(default_factory=list)
+    objectives: list[tuple[int, model.Objective]] = field(default_factory=list)
+    # When the topology has shape errors: its node names and the links valid on their own, so
+    # that link references are still checked in the same pass.
+    node_names: set[str] | None = None
+    links: list[tuple[int, model.Link]] = field(default_factory=list)
+    # Names defined by pieces that have shape errors (already reported): a reference to one of
+    # them is not "unknown".
+    invalid_profiles: set[str] = field(default_factory=set)
+    invalid_probes: set[str] = field(default_factory=set)
+    invalid_steps: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_model(cls, whole: model.ScenarioFile) -> Parts:
+        topology = whole.topology if isinstance(whole.topology, model.Topology) else None
+        return cls(
+            topology=topology,
+            profiles=dict(whole.profiles),
+            probes=list(enumerate(whole.probes)),
+            steps=list(enumerate(whole.timeline)),
+            objectives=list(enumerate(whole.expect)),
+        )
+
+
+def _check_ifname(name: str) -> str | None:
+    size = len(name.encode())
+    if size > IFNAME_MAX_BYTES:
+        return f"interface name '{name}' is {size} bytes; Linux allows at most {IFNAME_MAX_BYTES}: shorten it"
+    if name in (".", "..") or any(c.isspace() or c == "/" for c in name):
+        return f"'{name}' is not a valid interface name; use letters, digits, '-', '_' or '.'"
+    if name == "lo":
+        return "'lo' is the node's loopback; name link interfaces otherwise (eth1, wan0, ...)"
+    return None
+
+
+class _Resolver:
+    def __init__(
+        self, located: Located, profiles: dict[str, model.Profile], invalid_profiles: set[str] | None = None
+    ) -> None:
+        self.located = located
+        self.profiles = profiles
+        self.invalid_profiles = invalid_profiles or set()
+        self.problems: list[Problem] = []
+
+    def err(self, path: KeyPath, message: str, *, key: bool = False) -> None:
+        self.problems.append(problem_at(self.located, path, message, key=key))
+
+    def line_of(self, path: KeyPath) -> str:
+        mark = self.located.mark(path)
+        return f"line {mark.line}" if mark else "elsewhere"
+
+    # ------------------------------------------------------------------ topology
+
+    def links(
+        self, node_names: set[str] | dict[str, Any], links: list[tuple[int, model.Link]]
+    ) -> tuple[dict[tuple[str, str], KeyPath], dict[str, int], list[tuple[tuple[str, str], tuple[str, str]] | None]]:
+        """Check the links' endpoints, names and profiles; also used on the valid links of a
+        topology that has shape errors elsewhere."""
+        base: KeyPath = ("topology",)
+        ends: dict[tuple[str, str], KeyPath] = {}
+        link_names: dict[str, int] = {}
+        link_ends: list[tuple[tuple[str, str], tuple[str, str]] | None] = []
+        for i, link in links:
+            lpath = (*base, "links", i)
+            pair: list[tuple[str, str]] = []
+            for j, endpoint in enumerate(link.endpoints):
+                epath = (*lpath, "endpoints", j)
+                node, iface = endpoint.split(":", 1)
+                if node not in node_names:
+                    self.err(epath, f"unknown node '{node}'{suggest(node, node_names)}")
+                problem = _check_ifname(iface)
+                if problem:
+                    self.err(epath, problem)
+                if (node, iface) in ends:
+                    self.err(epath, f"endpoint {endpoint} is already used by another link ({self.line_of(ends[(node, iface)])}); each interface joins one link")
+                ends.setdefault((node, iface), epath)
+                pair.append((node, iface))
+            name = link.name or f"{link.endpoints[0]}--{link.endpoints[1]}"
+            if name in link_names:
+                first = self.line_of((*base, "links", link_names[name]))
+                self.err((*lpath, "name"), f"link name '{name}' is already used by the link at {first}; link names are unique")
+            link_names.setdefault(name, i)
+            if link.profile is not None and link.profile not in self.profiles and link.profile not in self.invalid_profiles:
+                self.err((*lpath, "profile"), self._unknown_profile(link.profile))
+            link_ends.append((pair[0], pair[1]) if len(pair) == 2 else None)
+        return ends, link_names, link_ends
+
+    def topology(self, topo: model.Topology) -> Topology | None:
+        base: KeyPath = ("topology",)
+        before = len(self.problems)
+        ends, link_names, link_ends = self.links(topo.nodes, list(enumerate(topo.links)))
+        for node_name, node in topo.nodes.items():
+            for iface in node.interfaces:
+                if (node_name, iface) not in ends:
+                    self.err(
+                        (*base, "nodes", node_name, "interfaces", iface),
+                        f"interface '{iface}' of node '{node_name}' is on no link; add a link with endpoint {node_name}:{iface}",
+                        key=True,
+                    )
+        if len(self.problems) > before:
+            return None
+        return self._address(topo, link_ends, link_names)
+
+    def _unknown_profile(self, name: str) -> str:
+        return f"unknown link profile '{name}'{suggest(name, self.profiles)} (known: {', '.join(sorted(self.profiles))})"
+
+    def _address(
+        self,
+        topo: model.Topology,
+        link_ends: list[tuple[tuple[str, str], tuple[str, str]] | None],
+        link_names: dict[str, int],
+    ) -> Topology | None:
+        base: KeyPath = ("topology",)
+        pool4 = ipaddress.ip_network(topo.addressing.ipv4)
+        pool_lo = ipaddress.ip_network(topo.addressing.loopbacks)
+        pool6 = ipaddress.ip_network(topo.addressing.ipv6) if topo.addressing.ipv6 else None
+        for key, pool, family in (("ipv4", pool4, 4), ("loopbacks", pool_lo, 4), ("ipv6", pool6, 6)):
+            if pool is not None and pool.version != family:
+                self.err((*base, "addressing", key), f"{pool} is not an IPv{family} prefix")
+        if pool6 is not None and pool6.version == 6 and pool6.prefixlen > 64:
+            self.err((*base, "addressing", "ipv6"), f"{pool6} is too small; give a /64 or larger (a /48 ULA prefix is usual)")
+        if self.problems:
+            return None
+
+        def iface_cfg(node: str, iface: str) -> model.InterfaceConfig | None:
+            return topo.nodes[node].interfaces.get(iface)
+
+        def cfg_path(node: str, iface: str, key: str) -> KeyPath:
+            return (*base, "nodes", node, "interfaces", iface, key)
+
+        # Addresses fixed by hand, per link, checked for consistency.
+        used4: list[tuple[IPv4Network, KeyPath]] = []
+        used6: list[tuple[IPv6Network, KeyPath]] = []
+        addrs: dict[IPAddress, KeyPath] = {}
+        fixed4: dict[int, tuple[IPv4Interface | None, IPv4Interface | None]] = {}
+        fixed6: dict[int, tuple[IPv6Interface | None, IPv6Interface | None]] = {}
+
+        def claim_address(addr: IPAddress, path: KeyPath) -> None:
+            if addr in addrs:
+                self.err(path, f"address {addr} is also given at {self.line_of(addrs[addr])}; addresses are unique in a testbed")
+            addrs.setdefault(addr, path)
+
+        for i, ends in enumerate(link_ends):
+            assert ends is not None
+            for family, used, fixed in ((4, used4, fixed4), (6, used6, fixed6)):
+                key = "ipv4" if family == 4 else "ipv6"
+                given: list[Any] = []
+                for node, iface in ends:
+                    cfg = iface_cfg(node, iface)
+                    value = getattr(cfg, key) if cfg else None
+                    given.append(ipaddress.ip_interface(value) if value else None)
+                a, b = given
+                if a is not None and b is not None and a.network != b.network:
+                    self.err(cfg_path(*ends[1], key), f"{b} is not in the subnet of the other end {ends[0][0]}:{ends[0][1]} ({a.network}); both ends of a link share one subnet")
+                    continue
+                fixed_net = (a or b).network if (a or b) else None
+                if fixed_net is not None:
+                    where = cfg_path(*ends[0 if a is not None else 1], key)
+                    if fixed_net.num_addresses < 2 or (family == 4 and fixed_net.prefixlen > 31):
+                        wider = "a /30 or /31" if family == 4 else "a /64 (or a /127)"
+                        self.err(where, f"{fixed_net} is too small for a link; use {wider}")
+                        continue
+                    if a is not None and b is None:
+                        b = _other_host(a)
+                    elif b is not None and a is None:
+                        a = _other_host(b)
+                    if a is not None and b is not None and a.ip == b.ip:
+                        self.err(cfg_path(*ends[1], key), f"both ends of the link have address {a.ip}; give {ends[1][0]}:{ends[1][1]} another address in {fixed_net}")
+                        continue
+                    # Addresses written by hand on this link (not the derived neighbour address).
+                    given_here = [
+                        (addr.ip, cfg_path(node, iface, key))
+                        for addr, (node, iface) in ((a, ends[0]), (b, ends[1]))
+                        if addr is not None and getattr(iface_cfg(node, iface), key, None)
+                    ]
+                    # One mistake, one problem: a reused address is named as such, not also as
+                    # the overlap of the two link subnets it implies.
+                    clash = next(((ip, at) for ip, at in given_here if ip in addrs), None)
+                    if clash is not None:
+                        claim_address(*clash)
+                        continue
+                    overlap = next(((o, at) for o, at in used if o.overlaps(fixed_net)), None)
+                    if overlap is not None:
+                        self.err(where, f"subnet {fixed_net} overlaps {overlap[0]} given at {self.line_of(overlap[1])}; links need separate subnets")
+                        continue
+                    used.append((fixed_net, where))
+                    for ip, at in given_here:
+                        claim_address(ip, at)
+                fixed[i] = (a, b)
+
+        loopbacks: dict[str, IPv4Interface | None] = {}
+        for name, node in topo.nodes.items():
+            if node.loopback not in ("auto", "none"):
+                lo = IPv4Interface(node.loopback)
+                lpath = (*base, "nodes", name, "loopback")
+                if lo.network.prefixlen != 32:
+                    self.err(lpath, f"a loopback address is a /32; write {lo.ip}/32")
+                overlap = next(((o, at) for o, at in used4 if lo.ip in o), None)
+                if overlap is not None:
+                    self.err(lpath, f"loopback {lo.ip} lies in link subnet {overlap[0]} given at {self.line_of(overlap[1])}; take it from outside the link subnets")
+                    continue
+                claim_address(lo.ip, lpath)
+                loopbacks[name] = lo
+        if self.problems:
+            return None
+
+        # Automatic addresses for what was left open.
+        subnets4 = _free_subnets(pool4, 30, [n for n, _ in used4] + [IPv4Network(f"{a}/32") for a in addrs if a.version == 4])
+        subnets6 = _free_subnets(pool6, 64, [n for n, _ in used6]) if pool6 else None
+        auto_lo = _free_hosts(pool_lo, [n for n, _ in used4] + [IPv4Network(f"{a}/32") for a in addrs if a.version == 4])
+        built: dict[tuple[str, str], Interface] = {}
+        links: list[Link] = []
+        names_by_index = {i: n for n, i in link_names.items()}
+        for i, ends in enumerate(link_ends):
+            assert ends is not None
+            a4, b4 = fixed4.get(i, (None, None))
+            if a4 is None:
+                net4 = next(subnets4, None)
+                if net4 is None:
+                    self.err((*base, "addressing", "ipv4"), f"pool {pool4} has no /30 left for link {names_by_index[i]}; give a larger pool")
+                    return None
+                hosts = list(net4.hosts())
+                a4, b4 = IPv4Interface(f"{hosts[0]}/30"), IPv4Interface(f"{hosts[1]}/30")
+            a6, b6 = fixed6.get(i, (None, None))
+            if a6 is None and subnets6 is not None:
+                net6 = next(subnets6, None)
+                if net6 is None:
+                    self.err((*base, "addressing", "ipv6"), f"pool {pool6} has no /64 left for link {names_by_index[i]}")
+                    return None
+                a6, b6 = IPv6Interface(f"{net6[1]}/64"), IPv6Interface(f"{net6[2]}/64")
+            sides = []
+            for (node, iface), v4, v6 in ((ends[0], a4, a6), (ends[1], b4, b6)):
+                cfg = iface_cfg(node, iface)
+                sides.append(Interface(node, iface, v4, v6, cfg.mtu if cfg else None))
+                built[(node, iface)] = sides[-1]
+            links.append(Link(names_by_index[i], sides[0], sides[1], topo.links[i].profile))
+        for name, node in topo.nodes.items():
+            if node.loopback == "auto":
+                host = next(auto_lo, None)
+                if host is None:
+                    self.err((*base, "addressing", "loopbacks"), f"pool {pool_lo} has no address left for node {name}")
+                    return None
+                loopbacks[name] = IPv4Interface(f"{host}/32")
+            elif node.loopback == "none":
+                loopbacks[name] = None
+
+        nodes = []
+        for name, node in topo.nodes.items():
+            interfaces = tuple(iface for (owner, _), iface in built.items() if owner == name)
+            routes = self._routes(name, node, interfaces, loopbacks, built, topo)
+            sysctls = self._sysctls(name, node)
+            services = self._services(name, node)
+            nodes.append(Node(name, node.kind, loopbacks[name], interfaces, routes, sysctls, services))
+        if self.problems:
+            return None
+        return Topology(tuple(nodes), tuple(links))
+
+    def _routes(
+        self,
+        name: str,
+        node: model.Node,
+        interfaces: tuple[Interface, ...],
+        loopbacks: dict[str, IPv4Interface | None],
+        built: dict[tuple[str, str], Interface],
+        topo: model.Topology,
+    ) -> tuple[Route, ...]:
+        routes: list[Route] = []
+        seen: dict[tuple[IPNetwork, int], KeyPath] = {}
+        own = {iface.name: iface for iface in interfaces}
+        for r, route in enumerate(node.routes):
+            rpath: KeyPath = ("topology", "nodes", name, "routes", r)
+            via = self._next_hop(route, rpath, built, topo)
+            family = via.version if via is not None else 4
+            dest = self._destination(route.to, family, (*rpath, "to"), loopbacks, built, topo)
+            if dest is None:
+                continue
+            if via is not None and via.version != dest.version:
+                self.err((*rpath, "via"), f"next hop {via} is IPv{via.version} but destination {dest} is IPv{dest.version}")
+                continue
+            if route.dev is not None and route.dev not in own and route.dev != "lo":
+                self.err((*rpath, "dev"), f"node '{name}' has no interface '{route.dev}'{suggest(route.dev, own)}")
+                continue
+            if via is None and route.dev is None:
+                self.err(rpath, "a route needs `via` (next hop) or `dev` (outgoing interface)")
+                continue
+            if via is not None:
+                nets = [i.ipv4.network for i in interfaces if i.ipv4] + [i.ipv6.network for i in interfaces if i.ipv6]
+                if not any(via in net for net in nets):
+                    self.err((*rpath, "via"), f"next hop {via} is on no subnet of node '{name}'; use an address of a directly connected neighbour")
+                    continue
+            key = (dest, route.metric)
+            if key in seen:
+                self.err(rpath, f"route to {dest} with metric {route.metric} is already given at {self.line_of(seen[key])}; change the metric")
+                continue
+            seen[key] = rpath
+            lo = loopbacks.get(name)
+            source = lo.ip if lo is not None and dest.version == 4 else None
+            routes.append(Route(dest, via, route.dev, route.metric, source))
+        return tuple(routes)
+
+    def _endpoint(self, text: str, path: KeyPath, built: dict[tuple[str, str], Interface], topo: model.Topology) -> Interface | None:
+        node, _, iface = text.partition(":")
+        if node not in topo.nodes:
+            self.err(path, f"unknown node '{node}'{suggest(node, topo.nodes)}")
+            return None
+        found = built.get((node, iface))
+        if found is None:
+            names = [i for (n, i) in built if n == node]
+            self.err(path, f"node '{node}' has no interface '{iface}'{suggest(iface, names)}")
+        return found
+
+    def _next_hop(self, route: model.Route, rpath: KeyPath, built: dict[tuple[str, str], Interface], topo: model.Topology) -> IPAddress | None:
+        if route.via is None:
+            return None
+        try:
+            return ipaddress.ip_address(route.via)
+        except ValueError:
+            pass
+        if ":" in route.via and not route.via.count(":") > 1:
+            iface = self._endpoint(route.via, (*rpath, "via"), built, topo)
+            if iface is None:
+                return None
+            to_v6 = ":" in route.to and route.to.count(":") > 1
+            addr = (iface.ipv6 if to_v6 else iface.ipv4) or iface.ipv4 or iface.ipv6
+            return addr.ip if addr else None
+        self.err((*rpath, "via"), f"'{route.via}' is neither an address nor an endpoint node:interface")
+        return None
+
+    def _destination(
+        self, text: str, family: int, path: KeyPath, loopbacks: dict[str, IPv4Interface | None],
+        built: dict[tuple[str, str], Interface], topo: model.Topology,
+    ) -> IPNetwork | None:
+        if text == "default":
+            return IPv4Network("0.0.0.0/0") if family == 4 else IPv6Network("::/0")
+        if text in topo.nodes:
+            lo = loopbacks.get(text)
+            if lo is None:
+                self.err(path, f"node '{text}' has no loopback (loopback: none); route to a prefix instead")
+            return lo.network if lo else None
+        if "/" in text:
+            try:
+                return ipaddress.ip_network(text)
+            except ValueError:
+                try:
+                    fixed = ipaddress.ip_interface(text).network
+                    self.err(path, f"{text} has host bits set; did you mean {fixed}?")
+                except ValueError:
+                    self.err(path, f"'{text}' is not a prefix")
+                return None
+        if ":" in text and text.count(":") == 1:
+            iface = self._endpoint(text, path, built, topo)
+            if iface is None:
+                return None
+            addr = (iface.ipv6 if family == 6 else iface.ipv4) or iface.ipv4
+            return addr.network if addr else None
+        self.err(path, f"unknown destination '{text}' (use a prefix, `default`, a node or node:interface){suggest(text, topo.nodes)}")
+        return None
+
+    def _sysctls(self, name: str, node: model.Node) -> tuple[tuple[str, str], ...]:
+        out = []
+        for key, value in node.sysctls.items():
+            if not key.startswith("net.") or not all(part for part in key.split(".")):
+                self.err(("topology", "nodes", name, "sysctls", key), f"'{key}' is not a per-namespace sysctl; only net.* keys can be set in a node (others would change the host)", key=True)
+                continue
+            out.append((key, str(value)))
+        return tuple(out)
+
+    def _services(self, name: str, node: model.Node) -> tuple[Service, ...]:
+        out: list[Service] = []
+        seen: set[str] = set()
+        for s, service in enumerate(node.services):
+            spath: KeyPath = ("topology", "nodes", name, "services", s)
+            if service.name in seen:
+                self.err((*spath, "name"), f"service name '{service.name}' is used twice in node '{name}'; give each service its own name")
+            seen.add(service.name)
+            ready = None
+            if service.ready is not None:
+                r = service.ready
+                if (r.tcp is None) == (r.command is None):
+                    self.err((*spath, "ready"), "give exactly one readiness check: `tcp: PORT` or `command: ...`")
+                ready = Readiness(r.tcp, r.command, r.timeout)
+            out.append(Service(service.name, service.command, tuple(sorted(service.env.items())), ready))
+        return tuple(out)
+
+    # ------------------------------------------------------------------ drill parts
+
+    def drill(self, parts: Parts, topology: Topology | None) -> float:
+        """Check the references of probes, timeline and objectives; return the drill's end time."""
+        nodes = {n.name: n for n in topology.nodes} if topology else {}
+        links = _link_index(topology) if topology else {}
+        probe_names: set[str] = set()
+        for i, probe in parts.probes:
+            ppath: KeyPath = ("probes", i)
+            if probe.name in probe_names:
+                self.err((*ppath, "name"), f"probe name '{probe.name}' is used twice; give each probe its own name")
+            probe_names.add(probe.name)
+            if topology is None:
+                continue
+            if probe.source not in nodes:
+                self.err((*ppath, "from"), f"unknown node '{probe.source}'{suggest(probe.source, nodes)}")
+            target = getattr(probe, "to", None)
+            if target is not None:
+                self._target(target, (*ppath, "to"), nodes, links)
+
+        step_ids: dict[str, float] = {}
+        end_s = 0.0
+        for i, step in parts.steps:
+            spath: KeyPath = ("timeline", i)
+            if isinstance(step, model.RestoreStep):
+                if step.restore not in step_ids:
+                    if step.restore not in parts.invalid_steps:  # else its problems are reported
+                        self.err((*spath, "restore"), f"no earlier step has id '{step.restore}'{suggest(step.restore, step_ids)}")
+                elif step_ids[step.restore] > step.at:
+                    self.err((*spath, "at"), f"restores '{step.restore}' before that step happens (at {step_ids[step.restore]:g} s); restore it later")
+                end_s = max(end_s, step.at)
+                continue
+            if step.id is not None:
+                if step.id in step_ids:
+                    self.err((*spath, "id"), f"step id '{step.id}' is used twice; give each step its own id")
+                step_ids.setdefault(step.id, step.at)
+            end_s = max(end_s, _step_end_s(step))
+            if topology is None:
+                continue
+            link_ref = getattr(step, "link", None)
+            link = None
+            if link_ref is not None:
+                link = links.get(link_ref)
+                if link is None:
+                    self.err((*spath, "link"), f"unknown link '{link_ref}' (name a link or one of its endpoints node:interface){suggest(link_ref, links)}")
+            end = getattr(step, "end", None)
+            if end is not None and link is not None and end not in (link.a.endpoint, link.b.endpoint):
+                self.err((*spath, "end"), f"'{end}' is not an end of link {link.name} ({link.a.endpoint} or {link.b.endpoint})")
+            node_ref = getattr(step, "node", None)
+            if node_ref is not None and node_ref not in nodes:
+                self.err((*spath, "node"), f"unknown node '{node_ref}'{suggest(node_ref, nodes)}")
+            service = getattr(step, "service", None)
+            if service is not None and node_ref in nodes:
+                names = [s.name for s in nodes[node_ref].services]
+                if service not in names:
+                    self.err((*spath, "service"), f"node '{node_ref}' has no service '{service}'{suggest(service, names)}")
+            profile = getattr(step, "profile", None)
+            if profile is not None and profile not in self.profiles and profile not in self.invalid_profiles:
+                self.err((*spath, "profile"), self._unknown_profile(profile))
+            if isinstance(step, model.Partition):
+                seen: dict[str, int] = {}
+                for g, group in enumerate(step.groups):
+                    for n, member in enumerate(group):
+                        mpath = (*spath, "groups", g, n)
+                        if member not in nodes:
+                            self.err(mpath, f"unknown node '{member}'{suggest(member, nodes)}")
+                        elif member in seen:
+                            self.err(mpath, f"node '{member}' is in group {seen[member] + 1} already; groups of a partition do not overlap")
+                        seen.setdefault(member, g)
+
+        for i, objective in parts.objectives:
+            opath: KeyPath = ("expect", i)
+            if objective.probe is not None and objective.probe not in probe_names | parts.invalid_probes:
+                self.err((*opath, "probe"), f"unknown probe '{objective.probe}'{suggest(objective.probe, probe_names)}")
+            if objective.step is not None and objective.step not in step_ids.keys() | parts.invalid_steps:
+                self.err((*opath, "step"), f"no timeline step has id '{objective.step}'{suggest(objective.step, step_ids)}")
+            bounds = (objective.max_outage, objective.max_recovery, objective.max_loss, objective.latency, objective.availability)
+            if objective.template is None and all(b is None for b in bounds):
+                self.err(opath, "an objective needs a `template` or a bound (max_outage, max_recovery, max_loss, latency, availability)")
+        return end_s
+
+    def _target(self, text: str, path: KeyPath, nodes: dict[str, Node], links: dict[str, Link]) -> None:
+        if text in nodes:
+            if nodes[text].primary_address is None:
+                self.err(path, f"node '{text}' has no address to aim at; give it a loopback or name an endpoint")
+            return
+        if text in links and ":" in text:
+            return
+        try:
+            ipaddress.ip_address(text)
+            return
+        except ValueError:
+            pass
+        self.err(path, f"unknown target '{text}' (name a node, an endpoint node:interface or an address){suggest(text, list(nodes) + list(links))}")
+
+
+def _other_host(given: IPv4Interface | IPv6Interface) -> Any:
+    """The neighbour's address when only one end of a link was given."""
+    for host in given.network.hosts() if given.network.num_addresses > 2 else given.network:
+        if host != given.ip:
+            return ipaddress.ip_interface(f"{host}/{given.network.prefixlen}")
+    return None
+
+
+def _free_subnets(pool: Any, prefix: int, used: list[Any]) -> Iterator[Any]:
+    for subnet in pool.subnets(new_prefix=prefix) if pool.prefixlen <= prefix else ():
+        if not any(subnet.overlaps(u) for u in used if u.version == subnet.version):
+            yield subnet
+
+
+def _free_hosts(pool: IPv4Network | IPv6Network, used: list[Any]) -> Iterator[Any]:
+    for host in pool.hosts():
+        net = ipaddress.ip_network(host)
+        if not any(net.overlaps(u) for u in used if u.version == net.version):
+            yield host
+
+
+def _link_index(topology: Topology) -> dict[str, Link]:
+    """Links by name and by each endpoint, the two ways a step can name a link."""
+    index: dict[str, Link] = {}
+    for link in topology.links:
+        index[link.name] = link
+        index[link.a.endpoint] = link
+        index[link.b.endpoint] = link
+    return index
+
+
+def _step_end_s(step: Any) -> float:
+    end = step.at + (step.duration or 0.0)
+    if step.repeat is not None:
+        end += step.repeat.every * (step.repeat.count - 1)
+    if isinstance(step, model.LinkFlap):
+        end += step.period * step.count + step.jitter * step.count
+    return float(end)
+
+
+def resolve(
+    path: Path,
+    located: Located,
+    whole: model.ScenarioFile | None,
+    parts: Parts,
+    profiles: dict[str, model.Profile],
+) -> tuple[Scenario | None, list[Problem]]:
+    """Resolve every reference; a Scenario only when nothing is wrong."""
+    resolver = _Resolver(located, profiles, parts.invalid_profiles)
+    topology = resolver.topology(parts.topology) if parts.topology is not None else None
+    if parts.topology is None and parts.node_names is not None:
+        resolver.links(parts.node_names, parts.links)
+    end_s = resolver.drill(parts, topology)
+    if whole is None or topology is None or resolver.problems:
+        return None, resolver.problems
+    duration_s = whole.duration if whole.duration is not None else end_s + DEFAULT_TAIL_S
+    if whole.duration is not None and end_s > whole.duration:
+        resolver.err(("duration",), f"the timeline runs until {end_s:g} s, past the drill's duration of {whole.duration:g} s; lengthen `duration`")
+        return None, resolver.problems
+    return (
+        Scenario(path, whole.name, whole.description, whole.seed, topology, profiles, whole, duration_s),
+        [],
+    )

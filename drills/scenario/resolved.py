@@ -1,0 +1,123 @@
+"""The resolved scenario: every reference checked, every address assigned, nothing optional left.
+
+This is what backends and the engine consume. It is immutable; what a run observes is recorded
+elsewhere, never written back here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
+from pathlib import Path
+
+from drills.scenario import model
+
+IPNetwork = IPv4Network | IPv6Network
+IPAddress = IPv4Address | IPv6Address
+
+
+@dataclass(frozen=True)
+class Interface:
+    """One end of a link, inside its node."""
+
+    node: str
+    name: str
+    ipv4: IPv4Interface | None
+    ipv6: IPv6Interface | None
+    mtu: int | None
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.node}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A point-to-point link; `a` and `b` are its endpoints in file order."""
+
+    name: str
+    a: Interface
+    b: Interface
+    profile: str | None
+
+
+@dataclass(frozen=True)
+class Route:
+    """A static route; `gateway` None means a directly connected route through `device`.
+    `source` is the preferred source address (the node's loopback), so that replies come back
+    to an address the far end has a route to."""
+
+    destination: IPNetwork
+    gateway: IPAddress | None
+    device: str | None
+    metric: int
+    source: IPAddress | None = None
+
+
+@dataclass(frozen=True)
+class Readiness:
+    tcp_port: int | None
+    command: str | None
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    command: str
+    env: tuple[tuple[str, str], ...]
+    ready: Readiness | None
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    kind: str
+    loopback: IPv4Interface | None
+    interfaces: tuple[Interface, ...]
+    routes: tuple[Route, ...]
+    sysctls: tuple[tuple[str, str], ...]
+    services: tuple[Service, ...]
+
+    def interface(self, name: str) -> Interface:
+        for iface in self.interfaces:
+            if iface.name == name:
+                return iface
+        raise KeyError(name)
+
+    @property
+    def primary_address(self) -> IPAddress | None:
+        """The address probes use when a node is named as a target: loopback, else first interface."""
+        if self.loopback is not None:
+            return self.loopback.ip
+        for iface in self.interfaces:
+            if iface.ipv4 is not None:
+                return iface.ipv4.ip
+        return None
+
+
+@dataclass(frozen=True)
+class Topology:
+    nodes: tuple[Node, ...]
+    links: tuple[Link, ...]
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A scenario ready to run. `source` is the parsed file, kept for the drill parts that
+    later stages (fault engine, probes, objectives) read directly."""
+
+    path: Path
+    name: str
+    description: str
+    seed: int | None
+    topology: Topology
+    profiles: dict[str, model.Profile] = field(hash=False)
+    source: model.ScenarioFile = field(hash=False, repr=False)
+    duration_s: float = 0.0
