@@ -23,7 +23,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Resilience drills for network testbeds: inject faults on a timeline, measure recovery.",
     )
     parser.add_argument("--version", action="version", version=f"drills {__version__}")
-    parser.add_argument("--state-dir", type=Path, default=None, help=f"where run journals live (default: ${STATE_DIR_ENV} or /var/lib/drills)")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help=f"where run journals live (default: ${STATE_DIR_ENV} or /var/lib/drills)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -66,7 +71,10 @@ def _run(args: argparse.Namespace) -> int:
                 failed = True
                 continue
             topo = scenario.topology
-            ui.valid(path, f"{len(topo.nodes)} nodes, {len(topo.links)} links, {len(scenario.source.timeline)} steps, {scenario.duration_s:g} s")
+            ui.valid(
+                path,
+                f"{len(topo.nodes)} nodes, {len(topo.links)} links, {len(scenario.source.timeline)} steps, {scenario.duration_s:g} s",
+            )
         return ExitCode.BAD_INPUT if failed else ExitCode.OK
 
     if command == "schema":
@@ -103,9 +111,9 @@ def _run(args: argparse.Namespace) -> int:
         return ExitCode.OK if all(c.ok for c in checks if c.name in essential) else ExitCode.ENVIRONMENT
 
     if command == "clean":
-        report = lifecycle.clean(state_dir, include_up=args.all, log=ui.progress)
-        ui.cleaned(report)
-        return ExitCode.OK if report.clean else ExitCode.CLEANUP_INCOMPLETE
+        cleaned = lifecycle.clean(state_dir, include_up=args.all, log=ui.progress)
+        ui.cleaned(cleaned)
+        return ExitCode.OK if cleaned.clean else ExitCode.CLEANUP_INCOMPLETE
 
     raise AssertionError(command)
 
@@ -128,7 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so plainly, keep the traceback for DRILLS_DEBUG=1
         if os.environ.get("DRILLS_DEBUG"):
             traceback.print_exc()
-        print(f"drill: internal error: {type(exc).__name__}: {exc} (set DRILLS_DEBUG=1 for details; please report)", file=sys.stderr)
+        print(
+            f"drill: internal error: {type(exc).__name__}: {exc} (set DRILLS_DEBUG=1 for details; please report)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
 
 

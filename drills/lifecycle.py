@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -84,10 +84,8 @@ def up(scenario_path: Path, state_dir: Path, log: Log = _quiet) -> UpResult:
 
 
 def _teardown(backend: NetnsBackend, run: Run, log: Log) -> TeardownReport:
-    try:
+    with suppress(FileNotFoundError):
         run.set_status(STATUS_TEARING_DOWN)
-    except FileNotFoundError:
-        pass
     report = backend.teardown(run)
     if report.clean:
         run.remove()
@@ -113,7 +111,9 @@ def down(state_dir: Path, run_id: str | None = None, log: Log = _quiet) -> tuple
     kernel.require_root()
     run = _pick(RunStore(state_dir), run_id)
     if not run.try_lock():
-        raise EnvironmentProblem(f"run {run.run_id} is in use by a live drill process (pid {_owner(run)}); stop it first")
+        raise EnvironmentProblem(
+            f"run {run.run_id} is in use by a live drill process (pid {_owner(run)}); stop it first"
+        )
     report = _teardown(NetnsBackend(log), run, log)
     if not report.clean:
         raise CleanupIncomplete(_leftover_message(run.run_id, report))
@@ -129,7 +129,9 @@ def _owner(run: Run) -> str:
 
 def _leftover_message(run_id: str, report: TeardownReport) -> str:
     lines = "\n".join(f"  - {item}" for item in report.left)
-    return f"run {run_id}: could not remove everything; left:\n{lines}\nthe journal is kept: `drill clean --all` retries"
+    return (
+        f"run {run_id}: could not remove everything; left:\n{lines}\nthe journal is kept: `drill clean --all` retries"
+    )
 
 
 @dataclass

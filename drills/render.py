@@ -45,9 +45,7 @@ class Renderer:
         for column in ("node", "namespace", "loopback", "interfaces"):
             table.add_column(column)
         for node in result.topology.nodes:
-            interfaces = ", ".join(
-                f"{i.name} {i.ipv4}" + (f" {i.ipv6}" if i.ipv6 else "") for i in node.interfaces
-            )
+            interfaces = ", ".join(f"{i.name} {i.ipv4}" + (f" {i.ipv6}" if i.ipv6 else "") for i in node.interfaces)
             table.add_row(node.name, meta.nodes.get(node.name, "?"), str(node.loopback or "-"), interfaces)
         self.out.print(table)
         first = result.topology.nodes[0].name if result.topology.nodes else "NODE"

@@ -141,12 +141,16 @@ class RunStore:
     def __init__(self, state_dir: Path) -> None:
         self.root = state_dir / "runs"
 
-    def create(self, scenario: str, scenario_path: Path, nodes: dict[str, str] | None = None, run_id: str | None = None) -> Run:
+    def create(
+        self, scenario: str, scenario_path: Path, nodes: dict[str, str] | None = None, run_id: str | None = None
+    ) -> Run:
         """A new run directory, locked by this process."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise EnvironmentProblem(f"cannot create state directory {self.root}: {exc.strerror}; set {STATE_DIR_ENV}") from None
+            raise EnvironmentProblem(
+                f"cannot create state directory {self.root}: {exc.strerror}; set {STATE_DIR_ENV}"
+            ) from None
         for _ in range(100):
             candidate = run_id or secrets.token_hex(3)
             try:
@@ -160,7 +164,15 @@ class RunStore:
         run = Run(self.root / candidate)
         run.try_lock()
         run.write_meta(
-            RunMeta(candidate, scenario, str(scenario_path), time.time(), STATUS_DEPLOYING, nodes=nodes or {}, owner_pid=os.getpid())
+            RunMeta(
+                candidate,
+                scenario,
+                str(scenario_path),
+                time.time(),
+                STATUS_DEPLOYING,
+                nodes=nodes or {},
+                owner_pid=os.getpid(),
+            )
         )
         return run
 

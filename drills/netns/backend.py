@@ -89,7 +89,15 @@ class NetnsBackend:
         log_path = run.dir / f"{node.name}.{service.name}.log"
         process = services.start(namespace, service, log_path, self._service_cwd)
         run.journal.record(
-            [{"op": "process", "ns": namespace, "pid": process.pid, "start": kernel.process_start_ticks(process.pid), "service": service.name}]
+            [
+                {
+                    "op": "process",
+                    "ns": namespace,
+                    "pid": process.pid,
+                    "start": kernel.process_start_ticks(process.pid),
+                    "service": service.name,
+                }
+            ]
         )
         services.wait_ready(namespace, service, process, log_path)
         self._log(f"service {node.name}/{service.name} started (pid {process.pid})")

@@ -61,8 +61,13 @@ def _ensure_run_dir() -> None:
     if ctypes.get_errno() != errno.EINVAL:
         return
     # Not a mount point yet: bind it onto itself first, then make it shared.
-    _check(_libc.mount(bytes(NETNS_RUN_DIR), bytes(NETNS_RUN_DIR), b"none", _MS_BIND | _MS_REC, None), "mount --bind /run/netns")
-    _check(_libc.mount(b"none", bytes(NETNS_RUN_DIR), None, _MS_SHARED | _MS_REC, None), "mount --make-shared /run/netns")
+    _check(
+        _libc.mount(bytes(NETNS_RUN_DIR), bytes(NETNS_RUN_DIR), b"none", _MS_BIND | _MS_REC, None),
+        "mount --bind /run/netns",
+    )
+    _check(
+        _libc.mount(b"none", bytes(NETNS_RUN_DIR), None, _MS_SHARED | _MS_REC, None), "mount --make-shared /run/netns"
+    )
 
 
 def _in_thread(fn: Callable[[], T]) -> T:
@@ -325,7 +330,9 @@ def interface_names(ipr: IPRoute) -> list[str]:
 
 def require_root() -> None:
     if os.geteuid() != 0:
-        raise EnvironmentProblem("the namespace testbed needs root (creating network namespaces); run as root or with sudo")
+        raise EnvironmentProblem(
+            "the namespace testbed needs root (creating network namespaces); run as root or with sudo"
+        )
 
 
 def in_each_namespace(names: Sequence[str], fn: Callable[[str, IPRoute], None]) -> None:

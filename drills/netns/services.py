@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -84,7 +85,13 @@ def _check_once(namespace: str, service: Service) -> bool:
     command = ready.command
     result = kernel.run_in_namespace(
         namespace,
-        lambda: subprocess.run(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, capture_output=True, timeout=ready.timeout_s, check=False),
+        lambda: subprocess.run(
+            ["/bin/sh", "-c", command],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=ready.timeout_s,
+            check=False,
+        ),
     )
     return result.returncode == 0
 
@@ -109,10 +116,8 @@ def stop_processes(processes: list[tuple[int, int | None]]) -> list[int]:
 def kill_and_wait(pids: list[int], timeout_s: float = 5.0) -> list[int]:
     """SIGKILL `pids` and wait until they are gone; returns any that survive."""
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + timeout_s
     alive = [pid for pid in pids if _alive(pid)]
     while alive and time.monotonic() < deadline:
@@ -125,10 +130,8 @@ def _signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def _alive(pid: int) -> bool:

@@ -37,12 +37,11 @@ def _real_path(data: Any, loc: tuple[int | str, ...]) -> tuple[KeyPath, list[int
     """Split pydantic's loc into the path present in `data` and the union tags along the way."""
     path: list[str | int] = []
     tags: list[int | str] = []
-    node = data
+    node: Any = data
     for part in loc:
-        if isinstance(node, dict) and isinstance(part, str) and part in node:
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_mapping = isinstance(node, dict) and isinstance(part, str) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_mapping or in_list:
             path.append(part)
             node = node[part]
         else:
@@ -71,7 +70,7 @@ def _model_at(root: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseMod
     for part in loc:
         tp = _unwrap(tp)
         origin = typing.get_origin(tp)
-        if origin in (typing.Union, getattr(__import__("types"), "UnionType")):
+        if origin in (typing.Union, __import__("types").UnionType):
             members = typing.get_args(tp)
             chosen = next((m for m in members if _tag_of(m) == part), None)
             if chosen is None:
@@ -90,9 +89,7 @@ def _model_at(root: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseMod
             tp = typing.get_args(tp)[1]
             continue
         if isinstance(tp, type) and issubclass(tp, BaseModel):
-            field = next(
-                (f for name, f in tp.model_fields.items() if part in (name, f.alias)), None
-            )
+            field = next((f for name, f in tp.model_fields.items() if part in (name, f.alias)), None)
             if field is None:
                 return tp
             tp = field.annotation
@@ -159,7 +156,9 @@ def _message(error: ErrorDetails, root: type[BaseModel], tags: list[int | str]) 
         expected = [t.strip(" '") for t in expected_text.replace(" or ", ",").split(",") if t.strip()]
         if loc == ("version",):
             return f"unsupported format version {_describe(given)}; this drills reads `version: 1`"
-        return f"{_describe(given)} is not allowed here{suggest(str(given), expected)} (use one of: {', '.join(expected)})"
+        return (
+            f"{_describe(given)} is not allowed here{suggest(str(given), expected)} (use one of: {', '.join(expected)})"
+        )
     if kind == "string_pattern_mismatch":
         pattern = str(ctx.get("pattern", ""))
         if ":" in pattern and pattern.endswith("]+$"):
@@ -197,9 +196,7 @@ def _message(error: ErrorDetails, root: type[BaseModel], tags: list[int | str]) 
     return f"{error['msg']} (got {_describe(given)})"
 
 
-def problems_from(
-    exc: ValidationError, located: Located, root: type[BaseModel], prefix: KeyPath = ()
-) -> list[Problem]:
+def problems_from(exc: ValidationError, located: Located, root: type[BaseModel], prefix: KeyPath = ()) -> list[Problem]:
     """Every error of a pydantic validation of `located.data` (at `prefix`), located."""
     problems: list[Problem] = []
     data = located.data
@@ -212,12 +209,12 @@ def problems_from(
         full = prefix + path
         if error["type"] in ("union_tag_invalid",):
             tag_key = "type" if "'type'" in str((error.get("ctx") or {}).get("discriminator", "")) else "fault"
-            full = full + (tag_key,)
+            full = (*full, tag_key)
         if (full, message) in seen:
             continue
         seen.add((full, message))
         on_key = error["type"] == "extra_forbidden"
         if on_key:
-            full = full + (str(error["loc"][-1]),) if full[-1:] != (error["loc"][-1],) else full
+            full = (*full, str(error["loc"][-1])) if full[-1:] != (error["loc"][-1],) else full
         problems.append(problem_at(located, full, message, key=on_key))
     return problems

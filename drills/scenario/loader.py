@@ -47,8 +47,7 @@ def _include_topology(located: Located, scenario_path: Path, problems: list[Prob
                 problem_at(
                     located,
                     ("topology",),
-                    f"topology file '{ref}' not found (looked at {target}); "
-                    "the path is relative to the scenario file",
+                    f"topology file '{ref}' not found (looked at {target}); the path is relative to the scenario file",
                 )
             )
         else:
@@ -93,7 +92,9 @@ def parse(path: Path) -> tuple[Located, model.ScenarioFile | None, Parts, list[P
         mark = located.mark(())
         line, column = (mark.line, mark.column) if mark else (1, 1)
         problems.append(
-            Problem(str(path), line, column, "", f"a scenario file holds a mapping that starts with `version: 1`; {found}")
+            Problem(
+                str(path), line, column, "", f"a scenario file holds a mapping that starts with `version: 1`; {found}"
+            )
         )
         return located, None, Parts(), problems
     included = _include_topology(located, path, problems)

@@ -101,7 +101,9 @@ class GilbertElliott(Strict):
     p: Percent = Field(description="Chance of moving from the good state to the bad state, per packet.")
     r: Percent = Field(description="Chance of moving from the bad state back to the good state, per packet.")
     h: Percent = Field(100.0, description="Chance a packet gets through in the bad state (1-h is the loss in bad).")
-    k: Percent = Field(0.0, description="Loss in the good state... expressed as 1-k: chance a packet is lost in the good state.")
+    k: Percent = Field(
+        0.0, description="Loss in the good state... expressed as 1-k: chance a packet is lost in the good state."
+    )
 
 
 class Impairment(Strict):
@@ -218,7 +220,7 @@ class Link(Strict):
 class Topology(Strict):
     """Nodes, links and addressing."""
 
-    addressing: Addressing = Field(default_factory=Addressing)
+    addressing: Addressing = Field(default_factory=lambda: Addressing())
     nodes: dict[Name, Node] = Field(description="Nodes by name.")
     links: list[Link] = Field(default_factory=list)
 
@@ -513,4 +515,3 @@ class ProfilesFile(Strict):
     """A file of named link profiles."""
 
     profiles: dict[Name, Profile]
-

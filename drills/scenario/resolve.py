@@ -117,15 +117,25 @@ class _Resolver:
                 if problem:
                     self.err(epath, problem)
                 if (node, iface) in ends:
-                    self.err(epath, f"endpoint {endpoint} is already used by another link ({self.line_of(ends[(node, iface)])}); each interface joins one link")
+                    self.err(
+                        epath,
+                        f"endpoint {endpoint} is already used by another link ({self.line_of(ends[(node, iface)])}); each interface joins one link",
+                    )
                 ends.setdefault((node, iface), epath)
                 pair.append((node, iface))
             name = link.name or f"{link.endpoints[0]}--{link.endpoints[1]}"
             if name in link_names:
                 first = self.line_of((*base, "links", link_names[name]))
-                self.err((*lpath, "name"), f"link name '{name}' is already used by the link at {first}; link names are unique")
+                self.err(
+                    (*lpath, "name"),
+                    f"link name '{name}' is already used by the link at {first}; link names are unique",
+                )
             link_names.setdefault(name, i)
-            if link.profile is not None and link.profile not in self.profiles and link.profile not in self.invalid_profiles:
+            if (
+                link.profile is not None
+                and link.profile not in self.profiles
+                and link.profile not in self.invalid_profiles
+            ):
                 self.err((*lpath, "profile"), self._unknown_profile(link.profile))
             link_ends.append((pair[0], pair[1]) if len(pair) == 2 else None)
         return ends, link_names, link_ends
@@ -147,7 +157,9 @@ class _Resolver:
         return self._address(topo, link_ends, link_names)
 
     def _unknown_profile(self, name: str) -> str:
-        return f"unknown link profile '{name}'{suggest(name, self.profiles)} (known: {', '.join(sorted(self.profiles))})"
+        return (
+            f"unknown link profile '{name}'{suggest(name, self.profiles)} (known: {', '.join(sorted(self.profiles))})"
+        )
 
     def _address(
         self,
@@ -163,7 +175,9 @@ class _Resolver:
             if pool is not None and pool.version != family:
                 self.err((*base, "addressing", key), f"{pool} is not an IPv{family} prefix")
         if pool6 is not None and pool6.version == 6 and pool6.prefixlen > 64:
-            self.err((*base, "addressing", "ipv6"), f"{pool6} is too small; give a /64 or larger (a /48 ULA prefix is usual)")
+            self.err(
+                (*base, "addressing", "ipv6"), f"{pool6} is too small; give a /64 or larger (a /48 ULA prefix is usual)"
+            )
         if self.problems:
             return None
 
@@ -182,7 +196,10 @@ class _Resolver:
 
         def claim_address(addr: IPAddress, path: KeyPath) -> None:
             if addr in addrs:
-                self.err(path, f"address {addr} is also given at {self.line_of(addrs[addr])}; addresses are unique in a testbed")
+                self.err(
+                    path,
+                    f"address {addr} is also given at {self.line_of(addrs[addr])}; addresses are unique in a testbed",
+                )
             addrs.setdefault(addr, path)
 
         for i, ends in enumerate(link_ends):
@@ -190,13 +207,16 @@ class _Resolver:
             for family, used, fixed in ((4, used4, fixed4), (6, used6, fixed6)):
                 key = "ipv4" if family == 4 else "ipv6"
                 given: list[Any] = []
-                for node, iface in ends:
-                    cfg = iface_cfg(node, iface)
+                for owner, iface in ends:
+                    cfg = iface_cfg(owner, iface)
                     value = getattr(cfg, key) if cfg else None
                     given.append(ipaddress.ip_interface(value) if value else None)
                 a, b = given
                 if a is not None and b is not None and a.network != b.network:
-                    self.err(cfg_path(*ends[1], key), f"{b} is not in the subnet of the other end {ends[0][0]}:{ends[0][1]} ({a.network}); both ends of a link share one subnet")
+                    self.err(
+                        cfg_path(*ends[1], key),
+                        f"{b} is not in the subnet of the other end {ends[0][0]}:{ends[0][1]} ({a.network}); both ends of a link share one subnet",
+                    )
                     continue
                 fixed_net = (a or b).network if (a or b) else None
                 if fixed_net is not None:
@@ -210,7 +230,10 @@ class _Resolver:
                     elif b is not None and a is None:
                         a = _other_host(b)
                     if a is not None and b is not None and a.ip == b.ip:
-                        self.err(cfg_path(*ends[1], key), f"both ends of the link have address {a.ip}; give {ends[1][0]}:{ends[1][1]} another address in {fixed_net}")
+                        self.err(
+                            cfg_path(*ends[1], key),
+                            f"both ends of the link have address {a.ip}; give {ends[1][0]}:{ends[1][1]} another address in {fixed_net}",
+                        )
                         continue
                     # Addresses written by hand on this link (not the derived neighbour address).
                     given_here = [
@@ -226,7 +249,10 @@ class _Resolver:
                         continue
                     overlap = next(((o, at) for o, at in used if o.overlaps(fixed_net)), None)
                     if overlap is not None:
-                        self.err(where, f"subnet {fixed_net} overlaps {overlap[0]} given at {self.line_of(overlap[1])}; links need separate subnets")
+                        self.err(
+                            where,
+                            f"subnet {fixed_net} overlaps {overlap[0]} given at {self.line_of(overlap[1])}; links need separate subnets",
+                        )
                         continue
                     used.append((fixed_net, where))
                     for ip, at in given_here:
@@ -242,7 +268,10 @@ class _Resolver:
                     self.err(lpath, f"a loopback address is a /32; write {lo.ip}/32")
                 overlap = next(((o, at) for o, at in used4 if lo.ip in o), None)
                 if overlap is not None:
-                    self.err(lpath, f"loopback {lo.ip} lies in link subnet {overlap[0]} given at {self.line_of(overlap[1])}; take it from outside the link subnets")
+                    self.err(
+                        lpath,
+                        f"loopback {lo.ip} lies in link subnet {overlap[0]} given at {self.line_of(overlap[1])}; take it from outside the link subnets",
+                    )
                     continue
                 claim_address(lo.ip, lpath)
                 loopbacks[name] = lo
@@ -250,9 +279,13 @@ class _Resolver:
             return None
 
         # Automatic addresses for what was left open.
-        subnets4 = _free_subnets(pool4, 30, [n for n, _ in used4] + [IPv4Network(f"{a}/32") for a in addrs if a.version == 4])
+        subnets4 = _free_subnets(
+            pool4, 30, [n for n, _ in used4] + [IPv4Network(f"{a}/32") for a in addrs if a.version == 4]
+        )
         subnets6 = _free_subnets(pool6, 64, [n for n, _ in used6]) if pool6 else None
-        auto_lo = _free_hosts(pool_lo, [n for n, _ in used4] + [IPv4Network(f"{a}/32") for a in addrs if a.version == 4])
+        auto_lo = _free_hosts(
+            pool_lo, [n for n, _ in used4] + [IPv4Network(f"{a}/32") for a in addrs if a.version == 4]
+        )
         built: dict[tuple[str, str], Interface] = {}
         links: list[Link] = []
         names_by_index = {i: n for n, i in link_names.items()}
@@ -262,7 +295,10 @@ class _Resolver:
             if a4 is None:
                 net4 = next(subnets4, None)
                 if net4 is None:
-                    self.err((*base, "addressing", "ipv4"), f"pool {pool4} has no /30 left for link {names_by_index[i]}; give a larger pool")
+                    self.err(
+                        (*base, "addressing", "ipv4"),
+                        f"pool {pool4} has no /30 left for link {names_by_index[i]}; give a larger pool",
+                    )
                     return None
                 hosts = list(net4.hosts())
                 a4, b4 = IPv4Interface(f"{hosts[0]}/30"), IPv4Interface(f"{hosts[1]}/30")
@@ -270,14 +306,16 @@ class _Resolver:
             if a6 is None and subnets6 is not None:
                 net6 = next(subnets6, None)
                 if net6 is None:
-                    self.err((*base, "addressing", "ipv6"), f"pool {pool6} has no /64 left for link {names_by_index[i]}")
+                    self.err(
+                        (*base, "addressing", "ipv6"), f"pool {pool6} has no /64 left for link {names_by_index[i]}"
+                    )
                     return None
                 a6, b6 = IPv6Interface(f"{net6[1]}/64"), IPv6Interface(f"{net6[2]}/64")
             sides = []
-            for (node, iface), v4, v6 in ((ends[0], a4, a6), (ends[1], b4, b6)):
-                cfg = iface_cfg(node, iface)
-                sides.append(Interface(node, iface, v4, v6, cfg.mtu if cfg else None))
-                built[(node, iface)] = sides[-1]
+            for (owner, iface), v4, v6 in ((ends[0], a4, a6), (ends[1], b4, b6)):
+                cfg = iface_cfg(owner, iface)
+                sides.append(Interface(owner, iface, v4, v6, cfg.mtu if cfg else None))
+                built[(owner, iface)] = sides[-1]
             links.append(Link(names_by_index[i], sides[0], sides[1], topo.links[i].profile))
         for name, node in topo.nodes.items():
             if node.loopback == "auto":
@@ -320,7 +358,9 @@ class _Resolver:
             if dest is None:
                 continue
             if via is not None and via.version != dest.version:
-                self.err((*rpath, "via"), f"next hop {via} is IPv{via.version} but destination {dest} is IPv{dest.version}")
+                self.err(
+                    (*rpath, "via"), f"next hop {via} is IPv{via.version} but destination {dest} is IPv{dest.version}"
+                )
                 continue
             if route.dev is not None and route.dev not in own and route.dev != "lo":
                 self.err((*rpath, "dev"), f"node '{name}' has no interface '{route.dev}'{suggest(route.dev, own)}")
@@ -331,11 +371,17 @@ class _Resolver:
             if via is not None:
                 nets = [i.ipv4.network for i in interfaces if i.ipv4] + [i.ipv6.network for i in interfaces if i.ipv6]
                 if not any(via in net for net in nets):
-                    self.err((*rpath, "via"), f"next hop {via} is on no subnet of node '{name}'; use an address of a directly connected neighbour")
+                    self.err(
+                        (*rpath, "via"),
+                        f"next hop {via} is on no subnet of node '{name}'; use an address of a directly connected neighbour",
+                    )
                     continue
             key = (dest, route.metric)
             if key in seen:
-                self.err(rpath, f"route to {dest} with metric {route.metric} is already given at {self.line_of(seen[key])}; change the metric")
+                self.err(
+                    rpath,
+                    f"route to {dest} with metric {route.metric} is already given at {self.line_of(seen[key])}; change the metric",
+                )
                 continue
             seen[key] = rpath
             lo = loopbacks.get(name)
@@ -343,7 +389,9 @@ class _Resolver:
             routes.append(Route(dest, via, route.dev, route.metric, source))
         return tuple(routes)
 
-    def _endpoint(self, text: str, path: KeyPath, built: dict[tuple[str, str], Interface], topo: model.Topology) -> Interface | None:
+    def _endpoint(
+        self, text: str, path: KeyPath, built: dict[tuple[str, str], Interface], topo: model.Topology
+    ) -> Interface | None:
         node, _, iface = text.partition(":")
         if node not in topo.nodes:
             self.err(path, f"unknown node '{node}'{suggest(node, topo.nodes)}")
@@ -354,7 +402,9 @@ class _Resolver:
             self.err(path, f"node '{node}' has no interface '{iface}'{suggest(iface, names)}")
         return found
 
-    def _next_hop(self, route: model.Route, rpath: KeyPath, built: dict[tuple[str, str], Interface], topo: model.Topology) -> IPAddress | None:
+    def _next_hop(
+        self, route: model.Route, rpath: KeyPath, built: dict[tuple[str, str], Interface], topo: model.Topology
+    ) -> IPAddress | None:
         if route.via is None:
             return None
         try:
@@ -372,8 +422,13 @@ class _Resolver:
         return None
 
     def _destination(
-        self, text: str, family: int, path: KeyPath, loopbacks: dict[str, IPv4Interface | None],
-        built: dict[tuple[str, str], Interface], topo: model.Topology,
+        self,
+        text: str,
+        family: int,
+        path: KeyPath,
+        loopbacks: dict[str, IPv4Interface | None],
+        built: dict[tuple[str, str], Interface],
+        topo: model.Topology,
     ) -> IPNetwork | None:
         if text == "default":
             return IPv4Network("0.0.0.0/0") if family == 4 else IPv6Network("::/0")
@@ -398,14 +453,21 @@ class _Resolver:
                 return None
             addr = (iface.ipv6 if family == 6 else iface.ipv4) or iface.ipv4
             return addr.network if addr else None
-        self.err(path, f"unknown destination '{text}' (use a prefix, `default`, a node or node:interface){suggest(text, topo.nodes)}")
+        self.err(
+            path,
+            f"unknown destination '{text}' (use a prefix, `default`, a node or node:interface){suggest(text, topo.nodes)}",
+        )
         return None
 
     def _sysctls(self, name: str, node: model.Node) -> tuple[tuple[str, str], ...]:
         out = []
         for key, value in node.sysctls.items():
             if not key.startswith("net.") or not all(part for part in key.split(".")):
-                self.err(("topology", "nodes", name, "sysctls", key), f"'{key}' is not a per-namespace sysctl; only net.* keys can be set in a node (others would change the host)", key=True)
+                self.err(
+                    ("topology", "nodes", name, "sysctls", key),
+                    f"'{key}' is not a per-namespace sysctl; only net.* keys can be set in a node (others would change the host)",
+                    key=True,
+                )
                 continue
             out.append((key, str(value)))
         return tuple(out)
@@ -416,7 +478,10 @@ class _Resolver:
         for s, service in enumerate(node.services):
             spath: KeyPath = ("topology", "nodes", name, "services", s)
             if service.name in seen:
-                self.err((*spath, "name"), f"service name '{service.name}' is used twice in node '{name}'; give each service its own name")
+                self.err(
+                    (*spath, "name"),
+                    f"service name '{service.name}' is used twice in node '{name}'; give each service its own name",
+                )
             seen.add(service.name)
             ready = None
             if service.ready is not None:
@@ -454,9 +519,15 @@ class _Resolver:
             if isinstance(step, model.RestoreStep):
                 if step.restore not in step_ids:
                     if step.restore not in parts.invalid_steps:  # else its problems are reported
-                        self.err((*spath, "restore"), f"no earlier step has id '{step.restore}'{suggest(step.restore, step_ids)}")
+                        self.err(
+                            (*spath, "restore"),
+                            f"no earlier step has id '{step.restore}'{suggest(step.restore, step_ids)}",
+                        )
                 elif step_ids[step.restore] > step.at:
-                    self.err((*spath, "at"), f"restores '{step.restore}' before that step happens (at {step_ids[step.restore]:g} s); restore it later")
+                    self.err(
+                        (*spath, "at"),
+                        f"restores '{step.restore}' before that step happens (at {step_ids[step.restore]:g} s); restore it later",
+                    )
                 end_s = max(end_s, step.at)
                 continue
             if step.id is not None:
@@ -471,10 +542,16 @@ class _Resolver:
             if link_ref is not None:
                 link = links.get(link_ref)
                 if link is None:
-                    self.err((*spath, "link"), f"unknown link '{link_ref}' (name a link or one of its endpoints node:interface){suggest(link_ref, links)}")
+                    self.err(
+                        (*spath, "link"),
+                        f"unknown link '{link_ref}' (name a link or one of its endpoints node:interface){suggest(link_ref, links)}",
+                    )
             end = getattr(step, "end", None)
             if end is not None and link is not None and end not in (link.a.endpoint, link.b.endpoint):
-                self.err((*spath, "end"), f"'{end}' is not an end of link {link.name} ({link.a.endpoint} or {link.b.endpoint})")
+                self.err(
+                    (*spath, "end"),
+                    f"'{end}' is not an end of link {link.name} ({link.a.endpoint} or {link.b.endpoint})",
+                )
             node_ref = getattr(step, "node", None)
             if node_ref is not None and node_ref not in nodes:
                 self.err((*spath, "node"), f"unknown node '{node_ref}'{suggest(node_ref, nodes)}")
@@ -482,7 +559,9 @@ class _Resolver:
             if service is not None and node_ref in nodes:
                 names = [s.name for s in nodes[node_ref].services]
                 if service not in names:
-                    self.err((*spath, "service"), f"node '{node_ref}' has no service '{service}'{suggest(service, names)}")
+                    self.err(
+                        (*spath, "service"), f"node '{node_ref}' has no service '{service}'{suggest(service, names)}"
+                    )
             profile = getattr(step, "profile", None)
             if profile is not None and profile not in self.profiles and profile not in self.invalid_profiles:
                 self.err((*spath, "profile"), self._unknown_profile(profile))
@@ -494,7 +573,10 @@ class _Resolver:
                         if member not in nodes:
                             self.err(mpath, f"unknown node '{member}'{suggest(member, nodes)}")
                         elif member in seen:
-                            self.err(mpath, f"node '{member}' is in group {seen[member] + 1} already; groups of a partition do not overlap")
+                            self.err(
+                                mpath,
+                                f"node '{member}' is in group {seen[member] + 1} already; groups of a partition do not overlap",
+                            )
                         seen.setdefault(member, g)
 
         for i, objective in parts.objectives:
@@ -502,10 +584,21 @@ class _Resolver:
             if objective.probe is not None and objective.probe not in probe_names | parts.invalid_probes:
                 self.err((*opath, "probe"), f"unknown probe '{objective.probe}'{suggest(objective.probe, probe_names)}")
             if objective.step is not None and objective.step not in step_ids.keys() | parts.invalid_steps:
-                self.err((*opath, "step"), f"no timeline step has id '{objective.step}'{suggest(objective.step, step_ids)}")
-            bounds = (objective.max_outage, objective.max_recovery, objective.max_loss, objective.latency, objective.availability)
+                self.err(
+                    (*opath, "step"), f"no timeline step has id '{objective.step}'{suggest(objective.step, step_ids)}"
+                )
+            bounds = (
+                objective.max_outage,
+                objective.max_recovery,
+                objective.max_loss,
+                objective.latency,
+                objective.availability,
+            )
             if objective.template is None and all(b is None for b in bounds):
-                self.err(opath, "an objective needs a `template` or a bound (max_outage, max_recovery, max_loss, latency, availability)")
+                self.err(
+                    opath,
+                    "an objective needs a `template` or a bound (max_outage, max_recovery, max_loss, latency, availability)",
+                )
         return end_s
 
     def _target(self, text: str, path: KeyPath, nodes: dict[str, Node], links: dict[str, Link]) -> None:
@@ -520,7 +613,10 @@ class _Resolver:
             return
         except ValueError:
             pass
-        self.err(path, f"unknown target '{text}' (name a node, an endpoint node:interface or an address){suggest(text, list(nodes) + list(links))}")
+        self.err(
+            path,
+            f"unknown target '{text}' (name a node, an endpoint node:interface or an address){suggest(text, list(nodes) + list(links))}",
+        )
 
 
 def _other_host(given: IPv4Interface | IPv6Interface) -> Any:
@@ -580,7 +676,10 @@ def resolve(
         return None, resolver.problems
     duration_s = whole.duration if whole.duration is not None else end_s + DEFAULT_TAIL_S
     if whole.duration is not None and end_s > whole.duration:
-        resolver.err(("duration",), f"the timeline runs until {end_s:g} s, past the drill's duration of {whole.duration:g} s; lengthen `duration`")
+        resolver.err(
+            ("duration",),
+            f"the timeline runs until {end_s:g} s, past the drill's duration of {whole.duration:g} s; lengthen `duration`",
+        )
         return None, resolver.problems
     return (
         Scenario(path, whole.name, whole.description, whole.seed, topology, profiles, whole, duration_s),

@@ -111,7 +111,8 @@ def parse_percent(value: object) -> float:
     if isinstance(value, bool):
         raise UnitError(f"{value!r} is not a percentage; {PERCENT_HINT}")
     if isinstance(value, int | float):
-        number = _finite(value) if _finite(value) is not None else math.nan
+        finite = _finite(value)
+        number = math.nan if finite is None else finite  # NaN fails the range check below
     elif isinstance(value, str) and value.strip().endswith("%"):
         try:
             number = float(value.strip()[:-1])

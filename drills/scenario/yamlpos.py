@@ -63,7 +63,9 @@ class _Core12Loader(yaml.SafeLoader):
 
 
 _Core12Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
+    first: [
+        (tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")
+    ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Core12Loader.add_implicit_resolver(
@@ -146,24 +148,38 @@ def _convert(
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 problems.append(
-                    Problem(file, *_lc(key_node), _path_text(path), "YAML merge keys (<<) are not supported; repeat the keys instead")
+                    Problem(
+                        file,
+                        *_lc(key_node),
+                        _path_text(path),
+                        "YAML merge keys (<<) are not supported; repeat the keys instead",
+                    )
                 )
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
                 problems.append(Problem(file, *_lc(key_node), _path_text(path), "a key must be a plain string"))
                 continue
-            key = str(constructor.construct_object(key_node))
+            try:
+                key = str(constructor.construct_object(key_node))
+            except yaml.YAMLError as exc:
+                problems.append(Problem(file, *_lc(key_node), _path_text(path), f"cannot read this key: {exc}"))
+                continue
             if key in result:
                 problems.append(
-                    Problem(file, *_lc(key_node), _path_text(path + (key,)), f"duplicate key '{key}'; a key may appear once in a mapping")
+                    Problem(
+                        file,
+                        *_lc(key_node),
+                        _path_text((*path, key)),
+                        f"duplicate key '{key}'; a key may appear once in a mapping",
+                    )
                 )
                 continue
-            located.keys[path + (key,)] = _mark(file, key_node)
-            result[key] = _convert(value_node, path + (key,), file, located, constructor, problems)
+            located.keys[(*path, key)] = _mark(file, key_node)
+            result[key] = _convert(value_node, (*path, key), file, located, constructor, problems)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _convert(child, path + (index,), file, located, constructor, problems)
+            _convert(child, (*path, index), file, located, constructor, problems)
             for index, child in enumerate(node.value)
         ]
     try:
