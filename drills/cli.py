@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check scenario files; no side effects")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     sub.add_parser("schema", help="print the JSON Schema of the scenario format")
+    p = sub.add_parser("run", help="run a drill: deploy, probe, apply the timeline, measure recovery, tear down")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--out", type=Path, default=None, help="results directory (default: runs/SCENARIO-RUNID)")
     p = sub.add_parser("up", help="bring a scenario's testbed up and leave it up")
     p.add_argument("file", type=Path, metavar="FILE")
     p = sub.add_parser("down", help="tear a testbed down")
@@ -82,6 +85,19 @@ def _run(args: argparse.Namespace) -> int:
 
         print(json.dumps(scenario_json_schema(), indent=2))
         return ExitCode.OK
+
+    if command == "run":
+        from drills import results
+        from drills.engine.drill import run_drill
+
+        drill = run_drill(args.file, state_dir, log=ui.progress)
+        out_dir = args.out or Path("runs") / f"{drill.scenario}-{drill.run_id}"
+        path = results.write(drill, out_dir)
+        ui.drill(drill, path)
+        outcome = results.outcome(drill)
+        if outcome == "inconclusive":
+            return ExitCode.INCONCLUSIVE
+        return ExitCode.OK if outcome == "passed" else ExitCode.OBJECTIVES_MISSED
 
     if command == "up":
         result = lifecycle.up(args.file, state_dir, log=ui.progress)

@@ -79,6 +79,35 @@ class Renderer:
         for run_id, why in report.skipped.items():
             self.out.print(f"run {run_id}: left alone ({why})", markup=False)
 
+    def drill(self, result: Any, results_path: Path) -> None:
+        """The recovery table of a finished drill, its verdicts and its outcome."""
+        table = Table(
+            title=f"{result.scenario} (run {result.run_id}, seed {result.seed}): recovery", title_justify="left"
+        )
+        for column in ("probe", "event", "sent", "lost", "outage", "longest loss", "detect", "recover"):
+            table.add_column(column, justify="right" if column not in ("probe", "event") else "left")
+
+        def ms(value: float | None, accuracy: float) -> str:
+            return "never" if value is None else f"{value * 1e3:.1f} ± {accuracy * 1e3:.1f} ms"
+
+        for m in result.metrics:
+            table.add_row(
+                m.probe, f"{m.event} ({m.kind})", str(m.sent), str(m.lost), ms(m.outage_s, m.accuracy_s),
+                ms(m.max_loss_period_s, m.accuracy_s), "-" if m.time_to_detect_s is None else ms(m.time_to_detect_s, m.accuracy_s),
+                ms(m.time_to_recover_s, m.accuracy_s),
+            )  # fmt: skip
+        self.out.print(table)
+        for name, base in result.baselines.items():
+            state = "clean" if base.clean else "[red]NOT clean: results are inconclusive[/]"
+            self.out.print(f"baseline {name}: {base.sent} sent, {base.lost} lost: {state}")
+        for verdict in result.verdicts:
+            mark = "[green]PASS[/]" if verdict.passed else "[red]FAIL[/]"
+            self.out.print(
+                f"{mark} {verdict.objective} [{verdict.probe} / {verdict.event}]: {verdict.measured} (bound {verdict.bound})"
+            )
+        outcome = "inconclusive" if result.inconclusive else ("passed" if result.passed else "FAILED")
+        self.out.print(f"drill {outcome}; results: {results_path}", markup=False)
+
     def checks(self, checks: Sequence[Any]) -> None:
         table = Table(title="what this host can do", title_justify="left")
         for column in ("", "capability", "found", "needed for", "to fix"):

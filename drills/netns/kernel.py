@@ -75,16 +75,32 @@ def _in_thread(fn: Callable[[], T]) -> T:
     unshare(2) affect only the calling thread, so they die with this thread and never leak
     into the caller."""
     box: dict[str, Any] = {}
+    finished = threading.Event()
 
     def work() -> None:
         try:
             box["result"] = fn()
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
+        finally:
+            finished.set()
 
     worker = threading.Thread(target=work, name="drills-netns")
     worker.start()
-    worker.join()
+    # A signal handler that raises (Ctrl-C, SIGTERM -> Aborted) interrupts the wait but not the
+    # worker: returning at once would let the caller tear down from the journal while the worker
+    # is still creating namespaces, which would then outlive the run. So wait for the worker and
+    # only then pass the interruption on. An Event, not join(): on Python 3.11 an interrupted
+    # join() marks the thread stopped while it still runs (the bpo-45274 workaround).
+    interrupted: BaseException | None = None
+    while True:
+        try:
+            finished.wait()
+            break
+        except BaseException as exc:
+            interrupted = interrupted or exc
+    if interrupted is not None:
+        raise interrupted
     if "error" in box:
         raise box["error"]
     return box["result"]  # type: ignore[no-any-return]

@@ -161,8 +161,10 @@ def _convert(
                 continue
             try:
                 key = str(constructor.construct_object(key_node))
-            except yaml.YAMLError as exc:
-                problems.append(Problem(file, *_lc(key_node), _path_text(path), f"cannot read this key: {exc}"))
+            except Exception as exc:  # a constructor of an explicit tag can fail any way
+                problems.append(
+                    Problem(file, *_lc(key_node), _path_text(path), f"cannot read this key {_unreadable(key_node, exc)}")
+                )
                 continue
             if key in result:
                 problems.append(
@@ -184,9 +186,22 @@ def _convert(
         ]
     try:
         return constructor.construct_object(node, deep=True)
-    except yaml.YAMLError as exc:
-        problems.append(Problem(file, *_lc(node), _path_text(path), f"cannot read this value: {exc}"))
+    except Exception as exc:  # a constructor of an explicit tag can fail any way
+        # An explicit tag that does not fit the value (`!!int x`, `!!binary %`) or one we do
+        # not construct (`!!python/object`).
+        problems.append(Problem(file, *_lc(node), _path_text(path), f"cannot read this value {_unreadable(node, exc)}"))
         return None
+
+
+def _unreadable(node: yaml.Node, exc: Exception) -> str:
+    """One line on why PyYAML could not construct a tagged scalar (its own messages span lines)."""
+    tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+    detail = ""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        detail = exc.problem
+    elif type(exc) is ValueError and str(exc):
+        detail = str(exc).splitlines()[0]
+    return f"as {tag}{f' ({detail})' if detail else ''}; remove the tag or quote the value"
 
 
 def _lc(node: yaml.Node) -> tuple[int, int]:

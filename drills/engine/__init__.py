@@ -1,0 +1,1 @@
+"""The drill engine: a timeline of faults applied on one monotonic clock, always reverted."""

@@ -1,0 +1,57 @@
+"""One monotonic clock for faults and probes, injectable so tests can run a drill instantly."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now_s(self) -> float:
+        """Seconds on a monotonic clock (time.monotonic for the system clock)."""
+
+    def sleep_until(self, instant_s: float, stop: threading.Event | None = None) -> bool:
+        """Wait until `instant_s`; False when `stop` was set first."""
+
+
+class SystemClock:
+    """time.monotonic. Waits sleep to ~2 ms before the instant, then spin-yield the rest:
+    a plain sleep overshoots by up to a scheduler tick, which would smear fault instants."""
+
+    SPIN_S = 0.002
+
+    def now_s(self) -> float:
+        return time.monotonic()
+
+    def sleep_until(self, instant_s: float, stop: threading.Event | None = None) -> bool:
+        while True:
+            remaining = instant_s - time.monotonic()
+            if stop is not None and stop.is_set():
+                return False
+            if remaining <= 0:
+                return True
+            if remaining > self.SPIN_S:
+                if stop is not None:
+                    if stop.wait(remaining - self.SPIN_S):
+                        return False
+                else:
+                    time.sleep(remaining - self.SPIN_S)
+            else:
+                time.sleep(0)
+
+
+class FakeClock:
+    """A clock that jumps: sleeping moves time forward at once (unit tests)."""
+
+    def __init__(self, start_s: float = 1000.0) -> None:
+        self.t = start_s
+
+    def now_s(self) -> float:
+        return self.t
+
+    def sleep_until(self, instant_s: float, stop: threading.Event | None = None) -> bool:
+        if stop is not None and stop.is_set():
+            return False
+        self.t = max(self.t, instant_s)
+        return True

@@ -1,0 +1,77 @@
+"""Faults as apply/confirm/revert on netlink handles kept open in each node's namespace.
+
+Handles are opened before the timeline starts, so applying a fault costs one netlink request
+and one read-back, not a process or a namespace switch. "Confirmed" means the kernel shows the
+new state on both sides: the downed end is administratively down and its peer has lost carrier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from drills.errors import BackendError
+from drills.netns import kernel
+from drills.scenario.resolved import Interface, Link, Topology
+
+
+class Handles:
+    """One rtnetlink handle per namespace, opened lazily and kept for the whole drill."""
+
+    def __init__(self, namespaces: dict[str, str]) -> None:
+        self._namespaces = namespaces  # node -> namespace
+        self._open: dict[str, Any] = {}
+
+    def of(self, node: str) -> Any:
+        if node not in self._open:
+            self._open[node] = kernel.open_netlink(self._namespaces[node])
+        return self._open[node]
+
+    def close(self) -> None:
+        for handle in self._open.values():
+            handle.close()
+        self._open.clear()
+
+
+def find_link(topology: Topology, ref: str) -> Link:
+    for link in topology.links:
+        if ref in (link.name, link.a.endpoint, link.b.endpoint):
+            return link
+    raise KeyError(ref)
+
+
+@dataclass(frozen=True)
+class LinkDown:
+    """Carrier loss on a link: both ends administratively down (a fibre cut), or one end."""
+
+    link: Link
+    ends: tuple[Interface, ...]
+
+    @classmethod
+    def from_step(cls, topology: Topology, step: Any) -> LinkDown:
+        link = find_link(topology, step.link)
+        if step.end is None:
+            return cls(link, (link.a, link.b))
+        end = link.a if step.end == link.a.endpoint else link.b
+        return cls(link, (end,))
+
+    def describe(self, reverted: bool = False) -> str:
+        return f"link {self.link.name}: {', '.join(e.endpoint for e in self.ends)} {'up again' if reverted else 'down'}"
+
+    def apply(self, handles: Handles) -> None:
+        for end in self.ends:
+            kernel.set_link(handles.of(end.node), end.name, up=False)
+        self._confirm(handles, down=True)
+
+    def revert(self, handles: Handles) -> None:
+        for end in self.ends:
+            kernel.set_link(handles.of(end.node), end.name, up=True)
+        self._confirm(handles, down=False)
+
+    def _confirm(self, handles: Handles, *, down: bool) -> None:
+        for end in (self.link.a, self.link.b):
+            state = kernel.link_state(handles.of(end.node), end.name)
+            if down and state.carrier:
+                raise BackendError(f"{end.endpoint} still has carrier after link-down; the fault did not take effect")
+            if not down and not (state.admin_up and state.carrier):
+                raise BackendError(f"{end.endpoint} is not up with carrier after reverting link-down")

@@ -1,0 +1,118 @@
+"""Recovery metrics from a probe stream and the fault instants (definitions: RFC 6412/6413).
+
+Pure functions over recorded instants: no clock, no sockets, so every figure is unit-tested on
+synthetic streams with exactly known answers. A packet is lost when its echo never came or came
+later than the forwarding-delay threshold. Every duration carries its accuracy bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from drills.probes.udp_stream import StreamRecord
+
+
+@dataclass(frozen=True)
+class Window:
+    """A fault event on the drill's clock: `start_s` is when it was applied (confirmed in the
+    kernel), `end_s` when the next event happened or the drill ended."""
+
+    label: str
+    kind: str  # "apply" | "revert"
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class EventMetrics:
+    """Recovery figures of one probe for one event. Durations in seconds, each ± `accuracy_s`."""
+
+    probe: str
+    event: str
+    kind: str
+    sent: int
+    lost: int
+    outage_s: float  # loss-derived: lost packets / offered rate
+    max_loss_period_s: float  # longest run of consecutive lost packets
+    time_to_detect_s: float | None  # first lost packet's send instant - event instant
+    time_to_recover_s: float | None  # recovery instant - event instant; None: never recovered
+    accuracy_s: float
+
+
+@dataclass(frozen=True)
+class Baseline:
+    sent: int
+    lost: int
+
+    @property
+    def clean(self) -> bool:
+        return self.sent > 0 and self.lost == 0
+
+
+def lost_flags(record: StreamRecord, late_after_s: float) -> list[bool]:
+    """Per sequence number: True when the packet counts as lost."""
+    flags = []
+    for sequence, sent_at in enumerate(record.sent):
+        arrived = record.received.get(sequence)
+        flags.append(arrived is None or arrived - sent_at > late_after_s)
+    return flags
+
+
+def timestamp_jitter_s(record: StreamRecord) -> float:
+    """p99 of how late the sender sent against its schedule: part of every accuracy bound."""
+    if not record.send_lateness_s:
+        return 0.0
+    ordered = sorted(record.send_lateness_s)
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+def baseline(record: StreamRecord, flags: list[bool], start_s: float, end_s: float) -> Baseline:
+    """Loss before the first fault, after the warm-up: must be zero for a conclusive drill."""
+    picked = [lost for sent_at, lost in zip(record.sent, flags, strict=True) if start_s <= sent_at < end_s]
+    return Baseline(len(picked), sum(picked))
+
+
+def analyse(record: StreamRecord, flags: list[bool], window: Window, sustain_s: float) -> EventMetrics:
+    """Outage, longest loss period, detection and recovery of `record` around one event.
+
+    Recovery instant: the first packet of the first run of good packets, after the first loss,
+    that lasts `sustain_s` (RFC 6413's sustained validation); the run may extend past the
+    window's end. No loss in the window means no outage: recovery time 0."""
+    gap_s = 1.0 / record.rate_pps
+    accuracy_s = gap_s + timestamp_jitter_s(record)
+    indices = [i for i, sent_at in enumerate(record.sent) if window.start_s <= sent_at < window.end_s]
+    lost = [i for i in indices if flags[i]]
+    longest = run = 0
+    previous = -2
+    for i in lost:
+        run = run + 1 if i == previous + 1 else 1
+        longest = max(longest, run)
+        previous = i
+    detect = record.sent[lost[0]] - window.start_s if lost else None
+    recover: float | None = 0.0
+    if lost:
+        recover = None
+        run_start: int | None = None
+        for i in range(lost[0] + 1, len(record.sent)):
+            if flags[i]:
+                run_start = None
+                continue
+            if run_start is None:
+                run_start = i
+                if record.sent[i] >= window.end_s:
+                    break  # no good run began inside the window
+            if record.sent[i] - record.sent[run_start] >= sustain_s:
+                recover = record.sent[run_start] - window.start_s
+                break
+    return EventMetrics(
+        probe=record.name,
+        event=window.label,
+        kind=window.kind,
+        sent=len(indices),
+        lost=len(lost),
+        outage_s=len(lost) * gap_s,
+        max_loss_period_s=longest * gap_s,
+        time_to_detect_s=detect,
+        time_to_recover_s=recover,
+        accuracy_s=accuracy_s,
+    )
