@@ -37,6 +37,9 @@ class EventMetrics:
     time_to_detect_s: float | None  # first lost packet's send instant - event instant
     time_to_recover_s: float | None  # recovery instant - event instant; None: never recovered
     accuracy_s: float
+    recovered_during_event: bool = (
+        True  # False: traffic came back only after the next event (e.g. the fault was lifted)
+    )
 
 
 @dataclass(frozen=True)
@@ -72,14 +75,19 @@ def baseline(record: StreamRecord, flags: list[bool], start_s: float, end_s: flo
     return Baseline(len(picked), sum(picked))
 
 
-def analyse(record: StreamRecord, flags: list[bool], window: Window, sustain_s: float) -> EventMetrics:
+def analyse(
+    record: StreamRecord, flags: list[bool], window: Window, sustain_s: float, event_uncertainty_s: float = 0.0
+) -> EventMetrics:
     """Outage, longest loss period, detection and recovery of `record` around one event.
 
     Recovery instant: the first packet of the first run of good packets, after the first loss,
-    that lasts `sustain_s` (RFC 6413's sustained validation); the run may extend past the
-    window's end. No loss in the window means no outage: recovery time 0."""
+    that lasts `sustain_s` (RFC 6413's sustained validation). `event_uncertainty_s` is how long
+    the kernel took to confirm the change (the fault took effect somewhere in that span); it is
+    part of the accuracy bound. Recovery may come after the window's
+    end (a link with no backup recovers only when the fault is lifted): `recovered_during_event`
+    says which. No loss in the window means no outage: recovery time 0."""
     gap_s = 1.0 / record.rate_pps
-    accuracy_s = gap_s + timestamp_jitter_s(record)
+    accuracy_s = gap_s + timestamp_jitter_s(record) + event_uncertainty_s
     indices = [i for i, sent_at in enumerate(record.sent) if window.start_s <= sent_at < window.end_s]
     lost = [i for i in indices if flags[i]]
     longest = run = 0
@@ -90,6 +98,7 @@ def analyse(record: StreamRecord, flags: list[bool], window: Window, sustain_s: 
         previous = i
     detect = record.sent[lost[0]] - window.start_s if lost else None
     recover: float | None = 0.0
+    during = True
     if lost:
         recover = None
         run_start: int | None = None
@@ -99,10 +108,9 @@ def analyse(record: StreamRecord, flags: list[bool], window: Window, sustain_s: 
                 continue
             if run_start is None:
                 run_start = i
-                if record.sent[i] >= window.end_s:
-                    break  # no good run began inside the window
             if record.sent[i] - record.sent[run_start] >= sustain_s:
                 recover = record.sent[run_start] - window.start_s
+                during = record.sent[run_start] < window.end_s
                 break
     return EventMetrics(
         probe=record.name,
@@ -115,4 +123,5 @@ def analyse(record: StreamRecord, flags: list[bool], window: Window, sustain_s: 
         time_to_detect_s=detect,
         time_to_recover_s=recover,
         accuracy_s=accuracy_s,
+        recovered_during_event=during,
     )

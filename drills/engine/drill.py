@@ -43,7 +43,8 @@ class StepRecord:
     kind: str
     fault: str
     scheduled_s: float
-    confirmed_s: float
+    issued_s: float  # the first change was sent to the kernel: the event instant
+    confirmed_s: float  # the kernel showed the change on every object it touches
     detail: str
 
     @property
@@ -203,10 +204,10 @@ def _perform(
 ) -> StepRecord:
     step = action.step
     fault = step.fault
+    issued = clock.now_s() - t0
     if fault == "note":
-        confirmed = clock.now_s() - t0
         log(f"T+{action.at_s:06.2f} note: {step.text}")
-        return StepRecord(action.label, action.kind, fault, action.at_s, confirmed, step.text)
+        return StepRecord(action.label, action.kind, fault, action.at_s, issued, issued, step.text)
     link_down = LinkDown.from_step(scenario.topology, step)
     if action.kind == "apply":
         run.journal.record(
@@ -223,6 +224,7 @@ def _perform(
         undo.append((action.label, link_down))
         link_down.apply(handles)
     else:
+        issued = clock.now_s() - t0
         link_down.revert(handles)
         undo[:] = [(label, f) for label, f in undo if label != action.label]
         run.journal.record([{"op": "fault-reverted", "step": action.label}])
@@ -231,14 +233,14 @@ def _perform(
     log(
         f"T+{action.at_s:06.2f} {action.kind} {action.label}: {detail} (confirmed +{(confirmed - action.at_s) * 1e3:.2f} ms)"
     )
-    return StepRecord(action.label, action.kind, fault, action.at_s, confirmed, detail)
+    return StepRecord(action.label, action.kind, fault, action.at_s, issued, confirmed, detail)
 
 
 def _analyse(
     result: DrillResult, scenario: Scenario, records: list[StreamRecord], t0: float, actions: list[Action]
 ) -> None:
     fault_steps = [s for s in result.steps if s.fault != "note"]
-    first_fault_s = fault_steps[0].confirmed_s if fault_steps else scenario.duration_s
+    first_fault_s = fault_steps[0].issued_s if fault_steps else scenario.duration_s
     step_ids = {a.label: (getattr(a.step, "id", None) or "") for a in actions}
     probes = {p.name: p for p in scenario.source.probes}
     for record in records:
@@ -247,7 +249,7 @@ def _analyse(
         flags = lost_flags(record, late_after_s)
         result.baselines[record.name] = baseline(record, flags, t0 + WARMUP_S, t0 + first_fault_s)
         for i, step in enumerate(fault_steps):
-            end_s = fault_steps[i + 1].confirmed_s if i + 1 < len(fault_steps) else scenario.duration_s
-            window = Window(step.label, step.kind, t0 + step.confirmed_s, t0 + end_s)
-            result.metrics.append(analyse(record, flags, window, SUSTAIN_S))
+            end_s = fault_steps[i + 1].issued_s if i + 1 < len(fault_steps) else scenario.duration_s
+            window = Window(step.label, step.kind, t0 + step.issued_s, t0 + end_s)
+            result.metrics.append(analyse(record, flags, window, SUSTAIN_S, step.confirmed_s - step.issued_s))
     result.verdicts = evaluate(list(scenario.source.expect), result.metrics, step_ids)

@@ -12,6 +12,7 @@ from typing import Any
 
 from drills.errors import BackendError
 from drills.netns import kernel
+from drills.netns.backend import install_routes
 from drills.scenario.resolved import Interface, Link, Topology
 
 
@@ -44,6 +45,7 @@ def find_link(topology: Topology, ref: str) -> Link:
 class LinkDown:
     """Carrier loss on a link: both ends administratively down (a fibre cut), or one end."""
 
+    topology: Topology
     link: Link
     ends: tuple[Interface, ...]
 
@@ -51,9 +53,9 @@ class LinkDown:
     def from_step(cls, topology: Topology, step: Any) -> LinkDown:
         link = find_link(topology, step.link)
         if step.end is None:
-            return cls(link, (link.a, link.b))
+            return cls(topology, link, (link.a, link.b))
         end = link.a if step.end == link.a.endpoint else link.b
-        return cls(link, (end,))
+        return cls(topology, link, (end,))
 
     def describe(self, reverted: bool = False) -> str:
         return f"link {self.link.name}: {', '.join(e.endpoint for e in self.ends)} {'up again' if reverted else 'down'}"
@@ -67,6 +69,10 @@ class LinkDown:
         for end in self.ends:
             kernel.set_link(handles.of(end.node), end.name, up=True)
         self._confirm(handles, down=False)
+        # Setting an interface down made the kernel drop the static routes through it; a
+        # router's configuration would bring them back with the interface.
+        for end in self.ends:
+            install_routes(self.topology.node(end.node), handles.of(end.node))
 
     def _confirm(self, handles: Handles, *, down: bool) -> None:
         for end in (self.link.a, self.link.b):

@@ -77,7 +77,7 @@ class NetnsBackend:
 
         nodes = {ns[node.name]: node for node in topology.nodes}
         kernel.in_each_namespace(list(nodes), lambda name, ipr: _configure(nodes[name], ipr))
-        kernel.in_each_namespace(list(nodes), lambda name, ipr: _route(nodes[name], ipr))
+        kernel.in_each_namespace(list(nodes), lambda name, ipr: install_routes(nodes[name], ipr))
         self._log(f"{len(ns)} nodes and {len(topology.links)} links up in {time.perf_counter() - started:.3f} s")
 
         for node in topology.nodes:
@@ -139,7 +139,10 @@ def _configure(node: Node, ipr: Any) -> None:
         kernel.set_link(ipr, iface.name, up=True, mtu=iface.mtu)
 
 
-def _route(node: Node, ipr: Any) -> None:
+def install_routes(node: Node, ipr: Any) -> None:
+    """Install (or re-install: `replace` is idempotent) a node's static routes. The kernel
+    deletes the routes through an interface that is set administratively down, so the fault
+    engine calls this again when it brings such an interface back."""
     for route in node.routes:
         kernel.add_route(
             ipr,

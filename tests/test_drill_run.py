@@ -1,0 +1,73 @@
+"""`drill run` end to end on real namespaces: a scripted link-down measured by a real stream."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from drills.engine.drill import run_drill
+
+pytestmark = pytest.mark.netns
+
+LINE = """
+version: 1
+name: cut-2s
+topology:
+  nodes:
+    a: {routes: [{to: b, via: b:e1}]}
+    b: {routes: [{to: a, via: a:e1}]}
+  links: [{name: wire, endpoints: [a:e1, b:e1]}]
+probes:
+  - {name: stream, type: udp-stream, from: a, to: b, rate_pps: 1000}
+timeline:
+  - {id: cut, at: 2s, fault: link-down, link: wire, for: 2s}
+expect:
+  - {probe: stream, step: cut, max_recovery: 3s}
+  - {probe: stream, step: cut, max_outage: 100ms}
+duration: 6s
+"""
+
+
+def test_two_second_cut_yields_a_two_second_outage(tmp_path: Path, state_dir: Path, host_snapshot: object) -> None:
+    path = tmp_path / "cut.yaml"
+    path.write_text(LINE)
+    result = run_drill(path, state_dir, log=lambda _m: None)
+    apply, revert = (s for s in result.steps if s.label == "cut")
+    # The link was down from some instant in [apply.issued, apply.confirmed] to some instant in
+    # [revert.issued, revert.confirmed]: the measured outage must lie in that span, give or take
+    # the stated accuracy (one packet gap plus sender jitter).
+    shortest_s = revert.issued_s - apply.confirmed_s
+    longest_s = revert.confirmed_s - apply.issued_s
+    cut = next(m for m in result.metrics if m.kind == "apply")
+    jitter_s = cut.accuracy_s - (apply.confirmed_s - apply.issued_s)
+    assert shortest_s - jitter_s <= cut.outage_s <= longest_s + jitter_s
+    assert abs(cut.outage_s - 2.0) <= 0.05
+    assert cut.time_to_detect_s is not None and cut.time_to_detect_s <= cut.accuracy_s
+    # No backup path: traffic came back only when the fault was lifted.
+    assert cut.time_to_recover_s is not None
+    assert shortest_s - cut.accuracy_s <= cut.time_to_recover_s <= longest_s + cut.accuracy_s
+    assert not cut.recovered_during_event
+    assert not result.inconclusive
+    verdicts = {v.objective: v.passed for v in result.verdicts}
+    assert verdicts == {"expect[0]: recovery": True, "expect[1]: outage": False}
+    assert not any(state_dir.glob("runs/*"))
+
+
+def test_cli_exit_code_and_results_file(tmp_path: Path, state_dir: Path, host_snapshot: object) -> None:
+    path = tmp_path / "cut.yaml"
+    path.write_text(LINE.replace("for: 2s", "for: 300ms").replace("duration: 6s", "duration: 4s"))
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "drills", "--state-dir", str(state_dir), "run", str(path), "--out", str(out)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr  # the 100 ms outage objective is missed
+    data = json.loads((out / "results.json").read_text())
+    assert data["outcome"] == "failed"
+    assert data["method"]["sustained_validation_s"] == 1.0
+    assert [v["passed"] for v in data["verdicts"]] == [True, False]
+    assert "FAIL" in proc.stdout and "Traceback" not in proc.stderr

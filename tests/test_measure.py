@@ -1,0 +1,114 @@
+"""Recovery metrics on synthetic streams with exactly known answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from drills.measure import Window, analyse, baseline, lost_flags, timestamp_jitter_s
+from drills.probes.udp_stream import StreamRecord
+
+RATE = 1000
+GAP = 1.0 / RATE
+
+
+def stream(total: int, lost: set[int], *, late: set[int] = frozenset(), rtt_s: float = 0.0001) -> StreamRecord:
+    """`total` packets sent every ms from t=0; those in `lost` never return, those in `late`
+    return after 3 s."""
+    record = StreamRecord("p", RATE, 64)
+    for i in range(total):
+        record.sent.append(i * GAP)
+        record.send_lateness_s.append(0.0)
+        if i in lost:
+            continue
+        record.received[i] = i * GAP + (3.0 if i in late else rtt_s)
+    return record
+
+
+def test_clean_stream_has_no_outage() -> None:
+    record = stream(5000, set())
+    flags = lost_flags(record, 2.0)
+    m = analyse(record, flags, Window("cut", "apply", 1.0, 4.0), sustain_s=0.5)
+    assert (m.lost, m.outage_s, m.max_loss_period_s, m.time_to_detect_s, m.time_to_recover_s) == (
+        0,
+        0.0,
+        0.0,
+        None,
+        0.0,
+    )
+    assert m.sent == 3000
+    assert m.accuracy_s == pytest.approx(GAP)
+
+
+def test_outage_of_exactly_two_seconds() -> None:
+    # Fault at 1.000 s; packets 1000..2999 lost: 2.000 s outage, detected at once, recovered
+    # at 3.000 s (first of a sustained run).
+    record = stream(6000, set(range(1000, 3000)))
+    flags = lost_flags(record, 2.0)
+    m = analyse(record, flags, Window("cut", "apply", 1.0, 5.0), sustain_s=1.0)
+    assert m.lost == 2000
+    assert m.outage_s == pytest.approx(2.0)
+    assert m.max_loss_period_s == pytest.approx(2.0)
+    assert m.time_to_detect_s == pytest.approx(0.0)
+    assert m.time_to_recover_s == pytest.approx(2.0)
+
+
+def test_late_packets_count_as_lost() -> None:
+    record = stream(3000, set(), late={1500, 1501})
+    flags = lost_flags(record, 2.0)
+    m = analyse(record, flags, Window("cut", "apply", 1.0, 2.9), sustain_s=0.1)
+    assert m.lost == 2
+    assert m.time_to_detect_s == pytest.approx(0.5)
+    assert m.time_to_recover_s == pytest.approx(0.502)
+
+
+def test_flapping_reports_total_and_longest_loss_and_waits_for_a_sustained_run() -> None:
+    # Three losses of 50, 200 and 100 ms separated by 300 ms of good traffic; a sustain time of
+    # 0.5 s is met only after the last loss.
+    lost = set(range(1000, 1050)) | set(range(1350, 1550)) | set(range(1850, 1950))
+    record = stream(4000, lost)
+    flags = lost_flags(record, 2.0)
+    m = analyse(record, flags, Window("flap", "apply", 1.0, 3.9), sustain_s=0.5)
+    assert m.lost == 350
+    assert m.outage_s == pytest.approx(0.35)
+    assert m.max_loss_period_s == pytest.approx(0.2)
+    assert m.time_to_recover_s == pytest.approx(0.95)
+
+
+def test_never_recovers() -> None:
+    record = stream(3000, set(range(1000, 3000)))
+    flags = lost_flags(record, 2.0)
+    m = analyse(record, flags, Window("cut", "apply", 1.0, 3.0), sustain_s=0.5)
+    assert m.time_to_recover_s is None
+    assert m.outage_s == pytest.approx(2.0)
+
+
+def test_outage_at_the_very_start_of_the_window() -> None:
+    record = stream(2000, set(range(0, 100)))
+    flags = lost_flags(record, 2.0)
+    m = analyse(record, flags, Window("cut", "apply", 0.0, 1.5), sustain_s=0.2)
+    assert m.time_to_detect_s == pytest.approx(0.0)
+    assert m.time_to_recover_s == pytest.approx(0.1)
+
+
+def test_duplicates_and_reordering_do_not_count_as_loss() -> None:
+    record = stream(100, set())
+    record.duplicates = 3
+    record.reordered = 2
+    flags = lost_flags(record, 2.0)
+    assert not any(flags)
+
+
+def test_baseline_is_clean_only_with_traffic_and_no_loss() -> None:
+    record = stream(2000, {1500})
+    flags = lost_flags(record, 2.0)
+    assert baseline(record, flags, 0.0, 1.0).clean
+    assert not baseline(record, flags, 1.0, 2.0).clean
+    assert not baseline(record, flags, 5.0, 6.0).clean  # no traffic at all: not clean
+
+
+def test_accuracy_includes_sender_jitter() -> None:
+    record = stream(1000, set())
+    record.send_lateness_s = [0.0] * 980 + [0.003] * 20
+    assert timestamp_jitter_s(record) == pytest.approx(0.003)
+    m = analyse(record, lost_flags(record, 2.0), Window("x", "apply", 0.0, 1.0), sustain_s=0.1)
+    assert m.accuracy_s == pytest.approx(GAP + 0.003)

@@ -1,0 +1,91 @@
+"""Timeline expansion and objectives, on parsed scenarios (no kernel)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from drills.engine.clock import FakeClock
+from drills.engine.drill import preflight
+from drills.engine.timeline import expand
+from drills.errors import ScenarioError
+from drills.measure import EventMetrics
+from drills.objectives import evaluate
+from drills.scenario import load_scenario, model
+
+SCENARIO = """
+version: 1
+name: t
+topology:
+  nodes: {a: {}, b: {}}
+  links: [{name: l, endpoints: [a:e1, b:e1]}]
+probes:
+  - {name: s, type: udp-stream, from: a, to: b}
+timeline:
+  - {at: 1s, fault: note, text: hello}
+  - {id: cut, at: 2s, fault: link-down, link: l, for: 3s}
+  - {id: flap, at: 10s, fault: link-down, link: a:e1, for: 1s, repeat: {every: 5s, count: 3}}
+  - {id: hold, at: 30s, fault: link-down, link: l}
+  - {at: 32s, restore: hold}
+expect:
+  - {probe: s, step: cut, max_outage: 50ms}
+"""
+
+
+def _load(tmp_path: Path, text: str = SCENARIO) -> object:
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    return load_scenario(path)
+
+
+def test_expand_orders_applies_reverts_repeats_and_restores(tmp_path: Path) -> None:
+    scenario = _load(tmp_path)
+    actions = [(a.at_s, a.kind, a.label) for a in expand(scenario)]  # type: ignore[arg-type]
+    assert actions == [
+        (1.0, "apply", "step0"),
+        (2.0, "apply", "cut"),
+        (5.0, "revert", "cut"),
+        (10.0, "apply", "flap"),
+        (11.0, "revert", "flap"),
+        (15.0, "apply", "flap#1"),
+        (16.0, "revert", "flap#1"),
+        (20.0, "apply", "flap#2"),
+        (21.0, "revert", "flap#2"),
+        (30.0, "apply", "hold"),
+        (32.0, "revert", "hold"),
+    ]
+
+
+def test_preflight_refuses_what_run_cannot_do_yet(tmp_path: Path) -> None:
+    text = SCENARIO.replace("fault: note, text: hello", "fault: node-loss, node: a")
+    with pytest.raises(
+        ScenarioError, match="fault 'node-loss' is part of the format but `drill run` cannot apply it yet"
+    ):
+        preflight(_load(tmp_path, text))  # type: ignore[arg-type]
+
+
+def test_fake_clock_jumps() -> None:
+    clock = FakeClock(10.0)
+    assert clock.sleep_until(12.5)
+    assert clock.now_s() == 12.5
+
+
+def _metrics(outage_s: float, recover_s: float | None) -> EventMetrics:
+    return EventMetrics("s", "cut", "apply", 1000, int(outage_s * 1000), outage_s, outage_s, 0.0, recover_s, 0.001)
+
+
+def test_objective_counts_the_accuracy_against_the_result() -> None:
+    objective = model.Objective(probe="s", step="cut", max_outage=0.050)
+    labels = {"cut": "cut"}
+    assert evaluate([objective], [_metrics(0.048, 0.05)], labels)[0].passed is True
+    assert evaluate([objective], [_metrics(0.0495, 0.05)], labels)[0].passed is False
+
+
+def test_template_and_never_recovered() -> None:
+    objective = model.Objective(template="carrier-grade")
+    verdict = evaluate([objective], [_metrics(0.2, None)], {"cut": "cut"})[0]
+    assert verdict.passed is False
+    recovery = evaluate([model.Objective(max_recovery=1.0)], [_metrics(0.2, None)], {})[0]
+    assert recovery.measured == "never recovered"
+    assert recovery.passed is False
