@@ -111,8 +111,7 @@ def _root_check() -> Check:
             ROOT,
             False,
             f"euid 0 but without {' and '.join(missing)}",
-            "grant the capabilities (docker run --cap-add NET_ADMIN --cap-add SYS_ADMIN, "
-            "or --privileged)",
+            "grant the capabilities (docker run --cap-add NET_ADMIN --cap-add SYS_ADMIN, or --privileged)",
             needed,
         )
     return Check(ROOT, True, "euid 0 with CAP_NET_ADMIN and CAP_SYS_ADMIN", "", needed)

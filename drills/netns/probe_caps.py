@@ -24,8 +24,8 @@ import os
 import socket
 import struct
 import subprocess
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from collections.abc import Callable
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -104,18 +104,22 @@ def _probe_in_fresh_namespace(nft_path: str | None) -> ScratchReport:
         # Never go on in what may be the host's namespace.
         return ScratchReport(Outcome(False, "unshare(CLONE_NEWNET) left the namespace unchanged"))
     try:
-        with _scratch_netlink() as ipr:
-            return _probe_all(ipr, nft_path)
+        ipr = _open_scratch_netlink()
     except _NotScratch as exc:
         return ScratchReport(Outcome(False, str(exc)))
+    except Exception as exc:  # no netlink here means no probe can run: report, don't raise
+        return ScratchReport(Outcome(False, f"netlink in the scratch namespace: {type(exc).__name__}: {exc}"))
+    try:
+        return _probe_all(ipr, nft_path)
+    finally:
+        ipr.close()
 
 
 def _link_names(ipr: IPRoute) -> list[str]:
     return [str(msg.get_attr("IFLA_IFNAME")) for msg in ipr.link("dump")]
 
 
-@contextmanager
-def _scratch_netlink() -> Iterator[IPRoute]:
+def _open_scratch_netlink() -> IPRoute:
     """An rtnetlink handle whose socket is provably in this thread's fresh namespace.
 
     A socket belongs to the namespace of the thread that created it. pyroute2 0.9 opens its
@@ -131,10 +135,7 @@ def _scratch_netlink() -> Iterator[IPRoute]:
             ipr.close()
             seen = ", ".join(names)
             raise _NotScratch(f"netlink socket does not see a fresh namespace (links: {seen})")
-    try:
-        yield ipr
-    finally:
-        ipr.close()
+    return ipr
 
 
 def _attempt(probe: Callable[[], Outcome]) -> Outcome:
@@ -169,9 +170,7 @@ def _probe_all(ipr: IPRoute, nft_path: str | None) -> ScratchReport:
         device = VETH_NAME if veth.ok else "lo"
         index = int(ipr.link_lookup(ifname=device)[0])
         netem = _attempt(lambda: _probe_root_qdisc(ipr, index, "netem", delay=1000))
-        tbf = _attempt(
-            lambda: _probe_root_qdisc(ipr, index, "tbf", rate="1mbit", burst=16384, latency="50ms")
-        )
+        tbf = _attempt(lambda: _probe_root_qdisc(ipr, index, "tbf", rate="1mbit", burst=16384, latency="50ms"))
         htb = _attempt(lambda: _probe_root_qdisc(ipr, index, "htb", default=0x10))
         clsact = _probe_clsact(ipr, index)
         ifb = _attempt(lambda: _probe_ifb(ipr))
@@ -181,8 +180,7 @@ def _probe_all(ipr: IPRoute, nft_path: str | None) -> ScratchReport:
             nftables = Outcome(False, "not tried: no nft binary")
         else:
             families = {
-                family: _attempt(partial(_probe_nft, nft_path, family, device))
-                for family in ("inet", "netdev")
+                family: _attempt(partial(_probe_nft, nft_path, family, device)) for family in ("inet", "netdev")
             }
             nftables = _summarise_nft(families)
     return ScratchReport(
@@ -252,10 +250,7 @@ def _probe_ingress_kind(ipr: IPRoute, index: int, kind: str) -> Outcome:
 
 
 def _probe_clsact(ipr: IPRoute, index: int) -> Outcome:
-    found = {
-        kind: _attempt(partial(_probe_ingress_kind, ipr, index, kind))
-        for kind in ("clsact", "ingress")
-    }
+    found = {kind: _attempt(partial(_probe_ingress_kind, ipr, index, kind)) for kind in ("clsact", "ingress")}
     detail = "; ".join(f"{kind}: {outcome.detail}" for kind, outcome in found.items())
     return Outcome(any(outcome.ok for outcome in found.values()), detail)
 
