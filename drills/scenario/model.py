@@ -8,6 +8,7 @@ model forbids unknown keys. Field docstrings become descriptions in `drill schem
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
@@ -38,24 +39,24 @@ def _percent(value: object) -> float:
         raise ValueError(str(exc)) from None
 
 
-def _interface4(value: str) -> str:
-    try:
-        ipaddress.IPv4Interface(value)
-    except ValueError:
-        raise ValueError(f"'{value}' is not an IPv4 address with prefix length, such as 198.18.0.1/30") from None
-    if "/" not in value:
-        raise ValueError(f"'{value}' needs a prefix length, such as {value}/30")
-    return value
+def _interface_checker(version: int, example: str, prefix: int) -> Callable[[str], str]:
+    """A validator of `address/prefix` text for one IP version (the prefix is required)."""
+    parse = ipaddress.IPv4Interface if version == 4 else ipaddress.IPv6Interface
+
+    def check(value: str) -> str:
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(f"'{value}' is not an IPv{version} address with prefix length, such as {example}") from None
+        if "/" not in value:
+            raise ValueError(f"'{value}' needs a prefix length, such as {value}/{prefix}")
+        return value
+
+    return check
 
 
-def _interface6(value: str) -> str:
-    try:
-        ipaddress.IPv6Interface(value)
-    except ValueError:
-        raise ValueError(f"'{value}' is not an IPv6 address with prefix length, such as fd00:d::1/64") from None
-    if "/" not in value:
-        raise ValueError(f"'{value}' needs a prefix length, such as {value}/64")
-    return value
+_interface4 = _interface_checker(4, "198.18.0.1/30", 30)
+_interface6 = _interface_checker(6, "fd00:d::1/64", 64)
 
 
 def _network(value: str) -> str:
