@@ -130,8 +130,7 @@ def run_drill(scenario_path: Path, state_dir: Path, log: Log, clock: Clock | Non
         with abort_on_signals():
             backend.deploy(scenario.topology, run)
             run.set_status(STATUS_RUNNING)
-            for node in meta.nodes:
-                handles.of(node)  # open every netlink handle now: none is opened on the clock
+            handles.warm(scenario.topology)  # no handle is opened, no index looked up, on the clock
             streams = _start_probes(scenario, meta.nodes, clock, seed)
             t0 = clock.now_s()
             log(f"run {run.run_id}: drill clock started; {len(streams)} probe(s), {scenario.duration_s:g} s")

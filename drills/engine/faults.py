@@ -22,11 +22,25 @@ class Handles:
     def __init__(self, namespaces: dict[str, str]) -> None:
         self._namespaces = namespaces  # node -> namespace
         self._open: dict[str, Any] = {}
+        self._indices: dict[tuple[str, str], int] = {}
 
     def of(self, node: str) -> Any:
         if node not in self._open:
             self._open[node] = kernel.open_netlink(self._namespaces[node])
         return self._open[node]
+
+    def index(self, node: str, ifname: str) -> int:
+        """Interface index, looked up once: a lookup costs as much as the change itself."""
+        key = (node, ifname)
+        if key not in self._indices:
+            self._indices[key] = kernel.link_index(self.of(node), ifname)
+        return self._indices[key]
+
+    def warm(self, topology: Topology) -> None:
+        """Open every handle and look up every link interface before the clock starts."""
+        for link in topology.links:
+            for end in (link.a, link.b):
+                self.index(end.node, end.name)
 
     def close(self) -> None:
         for handle in self._open.values():
@@ -62,12 +76,12 @@ class LinkDown:
 
     def apply(self, handles: Handles) -> None:
         for end in self.ends:
-            kernel.set_link(handles.of(end.node), end.name, up=False)
+            kernel.set_link(handles.of(end.node), end.name, up=False, index=handles.index(end.node, end.name))
         self._confirm(handles, down=True)
 
     def revert(self, handles: Handles) -> None:
         for end in self.ends:
-            kernel.set_link(handles.of(end.node), end.name, up=True)
+            kernel.set_link(handles.of(end.node), end.name, up=True, index=handles.index(end.node, end.name))
         self._confirm(handles, down=False)
         # Setting an interface down made the kernel drop the static routes through it; a
         # router's configuration would bring them back with the interface.
@@ -76,7 +90,7 @@ class LinkDown:
 
     def _confirm(self, handles: Handles, *, down: bool) -> None:
         for end in (self.link.a, self.link.b):
-            state = kernel.link_state(handles.of(end.node), end.name)
+            state = kernel.link_state(handles.of(end.node), end.name, handles.index(end.node, end.name))
             if down and state.carrier:
                 raise BackendError(f"{end.endpoint} still has carrier after link-down; the fault did not take effect")
             if not down and not (state.admin_up and state.carrier):

@@ -299,9 +299,10 @@ def link_index(ipr: IPRoute, ifname: str) -> int:
     return int(found[0])
 
 
-def link_state(ipr: IPRoute, ifname: str) -> LinkState:
+def link_state(ipr: IPRoute, ifname: str, index: int | None = None) -> LinkState:
+    """What the kernel says of `ifname` (pass its `index` when known: saves a lookup)."""
     with netlink_errors(f"read {ifname}"):
-        msg = ipr.link("get", index=link_index(ipr, ifname))[0]
+        msg = ipr.link("get", index=index if index is not None else link_index(ipr, ifname))[0]
     return LinkState(
         ifname=ifname,
         index=int(msg["index"]),
@@ -311,8 +312,10 @@ def link_state(ipr: IPRoute, ifname: str) -> LinkState:
     )
 
 
-def set_link(ipr: IPRoute, ifname: str, *, up: bool, mtu: int | None = None) -> None:
-    index = link_index(ipr, ifname)
+def set_link(ipr: IPRoute, ifname: str, *, up: bool, mtu: int | None = None, index: int | None = None) -> None:
+    """Set `ifname` administratively up or down (pass its `index` when known: saves a lookup)."""
+    if index is None:
+        index = link_index(ipr, ifname)
     with netlink_errors(f"set {ifname} {'up' if up else 'down'}"):
         if mtu is not None:
             ipr.link("set", index=index, mtu=mtu)

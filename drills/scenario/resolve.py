@@ -279,13 +279,12 @@ class _Resolver:
             return None
 
         # Automatic addresses for what was left open.
-        subnets4 = _free_subnets(
-            pool4, 30, [n for n, _ in used4] + [IPv4Network(f"{a}/32") for a in addrs if a.version == 4]
-        )
+        # One list, grown as link subnets are handed out: the generators read it lazily, so that
+        # automatic loopbacks never land in an automatic link subnet when the two pools overlap.
+        taken4: list[Any] = [n for n, _ in used4] + [IPv4Network(f"{a}/32") for a in addrs if a.version == 4]
+        subnets4 = _free_subnets(pool4, 30, taken4)
         subnets6 = _free_subnets(pool6, 64, [n for n, _ in used6]) if pool6 else None
-        auto_lo = _free_hosts(
-            pool_lo, [n for n, _ in used4] + [IPv4Network(f"{a}/32") for a in addrs if a.version == 4]
-        )
+        auto_lo = _free_hosts(pool_lo, taken4)
         built: dict[tuple[str, str], Interface] = {}
         links: list[Link] = []
         names_by_index = {i: n for n, i in link_names.items()}
@@ -300,6 +299,7 @@ class _Resolver:
                         f"pool {pool4} has no /30 left for link {names_by_index[i]}; give a larger pool",
                     )
                     return None
+                taken4.append(net4)
                 hosts = list(net4.hosts())
                 a4, b4 = IPv4Interface(f"{hosts[0]}/30"), IPv4Interface(f"{hosts[1]}/30")
             a6, b6 = fixed6.get(i, (None, None))
@@ -380,7 +380,7 @@ class _Resolver:
             if key in seen:
                 self.err(
                     rpath,
-                    f"route to {dest} with metric {route.metric} is already given at {self.line_of(seen[key])}; change the metric",
+                    f"route to {dest} with metric {route.metric} is already given at {self.line_of(seen[key])}; remove one, or give it another metric (a higher metric makes a backup route)",
                 )
                 continue
             seen[key] = rpath
