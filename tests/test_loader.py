@@ -162,6 +162,9 @@ BROKEN: dict[str, list[str]] = {
     "version-2.yaml": [
         "tests/broken/version-2.yaml:1:10: version: unsupported format version 2; this drills reads `version: 1`",
     ],
+    "version-quoted.yaml": [
+        "tests/broken/version-quoted.yaml:1:10: version: the version is a number: write `version: 1` without quotes",
+    ],
     "yaml-syntax-error.yaml": [
         "tests/broken/yaml-syntax-error.yaml:10:1: YAML syntax: expected ',' or '}', but got '<scalar>' (while parsing a flow mapping that starts at line 9, column 7); check indentation, quoting and brackets",
     ],

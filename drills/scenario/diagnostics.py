@@ -155,6 +155,8 @@ def _message(error: ErrorDetails, root: type[BaseModel], tags: list[int | str]) 
         expected_text = str(ctx.get("expected", ""))
         expected = [t.strip(" '") for t in expected_text.replace(" or ", ",").split(",") if t.strip()]
         if loc == ("version",):
+            if isinstance(given, str) and given.strip() == "1":
+                return "the version is a number: write `version: 1` without quotes"
             return f"unsupported format version {_describe(given)}; this drills reads `version: 1`"
         return (
             f"{_describe(given)} is not allowed here{suggest(str(given), expected)} (use one of: {', '.join(expected)})"
