@@ -12,13 +12,14 @@ pyroute2's exceptions are translated to `BackendError` here and nowhere else.
 
 from __future__ import annotations
 
+import _thread
 import ctypes
 import errno
 import os
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv6Interface
 from pathlib import Path
@@ -73,29 +74,53 @@ def _ensure_run_dir() -> None:
 def _in_thread(fn: Callable[[], T]) -> T:
     """Run `fn` in a fresh thread and return its result. Namespace changes made by setns(2) or
     unshare(2) affect only the calling thread, so they die with this thread and never leak
-    into the caller."""
+    into the caller.
+
+    A signal handler that raises (Ctrl-C, SIGTERM -> Aborted) may interrupt the caller at any
+    bytecode, never the worker. Had the caller then torn down from the journal while the worker
+    was still creating namespaces, those would outlive the run; so the interruption is passed on
+    only once the worker is done. The hand-over is made of flags in `box` (set or read in one
+    step under the GIL) and raw `_thread` locks used only to wake the other side: a Python-level
+    lock (Event, Condition, Thread.join) interrupted at the wrong moment stays held, deadlocking
+    both threads, and on Python 3.11 an interrupted Thread.start() or join() corrupts the
+    Thread's state (bpo-45274)."""
     box: dict[str, Any] = {}
-    finished = threading.Event()
+    gate = _thread.allocate_lock()  # held until the caller says "go" (or "cancel")
+    done = _thread.allocate_lock()  # held until the worker finishes
+    gate.acquire()
+    done.acquire()
 
     def work() -> None:
         try:
-            box["result"] = fn()
+            while "go" not in box:
+                gate.acquire(timeout=0.05)
+            if box["go"]:
+                box["result"] = fn()
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
         finally:
-            finished.set()
+            box["finished"] = True
+            done.release()
 
-    worker = threading.Thread(target=work, name="drills-netns")
-    worker.start()
-    # A signal handler that raises (Ctrl-C, SIGTERM -> Aborted) interrupts the wait but not the
-    # worker: returning at once would let the caller tear down from the journal while the worker
-    # is still creating namespaces, which would then outlive the run. So wait for the worker and
-    # only then pass the interruption on. An Event, not join(): on Python 3.11 an interrupted
-    # join() marks the thread stopped while it still runs (the bpo-45274 workaround).
+    def say(go: bool) -> None:
+        box.setdefault("go", go)
+        with suppress(RuntimeError):  # released already, by an interrupted attempt
+            gate.release()
+
+    try:
+        _thread.start_new_thread(work, ())
+    except BaseException:
+        # The worker may or may not have started: either way it must do nothing. (If an
+        # interruption lands between here and the loop below, the worker stays parked on the
+        # gate and never acts.)
+        say(False)
+        raise
     interrupted: BaseException | None = None
     while True:
         try:
-            finished.wait()
+            say(True)
+            while "finished" not in box:
+                done.acquire(timeout=0.1)
             break
         except BaseException as exc:
             interrupted = interrupted or exc
