@@ -86,7 +86,12 @@ class LinkDown:
         # Setting an interface down made the kernel drop the static routes through it; a
         # router's configuration would bring them back with the interface.
         for end in self.ends:
-            install_routes(self.topology.node(end.node), handles.of(end.node))
+            node = end.node
+
+            def index_of(ifname: str, node: str = node) -> int:
+                return handles.index(node, ifname)
+
+            install_routes(self.topology.node(node), handles.of(node), index_of)
 
     def _confirm(self, handles: Handles, *, down: bool) -> None:
         for end in (self.link.a, self.link.b):

@@ -77,7 +77,8 @@ class NetnsBackend:
 
         nodes = {ns[node.name]: node for node in topology.nodes}
         kernel.in_each_namespace(list(nodes), lambda name, ipr: _configure(nodes[name], ipr))
-        kernel.in_each_namespace(list(nodes), lambda name, ipr: install_routes(nodes[name], ipr))
+        routed = [name for name, node in nodes.items() if node.routes]
+        kernel.in_each_namespace(routed, lambda name, ipr: install_routes(nodes[name], ipr, kernel.local_link_index))
         self._log(f"{len(ns)} nodes and {len(topology.links)} links up in {time.perf_counter() - started:.3f} s")
 
         for node in topology.nodes:
@@ -127,22 +128,27 @@ class NetnsBackend:
 
 
 def _configure(node: Node, ipr: Any) -> None:
-    kernel.set_link(ipr, "lo", up=True)
+    """Addresses, links up, user sysctls. Runs in a thread inside the node's namespace, so
+    interface indices come from if_nametoindex rather than a netlink lookup each."""
+    lo = kernel.local_link_index("lo")
+    kernel.set_link(ipr, "lo", up=True, index=lo)
     if node.loopback is not None:
-        kernel.add_address(ipr, "lo", node.loopback)
+        kernel.add_address(ipr, "lo", node.loopback, index=lo)
     for key, value in node.sysctls:
         kernel.write_sysctl(key, value)
     for iface in node.interfaces:
+        index = kernel.local_link_index(iface.name)
         for address in (iface.ipv4, iface.ipv6):
             if address is not None:
-                kernel.add_address(ipr, iface.name, address)
-        kernel.set_link(ipr, iface.name, up=True, mtu=iface.mtu)
+                kernel.add_address(ipr, iface.name, address, index=index)
+        kernel.set_link(ipr, iface.name, up=True, mtu=iface.mtu, index=index)
 
 
-def install_routes(node: Node, ipr: Any) -> None:
-    """Install (or re-install: `replace` is idempotent) a node's static routes. The kernel
-    deletes the routes through an interface that is set administratively down, so the fault
-    engine calls this again when it brings such an interface back."""
+def install_routes(node: Node, ipr: Any, index_of: Callable[[str], int]) -> None:
+    """Install (or re-install: `replace` is idempotent) a node's static routes; `index_of` maps
+    an interface name of this node to its index. The kernel deletes the routes through an
+    interface that is set administratively down, so the fault engine calls this again when it
+    brings such an interface back."""
     for route in node.routes:
         kernel.add_route(
             ipr,
@@ -151,4 +157,5 @@ def install_routes(node: Node, ipr: Any) -> None:
             route.device,
             route.metric,
             str(route.source) if route.source else None,
+            device_index=index_of(route.device) if route.device else None,
         )

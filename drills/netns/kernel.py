@@ -141,9 +141,13 @@ def _enter(name: str) -> None:
 
 def write_sysctl(key: str, value: str) -> None:
     """Write a net.* sysctl of the calling thread's namespace (call inside a namespace thread)."""
-    path = Path("/proc/sys") / key.replace(".", "/")
+    path = "/proc/sys/" + key.replace(".", "/")
     try:
-        path.write_text(f"{value}\n")
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, f"{value}\n".encode())
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         raise BackendError(f"sysctl {key} does not exist in this kernel") from None
     except OSError as exc:
@@ -347,20 +351,38 @@ def set_link(ipr: IPRoute, ifname: str, *, up: bool, mtu: int | None = None, ind
         ipr.link("set", index=index, state="up" if up else "down")
 
 
-def add_address(ipr: IPRoute, ifname: str, address: IPv4Interface | IPv6Interface) -> None:
-    index = link_index(ipr, ifname)
+def local_link_index(ifname: str) -> int:
+    """Index of `ifname` in the *calling thread's* namespace, from the kernel directly
+    (if_nametoindex: one ioctl, against a netlink round trip through pyroute2). Only valid in a
+    thread that has entered the interface's namespace (`in_each_namespace`, `run_in_namespace`)."""
+    try:
+        return socket.if_nametoindex(ifname)
+    except OSError:
+        raise BackendError(f"interface {ifname} not found") from None
+
+
+def add_address(ipr: IPRoute, ifname: str, address: IPv4Interface | IPv6Interface, index: int | None = None) -> None:
+    """Add (idempotently) an address to `ifname` (pass its `index` when known: saves a lookup)."""
+    if index is None:
+        index = link_index(ipr, ifname)
     with netlink_errors(f"add address {address} to {ifname}"):
         ipr.addr("replace", index=index, address=str(address.ip), prefixlen=address.network.prefixlen)
 
 
 def add_route(
-    ipr: IPRoute, destination: str, gateway: str | None, device: str | None, metric: int, source: str | None
+    ipr: IPRoute,
+    destination: str,
+    gateway: str | None,
+    device: str | None,
+    metric: int,
+    source: str | None,
+    device_index: int | None = None,
 ) -> None:
     spec: dict[str, Any] = {"dst": destination, "priority": metric}
     if gateway is not None:
         spec["gateway"] = gateway
     if device is not None:
-        spec["oif"] = link_index(ipr, device)
+        spec["oif"] = device_index if device_index is not None else link_index(ipr, device)
     if source is not None:
         spec["prefsrc"] = source
     with netlink_errors(f"add route {destination} via {gateway or device} metric {metric}"):
