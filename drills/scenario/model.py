@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Callable
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
 
 from drills.scenario import units
 
@@ -47,7 +47,9 @@ def _interface_checker(version: int, example: str, prefix: int) -> Callable[[str
         try:
             parse(value)
         except ValueError:
-            raise ValueError(f"'{value}' is not an IPv{version} address with prefix length, such as {example}") from None
+            raise ValueError(
+                f"'{value}' is not an IPv{version} address with prefix length, such as {example}"
+            ) from None
         if "/" not in value:
             raise ValueError(f"'{value}' needs a prefix length, such as {value}/{prefix}")
         return value
@@ -72,11 +74,31 @@ def _network(value: str) -> str:
     return value
 
 
-Seconds = Annotated[float, BeforeValidator(_duration)]
+# What editors see (`drill schema`): the YAML forms people write, not the parsed numbers.
+_DURATION_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": r"^\s*(T\+)?[0-9.:]+\s*$|^\s*([0-9.]+\s*(us|µs|ms|s|min|m|h)\s*)+$"},
+    ],
+    "description": "A duration: 500ms, 2s, 1m30s, seconds as a number, or a clock time T+01:30.",
+}
+_RATE_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "exclusiveMinimum": 0},
+        {"type": "string", "pattern": r"(?i)^\s*[0-9.]+\s*[a-z]+\s*$"},
+    ],
+    "description": "A rate: 512kbit, 10mbit, 1gbit (bits per second) or 5mbps (bytes per second, as tc writes it).",
+}
+_PERCENT_SCHEMA = {
+    "anyOf": [{"type": "number", "minimum": 0, "maximum": 100}, {"type": "string", "pattern": r"^\s*[0-9.]+\s*%\s*$"}],
+    "description": "A percentage: 0.5% or 0.5.",
+}
+
+Seconds = Annotated[float, BeforeValidator(_duration), WithJsonSchema(_DURATION_SCHEMA)]
 """A duration: `500ms`, `2s`, `1m30s`, a number of seconds, or a clock time `T+01:30`."""
-RateBps = Annotated[int, BeforeValidator(_rate)]
+RateBps = Annotated[int, BeforeValidator(_rate), WithJsonSchema(_RATE_SCHEMA)]
 """A rate: `512kbit`, `10mbit`, `1gbit`, or `5mbps` (bytes per second, as tc writes it)."""
-Percent = Annotated[float, BeforeValidator(_percent)]
+Percent = Annotated[float, BeforeValidator(_percent), WithJsonSchema(_PERCENT_SCHEMA)]
 """A percentage, `0.5%` or `0.5`."""
 IPv4Iface = Annotated[str, AfterValidator(_interface4)]
 IPv6Iface = Annotated[str, AfterValidator(_interface6)]

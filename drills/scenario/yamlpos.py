@@ -163,7 +163,9 @@ def _convert(
                 key = str(constructor.construct_object(key_node))
             except Exception as exc:  # a constructor of an explicit tag can fail any way
                 problems.append(
-                    Problem(file, *_lc(key_node), _path_text(path), f"cannot read this key {_unreadable(key_node, exc)}")
+                    Problem(
+                        file, *_lc(key_node), _path_text(path), f"cannot read this key {_unreadable(key_node, exc)}"
+                    )
                 )
                 continue
             if key in result:
