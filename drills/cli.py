@@ -17,38 +17,49 @@ from drills.runs import STATE_DIR_ENV, state_dir_from_env
 EXIT_INTERNAL = 70  # a bug in drills (EX_SOFTWARE); the message asks for a report
 
 
+def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=default,
+        help=f"where run journals live (default: ${STATE_DIR_ENV} or /var/lib/drills)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress messages")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drill",
         description="Resilience drills for network testbeds: inject faults on a timeline, measure recovery.",
     )
     parser.add_argument("--version", action="version", version=f"drills {__version__}")
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=None,
-        help=f"where run journals live (default: ${STATE_DIR_ENV} or /var/lib/drills)",
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    _global_options(parser, None)
+    # The same options after the command (`drill ls --state-dir D`); SUPPRESS as their default
+    # so that a subcommand never undoes a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("validate", help="check scenario files; no side effects")
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, parents=[common])
+
+    p = add("validate", "check scenario files; no side effects")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    sub.add_parser("schema", help="print the JSON Schema of the scenario format")
-    p = sub.add_parser("run", help="run a drill: deploy, probe, apply the timeline, measure recovery, tear down")
+    add("schema", "print the JSON Schema of the scenario format")
+    p = add("run", "run a drill: deploy, probe, apply the timeline, measure recovery, tear down")
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--out", type=Path, default=None, help="results directory (default: runs/SCENARIO-RUNID)")
-    p = sub.add_parser("up", help="bring a scenario's testbed up and leave it up")
+    p = add("up", "bring a scenario's testbed up and leave it up")
     p.add_argument("file", type=Path, metavar="FILE")
-    p = sub.add_parser("down", help="tear a testbed down")
+    p = add("down", "tear a testbed down")
     p.add_argument("run", nargs="?", metavar="RUN", help="run id (default: the only run)")
-    p = sub.add_parser("exec", help="run a command in a node: drill exec NODE -- CMD [ARGS...]")
+    p = add("exec", "run a command in a node: drill exec NODE -- CMD [ARGS...]")
     p.add_argument("--run", metavar="RUN", help="run id, when several runs have this node")
     p.add_argument("node", metavar="NODE")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD")
-    sub.add_parser("ls", help="list runs and testbeds")
-    sub.add_parser("doctor", help="what this host can do, and what to install")
-    p = sub.add_parser("clean", help="remove every leftover of crashed runs, from their journals")
+    add("ls", "list runs and testbeds")
+    add("doctor", "what this host can do, and what to install")
+    p = add("clean", "remove every leftover of crashed runs, from their journals")
     p.add_argument("--all", action="store_true", help="also tear down testbeds left up by `drill up`")
     return parser
 
@@ -58,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
     from drills import lifecycle
     from drills.render import Renderer
 
-    ui = Renderer(quiet=args.quiet)
+    ui = Renderer(quiet=bool(args.quiet))
     state_dir = state_dir_from_env(args.state_dir)
     command = args.command
 
