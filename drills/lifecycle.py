@@ -20,7 +20,6 @@ from drills.errors import Aborted, BadInput, CleanupIncomplete, EnvironmentProbl
 from drills.netns import kernel
 from drills.netns.backend import NetnsBackend
 from drills.runs import STATUS_TEARING_DOWN, STATUS_UP, Run, RunMeta, RunStore
-from drills.scenario import load_scenario
 from drills.scenario.resolved import Topology
 
 Log = Callable[[str], None]
@@ -62,6 +61,8 @@ class UpResult:
 def up(scenario_path: Path, state_dir: Path, log: Log = _quiet) -> UpResult:
     """Deploy the testbed of a scenario and leave it up; on any failure or signal, remove
     everything created so far before raising."""
+    from drills.scenario.loader import load_scenario  # here: pydantic is only needed to deploy
+
     scenario = load_scenario(scenario_path)
     kernel.require_root()
     backend = NetnsBackend(log, service_cwd=scenario_path.resolve().parent)

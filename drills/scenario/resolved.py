@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from drills.scenario import model
+if TYPE_CHECKING:
+    from drills.scenario import model
 
 IPNetwork = IPv4Network | IPv6Network
 IPAddress = IPv4Address | IPv6Address
