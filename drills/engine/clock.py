@@ -11,32 +11,34 @@ class Clock(Protocol):
     def now_s(self) -> float:
         """Seconds on a monotonic clock (time.monotonic for the system clock)."""
 
-    def sleep_until(self, instant_s: float, stop: threading.Event | None = None) -> bool:
-        """Wait until `instant_s`; False when `stop` was set first."""
+    def sleep_until(self, instant_s: float, stop: threading.Event | None = None, precise: bool = False) -> bool:
+        """Wait until `instant_s`; False when `stop` was set first. `precise` trades CPU for
+        punctuality (fault instants); probes, which wait every millisecond, must not spin."""
 
 
 class SystemClock:
-    """time.monotonic. Waits sleep to ~2 ms before the instant, then spin-yield the rest:
-    a plain sleep overshoots by up to a scheduler tick, which would smear fault instants."""
+    """time.monotonic. A precise wait sleeps to ~2 ms before the instant, then spin-yields the
+    rest: a plain sleep can overshoot by a scheduler tick, which would smear fault instants."""
 
     SPIN_S = 0.002
 
     def now_s(self) -> float:
         return time.monotonic()
 
-    def sleep_until(self, instant_s: float, stop: threading.Event | None = None) -> bool:
+    def sleep_until(self, instant_s: float, stop: threading.Event | None = None, precise: bool = False) -> bool:
+        spin_s = self.SPIN_S if precise else 0.0
         while True:
             remaining = instant_s - time.monotonic()
             if stop is not None and stop.is_set():
                 return False
             if remaining <= 0:
                 return True
-            if remaining > self.SPIN_S:
+            if remaining > spin_s:
                 if stop is not None:
-                    if stop.wait(remaining - self.SPIN_S):
+                    if stop.wait(remaining - spin_s):
                         return False
                 else:
-                    time.sleep(remaining - self.SPIN_S)
+                    time.sleep(remaining - spin_s)
             else:
                 time.sleep(0)
 
@@ -50,7 +52,7 @@ class FakeClock:
     def now_s(self) -> float:
         return self.t
 
-    def sleep_until(self, instant_s: float, stop: threading.Event | None = None) -> bool:
+    def sleep_until(self, instant_s: float, stop: threading.Event | None = None, precise: bool = False) -> bool:
         if stop is not None and stop.is_set():
             return False
         self.t = max(self.t, instant_s)

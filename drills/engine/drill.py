@@ -136,7 +136,7 @@ def run_drill(scenario_path: Path, state_dir: Path, log: Log, clock: Clock | Non
             log(f"run {run.run_id}: drill clock started; {len(streams)} probe(s), {scenario.duration_s:g} s")
             actions = expand(scenario)
             for action in actions:
-                if not clock.sleep_until(t0 + action.at_s):
+                if not clock.sleep_until(t0 + action.at_s, precise=True):
                     break
                 result.steps.append(_perform(action, scenario, handles, undo, run, clock, t0, log))
             clock.sleep_until(t0 + scenario.duration_s)
