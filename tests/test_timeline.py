@@ -89,3 +89,27 @@ def test_template_and_never_recovered() -> None:
     recovery = evaluate([model.Objective(max_recovery=1.0)], [_metrics(0.2, None)], {})[0]
     assert recovery.measured == "never recovered"
     assert recovery.passed is False
+
+
+FLAP = SCENARIO.replace(
+    "  - {id: hold, at: 30s, fault: link-down, link: l}\n  - {at: 32s, restore: hold}\n",
+    "  - {id: wobble, at: 40s, fault: link-flap, link: l, period: 2s, duty: 25%, count: 3, jitter: 300ms}\n",
+)
+
+
+def test_link_flap_expands_into_seeded_down_periods(tmp_path: Path) -> None:
+    scenario = _load(tmp_path, FLAP)
+    flaps = [a for a in expand(scenario, seed=7) if a.label.startswith("wobble")]  # type: ignore[arg-type]
+    assert [(a.kind, a.label) for a in flaps] == [
+        ("apply", "wobble"), ("revert", "wobble"),
+        ("apply", "wobble#1"), ("revert", "wobble#1"),
+        ("apply", "wobble#2"), ("revert", "wobble#2"),
+    ]  # fmt: skip
+    for n, (down, up) in enumerate(zip(flaps[::2], flaps[1::2], strict=True)):
+        assert 40.0 + 2.0 * n <= down.at_s <= 40.0 + 2.0 * n + 0.3  # jitter within its bound
+        assert up.at_s - down.at_s == pytest.approx(0.5)  # 25 % of a 2 s period
+    # The same seed replays the same jitter; another seed draws another.
+    again = [a.at_s for a in expand(scenario, seed=7) if a.label.startswith("wobble")]  # type: ignore[arg-type]
+    other = [a.at_s for a in expand(scenario, seed=8) if a.label.startswith("wobble")]  # type: ignore[arg-type]
+    assert again == [a.at_s for a in flaps]
+    assert other != again

@@ -8,6 +8,7 @@ unwinds on success, on error and on SIGINT/SIGTERM, and the testbed is torn down
 
 from __future__ import annotations
 
+import random
 import secrets
 import sys
 from collections.abc import Callable
@@ -16,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from drills.engine.clock import Clock, SystemClock
-from drills.engine.faults import Handles, LinkDown
+from drills.engine.faults import Fault, FaultContext, Handles, build
 from drills.engine.timeline import Action, expand, unsupported
-from drills.errors import Problem, ScenarioError
+from drills.errors import DrillError, Problem, ScenarioError
 from drills.lifecycle import abort_on_signals
 from drills.measure import Baseline, EventMetrics, Window, analyse, baseline, lost_flags
 from drills.netns import kernel
@@ -62,6 +63,7 @@ class DrillResult:
     metrics: list[EventMetrics] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
     sustain_s: float = SUSTAIN_S
+    revert_failures: list[str] = field(default_factory=list)
     late_after_s: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -124,21 +126,28 @@ def run_drill(scenario_path: Path, state_dir: Path, log: Log, clock: Clock | Non
     previous_switch_s = sys.getswitchinterval()
     sys.setswitchinterval(0.0002)
     handles = Handles(meta.nodes)
-    undo: list[tuple[str, Any]] = []
+    undo: list[tuple[str, Fault]] = []
+    ctx = FaultContext(scenario.topology, handles, meta.nodes, log, random.Random(seed))
     streams: list[UdpStream] = []
     try:
         with abort_on_signals():
             backend.deploy(scenario.topology, run)
             run.set_status(STATUS_RUNNING)
             handles.warm(scenario.topology)  # no handle is opened, no index looked up, on the clock
+            actions = expand(scenario, seed)
+            faults = {a.label: build(scenario.topology, a.step) for a in actions}
+            run.journal.record(
+                {"op": "fault", "step": label, "fault": type(f).__name__, "touches": f.touches()}
+                for label, f in faults.items()
+                if f.reversible
+            )
             streams = _start_probes(scenario, meta.nodes, clock, seed)
             t0 = clock.now_s()
             log(f"run {run.run_id}: drill clock started; {len(streams)} probe(s), {scenario.duration_s:g} s")
-            actions = expand(scenario)
             for action in actions:
                 if not clock.sleep_until(t0 + action.at_s, precise=True):
                     break
-                result.steps.append(_perform(action, scenario, handles, undo, run, clock, t0, log))
+                result.steps.append(_perform(action, faults, ctx, undo, run, clock, t0))
             clock.sleep_until(t0 + scenario.duration_s)
             records = [stream.stop() for stream in streams]
             streams = []
@@ -147,10 +156,17 @@ def run_drill(scenario_path: Path, state_dir: Path, log: Log, clock: Clock | Non
         for stream in streams:
             stream.stop(drain_s=0.0)
         with abort_on_signals():
+            # Unwind every fault still applied, newest first. One that fails to revert is
+            # reported loudly and the rest still run: the teardown below removes the run's
+            # namespaces, and with them whatever a failed revert left inside.
             while undo:
                 label, fault = undo.pop()
-                fault.revert(handles)
-                log(f"reverted {label} at teardown")
+                try:
+                    fault.revert(ctx)
+                    log(f"reverted {label} at teardown")
+                except DrillError as exc:
+                    result.revert_failures.append(f"{label}: {exc}")
+                    log(f"REVERT FAILED for {label}: {exc}; the testbed teardown removes what it left")
             handles.close()
             sys.setswitchinterval(previous_switch_s)
             run.set_status("tearing-down")
@@ -193,46 +209,31 @@ def _target(scenario: Scenario, ref: str) -> tuple[Any, str]:
 
 def _perform(
     action: Action,
-    scenario: Scenario,
-    handles: Handles,
-    undo: list[tuple[str, Any]],
+    faults: dict[str, Fault],
+    ctx: FaultContext,
+    undo: list[tuple[str, Fault]],
     run: Any,
     clock: Clock,
     t0: float,
-    log: Log,
 ) -> StepRecord:
-    step = action.step
-    fault = step.fault
+    """Apply or revert one action and stamp when it was issued and confirmed. The intent of every
+    fault was journaled (and synced) before the clock started; the marker written here is not
+    synced, so no fsync delays a fault."""
+    fault = faults[action.label]
     issued = clock.now_s() - t0
-    if fault == "note":
-        log(f"T+{action.at_s:06.2f} note: {step.text}")
-        return StepRecord(action.label, action.kind, fault, action.at_s, issued, issued, step.text)
-    link_down = LinkDown.from_step(scenario.topology, step)
     if action.kind == "apply":
-        run.journal.record(
-            [
-                {
-                    "op": "fault",
-                    "fault": fault,
-                    "step": action.label,
-                    "undo": "link-up",
-                    "ends": [e.endpoint for e in link_down.ends],
-                }
-            ]
-        )
-        undo.append((action.label, link_down))
-        link_down.apply(handles)
+        if fault.reversible:
+            undo.append((action.label, fault))
+        fault.apply(ctx)
     else:
-        issued = clock.now_s() - t0
-        link_down.revert(handles)
+        fault.revert(ctx)
         undo[:] = [(label, f) for label, f in undo if label != action.label]
-        run.journal.record([{"op": "fault-reverted", "step": action.label}])
     confirmed = clock.now_s() - t0
-    detail = link_down.describe(reverted=action.kind == "revert")
-    log(
-        f"T+{action.at_s:06.2f} {action.kind} {action.label}: {detail} (confirmed +{(confirmed - action.at_s) * 1e3:.2f} ms)"
-    )
-    return StepRecord(action.label, action.kind, fault, action.at_s, issued, confirmed, detail)
+    run.journal.record([{"op": f"fault-{action.kind}", "step": action.label, "at_s": confirmed}], sync=False)
+    detail = fault.describe(reverted=action.kind == "revert")
+    lag_ms = (confirmed - action.at_s) * 1e3
+    ctx.log(f"T+{action.at_s:06.2f} {action.kind} {action.label}: {detail} (confirmed +{lag_ms:.2f} ms)")
+    return StepRecord(action.label, action.kind, action.step.fault, action.at_s, issued, confirmed, detail)
 
 
 def _analyse(

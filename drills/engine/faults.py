@@ -1,19 +1,26 @@
-"""Faults as apply/confirm/revert on netlink handles kept open in each node's namespace.
+"""Faults: the interface every fault implements, the registry, and the link faults.
 
-Handles are opened before the timeline starts, so applying a fault costs one netlink request
-and one read-back, not a process or a namespace switch. "Confirmed" means the kernel shows the
-new state on both sides: the downed end is administratively down and its peer has lost carrier.
+A fault is built from a timeline step once every reference is resolved, and then only applies,
+confirms, reverts and confirms again. Netlink handles are opened in every node's namespace
+before the drill clock starts, so applying a fault costs a netlink request and a read-back, not
+a process or a namespace switch. "Confirmed" means the kernel shows the new state on every
+object the fault touches. New faults live in their own modules and `register` themselves;
+the engine needs no change for them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from drills.errors import BackendError
 from drills.netns import kernel
 from drills.netns.backend import install_routes
 from drills.scenario.resolved import Interface, Link, Topology
+
+Log = Callable[[str], None]
 
 
 class Handles:
@@ -48,6 +55,72 @@ class Handles:
         self._open.clear()
 
 
+@dataclass
+class FaultContext:
+    """What a fault may use while the drill runs."""
+
+    topology: Topology
+    handles: Handles
+    namespaces: dict[str, str]  # node -> namespace name
+    log: Log
+    rng: random.Random  # seeded from the scenario's seed: every random choice is replayable
+    # Start a node's services again (as after a reboot); given by the runner, which owns them.
+    restart_services: Callable[[str], None] = field(default=lambda _node: None)
+
+
+class Fault(Protocol):
+    """One change to the testbed, applied and reverted on the drill clock."""
+
+    @property
+    def reversible(self) -> bool:
+        """False for one-shot steps (note, exec): nothing to undo."""
+
+    def describe(self, reverted: bool = False) -> str:
+        """One line for the log and the report."""
+
+    def touches(self) -> list[str]:
+        """Every object this fault changes, for `drill plan` (`node:iface link state`, ...)."""
+
+    def apply(self, ctx: FaultContext) -> None:
+        """Make the change and confirm the kernel shows it; BackendError if it does not."""
+
+    def revert(self, ctx: FaultContext) -> None:
+        """Undo the change and confirm the kernel shows the original state."""
+
+
+Builder = Callable[[Topology, Any], Fault]
+_BUILDERS: dict[str, Builder] = {}
+
+
+def register(kind: str) -> Callable[[Builder], Builder]:
+    """Decorator: `@register("link-down")` on a function or class building a Fault from a step."""
+
+    def add(builder: Builder) -> Builder:
+        _BUILDERS[kind] = builder
+        return builder
+
+    return add
+
+
+def supported_kinds() -> tuple[str, ...]:
+    _load_fault_modules()
+    return tuple(sorted(_BUILDERS))
+
+
+def build(topology: Topology, step: Any) -> Fault:
+    """The fault for a timeline step (whose references were checked by the loader)."""
+    _load_fault_modules()
+    return _BUILDERS[step.fault](topology, step)
+
+
+def _load_fault_modules() -> None:
+    # Importing a fault module registers its faults; listed here so there is one place to add one.
+    from drills.engine import steps  # noqa: F401
+
+
+# --------------------------------------------------------------------------- link faults
+
+
 def find_link(topology: Topology, ref: str) -> Link:
     for link in topology.links:
         if ref in (link.name, link.a.endpoint, link.b.endpoint):
@@ -57,29 +130,40 @@ def find_link(topology: Topology, ref: str) -> Link:
 
 @dataclass(frozen=True)
 class LinkDown:
-    """Carrier loss on a link: both ends administratively down (a fibre cut), or one end."""
+    """Carrier loss on a link: both ends administratively down (a fibre cut), or one end.
+
+    Used by `link-down` and, for each of its down periods, by `link-flap`."""
 
     topology: Topology
     link: Link
     ends: tuple[Interface, ...]
+    reversible: bool = True
 
     @classmethod
     def from_step(cls, topology: Topology, step: Any) -> LinkDown:
         link = find_link(topology, step.link)
-        if step.end is None:
+        end_ref = getattr(step, "end", None)
+        if end_ref is None:
             return cls(topology, link, (link.a, link.b))
-        end = link.a if step.end == link.a.endpoint else link.b
+        end = link.a if end_ref == link.a.endpoint else link.b
         return cls(topology, link, (end,))
 
     def describe(self, reverted: bool = False) -> str:
         return f"link {self.link.name}: {', '.join(e.endpoint for e in self.ends)} {'up again' if reverted else 'down'}"
 
-    def apply(self, handles: Handles) -> None:
+    def touches(self) -> list[str]:
+        downed = [f"{e.endpoint} admin state (down, then up; its static routes re-installed)" for e in self.ends]
+        peers = [f"{e.endpoint} carrier (lost)" for e in (self.link.a, self.link.b) if e not in self.ends]
+        return downed + peers
+
+    def apply(self, ctx: FaultContext) -> None:
+        handles = ctx.handles
         for end in self.ends:
             kernel.set_link(handles.of(end.node), end.name, up=False, index=handles.index(end.node, end.name))
         self._confirm(handles, down=True)
 
-    def revert(self, handles: Handles) -> None:
+    def revert(self, ctx: FaultContext) -> None:
+        handles = ctx.handles
         for end in self.ends:
             kernel.set_link(handles.of(end.node), end.name, up=True, index=handles.index(end.node, end.name))
         self._confirm(handles, down=False)
@@ -100,3 +184,7 @@ class LinkDown:
                 raise BackendError(f"{end.endpoint} still has carrier after link-down; the fault did not take effect")
             if not down and not (state.admin_up and state.carrier):
                 raise BackendError(f"{end.endpoint} is not up with carrier after reverting link-down")
+
+
+register("link-down")(LinkDown.from_step)
+register("link-flap")(LinkDown.from_step)  # the timeline expands a flap into down/up periods

@@ -1,0 +1,82 @@
+"""One-shot timeline steps: `note` (an exercise message) and `exec` (a command in a node)."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+from drills.engine.faults import FaultContext, register
+from drills.errors import BackendError
+from drills.netns import kernel
+from drills.scenario.resolved import Topology
+
+EXEC_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Note:
+    """An exercise message, written to the run's log at its instant."""
+
+    text: str
+    reversible: bool = False
+
+    def describe(self, reverted: bool = False) -> str:
+        return f"note: {self.text}"
+
+    def touches(self) -> list[str]:
+        return []
+
+    def apply(self, ctx: FaultContext) -> None:
+        ctx.log(f"note: {self.text}")
+
+    def revert(self, ctx: FaultContext) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Exec:
+    """A command run in a node (a configuration change as an inject). The step's instant is when
+    the command started; it is confirmed when it exited with status 0."""
+
+    node: str
+    command: str
+    reversible: bool = False
+
+    def describe(self, reverted: bool = False) -> str:
+        return f"exec on {self.node}: {self.command}"
+
+    def touches(self) -> list[str]:
+        return [f"{self.node}: whatever `{self.command}` changes (run in the node's namespace)"]
+
+    def apply(self, ctx: FaultContext) -> None:
+        namespace = ctx.namespaces[self.node]
+        command = self.command
+        result = kernel.run_in_namespace(
+            namespace,
+            lambda: subprocess.run(
+                ["/bin/sh", "-c", command],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=EXEC_TIMEOUT_S,
+                check=False,
+            ),
+        )
+        for line in (result.stdout + result.stderr).splitlines()[-5:]:
+            ctx.log(f"  {self.node}$ {line}")
+        if result.returncode != 0:
+            raise BackendError(f"exec on {self.node} failed with status {result.returncode}: {command}")
+
+    def revert(self, ctx: FaultContext) -> None:
+        pass
+
+
+@register("note")
+def _note(_topology: Topology, step: Any) -> Note:
+    return Note(step.text)
+
+
+@register("exec")
+def _exec(_topology: Topology, step: Any) -> Exec:
+    return Exec(step.node, step.command)
