@@ -19,7 +19,7 @@ from typing import Any
 from drills.engine.clock import Clock, SystemClock
 from drills.engine.faults import Fault, FaultContext, Handles, build
 from drills.engine.timeline import Action, expand, unsupported
-from drills.errors import DrillError, Problem, ScenarioError
+from drills.errors import DrillError, ScenarioError
 from drills.lifecycle import abort_on_signals
 from drills.measure import Baseline, EventMetrics, Window, analyse, baseline, lost_flags
 from drills.netns import kernel
@@ -81,11 +81,8 @@ def preflight(scenario: Scenario) -> None:
     for i, probe in enumerate(scenario.source.probes):
         if probe.type != "udp-stream":
             problems.append(
-                Problem(
-                    str(scenario.path),
-                    0,
-                    0,
-                    f"probes[{i}].type",
+                scenario.problem(
+                    ("probes", i, "type"),
                     f"probe type '{probe.type}' is part of the format but `drill run` measures only udp-stream probes yet",
                 )
             )
@@ -93,18 +90,13 @@ def preflight(scenario: Scenario) -> None:
         extra = [k for k in ("max_loss", "latency", "availability") if getattr(objective, k) is not None]
         if extra:
             problems.append(
-                Problem(
-                    str(scenario.path),
-                    0,
-                    0,
-                    f"expect[{i}]",
+                scenario.problem(
+                    ("expect", i),
                     f"{', '.join(extra)} objectives are part of the format but not evaluated yet; use max_outage, max_recovery or a template",
                 )
             )
     if not scenario.source.probes:
-        problems.append(
-            Problem(str(scenario.path), 0, 0, "probes", "a drill needs at least one probe to measure recovery")
-        )
+        problems.append(scenario.problem(("probes",), "a drill needs at least one probe to measure recovery"))
     if problems:
         raise ScenarioError(problems)
 

@@ -42,11 +42,8 @@ def unsupported(scenario: Scenario) -> list[Problem]:
         fault = getattr(step, "fault", None)
         if fault is not None and fault not in kinds:
             problems.append(
-                Problem(
-                    str(scenario.path),
-                    0,
-                    0,
-                    f"timeline[{i}].fault",
+                scenario.problem(
+                    ("timeline", i, "fault"),
                     f"fault '{fault}' is part of the format but `drill run` cannot apply it yet (supported: {', '.join(kinds)}); `drill up` still deploys this testbed",
                 )
             )

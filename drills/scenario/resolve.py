@@ -682,6 +682,6 @@ def resolve(
         )
         return None, resolver.problems
     return (
-        Scenario(path, whole.name, whole.description, whole.seed, topology, profiles, whole, duration_s),
+        Scenario(path, whole.name, whole.description, whole.seed, topology, profiles, whole, duration_s, located),
         [],
     )

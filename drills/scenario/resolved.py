@@ -11,6 +11,9 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from drills.errors import Problem
+from drills.scenario.yamlpos import Located, path_text
+
 if TYPE_CHECKING:
     from drills.scenario import model
 
@@ -123,3 +126,13 @@ class Scenario:
     profiles: dict[str, model.Profile] = field(hash=False)
     source: model.ScenarioFile = field(hash=False, repr=False)
     duration_s: float = 0.0
+    located: Located | None = field(default=None, hash=False, repr=False, compare=False)
+
+    def problem(self, path: tuple[str | int, ...], message: str) -> Problem:
+        """A problem found after loading (a capability, an engine limit), still located at the
+        key it is about, so later checks speak like the loader does."""
+        mark = self.located.mark(path) if self.located is not None else None
+        text = path_text(path)
+        if mark is None:
+            return Problem(str(self.path), 0, 0, text, message)
+        return Problem(mark.file, mark.line, mark.column, text, message)
