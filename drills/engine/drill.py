@@ -64,6 +64,9 @@ class DrillResult:
     verdicts: list[Verdict] = field(default_factory=list)
     sustain_s: float = SUSTAIN_S
     revert_failures: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+    t0_s: float = 0.0  # the drill clock's zero on the monotonic clock (samples are relative to it)
+    records: list[StreamRecord] = field(default_factory=list)  # raw samples of every stream
     late_after_s: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -231,6 +234,9 @@ def _perform(
 def _analyse(
     result: DrillResult, scenario: Scenario, records: list[StreamRecord], t0: float, actions: list[Action]
 ) -> None:
+    result.t0_s = t0
+    result.duration_s = scenario.duration_s
+    result.records = records
     fault_steps = [s for s in result.steps if s.fault != "note"]
     first_fault_s = fault_steps[0].issued_s if fault_steps else scenario.duration_s
     step_ids = {a.label: (getattr(a.step, "id", None) or "") for a in actions}
