@@ -46,9 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     p = add("validate", "check scenario files; no side effects")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     add("schema", "print the JSON Schema of the scenario format")
+    p = add("plan", "show what a drill would do (testbed, timeline, probes, objectives); no side effects, no root")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON (for CI diffs)")
     p = add("run", "run a drill: deploy, probe, apply the timeline, measure recovery, tear down")
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--out", type=Path, default=None, help="results directory (default: runs/SCENARIO-RUNID)")
+    p = add("report", "render junit.xml, report.md and report.html again from a results directory")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p = add("compare", "compare the recovery figures of two runs; exit 1 when B regressed beyond the accuracy bounds")
+    p.add_argument(
+        "run_a", type=Path, metavar="RUN_A", help="the reference run's results directory (the last good run)"
+    )
+    p.add_argument("run_b", type=Path, metavar="RUN_B", help="the run to check")
     p = add("up", "bring a scenario's testbed up and leave it up")
     p.add_argument("file", type=Path, metavar="FILE")
     p = add("down", "tear a testbed down")
@@ -97,18 +107,48 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(scenario_json_schema(), indent=2))
         return ExitCode.OK
 
+    if command == "plan":
+        from drills.engine.plan import build_plan
+        from drills.scenario.loader import load_scenario
+
+        plan = build_plan(load_scenario(args.file))  # bad input: ScenarioError, exit 2 (see main)
+        if args.json:
+            print(json.dumps(plan.to_json(), indent=2))
+        else:
+            ui.plan(plan)
+        return ExitCode.OK
+
     if command == "run":
         from drills import results
         from drills.engine.drill import run_drill
+        from drills.reports import write_all
 
         drill = run_drill(args.file, state_dir, log=ui.progress)
         out_dir = args.out or Path("runs") / f"{drill.scenario}-{drill.run_id}"
-        path = results.write(drill, out_dir)
+        path = results.write(drill, out_dir, args.file)
+        written = write_all(*results.read(out_dir), out_dir)
         ui.drill(drill, path)
+        ui.progress(f"reports: {', '.join(str(p) for p in written)}")
         outcome = results.outcome(drill)
         if outcome == "inconclusive":
             return ExitCode.INCONCLUSIVE
         return ExitCode.OK if outcome == "passed" else ExitCode.OBJECTIVES_MISSED
+
+    if command == "report":
+        from drills import results
+        from drills.reports import write_all
+
+        written = write_all(*results.read(args.run_dir), args.run_dir)
+        ui.out.print("\n".join(str(p) for p in written), markup=False)
+        return ExitCode.OK
+
+    if command == "compare":
+        from drills import results
+        from drills.reports.compare import compare
+
+        comparison = compare(results.read(args.run_a)[0], results.read(args.run_b)[0])
+        ui.comparison(comparison, args.run_a, args.run_b)
+        return ExitCode.OBJECTIVES_MISSED if comparison.regressed else ExitCode.OK
 
     if command == "up":
         result = lifecycle.up(args.file, state_dir, log=ui.progress)

@@ -7,6 +7,7 @@ later than the forwarding-delay threshold. Every duration carries its accuracy b
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from drills.probes.udp_stream import StreamRecord
@@ -124,4 +125,47 @@ def analyse(
         time_to_recover_s=recover,
         accuracy_s=accuracy_s,
         recovered_during_event=during,
+    )
+
+
+@dataclass(frozen=True)
+class PhaseStats:
+    """Loss and round-trip latency of one probe over one phase of the drill."""
+
+    phase: str  # "baseline" | "fault" | "recovery"
+    sent: int
+    lost: int
+    loss_pct: float
+    rtt_p50_s: float | None
+    rtt_p95_s: float | None
+    rtt_p99_s: float | None
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an already sorted, non-empty list."""
+    rank = math.ceil(fraction * len(ordered) - 1e-9)  # 1-based; the epsilon absorbs float error
+    return ordered[min(len(ordered), max(1, rank)) - 1]
+
+
+def phase_stats(record: StreamRecord, flags: list[bool], phase: str, spans: list[tuple[float, float]]) -> PhaseStats:
+    """Statistics over the packets sent inside any of `spans` (instants on the drill clock)."""
+    rtts: list[float] = []
+    sent = lost = 0
+    for sequence, sent_at in enumerate(record.sent):
+        if not any(start <= sent_at < end for start, end in spans):
+            continue
+        sent += 1
+        if flags[sequence]:
+            lost += 1
+        else:
+            rtts.append(record.received[sequence] - sent_at)
+    rtts.sort()
+    return PhaseStats(
+        phase=phase,
+        sent=sent,
+        lost=lost,
+        loss_pct=100.0 * lost / sent if sent else 0.0,
+        rtt_p50_s=percentile(rtts, 0.50) if rtts else None,
+        rtt_p95_s=percentile(rtts, 0.95) if rtts else None,
+        rtt_p99_s=percentile(rtts, 0.99) if rtts else None,
     )

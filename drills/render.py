@@ -5,14 +5,18 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from drills.backend import TeardownReport
 from drills.errors import Problem
 from drills.lifecycle import CleanReport, RunView, UpResult
+
+if TYPE_CHECKING:
+    from drills.engine.plan import Plan
 
 
 class Renderer:
@@ -107,6 +111,131 @@ class Renderer:
             )
         outcome = "inconclusive" if result.inconclusive else ("passed" if result.passed else "FAILED")
         self.out.print(f"drill {outcome}; results: {results_path}", markup=False)
+
+    def plan(self, plan: Plan) -> None:
+        """`drill plan`: the testbed, the timeline with what each action touches, the probes and
+        the objectives. Cells are plain text (no rich markup: commands and messages may hold
+        brackets) and fold rather than being cut, so nothing of the plan is lost at any width."""
+
+        def table(title: str, *columns: str) -> Table:
+            """Names (the first columns) are never broken; the last column, free text, wraps."""
+            t = Table(title=title, title_justify="left")
+            for n, column in enumerate(columns):
+                t.add_column(column, overflow="fold", no_wrap=n < 2)
+            return t
+
+        def row(t: Table, *cells: str) -> None:
+            t.add_row(*(Text(cell) for cell in cells))
+
+        out = self.out
+        out.print(f"plan of {plan.scenario} ({plan.file}): a dry run, nothing was changed", markup=False)
+        if plan.description:
+            out.print(plan.description, markup=False)
+        duration = f"{plan.duration_s:g} s" + ("" if plan.duration_given else " (last step + 10 s)")
+        out.print(
+            f"seed {plan.seed_text}; duration {duration}; each node is namespace {plan.namespace_pattern}, "
+            "RUN being the run id chosen when the run starts",
+            markup=False,
+        )
+
+        def count(n: int, noun: str) -> str:
+            return f"{n} {noun}{'' if n == 1 else 's'}"
+
+        nodes = table(f"testbed: {count(len(plan.nodes), 'node')}", "node", "namespace", "interface", "address", "link")
+        for node in plan.nodes:
+            first = [node.name, node.namespace]
+            if node.loopback:
+                row(nodes, *first, "lo", node.loopback, "-")
+                first = ["", ""]
+            for i in node.interfaces:
+                address = " ".join(a for a in (i.ipv4, i.ipv6) if a) or "-"
+                mtu = f" (mtu {i.mtu})" if i.mtu else ""
+                row(nodes, *first, i.name, address + mtu, f"{i.link} to {i.peer}")
+                first = ["", ""]
+            if first[0]:  # no loopback and no link
+                row(nodes, *first, "-", "-", "-")
+        out.print(nodes)
+        routes = table("routes", "node", "route")
+        for node in plan.nodes:
+            for n, route in enumerate(node.routes):
+                row(routes, node.name if n == 0 else "", route)
+        if routes.row_count:
+            out.print(routes)
+        out.print(f"sysctls in every namespace: {', '.join(plan.node_sysctls)}", markup=False)
+        for node in plan.nodes:
+            if node.sysctls:
+                out.print(f"sysctls in {node.name}: {', '.join(node.sysctls)}", markup=False)
+        services = table("services (started at deploy)", "node", "service", "command", "ready when")
+        for node in plan.nodes:
+            for service in node.services:
+                env = "".join(f"{key}={value} " for key, value in service.env.items())
+                row(services, node.name, service.name, env + service.command, service.ready or "-")
+        if services.row_count:
+            out.print(services)
+
+        links = table(f"{count(len(plan.links), 'link')} (veth pairs)", "link", "a", "b", "subnets", "profile")
+        for link in plan.links:
+            row(links, link.name, link.a, link.b, ", ".join(link.subnets), link.profile or "-")
+        out.print(links)
+
+        timeline = table(
+            f"timeline: {count(len(plan.actions), 'action')}", "at", "action", "step", "what it does, and touches"
+        )
+        for action in plan.actions:
+            at = action.at + (f" + up to {action.jitter_s:g} s" if action.jitter_s else "")
+            kind = f"{action.kind} (teardown)" if action.at_teardown else action.kind
+            what = [action.describe] + [
+                f"- {touch.namespace}: {touch.what}" if touch.namespace else f"- {touch.what}"
+                for touch in action.touches
+            ]
+            row(timeline, at, kind, action.label, "\n".join(what))
+        out.print(timeline)
+
+        probes = table(count(len(plan.probes), "probe"), "probe", "type", "from", "to", "how")
+        for probe in plan.probes:
+            source = f"{probe.source} ({probe.source_address or 'no address'})"
+            target = "-" if probe.to is None else f"{probe.to} ({probe.target_address or 'no address'})"
+            row(probes, probe.name, probe.type, source, target, probe.detail)
+        out.print(probes)
+
+        objectives = table(count(len(plan.objectives), "objective"), "objective", "probe", "step", "bound")
+        for o in plan.objectives:
+            bounds = ", ".join(([f"template {o.template}"] if o.template else []) + o.bounds)
+            row(objectives, o.name or "-", o.probe or "every probe", o.step or "every fault", bounds)
+        out.print(objectives)
+
+        if plan.refused:
+            out.print("drill run would refuse this scenario as it stands:", style="yellow")
+            for reason in plan.refused:
+                out.print(f"  {reason}", markup=False)
+
+    def comparison(self, comparison: Any, run_a: Path, run_b: Path) -> None:
+        """`drill compare`: every figure of A and B, regressions and improvements marked."""
+
+        def ms(value: float | None) -> str:
+            return "never" if value is None else f"{value * 1e3:.1f} ms"
+
+        table = Table(title=f"{run_a} (A) against {run_b} (B)", title_justify="left")
+        for column in ("probe", "event", "figure", "A", "B", "tolerance", ""):
+            table.add_column(column)
+        for d in comparison.differences:
+            mark = "[red]REGRESSED[/]" if d.regressed else ("[green]improved[/]" if d.improved else "")
+            table.add_row(
+                d.probe,
+                d.event,
+                d.figure.removesuffix("_s"),
+                ms(d.a_s),
+                ms(d.b_s),
+                f"± {d.tolerance_s * 1e3:.1f} ms",
+                mark,
+            )
+        self.out.print(table)
+        for label in comparison.only_in_a:
+            self.out.print(f"only in A: {label}", markup=False)
+        for label in comparison.only_in_b:
+            self.out.print(f"only in B: {label}", markup=False)
+        verdict = "B regressed" if comparison.regressed else "no regression beyond the accuracy bounds"
+        self.out.print(verdict, markup=False)
 
     def checks(self, checks: Sequence[Any]) -> None:
         table = Table(title="what this host can do", title_justify="left")

@@ -1,36 +1,41 @@
-"""results.json: what a drill observed, in a versioned, machine-readable form."""
+"""results.json and samples.json.gz: what a drill observed, in a versioned, documented form.
+
+`results.json` follows `drills/data/results.schema.json` (format 1): the scenario, environment
+and capabilities, seed, method (offered rates, sustained validation, delay threshold), the
+timeline with scheduled, issued and confirmed instants, baselines, every metric with its
+accuracy bound, per-phase statistics, and verdicts. Raw samples go to a compact side file,
+`samples.json.gz`: per probe, send instants (ms from the drill clock's zero) and round-trip
+times (µs, -1 for a lost packet). Every report (`drill report`) is rendered from these two files.
+"""
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
+import platform
+import sys
+import time
 from dataclasses import asdict
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from drills import __version__
 from drills.engine.drill import DrillResult
+from drills.measure import lost_flags
+from drills.probes.udp_stream import StreamRecord
 
 RESULTS_FORMAT = 1
+RESULTS_FILE = "results.json"
+SAMPLES_FILE = "samples.json.gz"
 
 
-def to_json(result: DrillResult) -> dict[str, Any]:
-    return {
-        "format": RESULTS_FORMAT,
-        "drills_version": __version__,
-        "scenario": result.scenario,
-        "run_id": result.run_id,
-        "seed": result.seed,
-        "outcome": outcome(result),
-        "method": {
-            "outage": "lost packets / offered rate (RFC 6412 loss-derived), ± one packet gap + sender timestamp jitter p99",
-            "sustained_validation_s": result.sustain_s,
-            "forwarding_delay_threshold_s": result.late_after_s,
-        },
-        "timeline": [asdict(step) | {"skew_s": step.skew_s} for step in result.steps],
-        "baselines": {name: asdict(b) | {"clean": b.clean} for name, b in result.baselines.items()},
-        "metrics": [asdict(m) for m in result.metrics],
-        "verdicts": [asdict(v) for v in result.verdicts],
-    }
+def results_schema() -> dict[str, Any]:
+    """The JSON Schema results.json follows (format 1)."""
+    text = resources.files("drills").joinpath("data/results.schema.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 def outcome(result: DrillResult) -> str:
@@ -39,8 +44,95 @@ def outcome(result: DrillResult) -> str:
     return "passed" if result.passed else "failed"
 
 
-def write(result: DrillResult, out_dir: Path) -> Path:
+def environment() -> dict[str, Any]:
+    """Where the drill ran: the figures depend on it (kernel, Python, capabilities)."""
+    from drills import doctor
+
+    return {
+        "kernel": platform.release(),
+        "machine": platform.machine(),
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "capabilities": doctor.capabilities(),
+    }
+
+
+def to_json(
+    result: DrillResult, scenario_path: Path | None = None, env: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    rates = {r.name: r.rate_pps for r in result.records}
+    return {
+        "format": RESULTS_FORMAT,
+        "drills_version": __version__,
+        "scenario": {"name": result.scenario, "path": str(scenario_path) if scenario_path else None},
+        "run_id": result.run_id,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seed": result.seed,
+        "outcome": outcome(result),
+        "environment": env if env is not None else environment(),
+        "method": {
+            "outage": "lost packets / offered rate (RFC 6412 loss-derived)",
+            "accuracy": "one packet gap + p99 of the sender's lateness + the time the kernel took to confirm the fault",
+            "offered_rate_pps": rates,
+            "packet_size_bytes": {r.name: r.size_bytes for r in result.records},
+            "sustained_validation_s": result.sustain_s,
+            "forwarding_delay_threshold_s": result.late_after_s,
+        },
+        "duration_s": result.duration_s,
+        "timeline": [asdict(step) | {"skew_s": step.skew_s} for step in result.steps],
+        "baselines": {name: asdict(b) | {"clean": b.clean} for name, b in result.baselines.items()},
+        "metrics": [asdict(m) for m in result.metrics],
+        "phases": {name: [asdict(p) for p in phases] for name, phases in result.phases.items()},
+        "verdicts": [asdict(v) for v in result.verdicts],
+        "revert_failures": list(result.revert_failures),
+        "samples_file": SAMPLES_FILE,
+    }
+
+
+def samples_json(records: list[StreamRecord], t0_s: float, late_after_s: dict[str, float]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for record in records:
+        flags = lost_flags(record, late_after_s.get(record.name, 2.0))
+        out[record.name] = {
+            "rate_pps": record.rate_pps,
+            "sent_ms": [round((t - t0_s) * 1e3, 3) for t in record.sent],
+            "rtt_us": [
+                -1 if lost else round((record.received[i] - sent) * 1e6)
+                for i, (sent, lost) in enumerate(zip(record.sent, flags, strict=True))
+            ],
+            "duplicates": record.duplicates,
+            "reordered": record.reordered,
+        }
+    return out
+
+
+def write(result: DrillResult, out_dir: Path, scenario_path: Path | None = None) -> Path:
+    """Write results.json and samples.json.gz into `out_dir`; returns the results path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "results.json"
-    path.write_text(json.dumps(to_json(result), indent=2))
+    path = out_dir / RESULTS_FILE
+    path.write_text(json.dumps(to_json(result, scenario_path), indent=2))
+    with gzip.open(out_dir / SAMPLES_FILE, "wt", encoding="utf-8") as handle:
+        json.dump(samples_json(result.records, result.t0_s, result.late_after_s), handle, separators=(",", ":"))
     return path
+
+
+def read(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """results.json and the samples (empty when the side file is missing) of a results directory."""
+    from drills.errors import BadInput
+
+    path = run_dir / RESULTS_FILE
+    try:
+        results: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadInput(f"{path} not found; give the directory a `drill run --out` wrote") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BadInput(f"{path} is not readable JSON: {exc}") from None
+    if results.get("format") != RESULTS_FORMAT:
+        raise BadInput(f"{path} has format {results.get('format')!r}; this drills reads format {RESULTS_FORMAT}")
+    samples: dict[str, Any] = {}
+    try:
+        with gzip.open(run_dir / results.get("samples_file", SAMPLES_FILE), "rt", encoding="utf-8") as handle:
+            samples = json.load(handle)
+    except (OSError, json.JSONDecodeError):
+        pass
+    return results, samples

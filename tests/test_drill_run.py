@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from drills.engine.drill import run_drill
+from drills.results import results_schema
 
 pytestmark = pytest.mark.netns
 
@@ -71,3 +74,16 @@ def test_cli_exit_code_and_results_file(tmp_path: Path, state_dir: Path, host_sn
     assert data["method"]["sustained_validation_s"] == 1.0
     assert [v["passed"] for v in data["verdicts"]] == [True, False]
     assert "FAIL" in proc.stdout and "Traceback" not in proc.stderr
+    jsonschema.Draft202012Validator(results_schema()).validate(data)
+    suite = ET.parse(out / "junit.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "1"
+    assert "<svg" in (out / "report.html").read_text() and "# Drill report: cut-2s" in (out / "report.md").read_text()
+    # `drill report` renders the same files again; `drill compare` of a run with itself is clean.
+    before = (out / "report.md").read_text()
+    (out / "report.md").unlink()
+    assert subprocess.run([sys.executable, "-m", "drills", "report", str(out)], check=False).returncode == 0
+    assert (out / "report.md").read_text() == before
+    same = subprocess.run(
+        [sys.executable, "-m", "drills", "compare", str(out), str(out)], capture_output=True, check=False
+    )
+    assert same.returncode == 0

@@ -84,6 +84,23 @@ BROKEN: dict[str, list[str]] = {
     "objective-without-bound.yaml": [
         "tests/broken/objective-without-bound.yaml:12:5: expect[0]: an objective needs a `template` or a bound (max_outage, max_recovery, max_loss, latency, availability)",
     ],
+    "overlap-degrade-blackhole.yaml": [
+        "tests/broken/overlap-degrade-blackhole.yaml:14:5: timeline[3]: blackhole at T+00:22 overlaps link-down 'cut' on link sat (line 13) from T+00:20 to T+00:25; a link may not be set down by two faults at once, nor while a blackhole needs it up: move one, or shorten the first one's `for:`",
+        "tests/broken/overlap-degrade-blackhole.yaml:15:5: timeline[4]: degrade at T+00:30 overlaps degrade 'rain-fade' on link sat (line 11) from T+00:10 to T+00:40; one direction of a link takes one degrade at a time: move one, or shorten the first one's `for:`",
+    ],
+    "overlap-link-faults.yaml": [
+        "tests/broken/overlap-link-faults.yaml:12:5: timeline[1]: link-down 'cut' at T+00:10 overlaps link-flap 'wobble' on link fibre (line 11) from T+00:05 to T+00:17.5; a link may not be set down by two faults at once, nor while a blackhole needs it up: move one, or give the flap a smaller `count:`",
+    ],
+    "overlap-node-and-link.yaml": [
+        "tests/broken/overlap-node-and-link.yaml:14:5: timeline[1]: link-down at T+00:20 overlaps node-loss 'power-loss' on link uplink (line 13) from T+00:10 to T+00:40; a link may not be set down by two faults at once, nor while a blackhole needs it up: move one, or shorten the first one's `for:`",
+    ],
+    "overlap-open-ended.yaml": [
+        "tests/broken/overlap-open-ended.yaml:12:5: timeline[1]: service-stop at T+00:30 overlaps node-freeze 'hang' on node core (line 11) from T+00:05 to the end of the drill; a node's processes may not be stopped, killed or restarted by two faults at once: move one, or end the first with `for:` or `restore:`",
+    ],
+    "overlap-repeat-itself.yaml": [
+        "tests/broken/overlap-repeat-itself.yaml:11:64: timeline[0].repeat: each repetition lasts 10 s but one starts every 5 s, so they overlap; make `repeat.every` longer than `for`",
+        "tests/broken/overlap-repeat-itself.yaml:12:78: timeline[1].jitter: down periods of 2 s, each up to 3 s late, can run into the next one (every 4 s); keep `jitter` at most 2 s",
+    ],
     "overlapping-link-subnets.yaml": [
         "tests/broken/overlapping-link-subnets.yaml:8:22: topology.nodes.core.interfaces.eth2.ipv4: subnet 10.0.0.128/30 overlaps 10.0.0.0/24 given at line 7; links need separate subnets",
     ],

@@ -112,3 +112,26 @@ def test_accuracy_includes_sender_jitter() -> None:
     assert timestamp_jitter_s(record) == pytest.approx(0.003)
     m = analyse(record, lost_flags(record, 2.0), Window("x", "apply", 0.0, 1.0), sustain_s=0.1)
     assert m.accuracy_s == pytest.approx(GAP + 0.003)
+
+
+def test_phase_stats_split_loss_and_latency_by_phase() -> None:
+    from drills.measure import phase_stats
+
+    record = stream(3000, set(range(1000, 1100)), rtt_s=0.002)
+    flags = lost_flags(record, 2.0)
+    base = phase_stats(record, flags, "baseline", [(0.0, 1.0)])
+    fault = phase_stats(record, flags, "fault", [(1.0, 2.0)])
+    assert (base.sent, base.lost, base.loss_pct) == (1000, 0, 0.0)
+    assert base.rtt_p50_s == pytest.approx(0.002) and base.rtt_p99_s == pytest.approx(0.002)
+    assert (fault.sent, fault.lost) == (1000, 100)
+    assert fault.loss_pct == pytest.approx(10.0)
+    empty = phase_stats(record, flags, "recovery", [(5.0, 6.0)])
+    assert (empty.sent, empty.rtt_p50_s) == (0, None)
+
+
+def test_percentile_nearest_rank() -> None:
+    from drills.measure import percentile
+
+    values = [float(i) for i in range(1, 101)]
+    assert (percentile(values, 0.5), percentile(values, 0.95), percentile(values, 0.99)) == (50.0, 95.0, 99.0)
+    assert percentile([7.0], 0.99) == 7.0

@@ -58,10 +58,8 @@ def test_expand_orders_applies_reverts_repeats_and_restores(tmp_path: Path) -> N
 
 
 def test_preflight_refuses_what_run_cannot_do_yet(tmp_path: Path) -> None:
-    text = SCENARIO.replace("fault: note, text: hello", "fault: node-loss, node: a")
-    with pytest.raises(
-        ScenarioError, match="fault 'node-loss' is part of the format but `drill run` cannot apply it yet"
-    ):
+    text = SCENARIO.replace("max_outage: 50ms}", "availability: 99.9%}")
+    with pytest.raises(ScenarioError, match="availability objectives are part of the format but not evaluated yet"):
         preflight(_load(tmp_path, text))  # type: ignore[arg-type]
 
 

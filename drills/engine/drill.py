@@ -21,7 +21,7 @@ from drills.engine.faults import Fault, FaultContext, Handles, build
 from drills.engine.timeline import Action, expand, unsupported
 from drills.errors import DrillError, ScenarioError
 from drills.lifecycle import abort_on_signals
-from drills.measure import Baseline, EventMetrics, Window, analyse, baseline, lost_flags
+from drills.measure import Baseline, EventMetrics, PhaseStats, Window, analyse, baseline, lost_flags, phase_stats
 from drills.netns import kernel
 from drills.netns.backend import NetnsBackend
 from drills.objectives import Verdict, evaluate
@@ -67,6 +67,7 @@ class DrillResult:
     duration_s: float = 0.0
     t0_s: float = 0.0  # the drill clock's zero on the monotonic clock (samples are relative to it)
     records: list[StreamRecord] = field(default_factory=list)  # raw samples of every stream
+    phases: dict[str, list[PhaseStats]] = field(default_factory=dict)  # probe -> baseline/fault/recovery
     late_after_s: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -122,7 +123,14 @@ def run_drill(scenario_path: Path, state_dir: Path, log: Log, clock: Clock | Non
     sys.setswitchinterval(0.0002)
     handles = Handles(meta.nodes)
     undo: list[tuple[str, Fault]] = []
-    ctx = FaultContext(scenario.topology, handles, meta.nodes, log, random.Random(seed))
+    ctx = FaultContext(
+        scenario.topology, handles, meta.nodes, log, random.Random(seed),
+        # Services restarted by a fault go through the backend, journaled like at deploy.
+        start_service=lambda node, service: backend.start_service(
+            run, meta.nodes[node], scenario.topology.node(node), service
+        ),
+        service_processes=lambda node, name: backend.service_processes(run, meta.nodes[node], name),
+    )  # fmt: skip
     streams: list[UdpStream] = []
     try:
         with abort_on_signals():
@@ -245,9 +253,36 @@ def _analyse(
         late_after_s = float(getattr(probes[record.name], "late_after", 2.0))
         result.late_after_s[record.name] = late_after_s
         flags = lost_flags(record, late_after_s)
-        result.baselines[record.name] = baseline(record, flags, t0 + WARMUP_S, t0 + first_fault_s)
+        # A packet sent just before the first fault may be lost in flight because of it: the
+        # baseline ends a guard interval earlier (twice the baseline's worst round trip, at
+        # least two packet gaps), so such a packet never makes a clean baseline look dirty.
+        rtt_p99_s = phase_stats(record, flags, "pre", [(t0 + WARMUP_S, t0 + first_fault_s)]).rtt_p99_s or 0.0
+        guard_s = max(2 * rtt_p99_s, 2.0 / record.rate_pps)
+        result.baselines[record.name] = baseline(record, flags, t0 + WARMUP_S, t0 + first_fault_s - guard_s)
         for i, step in enumerate(fault_steps):
             end_s = fault_steps[i + 1].issued_s if i + 1 < len(fault_steps) else scenario.duration_s
             window = Window(step.label, step.kind, t0 + step.issued_s, t0 + end_s)
             result.metrics.append(analyse(record, flags, window, SUSTAIN_S, step.confirmed_s - step.issued_s))
+        result.phases[record.name] = _phases(record, flags, fault_steps, first_fault_s, scenario.duration_s, t0)
     result.verdicts = evaluate(list(scenario.source.expect), result.metrics, step_ids)
+
+
+def _phases(
+    record: StreamRecord, flags: list[bool], fault_steps: list[StepRecord], first_s: float, end_s: float, t0: float
+) -> list[PhaseStats]:
+    """Baseline (warm-up to first fault), fault (while any fault is applied) and recovery (after
+    the last fault was lifted) statistics of one stream."""
+    applied: dict[str, float] = {}
+    spans: list[tuple[float, float]] = []
+    for step in fault_steps:
+        if step.kind == "apply":
+            applied[step.label] = step.issued_s
+        elif step.label in applied:
+            spans.append((t0 + applied.pop(step.label), t0 + step.confirmed_s))
+    spans.extend((t0 + start, t0 + end_s) for start in applied.values())  # never lifted
+    last_s = max((end for _, end in spans), default=t0 + first_s)
+    return [
+        phase_stats(record, flags, "baseline", [(t0 + WARMUP_S, t0 + first_s)]),
+        phase_stats(record, flags, "fault", spans),
+        phase_stats(record, flags, "recovery", [(last_s, t0 + end_s)]),
+    ]

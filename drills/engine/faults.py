@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from drills.errors import BackendError
 from drills.netns import kernel
 from drills.netns.backend import install_routes
-from drills.scenario.resolved import Interface, Link, Topology
+from drills.scenario.resolved import Interface, Link, Service, Topology
 
 Log = Callable[[str], None]
 
@@ -55,6 +55,10 @@ class Handles:
         self._open.clear()
 
 
+def _no_services(node: str, name: str) -> int:
+    raise BackendError(f"cannot start service {node}/{name}: this fault context has no service runner")
+
+
 @dataclass
 class FaultContext:
     """What a fault may use while the drill runs."""
@@ -64,8 +68,12 @@ class FaultContext:
     namespaces: dict[str, str]  # node -> namespace name
     log: Log
     rng: random.Random  # seeded from the scenario's seed: every random choice is replayable
-    # Start a node's services again (as after a reboot); given by the runner, which owns them.
-    restart_services: Callable[[str], None] = field(default=lambda _node: None)
+    # The runner owns the services (it started them and journals every process); faults reach
+    # them through these two. `start_service(node, service)` starts one again exactly as deploy
+    # did (journaled, readiness check passed) and returns its pid; `service_processes(node,
+    # name)` gives the (pid, start ticks) journaled for it, oldest first, dead or alive.
+    start_service: Callable[[str, Service], int] = field(default=lambda node, service: _no_services(node, service.name))
+    service_processes: Callable[[str, str], list[tuple[int, int | None]]] = field(default=lambda _node, _name: [])
 
 
 class Fault(Protocol):
@@ -115,7 +123,7 @@ def build(topology: Topology, step: Any) -> Fault:
 
 def _load_fault_modules() -> None:
     # Importing a fault module registers its faults; listed here so there is one place to add one.
-    from drills.engine import steps  # noqa: F401
+    from drills.engine import degrade, filter_faults, node_faults, steps  # noqa: F401
 
 
 # --------------------------------------------------------------------------- link faults

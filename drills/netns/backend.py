@@ -18,7 +18,7 @@ from drills.backend import TeardownReport
 from drills.errors import BackendError
 from drills.netns import kernel, services
 from drills.runs import Run
-from drills.scenario.resolved import Node, Topology
+from drills.scenario.resolved import Node, Service, Topology
 
 # Set in every node namespace before any interface exists, so `default` values reach them all.
 NODE_SYSCTLS: tuple[tuple[str, str], ...] = (
@@ -83,9 +83,16 @@ class NetnsBackend:
 
         for node in topology.nodes:
             for service in node.services:
-                self._start_service(run, ns[node.name], node, service)
+                self.start_service(run, ns[node.name], node, service)
 
-    def _start_service(self, run: Run, namespace: str, node: Node, service: Any) -> None:
+    # ------------------------------------------------------------------ services
+
+    def start_service(self, run: Run, namespace: str, node: Node, service: Service) -> int:
+        """Start `service` of `node` inside `namespace` and wait until its readiness check passes
+        (BackendError if it exits first or times out); returns its pid. Deploy starts every service
+        this way, and faults that stop a service or a whole node start it again this way, so a
+        restarted process is journaled exactly like the first one and teardown and `drill clean`
+        find it too."""
         run.journal.record([{"op": "service", "ns": namespace, "node": node.name, "name": service.name}])
         log_path = run.dir / f"{node.name}.{service.name}.log"
         process = services.start(namespace, service, log_path, self._service_cwd)
@@ -102,6 +109,17 @@ class NetnsBackend:
         )
         services.wait_ready(namespace, service, process, log_path)
         self._log(f"service {node.name}/{service.name} started (pid {process.pid})")
+        return process.pid
+
+    def service_processes(self, run: Run, namespace: str, service: str) -> list[tuple[int, int | None]]:
+        """(pid, start ticks) of every process journaled for `service` in `namespace`, oldest
+        first, whether it still runs or not. A pid may have been reused since: signal one only
+        if `kernel.process_start_ticks` still gives its start ticks."""
+        return [
+            (int(e["pid"]), e.get("start"))
+            for e in run.journal.entries()
+            if e.get("op") == "process" and e.get("ns") == namespace and e.get("service") == service
+        ]
 
     # ------------------------------------------------------------------ teardown
 

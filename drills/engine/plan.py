@@ -1,0 +1,407 @@
+"""`drill plan`: what a drill would do, resolved, without doing any of it.
+
+The plan is plain data built from a loaded scenario by the functions `drill run` itself uses
+(`timeline.expand`, `faults.build`, the netns backend's namespace names and sysctls), so what it
+shows is what a run does. Building it touches no kernel object and no state directory, and needs
+no root. The run id is chosen when a run starts, so namespaces are shown as `drill-RUN-<node>`.
+Faults that `drill run` cannot apply yet are listed, marked `supported=False`, rather than refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from drills.engine.drill import preflight
+from drills.engine.faults import build, supported_kinds
+from drills.engine.timeline import Action, expand
+from drills.errors import DrillError, ScenarioError
+from drills.netns.backend import NODE_SYSCTLS, namespace_name
+from drills.scenario import model
+from drills.scenario.resolved import Node, Route, Scenario, Topology
+
+RUN_PLACEHOLDER = "RUN"  # stands for the run id, which is chosen when the run starts
+NOT_SUPPORTED = "not supported by drill run yet"
+RANDOM_SEED = "random at run time"
+ONE_SHOT = ("note", "exec")  # steps with nothing to revert
+# What `touches()` starts with: `node:iface ...`, `node/service ...` or `node: ...`.
+_LEADING_NODE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*)[:/]")
+
+
+@dataclass(frozen=True)
+class InterfacePlan:
+    """One end of a link, as deploy creates it inside its node."""
+
+    name: str
+    link: str
+    peer: str  # the other end, `node:iface`
+    ipv4: str | None
+    ipv6: str | None
+    mtu: int | None
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    name: str
+    command: str
+    env: dict[str, str]
+    ready: str | None  # the readiness check deploy waits for, in words
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """A node: its namespace and everything deploy puts in it."""
+
+    name: str
+    namespace: str  # `drill-RUN-<node>`
+    loopback: str | None
+    interfaces: list[InterfacePlan]
+    routes: list[str]  # in `ip route` syntax
+    sysctls: list[str]  # `key=value`, the node's own, set after `Plan.node_sysctls`
+    services: list[ServicePlan]
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    name: str
+    a: str
+    b: str
+    subnets: list[str]
+    profile: str | None
+
+
+@dataclass(frozen=True)
+class Touch:
+    """One object an action changes: `what` as the fault's `touches()` says it, and the
+    namespace it lives in (None when the fault does not name a node)."""
+
+    namespace: str | None
+    what: str
+
+
+@dataclass(frozen=True)
+class ActionPlan:
+    """One apply or revert on the drill clock."""
+
+    at_s: float  # seconds from the start of the drill
+    at: str  # the same as `T+mm:ss.mmm`
+    kind: str  # "apply" | "revert"
+    label: str  # the step's id (or stepN), `#n` for repetitions and flap periods
+    step_index: int  # position in the scenario's timeline
+    fault: str
+    describe: str
+    touches: list[Touch]
+    supported: bool  # False: `drill run` cannot apply this fault yet
+    problem: str | None = None  # why the fault could not be built here (then `touches` is empty)
+    # Up to this much later than `at_s`: link-flap jitter, drawn at run time when there is no seed.
+    jitter_s: float | None = None
+    at_teardown: bool = False  # never reverted on the timeline: undone when the drill ends
+
+
+@dataclass(frozen=True)
+class ProbePlan:
+    name: str
+    type: str
+    source: str  # node
+    source_address: str | None
+    to: str | None  # as written
+    target_address: str | None  # what it resolves to
+    detail: str
+
+
+@dataclass(frozen=True)
+class ObjectivePlan:
+    name: str | None
+    probe: str | None  # None: every probe
+    step: str | None  # None: every fault
+    template: str | None
+    bounds: list[str]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything `drill run FILE` would do, in order, with nothing done."""
+
+    scenario: str
+    file: str
+    description: str
+    seed: int | None
+    seed_text: str  # the seed, or "random at run time"
+    duration_s: float
+    duration_given: bool  # False: the default, last step + 10 s
+    namespace_pattern: str
+    node_sysctls: list[str]  # `key=value`, set in every node's namespace first
+    nodes: list[NodePlan]
+    links: list[LinkPlan]
+    actions: list[ActionPlan]
+    probes: list[ProbePlan]
+    objectives: list[ObjectivePlan]
+    refused: list[str] = field(default_factory=list)  # what `drill run` would refuse, located
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON data (`drill plan --json`), stable for diffs."""
+        return dataclasses.asdict(self)
+
+
+def clock_text(seconds: float) -> str:
+    """`T+mm:ss.mmm`, the exercise clock (minutes go past 59 rather than into hours)."""
+    ms = round(seconds * 1000)
+    minutes, rest = divmod(ms, 60_000)
+    return f"T+{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
+
+
+def build_plan(scenario: Scenario, kinds: Collection[str] | None = None) -> Plan:
+    """The plan of a loaded scenario. Pure: no kernel, no files, no root. `kinds` are the faults
+    `drill run` can apply (default: the registry's)."""
+    topology = scenario.topology
+    seed = scenario.seed
+    try:
+        preflight(scenario)
+        refused: list[str] = []
+    except ScenarioError as exc:
+        refused = [str(problem) for problem in exc.problems]
+    return Plan(
+        scenario=scenario.name,
+        file=str(scenario.path),
+        description=scenario.description,
+        seed=seed,
+        seed_text=str(seed) if seed is not None else RANDOM_SEED,
+        duration_s=scenario.duration_s,
+        duration_given=scenario.source.duration is not None,
+        namespace_pattern=namespace_name(RUN_PLACEHOLDER, "<node>"),
+        node_sysctls=[f"{key}={value}" for key, value in NODE_SYSCTLS],
+        nodes=[_node(topology, node) for node in topology.nodes],
+        links=[
+            LinkPlan(
+                link.name,
+                link.a.endpoint,
+                link.b.endpoint,
+                [str(a.network) for a in (link.a.ipv4, link.a.ipv6) if a is not None],
+                link.profile,
+            )
+            for link in topology.links
+        ],
+        actions=_actions(scenario, set(supported_kinds() if kinds is None else kinds)),
+        probes=[_probe(scenario, probe) for probe in scenario.source.probes],
+        objectives=[_objective(o) for o in scenario.source.expect],
+        refused=refused,
+    )
+
+
+# --------------------------------------------------------------------------- testbed
+
+
+def _node(topology: Topology, node: Node) -> NodePlan:
+    interfaces = []
+    for iface in node.interfaces:
+        link = next(li for li in topology.links if iface in (li.a, li.b))
+        peer = link.b if link.a == iface else link.a
+        interfaces.append(
+            InterfacePlan(
+                iface.name,
+                link.name,
+                peer.endpoint,
+                str(iface.ipv4) if iface.ipv4 else None,
+                str(iface.ipv6) if iface.ipv6 else None,
+                iface.mtu,
+            )
+        )
+    return NodePlan(
+        name=node.name,
+        namespace=namespace_name(RUN_PLACEHOLDER, node.name),
+        loopback=str(node.loopback) if node.loopback else None,
+        interfaces=interfaces,
+        routes=[_route_text(route) for route in node.routes],
+        sysctls=[f"{key}={value}" for key, value in node.sysctls],
+        services=[
+            ServicePlan(service.name, service.command, dict(service.env), _ready_text(service.ready))
+            for service in node.services
+        ],
+    )
+
+
+def _route_text(route: Route) -> str:
+    text = str(route.destination)
+    if route.gateway is not None:
+        text += f" via {route.gateway}"
+    if route.device is not None:
+        text += f" dev {route.device}"
+    if route.metric:
+        text += f" metric {route.metric}"
+    if route.source is not None:
+        text += f" src {route.source}"
+    return text
+
+
+def _ready_text(ready: Any) -> str | None:
+    if ready is None:
+        return None
+    check = f"tcp port {ready.tcp_port} accepts" if ready.tcp_port is not None else f"`{ready.command}` exits 0"
+    return f"{check} (timeout {ready.timeout_s:g} s)"
+
+
+# --------------------------------------------------------------------------- timeline
+
+
+def _actions(scenario: Scenario, kinds: set[str]) -> list[ActionPlan]:
+    """`expand` with the run's seed; without one, flap instants are their earliest, with the
+    jitter stated. Faults never reverted on the timeline are undone at teardown, newest first."""
+    namespaces = {node.name: namespace_name(RUN_PLACEHOLDER, node.name) for node in scenario.topology.nodes}
+    seed = scenario.seed
+    built: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    plans: list[ActionPlan] = []
+    for action in expand(scenario, seed if seed is not None else 0):
+        step = action.step
+        supported = step.fault in kinds
+        if supported and action.label not in built and action.label not in problems:
+            try:
+                built[action.label] = build(scenario.topology, step)
+            except DrillError as exc:  # a host without `nft`, parameters netem refuses...
+                problems[action.label] = str(exc)
+        fault = built.get(action.label)
+        problem = problems.get(action.label)
+        reverted = action.kind == "revert"
+        at_s, jitter_s = action.at_s, None
+        if isinstance(step, model.LinkFlap) and step.jitter and seed is None:
+            at_s, jitter_s = _earliest(action, step), step.jitter
+        if fault is not None:
+            describe = fault.describe(reverted=reverted)
+            touches = [Touch(_namespace_of(text, namespaces), text) for text in fault.touches()]
+        else:
+            why = NOT_SUPPORTED if problem is None else f"cannot be built here: {problem}"
+            describe = f"{_summary(step)}{' reverted' if reverted else ''} ({why})"
+            touches = []
+        plans.append(
+            ActionPlan(
+                at_s=at_s,
+                at=clock_text(at_s),
+                kind=action.kind,
+                label=action.label,
+                step_index=action.step_index,
+                fault=step.fault,
+                describe=describe,
+                touches=touches,
+                supported=supported,
+                problem=problem,
+                jitter_s=jitter_s,
+            )
+        )
+    plans.sort(key=lambda a: (a.at_s, a.kind != "revert", a.step_index))
+    # As the runner's undo stack: an apply stays until a revert of the same label.
+    undo: list[ActionPlan] = []
+    for plan in plans:
+        if plan.kind == "apply" and plan.fault not in ONE_SHOT:
+            undo.append(plan)
+        elif plan.kind == "revert":
+            undo = [u for u in undo if u.label != plan.label]
+    end_s = scenario.duration_s
+    for left in reversed(undo):
+        fault = built.get(left.label)
+        describe = fault.describe(reverted=True) if fault is not None else _reverted(left.describe)
+        plans.append(
+            dataclasses.replace(
+                left,
+                at_s=end_s,
+                at=clock_text(end_s),
+                kind="revert",
+                describe=describe,
+                jitter_s=None,
+                at_teardown=True,
+            )
+        )
+    return plans
+
+
+def _earliest(action: Action, step: model.LinkFlap) -> float:
+    start = step.at + action.occurrence * step.period
+    return start + (step.period * step.duty / 100.0 if action.kind == "revert" else 0.0)
+
+
+def _summary(step: Any) -> str:
+    """A fault in words, from its step alone (for faults `drill run` cannot build yet)."""
+    parts = []
+    for key in ("link", "end", "node", "service", "direction", "profile"):
+        value = getattr(step, key, None)
+        if value is not None:
+            parts.append(f"{key} {value}")
+    groups = getattr(step, "groups", None)
+    if groups:
+        parts.append("groups " + " | ".join(", ".join(group) for group in groups))
+    return f"{step.fault}: {', '.join(parts)}" if parts else str(step.fault)
+
+
+def _reverted(describe: str) -> str:
+    """`degrade: link sat (why)` as reverted: `degrade: link sat reverted (why)`."""
+    text, sep, why = describe.partition(" (")
+    return f"{text} reverted{sep}{why}"
+
+
+def _namespace_of(touch: str, namespaces: dict[str, str]) -> str | None:
+    found = _LEADING_NODE.match(touch)
+    return namespaces.get(found.group(1)) if found else None
+
+
+# --------------------------------------------------------------------------- probes and objectives
+
+
+def _address(scenario: Scenario, ref: str) -> str | None:
+    """A probe end as an address: a node's primary address, an endpoint's, or the address itself."""
+    topology = scenario.topology
+    node_name, sep, iface_name = ref.partition(":")
+    if not sep or ref.count(":") > 1:
+        try:
+            address = topology.node(ref).primary_address
+        except KeyError:
+            return ref  # an address, as the loader checked
+        return str(address) if address is not None else None
+    iface = topology.node(node_name).interface(iface_name)
+    chosen = iface.ipv4 or iface.ipv6
+    return str(chosen.ip) if chosen is not None else None
+
+
+def _probe(scenario: Scenario, probe: Any) -> ProbePlan:
+    to = getattr(probe, "to", None)
+    if isinstance(probe, model.UdpStreamProbe):
+        detail = (
+            f"{probe.rate_pps} packets/s of {probe.size_bytes} B, DSCP {probe.dscp}, "
+            f"{'echoed back' if probe.echo else 'one-way'}, late after {probe.late_after:g} s"
+        )
+    else:
+        keys = ("port", "path", "status", "body_contains", "query", "record", "command")
+        extra = [f"{key} {getattr(probe, key)}" for key in keys if getattr(probe, key, None) is not None]
+        detail = ", ".join([f"every {probe.interval:g} s", f"timeout {probe.timeout:g} s", *extra])
+    return ProbePlan(
+        probe.name,
+        probe.type,
+        probe.source,
+        _address(scenario, probe.source),
+        to,
+        _address(scenario, to) if to is not None else None,
+        detail,
+    )
+
+
+def _seconds_text(value: float) -> str:
+    return f"{value * 1e3:g} ms" if value < 1.0 else f"{value:g} s"
+
+
+def _objective(objective: model.Objective) -> ObjectivePlan:
+    bounds = []
+    for key in ("max_outage", "max_recovery"):
+        value = getattr(objective, key)
+        if value is not None:
+            bounds.append(f"{key} {_seconds_text(value)}")
+    if objective.max_loss is not None:
+        bounds.append(f"max_loss {objective.max_loss:g} %")
+    if objective.latency is not None:
+        for key in ("p50", "p95", "p99"):
+            value = getattr(objective.latency, key)
+            if value is not None:
+                bounds.append(f"latency {key} {_seconds_text(value)}")
+    if objective.availability is not None:
+        bounds.append(f"availability {objective.availability:g} %")
+    return ObjectivePlan(objective.name, objective.probe, objective.step, objective.template, bounds)

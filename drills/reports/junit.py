@@ -1,0 +1,69 @@
+"""junit.xml: one test case per objective verdict and one per fault × probe measurement.
+
+CI systems (GitLab, Jenkins, GitHub actions' JUnit reporters) show a suite per drill. A missed
+objective is a <failure>; an inconclusive drill (baseline not clean) makes every case an
+<error>, so it can never read as green.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from drills.reports.fmt import ms, recovery
+
+
+def render_junit(results: dict[str, Any]) -> str:
+    name = results["scenario"]["name"]
+    inconclusive = results["outcome"] == "inconclusive"
+    suite = ET.Element("testsuite", name=f"drill {name}", timestamp=str(results.get("finished_at", "")))
+    props = ET.SubElement(suite, "properties")
+    for key, value in (("run_id", results["run_id"]), ("seed", results["seed"]), ("outcome", results["outcome"])):
+        ET.SubElement(props, "property", name=key, value=str(value))
+    cases = 0
+    failures = errors = 0
+    for verdict in results["verdicts"]:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"{name}.objectives",
+            name=f"{verdict['objective']} [{verdict['probe']} / {verdict['event']}]",
+            time="0",
+        )
+        cases += 1
+        message = f"measured {verdict['measured']}, bound {verdict['bound']}"
+        if inconclusive:
+            ET.SubElement(case, "error", message="inconclusive: the baseline was not clean").text = message
+            errors += 1
+        elif verdict["passed"] is not True:
+            ET.SubElement(case, "failure", message=message).text = message
+            failures += 1
+        else:
+            ET.SubElement(case, "system-out").text = message
+    for metric in results["metrics"]:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"{name}.measurements",
+            name=f"{metric['event']} ({metric['kind']}) × {metric['probe']}",
+            time=f"{metric['outage_s']:.6f}",
+        )
+        cases += 1
+        text = (
+            f"outage {ms(metric['outage_s'], metric['accuracy_s'])}, longest loss "
+            f"{ms(metric['max_loss_period_s'], metric['accuracy_s'])}, recovery {recovery(metric)}, "
+            f"{metric['lost']} of {metric['sent']} packets lost"
+        )
+        if inconclusive:
+            ET.SubElement(case, "error", message="inconclusive: the baseline was not clean").text = text
+            errors += 1
+        else:
+            ET.SubElement(case, "system-out").text = text
+    suite.set("tests", str(cases))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    suite.set("skipped", "0")
+    suites = ET.Element("testsuites", name="drills")
+    suites.append(suite)
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

@@ -1,0 +1,87 @@
+"""report.md: the drill's after-action summary, readable in any Git forge or chat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drills.reports.fmt import ms, recovery
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    scenario = results["scenario"]["name"]
+    method = results["method"]
+    outcome = results["outcome"].upper()
+    lines = [
+        f"# Drill report: {scenario}",
+        "",
+        f"**Outcome: {outcome}** · run `{results['run_id']}` · seed {results['seed']} · "
+        f"{results['duration_s']:g} s · finished {results.get('finished_at', '?')} · drills {results['drills_version']}",
+        "",
+    ]
+    if results["outcome"] == "inconclusive":
+        lines += [
+            "> The baseline was not clean (loss, or no traffic, before the first fault): nothing can be concluded.",
+            "",
+        ]
+    if results["revert_failures"]:
+        lines += ["> **Reverts that failed** (the teardown removed what they left):", ""]
+        lines += [f"> - {failure}" for failure in results["revert_failures"]] + [""]
+    lines += ["## Objectives", ""]
+    if results["verdicts"]:
+        rows = [
+            [("PASS" if v["passed"] else "FAIL"), v["objective"], v["probe"], v["event"], v["measured"], v["bound"]]
+            for v in results["verdicts"]
+        ]
+        lines += _table(["", "objective", "probe", "event", "measured", "bound"], rows)
+    else:
+        lines.append("No objectives were stated.")
+    lines += ["", "## Recovery per fault event", ""]
+    rows = [
+        [
+            m["probe"], f"{m['event']} ({m['kind']})", str(m["sent"]), str(m["lost"]),
+            ms(m["outage_s"], m["accuracy_s"]), ms(m["max_loss_period_s"], m["accuracy_s"]),
+            ms(m["time_to_detect_s"], m["accuracy_s"]), recovery(m),
+        ]
+        for m in results["metrics"]
+    ]  # fmt: skip
+    lines += _table(["probe", "event", "sent", "lost", "outage", "longest loss", "detect", "recover"], rows)
+    lines += ["", "## Loss and latency per phase", ""]
+    rows = []
+    for probe, phases in results["phases"].items():
+        for p in phases:
+            rows.append(
+                [
+                    probe,
+                    p["phase"],
+                    str(p["sent"]),
+                    f"{p['loss_pct']:.3f} %",
+                    ms(p["rtt_p50_s"]),
+                    ms(p["rtt_p95_s"]),
+                    ms(p["rtt_p99_s"]),
+                ]
+            )
+    lines += _table(["probe", "phase", "sent", "loss", "RTT p50", "RTT p95", "RTT p99"], rows)
+    lines += ["", "## Timeline", ""]
+    rows = [
+        [f"T+{s['scheduled_s']:.3f}", s["kind"], s["label"], s["detail"], f"{s['skew_s'] * 1e3:.2f} ms"]
+        for s in results["timeline"]
+    ]
+    lines += _table(["scheduled", "", "step", "what", "confirmed after"], rows)
+    rates = ", ".join(f"{name} {rate} packets/s" for name, rate in method["offered_rate_pps"].items())
+    lines += [
+        "",
+        "## Method",
+        "",
+        f"- Outage: {method['outage']}. Accuracy of every figure: {method['accuracy']}.",
+        f"- Offered rate: {rates or 'no stream'}; sustained validation {method['sustained_validation_s']:g} s; "
+        f"forwarding-delay threshold {', '.join(f'{k} {v:g} s' for k, v in method['forwarding_delay_threshold_s'].items())}.",
+        f"- Environment: kernel {results['environment'].get('kernel')}, Python {results['environment'].get('python')}.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,632 @@
+"""`degrade`: parameters merged from a profile, its `reverse` and the step; the kernel's integers;
+`requirements` with injected capabilities; the qdisc logic against a fake netlink handle (the
+netem path included); and, on real namespaces, a rate limit measured by UDP traffic inside the
+testbed, qdiscs we did not create left alone, and the netem path as far as this kernel allows."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drills import doctor, lifecycle
+from drills.engine import degrade
+from drills.engine.degrade import (
+    CHILD_HANDLE,
+    CHILD_PARENT,
+    HANDLE,
+    TC_H_ROOT,
+    Settings,
+    TbfSpec,
+    netem_limit_packets,
+    netem_options,
+    requirements,
+    tbf_spec,
+)
+from drills.engine.drill import run_drill
+from drills.engine.faults import FaultContext, Handles, build, find_link, supported_kinds
+from drills.errors import BackendError, BadInput
+from drills.netns import kernel, probe_caps
+from drills.scenario import load_scenario, model
+from drills.scenario.resolved import Scenario
+
+HEAD = """version: 1
+name: deg
+topology:
+  nodes:
+    a: {}
+    b: {}
+  links:
+    - {name: wire, endpoints: [a:e1, b:e1]}
+    - {name: spare, endpoints: [a:e2, b:e2]}
+"""
+
+
+def scenario(tmp_path: Path, *steps: str, extra: str = "") -> Scenario:
+    """A two-node scenario whose timeline is `steps` (one flow mapping each); timeline[0] is on line 11."""
+    timeline = "timeline:\n" + "".join(f"  - {s}\n" for s in steps)
+    path = tmp_path / "deg.yaml"
+    path.write_text(HEAD + extra + timeline)
+    return load_scenario(path)
+
+
+def caps(netem: bool, tbf: bool = True, namespaces: bool = True) -> Any:
+    return lambda: {doctor.NETEM: netem, doctor.TBF: tbf, doctor.NAMESPACES: namespaces}
+
+
+def never() -> Mapping[str, bool]:
+    raise AssertionError("capabilities looked up, though nothing needed them")
+
+
+def directions(sc: Scenario, index: int = 0) -> dict[str, Settings]:
+    step = sc.source.timeline[index]
+    assert isinstance(step, model.Degrade)
+    return {d.name: d.settings for d in degrade.plan(find_link(sc.topology, step.link), step, sc.profiles)}
+
+
+# --------------------------------------------------------------------------- merging
+
+
+def test_profile_gives_both_directions_and_reverse_only_b_to_a(tmp_path: Path) -> None:
+    got = directions(scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, profile: geo-satellite}"))
+    common = {"delay_s": 0.3, "jitter_s": 0.01, "distribution": "normal", "loss_pct": 0.3}
+    assert got["a-to-b"] == Settings(**common, rate_bps=50_000_000)
+    assert got["b-to-a"] == Settings(**common, rate_bps=5_000_000)
+
+
+def test_explicit_parameters_override_profile_and_reverse(tmp_path: Path) -> None:
+    step = "{at: 1s, fault: degrade, link: wire, profile: geo-satellite, delay: 100ms, rate: 1mbit, loss: 0}"
+    got = directions(scenario(tmp_path, step))
+    for name in ("a-to-b", "b-to-a"):
+        assert got[name].delay_s == pytest.approx(0.1)
+        assert got[name].rate_bps == 1_000_000  # the step's rate wins over the reverse's 5 Mbit/s
+        assert got[name].loss_pct == 0.0
+        assert got[name].jitter_s == pytest.approx(0.01)  # untouched: still the profile's
+        assert got[name].netem_parameters() == ["delay", "jitter", "distribution"]  # loss 0: not asked
+
+
+def test_one_direction_is_the_egress_of_its_sending_end(tmp_path: Path) -> None:
+    sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, direction: b-to-a, profile: lte}")
+    step = sc.source.timeline[0]
+    assert isinstance(step, model.Degrade)
+    (only,) = degrade.plan(find_link(sc.topology, step.link), step, sc.profiles)
+    assert (only.name, only.end.endpoint, only.peer.endpoint) == ("b-to-a", "b:e1", "a:e1")
+    assert only.settings.rate_bps == 10_000_000  # lte's reverse
+    assert only.settings.handover is not None  # the profile's handover comes along
+
+
+def test_rate_only_needs_no_netem_and_describes_itself(tmp_path: Path) -> None:
+    sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, direction: a-to-b, rate: 5mbit}")
+    fault = build(sc.topology, sc.source.timeline[0])
+    assert "degrade" in supported_kinds()
+    assert fault.touches() == ["a:e1 egress root qdisc (tbf 5 Mbit/s, handle d511:)"]
+    assert fault.describe() == "degrade link wire: a-to-b rate 5 Mbit/s"
+    assert fault.describe(reverted=True) == "link wire: degrade lifted (a:e1 back to the default qdisc)"
+
+
+def test_netem_with_rate_touches_and_describe(tmp_path: Path) -> None:
+    sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: spare, delay: 20ms, jitter: 2ms, loss: 1%, rate: 400kbit}")
+    fault = build(sc.topology, sc.source.timeline[0])
+    assert fault.touches() == [
+        f"{end} egress root qdisc (netem delay 20 ms, jitter 2 ms, loss 1 %, handle d511:; its child tbf 400 kbit/s, handle d512:)"
+        for end in ("a:e2", "b:e2")
+    ]
+    assert (
+        fault.describe() == "degrade link spare, both directions: delay 20 ms, jitter 2 ms, loss 1 %, rate 400 kbit/s"
+    )
+
+
+def test_builder_refuses_what_netem_would_refuse(tmp_path: Path) -> None:
+    sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, direction: a-to-b, jitter: 2ms, reorder: 5%}")
+    with pytest.raises(BadInput) as caught:
+        build(sc.topology, sc.source.timeline[0])
+    assert str(caught.value) == (
+        "degrade a-to-b on link wire: jitter needs a delay (netem varies the delay by up to the jitter); "
+        "reorder needs a delay (reordered packets are the ones sent without it)"
+    )
+
+
+# --------------------------------------------------------------------------- kernel integers
+
+
+def test_tbf_in_bytes_with_burst_and_queue() -> None:
+    # 5 Mbit/s: 625 000 bytes/s; 4 ms would be 2 500 bytes, below two 1514-byte frames.
+    assert tbf_spec(5_000_000, None) == TbfSpec(625_000, 3028, 3028 + 31_250)
+    # 1 Gbit/s: the bucket holds 4 ms, the queue 50 ms more.
+    assert tbf_spec(1_000_000_000, 1500) == TbfSpec(125_000_000, 500_000, 500_000 + 6_250_000)
+    # Jumbo frames: the bucket must hold two of them.
+    assert tbf_spec(400_000, 9000).burst_bytes == 2 * 9014
+    assert tbf_spec(12, None).rate_bytes_ps == 2  # 1.5 bytes/s rounds to 2
+    assert tbf_spec(1, None).rate_bytes_ps == 1  # never 0: the kernel would refuse it
+    assert tbf_spec(5_000_000, None).options() == {"rate": 625_000, "burst": 3028, "limit": 34_278}
+
+
+def test_netem_keywords_in_integer_microseconds() -> None:
+    s = Settings(
+        delay_s=0.018, jitter_s=0.005, correlation_pct=25.0, loss_pct=1.0,
+        duplicate_pct=0.2, corrupt_pct=0.1, reorder_pct=5.0, rate_bps=100_000_000,
+    )  # fmt: skip
+    options = netem_options(s)
+    assert options == {
+        "limit": 1899,  # 23 ms of 1514-byte frames at 1 Gbit/s
+        "delay": 18_000,
+        "jitter": 5_000,
+        "delay_corr": 25.0,
+        "loss": 1.0,
+        "duplicate": 0.2,
+        "prob_corrupt": 0.1,
+        "prob_reorder": 5.0,
+    }
+    assert isinstance(options["delay"], int) and isinstance(options["jitter"], int)
+    assert "rate" not in options  # rate goes to the tbf child
+    assert netem_options(Settings(delay_s=0.0005)) == {"limit": 1000, "delay": 500}
+    assert netem_options(Settings(loss_pct=2.0)) == {"limit": 1000, "loss": 2.0}
+
+
+def test_netem_queue_holds_the_packets_in_flight() -> None:
+    assert netem_limit_packets(Settings(delay_s=0.0005)) == 1000  # the floor: netem's default
+    assert netem_limit_packets(Settings(delay_s=0.3)) == 24_769  # 300 ms of 1514-byte frames at 1 Gbit/s
+    assert netem_limit_packets(Settings(delay_s=60.0)) == 100_000  # the ceiling
+
+
+def test_invalid_combinations_and_what_is_not_applied_yet() -> None:
+    assert degrade.invalid(Settings(delay_s=1e-7)) == ["delay is below netem's resolution of 1 µs"]
+    assert degrade.invalid(Settings(delay_s=0.01, correlation_pct=25.0, distribution="normal")) == [
+        "correlation needs delay and jitter (it correlates successive delays)",
+        "distribution needs delay and jitter (it shapes the jitter)",
+    ]
+    bursts = model.GilbertElliott(p=1.0, r=20.0)
+    assert degrade.invalid(Settings(loss_pct=1.0, loss_bursts=bursts)) == [
+        "loss and loss_bursts exclude each other (netem has one loss model)"
+    ]
+    assert degrade.invalid(Settings(rate_bps=40_000_000_000)) == [
+        "rate 40 Gbit/s is above tbf's 34.3597 Gbit/s (32-bit bytes/s)"
+    ]
+    assert degrade.invalid(Settings(delay_s=0.3, jitter_s=0.01, distribution="normal", rate_bps=10**9)) == []
+    assert degrade.not_applied_yet(Settings(delay_s=0.3, jitter_s=0.01, distribution="uniform")) == []
+    assert degrade.not_applied_yet(Settings(delay_s=0.3, jitter_s=0.01, distribution="pareto")) == [
+        "distribution pareto (pyroute2 0.9.7 cannot send netem's distribution table)"
+    ]
+
+
+# --------------------------------------------------------------------------- requirements
+
+
+NETEM_MESSAGE = (
+    'delay and loss need the netem qdisc, and this kernel has no sch_netem (tc says "Specified qdisc kind is '
+    'unknown"): install a kernel with CONFIG_NET_SCH_NETEM (Debian: linux-image-amd64; RHEL: kernel-modules-extra), '
+    "or use the userspace engine (planned). A `rate` limit alone works on this kernel (tbf)."
+)
+
+
+def test_requirements_without_netem_name_the_parameters_and_the_fix(tmp_path: Path) -> None:
+    sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, delay: 20ms, loss: 1%, rate: 5mbit}")
+    (problem,) = requirements(sc, caps(netem=False))
+    assert (problem.line, problem.column, problem.path) == (11, 5, "timeline[0]")
+    assert problem.message == NETEM_MESSAGE
+    assert str(problem) == f"{sc.path}:11:5: timeline[0]: {NETEM_MESSAGE}"
+
+
+def test_requirements_with_netem_or_for_rate_alone_are_met(tmp_path: Path) -> None:
+    sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, delay: 20ms, loss: 1%, rate: 5mbit}")
+    assert requirements(sc, caps(netem=True)) == []
+    sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, rate: 5mbit}")
+    assert requirements(sc, caps(netem=False)) == []
+
+
+def test_requirements_name_the_profile_and_one_parameter(tmp_path: Path) -> None:
+    sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, profile: fibre}")
+    (problem,) = requirements(sc, caps(netem=False))
+    assert problem.message.startswith("delay (from profile 'fibre') needs the netem qdisc, and this kernel has no")
+
+
+def test_capabilities_are_looked_up_once_and_only_when_needed(tmp_path: Path) -> None:
+    assert requirements(scenario(tmp_path, "{at: 1s, fault: note, text: hi}"), never) == []
+    calls = []
+
+    def counted() -> Mapping[str, bool]:
+        calls.append(1)
+        return {doctor.NETEM: False, doctor.TBF: True, doctor.NAMESPACES: True}
+
+    sc = scenario(
+        tmp_path,
+        "{at: 1s, fault: degrade, link: wire, delay: 5ms, for: 1s}",
+        "{at: 5s, fault: degrade, link: wire, loss: 1%, for: 1s}",
+    )
+    assert len(requirements(sc, counted)) == 2 and calls == [1]
+
+
+def test_requirements_when_the_host_could_not_be_probed_or_lacks_tbf(tmp_path: Path) -> None:
+    sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, delay: 20ms, rate: 5mbit}")
+    assert requirements(sc, caps(netem=False, namespaces=False)) == []  # not root: unknown, not refused
+    (problem,) = requirements(sc, caps(netem=True, tbf=False))
+    assert problem.message == "rate needs the tbf qdisc, and this kernel has none: use a kernel with CONFIG_NET_SCH_TBF"
+
+
+def test_requirements_report_what_the_kernel_path_does_not_apply_yet(tmp_path: Path) -> None:
+    sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, profile: leo-satellite}")
+    (problem,) = requirements(sc, caps(netem=True))
+    assert problem.message == (
+        "not applied by `drill run` yet: distribution normal (pyroute2 0.9.7 cannot send netem's distribution "
+        "table); handover (periodic delay spikes and loss bursts need a driver the engine has not got yet)"
+    )
+    without = requirements(sc, caps(netem=False))
+    assert [p.message.split(" need")[0] for p in without] == [
+        "not applied by `drill run` yet: distribution normal (pyroute2 0.9.7 cannot send netem's distribution table); handover (periodic delay spikes and loss bursts",
+        "delay, jitter, distribution, loss and handover (from profile 'leo-satellite')",
+    ]
+
+
+def test_requirements_refuse_a_degrade_with_nothing_to_impair(tmp_path: Path) -> None:
+    sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire}")
+    (problem,) = requirements(sc, never)
+    assert problem.message == "nothing to impair: give a parameter or a profile"
+
+
+def test_requirements_report_invalid_combinations_per_direction(tmp_path: Path) -> None:
+    extra = "profiles:\n  odd: {delay: 10ms, reverse: {delay: 0ms}, reorder: 5%}\n"
+    sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, profile: odd}", extra=extra)
+    messages = [p.message for p in requirements(sc, caps(netem=True))]
+    assert "b-to-a: reorder needs a delay (reordered packets are the ones sent without it)" in messages
+    # A profile the scenario defines is not what the fault builder would apply (built-ins only).
+    assert (
+        "profile 'odd' is defined in this scenario, but `drill run` applies only the built-in profiles yet; write its parameters on the step"
+        in messages
+    )
+
+
+# --------------------------------------------------------------------------- qdisc logic (fake netlink)
+
+
+class FakeMessage(dict[str, Any]):
+    def __init__(self, attrs: dict[str, Any], **fields: Any) -> None:
+        super().__init__(fields)
+        self.attrs = attrs
+
+    def get_attr(self, name: str) -> Any:
+        return self.attrs.get(name)
+
+
+@dataclass
+class FakeNetlink:
+    """The qdiscs of interface 7 as a kernel with netem would keep them; records every tc call."""
+
+    qdiscs: list[dict[str, Any]] = field(
+        default_factory=lambda: [{"kind": "noqueue", "handle": 0, "parent": TC_H_ROOT}]
+    )
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def get_qdiscs(self, index: int) -> list[FakeMessage]:
+        found = []
+        for q in self.qdiscs:
+            options = FakeMessage({"TCA_TBF_PARMS": {"rate": q["rate"]}}) if q["kind"] == "tbf" else None
+            found.append(FakeMessage({"TCA_KIND": q["kind"], "TCA_OPTIONS": options}, index=index, **q))
+        return found
+
+    def tc(self, command: str, kind: str = "", index: int = 0, handle: int = 0, **kw: Any) -> None:
+        self.calls.append((command, kind, handle, kw.get("parent")))
+        if command == "del":
+            self.qdiscs = [{"kind": "noqueue", "handle": 0, "parent": TC_H_ROOT}]
+            return
+        entry = {"kind": kind, "handle": handle, "parent": kw["parent"], "rate": kw.get("rate")}
+        if kw["parent"] == TC_H_ROOT:
+            self.qdiscs = [entry]
+        else:
+            self.qdiscs = [q for q in self.qdiscs if q["parent"] != kw["parent"]] + [entry]
+
+
+class FakeHandles:
+    def __init__(self, netlink: FakeNetlink) -> None:
+        self.netlink = netlink
+
+    def of(self, node: str) -> FakeNetlink:
+        return self.netlink
+
+    def index(self, node: str, ifname: str) -> int:
+        return 7
+
+
+def fake_context(sc: Scenario, netlink: FakeNetlink, log: list[str]) -> FaultContext:
+    return FaultContext(sc.topology, FakeHandles(netlink), {}, log.append, random.Random(0))  # type: ignore[arg-type]
+
+
+def test_netem_path_puts_tbf_under_netem_and_revert_deletes_only_ours(tmp_path: Path) -> None:
+    sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, direction: a-to-b, delay: 25ms, rate: 5mbit}")
+    fault, netlink, log = build(sc.topology, sc.source.timeline[0]), FakeNetlink(), []
+    fault.apply(fake_context(sc, netlink, log))
+    assert netlink.calls == [("replace", "netem", HANDLE, TC_H_ROOT), ("replace", "tbf", CHILD_HANDLE, CHILD_PARENT)]
+    assert [(q["kind"], q["handle"], q["parent"], q["rate"]) for q in netlink.qdiscs] == [
+        ("netem", HANDLE, TC_H_ROOT, None),
+        ("tbf", CHILD_HANDLE, CHILD_PARENT, 625_000),
+    ]
+    fault.apply(fake_context(sc, netlink, log))  # again (a repeat): replaced in place
+    assert len(netlink.qdiscs) == 2
+    netlink.calls.clear()
+    fault.revert(fake_context(sc, netlink, log))
+    assert netlink.calls == [("del", "", HANDLE, TC_H_ROOT)]
+    fault.revert(fake_context(sc, netlink, log))  # nothing of ours left: nothing deleted
+    assert netlink.calls == [("del", "", HANDLE, TC_H_ROOT)] and log == []
+
+
+def test_a_root_qdisc_we_did_not_create_is_never_replaced_nor_deleted(tmp_path: Path) -> None:
+    sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, direction: a-to-b, rate: 5mbit}")
+    fault, log = build(sc.topology, sc.source.timeline[0]), []
+    foreign = {"kind": "htb", "handle": 0x10000, "parent": TC_H_ROOT, "rate": None}
+    netlink = FakeNetlink(qdiscs=[dict(foreign)])
+    with pytest.raises(BackendError, match=r"a:e1 has a root qdisc drills did not create \(htb 1:\)"):
+        fault.apply(fake_context(sc, netlink, log))
+    fault.revert(fake_context(sc, netlink, log))
+    assert netlink.calls == [] and netlink.qdiscs == [foreign]
+    assert log == ["a:e1: root qdisc htb 1: is not ours; left alone"]
+
+
+def test_ours_of_another_kind_is_deleted_before_replacing(tmp_path: Path) -> None:
+    sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, direction: a-to-b, rate: 5mbit}")
+    fault = build(sc.topology, sc.source.timeline[0])
+    netlink = FakeNetlink(qdiscs=[{"kind": "netem", "handle": HANDLE, "parent": TC_H_ROOT, "rate": None}])
+    fault.apply(fake_context(sc, netlink, []))
+    assert netlink.calls == [("del", "", HANDLE, TC_H_ROOT), ("replace", "tbf", HANDLE, TC_H_ROOT)]
+
+
+def test_a_rate_the_kernel_did_not_take_fails_the_confirmation(tmp_path: Path) -> None:
+    sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, direction: a-to-b, rate: 5mbit}")
+    fault = build(sc.topology, sc.source.timeline[0])
+
+    class Halving(FakeNetlink):
+        def tc(self, command: str, kind: str = "", index: int = 0, handle: int = 0, **kw: Any) -> None:
+            super().tc(command, kind, index, handle, **{**kw, "rate": kw.get("rate", 0) // 2})
+
+    with pytest.raises(BackendError, match="a:e1: tbf rate reads back as 312500 bytes/s, asked 625000"):
+        fault.apply(fake_context(sc, Halving(), []))
+
+
+# --------------------------------------------------------------------------- real namespaces
+
+PAYLOAD_BYTES = 1000
+WIRE_BYTES = PAYLOAD_BYTES + 8 + 20 + 14  # what tbf counts: the Ethernet frame (UDP, IPv4, Ethernet headers)
+LIMIT_BPS = 5_000_000
+BLAST_BPS = 4 * LIMIT_BPS
+
+
+def socket_in(namespace: str) -> socket.socket:
+    sock = kernel.run_in_namespace(namespace, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    sock.settimeout(0.2)
+    return sock
+
+
+def blast(src_ns: str, dst_ns: str, dst_ip: str, duration_s: float, rate_bps: int = BLAST_BPS) -> float:
+    """Send UDP from `src_ns` to a socket in `dst_ns` at `rate_bps` (counted on the wire) for
+    `duration_s`, bounded in packets and time; return the rate received, on the wire, in bit/s."""
+    receiver, sender = socket_in(dst_ns), socket_in(src_ns)
+    arrivals: list[float] = []
+    stop = threading.Event()
+
+    def receive() -> None:
+        while not stop.is_set():
+            try:
+                receiver.recv(2048)
+            except TimeoutError:
+                continue
+            arrivals.append(time.monotonic())
+
+    try:
+        receiver.bind((dst_ip, 0))
+        target = (dst_ip, receiver.getsockname()[1])
+        thread = threading.Thread(target=receive, daemon=True)
+        thread.start()
+        pps = rate_bps / (WIRE_BYTES * 8)
+        count = int(pps * duration_s)
+        payload = bytes(PAYLOAD_BYTES)
+        start = time.monotonic()
+        sent = 0
+        while sent < count and time.monotonic() < start + duration_s + 1.0:
+            due = min(count, int((time.monotonic() - start) * pps) + 1)
+            while sent < due:
+                sender.sendto(payload, target)
+                sent += 1
+            time.sleep(0.0005)
+        time.sleep(0.3)  # let the tbf queue (50 ms) drain
+        stop.set()
+        thread.join(timeout=5)
+    finally:
+        stop.set()
+        receiver.close()
+        sender.close()
+    assert len(arrivals) > 10, f"only {len(arrivals)} of {sent} packets arrived"
+    return (len(arrivals) - 1) * WIRE_BYTES * 8 / (arrivals[-1] - arrivals[0])
+
+
+def tc_show(namespace: str, ifname: str) -> list[dict[str, Any]]:
+    """The qdiscs of an interface as iproute2's tc shows them (not through our own reader)."""
+    out = subprocess.run(
+        ["tc", "-n", namespace, "-j", "qdisc", "show", "dev", ifname],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    return list(json.loads(out))
+
+
+@dataclass
+class Bed:
+    sc: Scenario
+    ns: dict[str, str]
+    ctx: FaultContext
+    log: list[str]
+
+    def address(self, node: str, ifname: str) -> str:
+        address = self.sc.topology.node(node).interface(ifname).ipv4
+        assert address is not None
+        return str(address.ip)
+
+    def fault(self, index: int) -> Any:
+        return build(self.sc.topology, self.sc.source.timeline[index])
+
+
+@pytest.fixture
+def bed(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> Iterator[Bed]:
+    path = tmp_path / "deg.yaml"
+    path.write_text(
+        HEAD
+        + "timeline:\n"
+        + "  - {at: 1s, fault: degrade, link: wire, direction: a-to-b, rate: 5mbit, for: 1s}\n"
+        + "  - {at: 5s, fault: degrade, link: wire, direction: a-to-b, delay: 25ms, rate: 5mbit, for: 1s}\n"
+    )
+    up = lifecycle.up(path, state_dir)
+    handles = Handles(up.meta.nodes)
+    log: list[str] = []
+    try:
+        yield Bed(
+            load_scenario(path),
+            up.meta.nodes,
+            FaultContext(up.topology, handles, up.meta.nodes, log.append, random.Random(0)),
+            log,
+        )
+    finally:
+        handles.close()
+        lifecycle.down(state_dir, up.meta.run_id)
+
+
+@pytest.mark.netns
+def test_rate_limit_measured_inside_the_testbed(bed: Bed) -> None:
+    fault = bed.fault(0)
+    b_ip, a_ip = bed.address("b", "e1"), bed.address("a", "e1")
+    fault.apply(bed.ctx)
+    (ours,) = tc_show(bed.ns["a"], "e1")
+    assert (ours["kind"], ours["handle"], ours.get("root")) == ("tbf", "d511:", True)
+    assert ours["options"]["rate"] == LIMIT_BPS // 8
+    assert [q["kind"] for q in tc_show(bed.ns["b"], "e1")] == ["noqueue"]  # b-to-a untouched
+
+    limited = blast(bed.ns["a"], bed.ns["b"], b_ip, duration_s=2.0)
+    assert abs(limited - LIMIT_BPS) <= 0.10 * LIMIT_BPS, (
+        f"a→b received {limited / 1e6:.2f} Mbit/s under a 5 Mbit/s limit"
+    )
+    other_way = blast(bed.ns["b"], bed.ns["a"], a_ip, duration_s=1.0)
+    assert other_way >= 2 * LIMIT_BPS, f"b→a (not degraded) received only {other_way / 1e6:.2f} Mbit/s"
+
+    fault.revert(bed.ctx)
+    assert [(q["kind"], q["handle"]) for q in tc_show(bed.ns["a"], "e1")] == [("noqueue", "0:")]
+    lifted = blast(bed.ns["a"], bed.ns["b"], b_ip, duration_s=1.0)
+    assert lifted >= 2 * LIMIT_BPS, f"a→b after revert received only {lifted / 1e6:.2f} Mbit/s"
+
+
+def tc_add_foreign(namespace: str, ifname: str) -> None:
+    subprocess.run(
+        ["tc", "-n", namespace, "qdisc", "add", "dev", ifname, "root", "handle", "1:", "tbf",
+         "rate", "1mbit", "burst", "16k", "latency", "50ms"],
+        check=True, timeout=30,
+    )  # fmt: skip
+
+
+def foreign(namespace: str, ifname: str) -> list[tuple[str, str]]:
+    return [(q["kind"], q["handle"]) for q in tc_show(namespace, ifname)]
+
+
+@pytest.mark.netns
+def test_qdiscs_we_did_not_create_survive(bed: Bed) -> None:
+    tc_add_foreign(bed.ns["a"], "e2")  # another interface of the degraded end
+    tc_add_foreign(bed.ns["b"], "e1")  # the far end of the degraded link
+    fault = bed.fault(0)
+    fault.apply(bed.ctx)
+    fault.revert(bed.ctx)
+    assert foreign(bed.ns["a"], "e2") == [("tbf", "1:")]
+    assert foreign(bed.ns["b"], "e1") == [("tbf", "1:")]
+    assert foreign(bed.ns["a"], "e1") == [("noqueue", "0:")]
+
+    # On the degraded interface itself: refused, and left alone by the revert that follows.
+    tc_add_foreign(bed.ns["a"], "e1")
+    with pytest.raises(BackendError, match=r"a:e1 has a root qdisc drills did not create \(tbf 1:\)"):
+        fault.apply(bed.ctx)
+    fault.revert(bed.ctx)
+    assert foreign(bed.ns["a"], "e1") == [("tbf", "1:")]
+    assert bed.log == ["a:e1: root qdisc tbf 1: is not ours; left alone"]
+
+
+def netem_here() -> bool:
+    return probe_caps.probe_scratch_namespace(None).netem.ok
+
+
+def round_trip_s(bed: Bed, count: int = 10) -> float:
+    """Median round trip a → b → a of a small UDP packet."""
+    a, b = socket_in(bed.ns["a"]), socket_in(bed.ns["b"])
+    try:
+        b.bind((bed.address("b", "e1"), 0))
+        times = []
+        for _ in range(count):
+            start = time.monotonic()
+            a.sendto(b"x", b.getsockname())
+            data, sender = b.recvfrom(64)
+            b.sendto(data, sender)
+            a.settimeout(2.0)
+            a.recv(64)
+            times.append(time.monotonic() - start)
+    finally:
+        a.close()
+        b.close()
+    return sorted(times)[count // 2]
+
+
+@pytest.mark.netns
+def test_netem_path_on_this_kernel(bed: Bed) -> None:
+    """Without sch_netem: refused with the reason, nothing left half applied. With it (the VM
+    lane): netem at the root with our tbf under it, a 25 ms one-way delay measured, then gone."""
+    fault = bed.fault(1)
+    if not netem_here():
+        with pytest.raises(BackendError, match="Specified qdisc kind is unknown"):
+            fault.apply(bed.ctx)
+        assert foreign(bed.ns["a"], "e1") == [("noqueue", "0:")]
+        fault.revert(bed.ctx)
+        assert foreign(bed.ns["a"], "e1") == [("noqueue", "0:")] and bed.log == []
+        return
+    fault.apply(bed.ctx)
+    shown = {q["handle"]: q for q in tc_show(bed.ns["a"], "e1")}
+    assert shown["d511:"]["kind"] == "netem" and shown["d511:"].get("root")
+    assert shown["d512:"]["kind"] == "tbf" and shown["d512:"]["parent"] == "d511:1"
+    assert shown["d512:"]["options"]["rate"] == LIMIT_BPS // 8
+    assert 0.025 <= round_trip_s(bed) <= 0.045
+    fault.revert(bed.ctx)
+    assert foreign(bed.ns["a"], "e1") == [("noqueue", "0:")]
+    assert round_trip_s(bed) < 0.010
+
+
+DRILL = """
+version: 1
+name: deg-drill
+topology:
+  nodes: {a: {}, b: {}}
+  links: [{name: wire, endpoints: [a:e1, b:e1]}]
+probes:
+  - {name: stream, type: udp-stream, from: a, to: b:e1, rate_pps: 1000, size_bytes: 64}
+timeline:
+  - {id: squeeze, at: 1.5s, fault: degrade, link: wire, rate: 200kbit, for: 1s}
+duration: 4s
+"""
+
+
+@pytest.mark.netns
+def test_drill_with_a_rate_degrade(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:
+    path = tmp_path / "deg-drill.yaml"
+    path.write_text(DRILL)
+    assert requirements(load_scenario(path)) == []  # the real capabilities: rate alone is fine here
+    log: list[str] = []
+    result = run_drill(path, state_dir, log=log.append)
+    steps = [(s.label, s.kind, s.detail) for s in result.steps]
+    assert steps == [
+        ("squeeze", "apply", "degrade link wire, both directions: rate 200 kbit/s"),
+        ("squeeze", "revert", "link wire: degrade lifted (a:e1, b:e1 back to the default qdisc)"),
+    ]
+    assert result.revert_failures == []
+    (window,) = [m for m in result.metrics if m.kind == "apply"]
+    # 1000 packets/s of 106-byte frames (848 kbit/s) through 200 kbit/s: most are dropped.
+    assert window.lost > 300, window
+    assert not any(state_dir.glob("runs/*"))
