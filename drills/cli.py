@@ -84,6 +84,7 @@ def _run(args: argparse.Namespace) -> int:
     command = args.command
 
     if command == "validate":
+        from drills.engine.drill import requirements
         from drills.scenario.loader import load_scenario
 
         failed = False
@@ -92,6 +93,12 @@ def _run(args: argparse.Namespace) -> int:
                 scenario = load_scenario(path)
             except ScenarioError as exc:
                 ui.problems(exc.problems)
+                failed = True
+                continue
+            runnable = requirements(scenario)
+            if runnable:
+                # The file is valid; `drill run` could not run all of it here. Say so now.
+                ui.problems(runnable)
                 failed = True
                 continue
             topo = scenario.topology

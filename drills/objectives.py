@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drills.measure import EventMetrics
+from drills.measure import EventMetrics, PhaseStats
 from drills.scenario import model
 
 # Tiers from the field (see README "Objectives"): the outage a mechanism is expected to keep to.
@@ -39,13 +39,22 @@ def _fmt(value_s: float | None, accuracy_s: float) -> str:
 
 
 def evaluate(
-    objectives: list[model.Objective], metrics: list[EventMetrics], step_labels: dict[str, str]
+    objectives: list[model.Objective],
+    metrics: list[EventMetrics],
+    step_labels: dict[str, str],
+    phases: dict[str, list[PhaseStats]] | None = None,
 ) -> list[Verdict]:
-    """One verdict per objective × matching (probe, fault event). Reversion events count only
-    when an objective names no step."""
+    """One verdict per objective × matching (probe, fault event) for outage and recovery bounds.
+    Reversion events count only when an objective names no step.
+
+    Loss and latency bounds are judged per probe: with a `step`, over that step's fault events
+    (loss) or the drill's fault phase (latency); without one, over the whole drill after the
+    warm-up (the "all" phase). Latency is the round trip (streams echo; application probes
+    time their exchange)."""
     verdicts: list[Verdict] = []
     for index, objective in enumerate(objectives):
         name = objective.name or objective.template or f"expect[{index}]"
+        verdicts += _loss_and_latency(name, objective, metrics, step_labels, phases or {})
         for m in metrics:
             if objective.probe is not None and m.probe != objective.probe:
                 continue
@@ -69,5 +78,50 @@ def evaluate(
                         f"<= {bound * 1e3:g} ms",
                         passed,
                     )
+                )
+    return verdicts
+
+
+def _loss_and_latency(
+    name: str,
+    objective: model.Objective,
+    metrics: list[EventMetrics],
+    step_labels: dict[str, str],
+    phases: dict[str, list[PhaseStats]],
+) -> list[Verdict]:
+    verdicts: list[Verdict] = []
+    probes = [objective.probe] if objective.probe is not None else sorted(phases)
+    for probe in probes:
+        stats = {p.phase: p for p in phases.get(probe, [])}
+        scope = "all" if objective.step is None else "fault"
+        if objective.max_loss is not None:
+            if objective.step is None:
+                sent, lost = (stats["all"].sent, stats["all"].lost) if "all" in stats else (0, 0)
+                event = "whole drill"
+            else:
+                chosen = [
+                    m
+                    for m in metrics
+                    if m.probe == probe and m.kind == "apply" and step_labels.get(m.event) == objective.step
+                ]
+                sent, lost = sum(m.sent for m in chosen), sum(m.lost for m in chosen)
+                event = f"{objective.step} (apply)"
+            loss_pct = 100.0 * lost / sent if sent else None
+            # Loss is counted exactly; no accuracy to add. No traffic at all cannot pass.
+            passed = loss_pct is not None and loss_pct <= objective.max_loss
+            measured = "no traffic" if loss_pct is None else f"{loss_pct:.3f} % ({lost} of {sent})"
+            verdicts.append(Verdict(f"{name}: loss", probe, event, measured, f"<= {objective.max_loss:g} %", passed))
+        if objective.latency is not None:
+            phase = stats.get(scope)
+            for label in ("p50", "p95", "p99"):
+                bound = getattr(objective.latency, label)
+                if bound is None:
+                    continue
+                value = getattr(phase, f"rtt_{label}_s") if phase is not None else None
+                passed = value is not None and value <= bound
+                measured = "no answered traffic" if value is None else f"{value * 1e3:.2f} ms"
+                event = "whole drill" if scope == "all" else "fault phase"
+                verdicts.append(
+                    Verdict(f"{name}: RTT {label}", probe, event, measured, f"<= {bound * 1e3:g} ms", passed)
                 )
     return verdicts

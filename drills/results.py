@@ -24,6 +24,7 @@ from typing import Any
 from drills import __version__
 from drills.engine.drill import DrillResult
 from drills.measure import lost_flags
+from drills.probes.app import ProbeRecord
 from drills.probes.udp_stream import StreamRecord
 
 RESULTS_FORMAT = 1
@@ -74,6 +75,7 @@ def to_json(
             "outage": "lost packets / offered rate (RFC 6412 loss-derived)",
             "accuracy": "one packet gap + p99 of the sender's lateness + the time the kernel took to confirm the fault",
             "offered_rate_pps": rates,
+            "sample_interval_s": {r.name: r.interval_s for r in result.app_records},
             "packet_size_bytes": {r.name: r.size_bytes for r in result.records},
             "sustained_validation_s": result.sustain_s,
             "forwarding_delay_threshold_s": result.late_after_s,
@@ -106,13 +108,31 @@ def samples_json(records: list[StreamRecord], t0_s: float, late_after_s: dict[st
     return out
 
 
+def app_samples_json(records: list[ProbeRecord], t0_s: float) -> dict[str, Any]:
+    """Application probes' samples in the same shape as streams' (rtt -1: failed), plus why."""
+    return {
+        record.name: {
+            "interval_s": record.interval_s,
+            "sent_ms": [round((sample.sent_s - t0_s) * 1e3, 3) for sample in record.samples],
+            "rtt_us": [
+                round(sample.latency_s * 1e6) if sample.ok and sample.latency_s is not None else -1
+                for sample in record.samples
+            ],
+            "detail": [sample.detail for sample in record.samples],
+        }
+        for record in records
+    }
+
+
 def write(result: DrillResult, out_dir: Path, scenario_path: Path | None = None) -> Path:
     """Write results.json and samples.json.gz into `out_dir`; returns the results path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / RESULTS_FILE
     path.write_text(json.dumps(to_json(result, scenario_path), indent=2))
     with gzip.open(out_dir / SAMPLES_FILE, "wt", encoding="utf-8") as handle:
-        json.dump(samples_json(result.records, result.t0_s, result.late_after_s), handle, separators=(",", ":"))
+        samples = samples_json(result.records, result.t0_s, result.late_after_s)
+        samples.update(app_samples_json(result.app_records, result.t0_s))
+        json.dump(samples, handle, separators=(",", ":"))
     return path
 
 

@@ -1,17 +1,18 @@
 """`drill run`: deploy, stream probe traffic, play the timeline, revert, measure, tear down.
 
-This version runs `link-down` and `note` steps with `udp-stream` probes and outage/recovery
-objectives; `preflight` refuses anything else, with its location, before deploying.
-Every applied fault is journaled before it is applied and pushed on an undo stack; the stack
+Faults come from the registry (drills.engine.faults), probes are udp-stream streams or
+application probes (icmp, tcp-connect, http, dns, command); `preflight` refuses, with its
+location and before deploying, whatever this version or this host cannot run. Every applied fault is journaled before it is applied and pushed on an undo stack; the stack
 unwinds on success, on error and on SIGINT/SIGTERM, and the testbed is torn down after it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,14 @@ from typing import Any
 from drills.engine.clock import Clock, SystemClock
 from drills.engine.faults import Fault, FaultContext, Handles, build
 from drills.engine.timeline import Action, expand, unsupported
-from drills.errors import DrillError, ScenarioError
+from drills.errors import DrillError, Problem, ScenarioError
 from drills.lifecycle import abort_on_signals
 from drills.measure import Baseline, EventMetrics, PhaseStats, Window, analyse, baseline, lost_flags, phase_stats
 from drills.netns import kernel
 from drills.netns.backend import NetnsBackend
 from drills.objectives import Verdict, evaluate
+from drills.probes.app import AppProbe, ProbeRecord, make_probe
+from drills.probes.app_measure import analyse_samples, baseline_samples, sample_phase_stats
 from drills.probes.udp_stream import StreamRecord, UdpStream
 from drills.runs import STATUS_RUNNING, RunStore
 from drills.scenario import load_scenario, model
@@ -67,6 +70,7 @@ class DrillResult:
     duration_s: float = 0.0
     t0_s: float = 0.0  # the drill clock's zero on the monotonic clock (samples are relative to it)
     records: list[StreamRecord] = field(default_factory=list)  # raw samples of every stream
+    app_records: list[ProbeRecord] = field(default_factory=list)  # every sample of application probes
     phases: dict[str, list[PhaseStats]] = field(default_factory=dict)  # probe -> baseline/fault/recovery
     late_after_s: dict[str, float] = field(default_factory=dict)
 
@@ -79,26 +83,32 @@ class DrillResult:
         return all(v.passed for v in self.verdicts)
 
 
-def preflight(scenario: Scenario) -> None:
-    """Refuse, before deploying, what this version cannot run yet."""
+def requirements(scenario: Scenario, capabilities: Callable[[], Mapping[str, bool]] | None = None) -> list[Problem]:
+    """Everything in `scenario` this version or this host cannot run, located in the file:
+    faults not implemented yet, degrade parameters the kernel lacks (netem), a missing `nft`,
+    objectives not evaluated yet. `drill validate` and `drill run` both report these."""
+    from drills import doctor
+    from drills.engine import degrade, filter_faults
+
     problems = unsupported(scenario)
-    for i, probe in enumerate(scenario.source.probes):
-        if probe.type != "udp-stream":
-            problems.append(
-                scenario.problem(
-                    ("probes", i, "type"),
-                    f"probe type '{probe.type}' is part of the format but `drill run` measures only udp-stream probes yet",
-                )
-            )
+    problems += degrade.requirements(scenario, capabilities or doctor.kernel_capabilities)
+    for i, step in enumerate(scenario.source.timeline):
+        for message in filter_faults.requirements(getattr(step, "fault", "")):
+            problems.append(scenario.problem(("timeline", i, "fault"), message))
     for i, objective in enumerate(scenario.source.expect):
-        extra = [k for k in ("max_loss", "latency", "availability") if getattr(objective, k) is not None]
-        if extra:
+        if objective.availability is not None:
             problems.append(
                 scenario.problem(
-                    ("expect", i),
-                    f"{', '.join(extra)} objectives are part of the format but not evaluated yet; use max_outage, max_recovery or a template",
+                    ("expect", i, "availability"),
+                    "availability objectives are part of the format but not evaluated yet; use max_outage, max_recovery, max_loss, latency or a template",
                 )
             )
+    return problems
+
+
+def preflight(scenario: Scenario) -> None:
+    """Refuse, before deploying, what this version or this host cannot run."""
+    problems = requirements(scenario)
     if not scenario.source.probes:
         problems.append(scenario.problem(("probes",), "a drill needs at least one probe to measure recovery"))
     if problems:
@@ -131,7 +141,7 @@ def run_drill(scenario_path: Path, state_dir: Path, log: Log, clock: Clock | Non
         ),
         service_processes=lambda node, name: backend.service_processes(run, meta.nodes[node], name),
     )  # fmt: skip
-    streams: list[UdpStream] = []
+    streams: list[UdpStream | AppProbe] = []
     try:
         with abort_on_signals():
             backend.deploy(scenario.topology, run)
@@ -154,10 +164,12 @@ def run_drill(scenario_path: Path, state_dir: Path, log: Log, clock: Clock | Non
             clock.sleep_until(t0 + scenario.duration_s)
             records = [stream.stop() for stream in streams]
             streams = []
-            _analyse(result, scenario, records, t0, actions)
+            app_records = [r for r in records if isinstance(r, ProbeRecord)]
+            stream_records = [r for r in records if isinstance(r, StreamRecord)]
+            _analyse(result, scenario, stream_records, app_records, t0, actions)
     finally:
-        for stream in streams:
-            stream.stop(drain_s=0.0)
+        for running in streams:
+            running.stop(drain_s=0.0) if isinstance(running, UdpStream) else running.stop()
         with abort_on_signals():
             # Unwind every fault still applied, newest first. One that fails to revert is
             # reported loudly and the rest still run: the teardown below removes the run's
@@ -181,33 +193,60 @@ def run_drill(scenario_path: Path, state_dir: Path, log: Log, clock: Clock | Non
     return result
 
 
-def _start_probes(scenario: Scenario, namespaces: dict[str, str], clock: Clock, seed: int) -> list[UdpStream]:
-    streams = []
+def _start_probes(
+    scenario: Scenario, namespaces: dict[str, str], clock: Clock, seed: int
+) -> list[UdpStream | AppProbe]:
+    """Start every probe in its source node; an application probe samples at its interval."""
+    started: list[UdpStream | AppProbe] = []
     topology = scenario.topology
-    for index, probe in enumerate(scenario.source.probes):
-        assert isinstance(probe, model.UdpStreamProbe)
-        source = topology.node(probe.source)
-        target_ip, target_node = _target(scenario, probe.to)
-        source_ip = source.primary_address
-        assert source_ip is not None
-        stream = UdpStream(
-            probe.name, namespaces[source.name], source_ip, namespaces[target_node], target_ip,
-            probe.rate_pps, probe.size_bytes, clock, tag=(seed + index) & 0xFFFFFFFF, dscp=probe.dscp,
-        )  # fmt: skip
-        stream.start()
-        streams.append(stream)
-    return streams
+    try:
+        for index, probe in enumerate(scenario.source.probes):
+            source = topology.node(probe.source)
+            source_ip = source.primary_address
+            started_probe: UdpStream | AppProbe
+            if isinstance(probe, model.UdpStreamProbe):
+                target_ip, target_node = _target(scenario, probe.to)
+                assert source_ip is not None and target_node is not None
+                started_probe = UdpStream(
+                    probe.name, namespaces[source.name], source_ip, namespaces[target_node], target_ip,
+                    probe.rate_pps, probe.size_bytes, clock, tag=(seed + index) & 0xFFFFFFFF, dscp=probe.dscp,
+                )  # fmt: skip
+            else:
+                target_ip = _target(scenario, probe.to)[0] if not isinstance(probe, model.CommandProbe) else None
+                started_probe = make_probe(probe, namespaces[source.name], source_ip, target_ip, clock=clock)
+            started_probe.start()
+            started.append(started_probe)
+    except BaseException:
+        for running in started:
+            running.stop()
+        raise
+    return started
 
 
-def _target(scenario: Scenario, ref: str) -> tuple[Any, str]:
-    """Address and node of a probe target: a node (its primary address) or an endpoint."""
+def _target(scenario: Scenario, ref: str) -> tuple[Any, str | None]:
+    """Address and node of a probe target: a node (its primary address), an endpoint, or an
+    address (its node when one of the testbed's nodes holds it)."""
     topology = scenario.topology
+    try:
+        address = ipaddress.ip_address(ref)
+    except ValueError:
+        pass
+    else:
+        owner = next((n.name for n in topology.nodes if address in _addresses(n)), None)
+        return address, owner
     if ":" in ref:
         node, iface = ref.split(":", 1)
         interface = topology.node(node).interface(iface).ipv4
         assert interface is not None
         return interface.ip, node
     return topology.node(ref).primary_address, ref
+
+
+def _addresses(node: Any) -> set[Any]:
+    found = {node.loopback.ip} if node.loopback is not None else set()
+    for iface in node.interfaces:
+        found |= {a.ip for a in (iface.ipv4, iface.ipv6) if a is not None}
+    return found
 
 
 def _perform(
@@ -240,15 +279,36 @@ def _perform(
 
 
 def _analyse(
-    result: DrillResult, scenario: Scenario, records: list[StreamRecord], t0: float, actions: list[Action]
+    result: DrillResult,
+    scenario: Scenario,
+    records: list[StreamRecord],
+    app_records: list[ProbeRecord],
+    t0: float,
+    actions: list[Action],
 ) -> None:
     result.t0_s = t0
     result.duration_s = scenario.duration_s
     result.records = records
+    result.app_records = app_records
     fault_steps = [s for s in result.steps if s.fault != "note"]
     first_fault_s = fault_steps[0].issued_s if fault_steps else scenario.duration_s
     step_ids = {a.label: (getattr(a.step, "id", None) or "") for a in actions}
     probes = {p.name: p for p in scenario.source.probes}
+    spans = _fault_spans(fault_steps, scenario.duration_s, t0)
+    last_s = max((end for _, end in spans), default=t0 + first_fault_s)
+    phase_spans = {
+        "baseline": [(t0 + WARMUP_S, t0 + first_fault_s)],
+        "fault": spans,
+        "recovery": [(last_s, t0 + scenario.duration_s)],
+        "all": [(t0 + WARMUP_S, t0 + scenario.duration_s)],
+    }
+    windows = [
+        (
+            Window(step.label, step.kind, t0 + step.issued_s, t0 + (fault_steps[i + 1].issued_s if i + 1 < len(fault_steps) else scenario.duration_s)),
+            step.confirmed_s - step.issued_s,
+        )
+        for i, step in enumerate(fault_steps)
+    ]  # fmt: skip
     for record in records:
         late_after_s = float(getattr(probes[record.name], "late_after", 2.0))
         result.late_after_s[record.name] = late_after_s
@@ -256,33 +316,31 @@ def _analyse(
         # A packet sent just before the first fault may be lost in flight because of it: the
         # baseline ends a guard interval earlier (twice the baseline's worst round trip, at
         # least two packet gaps), so such a packet never makes a clean baseline look dirty.
-        rtt_p99_s = phase_stats(record, flags, "pre", [(t0 + WARMUP_S, t0 + first_fault_s)]).rtt_p99_s or 0.0
+        rtt_p99_s = phase_stats(record, flags, "pre", phase_spans["baseline"]).rtt_p99_s or 0.0
         guard_s = max(2 * rtt_p99_s, 2.0 / record.rate_pps)
         result.baselines[record.name] = baseline(record, flags, t0 + WARMUP_S, t0 + first_fault_s - guard_s)
-        for i, step in enumerate(fault_steps):
-            end_s = fault_steps[i + 1].issued_s if i + 1 < len(fault_steps) else scenario.duration_s
-            window = Window(step.label, step.kind, t0 + step.issued_s, t0 + end_s)
-            result.metrics.append(analyse(record, flags, window, SUSTAIN_S, step.confirmed_s - step.issued_s))
-        result.phases[record.name] = _phases(record, flags, fault_steps, first_fault_s, scenario.duration_s, t0)
-    result.verdicts = evaluate(list(scenario.source.expect), result.metrics, step_ids)
+        for window, uncertainty_s in windows:
+            result.metrics.append(analyse(record, flags, window, SUSTAIN_S, uncertainty_s))
+        result.phases[record.name] = [phase_stats(record, flags, name, sp) for name, sp in phase_spans.items()]
+    for app in app_records:
+        # A sample started within one timeout of the first fault may fail because of it.
+        result.baselines[app.name] = baseline_samples(app, t0 + WARMUP_S, t0 + first_fault_s - app.timeout_s)
+        for window, uncertainty_s in windows:
+            result.metrics.append(analyse_samples(app, window, SUSTAIN_S, uncertainty_s))
+        result.phases[app.name] = [sample_phase_stats(app, name, sp) for name, sp in phase_spans.items()]
+    result.verdicts = evaluate(list(scenario.source.expect), result.metrics, step_ids, result.phases)
 
 
-def _phases(
-    record: StreamRecord, flags: list[bool], fault_steps: list[StepRecord], first_s: float, end_s: float, t0: float
-) -> list[PhaseStats]:
-    """Baseline (warm-up to first fault), fault (while any fault is applied) and recovery (after
-    the last fault was lifted) statistics of one stream."""
+def _fault_spans(fault_steps: list[StepRecord], end_s: float, t0: float) -> list[tuple[float, float]]:
+    """The intervals during which some fault was applied (one-shot steps excluded)."""
     applied: dict[str, float] = {}
     spans: list[tuple[float, float]] = []
     for step in fault_steps:
+        if step.fault in ("exec",):
+            continue
         if step.kind == "apply":
             applied[step.label] = step.issued_s
         elif step.label in applied:
             spans.append((t0 + applied.pop(step.label), t0 + step.confirmed_s))
     spans.extend((t0 + start, t0 + end_s) for start in applied.values())  # never lifted
-    last_s = max((end for _, end in spans), default=t0 + first_s)
-    return [
-        phase_stats(record, flags, "baseline", [(t0 + WARMUP_S, t0 + first_s)]),
-        phase_stats(record, flags, "fault", spans),
-        phase_stats(record, flags, "recovery", [(last_s, t0 + end_s)]),
-    ]
+    return spans

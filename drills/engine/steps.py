@@ -28,7 +28,7 @@ class Note:
         return []
 
     def apply(self, ctx: FaultContext) -> None:
-        ctx.log(f"note: {self.text}")
+        pass  # the runner logs every step with its instant; a note is nothing more
 
     def revert(self, ctx: FaultContext) -> None:
         pass
