@@ -58,7 +58,7 @@ def evaluate(
         for m in metrics:
             if objective.probe is not None and m.probe != objective.probe:
                 continue
-            if objective.step is not None and (step_labels.get(m.event) != objective.step or m.kind != "apply"):
+            if objective.step is not None and (step_labels.get(m.event) != objective.step or m.kind != objective.event):
                 continue
             checks: list[tuple[str, float | None, float]] = []
             if objective.max_outage is not None:
@@ -105,7 +105,7 @@ def _loss_and_latency(
                     if m.probe == probe and m.kind == "apply" and step_labels.get(m.event) == objective.step
                 ]
                 sent, lost = sum(m.sent for m in chosen), sum(m.lost for m in chosen)
-                event = f"{objective.step} (apply)"
+                event = f"{objective.step} ({objective.event})"
             loss_pct = 100.0 * lost / sent if sent else None
             # Loss is counted exactly; no accuracy to add. No traffic at all cannot pass.
             passed = loss_pct is not None and loss_pct <= objective.max_loss

@@ -111,3 +111,11 @@ def test_link_flap_expands_into_seeded_down_periods(tmp_path: Path) -> None:
     other = [a.at_s for a in expand(scenario, seed=8) if a.label.startswith("wobble")]  # type: ignore[arg-type]
     assert again == [a.at_s for a in flaps]
     assert other != again
+
+
+def test_objective_on_the_revert_judges_how_the_network_came_back() -> None:
+    apply = EventMetrics("s", "cut", "apply", 1000, 1000, 1.0, 1.0, 0.0, 1.0, 0.001, recovered_during_event=False)
+    revert = EventMetrics("s", "cut", "revert", 1000, 3, 0.003, 0.003, 0.0, 0.004, 0.001)
+    objective = model.Objective(probe="s", step="cut", event="revert", max_recovery=0.5)
+    verdicts = evaluate([objective], [apply, revert], {"cut": "cut"})
+    assert [(v.event, v.passed) for v in verdicts] == [("cut (revert)", True)]

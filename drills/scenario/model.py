@@ -498,6 +498,10 @@ class Objective(Strict):
     template: Literal["carrier-grade", "fast", "vrrp-default", "routing-default", "mcptt", "g114-voice"] | None = None
     probe: Name | None = None
     step: Name | None = Field(None, description="Timeline step id this objective is about.")
+    event: Literal["apply", "revert"] = Field(
+        "apply",
+        description="With `step`: judge the step being applied (default) or being lifted (reversion: how the network came back).",
+    )
     max_outage: Seconds | None = None
     max_recovery: Seconds | None = None
     max_loss: Percent | None = None
