@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from drills.errors import BackendError
 from drills.netns import kernel
 from drills.netns.backend import install_routes
+from drills.netns.rtnl import RawLinks
 from drills.scenario.resolved import Interface, Link, Service, Topology
 
 Log = Callable[[str], None]
@@ -29,12 +30,20 @@ class Handles:
     def __init__(self, namespaces: dict[str, str]) -> None:
         self._namespaces = namespaces  # node -> namespace
         self._open: dict[str, Any] = {}
+        self._raw: dict[str, RawLinks] = {}
         self._indices: dict[tuple[str, str], int] = {}
 
     def of(self, node: str) -> Any:
         if node not in self._open:
             self._open[node] = kernel.open_netlink(self._namespaces[node])
         return self._open[node]
+
+    def raw(self, node: str) -> RawLinks:
+        """The struct-built rtnetlink socket of a node: link up/down on the clock."""
+        if node not in self._raw:
+            namespace = self._namespaces[node]
+            self._raw[node] = RawLinks(kernel.run_in_namespace(namespace, RawLinks.new_socket))
+        return self._raw[node]
 
     def index(self, node: str, ifname: str) -> int:
         """Interface index, looked up once: a lookup costs as much as the change itself."""
@@ -48,11 +57,15 @@ class Handles:
         for link in topology.links:
             for end in (link.a, link.b):
                 self.index(end.node, end.name)
+                self.raw(end.node)
 
     def close(self) -> None:
         for handle in self._open.values():
             handle.close()
+        for raw in self._raw.values():
+            raw.close()
         self._open.clear()
+        self._raw.clear()
 
 
 def _no_services(node: str, name: str) -> int:
@@ -167,13 +180,13 @@ class LinkDown:
     def apply(self, ctx: FaultContext) -> None:
         handles = ctx.handles
         for end in self.ends:
-            kernel.set_link(handles.of(end.node), end.name, up=False, index=handles.index(end.node, end.name))
+            handles.raw(end.node).set_link(handles.index(end.node, end.name), up=False)
         self._confirm(handles, down=True)
 
     def revert(self, ctx: FaultContext) -> None:
         handles = ctx.handles
         for end in self.ends:
-            kernel.set_link(handles.of(end.node), end.name, up=True, index=handles.index(end.node, end.name))
+            handles.raw(end.node).set_link(handles.index(end.node, end.name), up=True)
         self._confirm(handles, down=False)
         # Setting an interface down made the kernel drop the static routes through it; a
         # router's configuration would bring them back with the interface.
@@ -187,10 +200,10 @@ class LinkDown:
 
     def _confirm(self, handles: Handles, *, down: bool) -> None:
         for end in (self.link.a, self.link.b):
-            state = kernel.link_state(handles.of(end.node), end.name, handles.index(end.node, end.name))
-            if down and state.carrier:
+            admin_up, carrier = handles.raw(end.node).link_state(handles.index(end.node, end.name))
+            if down and carrier:
                 raise BackendError(f"{end.endpoint} still has carrier after link-down; the fault did not take effect")
-            if not down and not (state.admin_up and state.carrier):
+            if not down and not (admin_up and carrier):
                 raise BackendError(f"{end.endpoint} is not up with carrier after reverting link-down")
 
 
