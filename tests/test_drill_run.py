@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 
 from drills.engine.drill import run_drill
+from drills.errors import BackendError
 from drills.results import results_schema
 
 pytestmark = pytest.mark.netns
@@ -87,3 +88,40 @@ def test_cli_exit_code_and_results_file(tmp_path: Path, state_dir: Path, host_sn
         [sys.executable, "-m", "drills", "compare", str(out), str(out)], capture_output=True, check=False
     )
     assert same.returncode == 0
+
+
+EXEC = """
+version: 1
+name: exec-inject
+topology:
+  nodes:
+    a: {routes: [{to: b, via: b:e1}]}
+    b: {routes: [{to: a, via: a:e1}]}
+  links: [{name: wire, endpoints: [a:e1, b:e1]}]
+probes:
+  - {name: stream, type: udp-stream, from: a, to: b, rate_pps: 200}
+timeline:
+  - {at: 1500ms, fault: exec, node: a, command: "COMMAND"}
+duration: 3s
+"""
+
+
+def test_exec_step_runs_in_the_node(tmp_path: Path, state_dir: Path, host_snapshot: object) -> None:
+    marker = tmp_path / "ran-in"
+    path = tmp_path / "exec.yaml"
+    # The command records the namespace it ran in (its network namespace's interfaces).
+    path.write_text(EXEC.replace("COMMAND", f"ip -br link show e1 > {marker}"))
+    result = run_drill(path, state_dir, log=lambda _m: None)
+    assert marker.read_text().startswith("e1@")
+    step = next(s for s in result.steps if s.fault == "exec")
+    assert step.kind == "apply" and step.confirmed_s >= step.issued_s
+
+
+def test_failing_exec_stops_the_drill_and_leaves_nothing(
+    tmp_path: Path, state_dir: Path, host_snapshot: object
+) -> None:
+    path = tmp_path / "exec.yaml"
+    path.write_text(EXEC.replace("COMMAND", "echo broken config >&2; exit 3"))
+    with pytest.raises(BackendError, match="exec on a failed with status 3"):
+        run_drill(path, state_dir, log=lambda _m: None)
+    assert not any(state_dir.glob("runs/*"))

@@ -8,7 +8,7 @@ from typing import Any
 
 from drills.engine.faults import FaultContext, register
 from drills.errors import BackendError
-from drills.netns import kernel
+from drills.netns import services
 from drills.scenario.resolved import Topology
 
 EXEC_TIMEOUT_S = 60.0
@@ -50,19 +50,11 @@ class Exec:
         return [f"{self.node}: whatever `{self.command}` changes (run in the node's namespace)"]
 
     def apply(self, ctx: FaultContext) -> None:
-        namespace = ctx.namespaces[self.node]
         command = self.command
-        result = kernel.run_in_namespace(
-            namespace,
-            lambda: subprocess.run(
-                ["/bin/sh", "-c", command],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=EXEC_TIMEOUT_S,
-                check=False,
-            ),
-        )
+        try:
+            result = services.run_shell(ctx.namespaces[self.node], command, EXEC_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise BackendError(f"exec on {self.node} still running after {EXEC_TIMEOUT_S:g} s: {command}") from None
         for line in (result.stdout + result.stderr).splitlines()[-5:]:
             ctx.log(f"  {self.node}$ {line}")
         if result.returncode != 0:

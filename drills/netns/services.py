@@ -82,18 +82,27 @@ def _check_once(namespace: str, service: Service) -> bool:
 
         return kernel.run_in_namespace(namespace, probe)
     assert ready.command is not None
-    command = ready.command
-    result = kernel.run_in_namespace(
+    try:
+        result = run_shell(namespace, ready.command, ready.timeout_s)
+    except subprocess.TimeoutExpired:
+        return False  # a check that hangs is a check that did not pass; wait_ready's deadline decides
+    return result.returncode == 0
+
+
+def run_shell(namespace: str, command: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Run `/bin/sh -c command` inside `namespace`, output captured; TimeoutExpired after
+    `timeout_s` (the child is killed)."""
+    return kernel.run_in_namespace(
         namespace,
         lambda: subprocess.run(
             ["/bin/sh", "-c", command],
             stdin=subprocess.DEVNULL,
             capture_output=True,
-            timeout=ready.timeout_s,
+            text=True,
+            timeout=timeout_s,
             check=False,
         ),
     )
-    return result.returncode == 0
 
 
 def stop_processes(processes: list[tuple[int, int | None]]) -> list[int]:
