@@ -169,3 +169,43 @@ def phase_stats(record: StreamRecord, flags: list[bool], phase: str, spans: list
         rtt_p95_s=percentile(rtts, 0.95) if rtts else None,
         rtt_p99_s=percentile(rtts, 0.99) if rtts else None,
     )
+
+
+AVAILABILITY_WINDOW_S = 1.0  # Δt of the availability windows
+AVAILABILITY_LOSS_THRESHOLD = 0.5  # a window losing more than this share is unavailable
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Availability in the MEF 10.3 / G.826 style: the drill after the warm-up is cut into
+    windows of `window_s`; a window is unavailable when it lost more than `threshold` of its
+    packets (or samples), or carried none. The figure is exact in windows, ± `window_s` in time."""
+
+    window_s: float
+    threshold: float
+    windows: int
+    unavailable: int
+
+    @property
+    def pct(self) -> float:
+        return 100.0 * (self.windows - self.unavailable) / self.windows if self.windows else 0.0
+
+
+def availability(
+    observations: list[tuple[float, bool]],
+    start_s: float,
+    end_s: float,
+    window_s: float = AVAILABILITY_WINDOW_S,
+    threshold: float = AVAILABILITY_LOSS_THRESHOLD,
+) -> Availability:
+    """`observations`: (send instant, lost) per packet or sample. Only whole windows count."""
+    count = int((end_s - start_s) // window_s)
+    sent = [0] * count
+    lost = [0] * count
+    for sent_at, bad in observations:
+        index = int((sent_at - start_s) // window_s)
+        if 0 <= index < count:
+            sent[index] += 1
+            lost[index] += bad
+    unavailable = sum(1 for s, x in zip(sent, lost, strict=True) if s == 0 or x / s > threshold)
+    return Availability(window_s, threshold, count, unavailable)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drills.measure import EventMetrics, PhaseStats
+from drills.measure import Availability, EventMetrics, PhaseStats
 from drills.scenario import model
 
 # Tiers from the field (see README "Objectives"): the outage a mechanism is expected to keep to.
@@ -43,6 +43,7 @@ def evaluate(
     metrics: list[EventMetrics],
     step_labels: dict[str, str],
     phases: dict[str, list[PhaseStats]] | None = None,
+    availability: dict[str, Availability] | None = None,
 ) -> list[Verdict]:
     """One verdict per objective × matching (probe, fault event) for outage and recovery bounds.
     Reversion events count only when an objective names no step.
@@ -55,6 +56,7 @@ def evaluate(
     for index, objective in enumerate(objectives):
         name = objective.name or objective.template or f"expect[{index}]"
         verdicts += _loss_and_latency(name, objective, metrics, step_labels, phases or {})
+        verdicts += _availability(name, objective, availability or {})
         for m in metrics:
             if objective.probe is not None and m.probe != objective.probe:
                 continue
@@ -124,4 +126,25 @@ def _loss_and_latency(
                 verdicts.append(
                     Verdict(f"{name}: RTT {label}", probe, event, measured, f"<= {bound * 1e3:g} ms", passed)
                 )
+    return verdicts
+
+
+def _availability(name: str, objective: model.Objective, measured: dict[str, Availability]) -> list[Verdict]:
+    """Availability over the whole drill after the warm-up, per probe (a `step` does not narrow
+    it: availability is a property of the service over the exercise)."""
+    if objective.availability is None:
+        return []
+    verdicts = []
+    probes = [objective.probe] if objective.probe is not None else sorted(measured)
+    for probe in probes:
+        figure = measured.get(probe)
+        passed = figure is not None and figure.windows > 0 and figure.pct >= objective.availability
+        text = (
+            "no windows"
+            if figure is None or not figure.windows
+            else f"{figure.pct:.3f} % ({figure.windows - figure.unavailable} of {figure.windows} windows of {figure.window_s:g} s)"
+        )
+        verdicts.append(
+            Verdict(f"{name}: availability", probe, "whole drill", text, f">= {objective.availability:g} %", passed)
+        )
     return verdicts

@@ -85,6 +85,7 @@ def to_json(
         "baselines": {name: asdict(b) | {"clean": b.clean} for name, b in result.baselines.items()},
         "metrics": [asdict(m) for m in result.metrics],
         "phases": {name: [asdict(p) for p in phases] for name, phases in result.phases.items()},
+        "availability": {name: asdict(a) | {"pct": a.pct} for name, a in result.availability.items()},
         "verdicts": [asdict(v) for v in result.verdicts],
         "revert_failures": list(result.revert_failures),
         "samples_file": SAMPLES_FILE,

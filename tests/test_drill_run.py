@@ -56,6 +56,9 @@ def test_two_second_cut_yields_a_two_second_outage(tmp_path: Path, state_dir: Pa
     assert shortest_s - cut.accuracy_s <= cut.time_to_recover_s <= longest_s + cut.accuracy_s
     assert not cut.recovered_during_event
     assert not result.inconclusive
+    # Availability: five 1 s windows after the 1 s warm-up; the two inside the cut are lost.
+    figure = result.availability["stream"]
+    assert (figure.windows, figure.unavailable) == (5, 2)
     verdicts = {v.objective: v.passed for v in result.verdicts}
     assert verdicts == {"expect[0]: recovery": True, "expect[1]: outage": False}
     assert not any(state_dir.glob("runs/*"))

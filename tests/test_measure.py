@@ -135,3 +135,16 @@ def test_percentile_nearest_rank() -> None:
     values = [float(i) for i in range(1, 101)]
     assert (percentile(values, 0.5), percentile(values, 0.95), percentile(values, 0.99)) == (50.0, 95.0, 99.0)
     assert percentile([7.0], 0.99) == 7.0
+
+
+def test_availability_counts_windows_that_lost_more_than_half() -> None:
+    from drills.measure import availability
+
+    # 10 s at 1000 packets/s; seconds 3 and 4 lose everything, second 6 loses 40 % (available).
+    record = stream(10_000, set(range(3000, 5000)) | set(range(6000, 6400)))
+    flags = lost_flags(record, 2.0)
+    result = availability(list(zip(record.sent, flags, strict=True)), 0.0, 10.0)
+    assert (result.windows, result.unavailable) == (10, 2)
+    assert result.pct == pytest.approx(80.0)
+    # A window with no traffic at all cannot be called available.
+    assert availability([], 0.0, 3.0).unavailable == 3

@@ -49,6 +49,7 @@ def sample_results(outage_s: float = 0.002, recover_s: float | None = 0.003, pas
             {"phase": "fault", "sent": 2000, "lost": 2, "loss_pct": 0.1, "rtt_p50_s": 0.0001, "rtt_p95_s": 0.0002, "rtt_p99_s": 0.0003},
             {"phase": "recovery", "sent": 6000, "lost": 0, "loss_pct": 0.0, "rtt_p50_s": None, "rtt_p95_s": None, "rtt_p99_s": None},
         ]},
+        "availability": {"voice": {"window_s": 1.0, "threshold": 0.5, "windows": 9, "unavailable": 0, "pct": 100.0}},
         "verdicts": [
             {"objective": "failover: outage", "probe": "voice", "event": "cut (apply)", "measured": "2.0 ms ± 1.5 ms",
              "bound": "<= 50 ms", "passed": passed},

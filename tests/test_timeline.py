@@ -58,8 +58,10 @@ def test_expand_orders_applies_reverts_repeats_and_restores(tmp_path: Path) -> N
 
 
 def test_preflight_refuses_what_run_cannot_do_yet(tmp_path: Path) -> None:
-    text = SCENARIO.replace("max_outage: 50ms}", "availability: 99.9%}")
-    with pytest.raises(ScenarioError, match="availability objectives are part of the format but not evaluated yet"):
+    text = SCENARIO.replace(
+        "fault: note, text: hello", "fault: degrade, link: l, ramp: {from: 20ms, to: 600ms, over: 1s}"
+    )
+    with pytest.raises(ScenarioError, match=r"timeline\[0\]"):
         preflight(_load(tmp_path, text))  # type: ignore[arg-type]
 
 

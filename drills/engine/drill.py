@@ -23,7 +23,18 @@ from drills.engine.faults import Fault, FaultContext, Handles, build
 from drills.engine.timeline import Action, expand, unsupported
 from drills.errors import DrillError, Problem, ScenarioError
 from drills.lifecycle import abort_on_signals
-from drills.measure import Baseline, EventMetrics, PhaseStats, Window, analyse, baseline, lost_flags, phase_stats
+from drills.measure import (
+    Availability,
+    Baseline,
+    EventMetrics,
+    PhaseStats,
+    Window,
+    analyse,
+    availability,
+    baseline,
+    lost_flags,
+    phase_stats,
+)
 from drills.netns import kernel
 from drills.netns.backend import NetnsBackend
 from drills.objectives import Verdict, evaluate
@@ -73,6 +84,7 @@ class DrillResult:
     records: list[StreamRecord] = field(default_factory=list)  # raw samples of every stream
     app_records: list[ProbeRecord] = field(default_factory=list)  # every sample of application probes
     phases: dict[str, list[PhaseStats]] = field(default_factory=dict)  # probe -> baseline/fault/recovery
+    availability: dict[str, Availability] = field(default_factory=dict)  # probe -> windows after warm-up
     late_after_s: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -96,14 +108,6 @@ def requirements(scenario: Scenario, capabilities: Callable[[], Mapping[str, boo
     for i, step in enumerate(scenario.source.timeline):
         for message in filter_faults.requirements(getattr(step, "fault", "")):
             problems.append(scenario.problem(("timeline", i, "fault"), message))
-    for i, objective in enumerate(scenario.source.expect):
-        if objective.availability is not None:
-            problems.append(
-                scenario.problem(
-                    ("expect", i, "availability"),
-                    "availability objectives are part of the format but not evaluated yet; use max_outage, max_recovery, max_loss, latency or a template",
-                )
-            )
     return problems
 
 
@@ -328,13 +332,19 @@ def _analyse(
         for window, uncertainty_s in windows:
             result.metrics.append(analyse(record, flags, window, SUSTAIN_S, uncertainty_s))
         result.phases[record.name] = [phase_stats(record, flags, name, sp) for name, sp in phase_spans.items()]
+        observed = list(zip(record.sent, flags, strict=True))
+        result.availability[record.name] = availability(observed, t0 + WARMUP_S, t0 + scenario.duration_s)
     for app in app_records:
         # A sample started within one timeout of the first fault may fail because of it.
         result.baselines[app.name] = baseline_samples(app, t0 + WARMUP_S, t0 + first_fault_s - app.timeout_s)
         for window, uncertainty_s in windows:
             result.metrics.append(analyse_samples(app, window, SUSTAIN_S, uncertainty_s))
         result.phases[app.name] = [sample_phase_stats(app, name, sp) for name, sp in phase_spans.items()]
-    result.verdicts = evaluate(list(scenario.source.expect), result.metrics, step_ids, result.phases)
+        samples = [(sample.sent_s, not sample.ok) for sample in app.samples]
+        result.availability[app.name] = availability(samples, t0 + WARMUP_S, t0 + scenario.duration_s)
+    result.verdicts = evaluate(
+        list(scenario.source.expect), result.metrics, step_ids, result.phases, result.availability
+    )
 
 
 def _fault_spans(fault_steps: list[StepRecord], end_s: float, t0: float) -> list[tuple[float, float]]:

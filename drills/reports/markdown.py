@@ -67,6 +67,20 @@ def render_markdown(results: dict[str, Any]) -> str:
                 ]
             )
     lines += _table(["probe", "phase", "sent", "loss", "RTT p50", "RTT p95", "RTT p99"], rows)
+    availability = results.get("availability", {})
+    if availability:
+        lines += ["", "## Availability", ""]
+        rows = [
+            [
+                probe,
+                f"{a['pct']:.3f} %",
+                f"{a['windows'] - a['unavailable']} of {a['windows']}",
+                f"{a['window_s']:g} s",
+                f"> {a['threshold'] * 100:g} % lost",
+            ]
+            for probe, a in availability.items()
+        ]
+        lines += _table(["probe", "availability", "available windows", "window", "unavailable when"], rows)
     lines += ["", "## Timeline", ""]
     rows = [
         [f"T+{s['scheduled_s']:.3f}", s["kind"], s["label"], s["detail"], f"{s['skew_s'] * 1e3:.2f} ms"]
