@@ -38,9 +38,16 @@ class EventMetrics:
     time_to_detect_s: float | None  # first lost packet's send instant - event instant
     time_to_recover_s: float | None  # recovery instant - event instant; None: never recovered
     accuracy_s: float
-    recovered_during_event: bool = (
-        True  # False: traffic came back only after the next event (e.g. the fault was lifted)
-    )
+    # False: traffic came back only after the next event (e.g. the fault was lifted).
+    recovered_during_event: bool = True
+    late: int = 0  # answered, but after the forwarding-delay threshold (counted in `lost` too)
+    duplicated: int = 0  # extra copies received
+    reordered: int = 0  # arrived after a packet sent later
+
+    @property
+    def impaired(self) -> int:
+        """Lost (late included) + duplicated + reordered packets: an exact count."""
+        return self.lost + self.duplicated + self.reordered
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,7 @@ def analyse(
     gap_s = 1.0 / record.rate_pps
     accuracy_s = gap_s + timestamp_jitter_s(record) + event_uncertainty_s
     indices = [i for i, sent_at in enumerate(record.sent) if window.start_s <= sent_at < window.end_s]
+    first, last = (indices[0], indices[-1]) if indices else (0, -1)
     lost = [i for i in indices if flags[i]]
     longest = run = 0
     previous = -2
@@ -125,6 +133,9 @@ def analyse(
         time_to_recover_s=recover,
         accuracy_s=accuracy_s,
         recovered_during_event=during,
+        late=sum(1 for i in lost if i in record.received),
+        duplicated=sum(1 for i in record.duplicate_seqs if first <= i <= last),
+        reordered=sum(1 for i in record.reordered_seqs if first <= i <= last),
     )
 
 

@@ -83,7 +83,7 @@ def to_json(
         "duration_s": result.duration_s,
         "timeline": [asdict(step) | {"skew_s": step.skew_s} for step in result.steps],
         "baselines": {name: asdict(b) | {"clean": b.clean} for name, b in result.baselines.items()},
-        "metrics": [asdict(m) for m in result.metrics],
+        "metrics": [asdict(m) | {"impaired": m.impaired} for m in result.metrics],
         "phases": {name: [asdict(p) for p in phases] for name, phases in result.phases.items()},
         "availability": {name: asdict(a) | {"pct": a.pct} for name, a in result.availability.items()},
         "verdicts": [asdict(v) for v in result.verdicts],

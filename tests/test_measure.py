@@ -148,3 +148,12 @@ def test_availability_counts_windows_that_lost_more_than_half() -> None:
     assert result.pct == pytest.approx(80.0)
     # A window with no traffic at all cannot be called available.
     assert availability([], 0.0, 3.0).unavailable == 3
+
+
+def test_impaired_counts_lost_late_duplicated_and_reordered_in_the_window() -> None:
+    record = stream(3000, {1500}, late={1600})
+    record.duplicate_seqs = [1700, 1700, 100]  # two extra copies inside the window, one before
+    record.reordered_seqs = [1800]
+    m = analyse(record, lost_flags(record, 2.0), Window("x", "apply", 1.0, 2.0), sustain_s=0.1)
+    assert (m.lost, m.late, m.duplicated, m.reordered) == (2, 1, 2, 1)
+    assert m.impaired == 5

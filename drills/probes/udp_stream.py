@@ -40,6 +40,8 @@ class StreamRecord:
     received: dict[int, float] = field(default_factory=dict)
     duplicates: int = 0
     reordered: int = 0
+    duplicate_seqs: list[int] = field(default_factory=list)  # one entry per extra copy received
+    reordered_seqs: list[int] = field(default_factory=list)  # arrived after a higher sequence
     send_lateness_s: list[float] = field(default_factory=list)  # actual - scheduled send instant
 
 
@@ -147,10 +149,12 @@ class UdpStream:
                 continue
             if sequence in record.received:
                 record.duplicates += 1
+                record.duplicate_seqs.append(sequence)
                 continue
             record.received[sequence] = arrived
             if sequence < highest:
                 record.reordered += 1
+                record.reordered_seqs.append(sequence)
             highest = max(highest, sequence)
 
 

@@ -46,11 +46,11 @@ def render_markdown(results: dict[str, Any]) -> str:
         [
             m["probe"], f"{m['event']} ({m['kind']})", str(m["sent"]), str(m["lost"]),
             ms(m["outage_s"], m["accuracy_s"]), ms(m["max_loss_period_s"], m["accuracy_s"]),
-            ms(m["time_to_detect_s"], m["accuracy_s"]), recovery(m),
+            ms(m["time_to_detect_s"], m["accuracy_s"]), recovery(m), str(m.get("impaired", m["lost"])),
         ]
         for m in results["metrics"]
     ]  # fmt: skip
-    lines += _table(["probe", "event", "sent", "lost", "outage", "longest loss", "detect", "recover"], rows)
+    lines += _table(["probe", "event", "sent", "lost", "outage", "longest loss", "detect", "recover", "impaired"], rows)
     lines += ["", "## Loss and latency per phase", ""]
     rows = []
     for probe, phases in results["phases"].items():
