@@ -6,12 +6,15 @@ import argparse
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from drills import __version__
-from drills.errors import DrillError, ExitCode, ScenarioError
+from drills.errors import BadInput, DrillError, ExitCode, ScenarioError
 from drills.runs import STATE_DIR_ENV, state_dir_from_env
 
 EXIT_INTERNAL = 70  # a bug in drills (EX_SOFTWARE); the message asks for a report
@@ -52,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     p = add("run", "run a drill: deploy, probe, apply the timeline, measure recovery, tear down")
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--out", type=Path, default=None, help="results directory (default: runs/SCENARIO-RUNID)")
+    p.add_argument("--trials", type=int, default=1, metavar="N", help="run the drill N times; report min/median/max")
     p = add("report", "render junit.xml, report.md and report.html again from a results directory")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p = add("compare", "compare the recovery figures of two runs; exit 1 when B regressed beyond the accuracy bounds")
@@ -126,20 +130,9 @@ def _run(args: argparse.Namespace) -> int:
         return ExitCode.OK
 
     if command == "run":
-        from drills import results
-        from drills.engine.drill import run_drill
-        from drills.reports import write_all
-
-        drill = run_drill(args.file, state_dir, log=ui.progress)
-        out_dir = args.out or Path("runs") / f"{drill.scenario}-{drill.run_id}"
-        path = results.write(drill, out_dir, args.file)
-        written = write_all(*results.read(out_dir), out_dir)
-        ui.drill(drill, path)
-        ui.progress(f"reports: {', '.join(str(p) for p in written)}")
-        outcome = results.outcome(drill)
-        if outcome == "inconclusive":
-            return ExitCode.INCONCLUSIVE
-        return ExitCode.OK if outcome == "passed" else ExitCode.OBJECTIVES_MISSED
+        if args.trials < 1:
+            raise BadInput("--trials needs a positive number")
+        return _run_trials(args, state_dir, ui) if args.trials > 1 else _run_once(args.file, state_dir, args.out, ui)[0]
 
     if command == "report":
         from drills import results
@@ -191,6 +184,47 @@ def _run(args: argparse.Namespace) -> int:
         return ExitCode.OK if cleaned.clean else ExitCode.CLEANUP_INCOMPLETE
 
     raise AssertionError(command)
+
+
+def _run_once(file: Path, state_dir: Path, out: Path | None, ui: Any) -> tuple[int, str, Path]:
+    """One drill: results, reports, the recovery table; returns (exit code, outcome, results dir)."""
+    from drills import results
+    from drills.engine.drill import run_drill
+    from drills.reports import write_all
+
+    drill = run_drill(file, state_dir, log=ui.progress)
+    out_dir = out or Path("runs") / f"{drill.scenario}-{drill.run_id}"
+    path = results.write(drill, out_dir, file)
+    written = write_all(*results.read(out_dir), out_dir)
+    ui.drill(drill, path)
+    ui.progress(f"reports: {', '.join(str(p) for p in written)}")
+    outcome = results.outcome(drill)
+    return _exit_for(outcome), outcome, out_dir
+
+
+def _exit_for(outcome: str) -> int:
+    if outcome == "inconclusive":
+        return ExitCode.INCONCLUSIVE
+    return ExitCode.OK if outcome == "passed" else ExitCode.OBJECTIVES_MISSED
+
+
+def _run_trials(args: argparse.Namespace, state_dir: Path, ui: Any) -> int:
+    """`--trials N`: N complete runs, each in `OUT/trial-K`, then the spread of every figure."""
+    from drills import results, trials
+
+    base = args.out or Path("runs") / f"{args.file.stem}-trials-{time.strftime('%Y%m%d-%H%M%S')}"
+    outcomes, runs = [], []
+    for k in range(1, args.trials + 1):
+        ui.progress(f"trial {k} of {args.trials}")
+        _code, outcome, out_dir = _run_once(args.file, state_dir, base / f"trial-{k}", ui)
+        outcomes.append(outcome)
+        runs.append(results.read(out_dir)[0])
+    spreads = trials.aggregate(runs)
+    overall = trials.overall_outcome(outcomes)
+    summary = {"trials": args.trials, "outcomes": outcomes, "outcome": overall, "spreads": [asdict(s) for s in spreads]}
+    (base / "trials.json").write_text(json.dumps(summary, indent=2))
+    ui.spreads(spreads, base / "trials.json", overall)
+    return _exit_for(overall)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

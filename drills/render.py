@@ -209,6 +209,26 @@ class Renderer:
             for reason in plan.refused:
                 out.print(f"  {reason}", markup=False)
 
+    def spreads(self, spreads: Sequence[Any], path: Path, outcome: str) -> None:
+        """`drill run --trials N`: min / median / max of every figure over the trials."""
+
+        def ms(value: float | None) -> str:
+            return "-" if value is None else f"{value * 1e3:.1f}"
+
+        table = Table(
+            title=f"{spreads[0].trials if spreads else 0} trials: min / median / max (ms)", title_justify="left"
+        )
+        for column in ("probe", "event", "figure", "min", "median", "max", "never recovered", "accuracy"):
+            table.add_column(column)
+        for s in spreads:
+            never = str(s.never) if s.figure == "time_to_recover_s" else ""
+            accuracy = f"± {s.accuracy_s * 1e3:.1f}"
+            table.add_row(
+                s.probe, s.event, s.figure.removesuffix("_s"), ms(s.min_s), ms(s.median_s), ms(s.max_s), never, accuracy
+            )
+        self.out.print(table)
+        self.out.print(f"trials {outcome}; summary: {path}", markup=False)
+
     def comparison(self, comparison: Any, run_a: Path, run_b: Path) -> None:
         """`drill compare`: every figure of A and B, regressions and improvements marked."""
 

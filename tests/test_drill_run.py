@@ -128,3 +128,21 @@ def test_failing_exec_stops_the_drill_and_leaves_nothing(
     with pytest.raises(BackendError, match="exec on a failed with status 3"):
         run_drill(path, state_dir, log=lambda _m: None)
     assert not any(state_dir.glob("runs/*"))
+
+
+def test_trials_run_the_drill_n_times_and_report_the_spread(
+    tmp_path: Path, state_dir: Path, host_snapshot: object
+) -> None:
+    path = tmp_path / "cut.yaml"
+    path.write_text(LINE.replace("for: 2s", "for: 300ms").replace("duration: 6s", "duration: 3s"))
+    out = tmp_path / "trials"
+    proc = subprocess.run(
+        [sys.executable, "-m", "drills", "-q", "--state-dir", str(state_dir), "run", str(path), "--out", str(out), "--trials", "2"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr  # the 100 ms outage objective is missed in both trials
+    summary = json.loads((out / "trials.json").read_text())
+    assert summary["trials"] == 2 and summary["outcomes"] == ["failed", "failed"]
+    outage = next(s for s in summary["spreads"] if s["figure"] == "outage_s" and s["event"] == "cut (apply)")
+    assert outage["trials"] == 2 and 0.25 <= outage["min_s"] <= outage["median_s"] <= outage["max_s"] <= 0.35
+    assert (out / "trial-1" / "results.json").exists() and (out / "trial-2" / "junit.xml").exists()

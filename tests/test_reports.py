@@ -112,3 +112,17 @@ def test_compare_flags_a_regression_beyond_the_accuracy_bounds() -> None:
     other["metrics"][0]["event"] = "other"
     missing = compare(base, other)
     assert missing.only_in_a == ["voice / cut (apply)"] and missing.only_in_b == ["voice / other (apply)"]
+
+
+def test_trials_spread_and_outcome() -> None:
+    from drills.trials import aggregate, overall_outcome
+
+    runs = [sample_results(outage_s=o, recover_s=r) for o, r in ((0.002, 0.003), (0.006, None), (0.004, 0.005))]
+    spreads = {s.figure: s for s in aggregate(runs)}
+    outage = spreads["outage_s"]
+    assert (outage.min_s, outage.median_s, outage.max_s, outage.trials) == (0.002, 0.004, 0.006, 3)
+    recovery = spreads["time_to_recover_s"]
+    assert (recovery.min_s, recovery.max_s, recovery.never) == (0.003, 0.005, 1)
+    assert overall_outcome(["passed", "inconclusive"]) == "inconclusive"
+    assert overall_outcome(["inconclusive", "failed", "passed"]) == "failed"
+    assert overall_outcome(["passed", "passed"]) == "passed"
