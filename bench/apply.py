@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
-import inspect
 import io
 import itertools
 import json
@@ -545,8 +544,9 @@ def check_same_tbf(bed: Testbed, methods: list[Method]) -> dict[str, str]:
 
 def run_drill_freezes() -> bool:
     """Does run_drill collect and freeze the heap before its clock starts (the fix this
-    benchmark first measured as a variant)?"""
-    return "gc.freeze()" in inspect.getsource(drill_module.run_drill)
+    benchmark first measured as a variant)? Read from the compiled code, not the source file,
+    which may have been edited since it was imported."""
+    return "freeze" in drill_module.run_drill.__code__.co_names
 
 
 class _GcWithoutFreeze:
@@ -611,6 +611,7 @@ def timeline_skew(work: Path, state: Path, n: int, rng: random.Random, rate_hz: 
             t0[0] = time.monotonic()  # run_drill's t0 was taken just before this message
 
     switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+    load_before = os.getloadavg()[0]
     with GcWatch() as watch, heap_freeze(variant == FREEZE):
         result = run_drill(path, state, log=log)
     switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw - switches
@@ -635,6 +636,7 @@ def timeline_skew(work: Path, state: Path, n: int, rng: random.Random, rate_hz: 
         "late_behind_previous": sum(id(x) in queued for x in late),
         "gc_on_clock": {str(g): [round((e - s) * 1e3, 2) for s, e, gg in on_clock if gg == g] for g in (0, 1, 2)},
         "involuntary_context_switches": switches,
+        "loadavg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "revert_failures": result.revert_failures,
     }
 
@@ -948,8 +950,8 @@ def markdown(result: dict[str, Any]) -> str:
             "| timeline actions a second | variant | steps | issued − scheduled | confirmed − scheduled "
             "| issued > 1 ms (of which: in a GC pause / behind a slow previous step) "
             "| collections on the clock: gen0 / gen1 / gen2 (gen2 pauses, ms) "
-            "| involuntary context switches (whole process) |",
-            "|---:|---|---:|---:|---:|---:|---:|---:|",
+            "| involuntary context switches (whole process) | load average before → after |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         as_is = FREEZE if meta.get("run_drill_freezes") else NO_FREEZE
 
@@ -963,12 +965,12 @@ def markdown(result: dict[str, Any]) -> str:
                 f"| {run['measured_rate_hz']:.1f} | {variant(run['variant'])} | {run['steps']} | {_ms(run['issued'])} "
                 f"| {_ms(run['confirmed'])} | {run['late']} ({run['late_during_gc']} / {run['late_behind_previous']}) "
                 f"| {len(gcs['0'])} / {len(gcs['1'])} / {len(gcs['2'])} ({gen2}) "
-                f"| {run['involuntary_context_switches']} |"
+                f"| {run['involuntary_context_switches']} | {' → '.join(str(x) for x in run.get('loadavg_1min', []))} |"
             )
         for pool in skew["pooled"]:
             lines.append(
                 f"| **{pool['rate_hz']}** | **{variant(pool['variant'])}, {pool['runs']} runs pooled** | {pool['issued']['n']} "
-                f"| **{_ms(pool['issued'])}** | {_ms(pool['confirmed'])} | | | |"
+                f"| **{_ms(pool['issued'])}** | {_ms(pool['confirmed'])} | | | | |"
             )
         lines += [
             "",
