@@ -170,15 +170,20 @@ def phase_stats(record: StreamRecord, flags: list[bool], phase: str, spans: list
             lost += 1
         else:
             rtts.append(record.received[sequence] - sent_at)
-    rtts.sort()
+    return phase_from(phase, sent, lost, rtts)
+
+
+def phase_from(phase: str, sent: int, lost: int, latencies: list[float]) -> PhaseStats:
+    """PhaseStats from counts and the latencies of what was answered (streams and samples alike)."""
+    ordered = sorted(latencies)
     return PhaseStats(
         phase=phase,
         sent=sent,
         lost=lost,
         loss_pct=100.0 * lost / sent if sent else 0.0,
-        rtt_p50_s=percentile(rtts, 0.50) if rtts else None,
-        rtt_p95_s=percentile(rtts, 0.95) if rtts else None,
-        rtt_p99_s=percentile(rtts, 0.99) if rtts else None,
+        rtt_p50_s=percentile(ordered, 0.50) if ordered else None,
+        rtt_p95_s=percentile(ordered, 0.95) if ordered else None,
+        rtt_p99_s=percentile(ordered, 0.99) if ordered else None,
     )
 
 

@@ -384,15 +384,19 @@ class _Icmp:
         return f"ICMP {errors[kind]} (code {code})"
 
 
-class _TcpConnect:
-    def __init__(self, source: IPAddress | None, target: IPAddress, port: int, timeout_s: float, clock: Clock) -> None:
-        self._source, self._target, self._port, self._timeout_s, self._clock = source, target, port, timeout_s, clock
+class _NoSocket:
+    """A sampler that opens a fresh socket or process per sample: nothing to set up or close."""
 
     def open(self) -> None:
         pass
 
     def close(self) -> None:
         pass
+
+
+class _TcpConnect(_NoSocket):
+    def __init__(self, source: IPAddress | None, target: IPAddress, port: int, timeout_s: float, clock: Clock) -> None:
+        self._source, self._target, self._port, self._timeout_s, self._clock = source, target, port, timeout_s, clock
 
     def take(self, sent_s: float) -> tuple[bool, float | None, str]:
         try:
@@ -407,7 +411,7 @@ class _TcpConnect:
         return True, latency_s, "connected"
 
 
-class _Http:
+class _Http(_NoSocket):
     """A plain HTTP/1.1 GET with `Connection: close`; the response is read to its end (or
     `MAX_RESPONSE_BYTES`), all within the probe's timeout."""
 
@@ -421,12 +425,6 @@ class _Http:
             f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: drills-probe\r\n"
             "Accept: */*\r\nConnection: close\r\n\r\n"
         ).encode()
-
-    def open(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def take(self, sent_s: float) -> tuple[bool, float | None, str]:
         deadline = time.monotonic() + self._timeout_s
@@ -544,7 +542,7 @@ def dns_answer(response: bytes, query: bytes, rtype: str) -> tuple[bool, str] | 
     return False, f"no {rtype} answer ({answers} of other types){truncated}"
 
 
-class _Dns:
+class _Dns(_NoSocket):
     """One UDP query a sample, from a fresh connected socket (so only the server's answers
     arrive, and an ICMP port unreachable shows as a refusal); any retry is the next sample."""
 
@@ -560,12 +558,6 @@ class _Dns:
         self._source, self._target, self._port, self._clock, self._rng = source, target, port, clock, rng
         self._timeout_s, self._name, self._rtype = probe.timeout, probe.query, probe.record
         dns_query(0, self._name, self._rtype)  # bad names are refused now, not once a sample
-
-    def open(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def take(self, sent_s: float) -> tuple[bool, float | None, str]:
         query = dns_query(self._rng.getrandbits(16), self._name, self._rtype)
@@ -589,18 +581,12 @@ class _Dns:
         return False, None, f"no answer within {self._timeout_s:g} s"
 
 
-class _Command:
+class _Command(_NoSocket):
     """`/bin/sh -c COMMAND` in its own session, forked by the probe's thread and so born in
     the node's namespace; killed with its whole process group when it outlives the timeout."""
 
     def __init__(self, command: str, timeout_s: float, clock: Clock) -> None:
         self._command, self._timeout_s, self._clock = command, timeout_s, clock
-
-    def open(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def take(self, sent_s: float) -> tuple[bool, float | None, str]:
         try:

@@ -24,7 +24,7 @@ therefore within ± (gap + timeout), plus the time the kernel took to confirm th
 
 from __future__ import annotations
 
-from drills.measure import Baseline, EventMetrics, PhaseStats, Window, percentile
+from drills.measure import Baseline, EventMetrics, PhaseStats, Window, phase_from
 from drills.probes.app import ProbeRecord
 
 
@@ -132,13 +132,4 @@ def sample_phase_stats(record: ProbeRecord, phase: str, spans: list[tuple[float,
             lost += 1
         elif sample.latency_s is not None:
             latencies.append(sample.latency_s)
-    latencies.sort()
-    return PhaseStats(
-        phase=phase,
-        sent=sent,
-        lost=lost,
-        loss_pct=100.0 * lost / sent if sent else 0.0,
-        rtt_p50_s=percentile(latencies, 0.50) if latencies else None,
-        rtt_p95_s=percentile(latencies, 0.95) if latencies else None,
-        rtt_p99_s=percentile(latencies, 0.99) if latencies else None,
-    )
+    return phase_from(phase, sent, lost, latencies)
