@@ -102,8 +102,10 @@ def requirements(scenario: Scenario, capabilities: Callable[[], Mapping[str, boo
     objectives not evaluated yet. `drill validate` and `drill run` both report these."""
     from drills import doctor
     from drills.engine import degrade, filter_faults
+    from drills.scenario import reachability
 
     problems = unsupported(scenario)
+    problems += reachability.problems(scenario)
     problems += degrade.requirements(scenario, capabilities or doctor.kernel_capabilities)
     for i, step in enumerate(scenario.source.timeline):
         for message in filter_faults.requirements(getattr(step, "fault", "")):

@@ -1,0 +1,180 @@
+"""Static reachability: does every probe have a path through the resolved routes?
+
+A routing mistake (a missing return route, a next hop on the wrong link) otherwise shows up only
+after the testbed is deployed, as a baseline with no traffic: the drill ends inconclusive. When
+the only routing in a testbed is its static routes (no services, so no routing daemon, and only
+namespace nodes), the kernel's forwarding decision can be replayed exactly here, hop by hop, so
+`drill validate` can say which node lacks which route before anything is built.
+
+The replay follows the kernel's rules for what the testbed uses: longest prefix wins, then the
+lowest metric; connected subnets have metric 0; the source of a locally sent packet is the
+route's preferred source, else the outgoing interface's address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from drills.errors import Problem
+from drills.scenario.resolved import IPAddress, IPNetwork, Node, Scenario, Topology
+
+MAX_HOPS = 64  # the kernel would give up at the TTL; a static loop is reported long before
+
+
+@dataclass(frozen=True)
+class _Entry:
+    network: IPNetwork
+    gateway: IPAddress | None
+    device: str
+    metric: int
+    source: IPAddress | None
+
+
+@dataclass(frozen=True)
+class Path:
+    """A replayed forward path: the nodes crossed, and the source address the first hop chose."""
+
+    nodes: tuple[str, ...]
+    source: IPAddress | None
+
+
+class NoPath(Exception):
+    """The replay stopped: `reason` says where and why, in the user's terms."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def applies_to(topology: Topology) -> bool:
+    """True when static routes are the only routing: then a missing path is certain."""
+    return all(node.kind == "netns" and not node.services for node in topology.nodes)
+
+
+def addresses_of(node: Node) -> set[IPAddress]:
+    found: set[IPAddress] = {node.loopback.ip} if node.loopback is not None else set()
+    for iface in node.interfaces:
+        found |= {a.ip for a in (iface.ipv4, iface.ipv6) if a is not None}
+    return found
+
+
+def _table(node: Node) -> list[_Entry]:
+    entries: list[_Entry] = []
+    for iface in node.interfaces:
+        for address in (iface.ipv4, iface.ipv6):
+            if address is not None:
+                entries.append(_Entry(address.network, None, iface.name, 0, address.ip))
+    for route in node.routes:
+        device = route.device or _device_towards(node, route.gateway)
+        if device is not None:
+            entries.append(_Entry(route.destination, route.gateway, device, route.metric, route.source))
+    return entries
+
+
+def _device_towards(node: Node, gateway: IPAddress | None) -> str | None:
+    if gateway is None:
+        return None
+    for iface in node.interfaces:
+        for address in (iface.ipv4, iface.ipv6):
+            if address is not None and gateway in address.network:
+                return iface.name
+    return None
+
+
+def _lookup(node: Node, destination: IPAddress) -> _Entry | None:
+    candidates = [e for e in _table(node) if e.network.version == destination.version and destination in e.network]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda e: (-e.network.prefixlen, e.metric))
+
+
+def _interface_address(node: Node, device: str, version: int) -> IPAddress | None:
+    iface = node.interface(device)
+    address = iface.ipv4 if version == 4 else iface.ipv6
+    return address.ip if address is not None else None
+
+
+def trace(topology: Topology, source: str, destination: IPAddress) -> Path:
+    """Replay forwarding of a packet sent by node `source` to `destination`."""
+    by_name = {node.name: node for node in topology.nodes}
+    peers = {}
+    for link in topology.links:
+        peers[(link.a.node, link.a.name)] = link.b
+        peers[(link.b.node, link.b.name)] = link.a
+    node = by_name[source]
+    crossed = [source]
+    chosen_source: IPAddress | None = None
+    for _hop in range(MAX_HOPS):
+        if destination in addresses_of(node):
+            return Path(tuple(crossed), chosen_source)
+        entry = _lookup(node, destination)
+        if entry is None:
+            raise NoPath(f"node {node.name} has no route to {destination}")
+        if chosen_source is None:
+            chosen_source = entry.source or _interface_address(node, entry.device, destination.version)
+        next_hop = entry.gateway or destination
+        peer = peers.get((node.name, entry.device))
+        if peer is None:
+            raise NoPath(f"node {node.name} sends {destination} out of {entry.device}, which is on no link")
+        if next_hop not in {a.ip for a in (peer.ipv4, peer.ipv6) if a is not None}:
+            if entry.gateway is not None:
+                raise NoPath(
+                    f"node {node.name}'s next hop {next_hop} for {destination} is not {peer.endpoint}'s address"
+                )
+            # A connected subnet reaching a destination the peer does not hold: the peer would
+            # not answer ARP for it.
+            raise NoPath(f"node {node.name} expects {destination} on {entry.device}, but {peer.endpoint} does not hold it")
+        if peer.node in crossed:
+            raise NoPath(f"routing loop for {destination}: {' → '.join([*crossed, peer.node])}")
+        crossed.append(peer.node)
+        node = by_name[peer.node]
+    raise NoPath(f"more than {MAX_HOPS} hops to {destination}")
+
+
+def _target(topology: Topology, ref: str) -> tuple[IPAddress, str] | None:
+    """Address and owning node of a probe target; None for an address no node holds."""
+    try:
+        address = ipaddress.ip_address(ref)
+    except ValueError:
+        pass
+    else:
+        owner = next((n.name for n in topology.nodes if address in addresses_of(n)), None)
+        return (address, owner) if owner is not None else None
+    if ":" in ref:
+        node, iface = ref.split(":", 1)
+        ipv4 = topology.node(node).interface(iface).ipv4
+        return (ipv4.ip, node) if ipv4 is not None else None
+    primary = topology.node(ref).primary_address
+    return (primary, ref) if primary is not None else None
+
+
+def problems(scenario: Scenario) -> list[Problem]:
+    """One problem per probe whose request or reply has no path through the static routes."""
+    topology = scenario.topology
+    if not applies_to(topology):
+        return []
+    found = []
+    for i, probe in enumerate(scenario.source.probes):
+        ref = getattr(probe, "to", None)
+        if ref is None:  # a command probe runs in its node
+            continue
+        target = _target(topology, ref)
+        if target is None:
+            continue
+        address, owner = target
+        one_way = getattr(probe, "echo", True) is False
+        try:
+            forward = trace(topology, probe.source, address)
+            if not one_way and forward.source is not None:
+                trace(topology, owner, forward.source)
+        except NoPath as exc:
+            found.append(
+                scenario.problem(
+                    ("probes", i, "to"),
+                    f"probe {probe.name} ({probe.source} → {ref}) cannot work on these static routes: "
+                    f"{exc.reason}. Add the missing route under that node's `routes:`, "
+                    "or run a routing daemon as a service",
+                )
+            )
+    return found
