@@ -37,7 +37,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -48,7 +47,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +54,9 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))  # for mininet_baseline (bench/ is not a package)
 
+import common  # noqa: E402
+
 from drills import lifecycle  # noqa: E402
-from drills.errors import Aborted  # noqa: E402
 from drills.netns import kernel  # noqa: E402
 from drills.netns.backend import NetnsBackend, namespace_name  # noqa: E402
 from drills.runs import Run, RunStore  # noqa: E402
@@ -661,25 +660,6 @@ def markdown(result: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def _versions() -> dict[str, Any]:
-    def pkg(name: str) -> str | None:
-        try:
-            out = subprocess.run(
-                ["dpkg-query", "-W", "-f=${Version}", name], capture_output=True, text=True, timeout=10
-            )
-            return out.stdout.strip() or None
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    try:
-        from importlib.metadata import version
-
-        pyroute2 = version("pyroute2")
-    except Exception:
-        pyroute2 = None
-    return {"mininet_version": pkg("mininet"), "pyroute2": pyroute2}
-
-
 def _parse_sizes(text: str) -> list[int]:
     sizes = [int(part) for part in text.split(",") if part.strip()]
     if not sizes or any(n < 4 or n % 2 for n in sizes):
@@ -715,21 +695,11 @@ def main(argv: list[str] | None = None) -> int:
 
         mb._require_tools("lxbr")  # fail now, with the install hint, rather than mid-run
 
-    def on_term(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_term)
-    # Ctrl-C raises KeyboardInterrupt even when started in the background by a shell (which
-    # leaves SIGINT ignored, and then Python installs no handler of its own).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-
     cleanup = Cleanup()
     raw: dict[int, dict[str, list[dict[str, Any]]]] = {}
     loadavg_start = os.getloadavg()
     started = time.perf_counter()
-    problems: list[str] = []
-    interrupted = False
-    try:
+    with common.interruptible(cleanup.run_all) as stop:
         work = cleanup.tmpdir("drills-bench-deploy-")
         state = cleanup.state_dir(work, "state")
 
@@ -766,19 +736,7 @@ def main(argv: list[str] | None = None) -> int:
                         f" reported {m['reported_s']} s, ratio {(m['reported_s'] or m['total_s']) / d['total_s']:.1f}×",
                         flush=True,
                     )
-    except (KeyboardInterrupt, Aborted):
-        interrupted = True
-        print("interrupted: cleaning up", file=sys.stderr, flush=True)
-    finally:
-        # No second Ctrl-C in the middle of the cleanup.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        problems = cleanup.run_all()
-        for p in problems:
-            print(f"LEFT: {p}", file=sys.stderr)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if interrupted:
+    if stop.interrupted:
         return 130
 
     repeats_note = f"{args.repeats} pairs per size" + (
@@ -786,12 +744,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     result = {
         "meta": {
-            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "host": platform.node(),
-            "kernel": platform.release(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            **_versions(),
+            **common.host_meta(),
+            "mininet_version": common.debian_version("mininet"),
             "sizes": args.sizes,
             "repeats": args.repeats,
             "repeats_large": args.repeats_large,
@@ -805,7 +759,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "raw": {str(n): v for n, v in raw.items()},
         "analysis": analyse(raw),
-        "cleanup_problems": problems,
+        "cleanup_problems": stop.left,
     }
     return _write(result, args.out)
 

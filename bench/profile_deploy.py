@@ -27,7 +27,6 @@ import io
 import json
 import os
 import pstats
-import signal
 import socket
 import statistics
 import struct
@@ -42,6 +41,7 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
+import common  # noqa: E402
 import deploy as bench  # noqa: E402  (bench/deploy.py: ring scenarios, cleanup, settle)
 
 from drills.errors import BackendError  # noqa: E402
@@ -599,15 +599,9 @@ def main(argv: list[str] | None = None) -> int:
         print("needs root", file=sys.stderr)
         return 2
 
-    def on_term(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     cleanup = bench.Cleanup()
     result: dict[str, Any] = {"sizes": {}}
-    interrupted = False
-    try:
+    with common.interruptible(cleanup.run_all) as stop:
         work = cleanup.tmpdir("drills-bench-profile-")
         state = cleanup.state_dir(work, "state")
         _, warm = bench.load_ring(work, 4)
@@ -631,24 +625,13 @@ def main(argv: list[str] | None = None) -> int:
                 entry["variants"] = compare_variants(scenario, path, state, cleanup, args.repeats, variants)
             result["sizes"][str(n)] = entry
             print(render({"sizes": {str(n): entry}}), flush=True)
-    except KeyboardInterrupt:
-        interrupted = True
-        print("interrupted: cleaning up", file=sys.stderr)
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        problems = cleanup.run_all()
-        for p in problems:
-            print(f"LEFT: {p}", file=sys.stderr)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if interrupted:
+    if stop.interrupted:
         return 130
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(render(result) + "\n")
     print(f"written: {args.out}, {args.out.with_suffix('.md')}")
-    return 1 if problems else 0
+    return 1 if stop.left else 0
 
 
 if __name__ == "__main__":

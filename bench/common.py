@@ -1,0 +1,88 @@
+"""What every benchmark shares: Ctrl-C/SIGTERM handling around a cleanup, and the host facts
+recorded with each result (so figures from two days are never compared without context).
+
+bench/ is not a package: scripts put their own directory on sys.path and `import common`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from drills.errors import Aborted
+
+
+@dataclass
+class Interruption:
+    """Set when the guarded block was stopped by Ctrl-C or SIGTERM."""
+
+    interrupted: bool = False
+    left: list[str] = field(default_factory=list)  # what the cleanup could not remove
+
+
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextmanager
+def interruptible(cleanup: Callable[[], list[str]]) -> Iterator[Interruption]:
+    """Run the block with SIGTERM acting as Ctrl-C, then always run `cleanup` (which returns
+    what it could not remove) with both signals ignored, so a second Ctrl-C cannot cut it short.
+    An interruption is swallowed and reported in the yielded flag: callers return 130."""
+    state = Interruption()
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C must raise even when a shell started us in the background (it leaves SIGINT
+    # ignored, and then Python installs no handler of its own).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield state
+    except (KeyboardInterrupt, Aborted):
+        state.interrupted = True
+        print("interrupted: cleaning up", file=sys.stderr, flush=True)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        state.left = cleanup()
+        for problem in state.left:
+            print(f"LEFT: {problem}", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def package_version(name: str) -> str | None:
+    """Installed version of a Python distribution, or None."""
+    try:
+        from importlib.metadata import version
+
+        return version(name)
+    except Exception:
+        return None
+
+
+def debian_version(name: str) -> str | None:
+    """Installed version of a Debian package, or None."""
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", name], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def host_meta() -> dict[str, Any]:
+    """When and where a benchmark ran."""
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "host": platform.node(),
+        "kernel": platform.release(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "pyroute2": package_version("pyroute2"),
+    }
