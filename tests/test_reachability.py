@@ -83,3 +83,17 @@ def test_services_mean_a_daemon_may_route(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", sorted((ROOT / "scenarios").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_example_is_statically_reachable(path: Path) -> None:
     assert reachability.problems(load_scenario(path)) == []
+
+
+def test_reply_must_reach_the_loopback_the_probe_binds_to(tmp_path: Path) -> None:
+    """Two nodes on one link: the target's interface is connected, but the probe sends from
+    its loopback, and the far end has no route back to that loopback."""
+    path = tmp_path / "pair.yaml"
+    path.write_text(
+        "version: 1\nname: pair\ntopology:\n  nodes: {a: {}, b: {}}\n"
+        "  links:\n    - {name: ab, endpoints: [a:e1, b:e1]}\n"
+        "probes:\n  - {name: s, type: udp-stream, from: a, to: b:e1}\n"
+        "timeline:\n  - {at: T+00:01, fault: link-down, link: ab, for: 1s}\nduration: 3s\n"
+    )
+    (problem,) = [str(p) for p in reachability.problems(load_scenario(path))]
+    assert "node b has no route to" in problem

@@ -164,10 +164,14 @@ def problems(scenario: Scenario) -> list[Problem]:
             continue
         address, owner = target
         one_way = getattr(probe, "echo", True) is False
+        # Probes bind their socket to the source node's primary address (its loopback), so
+        # that is where replies must find their way back to.
+        bound = topology.node(probe.source).primary_address
         try:
             forward = trace(topology, probe.source, address)
-            if not one_way and forward.source is not None:
-                trace(topology, owner, forward.source)
+            reply_to = bound if bound is not None else forward.source
+            if not one_way and reply_to is not None:
+                trace(topology, owner, reply_to)
         except NoPath as exc:
             found.append(
                 scenario.problem(
