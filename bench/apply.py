@@ -16,13 +16,14 @@ up with `lifecycle.up` in a temporary state directory. Then, in one run:
     Methods:
     * drills: `LinkDown` and `LinkDegrade` (the `degrade` fault, `rate: 10mbit`: a tbf with handle
       d511: on both ends), built before the clock, applied/reverted with a `FaultContext` whose
-      `Handles` were warmed before the clock (pyroute2 sockets open in every namespace, indices
-      known).
+      `Handles` were warmed before the clock (sockets open in every namespace, indices known).
+      Both are the real engine path: struct-built rtnetlink (drills/netns/rtnl.py for links,
+      drills/netns/tc.py for qdiscs: dump, replace, read back kind, handle and options).
     * raw netlink: the same requests and read-backs as struct-built rtnetlink messages
       (RTM_NEWLINK with ifi_change=IFF_UP, RTM_GETLINK read-back of IFF_UP and IFLA_CARRIER;
       RTM_GETQDISC dumps, RTM_NEWQDISC replace / RTM_DELQDISC of the same tbf) on plain
-      AF_NETLINK sockets opened in each namespace before the clock: a prototype, to know what
-      dropping pyroute2 would gain.
+      AF_NETLINK sockets opened in each namespace before the clock: the bare minimum, with no
+      fault logic around it (the floor the drills column can approach).
     * subprocess: `ip netns exec NS ip link set IF down` for both ends, then
       `ip netns exec NS ip link show IF` for both ends (the same two changes and two read-backs);
       degrade `ip netns exec NS tc qdisc replace|del dev IF root handle d511: tbf ...` and
@@ -84,7 +85,7 @@ from drills.engine.degrade import LinkDegrade, tbf_spec  # noqa: E402
 from drills.engine.drill import run_drill  # noqa: E402
 from drills.engine.faults import FaultContext, Handles, LinkDown  # noqa: E402
 from drills.errors import Aborted  # noqa: E402
-from drills.netns import kernel  # noqa: E402
+from drills.netns import kernel, tc  # noqa: E402
 from drills.scenario import model  # noqa: E402
 from drills.scenario.loader import builtin_profiles  # noqa: E402
 from drills.scenario.resolved import Link, Topology  # noqa: E402
@@ -163,22 +164,6 @@ def _attrs(buf: bytes, offset: int) -> dict[int, bytes]:
         found[kind & 0x3FFF] = buf[offset + 4 : offset + length]
         offset += (length + 3) & ~3
     return found
-
-
-def _psched_ticks_per_us() -> float:
-    """tc's tick_in_usec (from /proc/net/psched: t2us / us2t)."""
-    t2us, us2t = (int(x, 16) for x in Path("/proc/net/psched").read_text().split()[:2])
-    return t2us / us2t
-
-
-def tbf_options(rate_bytes_s: int, burst_bytes: int, limit_bytes: int) -> bytes:
-    """TCA_OPTIONS of a tbf as tc computes them (buffer: the burst's transmit time in psched
-    ticks), link-layer aware so that no rate table is needed."""
-    buffer_ticks = int(int(1e6 * burst_bytes / rate_bytes_s) * _psched_ticks_per_us())
-    rate = (0, TC_LINKLAYER_ETHERNET, 0, -1, 0, rate_bytes_s)
-    peak = (0, 0, 0, 0, 0, 0)
-    qopt = _TBF_QOPT.pack(*rate, *peak, limit_bytes, buffer_ticks, 0)
-    return _rta(TCA_TBF_PARMS, qopt) + _rta(TCA_TBF_BURST, struct.pack("=I", burst_bytes))
 
 
 class RawRtnl:
@@ -316,7 +301,7 @@ def degrade_step(link: Link) -> model.Degrade:
 class DrillsMethod:
     name = "drills"
     label = "drills: LinkDown as it is"
-    degrade_label = "drills: LinkDegrade as it is (pyroute2)"
+    degrade_label = "drills: LinkDegrade (struct-built rtnetlink, tc.py)"
     faults: tuple[str, ...] = ("link-down", "degrade")
 
     def __init__(self, bed: Testbed) -> None:
@@ -380,7 +365,7 @@ class RawMethod:
         self.bed = bed
         spec = tbf_spec(degrade_step(bed.topology.links[0]).rate or 0, bed.topology.links[0].a.mtu)
         self.rate_bytes_s = spec.rate_bytes_ps
-        self.tbf = tbf_options(spec.rate_bytes_ps, spec.burst_bytes, spec.limit_bytes)
+        self.tbf = spec.encode()  # the same bytes drills sends: the same qdisc
 
     def link(self, link: Link, down: bool) -> None:
         bed = self.bed
@@ -654,7 +639,7 @@ def per_call(fn: Callable[[], Any], count: int = 300) -> dict[str, float]:
 
 
 def profile_drills(bed: Testbed, rng: random.Random, cycles: int, out_txt: Path) -> dict[str, Any]:
-    """cProfile of the drills fault still on pyroute2 (LinkDegrade: apply+revert), shares by
+    """cProfile of the drills degrade fault (LinkDegrade: apply+revert, on tc.py), shares by
     component, and per-call costs of pyroute2 and raw requests, unprofiled."""
     method = DrillsMethod(bed)
     picks = [rng.choice(bed.topology.links) for _ in range(cycles)]
@@ -693,7 +678,7 @@ def profile_drills(bed: Testbed, rng: random.Random, cycles: int, out_txt: Path)
             "pyroute2/common.py", {"alloc"}
         ),
     }
-    parts["rest (request/response plumbing, LinkDegrade and its qdisc parsing)"] = max(0.0, total - sum(parts.values()))
+    parts["rest (LinkDegrade, tc.py's encoding and decoding, request/response plumbing)"] = max(0.0, total - sum(parts.values()))
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(40)
     pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(40)
@@ -726,10 +711,11 @@ def profile_drills(bed: Testbed, rng: random.Random, cycles: int, out_txt: Path)
     # The degrade fault's calls: a qdisc dump (LinkDegrade reads before and after each change)
     # and a tbf replace + delete, each way.
     spec = tbf_spec(degrade_step(link).rate or 0, end.mtu)
-    tbf = tbf_options(spec.rate_bytes_ps, spec.burst_bytes, spec.limit_bytes)
+    tbf = spec.encode()
+    control = tc.Tc(bed.handles.raw(end.node))
 
     def tc_pyroute2() -> None:
-        ipr.tc("replace", "tbf", index, DEGRADE_HANDLE, parent=TC_H_ROOT, **spec.options())
+        ipr.tc("replace", "tbf", index, DEGRADE_HANDLE, parent=TC_H_ROOT, rate=spec.rate_bytes_ps, burst=spec.burst_bytes, limit=spec.limit_bytes)
         ipr.tc("del", index=index, handle=DEGRADE_HANDLE, parent=TC_H_ROOT)
 
     def tc_raw() -> None:
@@ -740,6 +726,13 @@ def profile_drills(bed: Testbed, rng: random.Random, cycles: int, out_txt: Path)
     costs["raw qdisc dump (RTM_GETQDISC, kind/handle/rate only)"] = per_call(lambda: raw.qdiscs(index))
     costs["pyroute2 tc replace + tc del (tbf)"] = per_call(tc_pyroute2)
     costs["raw replace + del (tbf)"] = per_call(tc_raw)
+
+    def tc_drills() -> None:
+        control.replace(index, DEGRADE_HANDLE, TC_H_ROOT, spec, "bench tbf")
+        control.delete(index, DEGRADE_HANDLE, TC_H_ROOT, "bench tbf")
+
+    costs["drills tc.py qdisc dump (RTM_GETQDISC + full decode)"] = per_call(lambda: control.qdiscs(index))
+    costs["drills tc.py replace + delete (tbf)"] = per_call(tc_drills)
     loop = ipr.asyncore.event_loop if hasattr(ipr, "asyncore") else None
     if loop is not None:
 
@@ -989,7 +982,7 @@ def markdown(result: dict[str, Any]) -> str:
     if prof:
         lines += [
             "",
-            f"Where the time of drills' pyroute2 path goes (cProfile of {prof['cycles']} LinkDegrade apply+revert cycles;"
+            f"Where the time of drills' degrade path goes (cProfile of {prof['cycles']} LinkDegrade apply+revert cycles;"
             " the profiler inflates Python-heavy parts, read the proportions):",
             "",
             "| component | share |",

@@ -37,12 +37,30 @@ def _in_ci() -> bool:
 
 @pytest.hookimpl(tryfirst=True)  # before fixtures: none of them can work without root
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("netns") is None or os.geteuid() == 0:
-        return
-    reason = "needs root: creates network namespaces (run the netns lane as root)"
-    if _in_ci():
-        pytest.fail(f"CI=true and a netns test cannot run: {reason}; CI must run every lane", pytrace=False)
-    pytest.skip(reason)
+    needs_root = item.get_closest_marker("netns") is not None or item.get_closest_marker("netem") is not None
+    if needs_root and os.geteuid() != 0:
+        reason = "needs root: creates network namespaces (run the netns lane as root)"
+        if _in_ci():
+            pytest.fail(f"CI=true and a netns test cannot run: {reason}; CI must run every lane", pytrace=False)
+        pytest.skip(reason)
+    if item.get_closest_marker("netem") is not None and not _netem_present():
+        reason = "needs a kernel with sch_netem, and this one has none: `./dev vm-test` runs it in a VM that has"
+        if _in_ci() or os.environ.get("DRILLS_VM_LANE"):
+            # The VM lane exists to run these: a skip there would hide a broken kernel lane.
+            pytest.fail(f"a netem test cannot run here: {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+_NETEM: dict[str, bool] = {}
+
+
+def _netem_present() -> bool:
+    """Probed once per session in a scratch namespace (drills' own capability probe)."""
+    if "ok" not in _NETEM:
+        from drills.netns import probe_caps  # the package under test, imported late
+
+        _NETEM["ok"] = bool(probe_caps.probe_scratch_namespace(None).netem.ok)
+    return _NETEM["ok"]
 
 
 @pytest.fixture

@@ -59,7 +59,8 @@ def test_expand_orders_applies_reverts_repeats_and_restores(tmp_path: Path) -> N
 
 def test_preflight_refuses_what_run_cannot_do_yet(tmp_path: Path) -> None:
     text = SCENARIO.replace(
-        "fault: note, text: hello", "fault: degrade, link: l, ramp: {from: 20ms, to: 600ms, over: 1s}"
+        # A ramp from 0 with jitter: netem cannot jitter a zero delay (ramps themselves now run).
+        "fault: note, text: hello", "fault: degrade, link: l, jitter: 5ms, ramp: {from: 0ms, to: 600ms, over: 1s}"
     )
     with pytest.raises(ScenarioError, match=r"timeline\[0\]"):
         preflight(_load(tmp_path, text))  # type: ignore[arg-type]
