@@ -246,7 +246,8 @@ def _kernel_checks(scratch: ScratchReport, release: str, nft_path: str | None) -
             scratch.tuntap,
             release,
             tun_fix,
-            "impairing packets in userspace (a tap device in the path)",
+            "the userspace link engine (TAP pairs joined by a relay process): `auto` links that need netem "
+            "use it when the kernel has no netem",
         ),
         nft,
     ]

@@ -82,12 +82,26 @@ def to_json(
         },
         "duration_s": result.duration_s,
         "timeline": [asdict(step) | {"skew_s": step.skew_s} for step in result.steps],
+        "timeline_changes": [asdict(change) for change in result.changes],
         "baselines": {name: asdict(b) | {"clean": b.clean} for name, b in result.baselines.items()},
         "metrics": [asdict(m) | {"impaired": m.impaired} for m in result.metrics],
         "phases": {name: [asdict(p) for p in phases] for name, phases in result.phases.items()},
         "availability": {name: asdict(a) | {"pct": a.pct} for name, a in result.availability.items()},
         "verdicts": [asdict(v) for v in result.verdicts],
+        "partition_pairs": [
+            asdict(p)
+            | {
+                "reachable_in_baseline": p.reachable_in_baseline,
+                "expected": p.expected,
+                "observed": p.observed,
+                "matches": p.matches,
+            }
+            for p in result.pairs
+        ],
         "revert_failures": list(result.revert_failures),
+        # Which engine realised each link: `userspace` results come through a relay process
+        # emulating netem (drills.userspace), not through the kernel's qdiscs.
+        "link_engines": dict(getattr(result, "engines", {})),
         "samples_file": SAMPLES_FILE,
     }
 

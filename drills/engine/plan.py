@@ -22,6 +22,7 @@ from drills.errors import DrillError, ScenarioError
 from drills.netns.backend import NODE_SYSCTLS, namespace_name
 from drills.scenario import model
 from drills.scenario.resolved import Node, Route, Scenario, Topology
+from drills.userspace import select
 
 RUN_PLACEHOLDER = "RUN"  # stands for the run id, which is chosen when the run starts
 NOT_SUPPORTED = "not supported by drill run yet"
@@ -71,6 +72,7 @@ class LinkPlan:
     b: str
     subnets: list[str]
     profile: str | None
+    engine: str = ""  # which engine serves it, and why: "userspace (auto: this kernel has no netem)"
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,12 @@ class Plan:
         return dataclasses.asdict(self)
 
 
+def _kernel_capabilities() -> dict[str, bool]:
+    from drills import doctor  # probes the kernel: only when an `auto` link's engine depends on netem
+
+    return doctor.kernel_capabilities()
+
+
 def clock_text(seconds: float) -> str:
     """`T+mm:ss.mmm`, the exercise clock (minutes go past 59 rather than into hours)."""
     ms = round(seconds * 1000)
@@ -158,6 +166,7 @@ def build_plan(scenario: Scenario, kinds: Collection[str] | None = None) -> Plan
     `drill run` can apply (default: the registry's)."""
     topology = scenario.topology
     seed = scenario.seed
+    engines = select.engines(topology.links, _kernel_capabilities)
     try:
         preflight(scenario)
         refused: list[str] = []
@@ -181,6 +190,7 @@ def build_plan(scenario: Scenario, kinds: Collection[str] | None = None) -> Plan
                 link.b.endpoint,
                 [str(a.network) for a in (link.a.ipv4, link.a.ipv6) if a is not None],
                 link.profile,
+                select.reason(link, engines[link.name]),
             )
             for link in topology.links
         ],

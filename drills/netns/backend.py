@@ -1,4 +1,5 @@
-"""The embedded default testbed: one network namespace per node, one veth pair per link.
+"""The embedded default testbed: one network namespace per node, one veth pair per link (or,
+for a link served by the userspace engine, a TAP pair joined by a relay: drills.userspace).
 
 Deploy runs in four batched phases, each journaled (one fsync) before it touches the kernel:
 namespaces (with the routing sysctls), veth pairs (each end born in its namespace), per-node
@@ -10,7 +11,7 @@ which takes their veths, addresses and routes with them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ from drills.errors import BackendError
 from drills.netns import kernel, services
 from drills.runs import Run
 from drills.scenario.resolved import Node, Service, Topology
+from drills.userspace import select
+from drills.userspace.deploy import RelayHandle, labelled_relays, relay_seed, start_relay, wait_ready
+from drills.userspace.profile import profile_impairments
 
 # Set in every node namespace before any interface exists, so `default` values reach them all.
 NODE_SYSCTLS: tuple[tuple[str, str], ...] = (
@@ -30,12 +34,23 @@ NODE_SYSCTLS: tuple[tuple[str, str], ...] = (
     ("net.ipv4.conf.default.ignore_routes_with_linkdown", "1"),
     ("net.ipv6.conf.all.ignore_routes_with_linkdown", "1"),
     ("net.ipv6.conf.default.ignore_routes_with_linkdown", "1"),
+    # An interface set down keeps its IPv6 addresses (the kernel flushes them by default), as
+    # it keeps its IPv4 ones: a link-down's revert then has nothing to re-add.
+    ("net.ipv6.conf.all.keep_addr_on_down", "1"),
+    ("net.ipv6.conf.default.keep_addr_on_down", "1"),
     # No duplicate address detection: IPv6 addresses are usable at once, not after ~1 s.
     ("net.ipv6.conf.all.accept_dad", "0"),
     ("net.ipv6.conf.default.accept_dad", "0"),
 )
 
 Log = Callable[[str], None]
+CapabilityLookup = Callable[[], Mapping[str, bool]]
+
+
+def _kernel_capabilities() -> Mapping[str, bool]:
+    from drills import doctor  # probes the kernel in a scratch namespace: only when a choice needs it
+
+    return doctor.kernel_capabilities()
 
 
 def namespace_name(run_id: str, node: str) -> str:
@@ -47,9 +62,20 @@ class NetnsBackend:
 
     name = "netns"
 
-    def __init__(self, log: Log | None = None, service_cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        log: Log | None = None,
+        service_cwd: Path | None = None,
+        *,
+        seed: int | None = None,
+        capabilities: CapabilityLookup | None = None,
+    ) -> None:
         self._log = log or (lambda _msg: None)
         self._service_cwd = service_cwd or Path.cwd()
+        self._seed = seed  # the drill's: relays' random choices derive from it
+        self._capabilities = capabilities  # default: doctor.kernel_capabilities, asked only if needed
+        self.engines: dict[str, str] = {}  # link -> engine that served it (after deploy)
+        self.relays: dict[str, RelayHandle] = {}  # link -> its relay (userspace links)
 
     def namespace_of(self, run: Run, node: str) -> str:
         return namespace_name(run.run_id, node)
@@ -64,19 +90,31 @@ class NetnsBackend:
         run.journal.record({"op": "netns", "name": name} for name in ns.values())
         kernel.create_namespaces(list(ns.values()), NODE_SYSCTLS)
 
+        self.engines = select.engines(topology.links, self._capabilities or _kernel_capabilities)
+        veths = [link for link in topology.links if self.engines[link.name] == select.KERNEL]
         run.journal.record(
             {"op": "veth", "a": [ns[link.a.node], link.a.name], "b": [ns[link.b.node], link.b.name]}
-            for link in topology.links
+            for link in veths
         )
         root = kernel.root_netlink()
         try:
-            for link in topology.links:
+            for link in veths:
                 kernel.add_veth(root, ns[link.a.node], link.a.name, ns[link.b.node], link.b.name)
         finally:
             root.close()
+        for link in topology.links:
+            if self.engines[link.name] == select.USERSPACE:
+                seed = relay_seed(run.run_id, link.name, self._seed)
+                initial = profile_impairments(link)
+                self.relays[link.name] = start_relay(run, link, ns[link.a.node], ns[link.b.node], initial, seed)
 
         nodes = {ns[node.name]: node for node in topology.nodes}
         kernel.in_each_namespace(list(nodes), lambda name, ipr: _configure(nodes[name], ipr))
+        for handle in self.relays.values():
+            wait_ready(handle, run.dir / f"relay-{handle.link}.log")
+        self._install_kernel_profiles(topology, ns)
+        for handle in self.relays.values():
+            self._log(f"link {handle.link}: userspace engine (relay pid {handle.pid}, seed {handle.seed})")
         routed = [name for name, node in nodes.items() if node.routes]
         kernel.in_each_namespace(routed, lambda name, ipr: install_routes(nodes[name], ipr, kernel.local_link_index))
         self._log(f"{len(ns)} nodes and {len(topology.links)} links up in {time.perf_counter() - started:.3f} s")
@@ -84,6 +122,24 @@ class NetnsBackend:
         for node in topology.nodes:
             for service in node.services:
                 self.start_service(run, ns[node.name], node, service)
+
+    def _install_kernel_profiles(self, topology: Topology, ns: dict[str, str]) -> None:
+        """A kernel-served link's profile, as qdiscs for the whole drill (a userspace link's relay
+        started with it). Gone with the namespaces: nothing to journal."""
+        profiled = [
+            link for link in topology.links if link.profile_spec is not None and self.engines[link.name] == select.KERNEL
+        ]
+        if not profiled:
+            return
+        from drills.engine.degrade import install_link_profile  # the fault engine imports this module
+        from drills.engine.faults import Handles
+
+        handles = Handles(ns)
+        try:
+            for link in profiled:
+                install_link_profile(handles, link)
+        finally:
+            handles.close()
 
     # ------------------------------------------------------------------ services
 
@@ -128,6 +184,9 @@ class NetnsBackend:
         entries = run.journal.entries()
         namespaces = [e["name"] for e in entries if e.get("op") == "netns"]
         processes = [(int(e["pid"]), e.get("start")) for e in entries if e.get("op") == "process"]
+        if any(e.get("op") == "relay" for e in entries):
+            # A relay killed with its deployer before its pid was journaled is found by its label.
+            processes += [p for p in labelled_relays(run.run_id) if p[0] not in {pid for pid, _ in processes}]
         survivors = services.stop_processes(processes)
         report.removed.extend(f"process {pid}" for pid, _ in processes if pid not in survivors)
         # Anything else still running in the run's namespaces was born there (an exec, a

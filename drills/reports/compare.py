@@ -6,7 +6,7 @@ together, so noise within the stated accuracy never fails a build.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 FIGURES = ("outage_s", "max_loss_period_s", "time_to_recover_s")
@@ -31,10 +31,12 @@ class Comparison:
     differences: list[Difference]
     only_in_a: list[str]
     only_in_b: list[str]
+    # Partition pairs judged as intended in A and not in B ("step: a->b: cut in A, open in B").
+    pair_regressions: list[str] = field(default_factory=list)
 
     @property
     def regressed(self) -> bool:
-        return any(d.regressed for d in self.differences)
+        return any(d.regressed for d in self.differences) or bool(self.pair_regressions)
 
 
 def _key(metric: dict[str, Any]) -> tuple[str, str, str]:
@@ -70,6 +72,8 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> Comparison:
                 )
             )
 
+    pair_regressions = _pairs(a.get("partition_pairs", []), b.get("partition_pairs", []), differences)
+
     def label(key: tuple[str, str, str]) -> str:
         return f"{key[0]} / {key[1]} ({key[2]})"
 
@@ -79,4 +83,27 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> Comparison:
         differences=differences,
         only_in_a=[label(k) for k in sorted(metrics_a.keys() - metrics_b.keys())],
         only_in_b=[label(k) for k in sorted(metrics_b.keys() - metrics_a.keys())],
+        pair_regressions=pair_regressions,
     )
+
+
+def _pairs(a: list[dict[str, Any]], b: list[dict[str, Any]], differences: list[Difference]) -> list[str]:
+    """Partition pairs both runs judged: recovery after the lift compared like any figure (added
+    to `differences`); a pair as intended in A and not in B is returned as a regression."""
+    pairs_a = {(p["step"], p["source"], p["target"]): p for p in a}
+    pairs_b = {(p["step"], p["source"], p["target"]): p for p in b}
+    flips = []
+    for key in sorted(pairs_a.keys() & pairs_b.keys()):
+        pa, pb = pairs_a[key], pairs_b[key]
+        tolerance = float(pa["recover_accuracy_s"]) + float(pb["recover_accuracy_s"])
+        va, vb = pa["time_to_recover_s"], pb["time_to_recover_s"]
+        differences.append(
+            Difference(
+                probe=f"{key[1]}->{key[2]}", event=f"{key[0]} (partition pair, after the lift)",
+                figure="time_to_recover_s", a_s=va, b_s=vb, tolerance_s=tolerance,
+                regressed=_worse(va, vb, tolerance), improved=_worse(vb, va, tolerance),
+            )
+        )  # fmt: skip
+        if pa["matches"] is True and pb["matches"] is not True:
+            flips.append(f"{key[0]}: {key[1]}->{key[2]}: {pa['observed']} in A, {pb['observed']} in B (intended {pb['expected']})")
+    return flips

@@ -1,4 +1,4 @@
-"""junit.xml: one test case per objective verdict and one per fault × probe measurement.
+"""junit.xml: a test case per objective verdict, per fault × probe measurement, and per pair across a partition.
 
 CI systems (GitLab, Jenkins, GitHub actions' JUnit reporters) show a suite per drill. A missed
 objective is a <failure>; an inconclusive drill (baseline not clean) makes every case an
@@ -57,6 +57,31 @@ def render_junit(results: dict[str, Any]) -> str:
         if inconclusive:
             ET.SubElement(case, "error", message="inconclusive: the baseline was not clean").text = text
             errors += 1
+        else:
+            ET.SubElement(case, "system-out").text = text
+    for pair in results.get("partition_pairs", []):
+        # One case per (source, target) pair across a partition: a pair cut when it should not
+        # be, or the reverse, is a failure; one that could not be judged is an error.
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"{name}.partition",
+            name=f"{pair['step']}: {pair['source']} -> {pair['target']} ({pair['expected']})",
+            time="0",
+        )
+        cases += 1
+        text = (
+            f"intended {pair['expected']}, observed {pair['observed']}: {pair['fault_delivered']} of "
+            f"{pair['fault_sent']} delivered while the partition held; detect "
+            f"{ms(pair['time_to_detect_s'], pair['detect_accuracy_s'])}, recover after lift "
+            f"{ms(pair['time_to_recover_s'], pair['recover_accuracy_s'], none='never')}"
+        )
+        if inconclusive or pair["matches"] is None:
+            ET.SubElement(case, "error", message=f"pair not judged: {pair['observed']}").text = text
+            errors += 1
+        elif not pair["matches"]:
+            ET.SubElement(case, "failure", message=text).text = text
+            failures += 1
         else:
             ET.SubElement(case, "system-out").text = text
     suite.set("tests", str(cases))

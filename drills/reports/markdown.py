@@ -32,6 +32,14 @@ def render_markdown(results: dict[str, Any]) -> str:
     if results["revert_failures"]:
         lines += ["> **Reverts that failed** (the teardown removed what they left):", ""]
         lines += [f"> - {failure}" for failure in results["revert_failures"]] + [""]
+    userspace = sorted(link for link, engine in results.get("link_engines", {}).items() if engine == "userspace")
+    if userspace:
+        lines += [
+            f"> **Userspace link emulation:** {', '.join(f'`{link}`' for link in userspace)} ran on the userspace "
+            "engine (a TAP pair joined by a relay process that emulates netem), not on kernel qdiscs: their delay, "
+            "loss and rate are the relay's.",
+            "",
+        ]
     lines += ["## Objectives", ""]
     if results["verdicts"]:
         rows = [
@@ -51,6 +59,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         for m in results["metrics"]
     ]  # fmt: skip
     lines += _table(["probe", "event", "sent", "lost", "outage", "longest loss", "detect", "recover", "impaired"], rows)
+    lines += _pairs(results.get("partition_pairs", []))
     lines += ["", "## Loss and latency per phase", ""]
     rows = []
     for probe, phases in results["phases"].items():
@@ -99,3 +108,43 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+PAIR_COLUMNS = [
+    "", "step", "pair", "intended", "observed", "delivered", "reachable before", "detect", "first after lift",
+    "recovered after lift",
+]  # fmt: skip
+
+
+def pair_mark(pair: dict[str, Any]) -> str:
+    """PASS (observed as intended), FAIL (the reverse), ERROR (could not be judged)."""
+    return {True: "PASS", False: "FAIL"}.get(pair["matches"], "ERROR")
+
+
+def _pairs(pairs: list[dict[str, Any]]) -> list[str]:
+    """Per (source, target) pair across each partition: intended against observed, one way."""
+    if not pairs:
+        return []
+    rows = [
+        [
+            pair_mark(p), p["step"], f"{p['source']} → {p['target']}", p["expected"], p["observed"],
+            f"{p['fault_delivered']} of {p['fault_sent']}",
+            "yes" if p["reachable_in_baseline"] else f"no ({p['baseline_lost']} of {p['baseline_sent']} lost)",
+            ms(p["time_to_detect_s"], p["detect_accuracy_s"]),
+            ms(p.get("first_delivery_after_lift_s"), p["recover_accuracy_s"], none="never"),
+            ms(p["time_to_recover_s"], p["recover_accuracy_s"], none="never"),
+        ]
+        for p in pairs
+    ]  # fmt: skip
+    rate = pairs[0]["rate_pps"]
+    return [
+        "",
+        "## Partition: per pair",
+        "",
+        f"Each ordered pair across the partition is probed one way at {rate} packets/s. A pair is cut when "
+        "nothing sent while the partition held arrived, open when it lost no more than before (twice its baseline "
+        "loss share + 1 point), partial in between. Detection counts from the partition's issue; the first packet "
+        "through and the recovery (a sustained loss-free run) from the lift's.",
+        "",
+        *_table(PAIR_COLUMNS, rows),
+    ]

@@ -123,7 +123,7 @@ class GilbertElliott(Strict):
 
     p: Percent = Field(description="Chance of moving from the good state to the bad state, per packet.")
     r: Percent = Field(description="Chance of moving from the bad state back to the good state, per packet.")
-    h: Percent = Field(100.0, description="Chance a packet gets through in the bad state (1-h is the loss in bad).")
+    h: Percent = Field(100.0, description="Loss in the bad state (netem's 1-h: tc's third gemodel argument).")
     k: Percent = Field(
         0.0, description="Loss in the good state... expressed as 1-k: chance a packet is lost in the good state."
     )
@@ -220,7 +220,9 @@ class Service(Strict):
 class Node(Strict):
     """A node of the testbed."""
 
-    kind: Literal["netns"] = Field("netns", description="Substrate: `netns` (network namespace).")
+    kind: Literal["netns", "container"] = Field(
+        "netns", description="Substrate: `netns` (a network namespace) or `container` (a Docker container)."
+    )
     loopback: Literal["auto", "none"] | IPv4Iface = Field(
         "auto", description="Loopback address: `auto` (from the loopbacks pool), `none`, or an address/32."
     )
@@ -230,6 +232,34 @@ class Node(Strict):
         default_factory=dict, description="Namespace sysctls, such as net.ipv4.tcp_syncookies: 0."
     )
     services: list[Service] = Field(default_factory=list, description="Processes started in the node.")
+    # Container nodes only (`kind: container`).
+    image: str | None = Field(None, description="Container image (built locally: `drill image build`).")
+    command: str | list[str] | None = Field(
+        None, description="The container's main process (default: the image's); a string runs through /bin/sh -c."
+    )
+    environment: dict[str, str] = Field(default_factory=dict, description="Environment of the container.")
+    volumes: list[str] = Field(
+        default_factory=list,
+        description="Bind mounts `host:container[:ro]`; a relative host path is relative to the file that names it.",
+    )
+    capabilities: list[str] = Field(
+        default_factory=lambda: ["NET_ADMIN"], description="Linux capabilities added to the container (cap_add)."
+    )
+    privileged: bool = Field(False, description="Run the container privileged (off by default).")
+    exec: list[str] = Field(
+        default_factory=list,
+        description="Commands run in the container, in order, once its links are wired (containerlab's `exec`).",
+    )
+    ready: Readiness | None = Field(
+        None,
+        description="Container nodes: deploy waits until this passes (a command run in the container, or a TCP port), "
+        "such as a routing daemon's adjacencies being up.",
+    )
+    attach: str | None = Field(
+        None,
+        description="Name of a running container to use as this node, never created nor removed "
+        "(a lab deployed by containerlab); its links to other attached nodes must exist already.",
+    )
 
 
 class Link(Strict):
@@ -238,6 +268,12 @@ class Link(Strict):
     endpoints: list[Endpoint] = Field(min_length=2, max_length=2, description="Two endpoints `node:iface`.")
     name: Name | None = Field(None, description="Name to refer to this link; defaults to its first endpoint.")
     profile: Name | None = Field(None, description="Named link profile (fibre, geo-satellite, ...).")
+    engine: Literal["kernel", "userspace", "auto"] = Field(
+        "auto",
+        description="What realises the link: `kernel` (veth pair, netem/tbf qdiscs), `userspace` (TAP pair "
+        "joined by a relay process that impairs frames itself), or `auto` (the kernel when it has netem; "
+        "otherwise userspace for links whose profile or degrade steps need netem parameters).",
+    )
 
 
 class Topology(Strict):
@@ -268,6 +304,11 @@ class UdpStreamProbe(_Probe):
     dscp: int = Field(0, ge=0, le=63)
     echo: bool = Field(True, description="Echo back to the sender (round trip) or one-way.")
     late_after: Seconds = Field(2.0, description="A packet later than this counts as lost (RFC 2544).")
+    tolerated_loss: Percent = Field(
+        0.0,
+        description="Random loss the path has by design (a satellite or radio profile): the baseline, and the "
+        "sustained stretch that marks recovery, may lose up to this share and still count as clean.",
+    )
 
 
 class IcmpProbe(_Probe):

@@ -12,8 +12,9 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import math
+import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from drills.errors import Problem
 from drills.scenario import model
 from drills.scenario.diagnostics import problem_at, suggest
 from drills.scenario.resolved import (
+    Container,
     Interface,
     IPAddress,
     IPNetwork,
@@ -35,6 +37,9 @@ from drills.scenario.resolved import (
 )
 from drills.scenario.yamlpos import KeyPath, Located
 
+_CONTAINER_KEYS = frozenset(
+    {"image", "command", "environment", "volumes", "capabilities", "privileged", "exec", "attach", "ready"}
+)
 IFNAME_MAX_BYTES = 15  # IFNAMSIZ - 1: the kernel's limit on interface names
 DEFAULT_TAIL_S = 10.0  # a drill runs this long past its last step unless `duration` says otherwise
 
@@ -319,7 +324,13 @@ class _Resolver:
                 cfg = iface_cfg(owner, iface)
                 sides.append(Interface(owner, iface, v4, v6, cfg.mtu if cfg else None))
                 built[(owner, iface)] = sides[-1]
-            links.append(Link(names_by_index[i], sides[0], sides[1], topo.links[i].profile))
+            link_profile = topo.links[i].profile
+            links.append(
+                Link(
+                    names_by_index[i], sides[0], sides[1], link_profile, topo.links[i].engine,
+                    self.profiles.get(link_profile) if link_profile is not None else None,
+                )
+            )
         for name, node in topo.nodes.items():
             if node.loopback == "auto":
                 host = next(auto_lo, None)
@@ -336,7 +347,8 @@ class _Resolver:
             routes = self._routes(name, node, interfaces, loopbacks, built, topo)
             sysctls = self._sysctls(name, node)
             services = self._services(name, node)
-            nodes.append(Node(name, node.kind, loopbacks[name], interfaces, routes, sysctls, services))
+            container = self._container(name, node)
+            nodes.append(Node(name, node.kind, loopbacks[name], interfaces, routes, sysctls, services, container))
         if self.problems:
             return None
         return Topology(tuple(nodes), tuple(links))
@@ -474,6 +486,56 @@ class _Resolver:
                 continue
             out.append((key, str(value)))
         return tuple(out)
+
+    def _container(self, name: str, node: model.Node) -> Container | None:
+        """The container settings of a `kind: container` node; container keys on any other node
+        are refused (they would be silently ignored)."""
+        npath: KeyPath = ("topology", "nodes", name)
+        given = node.model_fields_set & _CONTAINER_KEYS
+        if node.kind != "container":
+            for key in sorted(given):
+                self.err((*npath, key), f"`{key}` applies to container nodes only; add `kind: container`", key=True)
+            return None
+        if node.image is None and node.attach is None:
+            self.err((*npath, "kind"), "a container node needs an `image` (or `attach: CONTAINER` to use a running one)")
+            return None
+        volumes = []
+        for v, volume in enumerate(node.volumes):
+            host, sep, inside = volume.partition(":")
+            if not sep or not host or not inside.startswith("/"):
+                self.err((*npath, "volumes", v), f"'{volume}' is not `host:container[:ro]` with an absolute container path")
+                continue
+            # Relative to the file that names it, as a `topology: FILE` path is: an imported
+            # topology file keeps working wherever the scenario that includes it lives.
+            mark = self.located.mark((*npath, "volumes", v))
+            base = Path(mark.file).parent if mark is not None else Path.cwd()
+            host_path = Path(os.path.normpath(base / host)).resolve()
+            if not host_path.exists():
+                self.err((*npath, "volumes", v), f"host path {host_path} does not exist")
+                continue
+            volumes.append(f"{host_path}:{inside}")
+        ready = None
+        if node.ready is not None:
+            r = node.ready
+            if (r.tcp is None) == (r.command is None):
+                self.err((*npath, "ready"), "give exactly one readiness check: `tcp: PORT` or `command: ...`")
+            ready = Readiness(r.tcp, r.command, r.timeout)
+        command: tuple[str, ...] | None
+        if isinstance(node.command, str):
+            command = ("/bin/sh", "-c", node.command)
+        else:
+            command = tuple(node.command) if node.command is not None else None
+        return Container(
+            image=node.image or "",
+            command=command,
+            environment=tuple(sorted(node.environment.items())),
+            volumes=tuple(volumes),
+            capabilities=tuple(node.capabilities),
+            privileged=node.privileged,
+            exec=tuple(node.exec),
+            attach=node.attach,
+            ready=ready,
+        )
 
     def _services(self, name: str, node: model.Node) -> tuple[Service, ...]:
         out: list[Service] = []
@@ -878,7 +940,21 @@ def resolve(
             f"the timeline runs until {end_s:g} s, past the drill's duration of {whole.duration:g} s; lengthen `duration`",
         )
         return None, resolver.problems
+    topology = _mark_degraded_links(topology, whole, profiles)
     return (
         Scenario(path, whole.name, whole.description, whole.seed, topology, profiles, whole, duration_s, located),
         [],
     )
+
+
+def _mark_degraded_links(topology: Topology, whole: model.ScenarioFile, profiles: dict[str, model.Profile]) -> Topology:
+    """Mark the links a degrade step impairs with netem parameters: `auto` engine selection needs it."""
+    from drills.userspace.select import degraded_with_netem
+
+    links = tuple(
+        replace(link, degraded_netem=True)
+        if degraded_with_netem(whole.timeline, profiles, {link.name, link.a.endpoint, link.b.endpoint})
+        else link
+        for link in topology.links
+    )
+    return replace(topology, links=links)

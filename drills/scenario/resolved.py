@@ -44,6 +44,9 @@ class Link:
     a: Interface
     b: Interface
     profile: str | None
+    engine: str = "auto"  # as asked: kernel | userspace | auto (drills.userspace.select chooses)
+    profile_spec: model.Profile | None = field(default=None, compare=False)  # `profile`, looked up
+    degraded_netem: bool = False  # a degrade step on this link needs netem parameters
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,22 @@ class Service:
 
 
 @dataclass(frozen=True)
+class Container:
+    """How a `kind: container` node is run. With `attach`, the container exists already (a lab
+    another tool deployed): it is used, never created, configured or removed."""
+
+    image: str
+    command: tuple[str, ...] | None
+    environment: tuple[tuple[str, str], ...]
+    volumes: tuple[str, ...]  # "host:container[:ro]", host paths absolute
+    capabilities: tuple[str, ...]
+    privileged: bool
+    exec: tuple[str, ...]
+    attach: str | None = None
+    ready: Readiness | None = None  # deploy waits for it (after the exec lines)
+
+
+@dataclass(frozen=True)
 class Node:
     name: str
     kind: str
@@ -83,6 +102,7 @@ class Node:
     routes: tuple[Route, ...]
     sysctls: tuple[tuple[str, str], ...]
     services: tuple[Service, ...]
+    container: Container | None = None  # set exactly when kind == "container"
 
     def interface(self, name: str) -> Interface:
         for iface in self.interfaces:

@@ -1,0 +1,53 @@
+"""The testbed of the conformance suite: two nodes, one link served by the engine under test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from conformance_traffic import Flow, send_flow
+
+from drills.engine.degrade import LinkDegrade
+from drills.engine.faults import FaultContext
+from drills.netns.backend import NetnsBackend
+from drills.runs import Run
+from drills.scenario import model
+from drills.scenario.resolved import Topology
+
+TOPOLOGY = """
+version: 1
+name: conformance
+seed: 5
+topology:
+  nodes:
+    a: {loopback: none}
+    b: {loopback: none}
+  links: [{name: wire, endpoints: [a:e1, b:e1], engine: ENGINE}]
+"""
+
+
+@dataclass
+class LinkTestbed:
+    engine: str
+    topology: Topology
+    namespaces: dict[str, str]
+    ctx: FaultContext
+    run: Run
+    backend: NetnsBackend
+    applied: LinkDegrade | None = None
+
+    def impair(self, **params: Any) -> LinkDegrade:
+        """Apply a degrade of the a-to-b direction with `params` (scenario spelling), confirmed."""
+        step = model.Degrade.model_validate({"at": 0, "fault": "degrade", "link": "wire", "direction": "a-to-b", **params})
+        fault = LinkDegrade.build(self.topology, step, {})
+        fault.apply(self.ctx)
+        self.applied = fault
+        return fault
+
+    def flow(self, *, count: int, rate_pps: float, payload_bytes: int = 64, drain_s: float = 1.0) -> Flow:
+        link = self.topology.links[0]
+        assert link.a.ipv4 is not None and link.b.ipv4 is not None
+        return send_flow(
+            self.namespaces["a"], str(link.a.ipv4.ip), self.namespaces["b"], str(link.b.ipv4.ip),
+            count=count, rate_pps=rate_pps, payload_bytes=payload_bytes, drain_s=drain_s,
+        )  # fmt: skip
