@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from drills.backend import TeardownReport
+from drills import backends
+from drills.backend import Backend, TeardownReport
 from drills.errors import Aborted, BadInput, CleanupIncomplete, EnvironmentProblem
 from drills.netns import kernel
-from drills.netns.backend import NetnsBackend
 from drills.runs import STATUS_TEARING_DOWN, STATUS_UP, Run, RunMeta, RunStore
 from drills.scenario.resolved import Topology
 
@@ -65,7 +66,7 @@ def up(scenario_path: Path, state_dir: Path, log: Log = _quiet) -> UpResult:
 
     scenario = load_scenario(scenario_path)
     kernel.require_root()
-    backend = NetnsBackend(log, service_cwd=scenario_path.resolve().parent)
+    backend = backends.for_topology(scenario.topology, log, service_cwd=scenario_path.resolve().parent)
     store = RunStore(state_dir)
     run = store.create(scenario.name, scenario_path.resolve())
     meta = run.meta()
@@ -84,7 +85,7 @@ def up(scenario_path: Path, state_dir: Path, log: Log = _quiet) -> UpResult:
     return UpResult(run.meta(), scenario.topology)
 
 
-def _teardown(backend: NetnsBackend, run: Run, log: Log) -> TeardownReport:
+def _teardown(backend: Backend, run: Run, log: Log) -> TeardownReport:
     with suppress(FileNotFoundError):
         run.set_status(STATUS_TEARING_DOWN)
     report = backend.teardown(run)
@@ -115,7 +116,7 @@ def down(state_dir: Path, run_id: str | None = None, log: Log = _quiet) -> tuple
         raise EnvironmentProblem(
             f"run {run.run_id} is in use by a live drill process (pid {_owner(run)}); stop it first"
         )
-    report = _teardown(NetnsBackend(log), run, log)
+    report = _teardown(backends.for_teardown(log), run, log)
     if not report.clean:
         raise CleanupIncomplete(_leftover_message(run.run_id, report))
     return run.run_id, report
@@ -152,7 +153,7 @@ def clean(state_dir: Path, include_up: bool = False, log: Log = _quiet) -> Clean
     process are never touched; testbeds left up on purpose only with `include_up`."""
     kernel.require_root()
     result = CleanReport({}, {})
-    backend = NetnsBackend(log)
+    backend = backends.for_teardown(log)
     for run in RunStore(state_dir).runs():
         if not run.try_lock():
             result.skipped[run.run_id] = f"in use by live process {_owner(run)}"
@@ -195,13 +196,18 @@ def exec_in_node(state_dir: Path, node: str, command: list[str], run_id: str | N
         except (OSError, ValueError, TypeError):
             continue
         if node in nodes:
-            matches.append(nodes[node])
+            matches.append((run, nodes[node]))
     if not matches:
         raise BadInput(f"no running testbed has a node '{node}' (see `drill ls`)")
     if len(matches) > 1:
         raise BadInput(f"several runs have a node '{node}'; choose one with --run")
     kernel.require_root()
-    kernel.enter_namespace_for_exec(matches[0])
+    run, namespace = matches[0]
+    # A container node's own files, users and processes are the container's: `docker exec`.
+    if any(e.get("op") == "container" and e.get("node") == node for e in run.journal.entries()):
+        command = ["docker", "exec", *(["-it"] if sys.stdin.isatty() else ["-i"]), namespace, *command]
+    else:
+        kernel.enter_namespace_for_exec(namespace)
     try:
         os.execvp(command[0], command)
     except OSError as exc:

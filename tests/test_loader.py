@@ -140,7 +140,7 @@ BROKEN: dict[str, list[str]] = {
         "tests/broken/several-drill-problems.yaml:19:28: expect[1].template: 'fastest' is not allowed here; did you mean 'fast'? (use one of: carrier-grade, fast, vrrp-default, routing-default, mcptt, g114-voice)",
     ],
     "several-topology-problems.yaml": [
-        "tests/broken/several-topology-problems.yaml:7:13: topology.nodes.core.kind: 'docker' is not allowed here (use one of: netns)",
+        "tests/broken/several-topology-problems.yaml:7:13: topology.nodes.core.kind: 'docker' is not allowed here (use one of: netns, container)",
         "tests/broken/several-topology-problems.yaml:10:21: topology.nodes.edge.interfaces.eth1.mtu: 20 is too small; write at least 68",
         "tests/broken/several-topology-problems.yaml:13:52: topology.links[0].profile: unknown link profile 'fiber'; did you mean 'fibre'? (known: 5g, fibre, geo-satellite, l-band-terminal, leo-satellite, lte, meo-satellite, subsea-fibre)",
         "tests/broken/several-topology-problems.yaml:14:31: topology.links[1].endpoints[1]: unknown node 'sit'; did you mean 'site'?",

@@ -15,7 +15,7 @@ import contextlib
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,15 @@ def _start_again(ctx: FaultContext, node: str, service: Service) -> None:
         raise BackendError(f"{what} exited right after it was started again (pid {pid})")
 
 
+def _container(box: dict[str, Any], node: Node, ctx: FaultContext) -> Any:
+    """The Docker side of a container node, made on first use (Docker is imported only then)."""
+    if "node" not in box:
+        from drills.docker.nodes import ContainerNode
+
+        box["node"] = ContainerNode(node, ctx.namespaces[node.name])
+    return box["node"]
+
+
 # --------------------------------------------------------------------------- node-loss
 
 
@@ -144,6 +153,7 @@ class NodeLoss:
     node: Node
     links: tuple[tuple[Interface, Interface], ...]  # (the node's end, the peer's end) of each link
     reversible: bool = True
+    _box: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # container node: its handle
 
     @classmethod
     def from_step(cls, topology: Topology, step: Any) -> NodeLoss:
@@ -171,7 +181,8 @@ class NodeLoss:
     def touches(self) -> list[str]:
         name = self.node.name
         return (
-            [f"{name}: every process in its namespace (SIGKILL)"]
+            [f"{name}: its container (docker kill, then docker start: a new namespace, its links moved in and configured again)"
+             if self.node.kind == "container" else f"{name}: every process in its namespace (SIGKILL)"]
             + [f"{own.endpoint} admin state (down, then up; its addresses and static routes re-installed)" for own, _ in self.links]
             + [f"{peer.endpoint} carrier (lost)" for _, peer in self.links]
             + [f"{name}/{s.name} service (started again, journaled, readiness checked)" for s in self.node.services]
@@ -182,13 +193,27 @@ class NodeLoss:
         # Interfaces first: the event instant is when the node fell off the network.
         for own, _peer in self.links:
             kernel.set_link(handles.of(own.node), own.name, up=False, index=handles.index(own.node, own.name))
-        killed = _kill_everything(ctx.namespaces[self.node.name], f"node-loss {self.node.name}")
+        if self.node.kind == "container":
+            # `docker kill`: the container exits; its namespace, held by drills, keeps the dark veths.
+            killed = _container(self._box, self.node, ctx).kill()
+        else:
+            killed = _kill_everything(ctx.namespaces[self.node.name], f"node-loss {self.node.name}")
         self._confirm(handles, down=True)
         ctx.log(f"  {self.node.name}: {killed} process(es) killed")
 
     def revert(self, ctx: FaultContext) -> None:
         handles = ctx.handles
         name = self.node.name
+        if self.node.kind == "container":
+            # `docker start` gives the container a new namespace: its links move there and it is
+            # configured again as at deploy (see drills.docker.nodes), then confirmed as below.
+            moved = [(own.name, handles.index(name, own.name)) for own, _peer in self.links]
+            _container(self._box, self.node, ctx).start(handles.of(name), moved)
+            handles.forget(name)
+            self._confirm(handles, down=False)
+            for service in self.node.services:  # they died with the container
+                _start_again(ctx, name, service)
+            return
         for own, _peer in self.links:
             kernel.set_link(handles.of(name), own.name, up=True, index=handles.index(name, own.name))
         self._confirm(handles, down=False)
@@ -235,20 +260,32 @@ class NodeFreeze:
 
     node: str
     reversible: bool = True
+    container: Node | None = None  # a container node is frozen by Docker (its cgroup freezer)
+    _box: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def describe(self, reverted: bool = False) -> str:
+        if self.container is not None:
+            return f"container node {self.node} {'unpaused' if reverted else 'paused (docker pause); the kernel still forwards'}"
         if reverted:
             return f"node {self.node} thawed: its processes continued (SIGCONT)"
         return f"node {self.node} frozen: every process stopped (SIGSTOP); the kernel still forwards"
 
     def touches(self) -> list[str]:
+        if self.container is not None:
+            return [f"{self.node}: its container (docker pause, then unpause; the kernel keeps forwarding)"]
         return [f"{self.node}: every process in its namespace (SIGSTOP, then SIGCONT; the kernel keeps forwarding)"]
 
     def apply(self, ctx: FaultContext) -> None:
+        if self.container is not None:
+            _container(self._box, self.container, ctx).pause()
+            return
         stopped = _stop_everything(ctx.namespaces[self.node], f"node-freeze {self.node}")
         ctx.log(f"  {self.node}: {stopped} process(es) stopped")
 
     def revert(self, ctx: FaultContext) -> None:
+        if self.container is not None:
+            _container(self._box, self.container, ctx).unpause()
+            return
         _continue_everything(ctx.namespaces[self.node], f"node-freeze {self.node}")
 
 
@@ -303,7 +340,8 @@ def _node_loss(topology: Topology, step: Any) -> NodeLoss:
 
 @register("node-freeze")
 def _node_freeze(topology: Topology, step: Any) -> NodeFreeze:
-    return NodeFreeze(topology.node(step.node).name)
+    node = topology.node(step.node)
+    return NodeFreeze(node.name, container=node if node.kind == "container" else None)
 
 
 @register("service-stop")

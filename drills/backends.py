@@ -1,0 +1,41 @@
+"""Which backend deploys a topology, and which one tears a run down: chosen here, in one place.
+
+A topology of namespace nodes only gets the namespace backend (no Docker needed, not even the
+SDK). One with any `kind: container` node gets the container backend, which deploys the
+namespace nodes of the same scenario too (mixed substrates). Teardown of any run goes through
+the container backend: it asks Docker only when the run's journal lists a container, and hands
+everything else to the namespace backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from drills.scenario.resolved import Topology
+
+Log = Callable[[str], None]
+
+
+def uses_containers(topology: Topology) -> bool:
+    return any(node.kind == "container" for node in topology.nodes)
+
+
+def for_topology(topology: Topology, log: Log, service_cwd: Path | None = None, **netns_options: Any) -> Any:
+    """The backend that deploys `topology` (a `drills.backend.Backend`). `netns_options` (the
+    drill's seed, a capability lookup) go to whichever backend it is."""
+    if uses_containers(topology):
+        from drills.docker.backend import DockerBackend
+
+        return DockerBackend(log, service_cwd=service_cwd, **netns_options)
+    from drills.netns.backend import NetnsBackend
+
+    return NetnsBackend(log, service_cwd=service_cwd, **netns_options)
+
+
+def for_teardown(log: Log) -> Any:
+    """A backend that tears down any run from its journal, whatever it deployed."""
+    from drills.docker.backend import DockerBackend
+
+    return DockerBackend(log)

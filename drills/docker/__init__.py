@@ -1,0 +1,1 @@
+"""The Docker backend: container nodes wired through the namespace path (see backend.py)."""

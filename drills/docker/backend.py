@@ -1,0 +1,394 @@
+"""The container backend: `kind: container` nodes as Docker containers, mixed with namespace nodes.
+
+Each container is created with no network of Docker's (`network_mode=none`), labelled with the
+run id and its node name, and journaled before it exists. Once it runs, its network namespace is
+bound at /run/netns/drill-RUN-NODE (see nslink.py); from there on a container node is, to the
+rest of drills, a namespace like any other: veth ends are born inside it, addresses, routes and
+sysctls are set through netlink, probes open their sockets in it, and every link fault works
+unchanged. Namespace nodes of the same scenario are made exactly as the namespace backend makes
+them, so one scenario may mix both substrates, joined by veth pairs.
+
+Nodes with `attach: CONTAINER` use a container that exists already (a containerlab lab): the run
+binds its namespace and journals only that; it never configures, stops or removes the container,
+and links between two attached nodes must exist already (they are checked, never created).
+
+Teardown removes the run's containers (from the journal, and by label in case a crash left one
+the journal does not name), unbinds attached namespaces, then hands the rest to the namespace
+backend's teardown (processes, namespaces, and with them veths, addresses and routes).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from drills.backend import TeardownReport
+from drills.docker import nslink
+from drills.docker.api import NODE_LABEL, RUN_LABEL, ContainerSpec, Docker
+from drills.errors import BackendError, DrillError
+from drills.netns import kernel
+from drills.netns.backend import (
+    NODE_SYSCTLS,
+    CapabilityLookup,
+    NetnsBackend,
+    _configure,
+    _kernel_capabilities,
+    install_routes,
+    namespace_name,
+)
+from drills.runs import Run
+from drills.scenario.resolved import Link, Node, Service, Topology
+from drills.userspace import select
+from drills.userspace.deploy import RelayHandle, relay_seed, start_relay
+from drills.userspace.deploy import wait_ready as wait_relay
+from drills.userspace.profile import profile_impairments
+
+Log = Callable[[str], None]
+START_WORKERS = 8  # containers started at once: the engine serialises much of it; more buys nothing here
+SERVICE_POLL_S = 0.05
+READY_POLL_S = 0.5  # a readiness command is a `docker exec` (~50 ms): do not hammer the engine
+
+
+def container_name(run_id: str, node: Node) -> str:
+    """The container of a node: the one it attaches to, or drill-RUN-NODE (as its namespace)."""
+    assert node.container is not None
+    return node.container.attach or namespace_name(run_id, node.name)
+
+
+def spec_for(run_id: str, node: Node) -> ContainerSpec:
+    box = node.container
+    assert box is not None
+    return ContainerSpec(
+        name=container_name(run_id, node),
+        image=box.image,
+        command=box.command,
+        environment=box.environment,
+        binds=box.volumes,
+        cap_add=box.capabilities,
+        privileged=box.privileged,
+        hostname=node.name,
+        labels=((RUN_LABEL, run_id), (NODE_LABEL, node.name)),
+    )
+
+
+def set_node_sysctls(namespace: str) -> None:
+    """The routing sysctls every drills node has (see NODE_SYSCTLS), in a container's namespace."""
+
+    def work() -> None:
+        for key, value in NODE_SYSCTLS:
+            kernel.write_sysctl(key, value)
+
+    kernel.run_in_namespace(namespace, work)
+
+
+class DockerBackend:
+    """Containers and namespaces, wired by veth pairs through the namespace path."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        log: Log | None = None,
+        service_cwd: Path | None = None,
+        docker: Docker | None = None,
+        *,
+        seed: int | None = None,
+        capabilities: CapabilityLookup | None = None,
+    ) -> None:
+        self._log = log or (lambda _msg: None)
+        self._netns = NetnsBackend(log, service_cwd)
+        self._docker = docker
+        self._seed = seed  # the drill's: relays' random choices derive from it
+        self._capabilities = capabilities
+        self.engines: dict[str, str] = {}  # link -> engine that served it (after deploy)
+        self.relays: dict[str, RelayHandle] = {}  # link -> its relay (userspace links)
+
+    def docker(self) -> Docker:
+        if self._docker is None:
+            self._docker = Docker.connect()
+        return self._docker
+
+    def namespace_of(self, run: Run, node: str) -> str:
+        return namespace_name(run.run_id, node)
+
+    # ------------------------------------------------------------------ deploy
+
+    def deploy(self, topology: Topology, run: Run) -> None:
+        kernel.require_root()
+        started = time.perf_counter()
+        ns = {node.name: namespace_name(run.run_id, node.name) for node in topology.nodes}
+        boxes = [node for node in topology.nodes if node.kind == "container"]
+        created = [node for node in boxes if node.container and not node.container.attach]
+        attached = [node for node in boxes if node.container and node.container.attach]
+        plain = [node for node in topology.nodes if node.kind != "container"]
+        docker = self.docker()
+        for image in sorted({node.container.image for node in created if node.container}):
+            if not docker.image_exists(image):
+                raise BackendError(f"image {image} not found; build it offline with `drill image build` (no registry here)")
+
+        run.journal.record({"op": "netns", "name": ns[node.name]} for node in plain)
+        kernel.create_namespaces([ns[node.name] for node in plain], NODE_SYSCTLS)
+
+        # Attached containers are the lab's: only the namespace binding is ours ("netns-attach":
+        # the namespace backend's teardown would kill every process in a namespace it journaled).
+        run.journal.record({"op": "netns-attach", "name": ns[node.name]} for node in attached)
+        for node in attached:
+            self._attach(docker, node, ns[node.name])
+
+        run.journal.record(
+            entry
+            for node in created
+            for entry in (
+                {"op": "container", "name": container_name(run.run_id, node), "node": node.name},
+                {"op": "netns", "name": ns[node.name]},
+            )
+        )
+        self._start_all(docker, run, created, ns)
+        self._log(f"{len(created)} container(s) started, {len(attached)} attached in {time.perf_counter() - started:.2f} s")
+
+        attached_names = {node.name for node in attached}
+        existing = [link for link in topology.links if {link.a.node, link.b.node} <= attached_names]
+        new = [link for link in topology.links if link not in existing]
+        self._check_existing(existing, ns)
+        # The same engines as on namespaces: a veth pair, or (a link needing netem on a kernel
+        # without it) two TAPs joined by a relay process; both work inside container namespaces.
+        self.engines = {link.name: select.KERNEL for link in existing}
+        self.engines.update(select.engines(new, self._capabilities or _kernel_capabilities))
+        veths = [link for link in new if self.engines[link.name] == select.KERNEL]
+        run.journal.record(
+            {"op": "veth", "a": [ns[link.a.node], link.a.name], "b": [ns[link.b.node], link.b.name]} for link in veths
+        )
+        root = kernel.root_netlink()
+        try:
+            for link in veths:
+                kernel.add_veth(root, ns[link.a.node], link.a.name, ns[link.b.node], link.b.name)
+        finally:
+            root.close()
+        for link in new:
+            if self.engines[link.name] == select.USERSPACE:
+                seed = relay_seed(run.run_id, link.name, self._seed)
+                self.relays[link.name] = start_relay(
+                    run, link, ns[link.a.node], ns[link.b.node], profile_impairments(link), seed
+                )
+
+        # An attached node is the lab's own: its addresses and routes are left as the lab set them.
+        managed = {ns[node.name]: node for node in topology.nodes if node.name not in attached_names}
+        kernel.in_each_namespace(list(managed), lambda name, ipr: _configure(managed[name], ipr))
+        for handle in self.relays.values():
+            wait_relay(handle, run.dir / f"relay-{handle.link}.log")
+        routed = [name for name, node in managed.items() if node.routes]
+        kernel.in_each_namespace(routed, lambda name, ipr: install_routes(managed[name], ipr, kernel.local_link_index))
+        self._log(f"{len(ns)} nodes and {len(topology.links)} links up in {time.perf_counter() - started:.2f} s")
+
+        for node in plain:
+            for service in node.services:
+                self._netns.start_service(run, ns[node.name], node, service)
+        for node in created:
+            run_exec_lines(docker, container_name(run.run_id, node), node)
+            for service in node.services:
+                self.start_service(run, ns[node.name], node, service)
+        for node in created:
+            wait_ready(docker, container_name(run.run_id, node), ns[node.name], node, self._log)
+
+    def _attach(self, docker: Docker, node: Node, namespace: str) -> None:
+        assert node.container is not None and node.container.attach is not None
+        state = docker.state(node.container.attach)
+        if state is None or not state.running:
+            status = "does not exist" if state is None else f"is {state.status}"
+            raise BackendError(f"node {node.name}: container {node.container.attach} {status}; deploy the lab first")
+        nslink.bind(namespace, state.pid)
+
+    def _start_all(self, docker: Docker, run: Run, nodes: list[Node], ns: dict[str, str]) -> None:
+        """Create and start containers in parallel; bind each one's namespace as it comes up. On
+        an error or a signal, every start already under way finishes before this raises, so the
+        teardown that follows sees every container that exists (each was journaled first)."""
+
+        def start(node: Node) -> None:
+            state = docker.create_and_start(spec_for(run.run_id, node))
+            if not state.running or not state.pid:
+                raise BackendError(f"container {state.name} is {state.status} right after start (see `docker logs {state.name}`)")
+            nslink.bind(ns[node.name], state.pid)
+            set_node_sysctls(ns[node.name])
+
+        if not nodes:
+            return
+        pool = ThreadPoolExecutor(max_workers=min(START_WORKERS, len(nodes)), thread_name_prefix="drills-docker")
+        futures: list[Future[None]] = []
+        try:
+            futures = [pool.submit(start, node) for node in nodes]
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            while True:
+                try:
+                    pool.shutdown(wait=True)
+                    break
+                except BaseException:  # a second Ctrl-C: still wait, or a container escapes teardown
+                    continue
+            raise
+        pool.shutdown(wait=True)
+
+    @staticmethod
+    def _check_existing(links: list[Link], ns: dict[str, str]) -> None:
+        """Links between attached nodes were made by the lab: check both ends exist."""
+        for link in links:
+            for end in (link.a, link.b):
+                names = kernel.run_in_namespace(ns[end.node], _interface_names)
+                if end.name not in names:
+                    raise BackendError(
+                        f"link {link.name}: {end.endpoint} does not exist in the attached container "
+                        f"(it has {', '.join(sorted(names))}); is this the lab's topology?"
+                    )
+
+    # ------------------------------------------------------------------ services
+
+    def start_service(self, run: Run, namespace: str, node: Node, service: Service) -> int:
+        """Start a service (journaled as on namespaces) and wait until it is ready; returns its
+        pid on the host. In a container node it runs inside the container (`docker exec`: its
+        files, its cgroup, so `docker pause` and `kill` reach it), output in
+        /var/log/drills-SERVICE.log there."""
+        if node.kind != "container":
+            return self._netns.start_service(run, namespace, node, service)
+        container = container_name(run.run_id, node)
+        run.journal.record([{"op": "service", "ns": namespace, "node": node.name, "name": service.name}])
+        log_inside = f"/var/log/drills-{service.name}.log"
+        argv = ["/bin/sh", "-c", f"exec >>{log_inside} 2>&1 </dev/null; {service.command}"]
+        _code, _output, pid = self.docker().exec(container, argv, detach=True, environment=dict(service.env))
+        if not pid:
+            raise BackendError(f"service {node.name}/{service.name} did not start in container {container}")
+        ticks = kernel.process_start_ticks(pid)
+        run.journal.record([{"op": "process", "ns": namespace, "pid": pid, "start": ticks, "service": service.name}])
+        _wait_service(self.docker(), container, namespace, node, service, pid, ticks, log_inside)
+        self._log(f"service {node.name}/{service.name} started in its container (pid {pid})")
+        return pid
+
+    def service_processes(self, run: Run, namespace: str, service: str) -> list[tuple[int, int | None]]:
+        return self._netns.service_processes(run, namespace, service)
+
+    # ------------------------------------------------------------------ teardown
+
+    def teardown(self, run: Run) -> TeardownReport:
+        report = TeardownReport()
+        entries = run.journal.entries()
+        names = [str(e["name"]) for e in entries if e.get("op") == "container"]
+        if names:
+            self._remove_containers(run, names, report)
+        for entry in entries:
+            if entry.get("op") == "netns-attach":
+                name = str(entry["name"])
+                try:
+                    if kernel.delete_namespace(name):  # only our binding: the lab's container lives on
+                        report.removed.append(f"namespace binding {name}")
+                except BackendError as exc:
+                    report.left.append(f"namespace binding {name}: {exc} (umount /run/netns/{name})")
+        rest = self._netns.teardown(run)
+        report.removed.extend(rest.removed)
+        report.left.extend(rest.left)
+        return report
+
+    def _remove_containers(self, run: Run, journaled: list[str], report: TeardownReport) -> None:
+        try:
+            docker = self.docker()
+            labelled = [c.name for c in docker.find({RUN_LABEL: run.run_id})]
+        except DrillError as exc:
+            report.left.extend(f"container {name}: {exc} (docker rm -f {name})" for name in journaled)
+            return
+        def remove(name: str) -> str | None:
+            try:
+                return f"container {name}" if docker.remove(name) else None
+            except DrillError as exc:
+                report.left.append(f"container {name}: {exc} (docker rm -f {name})")
+                return None
+
+        names = list(dict.fromkeys([*journaled, *labelled]))
+        # In parallel, as they were started; every removal finishes before teardown goes on.
+        with ThreadPoolExecutor(max_workers=max(1, min(START_WORKERS, len(names)))) as pool:
+            report.removed.extend(done for done in pool.map(remove, names) if done)
+
+
+def _interface_names() -> list[str]:
+    import socket
+
+    return [name for _index, name in socket.if_nameindex()]
+
+
+def run_exec_lines(docker: Docker, container: str, node: Node) -> None:
+    """A container node's `exec` lines, in order, as containerlab runs them after deploy."""
+    assert node.container is not None
+    for line in node.container.exec:
+        code, output, _pid = docker.exec(container, ["/bin/sh", "-c", line])
+        if code != 0:
+            raise BackendError(f"node {node.name}: exec `{line}` exited {code}: {output.strip()[-400:]}")
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_ready(docker: Docker, container: str, namespace: str, node: Node, log: Log) -> None:
+    """Block until a container node's readiness check passes (BackendError after its timeout)."""
+    assert node.container is not None
+    ready = node.container.ready
+    if ready is None:
+        return
+    started = time.monotonic()
+    output = ""
+    while True:
+        if ready.tcp_port is not None:
+            if kernel.run_in_namespace(namespace, functools.partial(_port_open, ready.tcp_port)):
+                break
+        else:
+            assert ready.command is not None
+            code, output, _pid = docker.exec(container, ["/bin/sh", "-c", ready.command])
+            if code == 0:
+                break
+        if time.monotonic() - started > ready.timeout_s:
+            raise BackendError(
+                f"node {node.name} not ready after {ready.timeout_s:g} s (check: {ready.command or ready.tcp_port}); "
+                f"last output: {output.strip()[-300:]}"
+            )
+        time.sleep(READY_POLL_S)
+    log(f"node {node.name} ready after {time.monotonic() - started:.1f} s")
+
+
+def _wait_service(
+    docker: Docker, container: str, namespace: str, node: Node, service: Service, pid: int, ticks: int | None, log: str
+) -> None:
+    """Until a container service's readiness check passes (BackendError when it exits first, or
+    after its timeout, with the end of its log)."""
+    ready = service.ready
+    what = f"service {node.name}/{service.name}"
+    deadline = time.monotonic() + (ready.timeout_s if ready else 0.0)
+    while True:
+        alive = ticks is not None and kernel.process_start_ticks(pid) == ticks and not _zombie(pid)
+        if not alive:
+            tail = docker.exec(container, ["tail", "-n", "5", log])[1].strip()
+            raise BackendError(f"{what} exited before it was ready; its log ends:\n{tail}")
+        if ready is None:
+            return
+        if ready.tcp_port is not None:
+            if kernel.run_in_namespace(namespace, functools.partial(_port_open, ready.tcp_port)):
+                return
+        elif ready.command is not None and docker.exec(container, ["/bin/sh", "-c", ready.command])[0] == 0:
+            return
+        if time.monotonic() > deadline:
+            tail = docker.exec(container, ["tail", "-n", "5", log])[1].strip()
+            raise BackendError(f"{what} not ready after {ready.timeout_s:g} s; its log ends:\n{tail}")
+        time.sleep(SERVICE_POLL_S)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return raw[raw.rindex(")") + 2] in "ZX"
