@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--out", type=Path, default=None, help="results directory (default: runs/SCENARIO-RUNID)")
     p.add_argument("--trials", type=int, default=1, metavar="N", help="run the drill N times; report min/median/max")
+    p.add_argument(
+        "--no-live", action="store_true", help="plain progress lines even on a terminal (no live view)"
+    )
     p = add("report", "render junit.xml, report.md and report.html again from a results directory")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p = add("compare", "compare the recovery figures of two runs; exit 1 when B regressed beyond the accuracy bounds")
@@ -72,7 +75,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("node", metavar="NODE")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD")
     add("ls", "list runs and testbeds")
-    add("doctor", "what this host can do, and what to install")
+    p = add("doctor", "what this host can do, and what to install")
+    p.add_argument(
+        "file", nargs="?", type=Path, metavar="FILE", help="also say which engine would serve each link of this scenario here"
+    )
+    p = add("import", "write a drills topology file from a containerlab lab (*.clab.yml)")
+    p.add_argument("lab", type=Path, metavar="LAB.clab.yml")
+    p.add_argument("-o", "--out", type=Path, required=True, help="topology file to write (include it with `topology: FILE`)")
+    p.add_argument("--image", action="append", default=[], metavar="LAB_IMAGE=LOCAL", help="map a lab image to a local one")
+    p.add_argument("--attach", action="store_true", help="use the lab's running containers (containerlab deployed them)")
+    p.add_argument("--topology-data", type=Path, metavar="JSON", help="with --attach: containerlab's topology-data.json names the containers (default: their labels)")
+    p = add("image", "build node images offline, with no registry (testbed/images/NAME.yaml)")
+    p.add_argument("action", choices=["build"])
+    p.add_argument("names", nargs="*", metavar="NAME", help="image definitions (default: drills-node)")
+    p.add_argument("--force", action="store_true", help="build even when an image of this definition exists")
     p = add("clean", "remove every leftover of crashed runs, from their journals")
     p.add_argument("--all", action="store_true", help="also tear down testbeds left up by `drill up`")
     return parser
@@ -132,7 +148,10 @@ def _run(args: argparse.Namespace) -> int:
     if command == "run":
         if args.trials < 1:
             raise BadInput("--trials needs a positive number")
-        return _run_trials(args, state_dir, ui) if args.trials > 1 else _run_once(args.file, state_dir, args.out, ui)[0]
+        live = not args.no_live
+        if args.trials > 1:
+            return _run_trials(args, state_dir, ui, live)
+        return _run_once(args.file, state_dir, args.out, ui, live)[0]
 
     if command == "report":
         from drills import results
@@ -174,9 +193,34 @@ def _run(args: argparse.Namespace) -> int:
 
         checks = doctor.run_checks()
         ui.checks(checks)
+        if args.file is not None:
+            from drills.scenario import load_scenario
+            from drills.userspace import select
+
+            links = load_scenario(args.file).topology.links
+            chosen = select.engines(links, lambda: {c.name: c.ok for c in checks})
+            ui.link_engines(args.file, [(link.name, select.reason(link, chosen[link.name])) for link in links])
         # The embedded testbed needs these three; everything else widens what drills can do.
         essential = {doctor.ROOT, doctor.NAMESPACES, doctor.VETH}
         return ExitCode.OK if all(c.ok for c in checks if c.name in essential) else ExitCode.ENVIRONMENT
+
+    if command == "import":
+        from drills.containerlab import import_lab, parse_image_map, running_lab_containers, topology_data_containers
+
+        lookup = topology_data_containers(args.topology_data) if args.topology_data else running_lab_containers
+        topology = import_lab(args.lab, args.out, parse_image_map(args.image), attach=args.attach, containers=lookup)
+        ui.progress(f"wrote {args.out}: {len(topology['nodes'])} nodes, {len(topology['links'])} links")
+        return ExitCode.OK
+
+    if command == "image":
+        from drills.docker import images
+        from drills.docker.api import Docker
+
+        docker = Docker.connect()
+        for name in args.names or [images.DEFAULT_IMAGE]:
+            definition = images.load_definition(images.definition_path(name))
+            images.build(definition, docker, ui.progress, force=args.force)
+        return ExitCode.OK
 
     if command == "clean":
         cleaned = lifecycle.clean(state_dir, include_up=args.all, log=ui.progress)
@@ -186,13 +230,23 @@ def _run(args: argparse.Namespace) -> int:
     raise AssertionError(command)
 
 
-def _run_once(file: Path, state_dir: Path, out: Path | None, ui: Any) -> tuple[int, str, Path]:
-    """One drill: results, reports, the recovery table; returns (exit code, outcome, results dir)."""
+def _run_once(file: Path, state_dir: Path, out: Path | None, ui: Any, live: bool = False) -> tuple[int, str, Path]:
+    """One drill: results, reports, the recovery table; returns (exit code, outcome, results dir).
+    With `live` and a terminal on stdout, a live view while it runs; else plain progress lines."""
     from drills import results
     from drills.engine.drill import run_drill
     from drills.reports import write_all
 
-    drill = run_drill(file, state_dir, log=ui.progress)
+    view = ui.live_view(live)
+    if view is None:
+        drill = run_drill(file, state_dir, log=ui.progress)
+    else:
+        try:
+            with view:
+                drill = run_drill(file, state_dir, log=view.log, progress=view.event)
+        finally:
+            for at, message in view.lines:  # the same record as plain mode, in the scrollback
+                ui.progress(message, at=at)
     out_dir = out or Path("runs") / f"{drill.scenario}-{drill.run_id}"
     path = results.write(drill, out_dir, file)
     written = write_all(*results.read(out_dir), out_dir)
@@ -208,7 +262,7 @@ def _exit_for(outcome: str) -> int:
     return ExitCode.OK if outcome == "passed" else ExitCode.OBJECTIVES_MISSED
 
 
-def _run_trials(args: argparse.Namespace, state_dir: Path, ui: Any) -> int:
+def _run_trials(args: argparse.Namespace, state_dir: Path, ui: Any, live: bool = False) -> int:
     """`--trials N`: N complete runs, each in `OUT/trial-K`, then the spread of every figure."""
     from drills import results, trials
 
@@ -216,7 +270,7 @@ def _run_trials(args: argparse.Namespace, state_dir: Path, ui: Any) -> int:
     outcomes, runs = [], []
     for k in range(1, args.trials + 1):
         ui.progress(f"trial {k} of {args.trials}")
-        _code, outcome, out_dir = _run_once(args.file, state_dir, base / f"trial-{k}", ui)
+        _code, outcome, out_dir = _run_once(args.file, state_dir, base / f"trial-{k}", ui, live)
         outcomes.append(outcome)
         runs.append(results.read(out_dir)[0])
     spreads = trials.aggregate(runs)

@@ -54,10 +54,11 @@ class EventMetrics:
 class Baseline:
     sent: int
     lost: int
+    tolerated_loss_pct: float = 0.0  # the path's expected random loss (the probe's `tolerated_loss`)
 
     @property
     def clean(self) -> bool:
-        return self.sent > 0 and self.lost == 0
+        return self.sent > 0 and self.lost <= self.sent * self.tolerated_loss_pct / 100
 
 
 def lost_flags(record: StreamRecord, late_after_s: float) -> list[bool]:
@@ -77,14 +78,22 @@ def timestamp_jitter_s(record: StreamRecord) -> float:
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
-def baseline(record: StreamRecord, flags: list[bool], start_s: float, end_s: float) -> Baseline:
-    """Loss before the first fault, after the warm-up: must be zero for a conclusive drill."""
+def baseline(
+    record: StreamRecord, flags: list[bool], start_s: float, end_s: float, tolerated_loss_pct: float = 0.0
+) -> Baseline:
+    """Loss before the first fault, after the warm-up: must be zero (or, on a path with random
+    loss by design, at most `tolerated_loss_pct`) for a conclusive drill."""
     picked = [lost for sent_at, lost in zip(record.sent, flags, strict=True) if start_s <= sent_at < end_s]
-    return Baseline(len(picked), sum(picked))
+    return Baseline(len(picked), sum(picked), tolerated_loss_pct)
 
 
 def analyse(
-    record: StreamRecord, flags: list[bool], window: Window, sustain_s: float, event_uncertainty_s: float = 0.0
+    record: StreamRecord,
+    flags: list[bool],
+    window: Window,
+    sustain_s: float,
+    event_uncertainty_s: float = 0.0,
+    tolerated_loss_pct: float = 0.0,
 ) -> EventMetrics:
     """Outage, longest loss period, detection and recovery of `record` around one event.
 
@@ -93,7 +102,9 @@ def analyse(
     the kernel took to confirm the change (the fault took effect somewhere in that span); it is
     part of the accuracy bound. Recovery may come after the window's
     end (a link with no backup recovers only when the fault is lifted): `recovered_during_event`
-    says which. No loss in the window means no outage: recovery time 0."""
+    says which. No loss in the window means no outage: recovery time 0. On a path with random
+    loss by design (`tolerated_loss_pct` > 0) the sustained stretch may hold that share of
+    isolated losses: it starts with a delivered packet and loses at most that share."""
     gap_s = 1.0 / record.rate_pps
     accuracy_s = gap_s + timestamp_jitter_s(record) + event_uncertainty_s
     indices = [i for i, sent_at in enumerate(record.sent) if window.start_s <= sent_at < window.end_s]
@@ -109,18 +120,9 @@ def analyse(
     recover: float | None = 0.0
     during = True
     if lost:
-        recover = None
-        run_start: int | None = None
-        for i in range(lost[0] + 1, len(record.sent)):
-            if flags[i]:
-                run_start = None
-                continue
-            if run_start is None:
-                run_start = i
-            if record.sent[i] - record.sent[run_start] >= sustain_s:
-                recover = record.sent[run_start] - window.start_s
-                during = record.sent[run_start] < window.end_s
-                break
+        start = sustained_from(record.sent, flags, lost[0] + 1, sustain_s, tolerated_loss_pct)
+        recover = None if start is None else record.sent[start] - window.start_s
+        during = start is None or record.sent[start] < window.end_s
     return EventMetrics(
         probe=record.name,
         event=window.label,
@@ -137,6 +139,30 @@ def analyse(
         duplicated=sum(1 for i in record.duplicate_seqs if first <= i <= last),
         reordered=sum(1 for i in record.reordered_seqs if first <= i <= last),
     )
+
+
+def sustained_from(
+    sent: list[float], flags: list[bool], begin: int, sustain_s: float, tolerated_loss_pct: float = 0.0
+) -> int | None:
+    """Index of the first delivered packet at or after `begin` that starts `sustain_s` of
+    forwarding losing at most `tolerated_loss_pct` of its packets (none, by default: a run of
+    good packets, RFC 6413's sustained validation); None when no such stretch exists."""
+    tolerated = tolerated_loss_pct / 100
+    end = begin  # the stretch [i, end] runs to the first packet sent sustain_s or more after i
+    lost_in = 0  # losses in [i, end)
+    for i in range(begin, len(sent)):
+        if end < i:
+            end, lost_in = i, 0
+        while end < len(sent) and sent[end] - sent[i] < sustain_s:
+            lost_in += flags[end]
+            end += 1
+        if end == len(sent):
+            return None  # no stretch starting here or later lasts sustain_s
+        if not flags[i] and lost_in + flags[end] <= tolerated * (end - i + 1):
+            return i
+        if end > i:
+            lost_in -= flags[i]
+    return None
 
 
 @dataclass(frozen=True)
@@ -225,3 +251,128 @@ def availability(
             lost[index] += bad
     unavailable = sum(1 for s, x in zip(sent, lost, strict=True) if s == 0 or x / s > threshold)
     return Availability(window_s, threshold, count, unavailable)
+
+
+# A pair is reachable before the partition when most of its packets arrived (a lossy link
+# profile loses some); while the partition holds it is open when it lost no more than this
+# much above twice its baseline loss, cut when nothing arrived, partial in between.
+PAIR_REACHABLE_MAX_LOSS = 0.5
+PAIR_OPEN_EXTRA_LOSS = 0.01
+
+
+@dataclass(frozen=True)
+class PairResult:
+    """One ordered (source node, destination node) pair across a partition, measured one way:
+    what the partition intended for it against what the pair observed. Durations in seconds."""
+
+    step: str
+    source: str
+    target: str
+    rate_pps: int
+    expected_cut: bool
+    baseline_sent: int
+    baseline_lost: int
+    # Sent while the partition surely held: from its confirmation to the lift's issue, less a
+    # guard of twice the pair's one-way delay (a packet still on a slow link when the lift
+    # takes effect gets through, as it should).
+    fault_sent: int
+    fault_delivered: int
+    time_to_detect_s: float | None  # first lost packet's send instant - partition issued; None: none lost
+    detect_accuracy_s: float
+    time_to_recover_s: float | None  # after the lift: recovery instant - lift issued; None: never (or never lifted)
+    recover_accuracy_s: float
+    # After the lift: the send instant of the first packet that got through - lift issued
+    # (RFC 6412's first-route instant), 0 when nothing sent after the lift was lost; on a lossy
+    # link it comes well before a sustained loss-free run.
+    first_delivery_after_lift_s: float | None = None
+
+    @property
+    def reachable_in_baseline(self) -> bool:
+        return self.baseline_sent > 0 and self.baseline_lost / self.baseline_sent < PAIR_REACHABLE_MAX_LOSS
+
+    @property
+    def observed(self) -> str:
+        """cut (nothing delivered), open (no more loss than before, give or take), partial, or why
+        it cannot say: unreachable (mostly lost before the partition), unknown (nothing sent
+        while it held)."""
+        if not self.reachable_in_baseline:
+            return "unreachable"
+        if self.fault_sent == 0:
+            return "unknown"
+        if self.fault_delivered == 0:
+            return "cut"
+        baseline_loss = self.baseline_lost / self.baseline_sent
+        held_loss = 1.0 - self.fault_delivered / self.fault_sent
+        return "open" if held_loss <= 2 * baseline_loss + PAIR_OPEN_EXTRA_LOSS else "partial"
+
+    @property
+    def expected(self) -> str:
+        return "cut" if self.expected_cut else "open"
+
+    @property
+    def matches(self) -> bool | None:
+        """True when observed as intended; None when it cannot be judged (an error, never a pass)."""
+        if self.observed in ("unreachable", "unknown"):
+            return None
+        return self.observed == self.expected
+
+
+def pair_result(
+    record: StreamRecord,
+    flags: list[bool],
+    *,
+    step: str,
+    source: str,
+    target: str,
+    expected_cut: bool,
+    baseline_span: tuple[float, float],
+    applied: Window,
+    apply_confirmed_s: float,
+    lifted: Window | None,
+    lift_confirmed_s: float | None,
+    sustain_s: float,
+) -> PairResult:
+    """Per-pair figures of one partition. `applied` runs from the partition's issue to its lift
+    (or the drill's end); `lifted` from the lift's issue onwards, None when never lifted. The
+    pair is judged on the packets sent while the partition surely held; detection and recovery
+    come from `analyse`, with the kernel's confirmation time in their accuracy."""
+    delays = sorted(
+        record.received[i] - sent_at
+        for i, sent_at in enumerate(record.sent)
+        if baseline_span[0] <= sent_at < baseline_span[1] and not flags[i]
+    )
+    guard_s = max(2 * percentile(delays, 0.99) if delays else 0.0, 2.0 / record.rate_pps)
+    # Packets still on a slow link when the partition took effect are lost because of it.
+    base = baseline(record, flags, baseline_span[0], baseline_span[1] - guard_s)
+    held_until_s = (lifted.start_s if lifted is not None else applied.end_s) - guard_s
+    held = [lost for sent_at, lost in zip(record.sent, flags, strict=True) if apply_confirmed_s <= sent_at < held_until_s]
+    on_apply = analyse(record, flags, applied, sustain_s, apply_confirmed_s - applied.start_s)
+    recover_s: float | None = None
+    first_s: float | None = None
+    recover_accuracy_s = on_apply.accuracy_s
+    if lifted is not None and lift_confirmed_s is not None:
+        on_lift = analyse(record, flags, lifted, sustain_s, lift_confirmed_s - lifted.start_s)
+        recover_s, recover_accuracy_s = on_lift.time_to_recover_s, on_lift.accuracy_s
+        # As for recovery: nothing lost after the lift means traffic passed from the lift on.
+        if on_lift.sent and not on_lift.lost:
+            first_s = 0.0
+        else:
+            first_s = next(
+                (at - lifted.start_s for i, at in enumerate(record.sent) if at >= lifted.start_s and not flags[i]), None
+            )
+    return PairResult(
+        step=step,
+        source=source,
+        target=target,
+        rate_pps=record.rate_pps,
+        expected_cut=expected_cut,
+        baseline_sent=base.sent,
+        baseline_lost=base.lost,
+        fault_sent=len(held),
+        fault_delivered=len(held) - sum(held),
+        time_to_detect_s=on_apply.time_to_detect_s,
+        detect_accuracy_s=on_apply.accuracy_s,
+        time_to_recover_s=recover_s,
+        recover_accuracy_s=recover_accuracy_s,
+        first_delivery_after_lift_s=first_s,
+    )

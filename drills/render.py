@@ -27,9 +27,19 @@ class Renderer:
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self.quiet = quiet
 
-    def progress(self, message: str) -> None:
+    def progress(self, message: str, at: str | None = None) -> None:
+        """One plain progress line; `at` (HH:MM:SS) when it was logged earlier (the live view's)."""
         if not self.quiet:
-            self.err.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", markup=True)
+            self.err.print(f"[dim]{at or time.strftime('%H:%M:%S')}[/] {message}", markup=True)
+
+    def live_view(self, enabled: bool) -> Any:
+        """The live view of `drill run` on stdout when it is a terminal (and `enabled`, and not
+        quiet); None otherwise: progress is then plain lines."""
+        if not enabled or self.quiet or not self.out.is_terminal:
+            return None
+        from drills.live import LiveView
+
+        return LiveView(self.out)
 
     def error(self, message: str) -> None:
         self.err.print(f"[bold red]error:[/] {message}", markup=True, emoji=False)
@@ -103,7 +113,10 @@ class Renderer:
         self.out.print(table)
         for name, base in result.baselines.items():
             state = "clean" if base.clean else "[red]NOT clean: results are inconclusive[/]"
-            self.out.print(f"baseline {name}: {base.sent} sent, {base.lost} lost: {state}")
+            tolerated = f" (tolerated {base.tolerated_loss_pct:g} %)" if getattr(base, "tolerated_loss_pct", 0) else ""
+            self.out.print(f"baseline {name}: {base.sent} sent, {base.lost} lost{tolerated}: {state}")
+        if result.pairs:
+            self.out.print(self._pairs_table(result.pairs))
         for verdict in result.verdicts:
             mark = "[green]PASS[/]" if verdict.passed else "[red]FAIL[/]"
             self.out.print(
@@ -111,6 +124,31 @@ class Renderer:
             )
         outcome = "inconclusive" if result.inconclusive else ("passed" if result.passed else "FAILED")
         self.out.print(f"drill {outcome}; results: {results_path}", markup=False)
+
+    @staticmethod
+    def _pairs_table(pairs: Sequence[Any]) -> Table:
+        """Per (source, target) pair across each partition: intended against observed."""
+        steps = sorted({p.step for p in pairs})
+        table = Table(
+            title=f"partition {', '.join(steps)}: per pair (one way, {pairs[0].rate_pps} packets/s each)",
+            title_justify="left",
+        )
+        columns = ["", *(["step"] if len(steps) > 1 else []), "pair", "intended", "observed", "delivered", "detect"]
+        for column in [*columns, "first after lift", "recovered"]:
+            table.add_column(column, no_wrap=column in ("pair", "step"))
+
+        def ms(value: float | None, accuracy: float) -> str:
+            return "-" if value is None else f"{value * 1e3:.1f} ± {accuracy * 1e3:.1f} ms"
+
+        marks = {True: "[green]PASS[/]", False: "[red]FAIL[/]", None: "[red]ERROR[/]"}
+        for p in pairs:
+            table.add_row(
+                marks[p.matches], *([p.step] if len(steps) > 1 else []), f"{p.source}->{p.target}", p.expected,
+                p.observed, f"{p.fault_delivered}/{p.fault_sent}", ms(p.time_to_detect_s, p.detect_accuracy_s),
+                ms(p.first_delivery_after_lift_s, p.recover_accuracy_s),
+                ms(p.time_to_recover_s, p.recover_accuracy_s) if p.time_to_recover_s is not None or p.observed != "cut" else "never",
+            )  # fmt: skip
+        return table
 
     def plan(self, plan: Plan) -> None:
         """`drill plan`: the testbed, the timeline with what each action touches, the probes and
@@ -173,9 +211,9 @@ class Renderer:
         if services.row_count:
             out.print(services)
 
-        links = table(f"{count(len(plan.links), 'link')} (veth pairs)", "link", "a", "b", "subnets", "profile")
+        links = table(count(len(plan.links), "link"), "link", "a", "b", "subnets", "profile", "engine")
         for link in plan.links:
-            row(links, link.name, link.a, link.b, ", ".join(link.subnets), link.profile or "-")
+            row(links, link.name, link.a, link.b, ", ".join(link.subnets), link.profile or "-", link.engine or "-")
         out.print(links)
 
         timeline = table(
@@ -254,8 +292,18 @@ class Renderer:
             self.out.print(f"only in A: {label}", markup=False)
         for label in comparison.only_in_b:
             self.out.print(f"only in B: {label}", markup=False)
+        for flip in comparison.pair_regressions:
+            self.out.print(f"REGRESSED partition pair {flip}", markup=False)
         verdict = "B regressed" if comparison.regressed else "no regression beyond the accuracy bounds"
         self.out.print(verdict, markup=False)
+
+    def link_engines(self, path: Path, engines: Sequence[tuple[str, str]]) -> None:
+        table = Table(title=f"link engines for {path} on this host", title_justify="left")
+        table.add_column("link")
+        table.add_column("engine")
+        for name, engine in engines:
+            table.add_row(name, engine)
+        self.out.print(table)
 
     def checks(self, checks: Sequence[Any]) -> None:
         table = Table(title="what this host can do", title_justify="left")

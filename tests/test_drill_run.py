@@ -49,7 +49,13 @@ def test_two_second_cut_yields_a_two_second_outage(tmp_path: Path, state_dir: Pa
     cut = next(m for m in result.metrics if m.kind == "apply")
     jitter_s = cut.accuracy_s - (apply.confirmed_s - apply.issued_s)
     assert shortest_s - jitter_s <= cut.outage_s <= longest_s + jitter_s
-    assert abs(cut.outage_s - 2.0) <= 0.05
+    assert abs(cut.outage_s - 2.0) <= 0.005
+    # The whole loss the cut caused, including packets lost after the revert was issued while
+    # the routes the kernel dropped at admin-down were re-installed (the revert's confirmation
+    # lag, 1-3 ms here): a 2.000 s link-down is a 2.000 s +- 5 ms loss-derived outage.
+    lifted = next(m for m in result.metrics if m.kind == "revert")
+    assert abs(cut.outage_s + lifted.outage_s - 2.0) <= 0.005
+    assert lifted.outage_s <= (revert.confirmed_s - revert.issued_s) + lifted.accuracy_s
     assert cut.time_to_detect_s is not None and cut.time_to_detect_s <= cut.accuracy_s
     # No backup path: traffic came back only when the fault was lifted.
     assert cut.time_to_recover_s is not None
@@ -146,3 +152,18 @@ def test_trials_run_the_drill_n_times_and_report_the_spread(
     outage = next(s for s in summary["spreads"] if s["figure"] == "outage_s" and s["event"] == "cut (apply)")
     assert outage["trials"] == 2 and 0.25 <= outage["min_s"] <= outage["median_s"] <= outage["max_s"] <= 0.35
     assert (out / "trial-1" / "results.json").exists() and (out / "trial-2" / "junit.xml").exists()
+
+
+def test_two_streams_to_the_same_node(tmp_path: Path, state_dir: Path, host_snapshot: object) -> None:
+    # Each stream's echo socket takes a port of the kernel's choice: two streams ending on one
+    # node do not collide (a fixed echo port made the second one fail to bind).
+    path = tmp_path / "two.yaml"
+    text = LINE.replace(
+        "  - {name: stream, type: udp-stream, from: a, to: b, rate_pps: 1000}",
+        "  - {name: stream, type: udp-stream, from: a, to: b, rate_pps: 500}\n"
+        "  - {name: second, type: udp-stream, from: a, to: b, rate_pps: 200}",
+    )
+    path.write_text(text.replace("for: 2s", "for: 300ms").replace("duration: 6s", "duration: 3s"))
+    result = run_drill(path, state_dir, log=lambda _m: None)
+    assert set(result.baselines) == {"stream", "second"} and not result.inconclusive
+    assert {m.probe for m in result.metrics if m.lost} == {"stream", "second"}  # both saw the cut

@@ -157,3 +157,27 @@ def test_impaired_counts_lost_late_duplicated_and_reordered_in_the_window() -> N
     m = analyse(record, lost_flags(record, 2.0), Window("x", "apply", 1.0, 2.0), sustain_s=0.1)
     assert (m.lost, m.late, m.duplicated, m.reordered) == (2, 1, 2, 1)
     assert m.impaired == 5
+
+
+def test_sustained_stretch_tolerates_the_paths_random_loss() -> None:
+    from drills.measure import sustained_from
+
+    sent = [i * 0.01 for i in range(400)]  # 100 packets/s for 4 s
+    flags = [False] * 400
+    for i in range(50, 60):  # a 100 ms outage
+        flags[i] = True
+    for i in range(60, 400, 37):  # then isolated random losses, about 2.7 %
+        flags[i + 5] = True
+    strict = sustained_from(sent, flags, 60, 1.0)
+    tolerant = sustained_from(sent, flags, 60, 1.0, tolerated_loss_pct=3.0)
+    assert strict is None  # no loss-free second follows: "never recovered"
+    assert tolerant == 60  # the first delivered packet after the outage
+
+
+def test_tolerated_loss_keeps_a_lossy_baseline_clean_up_to_its_share() -> None:
+    from drills.measure import Baseline
+
+    assert not Baseline(1000, 3).clean
+    assert Baseline(1000, 3, tolerated_loss_pct=0.5).clean
+    assert not Baseline(1000, 6, tolerated_loss_pct=0.5).clean
+    assert not Baseline(0, 0, tolerated_loss_pct=0.5).clean

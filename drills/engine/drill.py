@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drills import backends
+from drills.engine import pair_probes
 from drills.engine.clock import Clock, SystemClock
 from drills.engine.faults import Fault, FaultContext, Handles, build
+from drills.engine.progress import ClockStarted, ClockStopped, ProbeHealth, Progress, Scheduled, StepDone, ignore
 from drills.engine.timeline import Action, expand, unsupported
 from drills.errors import DrillError, Problem, ScenarioError
 from drills.lifecycle import abort_on_signals
@@ -27,6 +30,7 @@ from drills.measure import (
     Availability,
     Baseline,
     EventMetrics,
+    PairResult,
     PhaseStats,
     Window,
     analyse,
@@ -36,10 +40,10 @@ from drills.measure import (
     phase_stats,
 )
 from drills.netns import kernel
-from drills.netns.backend import NetnsBackend
 from drills.objectives import Verdict, evaluate
 from drills.probes.app import AppProbe, ProbeRecord, make_probe
 from drills.probes.app_measure import analyse_samples, baseline_samples, sample_phase_stats
+from drills.probes.pair_mesh import PairMesh
 from drills.probes.udp_stream import StreamRecord, UdpStream
 from drills.runs import STATUS_RUNNING, RunStore
 from drills.scenario import load_scenario, model
@@ -49,6 +53,7 @@ Log = Callable[[str], None]
 
 SUSTAIN_S = 1.0  # sustained validation time (RFC 6413 §4): recorded in every result
 WARMUP_S = 1.0  # probe traffic before this is not part of the baseline
+LIVE_PAIRS_MAX = 12  # a partition's pair probes are shown in the live view up to this many
 
 
 @dataclass(frozen=True)
@@ -68,12 +73,27 @@ class StepRecord:
         return self.confirmed_s - self.scheduled_s
 
 
+@dataclass(frozen=True)
+class ChangeStep:
+    """One change a time-varying fault (a ramp, a handover) played while applied, in drill
+    seconds like `StepRecord`; `error` is set when the change failed and the driver stopped."""
+
+    label: str
+    direction: str
+    scheduled_s: float
+    issued_s: float
+    confirmed_s: float
+    detail: str
+    error: str | None = None
+
+
 @dataclass
 class DrillResult:
     scenario: str
     run_id: str
     seed: int
     steps: list[StepRecord] = field(default_factory=list)
+    changes: list[ChangeStep] = field(default_factory=list)
     baselines: dict[str, Baseline] = field(default_factory=dict)
     metrics: list[EventMetrics] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
@@ -86,6 +106,10 @@ class DrillResult:
     phases: dict[str, list[PhaseStats]] = field(default_factory=dict)  # probe -> baseline/fault/recovery
     availability: dict[str, Availability] = field(default_factory=dict)  # probe -> windows after warm-up
     late_after_s: dict[str, float] = field(default_factory=dict)
+    engines: dict[str, str] = field(default_factory=dict)  # link -> engine that served it (kernel, userspace)
+    # Every ordered node pair across each partition, intended against observed (one way).
+    pairs: list[PairResult] = field(default_factory=list)
+    pair_records: list[StreamRecord] = field(default_factory=list)  # the pair mesh's raw samples
 
     @property
     def inconclusive(self) -> bool:
@@ -93,7 +117,9 @@ class DrillResult:
 
     @property
     def passed(self) -> bool:
-        return all(v.passed for v in self.verdicts)
+        # A pair cut when it should not be, or the reverse, fails the drill like a missed
+        # objective; a pair that could not be judged (unreachable before the partition) too.
+        return all(v.passed for v in self.verdicts) and all(p.matches for p in self.pairs)
 
 
 def requirements(scenario: Scenario, capabilities: Callable[[], Mapping[str, bool]] | None = None) -> list[Problem]:
@@ -122,13 +148,18 @@ def preflight(scenario: Scenario) -> None:
         raise ScenarioError(problems)
 
 
-def run_drill(scenario_path: Path, state_dir: Path, log: Log, clock: Clock | None = None) -> DrillResult:
+def run_drill(
+    scenario_path: Path, state_dir: Path, log: Log, clock: Clock | None = None, progress: Progress = ignore
+) -> DrillResult:
+    """Run one drill. `log` gets the plain progress lines; `progress` the typed events a live
+    view draws from (drills.engine.progress); both are called on the engine's threads and
+    must return at once."""
     scenario = load_scenario(scenario_path)
     preflight(scenario)
     kernel.require_root()
     clock = clock or SystemClock()
     seed = scenario.seed if scenario.seed is not None else secrets.randbits(32)
-    backend = NetnsBackend(log, service_cwd=scenario_path.resolve().parent)
+    backend = backends.for_topology(scenario.topology, log, service_cwd=scenario_path.resolve().parent, seed=seed)
     run = RunStore(state_dir).create(scenario.name, scenario_path.resolve())
     meta = run.meta()
     meta.nodes = {node.name: backend.namespace_of(run, node.name) for node in scenario.topology.nodes}
@@ -149,9 +180,11 @@ def run_drill(scenario_path: Path, state_dir: Path, log: Log, clock: Clock | Non
         service_processes=lambda node, name: backend.service_processes(run, meta.nodes[node], name),
     )  # fmt: skip
     streams: list[UdpStream | AppProbe] = []
+    mesh: PairMesh | None = None
     try:
         with abort_on_signals():
             backend.deploy(scenario.topology, run)
+            result.engines = dict(getattr(backend, "engines", {}))
             run.set_status(STATUS_RUNNING)
             handles.warm(scenario.topology)  # no handle is opened, no index looked up, on the clock
             actions = expand(scenario, seed)
@@ -166,21 +199,34 @@ def run_drill(scenario_path: Path, state_dir: Path, log: Log, clock: Clock | Non
             gc.collect()
             gc.freeze()
             streams = _start_probes(scenario, meta.nodes, clock, seed)
+            mesh = pair_probes.start_mesh(scenario.topology, faults, meta.nodes, clock, seed)
             t0 = clock.now_s()
             log(f"run {run.run_id}: drill clock started; {len(streams)} probe(s), {scenario.duration_s:g} s")
+            pair_view = mesh.records if mesh is not None and len(mesh.records) <= LIVE_PAIRS_MAX else []
+            progress(_clock_started(scenario, run.run_id, t0, actions, faults, list(streams), pair_view, clock))
             for action in actions:
                 if not clock.sleep_until(t0 + action.at_s, precise=True):
                     break
-                result.steps.append(_perform(action, faults, ctx, undo, run, clock, t0))
+                step = _perform(action, faults, ctx, undo, run, clock, t0)
+                result.steps.append(step)
+                progress(StepDone(step.scheduled_s, step.kind, step.label, step.fault, step.detail, step.issued_s, step.confirmed_s))
             clock.sleep_until(t0 + scenario.duration_s)
+            progress(ClockStopped(clock.now_s() - t0))
+            result.changes = _changes(faults, t0)
             records = [stream.stop() for stream in streams]
             streams = []
+            pair_records = mesh.stop() if mesh is not None else []
+            mesh = None
             app_records = [r for r in records if isinstance(r, ProbeRecord)]
             stream_records = [r for r in records if isinstance(r, StreamRecord)]
             _analyse(result, scenario, stream_records, app_records, t0, actions)
+            result.pair_records = pair_records
+            result.pairs = pair_probes.analyse(result.steps, faults, pair_records, t0, result.duration_s, WARMUP_S, SUSTAIN_S)
     finally:
         for running in streams:
             running.stop(drain_s=0.0) if isinstance(running, UdpStream) else running.stop()
+        if mesh is not None:
+            mesh.stop(drain_s=0.0)
         with abort_on_signals():
             # Unwind every fault still applied, newest first. One that fails to revert is
             # reported loudly and the rest still run: the teardown below removes the run's
@@ -203,6 +249,18 @@ def run_drill(scenario_path: Path, state_dir: Path, log: Log, clock: Clock | Non
             else:
                 run.unlock()
     return result
+
+
+def _changes(faults: Mapping[str, Fault], t0: float) -> list[ChangeStep]:
+    """Every change the time-varying faults played so far, in drill seconds."""
+    found = []
+    for label, fault in faults.items():
+        played = getattr(fault, "changes", None)
+        for c in played() if played is not None else []:
+            found.append(
+                ChangeStep(label, c.direction, c.scheduled_s - t0, c.issued_s - t0, c.confirmed_s - t0, c.detail, c.error)
+            )
+    return sorted(found, key=lambda c: c.scheduled_s)
 
 
 def _start_probes(
@@ -233,6 +291,33 @@ def _start_probes(
             running.stop()
         raise
     return started
+
+
+def _clock_started(
+    scenario: Scenario,
+    run_id: str,
+    t0: float,
+    actions: list[Action],
+    faults: Mapping[str, Fault],
+    probes: list[UdpStream | AppProbe],
+    pairs: list[StreamRecord],
+    clock: Clock,
+) -> ClockStarted:
+    """The event a live view starts from: the schedule, and a snapshot of every probe's health
+    it can call from its own thread (reads counters only; see drills.probes.health)."""
+    from drills.probes.health import app_health, stream_health
+
+    def snapshot() -> list[ProbeHealth]:
+        now_s = clock.now_s()
+        return [
+            stream_health(p.record, now_s) if isinstance(p, UdpStream) else app_health(p.record, now_s) for p in probes
+        ] + [stream_health(record, now_s, kind="pair") for record in pairs]
+
+    schedule = tuple(
+        Scheduled(a.at_s, a.kind, a.label, a.step.fault, faults[a.label].describe(reverted=a.kind == "revert"))
+        for a in actions
+    )
+    return ClockStarted(scenario.name, run_id, t0, scenario.duration_s, schedule, snapshot)
 
 
 def _target(scenario: Scenario, ref: str) -> tuple[Any, str | None]:
@@ -330,9 +415,12 @@ def _analyse(
         # least two packet gaps), so such a packet never makes a clean baseline look dirty.
         rtt_p99_s = phase_stats(record, flags, "pre", phase_spans["baseline"]).rtt_p99_s or 0.0
         guard_s = max(2 * rtt_p99_s, 2.0 / record.rate_pps)
-        result.baselines[record.name] = baseline(record, flags, t0 + WARMUP_S, t0 + first_fault_s - guard_s)
+        tolerated_pct = float(getattr(probes[record.name], "tolerated_loss", 0.0))
+        result.baselines[record.name] = baseline(
+            record, flags, t0 + WARMUP_S, t0 + first_fault_s - guard_s, tolerated_pct
+        )
         for window, uncertainty_s in windows:
-            result.metrics.append(analyse(record, flags, window, SUSTAIN_S, uncertainty_s))
+            result.metrics.append(analyse(record, flags, window, SUSTAIN_S, uncertainty_s, tolerated_pct))
         result.phases[record.name] = [phase_stats(record, flags, name, sp) for name, sp in phase_spans.items()]
         observed = list(zip(record.sent, flags, strict=True))
         result.availability[record.name] = availability(observed, t0 + WARMUP_S, t0 + scenario.duration_s)

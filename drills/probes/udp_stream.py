@@ -6,12 +6,16 @@ served by threads of this process, so no subprocess runs per probe and every tim
 from the same monotonic clock as the fault instants. Each packet carries a run tag, its sequence
 number and its send instant; the receiver keeps the first arrival of each sequence number and
 counts duplicates.
+
+Per packet the engine costs one `sendto` in the sender, a `recvfrom_into` and a `sendto` in the
+echo, and a `recv_into` in the receiver, each thread blocking in its call (no `select`); stop()
+wakes them with `shutdown`. bench/probes.py measures what that sustains (40,000 packets/s over
+ten streams here, without losing a packet of its own).
 """
 
 from __future__ import annotations
 
 import contextlib
-import select
 import socket
 import struct
 import threading
@@ -24,8 +28,8 @@ from drills.netns import kernel
 
 _HEADER = struct.Struct("!IIQd")  # tag, magic/version, sequence, send instant (s)
 _MAGIC = 0xD5111001
-ECHO_PORT = 47_001
-_POLL_S = 0.05
+_MAX_DATAGRAM = 65535
+_MAX_BURST = 256  # packets sent back to back before the stop flag is looked at again
 
 
 @dataclass
@@ -65,10 +69,11 @@ class UdpStream:
         self.record = StreamRecord(name, rate_pps, size_bytes)
         self._clock = clock
         self._tag = tag
-        self._target = (str(target_ip), ECHO_PORT)
         self._stop = threading.Event()
         self._stop_sending = threading.Event()
-        self._echo = kernel.run_in_namespace(target_ns, lambda: _bound(family, str(target_ip), ECHO_PORT))
+        # The echo's port is the kernel's choice: several streams may end on the same node.
+        self._echo = kernel.run_in_namespace(target_ns, lambda: _bound(family, str(target_ip), 0))
+        self._target = (str(target_ip), self._echo.getsockname()[1])
         self._sock = kernel.run_in_namespace(source_ns, lambda: _bound(family, str(source_ip), 0))
         if dscp:
             level, option = (
@@ -93,11 +98,18 @@ class UdpStream:
     def stop(self, drain_s: float = 0.5) -> StreamRecord:
         """Stop sending, wait `drain_s` for echoes in flight, close the sockets."""
         self._stop_sending.set()
-        self._threads[2].join()
-        time.sleep(drain_s)
+        if self._threads[2].is_alive():
+            self._threads[2].join()
+            time.sleep(drain_s)
         self._stop.set()
+        for sock in (self._echo, self._sock):
+            # Wakes the threads blocked in recv (it returns 0 bytes); Linux also reports
+            # ENOTCONN for an unconnected UDP socket, after waking them.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         for thread in self._threads[:2]:
-            thread.join()
+            if thread.is_alive():
+                thread.join()
         self._sock.close()
         self._echo.close()
         return self.record
@@ -105,57 +117,76 @@ class UdpStream:
     def _send_loop(self) -> None:
         gap_s = 1.0 / self.record.rate_pps
         padding = b"\0" * max(0, self.record.size_bytes - _HEADER.size)
-        start_s = self._clock.now_s()
+        # Bound once: this loop runs up to thousands of times a second per stream.
+        now_s, sleep_until, stopping = self._clock.now_s, self._clock.sleep_until, self._stop_sending
+        sent, lateness = self.record.sent.append, self.record.send_lateness_s.append
+        sendto, pack, tag, target = self._sock.sendto, _HEADER.pack, self._tag, self._target
+        start_s = now_s()
         sequence = 0
-        while not self._stop_sending.is_set():
+        while not stopping.is_set():
             scheduled = start_s + sequence * gap_s
-            if not self._clock.sleep_until(scheduled, self._stop_sending):
+            if not sleep_until(scheduled, stopping):
                 break
-            now = self._clock.now_s()
-            self.record.sent.append(now)
-            self.record.send_lateness_s.append(now - scheduled)
-            # No route / unreachable during a fault: the packet is simply lost.
-            with contextlib.suppress(OSError):
-                self._sock.sendto(_HEADER.pack(self._tag, _MAGIC, sequence, now) + padding, self._target)
-            sequence += 1
+            # Every packet already due goes now, back to back: a sender that fell behind (the
+            # GIL, the scheduler) catches up without a wait or a stop check per packet.
+            now = now_s()
+            for _burst in range(_MAX_BURST):
+                sent(now)
+                lateness(now - scheduled)
+                # No route / unreachable during a fault: the packet is simply lost.
+                with contextlib.suppress(OSError):
+                    sendto(pack(tag, _MAGIC, sequence, now) + padding, target)
+                sequence += 1
+                scheduled = start_s + sequence * gap_s
+                now = now_s()
+                if scheduled > now:
+                    break
+
+    # Both loops block in recv (one system call per packet, no select): stop() wakes them by
+    # shutting their socket down.
 
     def _echo_loop(self) -> None:
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self._echo], [], [], _POLL_S)
-            if not ready:
-                continue
+        sock, stopping = self._echo, self._stop
+        buffer = bytearray(_MAX_DATAGRAM)
+        view = memoryview(buffer)
+        recvfrom_into, sendto = sock.recvfrom_into, sock.sendto
+        while not stopping.is_set():
             try:
-                data, peer = self._echo.recvfrom(65535)
-                self._echo.sendto(data, peer)
+                size, peer = recvfrom_into(buffer)
             except OSError:
-                continue
+                continue  # e.g. an ICMP error queued on the socket during a fault
+            if size and peer is not None:
+                with contextlib.suppress(OSError):
+                    sendto(view[:size], peer)
 
     def _receive_loop(self) -> None:
         highest = -1
         record = self.record
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self._sock], [], [], _POLL_S)
-            if not ready:
-                continue
+        received = record.received
+        sock, now_s, unpack, stopping = self._sock, self._clock.now_s, _HEADER.unpack_from, self._stop
+        recv_into, tag_wanted = sock.recv_into, self._tag
+        buffer = bytearray(_MAX_DATAGRAM)
+        while not stopping.is_set():
             try:
-                data = self._sock.recv(65535)
+                size = recv_into(buffer)
             except OSError:
                 continue  # e.g. ICMP unreachable reported on the socket during a fault
-            arrived = self._clock.now_s()
-            if len(data) < _HEADER.size:
+            arrived = now_s()
+            if size < _HEADER.size:
                 continue
-            tag, magic, sequence, _sent = _HEADER.unpack_from(data)
-            if tag != self._tag or magic != _MAGIC:
+            tag, magic, sequence, _sent = unpack(buffer)
+            if tag != tag_wanted or magic != _MAGIC:
                 continue
-            if sequence in record.received:
+            if sequence in received:
                 record.duplicates += 1
                 record.duplicate_seqs.append(sequence)
                 continue
-            record.received[sequence] = arrived
+            received[sequence] = arrived
             if sequence < highest:
                 record.reordered += 1
                 record.reordered_seqs.append(sequence)
-            highest = max(highest, sequence)
+            else:
+                highest = sequence
 
 
 def _bound(family: int, address: str, port: int) -> socket.socket:
