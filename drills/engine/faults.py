@@ -11,17 +11,19 @@ the engine needs no change for them.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from drills.errors import BackendError
 from drills.netns import kernel
-from drills.netns.backend import install_routes
-from drills.netns.rtnl import RawLinks
-from drills.scenario.resolved import Interface, Link, Service, Topology
+from drills.netns.rtnl import RawLinks, RouteSpec
+from drills.scenario.resolved import Interface, Link, Node, Route, Service, Topology
 
 Log = Callable[[str], None]
+CARRIER_TIMEOUT_S = 1.0
+CARRIER_POLL_S = 0.0001
 
 
 class Handles:
@@ -58,6 +60,16 @@ class Handles:
             for end in (link.a, link.b):
                 self.index(end.node, end.name)
                 self.raw(end.node)
+
+    def forget(self, node: str) -> None:
+        """Close a node's handles and drop its cached indices: its namespace was replaced (a
+        restarted container gets a new one); the next use opens them in the new namespace."""
+        if node in self._open:
+            self._open.pop(node).close()
+        if node in self._raw:
+            self._raw.pop(node).close()
+        for key in [k for k in self._indices if k[0] == node]:
+            del self._indices[key]
 
     def close(self) -> None:
         for handle in self._open.values():
@@ -189,22 +201,45 @@ class LinkDown:
             handles.raw(end.node).set_link(handles.index(end.node, end.name), up=True)
         self._confirm(handles, down=False)
         # Setting an interface down made the kernel drop the static routes through it; a
-        # router's configuration would bring them back with the interface.
+        # router's configuration brings them back with the interface. Only those: a route
+        # through another interface is still there, or that interface is down too (another
+        # fault holds it) and its own revert re-installs it.
         for end in self.ends:
-            node = end.node
-
-            def index_of(ifname: str, node: str = node) -> int:
-                return handles.index(node, ifname)
-
-            install_routes(self.topology.node(node), handles.of(node), index_of)
+            raw = handles.raw(end.node)
+            for route in routes_through(self.topology.node(end.node), end):
+                raw.replace_route(
+                    RouteSpec(
+                        route.destination, route.gateway, handles.index(end.node, end.name), route.metric, route.source
+                    )
+                )
 
     def _confirm(self, handles: Handles, *, down: bool) -> None:
+        # A veth shows the new state at once. A userspace link's carrier is set by its relay when
+        # it sees the far end change (drills.userspace): poll for it, within a bound.
+        deadline = time.monotonic() + CARRIER_TIMEOUT_S
         for end in (self.link.a, self.link.b):
-            admin_up, carrier = handles.raw(end.node).link_state(handles.index(end.node, end.name))
-            if down and carrier:
-                raise BackendError(f"{end.endpoint} still has carrier after link-down; the fault did not take effect")
-            if not down and not (admin_up and carrier):
-                raise BackendError(f"{end.endpoint} is not up with carrier after reverting link-down")
+            while True:
+                admin_up, carrier = handles.raw(end.node).link_state(handles.index(end.node, end.name))
+                wrong = carrier if down else not (admin_up and carrier)
+                if not wrong:
+                    break
+                if time.monotonic() > deadline:
+                    if down:
+                        raise BackendError(f"{end.endpoint} still has carrier after link-down; the fault did not take effect")
+                    raise BackendError(f"{end.endpoint} is not up with carrier after reverting link-down")
+                time.sleep(CARRIER_POLL_S)
+
+
+def routes_through(node: Node, end: Interface) -> list[Route]:
+    """The static routes of `node` whose next hop is out of interface `end`: named with
+    `dev`, or with a gateway on one of its subnets."""
+    subnets = [a.network for a in (end.ipv4, end.ipv6) if a is not None]
+    return [
+        route
+        for route in node.routes
+        if route.device == end.name
+        or (route.device is None and route.gateway is not None and any(route.gateway in net for net in subnets))
+    ]
 
 
 register("link-down")(LinkDown.from_step)
