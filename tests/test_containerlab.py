@@ -20,16 +20,15 @@ from drills.errors import BadInput
 from drills.scenario.loader import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
-LABS = ROOT.parent / "shared" / "containerlab"
+# containerlab's own lab examples (BSD 3-Clause), vendored so a fresh clone has them.
+LABS = ROOT / "testbed" / "containerlab"
 FRR01 = LABS / "frr01" / "frr01.clab.yml"
 
-needs_labs = pytest.mark.skipif(not FRR01.exists(), reason=f"the containerlab examples are not at {LABS}")
 
 
 # --------------------------------------------------------------------------- import (no Docker)
 
 
-@needs_labs
 def test_frr01_imports_nodes_addresses_routes_and_binds(tmp_path: Path) -> None:
     out = tmp_path / "frr01.yaml"
     topo = import_lab(FRR01, out)
@@ -57,7 +56,6 @@ def test_frr01_imports_nodes_addresses_routes_and_binds(tmp_path: Path) -> None:
     assert loaded.topology.node("PC2").primary_address.exploded == "192.168.12.2"  # type: ignore[union-attr]
 
 
-@needs_labs
 def test_committed_frr01_topology_is_what_the_importer_writes(tmp_path: Path) -> None:
     committed = ROOT / "testbed" / "topologies" / "frr01.yaml"
     fresh = tmp_path / "frr01.yaml"
@@ -66,11 +64,10 @@ def test_committed_frr01_topology_is_what_the_importer_writes(tmp_path: Path) ->
         fresh.write_text((committed.parent / ".frr01-check.yaml").read_text())
     finally:
         (committed.parent / ".frr01-check.yaml").unlink()
-    assert fresh.read_text() == committed.read_text(), "re-run: drill import ../shared/containerlab/frr01/frr01.clab.yml -o testbed/topologies/frr01.yaml"
+    assert fresh.read_text() == committed.read_text(), "re-run: drill import testbed/containerlab/frr01/frr01.clab.yml -o testbed/topologies/frr01.yaml"
     load_scenario(ROOT / "scenarios" / "frr01-ospf-reroute.yaml")
 
 
-@needs_labs
 def test_vendor_kinds_need_an_image_mapping(tmp_path: Path) -> None:
     clos = LABS / "clos01.clab.yml"
     with pytest.raises(BadInput, match=r"nokia_srlinux.*--image ghcr.io/nokia/srlinux=LOCAL_IMAGE"):
@@ -108,7 +105,6 @@ def test_exec_lines_translation_and_bad_maps(tmp_path: Path) -> None:
         parse_image_map(["no-equals-sign"])
 
 
-@needs_labs
 def test_attach_names_containers_from_topology_data(tmp_path: Path) -> None:
     data = tmp_path / "topology-data.json"
     nodes = ("router1", "router2", "router3", "PC1", "PC2", "PC3")
@@ -131,7 +127,6 @@ def _results(drill: Any, scenario: Path, out: Path, timeout_s: float) -> dict[st
     return json.loads((out / "results.json").read_text())  # type: ignore[no-any-return]
 
 
-@needs_labs
 @pytest.mark.docker
 @pytest.mark.netns
 @pytest.mark.usefixtures("docker_leftovers")
