@@ -19,6 +19,7 @@ _HEADER = struct.Struct("!IQ")  # sequence, send instant (ns, CLOCK_REALTIME)
 SO_TIMESTAMPNS = 35
 SCM_TIMESTAMPNS = 35
 _TIMESPEC = struct.Struct("qq")
+SO_RCVBUFFORCE = 33  # asm-generic/socket.h; root only
 UDP_IP_ETH_BYTES = 8 + 20 + 14  # what the wire (and a rate limiter) counts beyond the payload
 
 
@@ -67,7 +68,9 @@ def send_flow(
     flow = Flow(payload_bytes=payload_bytes)
     stop = threading.Event()
     try:
-        receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        # FORCE: past net.core.rmem_max (208 KB, ~270 packets), so a receiver slowed down (the VM
+        # lane runs under software emulation) queues packets instead of losing them itself.
+        receiver.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
         receiver.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         receiver.bind((addr_b, PORT))
         sender.bind((addr_a, 0))
@@ -88,7 +91,7 @@ def send_flow(
             sender.sendto(_HEADER.pack(seq, now_ns) + padding, (addr_b, PORT))
         time.sleep(drain_s)
         stop.set()
-        thread.join(timeout=5)
+        thread.join(timeout=60)  # it returns once the socket is drained
     finally:
         stop.set()
         sender.close()
@@ -98,9 +101,11 @@ def send_flow(
 
 def _receive(sock: socket.socket, flow: Flow, stop: threading.Event) -> None:
     space = socket.CMSG_SPACE(_TIMESPEC.size)
-    while not stop.is_set():
+    while True:
         ready, _, _ = select.select([sock], [], [], 0.05)
         if not ready:
+            if stop.is_set():
+                return  # stopped and drained: what is still queued was received, not lost
             continue
         try:
             data, ancillary, _flags, _addr = sock.recvmsg(65_536, space)
