@@ -9,7 +9,6 @@ unwinds on success, on error and on SIGINT/SIGTERM, and the testbed is torn down
 from __future__ import annotations
 
 import gc
-import ipaddress
 import random
 import secrets
 import sys
@@ -321,29 +320,9 @@ def _clock_started(
 
 
 def _target(scenario: Scenario, ref: str) -> tuple[Any, str | None]:
-    """Address and node of a probe target: a node (its primary address), an endpoint, or an
-    address (its node when one of the testbed's nodes holds it)."""
-    topology = scenario.topology
-    try:
-        address = ipaddress.ip_address(ref)
-    except ValueError:
-        pass
-    else:
-        owner = next((n.name for n in topology.nodes if address in _addresses(n)), None)
-        return address, owner
-    if ":" in ref:
-        node, iface = ref.split(":", 1)
-        interface = topology.node(node).interface(iface).ipv4
-        assert interface is not None
-        return interface.ip, node
-    return topology.node(ref).primary_address, ref
-
-
-def _addresses(node: Any) -> set[Any]:
-    found = {node.loopback.ip} if node.loopback is not None else set()
-    for iface in node.interfaces:
-        found |= {a.ip for a in (iface.ipv4, iface.ipv6) if a is not None}
-    return found
+    address, owner = scenario.topology.probe_target(ref)
+    assert address is not None or ":" not in ref  # the loader refuses an endpoint with no IPv4
+    return address, owner
 
 
 def _perform(

@@ -13,7 +13,6 @@ route's preferred source, else the outgoing interface's address.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from drills.errors import Problem
@@ -50,13 +49,6 @@ class NoPath(Exception):
 def applies_to(topology: Topology) -> bool:
     """True when static routes are the only routing: then a missing path is certain."""
     return all(node.kind == "netns" and not node.services for node in topology.nodes)
-
-
-def addresses_of(node: Node) -> set[IPAddress]:
-    found: set[IPAddress] = {node.loopback.ip} if node.loopback is not None else set()
-    for iface in node.interfaces:
-        found |= {a.ip for a in (iface.ipv4, iface.ipv6) if a is not None}
-    return found
 
 
 def _table(node: Node) -> list[_Entry]:
@@ -106,7 +98,7 @@ def trace(topology: Topology, source: str, destination: IPAddress) -> Path:
     crossed = [source]
     chosen_source: IPAddress | None = None
     for _hop in range(MAX_HOPS):
-        if destination in addresses_of(node):
+        if destination in node.addresses:
             return Path(tuple(crossed), chosen_source)
         entry = _lookup(node, destination)
         if entry is None:
@@ -132,23 +124,6 @@ def trace(topology: Topology, source: str, destination: IPAddress) -> Path:
     raise NoPath(f"more than {MAX_HOPS} hops to {destination}")
 
 
-def _target(topology: Topology, ref: str) -> tuple[IPAddress, str] | None:
-    """Address and owning node of a probe target; None for an address no node holds."""
-    try:
-        address = ipaddress.ip_address(ref)
-    except ValueError:
-        pass
-    else:
-        owner = next((n.name for n in topology.nodes if address in addresses_of(n)), None)
-        return (address, owner) if owner is not None else None
-    if ":" in ref:
-        node, iface = ref.split(":", 1)
-        ipv4 = topology.node(node).interface(iface).ipv4
-        return (ipv4.ip, node) if ipv4 is not None else None
-    primary = topology.node(ref).primary_address
-    return (primary, ref) if primary is not None else None
-
-
 def problems(scenario: Scenario) -> list[Problem]:
     """One problem per probe whose request or reply has no path through the static routes."""
     topology = scenario.topology
@@ -159,10 +134,9 @@ def problems(scenario: Scenario) -> list[Problem]:
         ref = getattr(probe, "to", None)
         if ref is None:  # a command probe runs in its node
             continue
-        target = _target(topology, ref)
-        if target is None:
+        address, owner = topology.probe_target(ref)
+        if address is None or owner is None:  # an address no node holds: nothing to replay
             continue
-        address, owner = target
         one_way = getattr(probe, "echo", True) is False
         # Probes bind their socket to the source node's primary address (its loopback), so
         # that is where replies must find their way back to.

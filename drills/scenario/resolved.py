@@ -7,7 +7,7 @@ elsewhere, never written back here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network, ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,6 +111,14 @@ class Node:
         raise KeyError(name)
 
     @property
+    def addresses(self) -> set[IPAddress]:
+        """Every address the node holds: its loopback and its interfaces' (both families)."""
+        found: set[IPAddress] = {self.loopback.ip} if self.loopback is not None else set()
+        for iface in self.interfaces:
+            found |= {a.ip for a in (iface.ipv4, iface.ipv6) if a is not None}
+        return found
+
+    @property
     def primary_address(self) -> IPAddress | None:
         """The address probes use when a node is named as a target: loopback, else first interface."""
         if self.loopback is not None:
@@ -131,6 +139,21 @@ class Topology:
             if node.name == name:
                 return node
         raise KeyError(name)
+
+    def probe_target(self, ref: str) -> tuple[IPAddress | None, str | None]:
+        """Address and node of a probe's `to`: a node (its primary address), an endpoint (its
+        IPv4 address), or an address (with the node holding it, None when none does)."""
+        try:
+            address = ip_address(ref)
+        except ValueError:
+            pass
+        else:
+            return address, next((n.name for n in self.nodes if address in n.addresses), None)
+        if ":" in ref:
+            node, iface = ref.split(":", 1)
+            ipv4 = self.node(node).interface(iface).ipv4
+            return (ipv4.ip if ipv4 is not None else None), node
+        return self.node(ref).primary_address, ref
 
 
 @dataclass(frozen=True)
