@@ -55,12 +55,10 @@ import itertools
 import json
 import math
 import os
-import platform
 import pstats
 import random
 import resource
 import shutil
-import signal
 import socket
 import statistics
 import struct
@@ -71,11 +69,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))  # bench/ is not a package: for common
+
+import common  # noqa: E402
 
 from drills import doctor, lifecycle  # noqa: E402
 from drills.engine import drill as drill_module  # noqa: E402
@@ -84,7 +84,6 @@ from drills.engine.degrade import HANDLE as DEGRADE_HANDLE  # noqa: E402
 from drills.engine.degrade import LinkDegrade, tbf_spec  # noqa: E402
 from drills.engine.drill import run_drill  # noqa: E402
 from drills.engine.faults import FaultContext, Handles, LinkDown  # noqa: E402
-from drills.errors import Aborted  # noqa: E402
 from drills.netns import kernel, tc  # noqa: E402
 from drills.scenario import model  # noqa: E402
 from drills.scenario.loader import builtin_profiles  # noqa: E402
@@ -999,15 +998,6 @@ def markdown(result: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def _pyroute2_version() -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version("pyroute2")
-    except Exception:
-        return None
-
-
 def open_testbed(topology: Topology, namespaces: dict[str, str]) -> Testbed:
     handles = Handles(namespaces)
     handles.warm(topology)  # every socket open and index known before any clock starts
@@ -1041,12 +1031,6 @@ def main(argv: list[str] | None = None) -> int:
         print("bench/apply.py needs root (network namespaces)", file=sys.stderr)
         return 2
 
-    def on_term(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-
     def progress(message: str) -> None:
         print(message, flush=True)
 
@@ -1062,14 +1046,17 @@ def main(argv: list[str] | None = None) -> int:
     state.mkdir()
     bed: Testbed | None = None
     raw: dict[str, Any] = {"faults": {}}
-    problems: list[str] = []
-    interrupted = False
     gc_watch = GcWatch()
     loadavg_start = os.getloadavg()
     started = time.perf_counter()
     tbf_check: dict[str, str] = {}
     profile: dict[str, Any] | None = None
-    try:
+
+    def cleanup() -> list[str]:
+        close_testbed(bed)
+        return common.clean_state(state, work)
+
+    with common.interruptible(cleanup) as stop:
         path = work / f"ring-{args.links}.yaml"
         path.write_text(ring_yaml(args.links))
         up = lifecycle.up(path, state)
@@ -1103,36 +1090,12 @@ def main(argv: list[str] | None = None) -> int:
                 raw["skew"].append(run)
                 issued = summary(run["issued_s"])
                 progress(f"  issued − scheduled p50 {issued['p50'] * 1e3:.2f} ms, p99 {issued['p99'] * 1e3:.2f} ms")
-    except (KeyboardInterrupt, Aborted):
-        interrupted = True
-        print("interrupted: cleaning up", file=sys.stderr, flush=True)
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            close_testbed(bed)
-            report = lifecycle.clean(state, include_up=True)
-            for cleaned in report.cleaned.values():
-                problems.extend(cleaned.left)
-            problems.extend(f"run {rid}: {why}" for rid, why in report.skipped.items())
-        except Exception as exc:
-            problems.append(f"clean: {exc}")
-        shutil.rmtree(work, ignore_errors=True)
-        for p in problems:
-            print(f"LEFT: {p}", file=sys.stderr)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if interrupted:
+    if stop.interrupted:
         return 130
 
     result = {
         "meta": {
-            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "host": platform.node(),
-            "kernel": platform.release(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "pyroute2": _pyroute2_version(),
+            **common.host_meta(),
             "links": args.links,
             "repeats": args.repeats,
             "seed": args.seed,
@@ -1147,7 +1110,7 @@ def main(argv: list[str] | None = None) -> int:
         "tbf_check": tbf_check,
         "analysis": analyse(raw, gc_watch),
         "profile": profile,
-        "cleanup_problems": problems,
+        "cleanup_problems": stop.left,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
@@ -1157,7 +1120,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table)
     print(f"written: {args.out}, {args.out.with_suffix('.md')}, {args.out.with_suffix('.samples.json')}")
-    return 1 if problems else 0
+    return 1 if stop.left else 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from drills.errors import Aborted
@@ -55,6 +57,24 @@ def interruptible(cleanup: Callable[[], list[str]]) -> Iterator[Interruption]:
             print(f"LEFT: {problem}", file=sys.stderr)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def clean_state(state_dir: Path, work_dir: Path | None = None) -> list[str]:
+    """Tear down every run left in a benchmark's temporary state directory (from its journals,
+    `drill up` testbeds included), then remove `work_dir`; returns what could not be removed."""
+    from drills import lifecycle
+
+    left: list[str] = []
+    try:
+        report = lifecycle.clean(state_dir, include_up=True)
+        for cleaned in report.cleaned.values():
+            left.extend(cleaned.left)
+        left.extend(f"run {run_id}: {why}" for run_id, why in report.skipped.items())
+    except Exception as exc:
+        left.append(f"clean: {exc}")
+    if work_dir is not None:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return left
 
 
 def package_version(name: str) -> str | None:

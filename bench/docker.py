@@ -182,8 +182,7 @@ def main() -> int:
     state = tmp / "state"
 
     def cleanup() -> list[str]:
-        report = lifecycle.clean(state, include_up=True)
-        return [item for r in report.cleaned.values() for item in r.left]
+        return common.clean_state(state, tmp)
 
     result: dict[str, Any] = {"meta": common.host_meta(), "docker": version, "deploy": [], "cycles": args.cycles}
     with common.interruptible(cleanup) as stop:

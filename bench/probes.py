@@ -39,8 +39,6 @@ import platform
 import random
 import re
 import resource
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -51,14 +49,15 @@ from pathlib import Path
 from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))  # bench/ is not a package: for common
 
+import common  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from drills import lifecycle  # noqa: E402
 from drills.engine.clock import SystemClock  # noqa: E402
 from drills.engine.drill import run_drill  # noqa: E402
 from drills.engine.faults import FaultContext, Handles, LinkDown  # noqa: E402
-from drills.errors import Aborted  # noqa: E402
 from drills.live import LiveView  # noqa: E402
 from drills.measure import percentile, timestamp_jitter_s  # noqa: E402
 from drills.netns import kernel  # noqa: E402
@@ -352,11 +351,6 @@ def main(argv: list[str] | None = None) -> int:
         print("bench/probes.py needs root (network namespaces)", file=sys.stderr)
         return 2
 
-    def on_term(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     work = Path(tempfile.mkdtemp(prefix="drills-bench-probes-"))
     state = work / "state"
     state.mkdir()
@@ -370,11 +364,16 @@ def main(argv: list[str] | None = None) -> int:
         "ramp": [],
         "outages": [],
     }
-    problems: list[str] = []
     handles: Handles | None = None
     previous_switch = sys.getswitchinterval()
-    interrupted = False
-    try:
+
+    def cleanup() -> list[str]:
+        sys.setswitchinterval(previous_switch)
+        if handles is not None:
+            handles.close()
+        return common.clean_state(state, work)
+
+    with common.interruptible(cleanup) as stop:
         path = work / "star.yaml"
         path.write_text(star_yaml())
         up = lifecycle.up(path, state)
@@ -424,33 +423,14 @@ def main(argv: list[str] | None = None) -> int:
             key: statistics.median([r["lateness_p99_ms"] for r in data["live"] if r["live_view"] == on] or [0.0])
             for key, on in (("with_view_p99_ms", True), ("without_view_p99_ms", False))
         }
-    except (KeyboardInterrupt, Aborted):
-        interrupted = True
-        print("interrupted: cleaning up", file=sys.stderr, flush=True)
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        sys.setswitchinterval(previous_switch)
-        try:
-            if handles is not None:
-                handles.close()
-            report = lifecycle.clean(state, include_up=True)
-            for cleaned in report.cleaned.values():
-                problems.extend(cleaned.left)
-        except Exception as exc:
-            problems.append(f"clean: {exc}")
-        shutil.rmtree(work, ignore_errors=True)
-        for p in problems:
-            print(f"LEFT: {p}", file=sys.stderr)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    if interrupted:
+    if stop.interrupted:
         return 130
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=2))
     text = markdown(data)
     args.out.with_suffix(".md").write_text(text)
     print(text)
-    return 1 if problems else 0
+    return 1 if stop.left else 0
 
 
 if __name__ == "__main__":
