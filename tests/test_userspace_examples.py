@@ -9,9 +9,9 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -27,11 +27,8 @@ pytestmark = pytest.mark.netns
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _run(state_dir: Path, scenario: Path, out: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "drills", "--state-dir", str(state_dir), "run", str(scenario), "--out", str(out)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+def _run(drill: Any, scenario: Path, out: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
+    proc = drill("run", str(scenario), "--out", str(out), timeout_s=120)
     data: dict[str, object] = json.loads((out / "results.json").read_text())
     return proc, data
 
@@ -48,10 +45,10 @@ def _phase(data: dict[str, object], probe: str, name: str) -> dict[str, float]:
 
 
 def test_satellite_backhaul_fails_over_to_a_600_ms_satellite(
-    tmp_path: Path, state_dir: Path, host_snapshot: object
+    tmp_path: Path, drill: Any, host_snapshot: object
 ) -> None:
     scenario = REPO / "scenarios" / "satellite-backhaul.yaml"
-    proc, data = _run(state_dir, scenario, tmp_path / "out")
+    proc, data = _run(drill, scenario, tmp_path / "out")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     jsonschema.Draft202012Validator(results_schema()).validate(data)
     engines = _expected_engines(scenario)
@@ -66,9 +63,9 @@ def test_satellite_backhaul_fails_over_to_a_600_ms_satellite(
     assert labelled_relays(str(data["run_id"])) == []
 
 
-def test_tactical_radio_jamming_and_recovery(tmp_path: Path, state_dir: Path, host_snapshot: object) -> None:
+def test_tactical_radio_jamming_and_recovery(tmp_path: Path, drill: Any, host_snapshot: object) -> None:
     scenario = REPO / "scenarios" / "tactical-radio.yaml"
-    proc, data = _run(state_dir, scenario, tmp_path / "out")
+    proc, data = _run(drill, scenario, tmp_path / "out")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert data["link_engines"] == _expected_engines(scenario)
     baseline = _phase(data, "c2", "baseline")
@@ -93,19 +90,17 @@ timeline:
 
 
 @pytest.mark.skipif(doctor.kernel_capabilities().get(doctor.NETEM, False), reason="this kernel has netem")
-def test_validate_refuses_the_kernel_engine_without_netem(tmp_path: Path, drill: object) -> None:
+def test_validate_refuses_the_kernel_engine_without_netem(tmp_path: Path, drill: Any) -> None:
     path = tmp_path / "k.yaml"
     path.write_text(KERNEL_ONLY)
-    proc = subprocess.run(
-        [sys.executable, "-m", "drills", "validate", str(path)], capture_output=True, text=True, timeout=60, check=False
-    )
+    proc = drill("validate", str(path))
     assert proc.returncode == 2
     assert f"{path}:8:5: timeline[0]: delay needs the netem qdisc, and this kernel has no sch_netem" in proc.stderr
     assert "link wire asks for `engine: kernel`; the userspace engine" in proc.stderr
     assert "Traceback" not in proc.stderr
     userspace = tmp_path / "u.yaml"
     userspace.write_text(KERNEL_ONLY.replace("engine: kernel", "engine: userspace"))
-    ok = subprocess.run([sys.executable, "-m", "drills", "validate", str(userspace)], capture_output=True, timeout=60)
+    ok = drill("validate", str(userspace))
     assert ok.returncode == 0, ok.stderr
 
 
@@ -142,14 +137,11 @@ def _wait(predicate: object, timeout_s: float = 2.0) -> bool:
 
 
 def test_tap_link_carrier_follows_veth_semantics_and_down_stops_the_relay(
-    tmp_path: Path, state_dir: Path, host_snapshot: object
+    tmp_path: Path, state_dir: Path, drill: Any, host_snapshot: object
 ) -> None:
     path = tmp_path / "two.yaml"
     path.write_text(TWO)
-    up = subprocess.run(
-        [sys.executable, "-m", "drills", "--state-dir", str(state_dir), "up", str(path)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    up = drill("up", str(path))
     assert up.returncode == 0, up.stderr
     (run_dir,) = (state_dir / "runs").iterdir()
     run_id = run_dir.name
@@ -168,10 +160,7 @@ def test_tap_link_carrier_follows_veth_semantics_and_down_stops_the_relay(
         )  # fmt: skip
         assert ping.returncode == 0, ping.stderr  # the connected subnet: `ip link set down` took the routes
     finally:
-        down = subprocess.run(
-            [sys.executable, "-m", "drills", "--state-dir", str(state_dir), "down", run_id],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+        down = drill("down", run_id)
     assert down.returncode == 0, down.stderr
     assert labelled_relays(run_id) == []
     assert _gone(*relay)
@@ -189,14 +178,11 @@ def _gone(pid: int, start_ticks: int | None) -> bool:
 
 
 def test_a_sigkilled_relay_leaves_no_device_and_clean_finishes(
-    tmp_path: Path, state_dir: Path, host_snapshot: object
+    tmp_path: Path, state_dir: Path, drill: Any, host_snapshot: object
 ) -> None:
     path = tmp_path / "two.yaml"
     path.write_text(TWO)
-    up = subprocess.run(
-        [sys.executable, "-m", "drills", "--state-dir", str(state_dir), "up", str(path)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    up = drill("up", str(path))
     assert up.returncode == 0, up.stderr
     (run_dir,) = (state_dir / "runs").iterdir()
     run_id = run_dir.name
@@ -204,9 +190,6 @@ def test_a_sigkilled_relay_leaves_no_device_and_clean_finishes(
     os.kill(relay[0], signal.SIGKILL)
     # Non-persistent TAPs go with the relay's descriptors.
     assert _wait(lambda: "e1" not in _ip(f"drill-{run_id}-a", "link", "show"))
-    clean = subprocess.run(
-        [sys.executable, "-m", "drills", "--state-dir", str(state_dir), "clean", "--all"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    clean = drill("clean", "--all")
     assert clean.returncode == 0, clean.stderr
     assert not (state_dir / "runs" / run_id).exists()
