@@ -34,7 +34,10 @@ from drills.scenario.resolved import Link
 from drills.userspace import control, tap
 from drills.userspace.impair import Impairments
 
-READY_TIMEOUT_S = 5.0
+# A relay that dies is reported at once (wait_ready checks its pid); this bound is only for one
+# that is alive but slow to start: a Python interpreter starting under software emulation (the VM
+# lane) takes several seconds, four of them at once on two CPUs longer still.
+READY_TIMEOUT_S = 30.0
 RELAY_MODULE = "drills.userspace.relay"
 
 
