@@ -275,9 +275,11 @@ def _run_trials(args: argparse.Namespace, state_dir: Path, ui: Any, live: bool =
         runs.append(results.read(out_dir)[0])
     spreads = trials.aggregate(runs)
     overall = trials.overall_outcome(outcomes)
+    pair_spreads = trials.aggregate_pairs(runs)
     summary = {"trials": args.trials, "outcomes": outcomes, "outcome": overall, "spreads": [asdict(s) for s in spreads]}
+    summary["pair_spreads"] = trials.pair_spreads_json(pair_spreads)
     (base / "trials.json").write_text(json.dumps(summary, indent=2))
-    ui.spreads(spreads, base / "trials.json", overall)
+    ui.spreads(spreads, base / "trials.json", overall, pair_spreads)
     return _exit_for(overall)
 
 

@@ -70,13 +70,13 @@ class Renderer:
             self.out.print("no runs")
             return
         table = Table()
-        for column in ("run", "scenario", "status", "nodes", "owner", "created"):
+        for column in ("run", "scenario", "status", "backend", "nodes", "owner", "created"):
             table.add_column(column)
         for view in views:
             meta = view.meta
             owner = f"pid {meta.owner_pid}" if view.owner_alive else "-"
             created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(meta.created_s))
-            table.add_row(meta.run_id, meta.scenario, meta.status, str(len(meta.nodes)), owner, created)
+            table.add_row(meta.run_id, meta.scenario, meta.status, meta.backend, str(len(meta.nodes)), owner, created)
         self.out.print(table)
 
     def teardown(self, run_id: str, report: TeardownReport) -> None:
@@ -228,6 +228,24 @@ class Renderer:
             ]
             row(timeline, at, kind, action.label, "\n".join(what))
         out.print(timeline)
+        mesh = plan.pair_mesh
+        if mesh is not None:
+            out.print(
+                f"pair mesh (one way, for the whole drill): {count(mesh.pairs, 'ordered pair')} at "
+                f"{mesh.rate_pps} packets/s each, {mesh.total_pps} packets/s in all",
+                markup=False,
+            )
+        for step in mesh.steps if mesh is not None else []:
+            shown, more = step.listed()
+            pairs = table(
+                f"partition {step.label} at {step.at}: {count(len(step.pairs), 'ordered pair')}, {step.cut} to be cut",
+                "pair", "intended",
+            )  # fmt: skip
+            for pair in shown:
+                row(pairs, f"{pair.source}->{pair.target}", pair.expected + ("" if pair.probed else " (no address: unreachable)"))
+            if more:
+                row(pairs, f"... and {more} more", "")
+            out.print(pairs)
 
         probes = table(count(len(plan.probes), "probe"), "probe", "type", "from", "to", "how")
         for probe in plan.probes:
@@ -247,8 +265,9 @@ class Renderer:
             for reason in plan.refused:
                 out.print(f"  {reason}", markup=False)
 
-    def spreads(self, spreads: Sequence[Any], path: Path, outcome: str) -> None:
-        """`drill run --trials N`: min / median / max of every figure over the trials."""
+    def spreads(self, spreads: Sequence[Any], path: Path, outcome: str, pairs: Sequence[Any] = ()) -> None:
+        """`drill run --trials N`: min / median / max of every figure over the trials, then
+        every partition pair's (drills.trials.PairSpread)."""
 
         def ms(value: float | None) -> str:
             return "-" if value is None else f"{value * 1e3:.1f}"
@@ -264,8 +283,37 @@ class Renderer:
             table.add_row(
                 s.probe, s.event, s.figure.removesuffix("_s"), ms(s.min_s), ms(s.median_s), ms(s.max_s), never, accuracy
             )
-        self.out.print(table)
+        if spreads or not pairs:
+            self.out.print(table)
+        if pairs:
+            self.out.print(self._pair_spreads_table(pairs))
         self.out.print(f"trials {outcome}; summary: {path}", markup=False)
+
+    @staticmethod
+    def _pair_spreads_table(pairs: Sequence[Any]) -> Table:
+        """One row per partition pair: what each trial observed, in how many it was as intended
+        (a pair right in some trials and wrong in others is MIXED), detect and recovery spreads."""
+        steps = len({p.step for p in pairs})
+        table = Table(title="partition pairs over the trials: min / median / max (ms)", title_justify="left")
+        for column in ("", *(["step"] if steps > 1 else []), "pair", "intended", "observed", "matched", "detect", "recover"):
+            table.add_column(column, no_wrap=column in ("step", "pair"))
+
+        def spread(f: Any, never: str) -> str:
+            if f.min_s is None:
+                return never if f.missing else "-"
+            text = f"{f.min_s * 1e3:.1f} / {f.median_s * 1e3:.1f} / {f.max_s * 1e3:.1f} ± {f.accuracy_s * 1e3:.1f}"
+            return text + (f" ({never}: {f.missing})" if f.missing else "")
+
+        for p in pairs:
+            counts: dict[str, int] = {}
+            for seen in p.observed:
+                counts[seen or "absent"] = counts.get(seen or "absent", 0) + 1
+            mark = "[green]PASS[/]" if p.consistent else ("[yellow]MIXED[/]" if p.matched else "[red]FAIL[/]")
+            table.add_row(
+                mark, *([p.step] if steps > 1 else []), f"{p.source}->{p.target}", p.expected, ", ".join(f"{k} ×{n}" for k, n in counts.items()),
+                f"{p.matched}/{p.trials}", spread(p.time_to_detect_s, "none lost"), spread(p.time_to_recover_s, "never"),
+            )  # fmt: skip
+        return table
 
     def comparison(self, comparison: Any, run_a: Path, run_b: Path) -> None:
         """`drill compare`: every figure of A and B, regressions and improvements marked."""

@@ -6,6 +6,16 @@ timeline with scheduled, issued and confirmed instants, baselines, every metric 
 accuracy bound, per-phase statistics, and verdicts. Raw samples go to a compact side file,
 `samples.json.gz`: per probe, send instants (ms from the drill clock's zero) and round-trip
 times (µs, -1 for a lost packet). Every report (`drill report`) is rendered from these two files.
+
+When the timeline has a partition, samples.json.gz also holds the pair mesh's raw samples, in one
+section under the key `_pairs` (a name no probe can have: probe names start with a letter or a
+digit), keyed by `source->target`, one entry per ordered pair probed, in the same encoding as
+the probes': `sent_ms` (send instants, ms from the drill clock's zero, 3 decimals) and
+`one_way_us` (arrival at the target - send instant, µs, -1 for a packet that never arrived; the
+mesh measures one way, so this is a one-way delay, not a round trip; the drill counts an arrival
+later than `method.pair_mesh.forwarding_delay_threshold_s` as lost), plus `rate_pps`,
+`duplicates` and `reordered`. Every other top-level key is a probe: `read` returns the probes'
+samples without the section (reports plot probes), `read_pair_samples` returns the section.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from drills import __version__
+from drills.engine import pair_probes
 from drills.engine.drill import DrillResult
 from drills.measure import lost_flags
 from drills.probes.app import ProbeRecord
@@ -30,6 +41,7 @@ from drills.probes.udp_stream import StreamRecord
 RESULTS_FORMAT = 1
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.json.gz"
+PAIRS_SECTION = "_pairs"  # samples.json.gz: the pair mesh's samples (no probe name starts with `_`)
 
 
 def results_schema() -> dict[str, Any]:
@@ -79,6 +91,7 @@ def to_json(
             "packet_size_bytes": {r.name: r.size_bytes for r in result.records},
             "sustained_validation_s": result.sustain_s,
             "forwarding_delay_threshold_s": result.late_after_s,
+            **({"pair_mesh": pair_mesh_method(result.pair_records)} if result.pair_records else {}),
         },
         "duration_s": result.duration_s,
         "timeline": [asdict(step) | {"skew_s": step.skew_s} for step in result.steps],
@@ -123,6 +136,35 @@ def samples_json(records: list[StreamRecord], t0_s: float, late_after_s: dict[st
     return out
 
 
+def pair_mesh_method(records: list[StreamRecord]) -> dict[str, Any]:
+    """How the pair mesh probed (results.json `method.pair_mesh`): its samples' section too."""
+    return {
+        "pairs": len(records),
+        "rate_pps": records[0].rate_pps if records else None,
+        "forwarding_delay_threshold_s": pair_probes.LATE_AFTER_S,
+        "samples_section": PAIRS_SECTION,
+    }
+
+
+def pair_samples_json(records: list[StreamRecord], t0_s: float) -> dict[str, Any]:
+    """The pair mesh's samples, keyed `source->target`: the probes' encoding, one way. The
+    arrival is kept as measured (no threshold applied) so a reader sees every packet that got
+    through; the drill's own judgement counts one later than the threshold as lost."""
+    return {
+        record.name: {
+            "rate_pps": record.rate_pps,
+            "sent_ms": [round((t - t0_s) * 1e3, 3) for t in record.sent],
+            "one_way_us": [
+                round((record.received[i] - sent) * 1e6) if i in record.received else -1
+                for i, sent in enumerate(record.sent)
+            ],
+            "duplicates": record.duplicates,
+            "reordered": record.reordered,
+        }
+        for record in records
+    }
+
+
 def app_samples_json(records: list[ProbeRecord], t0_s: float) -> dict[str, Any]:
     """Application probes' samples in the same shape as streams' (rtt -1: failed), plus why."""
     return {
@@ -147,12 +189,27 @@ def write(result: DrillResult, out_dir: Path, scenario_path: Path | None = None)
     with gzip.open(out_dir / SAMPLES_FILE, "wt", encoding="utf-8") as handle:
         samples = samples_json(result.records, result.t0_s, result.late_after_s)
         samples.update(app_samples_json(result.app_records, result.t0_s))
+        if result.pair_records:
+            samples[PAIRS_SECTION] = pair_samples_json(result.pair_records, result.t0_s)
         json.dump(samples, handle, separators=(",", ":"))
     return path
 
 
 def read(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """results.json and the samples (empty when the side file is missing) of a results directory."""
+    """results.json and the probes' samples (empty when the side file is missing) of a results
+    directory; the pair mesh's are left out (`read_pair_samples`), so every key is a probe."""
+    results, samples = _read_all(run_dir)
+    samples.pop(PAIRS_SECTION, None)
+    return results, samples
+
+
+def read_pair_samples(run_dir: Path) -> dict[str, Any]:
+    """The pair mesh's samples of a results directory, keyed `source->target` (empty: none)."""
+    pairs: dict[str, Any] = _read_all(run_dir)[1].get(PAIRS_SECTION, {})
+    return pairs
+
+
+def _read_all(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     from drills.errors import BadInput
 
     path = run_dir / RESULTS_FILE

@@ -2,12 +2,15 @@
 
 Vendors quote failover figures over repeated trials; each trial is a complete run (its own
 testbed, its own results directory), and this module only aggregates their results.json.
+Partition pairs (`partition_pairs`) get their own spreads (`aggregate_pairs`): detect and
+recovery times, and what each trial observed, so a pair cut as intended in some trials and
+not in others shows.
 """
 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 FIGURES = ("outage_s", "max_loss_period_s", "time_to_recover_s")
@@ -57,6 +60,89 @@ def aggregate(runs: list[dict[str, Any]]) -> list[Spread]:
                 )
             )
     return spreads
+
+
+@dataclass(frozen=True)
+class FigureSpread:
+    """One figure of a partition pair over the trials that measured it; `missing` counts the
+    trials where it was null (detect: nothing lost; recover: never recovered or never lifted)."""
+
+    min_s: float | None
+    median_s: float | None
+    max_s: float | None
+    missing: int
+    accuracy_s: float  # the largest accuracy bound of the trials
+
+
+@dataclass(frozen=True)
+class PairSpread:
+    """One (partition step, source, target) pair over the trials. `observed` has one entry per
+    trial, in trial order (None: the pair was not in that trial's results, e.g. the drill
+    stopped before the step); `matched` counts trials where observed == intended, `mismatched`
+    those where it did not, `unjudged` those where it could not be judged."""
+
+    step: str
+    source: str
+    target: str
+    expected: str
+    trials: int  # trials that have the pair
+    observed: list[str | None]
+    matched: int
+    mismatched: int
+    unjudged: int
+    time_to_detect_s: FigureSpread
+    time_to_recover_s: FigureSpread
+
+    @property
+    def consistent(self) -> bool:
+        """Observed as intended in every trial that has the pair."""
+        return self.matched == self.trials
+
+
+def _figure(found: list[dict[str, Any]], figure: str, accuracy: str) -> FigureSpread:
+    values = [float(p[figure]) for p in found if p[figure] is not None]
+    return FigureSpread(
+        min_s=min(values) if values else None,
+        median_s=statistics.median(values) if values else None,
+        max_s=max(values) if values else None,
+        missing=len(found) - len(values),
+        accuracy_s=max((float(p[accuracy]) for p in found), default=0.0),
+    )
+
+
+def aggregate_pairs(runs: list[dict[str, Any]]) -> list[PairSpread]:
+    """Spreads of every partition pair of every trial, in order of first appearance."""
+    per_run: list[dict[tuple[str, str, str], dict[str, Any]]] = [
+        {(p["step"], p["source"], p["target"]): p for p in run.get("partition_pairs", [])} for run in runs
+    ]
+    keys: list[tuple[str, str, str]] = []
+    for pairs in per_run:
+        keys += [key for key in pairs if key not in keys]
+    spreads = []
+    for key in keys:
+        found = [pairs[key] for pairs in per_run if key in pairs]
+        matches = [p["matches"] for p in found]
+        spreads.append(
+            PairSpread(
+                step=key[0],
+                source=key[1],
+                target=key[2],
+                expected=found[0]["expected"],
+                trials=len(found),
+                observed=[pairs[key]["observed"] if key in pairs else None for pairs in per_run],
+                matched=matches.count(True),
+                mismatched=matches.count(False),
+                unjudged=sum(1 for m in matches if m is None),
+                time_to_detect_s=_figure(found, "time_to_detect_s", "detect_accuracy_s"),
+                time_to_recover_s=_figure(found, "time_to_recover_s", "recover_accuracy_s"),
+            )
+        )
+    return spreads
+
+
+def pair_spreads_json(spreads: list[PairSpread]) -> list[dict[str, Any]]:
+    """trials.json `pair_spreads`: each spread with `consistent` spelled out."""
+    return [asdict(s) | {"consistent": s.consistent} for s in spreads]
 
 
 def overall_outcome(outcomes: list[str]) -> str:

@@ -5,6 +5,7 @@ The plan is plain data built from a loaded scenario by the functions `drill run`
 shows is what a run does. Building it touches no kernel object and no state directory, and needs
 no root. The run id is chosen when a run starts, so namespaces are shown as `drill-RUN-<node>`.
 Faults that `drill run` cannot apply yet are listed, marked `supported=False`, rather than refused.
+A partition also shows the one-way pair mesh `drill run` starts for it (drills.engine.plan_pairs).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 from drills.engine.drill import preflight
 from drills.engine.faults import build, supported_kinds
+from drills.engine.plan_pairs import LIST_PAIRS_MAX as LIST_PAIRS_MAX
+from drills.engine.plan_pairs import PairMeshPlan, pair_mesh_plan
 from drills.engine.timeline import Action, expand
 from drills.errors import DrillError, ScenarioError
 from drills.netns.backend import NODE_SYSCTLS, namespace_name
@@ -142,6 +145,7 @@ class Plan:
     probes: list[ProbePlan]
     objectives: list[ObjectivePlan]
     refused: list[str] = field(default_factory=list)  # what `drill run` would refuse, located
+    pair_mesh: PairMeshPlan | None = None  # None: no partition in the timeline
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data (`drill plan --json`), stable for diffs."""
@@ -198,6 +202,7 @@ def build_plan(scenario: Scenario, kinds: Collection[str] | None = None) -> Plan
         probes=[_probe(scenario, probe) for probe in scenario.source.probes],
         objectives=[_objective(o) for o in scenario.source.expect],
         refused=refused,
+        pair_mesh=pair_mesh_plan(scenario, clock_text),
     )
 
 
