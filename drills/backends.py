@@ -22,6 +22,14 @@ def uses_containers(topology: Topology) -> bool:
     return any(node.kind == "container" for node in topology.nodes)
 
 
+def kind(topology: Topology) -> str:
+    """What deploys `topology`, as `drill ls` shows it: netns, docker, or docker+netns (mixed)."""
+    containers = sum(1 for node in topology.nodes if node.kind == "container")
+    if containers == 0:
+        return "netns"
+    return "docker" if containers == len(topology.nodes) else "docker+netns"
+
+
 def for_topology(topology: Topology, log: Log, service_cwd: Path | None = None, **netns_options: Any) -> Any:
     """The backend that deploys `topology` (a `drills.backend.Backend`). `netns_options` (the
     drill's seed, a capability lookup) go to whichever backend it is."""

@@ -71,6 +71,7 @@ def up(scenario_path: Path, state_dir: Path, log: Log = _quiet) -> UpResult:
     run = store.create(scenario.name, scenario_path.resolve())
     meta = run.meta()
     meta.nodes = {node.name: backend.namespace_of(run, node.name) for node in scenario.topology.nodes}
+    meta.backend = backends.kind(scenario.topology)
     run.write_meta(meta)
     log(f"run {run.run_id}: deploying {scenario.name} ({len(meta.nodes)} nodes)")
     try:

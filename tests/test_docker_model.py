@@ -40,6 +40,7 @@ def test_container_node_resolves_with_defaults_and_paths(tmp_path: Path) -> None
     assert box.ready is not None and box.ready.command == "true" and box.ready.timeout_s == 5.0
     assert scenario.topology.node("b").container is None  # type: ignore[attr-defined]
     assert backends.uses_containers(scenario.topology)  # type: ignore[attr-defined]
+    assert backends.kind(scenario.topology) == "docker+netns"  # type: ignore[attr-defined]  # what `drill ls` shows
 
 
 @pytest.mark.parametrize(

@@ -436,6 +436,7 @@ def test_cli_up_ls_exec_down(tmp_path: Path, state_dir: Path, host_snapshot: Any
 
         result = drill("ls")
         assert result.returncode == 0 and run_id in result.stdout and "up" in result.stdout
+        assert "netns" in result.stdout  # the backend column
 
         result = drill("exec", "left", "--", "ip", "-br", "addr")
         assert result.returncode == 0, result.stderr

@@ -162,6 +162,7 @@ def run_drill(
     run = RunStore(state_dir).create(scenario.name, scenario_path.resolve())
     meta = run.meta()
     meta.nodes = {node.name: backend.namespace_of(run, node.name) for node in scenario.topology.nodes}
+    meta.backend = backends.kind(scenario.topology)
     run.write_meta(meta)
     result = DrillResult(scenario.name, run.run_id, seed)
     # Probe threads and the timeline share the GIL; Python's default 5 ms switch interval would
@@ -180,6 +181,11 @@ def run_drill(
     )  # fmt: skip
     streams: list[UdpStream | AppProbe] = []
     mesh: PairMesh | None = None
+
+    def follow(node: str) -> None:  # a fault replaced the namespace of `node`: probes follow it
+        _follow_namespace(node, meta.nodes[node], [*streams, *([mesh] if mesh is not None else [])], log)
+
+    ctx.namespace_listeners.append(follow)
     try:
         with abort_on_signals():
             backend.deploy(scenario.topology, run)
@@ -290,6 +296,20 @@ def _start_probes(
             running.stop()
         raise
     return started
+
+
+def _follow_namespace(node: str, namespace: str, probes: list[UdpStream | AppProbe | PairMesh], log: Log) -> None:
+    """Reopen every probe socket of `node` in its new namespace. A probe that cannot is data, not
+    an error: it keeps its old socket and measures an outage from here, said in the log."""
+    for probe in probes:
+        name = "partition pair mesh" if isinstance(probe, PairMesh) else f"probe {probe.record.name}"
+        try:
+            moved = probe.reopen(namespace)
+        except (OSError, DrillError) as exc:
+            log(f"  {node}: {name} could not follow it into its new namespace: {exc}")
+            continue
+        if moved:
+            log(f"  {node}: {name} reopened in its new namespace ({', '.join(moved)})")
 
 
 def _clock_started(

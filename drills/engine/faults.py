@@ -99,6 +99,15 @@ class FaultContext:
     # name)` gives the (pid, start ticks) journaled for it, oldest first, dead or alive.
     start_service: Callable[[str, Service], int] = field(default=lambda node, service: _no_services(node, service.name))
     service_processes: Callable[[str, str], list[tuple[int, int | None]]] = field(default=lambda _node, _name: [])
+    # Called with a node's name when a fault replaced its network namespace (a restarted
+    # container gets a new one): the runner subscribes its probes, which open their sockets
+    # of that node again in the new namespace before the fault's step reports done.
+    namespace_listeners: list[Callable[[str], None]] = field(default_factory=list)
+
+    def namespace_replaced(self, node: str) -> None:
+        """Announce that `node`'s namespace was replaced (its name now denotes a new one)."""
+        for listener in self.namespace_listeners:
+            listener(node)
 
 
 class Fault(Protocol):

@@ -148,7 +148,9 @@ class NodeLoss:
     routes through an interface set down, and its IPv6 addresses too), then its services started
     again one by one, each confirmed by its readiness check. Processes that were not services
     (an `exec` left running) stay dead, as after a real reboot. Probe sockets of this drill that
-    live in the node are the drill's, not the node's, and are not touched."""
+    live in the node are the drill's, not the node's: on a namespace node they are not touched;
+    a container node comes back in a new namespace, announced through
+    `FaultContext.namespace_replaced` so that its probes follow it there."""
 
     node: Node
     links: tuple[tuple[Interface, Interface], ...]  # (the node's end, the peer's end) of each link
@@ -208,8 +210,13 @@ class NodeLoss:
             # `docker start` gives the container a new namespace: its links move there and it is
             # configured again as at deploy (see drills.docker.nodes), then confirmed as below.
             moved = [(own.name, handles.index(name, own.name)) for own, _peer in self.links]
+            before = kernel.namespace_inode(ctx.namespaces[name])
             _container(self._box, self.node, ctx).start(handles.of(name), moved)
             handles.forget(name)
+            if kernel.namespace_inode(ctx.namespaces[name]) != before:  # not on a retried revert
+                # Announced before confirming: the probes reopen while the links come up, so
+                # the recovery is measured from a working probe.
+                ctx.namespace_replaced(name)
             self._confirm(handles, down=False)
             for service in self.node.services:  # they died with the container
                 _start_again(ctx, name, service)

@@ -12,6 +12,11 @@ Scheduling: a sample that outlasts the interval (a timeout longer than the inter
 outage) delays the next one instead of being followed by a burst: the next sample takes the
 first slot that is less than half an interval in the past. The actual send instants are what
 the analysis uses, so a stretched spacing widens the stated accuracy rather than hiding in it.
+
+A node whose namespace is replaced (a container restored after node-loss gets a new one) takes
+its probes along: `reopen(namespace)` asks the loop to close its sampler, enter the namespace the
+name now denotes (a fresh thread: setns is per thread) and open it there before the next sample;
+the schedule and the record continue.
 """
 
 from __future__ import annotations
@@ -117,6 +122,9 @@ class AppProbe:
         self._stop = threading.Event()
         self._opened = threading.Event()
         self._finished = threading.Event()
+        self._moved = threading.Event()  # the namespace was replaced: enter it again
+        self._schedule: tuple[float, float] | None = None  # (start, end) instants, set once
+        self._slot = 0
         self._setup_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"probe-{name}", daemon=True)
 
@@ -146,12 +154,22 @@ class AppProbe:
             self.record.error = f"the probe did not stop within {self.record.timeout_s + STOP_SLACK_S:g} s"
         return self.record
 
+    def reopen(self, namespace: str) -> list[str]:
+        """The namespace `namespace` was replaced (same name, a new namespace behind it): from
+        the next sample on, this probe samples from the new one. The sample in flight, if any,
+        finishes where it started. Returns what will move (for the log)."""
+        if namespace != self._namespace or self._stop.is_set() or self._finished.is_set():
+            return []
+        self._moved.set()
+        return [f"{self.record.kind} sampler"]
+
     def _run(self) -> None:
         try:
             if self._namespace is None:
                 self._loop()
             else:
-                kernel.run_in_namespace(self._namespace, self._loop)
+                while kernel.run_in_namespace(self._namespace, self._loop):
+                    pass  # the namespace was replaced: enter the new one, the schedule goes on
         except BaseException as exc:  # the probe broke: reported by start() or in the record
             if self._opened.is_set():
                 self.record.error = f"{type(exc).__name__}: {exc}"
@@ -161,24 +179,31 @@ class AppProbe:
             self._opened.set()
             self._finished.set()
 
-    def _loop(self) -> None:
+    def _loop(self) -> bool:
+        """Sample until done (False), or until the namespace was replaced (True)."""
         self._sampler.open()
         self._opened.set()
         try:
-            self._sample_until_done()
+            return self._sample_until_done()
         finally:
             self._sampler.close()
 
-    def _sample_until_done(self) -> None:
+    def _sample_until_done(self) -> bool:
         clock, samples = self._clock, self.record.samples
         interval_s = self.record.interval_s
-        start_s = clock.now_s()
-        end_s = math.inf if self._duration_s is None else start_s + self._duration_s
-        slot = 0
+        if self._schedule is None:
+            now_s = clock.now_s()
+            self._schedule = (now_s, math.inf if self._duration_s is None else now_s + self._duration_s)
+        start_s, end_s = self._schedule
+        slot = self._slot
         while len(samples) < self._limit:
             due_s = start_s + slot * interval_s
             if due_s >= end_s or not clock.sleep_until(due_s, self._stop):
-                return
+                return False
+            if self._moved.is_set():
+                self._moved.clear()
+                self._slot = slot  # this slot is taken in the new namespace
+                return True
             sent_s = clock.now_s()
             ok, latency_s, detail = self._sampler.take(sent_s)
             samples.append(Sample(sent_s, ok, latency_s, detail))
@@ -187,6 +212,7 @@ class AppProbe:
             slot = max(slot + 1, math.ceil(behind - 0.5))
         if self._capped:
             self.record.error = f"stopped at the limit of {MAX_SAMPLES} samples"
+        return False
 
 
 # --------------------------------------------------------------------------- factory

@@ -10,6 +10,9 @@ fault instants: no echo is needed to see one direction cut.
 Two threads serve the whole mesh whatever its size (one sender walking a merged schedule, one
 receiver polling every destination socket), at a modest rate per pair, with the aggregate
 bounded (`MAX_AGGREGATE_PPS`): the mesh must not compete with the drill's own probes.
+
+A node whose namespace is replaced (a container restored after node-loss) takes its mesh sockets
+along: `reopen(namespace)` opens them again there and swaps them in as `UdpStream.reopen` does.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from ipaddress import IPv4Address, IPv6Address
 from drills.engine.clock import Clock
 from drills.errors import BackendError
 from drills.netns import kernel
-from drills.probes.udp_stream import StreamRecord
+from drills.probes.udp_stream import Retiring, StreamRecord, wake_receiver
 
 _HEADER = struct.Struct("!IIIQd")  # tag, magic, pair index, sequence, send instant (s)
 _MAGIC = 0xD5111002
@@ -67,9 +70,7 @@ class PairMesh:
 
     def __init__(self, pairs: list[tuple[PairEnd, PairEnd]], clock: Clock, tag: int) -> None:
         self.rate_pps = pair_rate_pps(len(pairs))
-        self.records = [
-            StreamRecord(pair_name(a.node, b.node), self.rate_pps, PAIR_SIZE_BYTES) for a, b in pairs
-        ]
+        self.records = [StreamRecord(pair_name(a.node, b.node), self.rate_pps, PAIR_SIZE_BYTES) for a, b in pairs]
         self._targets = [(str(b.address), PAIR_PORT) for _a, b in pairs]
         self._clock = clock
         self._tag = tag
@@ -78,6 +79,10 @@ class PairMesh:
         self._senders: dict[str, socket.socket] = {}
         self._receivers: dict[str, socket.socket] = {}
         self._sender_of: list[socket.socket] = []
+        self._ends = {end.node: end for pair in pairs for end in pair}
+        self._swap_lock = threading.Lock()
+        self._closing = False
+        self._retiring: list[Retiring] = []
         try:
             for a, b in pairs:
                 if b.node not in self._receivers:
@@ -97,8 +102,44 @@ class PairMesh:
         for thread in self._threads:
             thread.start()
 
+    def reopen(self, namespace: str) -> list[str]:
+        """The namespace `namespace` was replaced: open the mesh's sockets of every node there
+        again, in the namespace the name now denotes, and swap them in. The threads never hold a
+        socket between two packets except through `_sender_of` and `_receivers`, which are
+        replaced whole (copy on write) rather than changed in place, so each thread sees either
+        the old set or the new one; it releases the old sockets once it holds the new set, and
+        the last to release one closes it (see `UdpStream.reopen`). Returns the nodes reopened."""
+        nodes = [node for node, end in self._ends.items() if end.namespace == namespace]
+        with self._swap_lock:
+            if self._closing:
+                return []
+            opened_senders = {n: _open(self._ends[n], 0) for n in nodes if n in self._senders}
+            try:
+                opened_receivers = {n: _open(self._ends[n], PAIR_PORT) for n in nodes if n in self._receivers}
+            except BaseException:
+                for sock in opened_senders.values():
+                    sock.close()
+                raise
+            old_senders = [self._senders[n] for n in opened_senders]
+            old_receivers = [self._receivers[n] for n in opened_receivers]
+            self._retiring += [Retiring(sock, users=1) for sock in (*old_senders, *old_receivers)]
+            replace = {id(self._senders[n]): sock for n, sock in opened_senders.items()}
+            self._senders = {**self._senders, **opened_senders}
+            self._sender_of = [replace.get(id(sock), sock) for sock in self._sender_of]
+            self._receivers = {**self._receivers, **opened_receivers}
+        for sock in old_receivers:
+            wake_receiver(sock)  # the receive loop is in select(): it sees the socket readable
+        return [n for n in nodes if n in opened_senders or n in opened_receivers]
+
+    def _moved_off(self, sockets: list[socket.socket]) -> None:
+        for retiring in self._retiring:
+            if retiring.sock in sockets:
+                retiring.release()
+
     def stop(self, drain_s: float = 0.2) -> list[StreamRecord]:
         """Stop sending, wait `drain_s` for packets in flight, close every socket."""
+        with self._swap_lock:
+            self._closing = True
         self._stop_sending.set()
         if self._threads[1].is_alive():
             self._threads[1].join()
@@ -112,6 +153,8 @@ class PairMesh:
     def _close(self) -> None:
         for sock in (*self._senders.values(), *self._receivers.values()):
             sock.close()
+        for retiring in self._retiring:  # closing twice is harmless
+            retiring.sock.close()
 
     def _send_loop(self) -> None:
         records = self.records
@@ -122,12 +165,16 @@ class PairMesh:
         # are spread evenly in time rather than sent in bursts of `count`.
         gap_s = 1.0 / (self.rate_pps * count)
         padding = b"\0" * (PAIR_SIZE_BYTES - _HEADER.size)
+        senders = self._sender_of
         start_s = self._clock.now_s()
         slot = 0
         while not self._stop_sending.is_set():
             scheduled = start_s + slot * gap_s
             if not self._clock.sleep_until(scheduled, self._stop_sending):
                 break
+            if self._sender_of is not senders:  # reopen() replaced some: move off the old ones
+                previous, senders = senders, self._sender_of
+                self._moved_off([sock for sock in set(previous) if sock not in senders])
             pair, sequence = slot % count, slot // count
             now = self._clock.now_s()
             record = records[pair]
@@ -135,38 +182,58 @@ class PairMesh:
             record.send_lateness_s.append(now - scheduled)
             # No route / unreachable while the partition holds: the packet is simply lost.
             with contextlib.suppress(OSError):
-                self._sender_of[pair].sendto(
+                senders[pair].sendto(
                     _HEADER.pack(self._tag, _MAGIC, pair, sequence, now) + padding, self._targets[pair]
                 )
             slot += 1
 
     def _receive_loop(self) -> None:
-        sockets = list(self._receivers.values())
-        records = self.records
-        highest = [-1] * len(records)
+        receivers = self._receivers
+        sockets = list(receivers.values())
+        highest = [-1] * len(self.records)
         while not self._stop.is_set():
+            if self._receivers is not receivers:  # reopen() replaced some: read what the old
+                previous, receivers = sockets, self._receivers  # ones hold, then move off them
+                sockets = list(receivers.values())
+                retired = [sock for sock in previous if sock not in sockets]
+                for sock in retired:
+                    while data := _queued(sock):
+                        self._take(data, self._clock.now_s(), highest)
+                self._moved_off(retired)
             ready, _, _ = select.select(sockets, [], [], _POLL_S)
             for sock in ready:
                 try:
                     data = sock.recv(2048)
                 except OSError:
                     continue
-                arrived = self._clock.now_s()
-                if len(data) < _HEADER.size:
-                    continue
-                tag, magic, pair, sequence, _sent = _HEADER.unpack_from(data)
-                if tag != self._tag or magic != _MAGIC or pair >= len(records):
-                    continue
-                record = records[pair]
-                if sequence in record.received:
-                    record.duplicates += 1
-                    record.duplicate_seqs.append(sequence)
-                    continue
-                record.received[sequence] = arrived
-                if sequence < highest[pair]:
-                    record.reordered += 1
-                    record.reordered_seqs.append(sequence)
-                highest[pair] = max(highest[pair], sequence)
+                self._take(data, self._clock.now_s(), highest)
+
+    def _take(self, data: bytes, arrived: float, highest: list[int]) -> None:
+        """Record one datagram received at `arrived` (anything not of this mesh is ignored)."""
+        if len(data) < _HEADER.size:
+            return
+        tag, magic, pair, sequence, _sent = _HEADER.unpack_from(data)
+        records = self.records
+        if tag != self._tag or magic != _MAGIC or pair >= len(records):
+            return
+        record = records[pair]
+        if sequence in record.received:
+            record.duplicates += 1
+            record.duplicate_seqs.append(sequence)
+            return
+        record.received[sequence] = arrived
+        if sequence < highest[pair]:
+            record.reordered += 1
+            record.reordered_seqs.append(sequence)
+        highest[pair] = max(highest[pair], sequence)
+
+
+def _queued(sock: socket.socket) -> bytes:
+    """One datagram still queued on `sock`, or b"" when none is."""
+    try:
+        return sock.recv(2048, socket.MSG_DONTWAIT)
+    except OSError:  # BlockingIOError: nothing queued
+        return b""
 
 
 def _open(end: PairEnd, port: int) -> socket.socket:

@@ -11,6 +11,11 @@ Per packet the engine costs one `sendto` in the sender, a `recvfrom_into` and a 
 echo, and a `recv_into` in the receiver, each thread blocking in its call (no `select`); stop()
 wakes them with `shutdown`. bench/probes.py measures what that sustains (40,000 packets/s over
 ten streams here, without losing a packet of its own).
+
+A node whose namespace is replaced while the drill runs (a container restored after node-loss
+gets a new one) takes its probe sockets along: `reopen(namespace)` opens them again there and
+swaps them under the running threads (see `reopen` for how the swap is made safe); the record,
+and its sequence numbers, continue.
 """
 
 from __future__ import annotations
@@ -71,26 +76,100 @@ class UdpStream:
         self._tag = tag
         self._stop = threading.Event()
         self._stop_sending = threading.Event()
+        self._family, self._dscp = family, dscp
+        self._source_ns, self._source_ip = source_ns, str(source_ip)
+        self._target_ns, self._target_ip = target_ns, str(target_ip)
         # The echo's port is the kernel's choice: several streams may end on the same node.
-        self._echo = kernel.run_in_namespace(target_ns, lambda: _bound(family, str(target_ip), 0))
-        self._target = (str(target_ip), self._echo.getsockname()[1])
-        self._sock = kernel.run_in_namespace(source_ns, lambda: _bound(family, str(source_ip), 0))
-        if dscp:
-            level, option = (
-                (socket.IPPROTO_IPV6, socket.IPV6_TCLASS)
-                if family == socket.AF_INET6
-                else (socket.IPPROTO_IP, socket.IP_TOS)
-            )
-            self._sock.setsockopt(level, option, dscp << 2)
+        self._echo = self._open_echo(0)
+        try:
+            self._sock = self._open_sender()
+        except BaseException:
+            self._echo.close()
+            raise
+        # What the send loop uses, published as one tuple so it reads socket and target at once.
+        self._out: tuple[socket.socket, tuple[str, int]] = (self._sock, self._echo_address())
+        self._swap_lock = threading.Lock()
+        self._closing = False
+        self._retiring: dict[socket.socket, Retiring] = {}
         self._threads = [
             threading.Thread(target=self._echo_loop, name=f"{name}-echo", daemon=True),
             threading.Thread(target=self._receive_loop, name=f"{name}-recv", daemon=True),
             threading.Thread(target=self._send_loop, name=f"{name}-send", daemon=True),
         ]
 
+    def _open_sender(self) -> socket.socket:
+        sock = kernel.run_in_namespace(self._source_ns, lambda: _bound(self._family, self._source_ip, 0))
+        if self._dscp:
+            level, option = (
+                (socket.IPPROTO_IPV6, socket.IPV6_TCLASS)
+                if self._family == socket.AF_INET6
+                else (socket.IPPROTO_IP, socket.IP_TOS)
+            )
+            try:
+                sock.setsockopt(level, option, self._dscp << 2)
+            except BaseException:
+                sock.close()
+                raise
+        return sock
+
+    def _open_echo(self, port: int) -> socket.socket:
+        return kernel.run_in_namespace(self._target_ns, lambda: _bound(self._family, self._target_ip, port))
+
+    def _echo_address(self) -> tuple[str, int]:
+        return (self._target_ip, self._echo.getsockname()[1])
+
     def start(self) -> None:
         for thread in self._threads:
             thread.start()
+
+    def reopen(self, namespace: str) -> list[str]:
+        """The namespace `namespace` was replaced (same name, a new namespace behind it): open
+        every socket of this stream that lives there again, in the namespace the name now
+        denotes, and swap it in under the running threads. Returns what was reopened (for the
+        log); nothing when the stream has no socket there or is stopping. OSError when a socket
+        cannot be opened (the stream then keeps its old one).
+
+        The swap, without a lock on the hot path: the new socket is registered as replacing the
+        old one (`Retiring`, counting the threads that use the old one) and then published by
+        one attribute assignment, which the GIL makes atomic. Each thread compares the socket it
+        holds with the published one (the send loop before every packet; the receive and echo
+        loops after every wake-up, and `shutdown(SHUT_RD)` of the old socket wakes them at once:
+        it returns what is still queued first, then 0 bytes), moves to the new one and only then
+        releases the old one; the last thread to release it closes it. So no thread ever uses a
+        closed socket (whose descriptor number the kernel may already have given to another),
+        no echo queued on the old socket is lost, and a packet sent in the instant of the swap
+        through the old socket is lost as any packet into a dead node would be. A socket that
+        some thread never moved off (it had ended, or was swapped twice meanwhile) is closed by
+        `stop()`, after the threads have ended."""
+        reopened = []
+        with self._swap_lock:  # one reopen at a time, and none once stop() began
+            if self._closing:
+                return []
+            if namespace == self._target_ns:
+                # The same port if the new namespace lets us (it does: it is new), else the kernel's.
+                try:
+                    echo = self._open_echo(self._echo.getsockname()[1])
+                except OSError:
+                    echo = self._open_echo(0)
+                old_echo, self._retiring[self._echo] = self._echo, Retiring(self._echo, users=1)
+                self._echo = echo
+                self._out = (self._out[0], self._echo_address())
+                wake_receiver(old_echo)
+                reopened.append(f"echo {self._target_ip} port {self._out[1][1]}")
+            if namespace == self._source_ns:
+                sender = self._open_sender()
+                old, self._retiring[self._sock] = self._sock, Retiring(self._sock, users=2)
+                self._sock = sender
+                self._out = (sender, self._out[1])
+                wake_receiver(old)
+                reopened.append(f"sender {self._source_ip}")
+        return reopened
+
+    def _moved_off(self, sock: socket.socket) -> None:
+        """A thread no longer uses `sock` (it holds its replacement)."""
+        retiring = self._retiring.get(sock)
+        if retiring is not None:
+            retiring.release()
 
     def stop_sending(self) -> None:
         self._stop_sending.set()
@@ -101,6 +180,8 @@ class UdpStream:
         if self._threads[2].is_alive():
             self._threads[2].join()
             time.sleep(drain_s)
+        with self._swap_lock:
+            self._closing = True  # no reopen() from here on: the sockets below are the last
         self._stop.set()
         for sock in (self._echo, self._sock):
             # Wakes the threads blocked in recv (it returns 0 bytes); Linux also reports
@@ -112,6 +193,8 @@ class UdpStream:
                 thread.join()
         self._sock.close()
         self._echo.close()
+        for retiring in self._retiring.values():  # closing twice is harmless
+            retiring.sock.close()
         return self.record
 
     def _send_loop(self) -> None:
@@ -120,7 +203,9 @@ class UdpStream:
         # Bound once: this loop runs up to thousands of times a second per stream.
         now_s, sleep_until, stopping = self._clock.now_s, self._clock.sleep_until, self._stop_sending
         sent, lateness = self.record.sent.append, self.record.send_lateness_s.append
-        sendto, pack, tag, target = self._sock.sendto, _HEADER.pack, self._tag, self._target
+        pack, tag = _HEADER.pack, self._tag
+        out = self._out
+        sendto, target = out[0].sendto, out[1]
         start_s = now_s()
         sequence = 0
         while not stopping.is_set():
@@ -131,6 +216,11 @@ class UdpStream:
             # GIL, the scheduler) catches up without a wait or a stop check per packet.
             now = now_s()
             for _burst in range(_MAX_BURST):
+                if self._out is not out:  # reopen() swapped the socket or the echo's port
+                    previous, out = out[0], self._out
+                    sendto, target = out[0].sendto, out[1]
+                    if previous is not out[0]:
+                        self._moved_off(previous)
                 sent(now)
                 lateness(now - scheduled)
                 # No route / unreachable during a fault: the packet is simply lost.
@@ -153,8 +243,13 @@ class UdpStream:
         while not stopping.is_set():
             try:
                 size, peer = recvfrom_into(buffer)
-            except OSError:
-                continue  # e.g. an ICMP error queued on the socket during a fault
+            except OSError:  # e.g. an ICMP error queued on the socket during a fault
+                size, peer = 0, None
+            if not size and self._echo is not sock:  # reopen() woke us: move to the new socket
+                previous, sock = sock, self._echo
+                recvfrom_into, sendto = sock.recvfrom_into, sock.sendto
+                self._moved_off(previous)
+                continue
             if size and peer is not None:
                 with contextlib.suppress(OSError):
                     sendto(view[:size], peer)
@@ -169,10 +264,14 @@ class UdpStream:
         while not stopping.is_set():
             try:
                 size = recv_into(buffer)
-            except OSError:
-                continue  # e.g. ICMP unreachable reported on the socket during a fault
+            except OSError:  # e.g. ICMP unreachable reported on the socket during a fault
+                size = 0
             arrived = now_s()
             if size < _HEADER.size:
+                if not size and self._sock is not sock:  # reopen() woke us: move to the new socket
+                    previous, sock = sock, self._sock
+                    recv_into = sock.recv_into
+                    self._moved_off(previous)
                 continue
             tag, magic, sequence, _sent = unpack(buffer)
             if tag != tag_wanted or magic != _MAGIC:
@@ -189,8 +288,34 @@ class UdpStream:
                 highest = sequence
 
 
+class Retiring:
+    """A replaced socket, closed by the last of the threads that used it once it moved off."""
+
+    def __init__(self, sock: socket.socket, users: int) -> None:
+        self.sock = sock
+        self._users = users
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                self.sock.close()
+
+
+def wake_receiver(sock: socket.socket) -> None:
+    """Wake a thread blocked receiving on `sock`: once its queue is read, recv returns 0 bytes.
+    Linux reports ENOTCONN for an unconnected UDP socket, after shutting it down."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
+
+
 def _bound(family: int, address: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    sock.bind((address, port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock.bind((address, port))
+    except BaseException:
+        sock.close()
+        raise
     return sock
