@@ -282,7 +282,7 @@ timeline:
 
 
 def test_overlapping_faults_that_compose_are_accepted_and_planned(tmp_path: Path) -> None:
-    """Each pair that overlaps here acts on different things in the kernel (resolve._claims):
+    """Each pair that overlaps here acts on different things in the kernel (drills.scenario.overlap.claims):
     degrades of opposite directions, a degrade with a link-down and a blackhole, two blackholes,
     stops of two services, two partitions, a partition with a freeze and a node-loss, a freeze
     with a link fault, neighbours lost together, an exec anywhere; and a link-down that starts

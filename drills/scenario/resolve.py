@@ -4,7 +4,7 @@ Runs after shape validation and before anything touches the kernel. Each check a
 problem and carries on, so one pass reports everything. Auto-addressing gives each link a /30 from
 `addressing.ipv4` (and a /64 from `addressing.ipv6` when set) and each node a /32 loopback,
 skipping every subnet the author fixed by hand. Faults that would act on one object at the same
-time are refused here too (see `_overlaps`), so that no fault silently undoes another.
+time are refused here too (see `_overlaps` and drills.scenario.overlap), so that no fault silently undoes another.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from drills.errors import Problem
-from drills.scenario import model
+from drills.scenario import model, overlap
 from drills.scenario.diagnostics import problem_at, suggest
 from drills.scenario.resolved import (
     Container,
@@ -579,7 +579,7 @@ class _Resolver:
 
         step_ids: dict[str, float] = {}
         restores: dict[str, list[float]] = {}
-        claimed: list[tuple[int, Any, dict[_Aspect, bool]]] = []
+        claimed: list[tuple[int, Any, dict[overlap.Aspect, bool]]] = []
         end_s = 0.0
         for i, step in parts.steps:
             spath: KeyPath = ("timeline", i)
@@ -647,8 +647,8 @@ class _Resolver:
                                 f"node '{member}' is in group {seen[member] + 1} already; groups of a partition do not overlap",
                             )
                         seen.setdefault(member, g)
-            if step.fault not in ONE_SHOT_FAULTS:
-                claimed.append((i, step, _claims(step, nodes, links, topology)))
+            if step.fault not in overlap.ONE_SHOT_FAULTS:
+                claimed.append((i, step, overlap.claims(step, nodes, links, topology)))
         self._overlaps(claimed, restores)
 
         for i, objective in parts.objectives:
@@ -673,31 +673,31 @@ class _Resolver:
                 )
         return end_s
 
-    def _overlaps(self, claimed: list[tuple[int, Any, dict[_Aspect, bool]]], restores: dict[str, list[float]]) -> None:
+    def _overlaps(self, claimed: list[tuple[int, Any, dict[overlap.Aspect, bool]]], restores: dict[str, list[float]]) -> None:
         """Refuse a fault whose repetitions overlap each other (a revert would end the next one
-        early), and two faults that claim one aspect at overlapping times (see `_claims` for
+        early), and two faults that claim one aspect at overlapping times (see `overlap.claims` for
         what composes). One problem per pair of steps, located at the one that starts later."""
         spans: dict[int, list[tuple[float, float]]] = {}
         for i, step, _ in claimed:
-            occurrences = _occurrences(step, restores.get(step.id, []) if step.id else [])
-            if any(a[1] > b[0] for a, b in itertools.pairwise(occurrences)) or _flap_runs_over(step):
+            occurrences = overlap.occurrences(step, restores.get(step.id, []) if step.id else [])
+            if any(a[1] > b[0] for a, b in itertools.pairwise(occurrences)) or overlap.flap_runs_over(step):
                 self._self_overlap(i, step)
-            spans[i] = _union(occurrences)
+            spans[i] = overlap.union(occurrences)
         for x, (i, step_i, claims_i) in enumerate(claimed):
             for j, step_j, claims_j in claimed[x + 1 :]:
                 shared = [a for a in claims_j if a in claims_i and (claims_i[a] or claims_j[a])]
-                hit = _first_overlap(spans[i], spans[j]) if shared else None
+                hit = overlap.first_overlap(spans[i], spans[j]) if shared else None
                 if hit is None:
                     continue
                 # The one that starts later (in file order at the same instant) gets the problem.
                 first, later = sorted([(hit[0], i, step_i), (hit[1], j, step_j)], key=lambda t: (t[0][0], t[1]))
                 (from_s, to_s), first_index, first_step = first
-                until = "the end of the drill" if math.isinf(to_s) else _clock(to_s)
+                until = "the end of the drill" if math.isinf(to_s) else overlap.clock_text(to_s)
                 self.err(
                     ("timeline", later[1]),
-                    f"{_step_name(later[2])} at {_clock(later[0][0])} overlaps {_step_name(first_step)} on "
-                    f"{_aspect_text(shared[0])} ({self.line_of(('timeline', first_index))}) from {_clock(from_s)} "
-                    f"to {until}; {_CONFLICT_REASON[shared[0][0]]}: move one, or {_shorten_hint(first_step, to_s)}",
+                    f"{overlap.step_name(later[2])} at {overlap.clock_text(later[0][0])} overlaps {overlap.step_name(first_step)} on "
+                    f"{overlap.aspect_text(shared[0])} ({self.line_of(('timeline', first_index))}) from {overlap.clock_text(from_s)} "
+                    f"to {until}; {overlap.CONFLICT_REASON[shared[0][0]]}: move one, or {overlap.shorten_hint(first_step, to_s)}",
                 )
 
     def _self_overlap(self, i: int, step: Any) -> None:
@@ -774,148 +774,6 @@ def _step_end_s(step: Any) -> float:
     if isinstance(step, model.LinkFlap):
         end += step.period * step.count + step.jitter * step.count
     return float(end)
-
-
-# --------------------------------------------------------------------------- overlapping faults
-
-# One thing in the kernel a fault changes or relies on: ("admin" | "qdisc", link, endpoint) is an
-# interface's up/down state or its egress root qdisc; ("procs", node) the processes of a node;
-# ("service", node, service) one service's processes.
-_Aspect = tuple[str, ...]
-ONE_SHOT_FAULTS = ("note", "exec")  # nothing to revert: they never overlap anything
-
-# Why two claims of one aspect conflict, said in the problem.
-_CONFLICT_REASON = {
-    "admin": "a link may not be set down by two faults at once, nor while a blackhole needs it up",
-    "qdisc": "one direction of a link takes one degrade at a time",
-    "procs": "a node's processes may not be stopped, killed or restarted by two faults at once",
-    "service": "a service may not be stopped by two faults at once",
-}
-
-
-def _claims(step: Any, nodes: dict[str, Node], links: dict[str, Link], topology: Topology) -> dict[_Aspect, bool]:
-    """What a step changes (True: it needs it alone) or relies on (False: it can share it).
-
-    Two steps overlapping in time conflict when they claim one aspect and either needs it alone:
-    the revert of one would undo the other, or the other's apply could not be confirmed. What the
-    faults do in the kernel decides it (drills/engine): `link-down` and `link-flap` set both ends of
-    a link down and confirm carrier on both; `node-loss` sets its own ends down (its revert allows
-    a peer that is down), kills every process of its node and starts its services again; `blackhole` keeps
-    carrier and checks it; `degrade` owns the egress root qdisc of each direction it impairs;
-    `node-freeze` stops and continues every process of its node; `service-stop` stops and restarts
-    one service; `partition` and `blackhole` add nftables tables of their own, which nothing else
-    touches. So these compose and are allowed: `degrade` with faults of other kinds, and degrades of
-    opposite directions of one link (the qdisc stays across down and up: the link comes back still
-    degraded); `partition` with anything, another partition included (the drops add up); two
-    blackholes; `node-freeze` with link faults (the kernel keeps forwarding); `service-stop` of two
-    services of one node; `node-loss` of two neighbours. Refused: two of `link-down`, `link-flap`,
-    `node-loss` on one link end, either of them with a `blackhole` of that link; two degrades of
-    one direction; two of `node-loss`, `node-freeze`, `service-stop` in one node, but for stops of
-    different services. `note` and `exec` claim nothing. A step whose references did not resolve
-    claims nothing (its problems are reported already).
-    """
-    kind = getattr(step, "fault", None)
-    node = getattr(step, "node", None)
-    link = links.get(step.link) if kind in ("link-down", "link-flap", "degrade", "blackhole") else None
-    if link is not None:
-        ends: tuple[Interface, ...] = (link.a, link.b)
-        if kind == "degrade":
-            ends = {"both": ends, "a-to-b": (link.a,), "b-to-a": (link.b,)}[step.direction]
-            return {("qdisc", link.name, end.endpoint): True for end in ends}
-        return {("admin", link.name, end.endpoint): kind != "blackhole" for end in ends}
-    if kind == "node-loss" and node in nodes:
-        claims: dict[_Aspect, bool] = {("procs", node): True}
-        for link in topology.links:
-            for end in (link.a, link.b):
-                if end.node == node:
-                    claims[("admin", link.name, end.endpoint)] = True
-        return claims
-    if kind == "node-freeze" and node in nodes:
-        return {("procs", node): True}
-    if kind == "service-stop" and node in nodes:
-        return {("service", node, step.service): True, ("procs", node): False}
-    return {}
-
-
-def _occurrences(step: Any, restores: list[float]) -> list[tuple[float, float]]:
-    """When a step is in effect, as timeline.expand plays it: each repetition from its start for
-    `for:`, the first one only until a later `restore:`, and without either until the end of the
-    drill (inf); a link-flap from its first down period to the end of its last, latest jitter."""
-    if isinstance(step, model.LinkFlap):
-        down_s = step.period * step.duty / 100.0
-        return [(step.at, step.at + (step.count - 1) * step.period + step.jitter + down_s)]
-    count = step.repeat.count if step.repeat else 1
-    every = step.repeat.every if step.repeat else 0.0
-    out = []
-    for n in range(count):
-        start = step.at + n * every
-        end = start + step.duration if step.duration is not None else math.inf
-        # expand() reverts the first occurrence at a restore; at the same instant it reverts first.
-        later = [t for t in restores if t > start] if n == 0 else []
-        out.append((start, min([end, *later])))
-    return out
-
-
-def _flap_runs_over(step: Any) -> bool:
-    """A down period, late by the whole jitter, can last past the next one's earliest start."""
-    if not isinstance(step, model.LinkFlap) or step.count < 2:
-        return False
-    return bool(step.jitter + step.period * step.duty / 100.0 > step.period)
-
-
-def _union(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Sorted spans with the overlapping ones merged (spans that only touch stay apart)."""
-    out: list[tuple[float, float]] = []
-    for start, end in sorted(spans):
-        if out and start < out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return out
-
-
-def _first_overlap(
-    a: list[tuple[float, float]], b: list[tuple[float, float]]
-) -> tuple[tuple[float, float], tuple[float, float]] | None:
-    """The first pair of spans, one from each sorted list, that share a moment; touching is not
-    overlapping (a revert and an apply at one instant: expand plays the revert first)."""
-    i = j = 0
-    while i < len(a) and j < len(b):
-        if a[i][0] < b[j][1] and b[j][0] < a[i][1]:
-            return a[i], b[j]
-        if a[i][1] <= b[j][1]:
-            i += 1
-        else:
-            j += 1
-    return None
-
-
-def _aspect_text(aspect: _Aspect) -> str:
-    if aspect[0] in ("admin", "qdisc"):
-        return f"link {aspect[1]}"
-    if aspect[0] == "service":
-        return f"service {aspect[1]}/{aspect[2]}"
-    return f"node {aspect[1]}"
-
-
-def _step_name(step: Any) -> str:
-    return f"{step.fault} '{step.id}'" if step.id else str(step.fault)
-
-
-def _clock(seconds: float) -> str:
-    """Exercise clock time as written in scenarios: T+00:10, T+01:02.5."""
-    minutes, rest = divmod(seconds, 60.0)
-    return f"T+{int(minutes):02d}:{rest:06.3f}".rstrip("0").rstrip(".")
-
-
-def _shorten_hint(step: Any, end_s: float) -> str:
-    if isinstance(step, model.LinkFlap):
-        return "give the flap a smaller `count:`"
-    if math.isinf(end_s):
-        return "end the first with `for:` or `restore:`"
-    if step.duration is None or end_s < step.at + step.duration:
-        return "restore the first earlier"
-    return "shorten the first one's `for:`"
 
 
 def resolve(
