@@ -31,6 +31,30 @@ class Spread:
     accuracy_s: float  # the largest accuracy bound of the trials
 
 
+@dataclass(frozen=True)
+class FigureSpread:
+    """One figure over the trials that measured it (a stream's, or a partition pair's); `missing`
+    counts the trials where it was null (never recovered; for a pair's detect: nothing lost)."""
+
+    min_s: float | None
+    median_s: float | None
+    max_s: float | None
+    missing: int
+    accuracy_s: float  # the largest accuracy bound of the trials
+
+
+def _figure(found: list[dict[str, Any]], figure: str, accuracy: str) -> FigureSpread:
+    """`figure` over the trials' entries in `found` (null: missing), with their largest `accuracy`."""
+    values = [float(p[figure]) for p in found if p[figure] is not None]
+    return FigureSpread(
+        min_s=min(values) if values else None,
+        median_s=statistics.median(values) if values else None,
+        max_s=max(values) if values else None,
+        missing=len(found) - len(values),
+        accuracy_s=max((float(p[accuracy]) for p in found), default=0.0),
+    )
+
+
 def aggregate(runs: list[dict[str, Any]]) -> list[Spread]:
     """Spreads of every figure measured in every trial (events missing from a trial are skipped)."""
     keys: list[tuple[str, str]] = []
@@ -45,33 +69,21 @@ def aggregate(runs: list[dict[str, Any]]) -> list[Spread]:
             m for run in runs for m in run["metrics"] if m["probe"] == probe and f"{m['event']} ({m['kind']})" == event
         ]
         for figure in FIGURES:
-            values = [float(m[figure]) for m in found if m[figure] is not None]
+            f = _figure(found, figure, "accuracy_s")
             spreads.append(
                 Spread(
                     probe=probe,
                     event=event,
                     figure=figure,
-                    min_s=min(values) if values else None,
-                    median_s=statistics.median(values) if values else None,
-                    max_s=max(values) if values else None,
-                    never=len(found) - len(values),
+                    min_s=f.min_s,
+                    median_s=f.median_s,
+                    max_s=f.max_s,
+                    never=f.missing,
                     trials=len(found),
-                    accuracy_s=max(float(m["accuracy_s"]) for m in found),
+                    accuracy_s=f.accuracy_s,
                 )
             )
     return spreads
-
-
-@dataclass(frozen=True)
-class FigureSpread:
-    """One figure of a partition pair over the trials that measured it; `missing` counts the
-    trials where it was null (detect: nothing lost; recover: never recovered or never lifted)."""
-
-    min_s: float | None
-    median_s: float | None
-    max_s: float | None
-    missing: int
-    accuracy_s: float  # the largest accuracy bound of the trials
 
 
 @dataclass(frozen=True)
@@ -97,17 +109,6 @@ class PairSpread:
     def consistent(self) -> bool:
         """Observed as intended in every trial that has the pair."""
         return self.matched == self.trials
-
-
-def _figure(found: list[dict[str, Any]], figure: str, accuracy: str) -> FigureSpread:
-    values = [float(p[figure]) for p in found if p[figure] is not None]
-    return FigureSpread(
-        min_s=min(values) if values else None,
-        median_s=statistics.median(values) if values else None,
-        max_s=max(values) if values else None,
-        missing=len(found) - len(values),
-        accuracy_s=max((float(p[accuracy]) for p in found), default=0.0),
-    )
 
 
 def aggregate_pairs(runs: list[dict[str, Any]]) -> list[PairSpread]:
