@@ -173,8 +173,9 @@ class Settings:
         return ", ".join(parts) or "nothing"
 
 
-def settings_for(step: model.Degrade, profile: model.Profile | None, *, reverse: bool) -> Settings:
-    """One direction's settings: the profile's values, then (b-to-a) its `reverse`, then the step's."""
+def settings_for(step: model.Degrade | None, profile: model.Profile | None, *, reverse: bool) -> Settings:
+    """One direction's settings: the profile's values, then (b-to-a) its `reverse`, then the
+    step's (None: the profile alone, as deploy installs it)."""
     values: dict[str, Any] = {}
     layers: list[model.Impairment | None] = [profile, profile.reverse if profile and reverse else None, step]
     for layer in layers:
@@ -195,7 +196,7 @@ def settings_for(step: model.Degrade, profile: model.Profile | None, *, reverse:
         corrupt_pct=float(values.get("corrupt", 0.0)),
         reorder_pct=float(values.get("reorder", 0.0)),
         rate_bps=values.get("rate"),
-        ramp=step.ramp,
+        ramp=step.ramp if step is not None else None,
         handover=profile.handover if profile is not None else None,
     )
 
@@ -229,9 +230,8 @@ def profile_directions(link: Link) -> tuple[Direction, ...]:
     Empty when the link has no profile."""
     if link.profile_spec is None:
         return ()
-    bare = model.Degrade.model_validate({"at": 0, "fault": "degrade", "link": link.name})
     return tuple(
-        Direction(name, end, peer, timevarying.steady(settings_for(bare, link.profile_spec, reverse=reverse)))
+        Direction(name, end, peer, timevarying.steady(settings_for(None, link.profile_spec, reverse=reverse)))
         for name, end, peer, reverse in (("a-to-b", link.a, link.b, False), ("b-to-a", link.b, link.a, True))
     )
 
