@@ -60,12 +60,14 @@ from drills.netns import kernel, tc
 from drills.netns.backend import NetnsBackend
 from drills.runs import RunStore
 from drills.scenario import load_scenario, model
+from drills.scenario.resolved import Link
 
 PORT = 47_321
 HEADER = struct.Struct("!IQ")
 SO_TIMESTAMPNS = 35
 SO_RCVBUFFORCE = 33
 TIMESPEC = struct.Struct("qq")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -207,8 +209,11 @@ class Bench:
         self.ctx = FaultContext(self.scenario.topology, self.handles, self.ns, lambda _m: None, random.Random(9))
         self.engine = engine
 
+    def link(self, name: str) -> Link:
+        return next(x for x in self.scenario.topology.links if x.name == name)
+
     def ends(self, link: str) -> tuple[str, str, str, str]:
-        li = next(x for x in self.scenario.topology.links if x.name == link)
+        li = self.link(link)
         assert li.a.ipv4 is not None and li.b.ipv4 is not None
         return self.ns[li.a.node], str(li.a.ipv4.ip), self.ns[li.b.node], str(li.b.ipv4.ip)
 
@@ -222,7 +227,7 @@ class Bench:
     def zero_netem(self, link: str) -> Iterator[None]:
         """A netem qdisc with every parameter zero on the a-end of `link` (drills' handle), read
         back, for the duration of the block."""
-        li = next(x for x in self.scenario.topology.links if x.name == link)
+        li = self.link(link)
         control = tc.Tc(self.handles.raw(li.a.node))
         index = self.handles.index(li.a.node, li.a.name)
         control.replace(index, HANDLE, tc.TC_H_ROOT, tc.Netem(), f"zero netem on {li.a.endpoint}")
@@ -272,15 +277,13 @@ def measure(bench: Bench, links: int, settings: Settings) -> dict[str, Any]:
         before = bench.cpu_s("l0")
         result = flow(*bench.ends("l0"), rate, settings.step_s)
         after = bench.cpu_s("l0")
-        result["added_median_s"] = (result["median_s"] or 0) - base["l0"]
-        result["verdict"] = _verdict(result)
-        result["ok"] = result["verdict"] == "ok"
+        _judge(result, base["l0"])
         if before is not None and after is not None:
             result["relay_cpu_s"] = after - before
             result["cpu_per_1000pps"] = (after - before) / settings.step_s / (rate / 1000)
         single.append(result)
         print(f"{bench.engine}: one link {rate} pps: {_row(result)}", flush=True)
-        if result["verdict"] == NOT_OFFERED or (not result["ok"] and rate >= 5000):
+        if result["verdict"] == NOT_OFFERED or (result["verdict"] != "ok" and rate >= 5000):
             break
     out["single"] = single
     # (c) every link at once: one process per flow, so that the senders do not share one GIL
@@ -288,15 +291,12 @@ def measure(bench: Bench, links: int, settings: Settings) -> dict[str, Any]:
     for rate in settings.rates_pps:
         results = flows_in_processes({f"l{i}": (*bench.ends(f"l{i}"), rate, settings.step_s) for i in range(links)})
         for link, r in results.items():
-            r["added_median_s"] = (r["median_s"] or 0) - base[link]
-            r["verdict"] = _verdict(r)
-            r["ok"] = r["verdict"] == "ok"
+            _judge(r, base[link])
         verdicts = {r["verdict"] for r in results.values()}
         verdict = NOT_OFFERED if NOT_OFFERED in verdicts else "ERROR" if "ERROR" in verdicts else "ok"
-        row = {"per_link_pps": rate, "total_pps": rate * links, "verdict": verdict, "ok": verdict == "ok", "links": results}
-        aggregate.append(row)
+        aggregate.append({"per_link_pps": rate, "total_pps": rate * links, "verdict": verdict, "links": results})
         print(f"{bench.engine}: {links} links x {rate} pps: {verdict}", flush=True)
-        if not row["ok"]:
+        if verdict != "ok":
             break
     out["aggregate"] = aggregate
     # (d) the whole machine's CPU, engine link (10 ms delay) against the veth pair
@@ -351,13 +351,13 @@ def apply_latency(bench: Bench, repeats: int) -> dict[str, Any]:
     }
 
 
-def _verdict(r: dict[str, Any]) -> str:
-    """ok; ERROR (the engine lost or delayed too much); or NOT_OFFERED: the sender could not send
-    at that rate, so the step says nothing about the engine."""
-    if not r["offered"]:
-        return NOT_OFFERED
+def _judge(r: dict[str, Any], base_median_s: float) -> None:
+    """Add to a flow's result its added median delay (over the link's own, measured before the
+    delay was applied) and its verdict: ok; ERROR (the engine lost or delayed too much); or
+    NOT_OFFERED: the sender could not send at that rate, so the step says nothing about the engine."""
+    r["added_median_s"] = (r["median_s"] or 0) - base_median_s
     ok = r["lost"] <= MAX_LOSS * r["sent"] and abs(r["added_median_s"] - TARGET_DELAY_S) <= MAX_ERROR_S
-    return "ok" if ok else "ERROR"
+    r["verdict"] = NOT_OFFERED if not r["offered"] else "ok" if ok else "ERROR"
 
 
 def _row(r: dict[str, Any]) -> str:
@@ -373,14 +373,14 @@ def _maxima(m: dict[str, Any]) -> tuple[str, str]:
     rate offered passed (the engine's limit is beyond what the benchmark offers)."""
 
     def highest(rows: list[dict[str, Any]], key: str) -> str:
-        passed = [r[key] for r in rows if r["ok"]]
+        passed = [r[key] for r in rows if r["verdict"] == "ok"]
         if not passed and rows and rows[-1]["verdict"] == NOT_OFFERED:
             return f"not measured (the sender could not offer {rows[-1][key]})"
         if not passed:
             return "none (the lowest rate already failed)"
         if rows[-1]["verdict"] == NOT_OFFERED:
             return f"≥ {max(passed)} (the sender's limit)"
-        return f"≥ {max(passed)}" if all(r["ok"] for r in rows) else f"{max(passed)}"
+        return f"≥ {max(passed)}" if all(r["verdict"] == "ok" for r in rows) else f"{max(passed)}"
 
     return highest(m["single"], "offered_pps"), highest(m["aggregate"], "total_pps")
 
