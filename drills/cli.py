@@ -16,6 +16,7 @@ from typing import Any
 from drills import __version__
 from drills.errors import BadInput, DrillError, ExitCode, ScenarioError
 from drills.runs import STATE_DIR_ENV, state_dir_from_env
+from drills.textsafe import visible
 
 EXIT_INTERNAL = 70  # a bug in drills (EX_SOFTWARE); the message asks for a report
 
@@ -158,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
         from drills.reports import write_all
 
         written = write_all(*results.read(args.run_dir), args.run_dir)
-        ui.out.print("\n".join(str(p) for p in written), markup=False)
+        ui.out.print(visible("\n".join(str(p) for p in written)))
         return ExitCode.OK
 
     if command == "compare":
@@ -293,7 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         Renderer().problems(exc.problems)
         return int(exc.exit_code)
     except DrillError as exc:
-        print(f"drill: {exc}", file=sys.stderr)
+        # Messages quote values from files (names, paths): escaped, never raw control characters.
+        print(visible(f"drill: {exc}"), file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("drill: interrupted", file=sys.stderr)
@@ -302,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("DRILLS_DEBUG"):
             traceback.print_exc()
         print(
-            f"drill: internal error: {type(exc).__name__}: {exc} (set DRILLS_DEBUG=1 for details; please report)",
+            visible(f"drill: internal error: {type(exc).__name__}: {exc} (set DRILLS_DEBUG=1 for details; please report)"),
             file=sys.stderr,
         )
         return EXIT_INTERNAL

@@ -3,6 +3,10 @@
 CI systems (GitLab, Jenkins, GitHub actions' JUnit reporters) show a suite per drill. A missed
 objective is a <failure>; an inconclusive drill (baseline not clean) makes every case an
 <error>, so it can never read as green.
+
+ElementTree escapes `&`, `<`, `>` and quotes, but writes control characters as they are, and
+XML 1.0 forbids most of them (a parser refuses the file): the document goes through `visible`,
+which turns each into its escape (`\\x1b`) and leaves our own tabs and newlines alone.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from drills.reports.fmt import ms, recovery
+from drills.textsafe import visible
 
 
 def render_junit(results: dict[str, Any]) -> str:
@@ -91,4 +96,4 @@ def render_junit(results: dict[str, Any]) -> str:
     suites = ET.Element("testsuites", name="drills")
     suites.append(suite)
     ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + visible(ET.tostring(suites, encoding="unicode")) + "\n"
