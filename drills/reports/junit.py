@@ -5,8 +5,9 @@ objective is a <failure>; an inconclusive drill (baseline not clean) makes every
 <error>, so it can never read as green.
 
 ElementTree escapes `&`, `<`, `>` and quotes, but writes control characters as they are, and
-XML 1.0 forbids most of them (a parser refuses the file): the document goes through `visible`,
-which turns each into its escape (`\\x1b`) and leaves our own tabs and newlines alone.
+XML 1.0 forbids most of them (a parser refuses the file); those it allows (a carriage return in
+an attribute) would still reach a CI page raw. So every string of the results goes through
+`visible` first, which turns each into its escape (`\\x1b`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,19 @@ from drills.reports.fmt import ms, recovery
 from drills.textsafe import visible
 
 
+def _visible_all(value: Any) -> Any:
+    """`value` (JSON data) with `visible` applied to every string in it."""
+    if isinstance(value, str):
+        return visible(value)
+    if isinstance(value, dict):
+        return {key: _visible_all(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_visible_all(item) for item in value]
+    return value
+
+
 def render_junit(results: dict[str, Any]) -> str:
+    results = _visible_all(results)
     name = results["scenario"]["name"]
     inconclusive = results["outcome"] == "inconclusive"
     suite = ET.Element("testsuite", name=f"drill {name}", timestamp=str(results.get("finished_at", "")))
@@ -96,4 +109,4 @@ def render_junit(results: dict[str, Any]) -> str:
     suites = ET.Element("testsuites", name="drills")
     suites.append(suite)
     ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + visible(ET.tostring(suites, encoding="unicode")) + "\n"
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
