@@ -47,10 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, parents=[common])
 
-    p = add("validate", "check scenario files; no side effects")
+    # "No side effects": kernel features are tried in an anonymous namespace of a throwaway thread
+    # (drills.netns.probe_caps), nothing named or mounted, gone when the command returns.
+    no_side_effects = "creates nothing on the host (kernel features are tried in a throwaway anonymous namespace)"
+    p = add("validate", f"check scenario files; {no_side_effects}")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     add("schema", "print the JSON Schema of the scenario format")
-    p = add("plan", "show what a drill would do (testbed, timeline, probes, objectives); no side effects, no root")
+    p = add("plan", f"show what a drill would do (testbed, timeline, probes, objectives); no root; {no_side_effects}")
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--json", action="store_true", help="print the plan as JSON (for CI diffs)")
     p = add("run", "run a drill: deploy, probe, apply the timeline, measure recovery, tear down")

@@ -92,10 +92,11 @@ class _NotScratch(Exception):
     """The probe thread is not provably alone in a fresh namespace: touch nothing."""
 
 
-def probe_scratch_namespace(nft_path: str | None) -> ScratchReport:
+def probe_scratch_namespace(nft_path: str | None, ifb_loads: Callable[[], bool] | None = None) -> ScratchReport:
     """Create a scratch namespace in a throwaway thread, try every kernel feature there, and
-    return what was found. `nft_path` is the nft binary to try rulesets with (None: skip)."""
-    return kernel._in_thread(lambda: _probe_in_fresh_namespace(nft_path))
+    return what was found. `nft_path` is the nft binary to try rulesets with (None: skip);
+    `ifb_loads` says whether an ifb device would load its module (default: `ifb_would_load`)."""
+    return kernel._in_thread(lambda: _probe_in_fresh_namespace(nft_path, ifb_loads or ifb_would_load))
 
 
 def _netns_inode(path: str) -> tuple[int, int]:
@@ -103,7 +104,7 @@ def _netns_inode(path: str) -> tuple[int, int]:
     return (info.st_dev, info.st_ino)
 
 
-def _probe_in_fresh_namespace(nft_path: str | None) -> ScratchReport:
+def _probe_in_fresh_namespace(nft_path: str | None, ifb_loads: Callable[[], bool]) -> ScratchReport:
     # Runs in its own thread: unshare(2) below changes only this thread's namespace.
     before = _netns_inode("/proc/thread-self/ns/net")
     if kernel._libc.unshare(kernel.CLONE_NEWNET) != 0:
@@ -119,7 +120,7 @@ def _probe_in_fresh_namespace(nft_path: str | None) -> ScratchReport:
     except Exception as exc:  # no netlink here means no probe can run: report, don't raise
         return ScratchReport(Outcome(False, f"netlink in the scratch namespace: {type(exc).__name__}: {exc}"))
     try:
-        return _probe_all(ipr, nft_path)
+        return _probe_all(ipr, nft_path, ifb_loads)
     finally:
         ipr.close()
 
@@ -171,7 +172,7 @@ def _netlink_reason(exc: NetlinkError) -> str:
     return f"{text} (netlink error {code})"
 
 
-def _probe_all(ipr: IPRoute, nft_path: str | None) -> ScratchReport:
+def _probe_all(ipr: IPRoute, nft_path: str | None, ifb_loads: Callable[[], bool]) -> ScratchReport:
     namespace = Outcome(True, "unshare(CLONE_NEWNET) in a thread: fresh namespace with only lo")
     with ExitStack() as undo:
         veth = _attempt(lambda: _probe_veth(ipr, undo))
@@ -182,7 +183,7 @@ def _probe_all(ipr: IPRoute, nft_path: str | None) -> ScratchReport:
         tbf = _attempt(lambda: _probe_root_qdisc(ipr, index, "tbf", rate="1mbit", burst=16384, latency="50ms"))
         htb = _attempt(lambda: _probe_root_qdisc(ipr, index, "htb", default=0x10))
         clsact = _probe_clsact(ipr, index)
-        ifb = IFB_NOT_LOADED if ifb_would_load() else _attempt(lambda: _probe_ifb(ipr))
+        ifb = IFB_NOT_LOADED if ifb_loads() else _attempt(lambda: _probe_ifb(ipr))
         tuntap = _attempt(lambda: _probe_tap(ipr))
         families: dict[str, Outcome] = {}
         if nft_path is None:
