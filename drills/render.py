@@ -61,9 +61,10 @@ class Renderer:
         self.quiet = quiet
 
     def progress(self, message: str, at: str | None = None) -> None:
-        """One plain progress line; `at` (HH:MM:SS) when it was logged earlier (the live view's)."""
+        """One plain progress line; `at` (HH:MM:SS) when it was logged earlier (the live view's).
+        One line whatever the message holds: a newline in a note cannot forge a line of the log."""
         if not self.quiet:
-            self.err.print(_styled((at or time.strftime("%H:%M:%S"), "dim"), " ", message))
+            self.err.print(_styled((at or time.strftime("%H:%M:%S"), "dim"), " ", visible(message, one_line=True)))
 
     def live_view(self, enabled: bool) -> Any:
         """The live view of `drill run` on stdout when it is a terminal (and `enabled`, and not

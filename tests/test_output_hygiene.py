@@ -82,10 +82,12 @@ def test_visible_leaves_no_unsafe_character_anywhere_in_unicode() -> None:
 def test_renderer_prints_notes_and_problems_as_text(capsys: pytest.CaptureFixture[str]) -> None:
     ui = Renderer()
     ui.progress(f"T+001.00 note: {NOTE}", at="10:00:00")
+    ui.progress("note: one\n10:00:09 T+009.00 forged line", at="10:00:01")
     ui.error(NOTE)
     ui.problems([Problem("x.yaml", 3, 7, "timeline[0].text", f"{NOTE!s} is wrong")])
     err = capsys.readouterr().err
     assert f"10:00:00 T+001.00 note: {SHOWN}\n" in err
+    assert "10:00:01 note: one\\n10:00:09 T+009.00 forged line\n" in err
     assert f"error: {SHOWN}\n" in err
     assert f"x.yaml:3:7: timeline[0].text: {SHOWN} is wrong\n" in err
     assert "\x1b" not in err and "\r" not in err and "\u202e" not in err and "💣" not in err
