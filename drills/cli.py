@@ -16,6 +16,7 @@ from typing import Any
 from drills import __version__
 from drills.errors import BadInput, DrillError, ExitCode, ScenarioError
 from drills.runs import STATE_DIR_ENV, state_dir_from_env
+from drills.textsafe import visible
 
 EXIT_INTERNAL = 70  # a bug in drills (EX_SOFTWARE); the message asks for a report
 
@@ -46,10 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, parents=[common])
 
-    p = add("validate", "check scenario files; no side effects")
+    # "No side effects": kernel features are tried in an anonymous namespace of a throwaway thread
+    # (drills.netns.probe_caps), nothing named or mounted, gone when the command returns.
+    no_side_effects = "creates nothing on the host (kernel features are tried in a throwaway anonymous namespace)"
+    p = add("validate", f"check scenario files; {no_side_effects}")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     add("schema", "print the JSON Schema of the scenario format")
-    p = add("plan", "show what a drill would do (testbed, timeline, probes, objectives); no side effects, no root")
+    p = add("plan", f"show what a drill would do (testbed, timeline, probes, objectives); no root; {no_side_effects}")
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--json", action="store_true", help="print the plan as JSON (for CI diffs)")
     p = add("run", "run a drill: deploy, probe, apply the timeline, measure recovery, tear down")
@@ -158,7 +162,7 @@ def _run(args: argparse.Namespace) -> int:
         from drills.reports import write_all
 
         written = write_all(*results.read(args.run_dir), args.run_dir)
-        ui.out.print("\n".join(str(p) for p in written), markup=False)
+        ui.out.print(visible("\n".join(str(p) for p in written)))
         return ExitCode.OK
 
     if command == "compare":
@@ -293,7 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         Renderer().problems(exc.problems)
         return int(exc.exit_code)
     except DrillError as exc:
-        print(f"drill: {exc}", file=sys.stderr)
+        # Messages quote values from files (names, paths): escaped, never raw control characters.
+        print(visible(f"drill: {exc}"), file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("drill: interrupted", file=sys.stderr)
@@ -302,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("DRILLS_DEBUG"):
             traceback.print_exc()
         print(
-            f"drill: internal error: {type(exc).__name__}: {exc} (set DRILLS_DEBUG=1 for details; please report)",
+            visible(f"drill: internal error: {type(exc).__name__}: {exc} (set DRILLS_DEBUG=1 for details; please report)"),
             file=sys.stderr,
         )
         return EXIT_INTERNAL

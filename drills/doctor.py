@@ -238,7 +238,8 @@ def _kernel_checks(scratch: ScratchReport, release: str, nft_path: str | None) -
             IFB,
             scratch.ifb,
             release,
-            _module_hint("ifb", "CONFIG_IFB"),
+            # numifbs=0: the module's default makes ifb0 and ifb1 in the host's namespace.
+            _module_hint("ifb numifbs=0", "CONFIG_IFB"),
             "shaping incoming traffic (ingress redirected through an IFB device)",
         ),
         _kernel_check(

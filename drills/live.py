@@ -9,6 +9,10 @@ engine's snapshot function, which reads counters without locks (drills.probes.he
 Used only when stdout is a terminal; otherwise the CLI prints plain lines. The view is
 transient: when it closes, the log lines it showed are handed back to be printed as plain lines,
 so the terminal's scrollback holds the same record as a CI log.
+
+Scenario text (names, labels, notes, log lines) is appended to `Text` as plain text (never
+markup) and through `visible(..., one_line=True)`: a control character shows as its escape and
+a newline in a note cannot break the frame's lines.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from rich.text import Text
 
 from drills.engine.clock import Clock, SystemClock
 from drills.engine.progress import ClockStarted, ClockStopped, Event, ProbeHealth, Scheduled, StepDone
+from drills.textsafe import visible
 
 REFRESH_S = 0.25  # four frames a second
 # No frame starts this close before an action is due (nor until the engine reports it done);
@@ -141,8 +146,8 @@ class LiveView:
         else:
             done = [e for e in events if isinstance(e, StepDone)]
             elapsed_s = min(max(0.0, now_s - started.t0_s), started.duration_s)
-            frame.append(f"drill {started.scenario}", style="bold")
-            frame.append(f"  run {started.run_id}  ")
+            frame.append(f"drill {_line(started.scenario)}", style="bold")
+            frame.append(f"  run {_line(started.run_id)}  ")
             frame.append(f"T+{elapsed_s:04.1f}", style="bold cyan")
             frame.append(f" of {started.duration_s:.1f} s")
             if any(isinstance(e, ClockStopped) for e in events):
@@ -151,9 +156,13 @@ class LiveView:
             _faults(frame, started.schedule, done, elapsed_s)
             _probes(frame, started.snapshot())
         for stamp, message in self.lines[-LOG_LINES:]:
-            frame.append(f"{stamp} {message}\n", style="dim")
+            frame.append(f"{stamp} {_line(message)}\n", style="dim")
         frame.rstrip()
         return frame
+
+
+def _line(text: str) -> str:
+    return visible(text, one_line=True)
 
 
 def _faults(frame: Text, schedule: tuple[Scheduled, ...], done: list[StepDone], elapsed_s: float) -> None:
@@ -169,7 +178,7 @@ def _faults(frame: Text, schedule: tuple[Scheduled, ...], done: list[StepDone], 
     if applied:
         for step in applied.values():
             frame.append("now:  ", style="bold")
-            frame.append(f"{step.label}: {step.detail}", style="yellow")
+            frame.append(f"{_line(step.label)}: {_line(step.detail)}", style="yellow")
             frame.append(f" (since T+{step.at_s:.2f}, confirmed +{step.lag_s * 1e3:.2f} ms)\n")
     else:
         frame.append("now:  ", style="bold")
@@ -179,14 +188,14 @@ def _faults(frame: Text, schedule: tuple[Scheduled, ...], done: list[StepDone], 
     if upcoming is None:
         frame.append("nothing more scheduled\n")
     else:
-        frame.append(f"T+{upcoming.at_s:.2f} {upcoming.kind} {upcoming.label}: {upcoming.describe}")
+        frame.append(f"T+{upcoming.at_s:.2f} {upcoming.kind} {_line(upcoming.label)}: {_line(upcoming.describe)}")
         frame.append(f"  in {max(0.0, upcoming.at_s - elapsed_s):.1f} s\n", style="bold cyan")
 
 
 def _probes(frame: Text, health: list[ProbeHealth]) -> None:
     rows = [
         (
-            h.name, h.kind, str(h.sent), str(h.received),
+            _line(h.name), h.kind, str(h.sent), str(h.received),
             "-" if h.loss_last is None else f"{h.loss_last * 100:.1f} %",
             "-" if h.latency_s is None else f"{h.latency_s * 1e3:.2f} ms",
         )

@@ -1,4 +1,10 @@
-"""Everything the CLI shows a person, in one place (rich). The library never prints."""
+"""Everything the CLI shows a person, in one place (rich). The library never prints.
+
+Scenario text (names, notes, commands, messages, paths) is never markup: both consoles have
+markup and emoji codes off, so `[/]` or `:bomb:` in a note prints as written, and every value
+goes through `drills.textsafe.visible` so control characters show as escapes (`\\x1b`) rather
+than acting on the terminal. Styles come only from `Text` spans built here (`_styled`).
+"""
 
 from __future__ import annotations
 
@@ -14,23 +20,51 @@ from rich.text import Text
 from drills.backend import TeardownReport
 from drills.errors import Problem
 from drills.lifecycle import CleanReport, RunView, UpResult
+from drills.textsafe import visible
 
 if TYPE_CHECKING:
     from drills.engine.plan import Plan
+
+
+def _styled(*parts: str | tuple[str, str]) -> Text:
+    """One line from plain parts (escaped with `visible`) and (text, style) parts; never markup."""
+    line = Text()
+    for part in parts:
+        text, style = (part, "") if isinstance(part, str) else part
+        line.append(visible(text), style=style)
+    return line
+
+
+def _row(table: Table, *cells: str | Text) -> None:
+    """A table row whose str cells are shown as text (escaped), never as markup."""
+    table.add_row(*(cell if isinstance(cell, Text) else Text(visible(cell)) for cell in cells))
+
+
+def _title(text: str) -> Text:
+    return Text(visible(text, one_line=True))
+
+
+PASS = _styled(("PASS", "green"))
+FAIL = _styled(("FAIL", "red"))
+
+
+def _console(stderr: bool = False) -> Console:
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 class Renderer:
     """Results on stdout, progress and errors on stderr."""
 
     def __init__(self, quiet: bool = False) -> None:
-        self.out = Console(highlight=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.out = _console()
+        self.err = _console(stderr=True)
         self.quiet = quiet
 
     def progress(self, message: str, at: str | None = None) -> None:
-        """One plain progress line; `at` (HH:MM:SS) when it was logged earlier (the live view's)."""
+        """One plain progress line; `at` (HH:MM:SS) when it was logged earlier (the live view's).
+        One line whatever the message holds: a newline in a note cannot forge a line of the log."""
         if not self.quiet:
-            self.err.print(f"[dim]{at or time.strftime('%H:%M:%S')}[/] {message}", markup=True)
+            self.err.print(_styled((at or time.strftime("%H:%M:%S"), "dim"), " ", visible(message, one_line=True)))
 
     def live_view(self, enabled: bool) -> Any:
         """The live view of `drill run` on stdout when it is a terminal (and `enabled`, and not
@@ -42,28 +76,28 @@ class Renderer:
         return LiveView(self.out)
 
     def error(self, message: str) -> None:
-        self.err.print(f"[bold red]error:[/] {message}", markup=True, emoji=False)
+        self.err.print(_styled(("error:", "bold red"), " ", message))
 
     def problems(self, problems: Sequence[Problem]) -> None:
         for problem in problems:
-            self.err.print(str(problem), markup=False, emoji=False)
+            self.err.print(visible(problem))
         count = len(problems)
         self.err.print(f"{count} problem{'s' if count != 1 else ''} found; nothing was changed", style="red")
 
     def valid(self, path: Path, summary: str) -> None:
-        self.out.print(f"{path}: ok ({summary})", markup=False)
+        self.out.print(visible(f"{path}: ok ({summary})"))
 
     def up(self, result: UpResult) -> None:
         meta = result.meta
-        table = Table(title=f"run {meta.run_id}: {meta.scenario} is up", title_justify="left")
+        table = Table(title=_title(f"run {meta.run_id}: {meta.scenario} is up"), title_justify="left")
         for column in ("node", "namespace", "loopback", "interfaces"):
             table.add_column(column)
         for node in result.topology.nodes:
             interfaces = ", ".join(f"{i.name} {i.ipv4}" + (f" {i.ipv6}" if i.ipv6 else "") for i in node.interfaces)
-            table.add_row(node.name, meta.nodes.get(node.name, "?"), str(node.loopback or "-"), interfaces)
+            _row(table, node.name, meta.nodes.get(node.name, "?"), str(node.loopback or "-"), interfaces)
         self.out.print(table)
         first = result.topology.nodes[0].name if result.topology.nodes else "NODE"
-        self.out.print(f"explore: drill exec {first} -- ip route     remove: drill down {meta.run_id}", markup=False)
+        self.out.print(visible(f"explore: drill exec {first} -- ip route     remove: drill down {meta.run_id}"))
 
     def runs(self, views: Sequence[RunView]) -> None:
         if not views:
@@ -76,27 +110,27 @@ class Renderer:
             meta = view.meta
             owner = f"pid {meta.owner_pid}" if view.owner_alive else "-"
             created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(meta.created_s))
-            table.add_row(meta.run_id, meta.scenario, meta.status, meta.backend, str(len(meta.nodes)), owner, created)
+            _row(table, meta.run_id, meta.scenario, meta.status, meta.backend, str(len(meta.nodes)), owner, created)
         self.out.print(table)
 
     def teardown(self, run_id: str, report: TeardownReport) -> None:
-        self.out.print(f"run {run_id}: removed {len(report.removed)} objects", markup=False)
+        self.out.print(visible(f"run {run_id}: removed {len(report.removed)} objects"))
 
     def cleaned(self, report: CleanReport) -> None:
         if not report.cleaned and not report.skipped:
             self.out.print("nothing to clean")
         for run_id, teardown in report.cleaned.items():
             state = "clean" if teardown.clean else "INCOMPLETE"
-            self.out.print(f"run {run_id}: removed {len(teardown.removed)} objects ({state})", markup=False)
+            self.out.print(visible(f"run {run_id}: removed {len(teardown.removed)} objects ({state})"))
             for item in teardown.left:
-                self.err.print(f"  left: {item}", markup=False)
+                self.err.print(visible(f"  left: {item}"))
         for run_id, why in report.skipped.items():
-            self.out.print(f"run {run_id}: left alone ({why})", markup=False)
+            self.out.print(visible(f"run {run_id}: left alone ({why})"))
 
     def drill(self, result: Any, results_path: Path) -> None:
         """The recovery table of a finished drill, its verdicts and its outcome."""
         table = Table(
-            title=f"{result.scenario} (run {result.run_id}, seed {result.seed}): recovery", title_justify="left"
+            title=_title(f"{result.scenario} (run {result.run_id}, seed {result.seed}): recovery"), title_justify="left"
         )
         for column in ("probe", "event", "sent", "lost", "outage", "longest loss", "detect", "recover"):
             table.add_column(column, justify="right" if column not in ("probe", "event") else "left")
@@ -105,32 +139,30 @@ class Renderer:
             return "never" if value is None else f"{value * 1e3:.1f} ± {accuracy * 1e3:.1f} ms"
 
         for m in result.metrics:
-            table.add_row(
-                m.probe, f"{m.event} ({m.kind})", str(m.sent), str(m.lost), ms(m.outage_s, m.accuracy_s),
+            _row(
+                table, m.probe, f"{m.event} ({m.kind})", str(m.sent), str(m.lost), ms(m.outage_s, m.accuracy_s),
                 ms(m.max_loss_period_s, m.accuracy_s), "-" if m.time_to_detect_s is None else ms(m.time_to_detect_s, m.accuracy_s),
                 ms(m.time_to_recover_s, m.accuracy_s),
             )  # fmt: skip
         self.out.print(table)
         for name, base in result.baselines.items():
-            state = "clean" if base.clean else "[red]NOT clean: results are inconclusive[/]"
+            state = ("clean", "") if base.clean else ("NOT clean: results are inconclusive", "red")
             tolerated = f" (tolerated {base.tolerated_loss_pct:g} %)" if getattr(base, "tolerated_loss_pct", 0) else ""
-            self.out.print(f"baseline {name}: {base.sent} sent, {base.lost} lost{tolerated}: {state}")
+            self.out.print(_styled(f"baseline {name}: {base.sent} sent, {base.lost} lost{tolerated}: ", state))
         if result.pairs:
             self.out.print(self._pairs_table(result.pairs))
         for verdict in result.verdicts:
-            mark = "[green]PASS[/]" if verdict.passed else "[red]FAIL[/]"
-            self.out.print(
-                f"{mark} {verdict.objective} [{verdict.probe} / {verdict.event}]: {verdict.measured} (bound {verdict.bound})"
-            )
+            line = f" {verdict.objective} [{verdict.probe} / {verdict.event}]: {verdict.measured} (bound {verdict.bound})"
+            self.out.print(Text.assemble(PASS if verdict.passed else FAIL, visible(line)))
         outcome = "inconclusive" if result.inconclusive else ("passed" if result.passed else "FAILED")
-        self.out.print(f"drill {outcome}; results: {results_path}", markup=False)
+        self.out.print(visible(f"drill {outcome}; results: {results_path}"))
 
     @staticmethod
     def _pairs_table(pairs: Sequence[Any]) -> Table:
         """Per (source, target) pair across each partition: intended against observed."""
         steps = sorted({p.step for p in pairs})
         table = Table(
-            title=f"partition {', '.join(steps)}: per pair (one way, {pairs[0].rate_pps} packets/s each)",
+            title=_title(f"partition {', '.join(steps)}: per pair (one way, {pairs[0].rate_pps} packets/s each)"),
             title_justify="left",
         )
         columns = ["", *(["step"] if len(steps) > 1 else []), "pair", "intended", "observed", "delivered", "detect"]
@@ -140,10 +172,10 @@ class Renderer:
         def ms(value: float | None, accuracy: float) -> str:
             return "-" if value is None else f"{value * 1e3:.1f} ± {accuracy * 1e3:.1f} ms"
 
-        marks = {True: "[green]PASS[/]", False: "[red]FAIL[/]", None: "[red]ERROR[/]"}
+        marks = {True: PASS, False: FAIL, None: _styled(("ERROR", "red"))}
         for p in pairs:
-            table.add_row(
-                marks[p.matches], *([p.step] if len(steps) > 1 else []), f"{p.source}->{p.target}", p.expected,
+            _row(
+                table, marks[p.matches], *([p.step] if len(steps) > 1 else []), f"{p.source}->{p.target}", p.expected,
                 p.observed, f"{p.fault_delivered}/{p.fault_sent}", ms(p.time_to_detect_s, p.detect_accuracy_s),
                 ms(p.first_delivery_after_lift_s, p.recover_accuracy_s),
                 ms(p.time_to_recover_s, p.recover_accuracy_s) if p.time_to_recover_s is not None or p.observed != "cut" else "never",
@@ -157,23 +189,21 @@ class Renderer:
 
         def table(title: str, *columns: str) -> Table:
             """Names (the first columns) are never broken; the last column, free text, wraps."""
-            t = Table(title=title, title_justify="left")
+            t = Table(title=_title(title), title_justify="left")
             for n, column in enumerate(columns):
                 t.add_column(column, overflow="fold", no_wrap=n < 2)
             return t
 
-        def row(t: Table, *cells: str) -> None:
-            t.add_row(*(Text(cell) for cell in cells))
-
         out = self.out
-        out.print(f"plan of {plan.scenario} ({plan.file}): a dry run, nothing was changed", markup=False)
+        out.print(visible(f"plan of {plan.scenario} ({plan.file}): a dry run, nothing was changed"))
         if plan.description:
-            out.print(plan.description, markup=False)
+            out.print(visible(plan.description))
         duration = f"{plan.duration_s:g} s" + ("" if plan.duration_given else " (last step + 10 s)")
         out.print(
-            f"seed {plan.seed_text}; duration {duration}; each node is namespace {plan.namespace_pattern}, "
-            "RUN being the run id chosen when the run starts",
-            markup=False,
+            visible(
+                f"seed {plan.seed_text}; duration {duration}; each node is namespace {plan.namespace_pattern}, "
+                "RUN being the run id chosen when the run starts"
+            )
         )
 
         def count(n: int, noun: str) -> str:
@@ -183,37 +213,37 @@ class Renderer:
         for node in plan.nodes:
             first = [node.name, node.namespace]
             if node.loopback:
-                row(nodes, *first, "lo", node.loopback, "-")
+                _row(nodes, *first, "lo", node.loopback, "-")
                 first = ["", ""]
             for i in node.interfaces:
                 address = " ".join(a for a in (i.ipv4, i.ipv6) if a) or "-"
                 mtu = f" (mtu {i.mtu})" if i.mtu else ""
-                row(nodes, *first, i.name, address + mtu, f"{i.link} to {i.peer}")
+                _row(nodes, *first, i.name, address + mtu, f"{i.link} to {i.peer}")
                 first = ["", ""]
             if first[0]:  # no loopback and no link
-                row(nodes, *first, "-", "-", "-")
+                _row(nodes, *first, "-", "-", "-")
         out.print(nodes)
         routes = table("routes", "node", "route")
         for node in plan.nodes:
             for n, route in enumerate(node.routes):
-                row(routes, node.name if n == 0 else "", route)
+                _row(routes, node.name if n == 0 else "", route)
         if routes.row_count:
             out.print(routes)
-        out.print(f"sysctls in every namespace: {', '.join(plan.node_sysctls)}", markup=False)
+        out.print(visible(f"sysctls in every namespace: {', '.join(plan.node_sysctls)}"))
         for node in plan.nodes:
             if node.sysctls:
-                out.print(f"sysctls in {node.name}: {', '.join(node.sysctls)}", markup=False)
+                out.print(visible(f"sysctls in {node.name}: {', '.join(node.sysctls)}"))
         services = table("services (started at deploy)", "node", "service", "command", "ready when")
         for node in plan.nodes:
             for service in node.services:
                 env = "".join(f"{key}={value} " for key, value in service.env.items())
-                row(services, node.name, service.name, env + service.command, service.ready or "-")
+                _row(services, node.name, service.name, env + service.command, service.ready or "-")
         if services.row_count:
             out.print(services)
 
         links = table(count(len(plan.links), "link"), "link", "a", "b", "subnets", "profile", "engine")
         for link in plan.links:
-            row(links, link.name, link.a, link.b, ", ".join(link.subnets), link.profile or "-", link.engine or "-")
+            _row(links, link.name, link.a, link.b, ", ".join(link.subnets), link.profile or "-", link.engine or "-")
         out.print(links)
 
         timeline = table(
@@ -226,14 +256,15 @@ class Renderer:
                 f"- {touch.namespace}: {touch.what}" if touch.namespace else f"- {touch.what}"
                 for touch in action.touches
             ]
-            row(timeline, at, kind, action.label, "\n".join(what))
+            _row(timeline, at, kind, action.label, "\n".join(what))
         out.print(timeline)
         mesh = plan.pair_mesh
         if mesh is not None:
             out.print(
-                f"pair mesh (one way, for the whole drill): {count(mesh.pairs, 'ordered pair')} at "
-                f"{mesh.rate_pps} packets/s each, {mesh.total_pps} packets/s in all",
-                markup=False,
+                visible(
+                    f"pair mesh (one way, for the whole drill): {count(mesh.pairs, 'ordered pair')} at "
+                    f"{mesh.rate_pps} packets/s each, {mesh.total_pps} packets/s in all"
+                )
             )
         for step in mesh.steps if mesh is not None else []:
             shown, more = step.listed()
@@ -242,28 +273,28 @@ class Renderer:
                 "pair", "intended",
             )  # fmt: skip
             for pair in shown:
-                row(pairs, f"{pair.source}->{pair.target}", pair.expected + ("" if pair.probed else " (no address: unreachable)"))
+                _row(pairs, f"{pair.source}->{pair.target}", pair.expected + ("" if pair.probed else " (no address: unreachable)"))
             if more:
-                row(pairs, f"... and {more} more", "")
+                _row(pairs, f"... and {more} more", "")
             out.print(pairs)
 
         probes = table(count(len(plan.probes), "probe"), "probe", "type", "from", "to", "how")
         for probe in plan.probes:
             source = f"{probe.source} ({probe.source_address or 'no address'})"
             target = "-" if probe.to is None else f"{probe.to} ({probe.target_address or 'no address'})"
-            row(probes, probe.name, probe.type, source, target, probe.detail)
+            _row(probes, probe.name, probe.type, source, target, probe.detail)
         out.print(probes)
 
         objectives = table(count(len(plan.objectives), "objective"), "objective", "probe", "step", "bound")
         for o in plan.objectives:
             bounds = ", ".join(([f"template {o.template}"] if o.template else []) + o.bounds)
-            row(objectives, o.name or "-", o.probe or "every probe", o.step or "every fault", bounds)
+            _row(objectives, o.name or "-", o.probe or "every probe", o.step or "every fault", bounds)
         out.print(objectives)
 
         if plan.refused:
             out.print("drill run would refuse this scenario as it stands:", style="yellow")
             for reason in plan.refused:
-                out.print(f"  {reason}", markup=False)
+                out.print(visible(f"  {reason}"))
 
     def spreads(self, spreads: Sequence[Any], path: Path, outcome: str, pairs: Sequence[Any] = ()) -> None:
         """`drill run --trials N`: min / median / max of every figure over the trials, then
@@ -273,21 +304,21 @@ class Renderer:
             return "-" if value is None else f"{value * 1e3:.1f}"
 
         table = Table(
-            title=f"{spreads[0].trials if spreads else 0} trials: min / median / max (ms)", title_justify="left"
+            title=_title(f"{spreads[0].trials if spreads else 0} trials: min / median / max (ms)"), title_justify="left"
         )
         for column in ("probe", "event", "figure", "min", "median", "max", "never recovered", "accuracy"):
             table.add_column(column)
         for s in spreads:
             never = str(s.never) if s.figure == "time_to_recover_s" else ""
             accuracy = f"± {s.accuracy_s * 1e3:.1f}"
-            table.add_row(
-                s.probe, s.event, s.figure.removesuffix("_s"), ms(s.min_s), ms(s.median_s), ms(s.max_s), never, accuracy
+            _row(
+                table, s.probe, s.event, s.figure.removesuffix("_s"), ms(s.min_s), ms(s.median_s), ms(s.max_s), never, accuracy
             )
         if spreads or not pairs:
             self.out.print(table)
         if pairs:
             self.out.print(self._pair_spreads_table(pairs))
-        self.out.print(f"trials {outcome}; summary: {path}", markup=False)
+        self.out.print(visible(f"trials {outcome}; summary: {path}"))
 
     @staticmethod
     def _pair_spreads_table(pairs: Sequence[Any]) -> Table:
@@ -308,9 +339,9 @@ class Renderer:
             counts: dict[str, int] = {}
             for seen in p.observed:
                 counts[seen or "absent"] = counts.get(seen or "absent", 0) + 1
-            mark = "[green]PASS[/]" if p.consistent else ("[yellow]MIXED[/]" if p.matched else "[red]FAIL[/]")
-            table.add_row(
-                mark, *([p.step] if steps > 1 else []), f"{p.source}->{p.target}", p.expected, ", ".join(f"{k} ×{n}" for k, n in counts.items()),
+            mark = PASS if p.consistent else (_styled(("MIXED", "yellow")) if p.matched else FAIL)
+            _row(
+                table, mark, *([p.step] if steps > 1 else []), f"{p.source}->{p.target}", p.expected, ", ".join(f"{k} ×{n}" for k, n in counts.items()),
                 f"{p.matched}/{p.trials}", spread(p.time_to_detect_s, "none lost"), spread(p.time_to_recover_s, "never"),
             )  # fmt: skip
         return table
@@ -321,12 +352,13 @@ class Renderer:
         def ms(value: float | None) -> str:
             return "never" if value is None else f"{value * 1e3:.1f} ms"
 
-        table = Table(title=f"{run_a} (A) against {run_b} (B)", title_justify="left")
+        table = Table(title=_title(f"{run_a} (A) against {run_b} (B)"), title_justify="left")
         for column in ("probe", "event", "figure", "A", "B", "tolerance", ""):
             table.add_column(column)
         for d in comparison.differences:
-            mark = "[red]REGRESSED[/]" if d.regressed else ("[green]improved[/]" if d.improved else "")
-            table.add_row(
+            mark = _styled(("REGRESSED", "red")) if d.regressed else _styled(("improved", "green") if d.improved else "")
+            _row(
+                table,
                 d.probe,
                 d.event,
                 d.figure.removesuffix("_s"),
@@ -337,20 +369,20 @@ class Renderer:
             )
         self.out.print(table)
         for label in comparison.only_in_a:
-            self.out.print(f"only in A: {label}", markup=False)
+            self.out.print(visible(f"only in A: {label}"))
         for label in comparison.only_in_b:
-            self.out.print(f"only in B: {label}", markup=False)
+            self.out.print(visible(f"only in B: {label}"))
         for flip in comparison.pair_regressions:
-            self.out.print(f"REGRESSED partition pair {flip}", markup=False)
+            self.out.print(visible(f"REGRESSED partition pair {flip}"))
         verdict = "B regressed" if comparison.regressed else "no regression beyond the accuracy bounds"
-        self.out.print(verdict, markup=False)
+        self.out.print(visible(verdict))
 
     def link_engines(self, path: Path, engines: Sequence[tuple[str, str]]) -> None:
-        table = Table(title=f"link engines for {path} on this host", title_justify="left")
+        table = Table(title=_title(f"link engines for {path} on this host"), title_justify="left")
         table.add_column("link")
         table.add_column("engine")
         for name, engine in engines:
-            table.add_row(name, engine)
+            _row(table, name, engine)
         self.out.print(table)
 
     def checks(self, checks: Sequence[Any]) -> None:
@@ -358,6 +390,6 @@ class Renderer:
         for column in ("", "capability", "found", "needed for", "to fix"):
             table.add_column(column)
         for check in checks:
-            mark = "[green]yes[/]" if check.ok else "[red]no[/]"
-            table.add_row(mark, check.name, check.detail, check.needed_for, check.fix)
+            mark = _styled(("yes", "green") if check.ok else ("no", "red"))
+            _row(table, mark, check.name, check.detail, check.needed_for, check.fix)
         self.out.print(table)

@@ -9,6 +9,14 @@ mounted (nothing in /run/netns, nothing journaled): once the thread has exited a
 and file descriptors are closed, nothing refers to it and the kernel frees it together with
 anything a failed cleanup might have left inside.
 
+One thing a probe could still leave on the host: on a kernel with loadable modules, creating an
+object may load its module, and loading `ifb` makes two devices, ifb0 and ifb1, in the host's
+own namespace (its `numifbs` parameter defaults to 2). So the ifb probe is only tried when the
+module is built in or already loaded (`ifb_would_load`); otherwise it reports why not and how to
+load the module without those devices. Other modules (netem, tbf, nf_tables...) load without
+creating anything. This is what lets `drill validate` and `drill plan`, which ask for these
+probes, promise no side effects on the host's network.
+
 It calls pyroute2 directly rather than through `drills.netns.kernel`: the backend's helpers turn
 every failure into a `BackendError`, while here a refusal by the kernel is the answer being
 sought (data, not an error), and the probes need the raw netlink error code to say *why*.
@@ -28,6 +36,7 @@ from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from pyroute2 import IPRoute
@@ -83,10 +92,11 @@ class _NotScratch(Exception):
     """The probe thread is not provably alone in a fresh namespace: touch nothing."""
 
 
-def probe_scratch_namespace(nft_path: str | None) -> ScratchReport:
+def probe_scratch_namespace(nft_path: str | None, ifb_loads: Callable[[], bool] | None = None) -> ScratchReport:
     """Create a scratch namespace in a throwaway thread, try every kernel feature there, and
-    return what was found. `nft_path` is the nft binary to try rulesets with (None: skip)."""
-    return kernel._in_thread(lambda: _probe_in_fresh_namespace(nft_path))
+    return what was found. `nft_path` is the nft binary to try rulesets with (None: skip);
+    `ifb_loads` says whether an ifb device would load its module (default: `ifb_would_load`)."""
+    return kernel._in_thread(lambda: _probe_in_fresh_namespace(nft_path, ifb_loads or ifb_would_load))
 
 
 def _netns_inode(path: str) -> tuple[int, int]:
@@ -94,7 +104,7 @@ def _netns_inode(path: str) -> tuple[int, int]:
     return (info.st_dev, info.st_ino)
 
 
-def _probe_in_fresh_namespace(nft_path: str | None) -> ScratchReport:
+def _probe_in_fresh_namespace(nft_path: str | None, ifb_loads: Callable[[], bool]) -> ScratchReport:
     # Runs in its own thread: unshare(2) below changes only this thread's namespace.
     before = _netns_inode("/proc/thread-self/ns/net")
     if kernel._libc.unshare(kernel.CLONE_NEWNET) != 0:
@@ -110,7 +120,7 @@ def _probe_in_fresh_namespace(nft_path: str | None) -> ScratchReport:
     except Exception as exc:  # no netlink here means no probe can run: report, don't raise
         return ScratchReport(Outcome(False, f"netlink in the scratch namespace: {type(exc).__name__}: {exc}"))
     try:
-        return _probe_all(ipr, nft_path)
+        return _probe_all(ipr, nft_path, ifb_loads)
     finally:
         ipr.close()
 
@@ -162,7 +172,7 @@ def _netlink_reason(exc: NetlinkError) -> str:
     return f"{text} (netlink error {code})"
 
 
-def _probe_all(ipr: IPRoute, nft_path: str | None) -> ScratchReport:
+def _probe_all(ipr: IPRoute, nft_path: str | None, ifb_loads: Callable[[], bool]) -> ScratchReport:
     namespace = Outcome(True, "unshare(CLONE_NEWNET) in a thread: fresh namespace with only lo")
     with ExitStack() as undo:
         veth = _attempt(lambda: _probe_veth(ipr, undo))
@@ -173,7 +183,7 @@ def _probe_all(ipr: IPRoute, nft_path: str | None) -> ScratchReport:
         tbf = _attempt(lambda: _probe_root_qdisc(ipr, index, "tbf", rate="1mbit", burst=16384, latency="50ms"))
         htb = _attempt(lambda: _probe_root_qdisc(ipr, index, "htb", default=0x10))
         clsact = _probe_clsact(ipr, index)
-        ifb = _attempt(lambda: _probe_ifb(ipr))
+        ifb = IFB_NOT_LOADED if ifb_loads() else _attempt(lambda: _probe_ifb(ipr))
         tuntap = _attempt(lambda: _probe_tap(ipr))
         families: dict[str, Outcome] = {}
         if nft_path is None:
@@ -253,6 +263,32 @@ def _probe_clsact(ipr: IPRoute, index: int) -> Outcome:
     found = {kind: _attempt(partial(_probe_ingress_kind, ipr, index, kind)) for kind in ("clsact", "ingress")}
     detail = "; ".join(f"{kind}: {outcome.detail}" for kind, outcome in found.items())
     return Outcome(any(outcome.ok for outcome in found.values()), detail)
+
+
+IFB_NOT_LOADED = Outcome(
+    False,
+    "not tried: the ifb module is not loaded, and loading it would make ifb0 and ifb1 in the host's "
+    "namespace (`modprobe ifb numifbs=0` loads it without them)",
+)
+
+
+def ifb_would_load(
+    proc_modules: Path = Path("/proc/modules"), sys_module: Path = Path("/sys/module"), lib_modules: Path | None = None
+) -> bool:
+    """True when creating an ifb device would first load the ifb module (and with it make ifb0
+    and ifb1 in the host's namespace): the kernel has loadable modules, and ifb is neither
+    loaded nor built in. The paths are parameters for the tests."""
+    try:
+        loaded = proc_modules.read_text()
+    except OSError:  # no /proc/modules: a kernel without loadable modules loads nothing
+        return False
+    if any(line.split(" ", 1)[0] == "ifb" for line in loaded.splitlines()) or (sys_module / "ifb").exists():
+        return False
+    builtin = (lib_modules or Path("/lib/modules") / os.uname().release) / "modules.builtin"
+    try:
+        return not any(line.rsplit("/", 1)[-1] == "ifb.ko" for line in builtin.read_text().splitlines())
+    except OSError:  # cannot tell whether it is built in: do not risk it
+        return True
 
 
 def _probe_ifb(ipr: IPRoute) -> Outcome:

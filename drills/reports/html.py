@@ -3,6 +3,9 @@
 The plot draws, per probe, its round-trip time over the drill (a line of per-bucket maxima)
 with lost packets as red ticks, the fault periods as shaded bands across every lane, and each
 measured recovery instant as a green mark. Samples are bucketed to at most one per pixel.
+
+Every piece of scenario text goes through html.escape; the page as a whole through `visible`,
+so a control character from a scenario shows as its escape (`\\x1b`) rather than raw.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from drills.reports.markdown import render_markdown
+from drills.reports.markdown import plain_text, render_markdown
+from drills.textsafe import visible
 
 WIDTH = 960
 LANE_H = 110
@@ -107,8 +111,9 @@ def render_svg(results: dict[str, Any], samples: dict[str, Any]) -> str:
 
 def render_html(results: dict[str, Any], samples: dict[str, Any]) -> str:
     title = f"Drill report: {results['scenario']['name']}"
-    markdown = render_markdown(results)
-    return f"""<!doctype html>
+    # The Markdown source is shown in a <pre>: escaped once, for HTML, not for Markdown too.
+    markdown = render_markdown(results, esc=plain_text)
+    return visible(f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}}
 pre{{white-space:pre-wrap;background:#f6f8fa;padding:1em;border-radius:4px}}
@@ -120,4 +125,4 @@ pre{{white-space:pre-wrap;background:#f6f8fa;padding:1em;border-radius:4px}}
 {render_svg(results, samples)}
 <pre>{html.escape(markdown)}</pre>
 </body></html>
-"""
+""")

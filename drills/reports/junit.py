@@ -3,6 +3,11 @@
 CI systems (GitLab, Jenkins, GitHub actions' JUnit reporters) show a suite per drill. A missed
 objective is a <failure>; an inconclusive drill (baseline not clean) makes every case an
 <error>, so it can never read as green.
+
+ElementTree escapes `&`, `<`, `>` and quotes, but writes control characters as they are, and
+XML 1.0 forbids most of them (a parser refuses the file); those it allows (a carriage return in
+an attribute) would still reach a CI page raw. So every string of the results goes through
+`visible` first, which turns each into its escape (`\\x1b`).
 """
 
 from __future__ import annotations
@@ -11,9 +16,22 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from drills.reports.fmt import ms, recovery
+from drills.textsafe import visible
+
+
+def _visible_all(value: Any) -> Any:
+    """`value` (JSON data) with `visible` applied to every string in it."""
+    if isinstance(value, str):
+        return visible(value)
+    if isinstance(value, dict):
+        return {key: _visible_all(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_visible_all(item) for item in value]
+    return value
 
 
 def render_junit(results: dict[str, Any]) -> str:
+    results = _visible_all(results)
     name = results["scenario"]["name"]
     inconclusive = results["outcome"] == "inconclusive"
     suite = ET.Element("testsuite", name=f"drill {name}", timestamp=str(results.get("finished_at", "")))

@@ -1,27 +1,59 @@
-"""report.md: the drill's after-action summary, readable in any Git forge or chat."""
+"""report.md: the drill's after-action summary, readable in any Git forge or chat.
+
+Scenario text (names, notes, commands, messages) is escaped before it goes in (`md_text`): a
+note cannot add a table column, a link, an image, emphasis or raw HTML such as `<script>`, and
+its control characters show as escapes. Every table cell is escaped, our own figures included
+(escaping them changes nothing they show).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from drills.reports.fmt import ms, recovery
+from drills.textsafe import visible
+
+Escape = Callable[[object], str]
+
+# CommonMark shows any backslash-escaped ASCII punctuation as itself, and GitHub's tables honour
+# `\|` inside a cell: escaping these makes the text inert (no emphasis, code, link, image,
+# heading, strike-through, entity or HTML tag) whatever its position.
+_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\`*_[]<>&|#~!"})
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def md_text(value: object) -> str:
+    """`value` as inert Markdown on one line: control characters (newlines too) escaped
+    visibly, then every Markdown and HTML metacharacter backslash-escaped."""
+    return visible(value, one_line=True).translate(_MARKDOWN)
+
+
+def plain_text(value: object) -> str:
+    """`value` on one line with its control characters escaped, Markdown left as it is: for the
+    HTML report, which shows the Markdown source in a <pre> (html.escape makes it inert there)."""
+    return visible(value, one_line=True)
+
+
+def _table(header: list[str], rows: list[list[str]], esc: Escape) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["| " + " | ".join(esc(cell) for cell in row) + " |" for row in rows]
     return lines
 
 
-def render_markdown(results: dict[str, Any]) -> str:
-    scenario = results["scenario"]["name"]
+def render_markdown(results: dict[str, Any], esc: Escape = md_text) -> str:
+    """report.md from results.json; `esc` makes scenario text inert (`md_text` for Markdown)."""
+    scenario = esc(results["scenario"]["name"])
     method = results["method"]
-    outcome = results["outcome"].upper()
+    outcome = esc(results["outcome"].upper())
+
+    def table(header: list[str], rows: list[list[str]]) -> list[str]:
+        return _table(header, rows, esc)
+
     lines = [
         f"# Drill report: {scenario}",
         "",
-        f"**Outcome: {outcome}** · run `{results['run_id']}` · seed {results['seed']} · "
-        f"{results['duration_s']:g} s · finished {results.get('finished_at', '?')} · drills {results['drills_version']}",
+        f"**Outcome: {outcome}** · run {esc(results['run_id'])} · seed {esc(results['seed'])} · "
+        f"{results['duration_s']:g} s · finished {esc(results.get('finished_at', '?'))} · drills {esc(results['drills_version'])}",
         "",
     ]
     if results["outcome"] == "inconclusive":
@@ -31,11 +63,11 @@ def render_markdown(results: dict[str, Any]) -> str:
         ]
     if results["revert_failures"]:
         lines += ["> **Reverts that failed** (the teardown removed what they left):", ""]
-        lines += [f"> - {failure}" for failure in results["revert_failures"]] + [""]
+        lines += [f"> - {esc(failure)}" for failure in results["revert_failures"]] + [""]
     userspace = sorted(link for link, engine in results.get("link_engines", {}).items() if engine == "userspace")
     if userspace:
         lines += [
-            f"> **Userspace link emulation:** {', '.join(f'`{link}`' for link in userspace)} ran on the userspace "
+            f"> **Userspace link emulation:** {', '.join(esc(link) for link in userspace)} ran on the userspace "
             "engine (a TAP pair joined by a relay process that emulates netem), not on kernel qdiscs: their delay, "
             "loss and rate are the relay's.",
             "",
@@ -46,7 +78,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             [("PASS" if v["passed"] else "FAIL"), v["objective"], v["probe"], v["event"], v["measured"], v["bound"]]
             for v in results["verdicts"]
         ]
-        lines += _table(["", "objective", "probe", "event", "measured", "bound"], rows)
+        lines += table(["", "objective", "probe", "event", "measured", "bound"], rows)
     else:
         lines.append("No objectives were stated.")
     lines += ["", "## Recovery per fault event", ""]
@@ -58,8 +90,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         ]
         for m in results["metrics"]
     ]  # fmt: skip
-    lines += _table(["probe", "event", "sent", "lost", "outage", "longest loss", "detect", "recover", "impaired"], rows)
-    lines += _pairs(results.get("partition_pairs", []))
+    lines += table(["probe", "event", "sent", "lost", "outage", "longest loss", "detect", "recover", "impaired"], rows)
+    lines += _pairs(results.get("partition_pairs", []), esc)
     lines += ["", "## Loss and latency per phase", ""]
     rows = []
     for probe, phases in results["phases"].items():
@@ -75,7 +107,7 @@ def render_markdown(results: dict[str, Any]) -> str:
                     ms(p["rtt_p99_s"]),
                 ]
             )
-    lines += _table(["probe", "phase", "sent", "loss", "RTT p50", "RTT p95", "RTT p99"], rows)
+    lines += table(["probe", "phase", "sent", "loss", "RTT p50", "RTT p95", "RTT p99"], rows)
     availability = results.get("availability", {})
     if availability:
         lines += ["", "## Availability", ""]
@@ -89,22 +121,24 @@ def render_markdown(results: dict[str, Any]) -> str:
             ]
             for probe, a in availability.items()
         ]
-        lines += _table(["probe", "availability", "available windows", "window", "unavailable when"], rows)
+        lines += table(["probe", "availability", "available windows", "window", "unavailable when"], rows)
     lines += ["", "## Timeline", ""]
     rows = [
         [f"T+{s['scheduled_s']:.3f}", s["kind"], s["label"], s["detail"], f"{s['skew_s'] * 1e3:.2f} ms"]
         for s in results["timeline"]
     ]
-    lines += _table(["scheduled", "", "step", "what", "confirmed after"], rows)
-    rates = ", ".join(f"{name} {rate} packets/s" for name, rate in method["offered_rate_pps"].items())
+    lines += table(["scheduled", "", "step", "what", "confirmed after"], rows)
+    rates = esc(", ".join(f"{name} {rate} packets/s" for name, rate in method["offered_rate_pps"].items()))
+    thresholds = esc(", ".join(f"{k} {v:g} s" for k, v in method["forwarding_delay_threshold_s"].items()))
+    environment = results["environment"]
     lines += [
         "",
         "## Method",
         "",
-        f"- Outage: {method['outage']}. Accuracy of every figure: {method['accuracy']}.",
+        f"- Outage: {esc(method['outage'])}. Accuracy of every figure: {esc(method['accuracy'])}.",
         f"- Offered rate: {rates or 'no stream'}; sustained validation {method['sustained_validation_s']:g} s; "
-        f"forwarding-delay threshold {', '.join(f'{k} {v:g} s' for k, v in method['forwarding_delay_threshold_s'].items())}.",
-        f"- Environment: kernel {results['environment'].get('kernel')}, Python {results['environment'].get('python')}.",
+        f"forwarding-delay threshold {thresholds}.",
+        f"- Environment: kernel {esc(environment.get('kernel'))}, Python {esc(environment.get('python'))}.",
         "",
     ]
     return "\n".join(lines)
@@ -121,7 +155,7 @@ def pair_mark(pair: dict[str, Any]) -> str:
     return {True: "PASS", False: "FAIL"}.get(pair["matches"], "ERROR")
 
 
-def _pairs(pairs: list[dict[str, Any]]) -> list[str]:
+def _pairs(pairs: list[dict[str, Any]], esc: Escape) -> list[str]:
     """Per (source, target) pair across each partition: intended against observed, one way."""
     if not pairs:
         return []
@@ -141,10 +175,10 @@ def _pairs(pairs: list[dict[str, Any]]) -> list[str]:
         "",
         "## Partition: per pair",
         "",
-        f"Each ordered pair across the partition is probed one way at {rate} packets/s. A pair is cut when "
+        f"Each ordered pair across the partition is probed one way at {esc(rate)} packets/s. A pair is cut when "
         "nothing sent while the partition held arrived, open when it lost no more than before (twice its baseline "
         "loss share + 1 point), partial in between. Detection counts from the partition's issue; the first packet "
         "through and the recovery (a sustained loss-free run) from the lift's.",
         "",
-        *_table(PAIR_COLUMNS, rows),
+        *_table(PAIR_COLUMNS, rows, esc),
     ]
