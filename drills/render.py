@@ -81,6 +81,8 @@ class Renderer:
 
     def teardown(self, run_id: str, report: TeardownReport) -> None:
         self.out.print(f"run {run_id}: removed {len(report.removed)} objects", markup=False)
+        for item in report.refused:
+            self.err.print(f"  refused: {item}", markup=False)
 
     def cleaned(self, report: CleanReport) -> None:
         if not report.cleaned and not report.skipped:
@@ -90,6 +92,8 @@ class Renderer:
             self.out.print(f"run {run_id}: removed {len(teardown.removed)} objects ({state})", markup=False)
             for item in teardown.left:
                 self.err.print(f"  left: {item}", markup=False)
+            for item in teardown.refused:
+                self.err.print(f"  refused: {item}", markup=False)
         for run_id, why in report.skipped.items():
             self.out.print(f"run {run_id}: left alone ({why})", markup=False)
 

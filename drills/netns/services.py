@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from drills.errors import BackendError
@@ -105,11 +106,11 @@ def run_shell(namespace: str, command: str, timeout_s: float) -> subprocess.Comp
     )
 
 
-def stop_processes(processes: list[tuple[int, int | None]]) -> list[int]:
+def stop_processes(processes: Sequence[tuple[int, int | None]]) -> list[int]:
     """Stop journaled processes (pid, start ticks): SIGTERM to each process group, then SIGKILL
-    after a grace period. A pid whose start time differs is someone else's and is left alone.
-    Returns the pids still alive at the end."""
-    ours = [pid for pid, ticks in processes if ticks is None or kernel.process_start_ticks(pid) == ticks]
+    after a grace period. A pid whose start time differs, or is unknown, is not known to be ours
+    and is left alone. Returns the pids still alive at the end."""
+    ours = [pid for pid, ticks in processes if ticks is not None and kernel.process_start_ticks(pid) == ticks]
     for pid in ours:
         _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_S
