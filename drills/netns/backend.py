@@ -233,7 +233,7 @@ def owned_namespaces(journal: Checked, kind: str, report: TeardownReport) -> lis
         if name in foreign:
             report.refused.append(f"namespace {name}: existed before this run (its create failed): left alone")
         elif kernel.namespace_inode(name) in protected - {None}:
-            report.refused.append(f"namespace {name}: is the host's network namespace: left alone")
+            report.refused.append(f"namespace {name}: is the host's own network namespace: left alone")
         else:
             names.append(name)
     return names
