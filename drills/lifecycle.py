@@ -19,7 +19,7 @@ from types import FrameType
 from drills import backends
 from drills.backend import Backend, TeardownReport
 from drills.errors import Aborted, BadInput, CleanupIncomplete, EnvironmentProblem
-from drills.journal import shown
+from drills.journal import namespace_pattern, shown
 from drills.netns import kernel
 from drills.runs import STATUS_TEARING_DOWN, STATUS_UP, Run, RunMeta, RunStore, check_run_id
 from drills.scenario.resolved import Topology
@@ -213,6 +213,9 @@ def exec_in_node(state_dir: Path, node: str, command: list[str], run_id: str | N
         raise BadInput(f"several runs have a node '{node}'; choose one with --run")
     kernel.require_root()
     run, namespace = matches[0]
+    if not isinstance(namespace, str) or not namespace_pattern(run.run_id).fullmatch(namespace):
+        # meta.json is read from disk like the journal: enter only a namespace of this run.
+        raise BadInput(f"run {run.run_id}: node {node} has namespace {shown(str(namespace))!r}, not one of the run's")
     # A container node's own files, users and processes are the container's: `docker exec`.
     if any(e.get("op") == "container" and e.get("node") == node for e in run.journal.entries()):
         command = ["docker", "exec", *(["-it"] if sys.stdin.isatty() else ["-i"]), namespace, *command]

@@ -18,9 +18,11 @@ from typing import Any
 
 import pytest
 import yaml
+from docker_testing import IMAGE, docker_engine_fixture  # noqa: F401
 
 from drills import cli, lifecycle, outdir
 from drills.backend import TeardownReport
+from drills.docker.api import ContainerSpec
 from drills.errors import BadInput, EnvironmentProblem, NameExists
 from drills.journal import Journal
 from drills.netns import kernel
@@ -363,3 +365,33 @@ def test_drill_run_refuses_a_symlinked_results_directory_before_it_starts(
     assert code == 2
     assert "symlink" in capsys.readouterr().err
     assert not (state_dir / "runs").exists() or not list((state_dir / "runs").iterdir()), "the drill started"
+
+
+@pytest.mark.netns  # needs root (drill exec), creates nothing in the kernel
+def test_exec_enters_only_a_namespace_of_the_run(state_dir: Path, tmp_path: Path) -> None:
+    run = RunStore(state_dir).create("s", tmp_path / "s.yaml", nodes={"n1": "../../proc/1/ns/net"})
+    try:
+        with pytest.raises(BadInput, match="not one of the run's"):
+            lifecycle.exec_in_node(state_dir, "n1", ["true"], run.run_id)
+    finally:
+        run.remove()
+
+
+@pytest.mark.docker
+@pytest.mark.netns
+def test_a_container_without_the_runs_label_is_left_alone(state_dir: Path, tmp_path: Path, docker_engine: Any) -> None:
+    # A journaled container whose name someone else's container holds (a clash at create, or a
+    # planted entry): no label of the run, so not the run's.
+    run = _plant(state_dir, tmp_path, [{"op": "container", "name": "drill-{RUN}-box", "node": "box"}])
+    name = f"drill-{run.run_id}-box"
+    docker_engine.create_and_start(
+        ContainerSpec(name, IMAGE, ("sleep", "300"), (), (), (), False, "box", labels=(("purpose", "clash"),))
+    )
+    try:
+        report = lifecycle.clean(state_dir, include_up=True)
+        state = docker_engine.state(name)
+        assert state is not None and state.running, "drill clean removed a container that was not the run's"
+        refused = report.cleaned[run.run_id].refused
+        assert refused == [f"container {name}: no label drills.run={run.run_id}: not the run's, left alone"]
+    finally:
+        docker_engine.remove(name)
