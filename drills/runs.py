@@ -54,18 +54,22 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def check_private_dir(path: Path, what: str) -> None:
+def check_private_dir(path: Path, what: str, *, symlink_ok: bool = False) -> None:
     """Refuse (EnvironmentProblem, with the fix) a directory that someone other than root could
     write: root would act on journals planted there. Owned by the effective uid or by root
-    (reading a root-owned one unprivileged is harmless), not group/world-writable, not a symlink."""
+    (reading a root-owned one unprivileged is harmless), not group/world-writable, not a symlink
+    unless `symlink_ok` (then its target is checked)."""
     try:
         info = os.lstat(path)
     except OSError as exc:
         raise EnvironmentProblem(f"cannot read {what} {path}: {exc.strerror}") from None
-    if stat.S_ISLNK(info.st_mode) and what != "state directory":
+    if stat.S_ISLNK(info.st_mode) and not symlink_ok:
         raise EnvironmentProblem(f"{what} {path} is a symlink; remove it (drills creates it)")
     if stat.S_ISLNK(info.st_mode):
-        info = os.stat(path)  # the state directory may be a symlink an administrator made; its target is checked
+        try:
+            info = os.stat(path)  # a symlink an administrator made: its target is what is checked
+        except OSError as exc:
+            raise EnvironmentProblem(f"{what} {path} is a symlink to nothing usable ({exc.strerror})") from None
     if not stat.S_ISDIR(info.st_mode):
         raise EnvironmentProblem(f"{what} {path} is not a directory; remove it or set {STATE_DIR_ENV}")
     if info.st_uid not in (0, os.geteuid()):
@@ -179,6 +183,8 @@ class RunStore:
     def _checked_root(self, create: bool) -> bool:
         """Check the state directory and runs/ (creating them 0700 when `create`); False when
         they do not exist and nothing is to be created."""
+        # The state directory may be a symlink an administrator made (its target is checked);
+        # runs/ is drills' own and never one.
         for directory, what in ((self.state_dir, "state directory"), (self.root, "run directory root")):
             if not os.path.lexists(directory):
                 if not create:
@@ -192,7 +198,7 @@ class RunStore:
                     raise EnvironmentProblem(
                         f"cannot create {what} {directory}: {exc.strerror}; set {STATE_DIR_ENV}"
                     ) from None
-            check_private_dir(directory, what)
+            check_private_dir(directory, what, symlink_ok=directory is self.state_dir)
         return True
 
     def create(

@@ -169,6 +169,23 @@ def test_a_state_dir_owned_by_another_user_is_refused_with_the_fix(state_dir: Pa
         RunStore(state_dir).create("s", state_dir / "s.yaml")
 
 
+def test_runs_dir_may_not_be_a_symlink_but_the_state_dir_may(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(real)  # as an administrator may point /var/lib/drills elsewhere
+    RunStore(tmp_path / "link").create("s", tmp_path / "s.yaml").remove()
+    other = tmp_path / "other"
+    other.mkdir(mode=0o700)
+    (real / "runs").rmdir()
+    (real / "runs").symlink_to(other)
+    with pytest.raises(EnvironmentProblem, match="symlink"):
+        RunStore(real).create("s", tmp_path / "s.yaml")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(EnvironmentProblem, match="symlink to nothing"):
+        list(RunStore(tmp_path / "dangling").runs())
+    assert list(other.iterdir()) == []
+
+
 # --------------------------------------------------------------------------- journal entries
 
 

@@ -225,7 +225,7 @@ def owned_namespaces(journal: Checked, kind: str, report: TeardownReport) -> lis
     name would otherwise have every process of the host killed as a stray)."""
     foreign = journal.not_created(kind)
     protected = {kernel.process_namespace_inode(pid) for pid in (1, os.getpid())}
-    names: list[str] = []
+    names: dict[str, None] = {}  # ordered, each once
     for entry in journal.entries:
         name = str(entry.get("name"))
         if entry["op"] != kind or name in names:
@@ -235,8 +235,8 @@ def owned_namespaces(journal: Checked, kind: str, report: TeardownReport) -> lis
         elif kernel.namespace_inode(name) in protected - {None}:
             report.refused.append(f"namespace {name}: is the host's own network namespace: left alone")
         else:
-            names.append(name)
-    return names
+            names[name] = None
+    return list(names)
 
 
 def _configure(node: Node, ipr: Any) -> None:
