@@ -266,7 +266,8 @@ class DockerBackend:
         if not pid:
             raise BackendError(f"service {node.name}/{service.name} did not start in container {container}")
         ticks = kernel.process_start_ticks(pid)
-        run.journal.record([{"op": "process", "ns": namespace, "pid": pid, "start": ticks, "service": service.name}])
+        if ticks is not None:  # else it is gone already: nothing to stop, and a pid alone is never journaled
+            run.journal.record([{"op": "process", "ns": namespace, "pid": pid, "start": ticks, "service": service.name}])
         _wait_service(self.docker(), container, namespace, node, service, pid, ticks, log_inside)
         self._log(f"service {node.name}/{service.name} started in its container (pid {pid})")
         return pid
