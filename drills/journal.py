@@ -46,6 +46,7 @@ _IFNAME = re.compile(r"[^\s/:%'\"\\\x00-\x1f\x7f]{1,15}")
 # Objects whose existence teardown decides on: ownership markers name only these kinds.
 MARKED_KINDS = ("netns", "netns-attach")
 MAX_LINE_BYTES = 64 * 1024  # a journal line is a few hundred bytes; more is not ours
+MAX_JOURNAL_BYTES = 64 * 1024 * 1024
 SHOWN_CHARS = 120  # how much of a refused entry a report quotes
 
 
@@ -133,6 +134,10 @@ class Journal:
         except FileNotFoundError:
             return result
         with os.fdopen(fd, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size > MAX_JOURNAL_BYTES:
+                # Far beyond what a run writes (a 200-node ring: ~100 KiB): not read, not acted on.
+                result.refused.append(Refused(0, "journal larger than 64 MiB: not read", str(self.path)))
+                return result
             lines = handle.read().split(b"\n")
         last = len(lines) - 1 if lines and lines[-1] else len(lines) - 2
         for number, raw in enumerate(lines, start=1):

@@ -226,6 +226,14 @@ def test_journal_entries_are_checked_on_read(tmp_path: Path) -> None:
     assert all("\0" not in str(r) and len(str(r)) < 400 for r in checked.refused)
 
 
+def test_a_huge_journal_is_not_read(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    path.write_text('{"op": "netns", "name": "drill-0a1b2c-n1"}\n')
+    os.truncate(path, 65 * 2**20)  # sparse: no disk used
+    checked = Journal(path, "0a1b2c").checked()
+    assert checked.entries == [] and "larger than 64 MiB" in checked.refused[0].why
+
+
 def _plant(state_dir: Path, tmp_path: Path, entries: list[dict[str, Any]]) -> Any:
     """An abandoned run (no live owner) whose journal holds `entries` ({RUN} in names replaced)."""
     run = RunStore(state_dir).create("planted", tmp_path / "planted.yaml")
