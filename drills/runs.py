@@ -87,7 +87,11 @@ def check_private_dir(path: Path, what: str, *, symlink_ok: bool = False) -> Non
 def _mkdir_private(path: Path) -> None:
     """Create `path` 0700 whatever the umask (EEXIST is for the caller)."""
     os.mkdir(path, DIR_MODE)
-    os.chmod(path, DIR_MODE, follow_symlinks=False)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, DIR_MODE)
+    finally:
+        os.close(fd)
 
 
 def _open_private(path: Path, flags: int) -> int:
