@@ -184,6 +184,7 @@ def list_runs(state_dir: Path) -> list[RunView]:
             meta = run.meta()
         except (OSError, ValueError, TypeError):
             continue
+        meta.run_id = run.run_id  # the checked directory name, not what meta.json claims
         try:
             free = run.try_lock()
         except OSError:  # not root: the lock file is root's; whether its owner lives is unknown
