@@ -94,8 +94,9 @@ def _mkdir_private(path: Path) -> None:
         os.close(fd)
 
 
-def _open_private(path: Path, flags: int) -> int:
-    """Open a file of a run directory: 0600 when created, never through a symlink."""
+def open_private(path: str | os.PathLike[str], flags: int) -> int:
+    """Open a file of a run directory: 0600 when created, never through a symlink (usable as
+    the `opener` of `open()`, for the logs a run keeps there)."""
     return os.open(path, flags | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
 
 
@@ -134,12 +135,12 @@ class Run:
         return self.dir.name
 
     def meta(self) -> RunMeta:
-        with os.fdopen(_open_private(self.dir / "meta.json", os.O_RDONLY), "rb") as handle:
+        with os.fdopen(open_private(self.dir / "meta.json", os.O_RDONLY), "rb") as handle:
             return RunMeta(**json.loads(handle.read()))
 
     def write_meta(self, meta: RunMeta) -> None:
         tmp = self.dir / "meta.json.tmp"
-        with os.fdopen(_open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w") as handle:
+        with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w") as handle:
             handle.write(json.dumps(asdict(meta), indent=2, sort_keys=True))
         os.replace(tmp, self.dir / "meta.json")
 
@@ -150,7 +151,7 @@ class Run:
 
     def try_lock(self) -> bool:
         """Take the owner lock without waiting; False when a live process holds it."""
-        fd = _open_private(self.dir / "owner.lock", os.O_RDWR | os.O_CREAT)
+        fd = open_private(self.dir / "owner.lock", os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

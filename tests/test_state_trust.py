@@ -331,6 +331,26 @@ def test_a_namespace_that_existed_before_the_run_is_left_alone(
         run.remove()
 
 
+@pytest.mark.netns
+def test_a_deployed_run_keeps_everything_private(state_dir: Path, tmp_path: Path, host_snapshot: Any) -> None:
+    path = tmp_path / "svc.yaml"
+    service = {"name": "idle", "command": "sleep 300"}
+    topology = {"nodes": {"a": {"services": [service]}, "b": {}}, "links": [{"endpoints": ["a:b", "b:a"]}]}
+    path.write_text(yaml.safe_dump({"version": 1, "name": "svc", "topology": topology}))
+    previous = os.umask(0)
+    try:
+        up = lifecycle.up(path, state_dir)
+    finally:
+        os.umask(previous)
+    try:
+        run_dir = state_dir / "runs" / up.meta.run_id
+        assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
+        files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in run_dir.iterdir()}
+        assert "a.idle.log" in files and set(files.values()) == {0o600}, files
+    finally:
+        lifecycle.down(state_dir, up.meta.run_id)
+
+
 # --------------------------------------------------------------------------- results directories
 
 

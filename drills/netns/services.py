@@ -13,6 +13,7 @@ from pathlib import Path
 
 from drills.errors import BackendError
 from drills.netns import kernel
+from drills.runs import open_private
 from drills.scenario.resolved import Service
 
 READY_POLL_S = 0.05
@@ -24,7 +25,7 @@ def start(namespace: str, service: Service, log_path: Path, cwd: Path) -> subpro
     signalled at teardown. Output goes to `log_path`."""
     env = dict(os.environ)
     env.update(dict(service.env))
-    with open(log_path, "ab") as log:
+    with open(log_path, "ab", opener=open_private) as log:
         try:
             return kernel.run_in_namespace(
                 namespace,
