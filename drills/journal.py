@@ -140,6 +140,7 @@ class Journal:
                 return result
             lines = handle.read().split(b"\n")
         last = len(lines) - 1 if lines and lines[-1] else len(lines) - 2
+        namespaces = namespace_pattern(self.run_id)
         for number, raw in enumerate(lines, start=1):
             if not raw:
                 continue
@@ -149,7 +150,7 @@ class Journal:
                 if number - 1 == last:
                     continue  # torn by a crash mid-write: it was never acted on either
                 entry = None
-            why = "not a JSON object of at most 64 KiB" if not isinstance(entry, dict) else check(entry, self.run_id)
+            why = "not a JSON object of at most 64 KiB" if not isinstance(entry, dict) else check(entry, namespaces)
             if why is None:
                 assert isinstance(entry, dict)
                 result.entries.append(entry)
@@ -174,13 +175,14 @@ def _str(value: Any) -> bool:
     return isinstance(value, str) and 0 < len(value) <= 200 and value.isprintable()
 
 
-def check(entry: dict[str, Any], run_id: str) -> str | None:
-    """Why `entry` may not be acted on for run `run_id`, or None when it matches its schema."""
+def check(entry: dict[str, Any], namespaces: re.Pattern[str]) -> str | None:
+    """Why `entry` may not be acted on for the run whose namespaces match `namespaces`
+    (`namespace_pattern`), or None when it matches its schema."""
     op = entry.get("op")
     checker = _CHECKS.get(op) if isinstance(op, str) else None
     if checker is None:
         return f"unknown kind {shown(str(op))!r}"
-    return checker(entry, namespace_pattern(run_id))
+    return checker(entry, namespaces)
 
 
 def _namespace(name: Any, ns: re.Pattern[str]) -> str | None:
