@@ -15,10 +15,13 @@ from drills.scenario.resolved import Topology
 
 @dataclass
 class TeardownReport:
-    """What a teardown removed, and what it could not (with how to remove it by hand)."""
+    """What a teardown removed, what it could not (with how to remove it by hand), and what it
+    refused to touch: journal entries that failed their check, objects that are not the run's
+    (a reused pid, a container without the run's label, a name that existed before the run)."""
 
     removed: list[str] = field(default_factory=list)
     left: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # never acted on; not a leftover of the run
 
     @property
     def clean(self) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from drills import __version__
+from drills import __version__, outdir
 from drills.errors import BadInput, DrillError, ExitCode, ScenarioError
 from drills.runs import STATE_DIR_ENV, state_dir_from_env
 from drills.textsafe import visible
@@ -241,6 +241,7 @@ def _run_once(file: Path, state_dir: Path, out: Path | None, ui: Any, live: bool
     from drills.engine.drill import run_drill
     from drills.reports import write_all
 
+    outdir.check_dir(out or Path("runs"))  # refused before the drill, not after it
     view = ui.live_view(live)
     if view is None:
         drill = run_drill(file, state_dir, log=ui.progress)
@@ -282,7 +283,7 @@ def _run_trials(args: argparse.Namespace, state_dir: Path, ui: Any, live: bool =
     pair_spreads = trials.aggregate_pairs(runs)
     summary = {"trials": args.trials, "outcomes": outcomes, "outcome": overall, "spreads": [asdict(s) for s in spreads]}
     summary["pair_spreads"] = trials.pair_spreads_json(pair_spreads)
-    (base / "trials.json").write_text(json.dumps(summary, indent=2))
+    outdir.write_file(base / "trials.json", json.dumps(summary, indent=2).encode())
     ui.spreads(spreads, base / "trials.json", overall, pair_spreads)
     return _exit_for(overall)
 

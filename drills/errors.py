@@ -71,6 +71,15 @@ class BackendError(EnvironmentProblem):
     """A backend operation failed; carries what was being done and on which object."""
 
 
+class NameExists(BackendError):
+    """An object could not be created because one of that name exists already: that object is
+    not the run's, and its teardown must leave it alone."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
 class CleanupIncomplete(DrillError):
     """Something a run created could not be removed; the message says what and how."""
 

@@ -19,8 +19,9 @@ from types import FrameType
 from drills import backends
 from drills.backend import Backend, TeardownReport
 from drills.errors import Aborted, BadInput, CleanupIncomplete, EnvironmentProblem
+from drills.journal import namespace_pattern, shown
 from drills.netns import kernel
-from drills.runs import STATUS_TEARING_DOWN, STATUS_UP, Run, RunMeta, RunStore
+from drills.runs import STATUS_TEARING_DOWN, STATUS_UP, Run, RunMeta, RunStore, check_run_id
 from drills.scenario.resolved import Topology
 
 Log = Callable[[str], None]
@@ -111,6 +112,8 @@ def _pick(store: RunStore, run_id: str | None) -> Run:
 
 def down(state_dir: Path, run_id: str | None = None, log: Log = _quiet) -> tuple[str, TeardownReport]:
     """Tear down one run (the only one when `run_id` is None); returns its id and what went."""
+    if run_id is not None:
+        check_run_id(run_id)  # before anything else: a bad id never becomes a path
     kernel.require_root()
     run = _pick(RunStore(state_dir), run_id)
     if not run.try_lock():
@@ -155,7 +158,8 @@ def clean(state_dir: Path, include_up: bool = False, log: Log = _quiet) -> Clean
     kernel.require_root()
     result = CleanReport({}, {})
     backend = backends.for_teardown(log)
-    for run in RunStore(state_dir).runs():
+    store = RunStore(state_dir)
+    for run in store.runs():
         if not run.try_lock():
             result.skipped[run.run_id] = f"in use by live process {_owner(run)}"
             continue
@@ -168,6 +172,8 @@ def clean(state_dir: Path, include_up: bool = False, log: Log = _quiet) -> Clean
             run.unlock()
             continue
         result.cleaned[run.run_id] = _teardown(backend, run, log)
+    for name in store.strays:
+        result.skipped[shown(name)] = "not a run directory (its name is not a run id): left alone, remove it by hand"
     return result
 
 
@@ -178,7 +184,11 @@ def list_runs(state_dir: Path) -> list[RunView]:
             meta = run.meta()
         except (OSError, ValueError, TypeError):
             continue
-        free = run.try_lock()
+        meta.run_id = run.run_id  # the checked directory name, not what meta.json claims
+        try:
+            free = run.try_lock()
+        except OSError:  # not root: the lock file is root's; whether its owner lives is unknown
+            free = True
         run.unlock()
         views.append(RunView(meta, owner_alive=not free))
     return views
@@ -189,7 +199,7 @@ def exec_in_node(state_dir: Path, node: str, command: list[str], run_id: str | N
     if not command:
         raise BadInput("no command given; write: drill exec NODE -- COMMAND [ARGS...]")
     store = RunStore(state_dir)
-    candidates = [store.get(run_id)] if run_id else list(store.runs())
+    candidates = [store.get(run_id)] if run_id is not None else list(store.runs())
     matches = []
     for run in candidates:
         try:
@@ -204,6 +214,9 @@ def exec_in_node(state_dir: Path, node: str, command: list[str], run_id: str | N
         raise BadInput(f"several runs have a node '{node}'; choose one with --run")
     kernel.require_root()
     run, namespace = matches[0]
+    if not isinstance(namespace, str) or not namespace_pattern(run.run_id).fullmatch(namespace):
+        # meta.json is read from disk like the journal: enter only a namespace of this run.
+        raise BadInput(f"run {run.run_id}: node {node} has namespace {shown(str(namespace))!r}, not one of the run's")
     # A container node's own files, users and processes are the container's: `docker exec`.
     if any(e.get("op") == "container" and e.get("node") == node for e in run.journal.entries()):
         command = ["docker", "exec", *(["-it"] if sys.stdin.isatty() else ["-i"]), namespace, *command]

@@ -115,6 +115,8 @@ class Renderer:
 
     def teardown(self, run_id: str, report: TeardownReport) -> None:
         self.out.print(visible(f"run {run_id}: removed {len(report.removed)} objects"))
+        for item in report.refused:
+            self.err.print(visible(f"  refused: {item}"))
 
     def cleaned(self, report: CleanReport) -> None:
         if not report.cleaned and not report.skipped:
@@ -124,6 +126,8 @@ class Renderer:
             self.out.print(visible(f"run {run_id}: removed {len(teardown.removed)} objects ({state})"))
             for item in teardown.left:
                 self.err.print(visible(f"  left: {item}"))
+            for item in teardown.refused:
+                self.err.print(visible(f"  refused: {item}"))
         for run_id, why in report.skipped.items():
             self.out.print(visible(f"run {run_id}: left alone ({why})"))
 

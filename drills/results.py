@@ -31,7 +31,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from drills import __version__
+from drills import __version__, outdir
 from drills.engine import pair_probes
 from drills.engine.drill import DrillResult
 from drills.measure import lost_flags
@@ -183,15 +183,14 @@ def app_samples_json(records: list[ProbeRecord], t0_s: float) -> dict[str, Any]:
 
 def write(result: DrillResult, out_dir: Path, scenario_path: Path | None = None) -> Path:
     """Write results.json and samples.json.gz into `out_dir`; returns the results path."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    outdir.make_dir(out_dir)  # never through a planted symlink: drills runs as root
     path = out_dir / RESULTS_FILE
-    path.write_text(json.dumps(to_json(result, scenario_path), indent=2))
-    with gzip.open(out_dir / SAMPLES_FILE, "wt", encoding="utf-8") as handle:
-        samples = samples_json(result.records, result.t0_s, result.late_after_s)
-        samples.update(app_samples_json(result.app_records, result.t0_s))
-        if result.pair_records:
-            samples[PAIRS_SECTION] = pair_samples_json(result.pair_records, result.t0_s)
-        json.dump(samples, handle, separators=(",", ":"))
+    outdir.write_file(path, json.dumps(to_json(result, scenario_path), indent=2).encode())
+    samples = samples_json(result.records, result.t0_s, result.late_after_s)
+    samples.update(app_samples_json(result.app_records, result.t0_s))
+    if result.pair_records:
+        samples[PAIRS_SECTION] = pair_samples_json(result.pair_records, result.t0_s)
+    outdir.write_file(out_dir / SAMPLES_FILE, gzip.compress(json.dumps(samples, separators=(",", ":")).encode()))
     return path
 
 

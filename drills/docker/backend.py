@@ -38,6 +38,7 @@ from drills.netns.backend import (
     _kernel_capabilities,
     install_routes,
     namespace_name,
+    owned_namespaces,
 )
 from drills.runs import Run
 from drills.scenario.resolved import Link, Node, Service, Topology
@@ -130,13 +131,15 @@ class DockerBackend:
                 raise BackendError(f"image {image} not found; build it offline with `drill image build` (no registry here)")
 
         run.journal.record({"op": "netns", "name": ns[node.name]} for node in plain)
-        kernel.create_namespaces([ns[node.name] for node in plain], NODE_SYSCTLS)
+        with run.journal.creating("netns", [ns[node.name] for node in plain]):
+            kernel.create_namespaces([ns[node.name] for node in plain], NODE_SYSCTLS)
 
         # Attached containers are the lab's: only the namespace binding is ours ("netns-attach":
         # the namespace backend's teardown would kill every process in a namespace it journaled).
         run.journal.record({"op": "netns-attach", "name": ns[node.name]} for node in attached)
         for node in attached:
-            self._attach(docker, node, ns[node.name])
+            with run.journal.creating("netns-attach", [ns[node.name]]):
+                self._attach(docker, node, ns[node.name])
 
         run.journal.record(
             entry
@@ -210,7 +213,8 @@ class DockerBackend:
             state = docker.create_and_start(spec_for(run.run_id, node))
             if not state.running or not state.pid:
                 raise BackendError(f"container {state.name} is {state.status} right after start (see `docker logs {state.name}`)")
-            nslink.bind(ns[node.name], state.pid)
+            with run.journal.creating("netns", [ns[node.name]]):
+                nslink.bind(ns[node.name], state.pid)
             set_node_sysctls(ns[node.name])
 
         if not nodes:
@@ -262,7 +266,8 @@ class DockerBackend:
         if not pid:
             raise BackendError(f"service {node.name}/{service.name} did not start in container {container}")
         ticks = kernel.process_start_ticks(pid)
-        run.journal.record([{"op": "process", "ns": namespace, "pid": pid, "start": ticks, "service": service.name}])
+        if ticks is not None:  # else it is gone already: nothing to stop, and a pid alone is never journaled
+            run.journal.record([{"op": "process", "ns": namespace, "pid": pid, "start": ticks, "service": service.name}])
         _wait_service(self.docker(), container, namespace, node, service, pid, ticks, log_inside)
         self._log(f"service {node.name}/{service.name} started in its container (pid {pid})")
         return pid
@@ -274,30 +279,37 @@ class DockerBackend:
 
     def teardown(self, run: Run) -> TeardownReport:
         report = TeardownReport()
-        entries = run.journal.entries()
-        names = [str(e["name"]) for e in entries if e.get("op") == "container"]
+        journal = run.journal.checked()
+        names = [str(e["name"]) for e in journal.entries if e["op"] == "container"]
         if names:
             self._remove_containers(run, names, report)
-        for entry in entries:
-            if entry.get("op") == "netns-attach":
-                name = str(entry["name"])
-                try:
-                    if kernel.delete_namespace(name):  # only our binding: the lab's container lives on
-                        report.removed.append(f"namespace binding {name}")
-                except BackendError as exc:
-                    report.left.append(f"namespace binding {name}: {exc} (umount /run/netns/{name})")
-        rest = self._netns.teardown(run)
+        for name in owned_namespaces(journal, "netns-attach", report):
+            try:
+                if kernel.delete_namespace(name):  # only our binding: the lab's container lives on
+                    report.removed.append(f"namespace binding {name}")
+            except BackendError as exc:
+                report.left.append(f"namespace binding {name}: {exc} (umount /run/netns/{name})")
+        rest = self._netns.teardown(run)  # reads the journal again, and reports its refusals
         report.removed.extend(rest.removed)
         report.left.extend(rest.left)
+        report.refused.extend(rest.refused)
         return report
 
     def _remove_containers(self, run: Run, journaled: list[str], report: TeardownReport) -> None:
+        """Remove the run's containers: those carrying its label, found by label (so one the
+        journal missed is found too). A journaled name whose container lacks the label is not
+        the run's (a name clash at create, or a planted entry): left alone and reported."""
         try:
             docker = self.docker()
             labelled = [c.name for c in docker.find({RUN_LABEL: run.run_id})]
+            for name in journaled:
+                state = None if name in labelled else docker.state(name)
+                if state is not None and state.labels.get(RUN_LABEL) != run.run_id:
+                    report.refused.append(f"container {name}: no label {RUN_LABEL}={run.run_id}: not the run's, left alone")
         except DrillError as exc:
             report.left.extend(f"container {name}: {exc} (docker rm -f {name})" for name in journaled)
             return
+
         def remove(name: str) -> str | None:
             try:
                 return f"container {name}" if docker.remove(name) else None
@@ -305,10 +317,9 @@ class DockerBackend:
                 report.left.append(f"container {name}: {exc} (docker rm -f {name})")
                 return None
 
-        names = list(dict.fromkeys([*journaled, *labelled]))
         # In parallel, as they were started; every removal finishes before teardown goes on.
-        with ThreadPoolExecutor(max_workers=max(1, min(START_WORKERS, len(names)))) as pool:
-            report.removed.extend(done for done in pool.map(remove, names) if done)
+        with ThreadPoolExecutor(max_workers=max(1, min(START_WORKERS, len(labelled)))) as pool:
+            report.removed.extend(done for done in pool.map(remove, labelled) if done)
 
 
 def _interface_names() -> list[str]:

@@ -15,7 +15,7 @@ import errno
 import os
 from pathlib import Path
 
-from drills.errors import BackendError
+from drills.errors import BackendError, NameExists
 from drills.netns import kernel
 
 _MS_BIND = 4096
@@ -34,7 +34,7 @@ def bind(name: str, pid: int) -> None:
     try:
         fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0)
     except FileExistsError:
-        raise BackendError(f"namespace {name} already exists; run `drill clean`") from None
+        raise NameExists(f"namespace {name} already exists (not this run's: left alone); run `drill clean`", name) from None
     os.close(fd)
     _mount(pid, target)
 

@@ -10,6 +10,7 @@ which takes their veths, addresses and routes with them.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from drills.backend import TeardownReport
 from drills.errors import BackendError
+from drills.journal import Checked
 from drills.netns import kernel, services
 from drills.runs import Run
 from drills.scenario.resolved import Node, Service, Topology
@@ -88,7 +90,8 @@ class NetnsBackend:
         started = time.perf_counter()
 
         run.journal.record({"op": "netns", "name": name} for name in ns.values())
-        kernel.create_namespaces(list(ns.values()), NODE_SYSCTLS)
+        with run.journal.creating("netns", list(ns.values())):
+            kernel.create_namespaces(list(ns.values()), NODE_SYSCTLS)
 
         self.engines = select.engines(topology.links, self._capabilities or _kernel_capabilities)
         veths = [link for link in topology.links if self.engines[link.name] == select.KERNEL]
@@ -180,15 +183,26 @@ class NetnsBackend:
     # ------------------------------------------------------------------ teardown
 
     def teardown(self, run: Run) -> TeardownReport:
+        """Stop the run's processes and remove its namespaces, as the journal names them; only
+        entries that pass their check (drills.journal) are acted on, the rest are reported."""
         report = TeardownReport()
-        entries = run.journal.entries()
-        namespaces = [e["name"] for e in entries if e.get("op") == "netns"]
-        processes = [(int(e["pid"]), e.get("start")) for e in entries if e.get("op") == "process"]
-        if any(e.get("op") == "relay" for e in entries):
+        journal = run.journal.checked()
+        report.refused.extend(str(refused) for refused in journal.refused)
+        namespaces = owned_namespaces(journal, "netns", report)
+        processes = [(int(e["pid"]), int(e["start"])) for e in journal.entries if e["op"] == "process"]
+        if any(e["op"] == "relay" for e in journal.entries):
             # A relay killed with its deployer before its pid was journaled is found by its label.
-            processes += [p for p in labelled_relays(run.run_id) if p[0] not in {pid for pid, _ in processes}]
-        survivors = services.stop_processes(processes)
-        report.removed.extend(f"process {pid}" for pid, _ in processes if pid not in survivors)
+            journaled = {pid for pid, _ in processes}
+            processes += [(pid, t) for pid, t in labelled_relays(run.run_id) if pid not in journaled and t is not None]
+        ours = []
+        for pid, ticks in processes:
+            now = kernel.process_start_ticks(pid)
+            if now == ticks:
+                ours.append((pid, ticks))
+            elif now is not None:  # gone is fine; alive with another start time is someone else
+                report.refused.append(f"process {pid}: started at tick {now}, not {ticks} as journaled: not the run's, left alone")
+        survivors = services.stop_processes(ours)
+        report.removed.extend(f"process {pid}" for pid, _ in ours if pid not in survivors)
         # Anything else still running in the run's namespaces was born there (an exec, a
         # service's child that left its group): it belongs to the run too.
         stray = [pid for pids in kernel.pids_in_namespaces(namespaces).values() for pid in pids]
@@ -202,6 +216,27 @@ class NetnsBackend:
             except BackendError as exc:
                 report.left.append(f"namespace {name}: {exc} (ip netns del {name})")
         return report
+
+
+def owned_namespaces(journal: Checked, kind: str, report: TeardownReport) -> list[str]:
+    """The namespaces (`kind`: netns or netns-attach) that teardown may remove, in journal
+    order: not those whose create found the name taken, and never one that is the host's own
+    network namespace or this process's (a binding of /proc/1/ns/net planted under a drills
+    name would otherwise have every process of the host killed as a stray)."""
+    foreign = journal.not_created(kind)
+    protected = {kernel.process_namespace_inode(pid) for pid in (1, os.getpid())}
+    names: dict[str, None] = {}  # ordered, each once
+    for entry in journal.entries:
+        name = str(entry.get("name"))
+        if entry["op"] != kind or name in names:
+            continue
+        if name in foreign:
+            report.refused.append(f"namespace {name}: existed before this run (its create failed): left alone")
+        elif kernel.namespace_inode(name) in protected - {None}:
+            report.refused.append(f"namespace {name}: is the host's own network namespace: left alone")
+        else:
+            names[name] = None
+    return list(names)
 
 
 def _configure(node: Node, ipr: Any) -> None:

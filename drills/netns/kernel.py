@@ -29,7 +29,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink import NETLINK_ROUTE
 from pyroute2.netlink.exceptions import NetlinkError
 
-from drills.errors import BackendError, EnvironmentProblem
+from drills.errors import BackendError, EnvironmentProblem, NameExists
 
 NETNS_RUN_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
@@ -177,7 +177,8 @@ def create_namespaces(names: Sequence[str], sysctls: Iterable[tuple[str, str]]) 
         _ensure_run_dir()
         _in_thread(work)
     except FileExistsError as exc:
-        raise BackendError(f"namespace {exc.filename} already exists; run `drill clean`") from None
+        name = Path(exc.filename).name
+        raise NameExists(f"namespace {name} already exists (not this run's: left alone); run `drill clean`", name) from None
     except OSError as exc:
         raise BackendError(f"cannot create a network namespace: {exc}") from None
 
@@ -211,6 +212,15 @@ def namespace_inode(name: str) -> tuple[int, int] | None:
         return None
     # A mounted namespace stats as the nsfs inode that /proc/PID/ns/net also shows; a leftover
     # unmounted file has a tmpfs inode that no process matches, which is harmless.
+    return (info.st_dev, info.st_ino)
+
+
+def process_namespace_inode(pid: int) -> tuple[int, int] | None:
+    """The network namespace of process `pid` (as `namespace_inode` gives a named one's)."""
+    try:
+        info = os.stat(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
     return (info.st_dev, info.st_ino)
 
 

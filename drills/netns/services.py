@@ -8,10 +8,12 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from drills.errors import BackendError
 from drills.netns import kernel
+from drills.runs import open_private
 from drills.scenario.resolved import Service
 
 READY_POLL_S = 0.05
@@ -23,7 +25,7 @@ def start(namespace: str, service: Service, log_path: Path, cwd: Path) -> subpro
     signalled at teardown. Output goes to `log_path`."""
     env = dict(os.environ)
     env.update(dict(service.env))
-    with open(log_path, "ab") as log:
+    with open(log_path, "ab", opener=open_private) as log:
         try:
             return kernel.run_in_namespace(
                 namespace,
@@ -105,11 +107,11 @@ def run_shell(namespace: str, command: str, timeout_s: float) -> subprocess.Comp
     )
 
 
-def stop_processes(processes: list[tuple[int, int | None]]) -> list[int]:
+def stop_processes(processes: Sequence[tuple[int, int | None]]) -> list[int]:
     """Stop journaled processes (pid, start ticks): SIGTERM to each process group, then SIGKILL
-    after a grace period. A pid whose start time differs is someone else's and is left alone.
-    Returns the pids still alive at the end."""
-    ours = [pid for pid, ticks in processes if ticks is None or kernel.process_start_ticks(pid) == ticks]
+    after a grace period. A pid whose start time differs, or is unknown, is not known to be ours
+    and is left alone. Returns the pids still alive at the end."""
+    ours = [pid for pid, ticks in processes if ticks is not None and kernel.process_start_ticks(pid) == ticks]
     for pid in ours:
         _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_S

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from drills import outdir
 from drills.reports.html import render_html
 from drills.reports.junit import render_junit
 from drills.reports.markdown import render_markdown
@@ -23,6 +24,6 @@ def write_all(results: dict[str, Any], samples: dict[str, Any], out_dir: Path) -
         ("report.html", render_html(results, samples)),
     ):
         path = out_dir / name
-        path.write_text(text, encoding="utf-8")
+        outdir.write_file(path, text.encode())  # never through a planted symlink
         written.append(path)
     return written
