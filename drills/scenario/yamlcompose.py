@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-MAX_VALUES = 500_000
+MAX_VALUES = 400_000
 MAX_DEPTH = 64
 
 _Mark = Any  # yaml.Mark (pure Python parser) or the C parser's equivalent: .line, .column
@@ -104,7 +104,7 @@ class _Composer:
         self.produced += size
         if self.produced > MAX_VALUES:
             raise self.fail(
-                f"more than {MAX_VALUES:,} values once YAML aliases are expanded (a scenario needs far fewer); "
+                f"more than {MAX_VALUES:,} keys and values once YAML aliases are expanded (a scenario needs far fewer); "
                 "look for aliases (*NAME) that repeat large blocks",
                 mark,
             )

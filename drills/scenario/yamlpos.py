@@ -229,5 +229,8 @@ def read_located(path: Path, *, foreign: bool = False) -> Located:
     try:
         text = userfile.read_text(path)
     except userfile.FileRefused as exc:
-        raise YamlError([Problem(str(path), exc.line, exc.column, "", exc.reason)]) from None
+        # A refusal of the whole file is at 1:1 (there is a file, the problem is all of it); a
+        # missing file has no line at all.
+        line, column = (exc.line, exc.column) if exc.line or exc.reason.startswith("file not found") else (1, 1)
+        raise YamlError([Problem(str(path), line, column, "", exc.reason)]) from None
     return load_located(text, str(path), foreign=foreign)
