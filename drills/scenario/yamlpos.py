@@ -223,7 +223,7 @@ def _lc(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def read_located(path: Path, *, foreign: bool = False) -> Located:
+def read_located(path: Path, *, foreign: bool = False, plain: bool = False) -> Located:
     """Read (within the bounds of `userfile`) and parse a file; a file we refuse to read is a
     YamlError too, at the line of the offending byte when there is one."""
     try:
@@ -233,4 +233,32 @@ def read_located(path: Path, *, foreign: bool = False) -> Located:
         # missing file has no line at all.
         line, column = (exc.line, exc.column) if exc.line or exc.reason.startswith("file not found") else (1, 1)
         raise YamlError([Problem(str(path), line, column, "", exc.reason)]) from None
+    if plain:
+        return Located(load_plain(text, str(path)))
     return load_located(text, str(path), foreign=foreign)
+
+
+def load_plain(text: str, file: str) -> Any:
+    """Another tool's YAML text as plain data (see `read_plain`); YamlError on bad input."""
+    with _no_cyclic_gc():
+        try:
+            node = yamlcompose.compose(text, yaml.SafeLoader, foreign=True)
+        except yamlcompose.ComposeError as exc:
+            raise YamlError([Problem(file, exc.line, exc.column, "", exc.message)]) from None
+        if node is None:
+            return None
+        try:
+            return yaml.SafeLoader("").construct_document(node)
+        except Exception as exc:  # a constructor of an explicit tag can fail any way
+            mark = getattr(exc, "problem_mark", None)
+            line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            problem = redact(getattr(exc, "problem", None) or "a value that cannot be read")
+            raise YamlError([Problem(file, line, column, "", f"cannot read: {problem}")]) from None
+
+
+def read_plain(path: Path) -> Any:
+    """Another tool's YAML file (a containerlab lab, an image definition) as plain data, with
+    PyYAML's safe semantics (YAML 1.1, merge keys) but within the bounds of `userfile` and
+    `yamlcompose`; YamlError on a file we refuse or cannot read."""
+    located = read_located(path, plain=True)
+    return located.data
