@@ -25,6 +25,7 @@ import yaml
 
 MAX_VALUES = 400_000
 MAX_DEPTH = 64
+_STR_TAG = "tag:yaml.org,2002:str"
 
 _Mark = Any  # yaml.Mark (pure Python parser) or the C parser's equivalent: .line, .column
 
@@ -124,31 +125,38 @@ class _Composer:
         top.size += size
         top.height = max(top.height, height + 1)
 
-    def scalar_tag(self, event: yaml.ScalarEvent) -> str:
-        if event.tag is not None and event.tag != "!":
-            return str(event.tag)
-        if event.implicit[0]:
-            tag = self.implicit_tags.get(event.value)
-            if tag is None:
-                tag = self.implicit_tags[event.value] = self.resolver.resolve(
-                    yaml.ScalarNode, event.value, event.implicit
-                )
-            return tag
-        return str(self.resolver.resolve(yaml.ScalarNode, event.value, event.implicit))
-
     def collection_tag(self, event: yaml.CollectionStartEvent, kind: type[yaml.Node]) -> str:
         if event.tag is not None and event.tag != "!":
             return str(event.tag)
         return str(self.resolver.resolve(kind, None, event.implicit))
 
     def scalar(self, event: yaml.ScalarEvent) -> None:
+        # The hot path (most events): count and add written out, no depth check (a scalar adds
+        # no level).
         mark: Any = event.start_mark
-        self.count(1, 0, mark)
-        node = yaml.ScalarNode(self.scalar_tag(event), event.value, mark, mark, event.style)
+        self.produced += 1
+        if self.produced > MAX_VALUES:
+            self.count(0, 0, mark)
+        tag = event.tag
+        if tag is None or tag == "!":
+            if event.implicit[0]:
+                tag = self.implicit_tags.get(event.value)
+                if tag is None:
+                    tag = self.implicit_tags[event.value] = self.resolver.resolve(
+                        yaml.ScalarNode, event.value, event.implicit
+                    )
+            else:
+                tag = _STR_TAG  # quoted or block scalars: what the resolver would say
+        node = yaml.ScalarNode(tag, event.value, mark, mark, event.style)
         if event.anchor is not None:
             self.open_anchors.pop(event.anchor, None)
             self.anchors[event.anchor] = _Anchored(node, 1, 0)
-        self.add(node, 1, 0)
+        if self.stack:
+            top = self.stack[-1]
+            top.items.append(node)
+            top.size += 1
+        else:
+            self.root = node
 
     def start(self, event: yaml.CollectionStartEvent) -> None:
         mark: Any = event.start_mark
