@@ -19,31 +19,23 @@ Writes Markdown (the slowest cases, the largest, the totals) to --out and prints
 from __future__ import annotations
 
 import argparse
+import os
 import importlib.util
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))  # bench/ is not a package: for common
+sys.path.insert(0, str(REPO / "tests/hostile"))  # nor tests/hostile: for harness and generate*
 
 import common  # noqa: E402
 
 from drills.scenario.yamlpos import read_located  # noqa: E402
-
-
-def _module(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"hostile_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _ring(nodes: int) -> list[str]:
@@ -102,7 +94,9 @@ def markdown(meta: dict[str, Any], outcomes: list[Any], workers: int, reads: lis
         f"{len(outcomes)} cases, {workers} at a time, each a forked child under a 1 GiB address-space cap "
         "(tests/hostile/harness.py). Wall time from fork to exit; peak RSS from wait4.",
         "",
-        f"- **max wall time: {by_time[0].wall_s:.2f} s** ({_short(by_time[0].path)})",
+        f"- **max wall time: {by_time[0].wall_s:.2f} s** ({_short(by_time[0].path)}; "
+        f"CPU {by_time[0].cpu_s:.2f} s), load average {os.getloadavg()[0]:.1f} at the end",
+        f"- max CPU time: {max(o.cpu_s for o in outcomes):.2f} s",
         f"- **max peak RSS: {by_rss[0].max_rss_kib / 1024:.0f} MiB** ({_short(by_rss[0].path)})",
         f"- total {sum(o.wall_s for o in outcomes):.1f} s; cases not exiting 2: {len(failed)}",
         "",
@@ -129,6 +123,15 @@ def markdown(meta: dict[str, Any], outcomes: list[Any], workers: int, reads: lis
     return "\n".join(lines) + "\n"
 
 
+_HEADER = "| case | wall s | CPU s | peak RSS MiB | exit |"
+_RULE = "|---|---:|---:|---:|---:|"
+
+
+def _row(outcome: Any) -> str:
+    o = outcome
+    return f"| {_short(o.path)} | {o.wall_s:.2f} | {o.cpu_s:.2f} | {o.max_rss_kib / 1024:.0f} | {o.exit_code} |"
+
+
 def _short(path: str) -> str:
     """Generated cases live in a temporary directory: name them by group and file."""
     parts = Path(path).parts
@@ -140,15 +143,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "hostile.md")
     args = parser.parse_args()
-    harness = _module(REPO / "tests/hostile/harness.py")
+    harness = importlib.import_module("harness")
     work = Path(tempfile.mkdtemp(prefix="drills-bench-hostile-"))
     try:
         paths = [p.relative_to(REPO) for p in sorted((REPO / "tests/hostile").glob("*/*.yaml"))]
         for name in ("generate", "generate_values"):
-            source = REPO / "tests/hostile" / f"{name}.py"
-            if source.exists():
+            if importlib.util.find_spec(name) is not None:
                 (work / name).mkdir()
-                paths += [path for path, _ in _module(source).cases(work / name)]
+                paths += [path for path, _ in importlib.import_module(name).cases(work / name)]
         outcomes = harness.run(paths, REPO, workers=args.workers)
         reads = reading(work)
     finally:

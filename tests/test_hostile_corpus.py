@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -29,26 +28,10 @@ REPO = Path(__file__).resolve().parent.parent
 HOSTILE = Path("tests/hostile")  # relative to REPO: the rendered names stay short
 
 
-def _module(name: str) -> ModuleType | None:
-    path = REPO / HOSTILE / f"{name}.py"
-    if not path.exists():
-        return None
-    spec = importlib.util.spec_from_file_location(f"hostile_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _required(name: str) -> Any:
-    module = _module(name)
-    assert module is not None, name
-    return module
-
-
-harness = _required("harness")
-generate = _required("generate")
+# tests/hostile is not a package: its modules are imported by name from there.
+sys.path.insert(0, str(REPO / HOSTILE))
+harness: Any = importlib.import_module("harness")
+generate: Any = importlib.import_module("generate")
 SECRET: str = generate.SECRET
 
 
@@ -66,12 +49,11 @@ GENERATED_DIR = Path(tempfile.mkdtemp(prefix="drills-hostile-"))
 
 def generated_cases() -> list[tuple[Path, str]]:
     out: list[tuple[Path, str]] = []
-    for name in ("generate", "generate_values"):
-        module = _module(name)
-        if module is not None:
+    for name in ("generate", "generate_values"):  # the second: helper "values"' cases, when merged
+        if importlib.util.find_spec(name) is not None:
             directory = GENERATED_DIR / name
             directory.mkdir()
-            out += module.cases(directory)
+            out += importlib.import_module(name).cases(directory)
     return out
 
 

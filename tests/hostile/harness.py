@@ -39,6 +39,7 @@ class Outcome:
     output: bytes  # stdout and stderr, interleaved
     wall_s: float
     max_rss_kib: int
+    cpu_s: float = 0.0  # user + system: what the wall time is on an idle machine
 
     @property
     def hung(self) -> bool:
@@ -100,6 +101,7 @@ def _worker(memory_bytes: int, guard_s: int) -> None:  # pragma: no cover - runs
             "output": output.decode("latin-1"),
             "wall_s": wall_s,
             "max_rss_kib": usage.ru_maxrss,
+            "cpu_s": usage.ru_utime + usage.ru_stime,
         }
         answers.write(json.dumps(answer) + "\n")
         answers.flush()
@@ -146,6 +148,7 @@ def run(
                     answer["output"].encode("latin-1"),
                     answer["wall_s"],
                     answer["max_rss_kib"],
+                    answer["cpu_s"],
                 )
                 with lock:
                     outcomes[path] = outcome
