@@ -19,8 +19,8 @@ Writes Markdown (the slowest cases, the largest, the totals) to --out and prints
 from __future__ import annotations
 
 import argparse
-import os
 import importlib.util
+import os
 import shutil
 import sys
 import tempfile
@@ -102,19 +102,17 @@ def markdown(meta: dict[str, Any], outcomes: list[Any], workers: int, reads: lis
         "",
         "Slowest ten:",
         "",
-        "| case | wall s | peak RSS MiB | exit |",
-        "|---|---:|---:|---:|",
+        _HEADER,
+        _RULE,
     ]
-    lines += [
-        f"| {_short(o.path)} | {o.wall_s:.2f} | {o.max_rss_kib / 1024:.0f} | {o.exit_code} |" for o in by_time[:10]
-    ]
-    lines += ["", "Largest five:", "", "| case | wall s | peak RSS MiB | exit |", "|---|---:|---:|---:|"]
-    lines += [f"| {_short(o.path)} | {o.wall_s:.2f} | {o.max_rss_kib / 1024:.0f} | {o.exit_code} |" for o in by_rss[:5]]
+    lines += [_row(o) for o in by_time[:10]]
+    lines += ["", "Largest five:", "", _HEADER, _RULE]
+    lines += [_row(o) for o in by_rss[:5]]
     lines += [
         "",
         "Reading (yamlpos.read_located, in process, min of 3):",
         "",
-        "| scenario | bytes | keys and values | CPU s | wall s |",
+        "| scenario | bytes | values | CPU s | wall s |",
         "|---|---:|---:|---:|---:|",
     ]
     lines += [
