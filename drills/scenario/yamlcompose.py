@@ -8,7 +8,7 @@ Python scanner) without recursion, and counts, while it composes, what walking t
 produce: every node and, for every alias, the size of the node it repeats. It stops at the first
 event past a bound, with the position:
 
-- `MAX_VALUES` values in all, aliases expanded (a 10,000-link scenario holds about 125,000);
+- `MAX_VALUES` keys and values in all, aliases expanded (a 10,000-link ring holds about 200,000);
 - `MAX_DEPTH` levels of nested mappings and lists, aliases expanded (a scenario needs about 8);
 - an alias inside the node it names (a cycle), an alias to an anchor not yet defined.
 
