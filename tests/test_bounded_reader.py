@@ -162,3 +162,22 @@ def test_image_definition_bomb(tmp_path: Path) -> None:
     definition.write_text("name: x\npackages: &p [" + ", ".join(["a"] * 1000) + "]\nsetup: [" + "*p, " * 500 + "]\n")
     with pytest.raises(BadInput, match="more than 400,000"):
         load_definition(definition)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a: &a [*a]\n", "recursive alias"),
+        ("a: " + "[" * 2000 + "\n", "nested more than 64 levels"),
+        (f"a: [{SECRET}\n", "YAML syntax"),
+        (f"a: @{SECRET}\n", "YAML syntax"),
+    ],
+)
+def test_without_libyaml_the_same_bounds(text: str, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyYAML without its C extension: the pure Python parser feeds the same composer (its
+    messages differ in wording, and quote the file: those quotes are redacted)."""
+    monkeypatch.setattr(yaml, "__with_libyaml__", False)
+    with pytest.raises(YamlError) as caught:
+        load_located(text, "f.yaml", foreign=True)
+    assert expected in str(caught.value)
+    assert SECRET not in str(caught.value)
