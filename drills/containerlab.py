@@ -39,6 +39,8 @@ from typing import Any
 import yaml
 
 from drills.errors import BadInput
+from drills.scenario import userfile
+from drills.scenario.yamlpos import YamlError, read_plain
 
 LOCAL_IMAGE = "drills-node:latest"
 FRR_COMMAND = "frr-start"  # in drills-node (testbed/images/drills-node.yaml)
@@ -63,11 +65,9 @@ class _Node:
 
 def _load(path: Path) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise BadInput(f"cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise BadInput(f"{path}: not YAML: {exc}") from None
+        raw = read_plain(path)
+    except YamlError as exc:
+        raise BadInput("; ".join(str(p) for p in exc.problems)) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("topology"), dict):
         raise BadInput(f"{path}: a containerlab file holds `name:` and `topology:` with `nodes:` and `links:`")
     return raw
@@ -124,9 +124,11 @@ def _translate_exec(node: _Node, lines: list[str]) -> None:
 def _frr_addresses(node: _Node, conf: Path) -> None:
     """Interface addresses from an FRR configuration (`interface X` then ` ip address A`)."""
     try:
-        lines = conf.read_text().splitlines()
-    except OSError:
-        return
+        lines = userfile.read_text(conf).splitlines()
+    except userfile.FileRefused as exc:
+        if exc.reason.startswith("file not found"):
+            return
+        raise BadInput(f"{conf}: {exc.reason}") from None
     section = ""  # the unindented line that opened the current block
     for raw in lines:
         line = raw.strip()
@@ -251,7 +253,9 @@ def parse_image_map(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         remote, sep, local = pair.partition("=")
         if not sep or not remote or not local:
-            raise BadInput(f"--image {pair!r}: write LAB_IMAGE=LOCAL_IMAGE, e.g. quay.io/frrouting/frr=drills-node:latest")
+            raise BadInput(
+                f"--image {pair!r}: write LAB_IMAGE=LOCAL_IMAGE, e.g. quay.io/frrouting/frr=drills-node:latest"
+            )
         mapping[remote] = local
     return mapping
 
@@ -260,12 +264,12 @@ def topology_data_containers(path: Path) -> ContainerLookup:
     """Node name -> container name from the `topology-data.json` containerlab writes in its lab
     directory (`clab-LAB/topology-data.json`: `nodes.NODE.longname`)."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(userfile.read_text(path))
         nodes = data["nodes"]
         found = {str(name): str(node["longname"]) for name, node in nodes.items()}
-    except OSError as exc:
-        raise BadInput(f"cannot read {path}: {exc.strerror}") from None
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except userfile.FileRefused as exc:
+        raise BadInput(f"cannot read {path}: {exc.reason}") from None
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         raise BadInput(f"{path}: not a containerlab topology-data.json (no `nodes` with `longname`)") from None
     return lambda _lab: found
 

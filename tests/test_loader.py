@@ -183,7 +183,7 @@ BROKEN: dict[str, list[str]] = {
         "tests/broken/version-quoted.yaml:1:10: version: the version is a number: write `version: 1` without quotes",
     ],
     "yaml-syntax-error.yaml": [
-        "tests/broken/yaml-syntax-error.yaml:10:1: YAML syntax: expected ',' or '}', but got '<scalar>' (while parsing a flow mapping that starts at line 9, column 7); check indentation, quoting and brackets",
+        "tests/broken/yaml-syntax-error.yaml:10:1: YAML syntax: did not find expected ',' or '}' (while parsing a flow mapping that starts at line 9, column 7); check indentation, quoting and brackets",
     ],
 }
 

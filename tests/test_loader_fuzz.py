@@ -33,11 +33,11 @@ FUZZ = settings(
 _counter = itertools.count()
 
 
-def _load(text: str, directory: Path) -> None:
+def _load(text: str | bytes, directory: Path) -> None:
     """Write `text` to a fresh file in `directory` and load it: a Scenario or a ScenarioError,
     nothing else (any other exception fails the test)."""
     path = directory / f"fuzz-{next(_counter)}.yaml"
-    path.write_text(text, encoding="utf-8")
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
     try:
         try:
             load_scenario(path)
@@ -84,6 +84,51 @@ _YAMLISH = st.sampled_from(
 def test_yaml_like_text(pieces: list[str], workdir: Path) -> None:
     """Text built from YAML tokens reaches much deeper into the parser than random characters."""
     _load("".join(pieces), workdir)
+
+
+# Bytes the bounded reader must refuse or pass on: byte-order marks, NUL, invalid UTF-8, control
+# characters, and the YAML that makes aliases and nesting grow.
+# fmt: off
+_HOSTILE_BYTES = st.sampled_from(
+    [
+        b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"\x00", b"\xff", b"\xc0\xaf",
+        b"\xed\xa0\x80", b"\xe2\x82", b"\x1b[31m", b"\x7f", b"\xc2\x90", b"\r\n", b"\r", b"\t", b"\x0c",
+        b"&a [", b"*a, ", b"]", b"&b {k: ", b"*b", b"}", b"<<: *a\n", b"[" * 70, b"]" * 70, b"version: 1\n",
+        b"topology: /dev/zero\n", b"topology: .\n", b"topology: fuzz-0.yaml\n", b"\xef\xbf\xbe",
+    ]
+)
+# fmt: on
+
+
+@FUZZ
+@given(data=st.binary(max_size=400))
+def test_arbitrary_bytes(data: bytes, workdir: Path) -> None:
+    """Any bytes at all: the reader refuses what is not UTF-8 YAML text, with a position."""
+    _load(data, workdir)
+
+
+@FUZZ
+@given(pieces=st.lists(st.one_of(_HOSTILE_BYTES, st.binary(max_size=6), _YAMLISH.map(str.encode)), max_size=40))
+def test_hostile_bytes(pieces: list[bytes], workdir: Path) -> None:
+    _load(b"".join(pieces), workdir)
+
+
+@FUZZ
+@given(
+    widths=st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=12),
+    mapping=st.booleans(),
+)
+def test_alias_growth_is_bounded(widths: list[int], mapping: bool, workdir: Path) -> None:
+    """Aliases of aliases of any shape: within the bound the file loads (to a ScenarioError: it is
+    no scenario), past it the bound says so; never a hang or a memory error."""
+    lines = ["version: 1", "name: aliases", "l0: &l0 x"]
+    for level, width in enumerate(widths, start=1):
+        refs = [f"*l{level - 1}"] * width
+        body = (
+            "{" + ", ".join(f"k{i}: {ref}" for i, ref in enumerate(refs)) + "}" if mapping else f"[{', '.join(refs)}]"
+        )
+        lines.append(f"l{level}: &l{level} {body}")
+    _load("\n".join(lines) + "\n", workdir)
 
 
 # --------------------------------------------------------------------------- (b) YAML-shaped data

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from drills.docker.api import IMAGE_HASH_LABEL, Docker
 from drills.errors import BadInput, EnvironmentProblem
+from drills.scenario import userfile
+from drills.scenario.yamlpos import YamlError, load_plain
 
 IMAGES_DIR = Path(__file__).resolve().parents[2] / "testbed" / "images"
 DEFAULT_IMAGE = "drills-node"
@@ -55,11 +55,13 @@ def definition_path(name: str, images_dir: Path = IMAGES_DIR) -> Path:
 
 
 def load_definition(path: Path) -> ImageDefinition:
-    raw_bytes = path.read_bytes()
     try:
-        raw = yaml.safe_load(raw_bytes)
-    except yaml.YAMLError as exc:
-        raise BadInput(f"{path}: not YAML: {exc}") from None
+        raw_bytes = userfile.read_bytes(path)
+        raw = load_plain(userfile.decode(raw_bytes), str(path))
+    except userfile.FileRefused as exc:
+        raise BadInput(f"{path}: {exc.reason}") from None
+    except YamlError as exc:
+        raise BadInput("; ".join(str(p) for p in exc.problems)) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise BadInput(f"{path}: an image definition is a mapping with at least `name:`")
     unknown = set(raw) - {"name", "suite", "mirror", "packages", "setup", "command", "files"}

@@ -6,6 +6,7 @@ found in one pass, each with file:line:column, key path and a hint.
 
 from __future__ import annotations
 
+import difflib
 import os
 from importlib import resources
 from pathlib import Path
@@ -14,11 +15,12 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from drills.errors import Problem, ScenarioError
-from drills.scenario import model
+from drills.scenario import model, userfile
 from drills.scenario.diagnostics import describe as _describe
 from drills.scenario.diagnostics import problem_at, problems_from
 from drills.scenario.resolve import Parts, resolve
 from drills.scenario.resolved import Scenario
+from drills.scenario.yamlcompose import token
 from drills.scenario.yamlpos import Located, YamlError, load_located, read_located
 
 
@@ -29,9 +31,17 @@ def builtin_profiles() -> dict[str, model.Profile]:
     return dict(model.ProfilesFile.model_validate(located.data).profiles)
 
 
+_TOPOLOGY_KEYS = tuple(model.TopologyFile.model_fields)
+
+
 def _include_topology(located: Located, scenario_path: Path, problems: list[Problem]) -> bool:
     """Replace `topology: FILE` by the file's content, keeping the file's own positions.
-    False when the file could not be included (the problem is already reported)."""
+    False when the file could not be included (the problem is already reported).
+
+    The file is read under the same bounds as the scenario. It may be any file on the host
+    (drills runs as root), so nothing of it is quoted until it looks like a topology file: a file
+    that cannot be read is reported at the scenario's `topology:` line, a YAML error in it at its
+    own line with the kind of error only, a mapping with other keys at the first such key."""
     data = located.data
     ref = data.get("topology")
     if not isinstance(ref, str):
@@ -39,19 +49,28 @@ def _include_topology(located: Located, scenario_path: Path, problems: list[Prob
     # Normalised but not resolved: problems in the included file are then reported under a
     # name as relative (or absolute) as the scenario's own, not under a machine-specific path.
     target = Path(os.path.normpath(scenario_path.parent / ref))
+    name = token(ref, 80)
+
+    def refuse(message: str) -> bool:
+        problems.append(problem_at(located, ("topology",), message))
+        data["topology"] = None
+        return False
+
+    if _same_file(target, scenario_path):
+        return refuse(f"topology file {name} is this scenario itself; include a file with `nodes:` and `links:`")
     try:
-        included = read_located(target)
-    except YamlError as exc:
-        if any("file not found" in p.message for p in exc.problems):
-            problems.append(
-                problem_at(
-                    located,
-                    ("topology",),
-                    f"topology file '{ref}' not found (looked at {target}); the path is relative to the scenario file",
-                )
+        text = userfile.read_text(target)
+    except userfile.FileRefused as exc:
+        if exc.reason.startswith("file not found"):
+            return refuse(
+                f"topology file {name} not found (looked at {target}); the path is relative to the scenario file"
             )
-        else:
-            problems.extend(exc.problems)
+        where = f" (at its line {exc.line}, column {exc.column})" if exc.line else ""
+        return refuse(f"topology file {name}: {exc.reason}{where}")
+    try:
+        included = load_located(text, str(target), foreign=True)
+    except YamlError as exc:
+        problems.extend(exc.problems)
         data["topology"] = None
         return False
     if not isinstance(included.data, dict):
@@ -62,9 +81,39 @@ def _include_topology(located: Located, scenario_path: Path, problems: list[Prob
         )
         data["topology"] = None
         return False
+    foreign = [key for key in included.data if key not in _TOPOLOGY_KEYS]
+    if foreign:
+        mark = included.mark((foreign[0],), key=True)
+        line, column = (mark.line, mark.column) if mark else (1, 1)
+        near = difflib.get_close_matches(foreign[0], _TOPOLOGY_KEYS, n=1, cutoff=0.75)
+        # Only a near miss of a topology key is quoted: any other key may be someone's secret.
+        what = (
+            f"unknown key {token(foreign[0])}; did you mean '{near[0]}'?"
+            if near
+            else "a key that is not a topology key"
+        )
+        problems.append(
+            Problem(
+                str(target),
+                line,
+                column,
+                "",
+                f"{what} (a topology file holds only {', '.join(f'`{k}:`' for k in _TOPOLOGY_KEYS)}); "
+                "is this the right file?",
+            )
+        )
+        data["topology"] = None
+        return False
     data["topology"] = included.data
     located.graft(("topology",), included)
     return True
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _valid_piece(located: Located, path: tuple[str | int, ...], tp: Any) -> Any:
@@ -88,12 +137,33 @@ def parse(path: Path) -> tuple[Located, model.ScenarioFile | None, Parts, list[P
     except YamlError as exc:
         return Located(None), None, Parts(), exc.problems
     if not isinstance(located.data, dict):
-        found = "the file is empty" if located.data is None else f"found {_describe(located.data)}"
+        if located.data is None:
+            found = "the file is empty"
+        elif isinstance(located.data, str):  # the whole file may be one string: never quote it
+            found = "found text that is not a mapping (a single string)"
+        else:
+            found = f"found {_describe(located.data)}"
         mark = located.mark(())
         line, column = (mark.line, mark.column) if mark else (1, 1)
         problems.append(
             Problem(
                 str(path), line, column, "", f"a scenario file holds a mapping that starts with `version: 1`; {found}"
+            )
+        )
+        return located, None, Parts(), problems
+    known = {field.alias or name for name, field in model.ScenarioFile.model_fields.items()}
+    if located.data and not known.intersection(located.data):
+        # No key of a scenario at all: some other file (maybe not the user's: drills runs as
+        # root). Quote none of it.
+        mark = located.mark(())
+        line, column = (mark.line, mark.column) if mark else (1, 1)
+        problems.append(
+            Problem(
+                str(path),
+                line,
+                column,
+                "",
+                "not a scenario: none of its keys is a scenario key; a scenario file starts with `version: 1`",
             )
         )
         return located, None, Parts(), problems

@@ -116,7 +116,9 @@ def trace(topology: Topology, source: str, destination: IPAddress) -> Path:
                 )
             # A connected subnet reaching a destination the peer does not hold: the peer would
             # not answer ARP for it.
-            raise NoPath(f"node {node.name} expects {destination} on {entry.device}, but {peer.endpoint} does not hold it")
+            raise NoPath(
+                f"node {node.name} expects {destination} on {entry.device}, but {peer.endpoint} does not hold it"
+            )
         if peer.node in crossed:
             raise NoPath(f"routing loop for {destination}: {' → '.join([*crossed, peer.node])}")
         crossed.append(peer.node)

@@ -327,7 +327,11 @@ class _Resolver:
             link_profile = topo.links[i].profile
             links.append(
                 Link(
-                    names_by_index[i], sides[0], sides[1], link_profile, topo.links[i].engine,
+                    names_by_index[i],
+                    sides[0],
+                    sides[1],
+                    link_profile,
+                    topo.links[i].engine,
                     self.profiles.get(link_profile) if link_profile is not None else None,
                 )
             )
@@ -497,13 +501,17 @@ class _Resolver:
                 self.err((*npath, key), f"`{key}` applies to container nodes only; add `kind: container`", key=True)
             return None
         if node.image is None and node.attach is None:
-            self.err((*npath, "kind"), "a container node needs an `image` (or `attach: CONTAINER` to use a running one)")
+            self.err(
+                (*npath, "kind"), "a container node needs an `image` (or `attach: CONTAINER` to use a running one)"
+            )
             return None
         volumes = []
         for v, volume in enumerate(node.volumes):
             host, sep, inside = volume.partition(":")
             if not sep or not host or not inside.startswith("/"):
-                self.err((*npath, "volumes", v), f"'{volume}' is not `host:container[:ro]` with an absolute container path")
+                self.err(
+                    (*npath, "volumes", v), f"'{volume}' is not `host:container[:ro]` with an absolute container path"
+                )
                 continue
             # Relative to the file that names it, as a `topology: FILE` path is: an imported
             # topology file keeps working wherever the scenario that includes it lives.
@@ -673,7 +681,9 @@ class _Resolver:
                 )
         return end_s
 
-    def _overlaps(self, claimed: list[tuple[int, Any, dict[overlap.Aspect, bool]]], restores: dict[str, list[float]]) -> None:
+    def _overlaps(
+        self, claimed: list[tuple[int, Any, dict[overlap.Aspect, bool]]], restores: dict[str, list[float]]
+    ) -> None:
         """Refuse a fault whose repetitions overlap each other (a revert would end the next one
         early), and two faults that claim one aspect at overlapping times (see `overlap.claims` for
         what composes). One problem per pair of steps, located at the one that starts later."""

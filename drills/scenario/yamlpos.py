@@ -8,21 +8,25 @@ The resolver follows YAML 1.2's core schema: only `true`/`false` are booleans (a
 
 from __future__ import annotations
 
+import gc
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
 from drills.errors import Problem
+from drills.scenario import userfile, yamlcompose
+from drills.scenario.yamlcompose import redact, token
 
 KeyPath = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
-class Mark:
-    """A position in a file, 1-based."""
+class Mark(NamedTuple):
+    """A position in a file, 1-based (a tuple: there is one for every value of a file)."""
 
     file: str
     line: int
@@ -78,6 +82,9 @@ _Core12Loader.add_implicit_resolver(
 )
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
 class YamlError(Exception):
     """The text is not YAML we accept; carries the problems found."""
 
@@ -98,111 +105,117 @@ def path_text(path: KeyPath) -> str:
     return _path_text(path)
 
 
-def load_located(text: str, file: str) -> Located:
-    """Parse one YAML document from `text`; raises YamlError with positions on bad input."""
-    try:
-        node = yaml.compose(text, Loader=_Core12Loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        what = exc.problem or "not valid YAML"
-        context, noticed = exc.context_mark, exc.problem_mark
-        if exc.context and not exc.context.startswith("while "):
-            what = f"{exc.context}, {what}"  # "expected a single document..., but found another"
-        elif exc.context and context and noticed and (context.line, context.column) != (noticed.line, noticed.column):
-            # The spot where PyYAML noticed is often well after the mistake (an unclosed bracket
-            # or quote): say where the construct it was reading started.
-            what += f" ({exc.context} that starts at line {context.line + 1}, column {context.column + 1})"
-        raise YamlError(
-            [Problem(file, line, column, "", f"YAML syntax: {what}; check indentation, quoting and brackets")]
-        ) from None
-    except yaml.YAMLError as exc:
-        raise YamlError([Problem(file, 0, 0, "", f"YAML error: {exc}")]) from None
+def load_located(text: str, file: str, *, foreign: bool = False) -> Located:
+    """Parse one YAML document from `text`; raises YamlError with positions on bad input.
+
+    Within the bounds of `yamlcompose` (values with aliases expanded, nesting depth). With
+    `foreign` (an included file, which may not be ours at all) no message quotes the file."""
     located = Located(data=None)
-    if node is None:
-        return located
     problems: list[Problem] = []
-    constructor = _Core12Loader(text)
-    located.data = _convert(node, (), file, located, constructor, problems)
-    constructor.dispose()
+    with _no_cyclic_gc():
+        try:
+            node = yamlcompose.compose(text, _Core12Loader, foreign=foreign)
+        except yamlcompose.ComposeError as exc:
+            raise YamlError([Problem(file, exc.line, exc.column, "", exc.message)]) from None
+        if node is None:
+            return located
+        constructor = _Core12Loader("")
+        located.data = _Converter(file, located, constructor, problems, foreign).convert(node, ())
+        constructor.dispose()
     if problems:
         raise YamlError(problems)
     return located
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Without the cyclic garbage collector: a file makes up to hundreds of thousands of objects,
+    none of them garbage, and each full collection would walk them all again (it made reading a
+    10,000-link scenario three times slower). Reference counting still frees everything."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _mark(file: str, node: yaml.Node) -> Mark:
     return Mark(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _convert(
-    node: yaml.Node,
-    path: KeyPath,
-    file: str,
-    located: Located,
-    constructor: yaml.SafeLoader,
-    problems: list[Problem],
-) -> Any:
-    located.values[path] = _mark(file, node)
-    if isinstance(node, yaml.MappingNode):
+class _Converter:
+    """Nodes to plain data, recording positions; the composer bounded what this walk produces."""
+
+    def __init__(
+        self, file: str, located: Located, constructor: yaml.SafeLoader, problems: list[Problem], foreign: bool
+    ) -> None:
+        self.file = file
+        self.located = located
+        self.constructor = constructor
+        self.problems = problems
+        self.foreign = foreign
+
+    def problem(self, node: yaml.Node, path: KeyPath, message: str) -> None:
+        self.problems.append(Problem(self.file, *_lc(node), _path_text(path), message))
+
+    def convert(self, node: yaml.Node, path: KeyPath) -> Any:
+        self.located.values[path] = _mark(self.file, node)
+        if isinstance(node, yaml.MappingNode):
+            return self.mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.convert(child, (*path, index)) for index, child in enumerate(node.value)]
+        if node.tag == _STR_TAG:  # most values: no need for the constructor's bookkeeping
+            return node.value
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except Exception as exc:  # a constructor of an explicit tag can fail any way
+            # An explicit tag that does not fit the value (`!!int x`, `!!binary %`) or one we do
+            # not construct (`!!python/object`).
+            self.problem(node, path, f"cannot read this value {self.unreadable(node, exc)}")
+            return None
+
+    def mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                problems.append(
-                    Problem(
-                        file,
-                        *_lc(key_node),
-                        _path_text(path),
-                        "YAML merge keys (<<) are not supported; repeat the keys instead",
-                    )
-                )
+                self.problem(key_node, path, "YAML merge keys (<<) are not supported; repeat the keys instead")
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
-                problems.append(Problem(file, *_lc(key_node), _path_text(path), "a key must be a plain string"))
+                self.problem(key_node, path, "a key must be a plain string")
                 continue
             try:
-                key = str(constructor.construct_object(key_node))
+                key = key_node.value if key_node.tag == _STR_TAG else str(self.constructor.construct_object(key_node))
             except Exception as exc:  # a constructor of an explicit tag can fail any way
-                problems.append(
-                    Problem(
-                        file, *_lc(key_node), _path_text(path), f"cannot read this key {_unreadable(key_node, exc)}"
-                    )
-                )
+                self.problem(key_node, path, f"cannot read this key {self.unreadable(key_node, exc)}")
                 continue
             if key in result:
-                problems.append(
-                    Problem(
-                        file,
-                        *_lc(key_node),
-                        _path_text((*path, key)),
-                        f"duplicate key '{key}'; a key may appear once in a mapping",
+                if self.foreign:  # the path would quote the key: say where, not what
+                    self.problem(key_node, path, "duplicate key; a key may appear once in a mapping")
+                else:
+                    self.problem(
+                        key_node, (*path, key), f"duplicate key {token(key)}; a key may appear once in a mapping"
                     )
-                )
                 continue
-            located.keys[(*path, key)] = _mark(file, key_node)
-            result[key] = _convert(value_node, (*path, key), file, located, constructor, problems)
+            self.located.keys[(*path, key)] = _mark(self.file, key_node)
+            result[key] = self.convert(value_node, (*path, key))
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _convert(child, (*path, index), file, located, constructor, problems)
-            for index, child in enumerate(node.value)
-        ]
-    try:
-        return constructor.construct_object(node, deep=True)
-    except Exception as exc:  # a constructor of an explicit tag can fail any way
-        # An explicit tag that does not fit the value (`!!int x`, `!!binary %`) or one we do
-        # not construct (`!!python/object`).
-        problems.append(Problem(file, *_lc(node), _path_text(path), f"cannot read this value {_unreadable(node, exc)}"))
-        return None
+
+    def unreadable(self, node: yaml.Node, exc: Exception) -> str:
+        return "(an explicit tag that does not fit)" if self.foreign else _unreadable(node, exc)
 
 
 def _unreadable(node: yaml.Node, exc: Exception) -> str:
     """One line on why PyYAML could not construct a tagged scalar (its own messages span lines)."""
-    tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+    tag = token(node.tag.replace("tag:yaml.org,2002:", "!!"), 60)[1:-1]
     detail = ""
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
-        detail = exc.problem
+        detail = redact(exc.problem)
+    elif type(exc) is ValueError and "digits" in str(exc):  # int('1' * 5000)
+        detail = "an integer with too many digits"
     elif type(exc) is ValueError and str(exc):
-        detail = str(exc).splitlines()[0]
+        detail = redact(str(exc).splitlines()[0])
     return f"as {tag}{f' ({detail})' if detail else ''}; remove the tag or quote the value"
 
 
@@ -210,12 +223,42 @@ def _lc(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def read_located(path: Path) -> Located:
-    """Read and parse a file; a missing or unreadable file is a YamlError too."""
+def read_located(path: Path, *, foreign: bool = False, plain: bool = False) -> Located:
+    """Read (within the bounds of `userfile`) and parse a file; a file we refuse to read is a
+    YamlError too, at the line of the offending byte when there is one."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise YamlError([Problem(str(path), 0, 0, "", "file not found; check the path")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise YamlError([Problem(str(path), 0, 0, "", f"cannot read file: {exc}")]) from None
-    return load_located(text, str(path))
+        text = userfile.read_text(path)
+    except userfile.FileRefused as exc:
+        # A refusal of the whole file is at 1:1 (there is a file, the problem is all of it); a
+        # missing file has no line at all.
+        line, column = (exc.line, exc.column) if exc.line or exc.reason.startswith("file not found") else (1, 1)
+        raise YamlError([Problem(str(path), line, column, "", exc.reason)]) from None
+    if plain:
+        return Located(load_plain(text, str(path)))
+    return load_located(text, str(path), foreign=foreign)
+
+
+def load_plain(text: str, file: str) -> Any:
+    """Another tool's YAML text as plain data (see `read_plain`); YamlError on bad input."""
+    with _no_cyclic_gc():
+        try:
+            node = yamlcompose.compose(text, yaml.SafeLoader, foreign=True)
+        except yamlcompose.ComposeError as exc:
+            raise YamlError([Problem(file, exc.line, exc.column, "", exc.message)]) from None
+        if node is None:
+            return None
+        try:
+            return yaml.SafeLoader("").construct_document(node)
+        except Exception as exc:  # a constructor of an explicit tag can fail any way
+            mark = getattr(exc, "problem_mark", None)
+            line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            problem = redact(getattr(exc, "problem", None) or "a value that cannot be read")
+            raise YamlError([Problem(file, line, column, "", f"cannot read: {problem}")]) from None
+
+
+def read_plain(path: Path) -> Any:
+    """Another tool's YAML file (a containerlab lab, an image definition) as plain data, with
+    PyYAML's safe semantics (YAML 1.1, merge keys) but within the bounds of `userfile` and
+    `yamlcompose`; YamlError on a file we refuse or cannot read."""
+    located = read_located(path, plain=True)
+    return located.data
