@@ -34,6 +34,7 @@ deployed); tests/test_netem_kernel.py runs it in a VM that has it (`./dev vm-tes
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -406,13 +407,12 @@ class LinkDegrade:
 
     def relay(self, ctx: FaultContext) -> RelayControl | None:
         """The control channel of the link's relay, or None when the kernel serves the link
-        (no relay listens under the link's name). Looked up once per fault."""
+        (no relay listens for the link in the run's directory). Looked up once per fault."""
         if "relay" not in self._relay:
-            name = relay_control.address(ctx.namespaces[self.link.a.node], self.link.a.name)
-            try:
-                self._relay["relay"] = RelayControl(name)
-            except BackendError:
-                self._relay["relay"] = None
+            self._relay["relay"] = None
+            if ctx.run_dir is not None:
+                with contextlib.suppress(BackendError):
+                    self._relay["relay"] = RelayControl(relay_control.socket_path(ctx.run_dir, self.link.name))
         return self._relay["relay"]
 
     def apply_settings(self, ctx: FaultContext, direction: Direction, settings: Settings) -> None:
