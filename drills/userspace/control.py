@@ -31,6 +31,7 @@ from drills.userspace.impair import Impairments
 TIMEOUT_S = 2.0
 DIR_NAME = "relay"  # in the run directory: the control sockets of the run's relays
 DIR_MODE = 0o700
+SOCKET_MODE = 0o600  # connecting takes write permission on the socket file: root's alone too
 MAX_CONNECTIONS = 8  # concurrent control clients a relay serves; more are refused at once
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
@@ -51,9 +52,14 @@ def make_control_dir(run_dir: Path) -> Path:
     directory = control_dir(run_dir)
     try:
         directory.mkdir(mode=DIR_MODE, exist_ok=True)
-        os.chmod(directory, DIR_MODE, follow_symlinks=False)  # mkdir's mode went through the umask
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         raise BackendError(f"cannot create the relay control directory {directory}: {exc.strerror}") from None
+    try:
+        if os.fstat(fd).st_uid == os.geteuid():
+            os.fchmod(fd, DIR_MODE)  # mkdir's mode went through the umask
+    finally:
+        os.close(fd)
     _open_dir(directory).close()  # refuses a symlink or a directory another user could enter
     return directory
 
@@ -94,6 +100,7 @@ def listen(path: Path) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(directory.path(path.name))
+        os.chmod(directory.path(path.name), SOCKET_MODE)  # bind's mode went through the umask
         sock.listen(MAX_CONNECTIONS)
     except OSError as exc:
         sock.close()
