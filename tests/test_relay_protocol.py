@@ -10,13 +10,14 @@ import math
 import os
 import select
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from relay_testing import EACCES_STATUS, NOBODY, REFUSED_STATUS, connect_as_nobody
 
 from drills.errors import BackendError
 from drills.userspace import control, protocol, server
@@ -24,7 +25,6 @@ from drills.userspace.impair import DELAY_LINE_LIMIT_PACKETS, Direction, Impairm
 from drills.userspace.server import ControlServer
 
 FUZZ = settings(derandomize=True, max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-NOBODY = 65534
 
 
 class FakeRelay:
@@ -321,62 +321,20 @@ def test_a_client_that_never_reads_is_dropped_and_never_stalls_the_others(bench:
 # --------------------------------------------------------------------------- peers other than root
 
 
-def _connect_relative(directory: Path, name: str) -> Callable[[], int]:
-    """Connect to `name` from inside `directory` (entered before dropping root): what a local
-    user could do if every directory above were open, so only the control directory decides."""
-    os.chdir(directory)  # called in the forked child only
-
-    def work() -> int:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(10.0)
-        try:
-            sock.connect(name)
-        except PermissionError:
-            return 13  # EACCES
-        data = b""
-        while chunk := sock.recv(4096):
-            data += chunk
-        return 7 if json.loads(data) == {"ok": False, "error": f"uid {NOBODY} may not control this relay (root only)"} else 1
-
-    return work
-
-
-def _wait(pid: int, pump: Callable[[], None]) -> int:
-    for _ in range(2000):
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        pump()
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    raise AssertionError("the unprivileged client hung")
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="changing uid needs root")
 def test_a_user_other_than_root_can_neither_reach_nor_use_the_socket(bench: Bench) -> None:
     directory = bench.path.parent
 
     def child(name: str) -> int:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            status = 99
-            try:
-                work = _connect_relative(directory, name)
-                os.setgroups([])
-                os.setgid(NOBODY)
-                os.setuid(NOBODY)
-                status = work()
-            finally:
-                os._exit(status)
-        return _wait(pid, lambda: bench.pump(1))
+        return connect_as_nobody(directory, name, lambda: bench.pump(1))
 
-    assert child(bench.path.name) == 13  # the 0700 directory: EACCES
+    assert child(bench.path.name) == EACCES_STATUS  # the 0700 directory: EACCES
     assert bench.path.stat().st_mode & 0o777 == control.SOCKET_MODE
     # Opened, as a mistake or an attack would: SO_PEERCRED still refuses.
     os.chmod(directory, 0o777)
     os.chmod(bench.path, 0o666)
     try:
-        assert child(bench.path.name) == 7
+        assert child(bench.path.name) == REFUSED_STATUS
     finally:
         os.chmod(directory, 0o700)
     assert bench.server.counters.refused_peer == 1

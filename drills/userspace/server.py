@@ -60,10 +60,10 @@ class ControlServer:
     # ------------------------------------------------------------------ what to wait for
 
     def readers(self) -> list[int]:
-        """Descriptors to select for reading: the listener, and clients with room to read into."""
-        return [self.listener.fileno()] + [
-            fd for fd, c in self._clients.items() if b"\n" not in c.inbox and len(c.outbox) < MAX_OUTBOX_BYTES
-        ]
+        """Descriptors to select for reading: clients with room to read into, then the listener.
+        select keeps this order: clients that left are gone before newcomers are counted."""
+        clients = [fd for fd, c in self._clients.items() if b"\n" not in c.inbox and len(c.outbox) < MAX_OUTBOX_BYTES]
+        return [*clients, self.listener.fileno()]
 
     def writers(self) -> list[int]:
         """Clients with replies waiting for room in their socket."""
@@ -111,24 +111,24 @@ class ControlServer:
     # ------------------------------------------------------------------ internals
 
     def _accept(self) -> None:
-        for _ in range(control.MAX_CONNECTIONS + 1):  # drain a burst of connects, boundedly
-            try:
-                conn, _ = self.listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:  # EMFILE, ECONNABORTED...: the pending connection waits or is gone
-                return
-            conn.setblocking(False)
-            _pid, uid, _gid = _PEERCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
-            if uid not in self.allowed_uids:
-                self.counters.refused_peer += 1
-                self._refuse(conn, f"uid {uid} may not control this relay (root only)")
-            elif len(self._clients) >= control.MAX_CONNECTIONS:
-                self.counters.refused_full += 1
-                self._refuse(conn, f"{control.MAX_CONNECTIONS} control clients already connected")
-            else:
-                self.counters.accepted += 1
-                self._clients[conn.fileno()] = _Client(conn)
+        # One connection a wake-up: the loop comes back at once for the next, having first seen
+        # which clients left (readers() lists them before the listener), so a slot freed before
+        # a connect is always free for it.
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:  # EAGAIN, EMFILE, ECONNABORTED...: the pending connection waits or is gone
+            return
+        conn.setblocking(False)
+        _pid, uid, _gid = _PEERCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+        if uid not in self.allowed_uids:
+            self.counters.refused_peer += 1
+            self._refuse(conn, f"uid {uid} may not control this relay (root only)")
+        elif len(self._clients) >= control.MAX_CONNECTIONS:
+            self.counters.refused_full += 1
+            self._refuse(conn, f"{control.MAX_CONNECTIONS} control clients already connected")
+        else:
+            self.counters.accepted += 1
+            self._clients[conn.fileno()] = _Client(conn)
 
     def _refuse(self, conn: socket.socket, why: str) -> None:
         with contextlib.suppress(OSError):
