@@ -56,30 +56,32 @@ class ControlServer:
         self.counters = ControlCounters()
         self.allowed_uids = {0, os.geteuid()}
         self._clients: dict[int, _Client] = {}
+        self._listen_fd = listener.fileno()
 
     # ------------------------------------------------------------------ what to wait for
 
     def readers(self) -> list[int]:
         """Descriptors to select for reading: clients with room to read into, then the listener.
         select keeps this order: clients that left are gone before newcomers are counted."""
+        if not self._clients:  # the usual case, on every pass of the packet loop: keep it cheap
+            return [self._listen_fd]
         clients = [fd for fd, c in self._clients.items() if b"\n" not in c.inbox and len(c.outbox) < MAX_OUTBOX_BYTES]
-        return [*clients, self.listener.fileno()]
+        return [*clients, self._listen_fd]
 
     def writers(self) -> list[int]:
         """Clients with replies waiting for room in their socket."""
+        if not self._clients:
+            return []
         return [fd for fd, c in self._clients.items() if c.outbox]
 
     def busy(self) -> bool:
         """True while a client has requests read but not answered (the loop must not sleep)."""
-        return any(b"\n" in c.inbox for c in self._clients.values())
-
-    def owns(self, fd: int) -> bool:
-        return fd == self.listener.fileno() or fd in self._clients
+        return bool(self._clients) and any(b"\n" in c.inbox for c in self._clients.values())
 
     # ------------------------------------------------------------------ events
 
     def readable(self, fd: int) -> None:
-        if fd == self.listener.fileno():
+        if fd == self._listen_fd:
             self._accept()
         elif fd in self._clients:
             self._receive(self._clients[fd])
@@ -90,6 +92,8 @@ class ControlServer:
 
     def answer_pending(self) -> None:
         """Answer up to REQUESTS_PER_WAKE complete requests of each client."""
+        if not self._clients:
+            return
         for client in list(self._clients.values()):
             for _ in range(REQUESTS_PER_WAKE):
                 line, newline, rest = client.inbox.partition(b"\n")
