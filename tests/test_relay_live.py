@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import stat
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from relay_testing import EACCES_STATUS, REFUSED_STATUS, Deployed, connect_as_no
 from drills.netns import kernel
 from drills.userspace import control
 from drills.userspace.control import RelayControl
+from drills.userspace.impair import DELAY_LINE_LIMIT_PACKETS, Impairments
 
 pytestmark = pytest.mark.netns
 
@@ -190,3 +192,36 @@ def test_a_stopped_relay_unlinks_its_socket(bed: Bed) -> None:
     assert report.clean, report.left
     assert not bed.path.exists()
     assert list(bed.path.parent.iterdir()) == []
+
+
+def test_a_flood_into_a_long_delay_fills_the_delay_line_to_its_bound_and_no_further(bed: Bed) -> None:
+    link = bed.topology.links[0]
+    assert link.a.ipv4 is not None and link.b.ipv4 is not None
+    ns_a, ns_b = bed.namespaces["a"], bed.namespaces["b"]
+    # A permanent neighbour: ARP would cross the delayed link too and never resolve in time.
+    shown = subprocess.run(["ip", "-n", ns_b, "-j", "link", "show", "e1"], capture_output=True, text=True, check=True)
+    mac = json.loads(shown.stdout)[0]["address"]
+    ip = ["ip", "-n", ns_a, "neigh", "replace", str(link.b.ipv4.ip), "lladdr", mac, "dev", "e1", "nud", "permanent"]
+    subprocess.run(ip, check=True, timeout=10)
+    with RelayControl(bed.path) as relay:
+        relay.set("a-to-b", Impairments(delay_s=60.0))
+        sender = kernel.run_in_namespace(ns_a, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        try:
+            # Bounded: four times the line's bound in datagrams (some the TAP's own queue drops).
+            for _ in range(4 * DELAY_LINE_LIMIT_PACKETS // 1000):
+                for _ in range(1000):
+                    try:
+                        sender.sendto(b"flood", (str(link.b.ipv4.ip), PORT))
+                    except OSError:  # ENOBUFS: the TAP's queue is full; the relay drains it
+                        time.sleep(0.001)
+                stats = relay.request({"op": "stats"})  # one snapshot: counters and the line's length
+                if stats["counters"]["a-to-b"]["limit_drops"]:
+                    break
+        finally:
+            sender.close()
+    counters, pending = stats["counters"]["a-to-b"], stats["pending"]["a-to-b"]
+    assert counters["limit_drops"] > 0, counters
+    assert pending == DELAY_LINE_LIMIT_PACKETS
+    # Every frame read is accounted for: the overflow was dropped, not queued somewhere else.
+    gone = counters["delivered"] + counters["write_drops"] + counters["lost"] + counters["limit_drops"]
+    assert counters["received"] == gone + pending, counters

@@ -139,6 +139,7 @@ class Relay:
     def stats(self) -> dict[str, Any]:
         return {
             "counters": {name: asdict(d.counters) for name, d in self.directions.items()},
+            "pending": {name: d.pending() for name, d in self.directions.items()},
             "control": asdict(self.control.counters),
         }
 
