@@ -81,7 +81,7 @@ def start_relay(
         argv = [
             sys.executable, "-m", RELAY_MODULE, "--run-id", run.run_id, "--link", link.name, "--seed", str(seed),
             "--tap-a", str(tap_a), "--tap-b", str(tap_b), "--events-a", str(events_a), "--events-b", str(events_b),
-            "--control", str(listen_fd), "--control-path", str(path), "--name-a", link.a.name, "--name-b", link.b.name,
+            "--control", str(listen_fd), "--control-path", str(path.absolute()), "--name-a", link.a.name, "--name-b", link.b.name,
             "--config", _json(config),
         ]  # fmt: skip
         log_path = run.dir / f"relay-{link.name}.log"
