@@ -147,14 +147,14 @@ class Direction:
     params: Impairments
     rng: random.Random
     counters: Counters = field(default_factory=Counters)
+    limit_packets: int = DELAY_LINE_LIMIT_PACKETS  # the delay line's bounds (netem's `limit`)
+    limit_bytes: int = DELAY_LINE_LIMIT_BYTES
     _delay_cor: Correlated = field(default_factory=Correlated)
     _loss_cor: Correlated = field(default_factory=Correlated)
     _ge_bad: bool = False
     _line: list[tuple[float, int, bytes]] = field(default_factory=list)  # heap: (due, order, frame)
     _order: int = 0
     _line_bytes: int = 0
-    limit_packets: int = DELAY_LINE_LIMIT_PACKETS
-    limit_bytes: int = DELAY_LINE_LIMIT_BYTES
     _queue: deque[bytes] = field(default_factory=deque)
     _queued_bytes: int = 0
     _tokens: float = 0.0
