@@ -318,6 +318,19 @@ def test_a_client_that_never_reads_is_dropped_and_never_stalls_the_others(bench:
     greedy.close()
 
 
+class BrokenRelay(FakeRelay):
+    def stats(self) -> dict[str, Any]:
+        raise RuntimeError("a bug")
+
+
+def test_a_bug_behind_the_protocol_is_an_error_reply_not_a_dead_relay(bench: Bench) -> None:
+    bench.server.relay = BrokenRelay()
+    sock = bench.client()
+    assert bench.ask(sock, b'{"op": "stats"}') == {"ok": False, "error": "internal error in the relay (RuntimeError)"}
+    assert bench.ask(sock, b'{"op": "get"}')["ok"]
+    sock.close()
+
+
 # --------------------------------------------------------------------------- peers other than root
 
 
