@@ -97,8 +97,8 @@ def test_the_control_socket_is_a_root_only_file_of_the_run(bed: Bed) -> None:
     assert stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.geteuid()
     info = os.lstat(bed.path)
     assert stat.S_ISSOCK(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600
-    # Nothing in the abstract namespace any more (it had no permissions at all).
-    assert "drills-relay" not in Path("/proc/net/unix").read_text()
+    # Nothing of this run in the abstract namespace any more (it had no permissions at all).
+    assert f"@drills-relay/{bed.namespaces['a']}/" not in Path("/proc/net/unix").read_text()
     journaled = [e for e in bed.run.journal.entries() if e.get("op") == "relay"]
     assert [e["control"] for e in journaled] == [str(bed.path)]
 
@@ -162,6 +162,14 @@ def test_hostile_clients_leave_the_relay_alive_and_forwarding(bed: Bed) -> None:
     assert state["pid"] == pid
     assert counters["refused_full"] == 1 and counters["dropped"] == 2 and counters["errors"] >= 50, counters
     assert bed.crosses()
+
+
+def test_a_burst_of_connections_is_served_in_turn(bed: Bed) -> None:
+    burst = [bed.raw() for _ in range(control.LISTEN_BACKLOG // 2)]
+    for sock in burst:
+        sock.close()
+    with RelayControl(bed.path) as relay:  # queued behind the burst: waits, is not turned away
+        assert relay.get()["pid"] == bed.relay_pid()
 
 
 def test_a_set_out_of_range_changes_nothing(bed: Bed) -> None:

@@ -21,6 +21,7 @@ import os
 import re
 import socket
 import stat
+import struct
 import zlib
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ DIR_NAME = "relay"  # in the run directory: the control sockets of the run's rel
 DIR_MODE = 0o700
 SOCKET_MODE = 0o600  # connecting takes write permission on the socket file: root's alone too
 MAX_CONNECTIONS = 8  # concurrent control clients a relay serves; more are refused at once
+# Connections waiting for the relay's accept (it takes one a pass of its loop, then serves or
+# refuses it): room for a burst, so that a client waits its turn instead of being turned away.
+LISTEN_BACKLOG = 64
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
 
@@ -101,7 +105,7 @@ def listen(path: Path) -> socket.socket:
     try:
         sock.bind(directory.path(path.name))
         os.chmod(directory.path(path.name), SOCKET_MODE)  # bind's mode went through the umask
-        sock.listen(MAX_CONNECTIONS)
+        sock.listen(LISTEN_BACKLOG)
     except OSError as exc:
         sock.close()
         raise BackendError(f"cannot bind relay control socket {path}: {exc.strerror}") from None
@@ -117,9 +121,15 @@ class RelayControl:
         self.name = str(path)
         directory = _open_dir(path.parent)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.settimeout(timeout_s)
+        # A blocking connect bounded by SO_SNDTIMEO: with a Python timeout the socket would be
+        # non-blocking and a full backlog would fail at once (EAGAIN) instead of waiting its turn.
+        seconds = int(timeout_s)
+        self._sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", seconds, int((timeout_s - seconds) * 1e6))
+        )
         try:
             self._sock.connect(directory.path(path.name))
+            self._sock.settimeout(timeout_s)
         except OSError as exc:
             self._sock.close()
             raise BackendError(f"relay {path} is not reachable: {exc.strerror or exc}") from None
