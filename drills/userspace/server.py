@@ -57,6 +57,7 @@ class ControlServer:
         self.allowed_uids = {0, os.geteuid()}
         self._clients: dict[int, _Client] = {}
         self._listen_fd = listener.fileno()
+        self._pending: set[int] = set()  # clients with a complete request read (kept, not scanned for)
 
     # ------------------------------------------------------------------ what to wait for
 
@@ -76,7 +77,7 @@ class ControlServer:
 
     def busy(self) -> bool:
         """True while a client has requests read but not answered (the loop must not sleep)."""
-        return bool(self._clients) and any(b"\n" in c.inbox for c in self._clients.values())
+        return bool(self._pending)
 
     # ------------------------------------------------------------------ events
 
@@ -92,9 +93,8 @@ class ControlServer:
 
     def answer_pending(self) -> None:
         """Answer up to REQUESTS_PER_WAKE complete requests of each client."""
-        if not self._clients:
-            return
-        for client in list(self._clients.values()):
+        for fd in list(self._pending):
+            client = self._clients[fd]
             for _ in range(REQUESTS_PER_WAKE):
                 line, newline, rest = client.inbox.partition(b"\n")
                 if not newline:
@@ -109,6 +109,8 @@ class ControlServer:
                 if reply.startswith(b'{"ok":false'):
                     self.counters.errors += 1
                 client.outbox += reply
+            if b"\n" not in client.inbox:
+                self._pending.discard(fd)
             if client.outbox:
                 self._flush(client)
 
@@ -156,7 +158,9 @@ class ControlServer:
             self._drop(client, counted=False)
             return
         client.inbox += data
-        if b"\n" not in client.inbox and len(client.inbox) >= protocol.MAX_MESSAGE_BYTES:
+        if b"\n" in data:
+            self._pending.add(client.sock.fileno())
+        elif len(client.inbox) >= protocol.MAX_MESSAGE_BYTES:
             client.outbox += protocol.error(f"request over {protocol.MAX_MESSAGE_BYTES} bytes: connection closed")
             self._flush(client)
             self._drop(client)
@@ -177,6 +181,7 @@ class ControlServer:
         return True
 
     def _drop(self, client: _Client, *, counted: bool = True) -> None:
+        self._pending.discard(client.sock.fileno())
         if self._clients.pop(client.sock.fileno(), None) is not None and counted:
             self.counters.dropped += 1
         client.sock.close()
