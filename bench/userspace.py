@@ -206,7 +206,7 @@ class Bench:
         self.run = RunStore(state).create(self.scenario.name, path)
         self.ns = {n.name: self.backend.namespace_of(self.run, n.name) for n in self.scenario.topology.nodes}
         self.handles = Handles(self.ns)
-        self.ctx = FaultContext(self.scenario.topology, self.handles, self.ns, lambda _m: None, random.Random(9))
+        self.ctx = FaultContext(self.scenario.topology, self.handles, self.ns, lambda _m: None, random.Random(9), run_dir=self.run.dir)
         self.engine = engine
 
     def link(self, name: str) -> Link:

@@ -20,7 +20,7 @@ from drills.netns.backend import NetnsBackend
 from drills.runs import RunStore
 from drills.scenario import load_scenario, model
 from drills.scenario.resolved import Scenario
-from drills.userspace.control import RelayControl, address
+from drills.userspace.control import RelayControl, socket_path
 from drills.userspace.impair import Impairments
 
 pytestmark = pytest.mark.netns
@@ -44,6 +44,7 @@ class Deployed:
     backend: NetnsBackend
     ctx: FaultContext
     namespaces: dict[str, str]
+    run_dir: Path
 
 
 @pytest.fixture
@@ -55,10 +56,10 @@ def deployed(tmp_path: Path, state_dir: Path, host_snapshot: object) -> Iterator
     run = RunStore(state_dir).create(scenario.name, path)
     namespaces = {n.name: backend.namespace_of(run, n.name) for n in scenario.topology.nodes}
     handles = Handles(namespaces)
-    ctx = FaultContext(scenario.topology, handles, namespaces, lambda _m: None, random.Random(3))
+    ctx = FaultContext(scenario.topology, handles, namespaces, lambda _m: None, random.Random(3), run_dir=run.dir)
     try:
         backend.deploy(scenario.topology, run)
-        yield Deployed(scenario, backend, ctx, namespaces)
+        yield Deployed(scenario, backend, ctx, namespaces, run.dir)
     finally:
         handles.close()
         report = backend.teardown(run)
@@ -67,7 +68,7 @@ def deployed(tmp_path: Path, state_dir: Path, host_snapshot: object) -> Iterator
 
 
 def _relay(d: Deployed) -> RelayControl:
-    return RelayControl(address(d.namespaces["a"], "s0"))
+    return RelayControl(socket_path(d.run_dir, "sat"))
 
 
 def _tbf_rate(namespace: str, ifname: str) -> str:

@@ -35,6 +35,7 @@ deployed); tests/test_netem_kernel.py runs it in a VM that has it (`./dev vm-tes
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -406,13 +407,11 @@ class LinkDegrade:
 
     def relay(self, ctx: FaultContext) -> RelayControl | None:
         """The control channel of the link's relay, or None when the kernel serves the link
-        (no relay listens under the link's name). Looked up once per fault."""
+        (the run's directory holds no control socket for the link). Looked up once per fault;
+        a relay that is there but does not answer is an error, not a reason to try qdiscs."""
         if "relay" not in self._relay:
-            name = relay_control.address(ctx.namespaces[self.link.a.node], self.link.a.name)
-            try:
-                self._relay["relay"] = RelayControl(name)
-            except BackendError:
-                self._relay["relay"] = None
+            path = relay_control.socket_path(ctx.run_dir, self.link.name) if ctx.run_dir is not None else None
+            self._relay["relay"] = RelayControl(path) if path is not None and os.path.lexists(path) else None
         return self._relay["relay"]
 
     def apply_settings(self, ctx: FaultContext, direction: Direction, settings: Settings) -> None:

@@ -178,6 +178,7 @@ def run_drill(
             run, meta.nodes[node], scenario.topology.node(node), service
         ),
         service_processes=lambda node, name: backend.service_processes(run, meta.nodes[node], name),
+        run_dir=run.dir,
     )  # fmt: skip
     streams: list[UdpStream | AppProbe] = []
     mesh: PairMesh | None = None

@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from drills.errors import BackendError
@@ -103,6 +104,9 @@ class FaultContext:
     # container gets a new one): the runner subscribes its probes, which open their sockets
     # of that node again in the new namespace before the fault's step reports done.
     namespace_listeners: list[Callable[[str], None]] = field(default_factory=list)
+    # The run's directory: the control sockets of its userspace relays live there (root only).
+    # None when no relay serves a link of this context (the kernel's links).
+    run_dir: Path | None = None
 
     def namespace_replaced(self, node: str) -> None:
         """Announce that `node`'s namespace was replaced (its name now denotes a new one)."""

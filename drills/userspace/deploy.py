@@ -4,15 +4,17 @@ A userspace link is two TAPs, each born in its node's namespace under the link's
 name (so addresses, MTU, routes and faults treat it as they treat a veth end), and one relay
 process joining them. Order, each step journaled before it happens:
 
-1. `{"op": "relay", ...}`: the intent (link, namespaces, control socket name, seed);
-2. the TAPs and a link-event socket in each namespace, the control socket bound and listening,
-   all opened by this process, whose copies close once the relay has its own;
+1. `{"op": "relay", ...}`: the intent (link, namespaces, control socket path, seed);
+2. the TAPs and a link-event socket in each namespace, the control socket bound and listening
+   in the run directory's root-only `relay/` (see `control`), all opened by this process, whose
+   copies close once the relay has its own;
 3. the relay process, in its own session, labelled `--run-id RUN` in its argv;
 4. `{"op": "process", "pid": ..., "start": ..., "relay": LINK}`: teardown stops it like a service.
 
 A non-persistent TAP disappears with its last descriptor, so a SIGKILLed relay (or deploying
 process) leaves no device; a relay whose pid never reached the journal is found by its label
-(`labelled_relays`).
+(`labelled_relays`). The control socket is a file in the run directory: the relay unlinks it
+when it stops, and whatever a SIGKILL leaves goes with the run directory.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class RelayHandle:
     link: str
     pid: int
     seed: int
-    address: str
+    address: Path  # its control socket
 
 
 def relay_seed(run_id: str, link: str, seed: int | None) -> int:
@@ -61,24 +63,25 @@ def start_relay(
     run: Run, link: Link, ns_a: str, ns_b: str, initial: dict[str, Impairments], seed: int
 ) -> RelayHandle:
     """Create `link` as a TAP pair joined by a relay; returns once the relay runs."""
-    name = control.address(ns_a, link.a.name)
+    path = control.socket_path(run.dir, link.name)
     run.journal.record(
-        [{"op": "relay", "link": link.name, "ns": [ns_a, ns_b], "control": name[1:], "seed": seed}]
+        [{"op": "relay", "link": link.name, "ns": [ns_a, ns_b], "control": str(path), "seed": seed}]
     )
+    control.make_control_dir(run.dir)
     opened: list[int] = []
     listener: socket.socket | None = None
     try:
         for namespace, ifname in ((ns_a, link.a.name), (ns_b, link.b.name)):
             tap_fd, events = _open_end(namespace, ifname)
             opened += [tap_fd, events.detach()]
-        listener = control.listen(name)
+        listener = control.listen(path)
         opened.append(listener.detach())
         tap_a, events_a, tap_b, events_b, listen_fd = opened
         config = {direction: params.to_wire() for direction, params in initial.items()}
         argv = [
             sys.executable, "-m", RELAY_MODULE, "--run-id", run.run_id, "--link", link.name, "--seed", str(seed),
             "--tap-a", str(tap_a), "--tap-b", str(tap_b), "--events-a", str(events_a), "--events-b", str(events_b),
-            "--control", str(listen_fd), "--name-a", link.a.name, "--name-b", link.b.name,
+            "--control", str(listen_fd), "--control-path", str(path.absolute()), "--name-a", link.a.name, "--name-b", link.b.name,
             "--config", _json(config),
         ]  # fmt: skip
         log_path = run.dir / f"relay-{link.name}.log"
@@ -104,7 +107,7 @@ def start_relay(
             }
         ]
     )
-    return RelayHandle(link.name, process.pid, seed, name)
+    return RelayHandle(link.name, process.pid, seed, path)
 
 
 def _open_end(namespace: str, ifname: str) -> tuple[int, socket.socket]:

@@ -13,6 +13,10 @@ frames, as netem's time-sorted queue does. After the delay comes the rate: a tok
 bucket holds 4 ms of traffic and whose queue holds 50 ms (the kernel path's tbf sizing), frames
 counted with their Ethernet header as qdiscs count them.
 
+The delay line is bounded as netem's queue is by its `limit`: `DELAY_LINE_LIMIT_PACKETS` frames
+(the largest limit the kernel path gives netem) and `DELAY_LINE_LIMIT_BYTES`; a frame (or copy)
+arriving at a full line is dropped and counted in `limit_drops`, as netem counts its drops.
+
 Distributions, with `jitter` their standard deviation (uniform: the half-width, as netem):
 uniform on [delay - jitter, delay + jitter]; normal; pareto (alpha 3, shifted and scaled to mean
 `delay`); paretonormal (a quarter normal plus three quarters pareto, rescaled, as iproute2's
@@ -25,7 +29,7 @@ import heapq
 import math
 import random
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
@@ -40,6 +44,10 @@ _MIX_SD = math.sqrt(0.25**2 + 0.75**2)
 _NORMAL = NormalDist()
 _TOKEN_SLACK_BYTES = 1e-6  # float rounding: a frame this close to affordable goes now, not in 1e-16 s
 DISTRIBUTIONS = ("uniform", "normal", "pareto", "paretonormal")
+# 100,000 frames: the kernel path's netem limit at most (degrade.NETEM_LIMIT_MAX_PACKETS), a
+# second of delay at 100,000 packets/s. The byte bound keeps jumbo frames from taking gigabytes.
+DELAY_LINE_LIMIT_PACKETS = 100_000
+DELAY_LINE_LIMIT_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,12 @@ class Impairments:
     rate_bps: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return asdict(self)
+        # Field by field: dataclasses.asdict deep-copies every value and costs ~10x as much, on
+        # the path of every confirmed apply (the relay's answer and the client's comparison).
+        wire = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        if self.loss_bursts is not None:
+            wire["loss_bursts"] = {name: getattr(self.loss_bursts, name) for name in GilbertElliott.__dataclass_fields__}
+        return wire
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Impairments:
@@ -129,6 +142,7 @@ class Counters:
     duplicated: int = 0
     corrupted: int = 0
     reordered: int = 0
+    limit_drops: int = 0  # the delay line was full (netem's `limit`)
 
 
 @dataclass
@@ -138,11 +152,14 @@ class Direction:
     params: Impairments
     rng: random.Random
     counters: Counters = field(default_factory=Counters)
+    limit_packets: int = DELAY_LINE_LIMIT_PACKETS  # the delay line's bounds (netem's `limit`)
+    limit_bytes: int = DELAY_LINE_LIMIT_BYTES
     _delay_cor: Correlated = field(default_factory=Correlated)
     _loss_cor: Correlated = field(default_factory=Correlated)
     _ge_bad: bool = False
     _line: list[tuple[float, int, bytes]] = field(default_factory=list)  # heap: (due, order, frame)
     _order: int = 0
+    _line_bytes: int = 0
     _queue: deque[bytes] = field(default_factory=deque)
     _queued_bytes: int = 0
     _tokens: float = 0.0
@@ -210,7 +227,11 @@ class Direction:
         return bytes(data)
 
     def _schedule(self, due: float, frame: bytes) -> None:
+        if len(self._line) >= self.limit_packets or self._line_bytes + len(frame) > self.limit_bytes:
+            self.counters.limit_drops += 1
+            return
         self._order += 1
+        self._line_bytes += len(frame)
         heapq.heappush(self._line, (due, self._order, frame))
 
     # ------------------------------------------------------------------ departure
@@ -221,6 +242,7 @@ class Direction:
         rate = self.params.rate_bps
         while self._line and self._line[0][0] <= now:
             frame = heapq.heappop(self._line)[2]
+            self._line_bytes -= len(frame)
             if rate is None:
                 out.append(frame)
             elif self._queued_bytes + len(frame) <= self._queue_limit(rate):

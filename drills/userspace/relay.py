@@ -7,8 +7,9 @@ socket in each end's namespace, and the listening control socket; it opens nothi
 One loop, no threads: select(2) on every descriptor with a timeout until the next frame is due
 (select takes microseconds, unlike poll and epoll's milliseconds, and the timer slack is set to
 1 ns), read every frame that is ready, hand it to its direction's model (`impair.Direction`),
-write every frame that is due. The control channel speaks JSON lines (see `control`): `set`
-replaces a direction's parameters between two frames and answers with what is now in force.
+write every frame that is due. The control channel speaks JSON lines (see `control`,
+`protocol`, `server`): `set` replaces a direction's parameters between two frames and answers
+with what is now in force; a client can delay the loop by at most a few requests' work.
 The argv carries `--run-id RUN` so that `drill clean` can find a relay by its label even if it
 was killed before its pid reached the journal.
 """
@@ -22,20 +23,24 @@ import json
 import os
 import random
 import select
+import signal
 import socket
+import stat
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
-from drills.userspace import tap
+from drills.userspace import protocol, tap
 from drills.userspace.impair import Direction, Impairments
+from drills.userspace.server import ControlServer
 
 READ_BATCH = 64  # frames read from one TAP per wake-up, so one busy direction cannot starve the other
 MAX_FRAME = 65_536
 PR_SET_TIMERSLACK = 29
 NICE = -10  # the relay is the wire: it should win the CPU against the drill's own threads
-DIRECTIONS = ("a-to-b", "b-to-a")
+DIRECTIONS = protocol.DIRECTIONS
 
 
 class Relay:
@@ -44,14 +49,12 @@ class Relay:
         self.names = {"a": args.name_a, "b": args.name_b}
         self.events = {"a": socket.socket(fileno=args.events_a), "b": socket.socket(fileno=args.events_b)}
         self.indices = {end: tap.interface_index(self.events[end].fileno(), self.names[end]) for end in "ab"}
-        self.listener = socket.socket(fileno=args.control)
-        self.listener.setblocking(False)
-        self.clients: dict[int, tuple[socket.socket, bytearray]] = {}
+        self.control = ControlServer(socket.socket(fileno=args.control), self)
         self.seed = args.seed
         config = json.loads(args.config)
         now = time.monotonic()
         self.directions = {
-            name: Direction(Impairments.from_wire(config.get(name, {})), random.Random(f"{args.seed}/{name}"))
+            name: Direction(protocol.parse_impairments(config.get(name, {})), random.Random(f"{args.seed}/{name}"))
             for name in DIRECTIONS
         }
         for d in self.directions.values():
@@ -120,60 +123,25 @@ class Relay:
 
     # ------------------------------------------------------------------ control
 
-    def _accept(self) -> None:
-        try:
-            conn, _ = self.listener.accept()
-        except BlockingIOError:
-            return
-        conn.setblocking(False)
-        self.clients[conn.fileno()] = (conn, bytearray())
+    def set_params(self, direction: str, params: Impairments) -> dict[str, Any]:
+        self.directions[direction].set(params, time.monotonic())
+        return {direction: self.directions[direction].params.to_wire()}
 
-    def _serve(self, fd: int) -> None:
-        conn, buffer = self.clients[fd]
-        try:
-            data = conn.recv(65_536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            del self.clients[fd]
-            conn.close()
-            return
-        buffer.extend(data)
-        while b"\n" in buffer:
-            line, _, rest = bytes(buffer).partition(b"\n")
-            buffer[:] = rest
-            try:
-                reply = self._handle(json.loads(line))
-            except (ValueError, TypeError, KeyError) as exc:
-                reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            conn.setblocking(True)
-            with contextlib.suppress(OSError):
-                conn.sendall(json.dumps(reply).encode() + b"\n")
-            conn.setblocking(False)
+    def state(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "seed": self.seed,
+            "params": {name: d.params.to_wire() for name, d in self.directions.items()},
+            "up": self.up,
+            "pending": {name: d.pending() for name, d in self.directions.items()},
+        }
 
-    def _handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        op = request["op"]
-        now = time.monotonic()
-        if op == "set":
-            name = request["direction"]
-            if name not in self.directions:
-                raise KeyError(f"direction {name!r}")
-            self.directions[name].set(Impairments.from_wire(request["params"]), now)
-            return {"ok": True, "params": {name: self.directions[name].params.to_wire()}}
-        if op == "get":
-            return {
-                "ok": True,
-                "pid": os.getpid(),
-                "seed": self.seed,
-                "params": {name: d.params.to_wire() for name, d in self.directions.items()},
-                "up": self.up,
-                "pending": {name: d.pending() for name, d in self.directions.items()},
-            }
-        if op == "stats":
-            return {"ok": True, "counters": {name: asdict(d.counters) for name, d in self.directions.items()}}
-        raise KeyError(f"op {op!r}")
+    def stats(self) -> dict[str, Any]:
+        return {
+            "counters": {name: asdict(d.counters) for name, d in self.directions.items()},
+            "pending": {name: d.pending() for name, d in self.directions.items()},
+            "control": asdict(self.control.counters),
+        }
 
     # ------------------------------------------------------------------ loop
 
@@ -183,19 +151,24 @@ class Relay:
             self.taps["b"]: lambda now: self._read("b", now),
             self.events["a"].fileno(): lambda _now: self._link_events("a"),
             self.events["b"].fileno(): lambda _now: self._link_events("b"),
-            self.listener.fileno(): lambda _now: self._accept(),
         }
+        control = self.control
         while True:
             now = time.monotonic()
             dues = [t for d in self.directions.values() if (t := d.next_due(now)) is not None]
             timeout = max(0.0, min(dues) - now) if dues else None
-            ready, _, _ = select.select([*readable, *self.clients], [], [], timeout)
+            if control.busy():
+                timeout = 0.0
+            ready, writable, _ = select.select([*readable, *control.readers()], control.writers(), [], timeout)
             now = time.monotonic()
             for fd in ready:
                 if fd in readable:
                     readable[fd](now)
-                elif fd in self.clients:
-                    self._serve(fd)
+                else:
+                    control.readable(fd)
+            for fd in writable:
+                control.writable(fd)
+            control.answer_pending()
             self._send(time.monotonic())
 
 
@@ -214,18 +187,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, required=True)
     for name in ("tap-a", "tap-b", "events-a", "events-b", "control"):
         parser.add_argument(f"--{name}", type=int, required=True, help="an inherited descriptor")
+    parser.add_argument("--control-path", type=Path, help="the control socket's file: unlinked on exit")
     parser.add_argument("--name-a", required=True)
     parser.add_argument("--name-b", required=True)
     parser.add_argument("--config", default="{}", help="JSON: direction -> initial parameters")
     args = parser.parse_args(argv)
     _tune()
-    relay = Relay(args)
-    print(f"relay {args.link} of run {args.run_id}: pid {os.getpid()}, seed {args.seed}", file=sys.stderr, flush=True)
+    # Teardown stops a relay with SIGTERM: leave through `finally`, which removes the socket file.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
+        relay = Relay(args)
+        print(f"relay {args.link} of run {args.run_id}: pid {os.getpid()}, seed {args.seed}", file=sys.stderr, flush=True)
         relay.run()
     except KeyboardInterrupt:
         return 0
+    finally:
+        if args.control_path is not None:
+            _unlink_socket(args.control_path)
     return 0
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _unlink_socket(path: Path) -> None:
+    """Remove the control socket file, and only a socket (the run directory is root's alone)."""
+    with contextlib.suppress(OSError):
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def testbed(request: pytest.FixtureRequest, tmp_path: Path, state_dir: Path, hos
     run = RunStore(state_dir).create(scenario.name, path)
     namespaces = {node.name: backend.namespace_of(run, node.name) for node in scenario.topology.nodes}
     handles = Handles(namespaces)
-    ctx = FaultContext(scenario.topology, handles, namespaces, lambda _msg: None, random.Random(5))
+    ctx = FaultContext(scenario.topology, handles, namespaces, lambda _msg: None, random.Random(5), run_dir=run.dir)
     bed = LinkTestbed(engine, scenario.topology, namespaces, ctx, run, backend)
     try:
         backend.deploy(scenario.topology, run)
