@@ -16,6 +16,7 @@ from pydantic_core import ErrorDetails
 
 from drills.errors import Problem
 from drills.scenario.model import FAULT_KINDS, PROBE_TYPES
+from drills.scenario.values import shown
 from drills.scenario.yamlpos import KeyPath, Located, path_text
 
 
@@ -111,7 +112,7 @@ def describe(value: Any) -> str:
         return "a list"
     if value is None:
         return "nothing"
-    return f"'{value}'" if isinstance(value, str) else repr(value)
+    return shown(value, 80) if isinstance(value, str) else repr(value)
 
 
 _describe = describe
@@ -176,6 +177,12 @@ def _message(error: ErrorDetails, root: type[BaseModel], tags: list[int | str]) 
         return (
             f"a link has exactly two endpoints, got {count}; a link is a point-to-point pair "
             "node:interface, so join more nodes with one link per pair"
+        )
+    if kind == "too_long":
+        count = len(given) if isinstance(given, list | dict) else "?"
+        return (
+            f"{count} items, more than the {ctx.get('max_length')} accepted here (a bound of drills.scenario.limits, "
+            "stated in the README): split the drill"
         )
     if kind == "too_short":
         return f"needs at least {ctx.get('min_length')} item(s)"

@@ -1,0 +1,157 @@
+"""Checks of single text values of a scenario, before anything uses them.
+
+Interface names reach netlink, tc and nft scripts (inside quotes); commands and environments
+reach execve and Docker; DNS names and HTTP paths go on the wire. Each check returns what is
+wrong, said so that the author knows what to write instead, or None when the value is fine;
+`validator` turns one into a pydantic validator for drills.scenario.model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+from drills.scenario import limits
+
+IFNAME_MAX_BYTES = 15  # IFNAMSIZ - 1: the kernel's limit on interface names
+# Linux refuses '/', ':', whitespace and NUL (dev_valid_name); we also keep out what nft or tc
+# would read as syntax or a wildcard (quotes, '\\', '*', '%', '{', ';', ...) and anything that is
+# not printable ASCII: names are letters, digits and '_', '.', '-', as every example writes them.
+_IFNAME = re.compile(r"[A-Za-z0-9_.-]+")
+_ENV_KEY = re.compile(r"[^=\x00]+")
+_DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+DNS_NAME_MAX_BYTES = 253
+T = TypeVar("T")
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """`text` quoted for a message: characters that are not printable (NUL, ESC, other control
+    characters, bidirectional overrides) escaped as Python writes them, long text cut."""
+    escaped = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return f"'{escaped[:limit]}...'" if len(escaped) > limit else f"'{escaped}'"
+
+
+def interface_name(name: str) -> str | None:
+    """What Linux (and our use in nft scripts) would refuse in an interface name."""
+    size = len(name.encode())
+    if size > IFNAME_MAX_BYTES:
+        return f"interface name {shown(name)} is {size} bytes; Linux allows at most {IFNAME_MAX_BYTES}: shorten it"
+    if not _IFNAME.fullmatch(name) or name in (".", ".."):
+        return f"{shown(name)} is not a valid interface name; use letters, digits, '-', '_' or '.' (at most {IFNAME_MAX_BYTES})"
+    if name == "lo":
+        return "'lo' is the node's loopback; name link interfaces otherwise (eth1, wan0, ...)"
+    return None
+
+
+def _control(text: str) -> str | None:
+    """The first NUL or other control character of `text` (tab and newline are allowed), named."""
+    found = next((c for c in text if (ord(c) < 0x20 and c not in "\t\n") or ord(c) == 0x7F), None)
+    if found is None:
+        return None
+    return "a NUL byte" if found == "\0" else f"the control character {shown(found)}"
+
+
+def command_text(text: str) -> str | None:
+    """A command, argument or other text handed to a process: no NUL (execve cuts there), no
+    control characters but tab and newline, bounded."""
+    if len(text.encode()) > limits.MAX_TEXT_BYTES:
+        return f"this text is {len(text.encode())} bytes; at most {limits.MAX_TEXT_BYTES} are accepted"
+    bad = _control(text)
+    if bad is not None:
+        return f"{shown(text)} contains {bad}; remove it (commands and their arguments are plain text)"
+    return None
+
+
+def env_key(key: str) -> str | None:
+    """An environment variable name: not empty, no '=' (it ends the name), no NUL."""
+    if not _ENV_KEY.fullmatch(key) or _control(key) is not None:
+        return (
+            f"{shown(key)} is not an environment variable name: it must be non-empty, without '=', "
+            "NUL or control characters (such as LOG_LEVEL)"
+        )
+    return None
+
+
+def environment(env: dict[str, str]) -> str | None:
+    """Every key and value of an environment."""
+    for key, value in env.items():
+        problem = env_key(key)
+        if problem is None and (problem := command_text(value)) is not None:
+            problem = f"the value of {shown(key)}: {problem}"
+        if problem is not None:
+            return problem
+    return None
+
+
+def dns_name(name: str) -> str | None:
+    """A name to query: labels of letters, digits, '-' (not at either end) and '_' (as in
+    `_dmarc.example.org`), 1 to 63 bytes each, at most 253 in all; an internationalised name is
+    checked in its IDNA (xn--) form, as the probe sends it; '.' alone is the root."""
+    if name == ".":
+        return None
+    hint = "write a name such as www.example.org"
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return f"{shown(name)} is not a DNS name; {hint}"
+    if len(ascii_name.rstrip(".")) > DNS_NAME_MAX_BYTES:
+        return f"{shown(name)} is {len(ascii_name)} bytes; a DNS name has at most {DNS_NAME_MAX_BYTES}"
+    labels = ascii_name[:-1].split(".") if ascii_name.endswith(".") else ascii_name.split(".")
+    bad = next((label for label in labels if not _DNS_LABEL.fullmatch(label)), None)
+    if bad is not None:
+        why = "an empty label" if not bad else f"the label {shown(bad)}"
+        return (
+            f"{shown(name)} is not a DNS name: {why} is not 1 to 63 letters, digits, '-' or '_' "
+            f"(no '-' at either end); {hint}"
+        )
+    return None
+
+
+def http_path(path: str) -> str | None:
+    """The request target of an HTTP GET: starts with '/', printable ASCII without spaces (CR or
+    LF would end the request line and inject headers); encode anything else as %XX."""
+    if not path.startswith("/"):
+        return f"{shown(path)} is not an HTTP path; start it with '/', such as /health"
+    if any(not 0x21 <= ord(c) <= 0x7E for c in path) or len(path) > 8192:
+        return (
+            f"{shown(path)} is not an HTTP path: write it in printable ASCII without spaces or line "
+            "breaks (percent-encode the rest: a space is %20), at most 8192 bytes"
+        )
+    return None
+
+
+def each(check: Callable[[str], str | None]) -> Callable[[Iterable[str]], str | None]:
+    """`check` applied to every item of a list; the first problem found."""
+
+    def check_all(items: Iterable[str]) -> str | None:
+        return next((p for p in map(check, items) if p is not None), None)
+
+    return check_all
+
+
+def validator(check: Callable[[T], str | None]) -> Callable[[T], T]:
+    """A pydantic AfterValidator from a check: the check's message becomes the problem."""
+
+    def validate(value: T) -> T:
+        problem = check(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    return validate
+
+
+_SYSCTL_KEY = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_/-]+)*")
+
+
+def sysctls(settings: dict[str, str | int]) -> str | None:
+    """Keys are dotted names (an interface with a dot in its name is written with '/', as
+    sysctl(8) does: net.ipv4.conf.eth0/100.forwarding); values are one line of printable text."""
+    for key, value in settings.items():
+        if not _SYSCTL_KEY.fullmatch(key):
+            return f"{shown(key)} is not a sysctl name; write it dotted, such as net.ipv4.ip_forward"
+        text = str(value)
+        if any(not c.isprintable() for c in text) or len(text) > 4096:
+            return f"the value of {key}, {shown(text)}, is not one line of printable text"
+    return None
