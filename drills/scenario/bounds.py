@@ -15,10 +15,10 @@ from drills.errors import Problem
 from drills.scenario import limits, model
 from drills.scenario.diagnostics import problem_at
 from drills.scenario.resolved import Node, Scenario
-from drills.scenario.units import format_duration_s
 from drills.scenario.yamlpos import Located
 
 _WEEK = "7 days"
+IPV6_MIN_MTU = 1280  # RFC 8200
 
 
 def step_end_s(step: Any) -> float:
@@ -55,7 +55,7 @@ def check_sizes(located: Located, parts: Any) -> list[Problem] | None:
                 problem_at(
                     located,
                     ("timeline", i),
-                    f"this step runs until {format_duration_s(end_s)} (at, plus for, repeats and flaps), past the "
+                    f"this step runs until {end_s / 86400:,.1f} days (at, plus for, repeats and flaps), past the "
                     f"longest drill ({_WEEK}); start it earlier, or make it shorter or repeat it less",
                 )
             )
@@ -76,7 +76,7 @@ def check_sizes(located: Located, parts: Any) -> list[Problem] | None:
 def check_resolved(scenario: Scenario) -> list[Problem]:
     """Checks that need the resolved testbed: probe targets, offered traffic, the pair mesh."""
     nodes = {node.name: node for node in scenario.topology.nodes}
-    problems = _targets(scenario, nodes)
+    problems = _targets(scenario, nodes) + _ipv6_mtus(scenario)
     pairs = _mesh_pairs(scenario, nodes, problems)
     mesh_pps = _mesh_rate_pps(pairs)
     offered: list[tuple[float, str]] = [(float(mesh_pps), "the partition pair mesh")] if mesh_pps else []
@@ -132,6 +132,21 @@ def _targets(scenario: Scenario, nodes: dict[str, Node]) -> list[Problem]:
             )
         )
     return problems
+
+
+def _ipv6_mtus(scenario: Scenario) -> list[Problem]:
+    """An interface below IPv6's minimum MTU loses IPv6: the kernel refuses its address (EINVAL)
+    when the testbed is built."""
+    return [
+        scenario.problem(
+            ("topology", "nodes", end.node, "interfaces", end.name, "mtu"),
+            f"MTU {end.mtu} is below IPv6's minimum of {IPV6_MIN_MTU}, and {end.endpoint} has IPv6 address "
+            f"{end.ipv6}: give it an MTU of {IPV6_MIN_MTU} or more",
+        )
+        for link in scenario.topology.links
+        for end in (link.a, link.b)
+        if end.ipv6 is not None and end.mtu is not None and end.mtu < IPV6_MIN_MTU
+    ]
 
 
 def _mesh_pairs(scenario: Scenario, nodes: dict[str, Node], problems: list[Problem]) -> int:

@@ -21,6 +21,10 @@ MIN_APP_PROBE_INTERVAL_S = 0.010
 """Application probes (icmp, tcp-connect, http, dns, command) sample at most every 10 ms: each
 sample is a socket, or a process, opened by a Python thread."""
 
+MIN_FAULT_PERIOD_S = 0.010
+"""The shortest period of a repeated step (`repeat.every`), a link flap or a handover: the engine
+applies and confirms each change in the kernel, which takes a millisecond or more."""
+
 MAX_PROBE_INTERVAL_S = 3600.0
 """A probe sampling less often than hourly measures no outage."""
 

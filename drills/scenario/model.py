@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
 
@@ -17,26 +17,25 @@ from drills.scenario import limits, units, values
 from drills.scenario.values import validator
 
 FORMAT_VERSION = 1
+_T = TypeVar("_T")
+
+
+def _parsed(parse: Callable[[object], _T], value: object) -> _T:
+    try:
+        return parse(value)
+    except units.UnitError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _duration(value: object) -> float:
-    try:
-        seconds = units.parse_duration_s(value)
-    except units.UnitError as exc:
-        raise ValueError(str(exc)) from None
+    seconds = _parsed(units.parse_duration_s, value)
     if seconds > limits.MAX_DRILL_DURATION_S:
-        raise ValueError(
-            f"{_shown(value)} is longer than the longest drill ({units.format_duration_s(limits.MAX_DRILL_DURATION_S)}, "
-            "7 days); write a shorter duration"
-        )
+        raise ValueError(f"{_shown(value)} is longer than the longest drill (7 days); write a shorter duration")
     return seconds
 
 
 def _rate(value: object) -> int:
-    try:
-        rate_bps = units.parse_rate_bps(value)
-    except units.UnitError as exc:
-        raise ValueError(str(exc)) from None
+    rate_bps = _parsed(units.parse_rate_bps, value)
     if rate_bps < limits.MIN_RATE_BPS:
         raise ValueError(f"{_shown(value)} is below the smallest rate tc can set, 8bit (1 byte per second)")
     if rate_bps > limits.MAX_RATE_BPS:
@@ -45,6 +44,10 @@ def _rate(value: object) -> int:
             "32-bit byte count); leave `rate` out for an unlimited link"
         )
     return rate_bps
+
+
+def _percent(value: object) -> float:
+    return _parsed(units.parse_percent, value)
 
 
 def _shown(value: object) -> str:
@@ -59,7 +62,8 @@ def _seconds_within(what: str, low_s: float, high_s: float, *, low_included: boo
         if too_low:
             floor = units.format_duration_s(low_s) if low_s else "0"
             least = "at least" if low_included else "more than"
-            raise ValueError(f"{what} is {units.format_duration_s(seconds)}; it must be {least} {floor}")
+            given = units.format_duration_s(seconds) if seconds else "0"
+            raise ValueError(f"{what} is {given}; it must be {least} {floor}")
         if seconds > high_s:
             raise ValueError(
                 f"{what} is {units.format_duration_s(seconds)}; it must be at most {units.format_duration_s(high_s)}"
@@ -67,13 +71,6 @@ def _seconds_within(what: str, low_s: float, high_s: float, *, low_included: boo
         return seconds
 
     return AfterValidator(check)
-
-
-def _percent(value: object) -> float:
-    try:
-        return units.parse_percent(value)
-    except units.UnitError as exc:
-        raise ValueError(str(exc)) from None
 
 
 def _interface_checker(version: int, example: str, prefix: int) -> Callable[[str], str]:
@@ -135,8 +132,8 @@ Seconds = Annotated[float, BeforeValidator(_duration), WithJsonSchema(_DURATION_
 """A duration: `500ms`, `2s`, `1m30s`, a number of seconds, or a clock time `T+01:30`."""
 RateBps = Annotated[int, BeforeValidator(_rate), WithJsonSchema(_RATE_SCHEMA)]
 """A rate: `512kbit`, `10mbit`, `1gbit`, or `5mbps` (bytes per second, as tc writes it)."""
-Positive = Annotated[Seconds, _seconds_within("this duration", 0.0, limits.MAX_DRILL_DURATION_S, low_included=False)]
-"""A duration above 0 (a period, an interval)."""
+Period = Annotated[Seconds, _seconds_within("this period", limits.MIN_FAULT_PERIOD_S, limits.MAX_DRILL_DURATION_S)]
+"""The period of something repeated in the kernel (repeats, flaps, handovers): at least 10 ms."""
 Timeout = Annotated[Seconds, _seconds_within("this timeout", 0.0, limits.MAX_TIMEOUT_S, low_included=False)]
 """A timeout: above 0 and at most `limits.MAX_TIMEOUT_S`."""
 Command = Annotated[str, AfterValidator(validator(values.command_text))]
@@ -194,7 +191,7 @@ class Impairment(Strict):
 class Handover(Strict):
     """A periodic event on a link: a LEO satellite reassignment, an LTE handover."""
 
-    every: Positive = Field(description="Period between handovers.")
+    every: Period = Field(description="Period between handovers.")
     delay_spike: Seconds = Field(0.0, description="Extra delay during the handover.")
     loss_burst: Seconds = Field(0.0, description="Time during which every packet is lost.")
     spike_length: Seconds = Field(1.0, description="How long the delay spike lasts.")
@@ -287,7 +284,7 @@ class Node(Strict):
         default_factory=list,
         description="Bind mounts `host:container[:ro]`; a relative host path is relative to the file that names it.",
     )
-    capabilities: list[Annotated[str, Field(pattern=r"^[A-Za-z_]{1,40}$")]] = Field(
+    capabilities: list[Annotated[str, AfterValidator(validator(values.capability))]] = Field(
         default_factory=lambda: ["NET_ADMIN"], description="Linux capabilities added to the container (cap_add)."
     )
     privileged: bool = Field(False, description="Run the container privileged (off by default).")
@@ -422,7 +419,7 @@ PROBE_TYPES: dict[str, type[_Probe]] = {
 class Repeat(Strict):
     """Repeat a step."""
 
-    every: Positive
+    every: Period
     count: int = Field(ge=1, le=100_000)
 
 
@@ -446,7 +443,7 @@ class LinkFlap(_Step):
 
     fault: Literal["link-flap"]
     link: str
-    period: Positive
+    period: Period
     duty: Percent = Field(50.0, description="Share of each period spent down.")
     count: int = Field(ge=1, le=10_000)
     jitter: Seconds = 0.0

@@ -8,6 +8,7 @@ wrong, said so that the author knows what to write instead, or None when the val
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Iterable
 from typing import TypeVar
@@ -155,3 +156,62 @@ def sysctls(settings: dict[str, str | int]) -> str | None:
         if any(not c.isprintable() for c in text) or len(text) > 4096:
             return f"the value of {key}, {shown(text)}, is not one line of printable text"
     return None
+
+
+# linux/capability.h, as Docker's cap_add takes them (with or without CAP_), and ALL.
+CAPABILITIES = frozenset(
+    [
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+        "ALL",
+    ]
+)
+
+
+def capability(name: str) -> str | None:
+    """A Linux capability Docker can add: Docker refuses an unknown one only when it creates the
+    container, after the rest of the testbed is built."""
+    if name.upper().removeprefix("CAP_") in CAPABILITIES:
+        return None
+    close = difflib.get_close_matches(name.upper().removeprefix("CAP_"), CAPABILITIES, n=1)
+    hint = f"; did you mean {close[0]}?" if close else " (such as NET_ADMIN, NET_RAW, SYS_ADMIN)"
+    return f"{shown(name)} is not a Linux capability{hint}"
