@@ -54,11 +54,11 @@ def _short(value: str, hint: str) -> str:
     """`value` stripped, refused when it is long or has a number of absurd size: checked before
     any arithmetic, so that a 400-digit hour count is an error, not an overflow or a huge float."""
     text = value.strip()
-    if len(text) > _MAX_TEXT:
-        raise UnitError(f"{shown(text, 20)} is {len(text)} characters long; {hint}")
     longest = max((len(m) for m in _DIGITS.findall(text)), default=0)
     if longest > MAX_NUMBER_DIGITS:
         raise UnitError(f"{shown(text, 20)} has a number of {longest} digits (at most {MAX_NUMBER_DIGITS}); {hint}")
+    if len(text) > _MAX_TEXT:
+        raise UnitError(f"{shown(text, 20)} is {len(text)} characters long; {hint}")
     return text
 
 

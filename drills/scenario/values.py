@@ -92,8 +92,8 @@ def dns_name(name: str) -> str | None:
     if name == ".":
         return None
     hint = "write a name such as www.example.org"
-    try:
-        ascii_name = name.encode("idna").decode("ascii")
+    try:  # the codec also refuses empty and long labels: ASCII names get the messages below
+        ascii_name = name if name.isascii() else name.encode("idna").decode("ascii")
     except UnicodeError:
         return f"{shown(name)} is not a DNS name; {hint}"
     if len(ascii_name.rstrip(".")) > DNS_NAME_MAX_BYTES:
