@@ -275,7 +275,7 @@ class Node(Strict):
     )
     services: list[Service] = Field(default_factory=list, description="Processes started in the node.")
     # Container nodes only (`kind: container`).
-    image: Command | None = Field(None, description="Container image (built locally: `drill image build`).")
+    image: Annotated[str, AfterValidator(validator(values.image))] | None = Field(None, description="Container image (built locally: `drill image build`).")
     command: Command | list[Command] | None = Field(
         None, description="The container's main process (default: the image's); a string runs through /bin/sh -c."
     )

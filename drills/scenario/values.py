@@ -215,3 +215,23 @@ def capability(name: str) -> str | None:
     close = difflib.get_close_matches(name.upper().removeprefix("CAP_"), CAPABILITIES, n=1)
     hint = f"; did you mean {close[0]}?" if close else " (such as NET_ADMIN, NET_RAW, SYS_ADMIN)"
     return f"{shown(name)} is not a Linux capability{hint}"
+
+
+# Docker's reference grammar (distribution/reference): an optional registry host, lowercase path
+# components, an optional tag and digest. Docker refuses anything else only when it creates the
+# container, after the rest of the testbed is built.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE = re.compile(
+    rf"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?"
+)
+
+
+def image(reference: str) -> str | None:
+    """A container image reference Docker accepts (such as drills-node:latest, frrouting/frr:v8.4.0)."""
+    if len(reference) <= 255 and _IMAGE.fullmatch(reference):
+        return None
+    return (
+        f"{shown(reference)} is not an image reference; write [registry/]name[:tag] in lowercase, "
+        "such as drills-node:latest or frrouting/frr:v8.4.0"
+    )
