@@ -16,7 +16,7 @@ from pydantic_core import ErrorDetails
 
 from drills.errors import Problem
 from drills.scenario.model import FAULT_KINDS, PROBE_TYPES
-from drills.scenario.values import shown
+from drills.scenario.values import printable, shown
 from drills.scenario.yamlpos import KeyPath, Located, path_text
 
 
@@ -27,7 +27,9 @@ def suggest(word: str, choices: typing.Iterable[str]) -> str:
 
 
 def problem_at(located: Located, path: KeyPath, message: str, *, key: bool = False) -> Problem:
-    """A problem positioned at `path` (its key when `key`), falling back to the nearest parent."""
+    """A problem positioned at `path` (its key when `key`), falling back to the nearest parent.
+    The message quotes what the author wrote: its control characters are escaped here, once."""
+    message = printable(message)
     mark = located.mark(path, key=key)
     if mark is None:
         return Problem("?", 0, 0, path_text(path), message)

@@ -71,9 +71,10 @@ the engine schedules and journals every one."""
 MAX_TEXT_BYTES = 65_536
 """The longest command, note or other text value: a shell command line, not a file."""
 
-MAX_NODE_NAME_BYTES = 40
-"""Node names become namespace names (`drill-RUN-NODE` under /run/netns), container names and
-container host names (at most 64 bytes)."""
+MAX_NAME_BYTES = 40
+"""Names (nodes, links, probes, steps, services; ASCII, so bytes are characters). Node names
+become namespace names (`drill-RUN-NODE` under /run/netns, 53 bytes at most), container names
+and container host names (the kernel allows 64 bytes)."""
 
 MAX_PAIR_MESH_PPS = 2_000
 """The partition pair mesh's whole rate (drills.probes.pair_mesh): it must not compete with the

@@ -145,7 +145,7 @@ Percent = Annotated[float, BeforeValidator(_percent), WithJsonSchema(_PERCENT_SC
 IPv4Iface = Annotated[str, AfterValidator(_interface4)]
 IPv6Iface = Annotated[str, AfterValidator(_interface6)]
 Prefix = Annotated[str, AfterValidator(_network)]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=40)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=limits.MAX_NAME_BYTES)]
 """A name: letters, digits, `_`, `.`, `-`; starts with a letter or digit."""
 Endpoint = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*:[^\s:/]+$")]
 """A link endpoint `node:interface`, such as `core:eth1`."""

@@ -26,10 +26,15 @@ DNS_NAME_MAX_BYTES = 253
 T = TypeVar("T")
 
 
+def printable(text: str) -> str:
+    """`text` with every character that is not printable escaped as Python writes it (`\\x1b`)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def shown(text: str, limit: int = 40) -> str:
     """`text` quoted for a message: characters that are not printable (NUL, ESC, other control
     characters, bidirectional overrides) escaped as Python writes them, long text cut."""
-    escaped = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    escaped = printable(text)
     return f"'{escaped[:limit]}...'" if len(escaped) > limit else f"'{escaped}'"
 
 
