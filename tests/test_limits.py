@@ -274,8 +274,11 @@ def test_corpus_size() -> None:
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
 def test_corpus_case(path: Path) -> None:
-    """Each case's first line pins (a substring of) its message; the problem names the file and line."""
+    """Each case's first line pins (a substring of) its message; the problem names the file and
+    line, and holds no control character."""
     expect = path.read_text(encoding="utf-8").splitlines()[0].removeprefix("# expect: ")
     problems = validate_file(path)
     assert any(expect in str(p) for p in problems), [str(p) for p in problems]
     assert all(p.file.endswith(path.name) and p.line > 0 for p in problems)
+    # What the author wrote is quoted escaped: nothing in a message can drive the terminal.
+    assert all(str(p).isprintable() for p in problems), [str(p) for p in problems]

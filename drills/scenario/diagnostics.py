@@ -32,8 +32,8 @@ def problem_at(located: Located, path: KeyPath, message: str, *, key: bool = Fal
     message = printable(message)
     mark = located.mark(path, key=key)
     if mark is None:
-        return Problem("?", 0, 0, path_text(path), message)
-    return Problem(mark.file, mark.line, mark.column, path_text(path), message)
+        return Problem("?", 0, 0, printable(path_text(path)), message)
+    return Problem(mark.file, mark.line, mark.column, printable(path_text(path)), message)
 
 
 def _real_path(data: Any, loc: tuple[int | str, ...]) -> tuple[KeyPath, list[int | str]]:
