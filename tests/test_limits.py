@@ -107,6 +107,16 @@ def test_capabilities() -> None:
     assert "did you mean NET_ADMIN" in (values.capability("NET_ADMN") or "")
 
 
+def test_special_addresses() -> None:
+    for fine in ("198.18.0.1/30", "10.0.0.1/31", "169.254.0.1/30", "fd00::1/64", "2001:db8::1/64"):
+        assert values.interface_address(fine) is None, fine
+    for bad in ("127.0.0.2/30", "224.0.0.1/32", "0.0.0.1/30", "255.255.255.255/32", "::1/128", "ff02::1/64"):
+        assert values.interface_address(bad) is not None, bad
+    assert values.address_pool("198.18.0.0/15") is None and values.address_pool("fd00::/8") is None
+    for bad in ("0.0.0.0/0", "96.0.0.0/3", "::/0", "ff00::/48"):
+        assert values.address_pool(bad) is not None, bad
+
+
 # --------------------------------------------------------------------------- numbers
 
 

@@ -86,7 +86,7 @@ def _interface_checker(version: int, example: str, prefix: int) -> Callable[[str
             ) from None
         if "/" not in value:
             raise ValueError(f"'{value}' needs a prefix length, such as {value}/{prefix}")
-        return value
+        return validator(values.interface_address)(value)
 
     return check
 
@@ -105,7 +105,7 @@ def _network(value: str) -> str:
             example = "fd00:d811::/48" if ":" in value else "198.18.0.0/15"
             raise ValueError(f"'{value}' is not a network prefix ({exc}); write it as {example}") from None
         raise ValueError(f"'{value}' has host bits set; did you mean {fixed}?") from None
-    return value
+    return validator(values.address_pool)(value)
 
 
 # What editors see (`drill schema`): the YAML forms people write, not the parsed numbers.
@@ -275,7 +275,9 @@ class Node(Strict):
     )
     services: list[Service] = Field(default_factory=list, description="Processes started in the node.")
     # Container nodes only (`kind: container`).
-    image: Annotated[str, AfterValidator(validator(values.image))] | None = Field(None, description="Container image (built locally: `drill image build`).")
+    image: Annotated[str, AfterValidator(validator(values.image))] | None = Field(
+        None, description="Container image (built locally: `drill image build`)."
+    )
     command: Command | list[Command] | None = Field(
         None, description="The container's main process (default: the image's); a string runs through /bin/sh -c."
     )

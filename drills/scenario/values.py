@@ -9,6 +9,7 @@ wrong, said so that the author knows what to write instead, or None when the val
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from typing import TypeVar
@@ -240,3 +241,33 @@ def image(reference: str) -> str | None:
         f"{shown(reference)} is not an image reference; write [registry/]name[:tag] in lowercase, "
         "such as drills-node:latest or frrouting/frr:v8.4.0"
     )
+
+
+# Ranges no testbed address may come from: the kernel refuses some (IPv6 multicast, ::1, ::)
+# and the rest never carry a probe between nodes (127/8 is host-scoped, 0/8 is "this host").
+_SPECIAL = tuple(
+    ipaddress.ip_network(net)
+    for net in ("0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/4", "255.255.255.255/32", "::/128", "::1/128", "ff00::/8")
+)
+
+
+def _special(text: str, hits: Callable[[ipaddress.IPv4Network | ipaddress.IPv6Network], bool]) -> str | None:
+    special = next((net for net in _SPECIAL if hits(net)), None)
+    if special is None:
+        return None
+    return (
+        f"{text} lies in {special}, which no testbed interface can use (loopback, multicast, unspecified or "
+        "broadcast); take addresses from 198.18.0.0/15, 10.0.0.0/8 or fd00::/8"
+    )
+
+
+def interface_address(text: str) -> str | None:
+    """An interface address `address/prefix` (already parsed once) outside the special ranges."""
+    address = ipaddress.ip_interface(text).ip
+    return _special(text, lambda net: net.version == address.version and address in net)
+
+
+def address_pool(text: str) -> str | None:
+    """A pool of testbed addresses (a prefix, already parsed once) overlapping no special range."""
+    pool = ipaddress.ip_network(text)
+    return _special(text, lambda net: net.version == pool.version and pool.overlaps(net))
