@@ -120,6 +120,14 @@ def test_special_addresses() -> None:
 # --------------------------------------------------------------------------- numbers
 
 
+def test_huge_integers_are_described_not_printed() -> None:
+    """Python refuses to print an int of over 4,300 digits; YAML builds one from a long hex literal."""
+    huge = int("f" * 5000, 16)
+    assert values.number(huge) == "a number of about 6021 digits"
+    _refused(model.Seconds, huge, "a number of about 6021 digits")
+    _refused(model.Repeat, {"every": "1s", "count": huge}, "")  # refused, and no ValueError from printing
+
+
 def test_durations_up_to_a_week() -> None:
     _ok(model.Seconds, limits.MAX_DRILL_DURATION_S)
     _ok(model.Seconds, "168h")

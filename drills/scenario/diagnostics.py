@@ -16,7 +16,7 @@ from pydantic_core import ErrorDetails
 
 from drills.errors import Problem
 from drills.scenario.model import FAULT_KINDS, PROBE_TYPES
-from drills.scenario.values import printable, shown
+from drills.scenario.values import number, printable, shown
 from drills.scenario.yamlpos import KeyPath, Located, path_text
 
 
@@ -114,7 +114,7 @@ def describe(value: Any) -> str:
         return "a list"
     if value is None:
         return "nothing"
-    return shown(value, 80) if isinstance(value, str) else repr(value)
+    return shown(value, 80) if isinstance(value, str) else number(value)
 
 
 _describe = describe

@@ -51,7 +51,7 @@ def _percent(value: object) -> float:
 
 
 def _shown(value: object) -> str:
-    return values.shown(value) if isinstance(value, str) else repr(value)
+    return values.shown(value) if isinstance(value, str) else values.number(value)
 
 
 def _seconds_within(what: str, low_s: float, high_s: float, *, low_included: bool = True) -> AfterValidator:

@@ -10,6 +10,7 @@ import math
 import re
 
 from drills.scenario.limits import MAX_NUMBER_DIGITS
+from drills.scenario.values import number as number_text
 from drills.scenario.values import shown
 
 _DURATION_UNITS_S = {
@@ -47,7 +48,7 @@ _MAX_TEXT = 64  # characters of one duration or rate: `1h 59m 59.999s` is 14
 
 def _q(value: object) -> str:
     """A value as a message quotes it: text escaped and cut (drills.scenario.values.shown)."""
-    return shown(value) if isinstance(value, str) else f"'{value}'"
+    return shown(value) if isinstance(value, str) else f"'{number_text(value)}'"
 
 
 def _short(value: str, hint: str) -> str:
@@ -81,9 +82,9 @@ def parse_duration_s(value: object) -> float:
     if isinstance(value, int | float):
         number = _finite(value)
         if number is None:
-            raise UnitError(f"{value} is not a finite duration; {DURATION_HINT}")
+            raise UnitError(f"{number_text(value)} is not a finite duration; {DURATION_HINT}")
         if number < 0:
-            raise UnitError(f"{value} is negative; {DURATION_HINT}")
+            raise UnitError(f"{number_text(value)} is negative; {DURATION_HINT}")
         return number
     if not isinstance(value, str):
         raise UnitError(f"{value!r} is not a duration; {DURATION_HINT}")
@@ -115,7 +116,7 @@ def parse_rate_bps(value: object) -> int:
     if isinstance(value, int | float):
         number = _finite(value)
         if number is None or number <= 0:
-            raise UnitError(f"{value} is not a positive rate; {RATE_HINT}")
+            raise UnitError(f"{number_text(value)} is not a positive rate; {RATE_HINT}")
         return int(number)
     if isinstance(value, str):
         match = _RATE.match(_short(value, RATE_HINT).lower())
@@ -145,7 +146,7 @@ def parse_percent(value: object) -> float:
     else:
         raise UnitError(f"{_q(value)} is not a percentage; {PERCENT_HINT}")
     if not 0.0 <= number <= 100.0:
-        raise UnitError(f"{value} is outside 0–100 %; {PERCENT_HINT}")
+        raise UnitError(f"{number_text(value)} is outside 0–100 %; {PERCENT_HINT}")
     return number
 
 

@@ -32,6 +32,14 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
+def number(value: object) -> str:
+    """A number as a message writes it; one too long to print (a 5,000-digit hexadecimal YAML
+    integer: Python refuses to convert it to text) by its size."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"a number of about {int(value.bit_length() * 0.30103) + 1} digits"
+    return repr(value) if not isinstance(value, str) else value
+
+
 def shown(text: str, limit: int = 40) -> str:
     """`text` quoted for a message: characters that are not printable (NUL, ESC, other control
     characters, bidirectional overrides) escaped as Python writes them, long text cut."""
