@@ -213,12 +213,16 @@ def test_stop_ends_the_loop_and_a_broken_sampler_is_reported() -> None:
 
 def test_make_probe_refuses_what_cannot_be_sampled() -> None:
     clock = FakeClock()
+    # `drill validate` refuses these values (tests/test_limits.py); make_probe still does, for a
+    # probe built some other way (model_copy skips validation).
+    zero = parse("command", command="true").model_copy(update={"interval": 0})
     with pytest.raises(BadInput, match="interval and timeout must be positive"):
-        make_probe(parse("command", command="true", interval=0), "ns", None, None, None, clock)
+        make_probe(zero, "ns", None, None, None, clock)
     with pytest.raises(BadInput, match="no target address"):
         make_probe(parse("icmp", to="b"), "ns", None, None, None, clock)
+    long_label = parse("dns", to="b", query="x.test").model_copy(update={"query": "x" * 64 + ".test"})
     with pytest.raises(BadInput, match="not a valid DNS name"):
-        make_probe(parse("dns", to="b", query="x" * 64 + ".test"), "ns", None, IPv4Address("192.0.2.1"), None, clock)
+        make_probe(long_label, "ns", None, IPv4Address("192.0.2.1"), None, clock)
 
 
 def test_start_fails_clearly_without_the_namespace() -> None:

@@ -30,13 +30,16 @@ from drills.engine.clock import Clock
 from drills.errors import BackendError
 from drills.netns import kernel
 from drills.probes.udp_stream import Retiring, StreamRecord, wake_receiver
+from drills.scenario import limits
 
 _HEADER = struct.Struct("!IIIQd")  # tag, magic, pair index, sequence, send instant (s)
 _MAGIC = 0xD5111002
 PAIR_PORT = 47_002
 PAIR_RATE_PPS = 100  # per ordered pair: a 10 ms resolution for detection and recovery
-MAX_AGGREGATE_PPS = 2_000  # the whole mesh; larger partitions get a lower rate per pair
-MIN_PAIR_RATE_PPS = 5
+MAX_AGGREGATE_PPS = limits.MAX_PAIR_MESH_PPS  # the whole mesh; larger partitions get a lower rate per pair
+# The floor is never reached: `drill validate` refuses partitions with more than
+# limits.MAX_MESH_PAIRS pairs, so the mesh stays within MAX_AGGREGATE_PPS.
+MIN_PAIR_RATE_PPS = limits.MIN_PAIR_RATE_PPS
 PAIR_SIZE_BYTES = 64
 _POLL_S = 0.05
 

@@ -16,6 +16,7 @@ from pydantic_core import ErrorDetails
 
 from drills.errors import Problem
 from drills.scenario.model import FAULT_KINDS, PROBE_TYPES
+from drills.scenario.values import number, printable, shown
 from drills.scenario.yamlpos import KeyPath, Located, path_text
 
 
@@ -26,11 +27,13 @@ def suggest(word: str, choices: typing.Iterable[str]) -> str:
 
 
 def problem_at(located: Located, path: KeyPath, message: str, *, key: bool = False) -> Problem:
-    """A problem positioned at `path` (its key when `key`), falling back to the nearest parent."""
+    """A problem positioned at `path` (its key when `key`), falling back to the nearest parent.
+    The message quotes what the author wrote: its control characters are escaped here, once."""
+    message = printable(message)
     mark = located.mark(path, key=key)
     if mark is None:
-        return Problem("?", 0, 0, path_text(path), message)
-    return Problem(mark.file, mark.line, mark.column, path_text(path), message)
+        return Problem("?", 0, 0, printable(path_text(path)), message)
+    return Problem(mark.file, mark.line, mark.column, printable(path_text(path)), message)
 
 
 def _real_path(data: Any, loc: tuple[int | str, ...]) -> tuple[KeyPath, list[int | str]]:
@@ -111,7 +114,7 @@ def describe(value: Any) -> str:
         return "a list"
     if value is None:
         return "nothing"
-    return f"'{value}'" if isinstance(value, str) else repr(value)
+    return shown(value, 80) if isinstance(value, str) else number(value)
 
 
 _describe = describe
@@ -176,6 +179,12 @@ def _message(error: ErrorDetails, root: type[BaseModel], tags: list[int | str]) 
         return (
             f"a link has exactly two endpoints, got {count}; a link is a point-to-point pair "
             "node:interface, so join more nodes with one link per pair"
+        )
+    if kind == "too_long":
+        count = len(given) if isinstance(given, list | dict) else "?"
+        return (
+            f"{count} items, more than the {ctx.get('max_length')} accepted here (a bound of drills.scenario.limits, "
+            "stated in the README): split the drill"
         )
     if kind == "too_short":
         return f"needs at least {ctx.get('min_length')} item(s)"

@@ -9,34 +9,68 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
 
-from drills.scenario import units
+from drills.scenario import limits, units, values
+from drills.scenario.values import validator
 
 FORMAT_VERSION = 1
+_T = TypeVar("_T")
+
+
+def _parsed(parse: Callable[[object], _T], value: object) -> _T:
+    try:
+        return parse(value)
+    except units.UnitError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _duration(value: object) -> float:
-    try:
-        return units.parse_duration_s(value)
-    except units.UnitError as exc:
-        raise ValueError(str(exc)) from None
+    seconds = _parsed(units.parse_duration_s, value)
+    if seconds > limits.MAX_DRILL_DURATION_S:
+        raise ValueError(f"{_shown(value)} is longer than the longest drill (7 days); write a shorter duration")
+    return seconds
 
 
 def _rate(value: object) -> int:
-    try:
-        return units.parse_rate_bps(value)
-    except units.UnitError as exc:
-        raise ValueError(str(exc)) from None
+    rate_bps = _parsed(units.parse_rate_bps, value)
+    if rate_bps < limits.MIN_RATE_BPS:
+        raise ValueError(f"{_shown(value)} is below the smallest rate tc can set, 8bit (1 byte per second)")
+    if rate_bps > limits.MAX_RATE_BPS:
+        raise ValueError(
+            f"{_shown(value)} is above the largest rate limit, 400gbit (tbf's queue of 50 ms would not fit its "
+            "32-bit byte count); leave `rate` out for an unlimited link"
+        )
+    return rate_bps
 
 
 def _percent(value: object) -> float:
-    try:
-        return units.parse_percent(value)
-    except units.UnitError as exc:
-        raise ValueError(str(exc)) from None
+    return _parsed(units.parse_percent, value)
+
+
+def _shown(value: object) -> str:
+    return values.shown(value) if isinstance(value, str) else values.number(value)
+
+
+def _seconds_within(what: str, low_s: float, high_s: float, *, low_included: bool = True) -> AfterValidator:
+    """A bound on a parsed duration, worded for `what` (such as "a probe's interval")."""
+
+    def check(seconds: float) -> float:
+        too_low = seconds < low_s if low_included else seconds <= low_s
+        if too_low:
+            floor = units.format_duration_s(low_s) if low_s else "0"
+            least = "at least" if low_included else "more than"
+            given = units.format_duration_s(seconds) if seconds else "0"
+            raise ValueError(f"{what} is {given}; it must be {least} {floor}")
+        if seconds > high_s:
+            raise ValueError(
+                f"{what} is {units.format_duration_s(seconds)}; it must be at most {units.format_duration_s(high_s)}"
+            )
+        return seconds
+
+    return AfterValidator(check)
 
 
 def _interface_checker(version: int, example: str, prefix: int) -> Callable[[str], str]:
@@ -52,7 +86,7 @@ def _interface_checker(version: int, example: str, prefix: int) -> Callable[[str
             ) from None
         if "/" not in value:
             raise ValueError(f"'{value}' needs a prefix length, such as {value}/{prefix}")
-        return value
+        return validator(values.interface_address)(value)
 
     return check
 
@@ -71,7 +105,7 @@ def _network(value: str) -> str:
             example = "fd00:d811::/48" if ":" in value else "198.18.0.0/15"
             raise ValueError(f"'{value}' is not a network prefix ({exc}); write it as {example}") from None
         raise ValueError(f"'{value}' has host bits set; did you mean {fixed}?") from None
-    return value
+    return validator(values.address_pool)(value)
 
 
 # What editors see (`drill schema`): the YAML forms people write, not the parsed numbers.
@@ -98,12 +132,20 @@ Seconds = Annotated[float, BeforeValidator(_duration), WithJsonSchema(_DURATION_
 """A duration: `500ms`, `2s`, `1m30s`, a number of seconds, or a clock time `T+01:30`."""
 RateBps = Annotated[int, BeforeValidator(_rate), WithJsonSchema(_RATE_SCHEMA)]
 """A rate: `512kbit`, `10mbit`, `1gbit`, or `5mbps` (bytes per second, as tc writes it)."""
+Period = Annotated[Seconds, _seconds_within("this period", limits.MIN_FAULT_PERIOD_S, limits.MAX_DRILL_DURATION_S)]
+"""The period of something repeated in the kernel (repeats, flaps, handovers): at least 10 ms."""
+Timeout = Annotated[Seconds, _seconds_within("this timeout", 0.0, limits.MAX_TIMEOUT_S, low_included=False)]
+"""A timeout: above 0 and at most `limits.MAX_TIMEOUT_S`."""
+Command = Annotated[str, AfterValidator(validator(values.command_text))]
+"""Text handed to a process (a shell command, an argument): no NUL or control characters."""
+Environment = Annotated[dict[str, str], AfterValidator(validator(values.environment))]
+"""Environment variables: names without '=' or NUL, values without NUL."""
 Percent = Annotated[float, BeforeValidator(_percent), WithJsonSchema(_PERCENT_SCHEMA)]
 """A percentage, `0.5%` or `0.5`."""
 IPv4Iface = Annotated[str, AfterValidator(_interface4)]
 IPv6Iface = Annotated[str, AfterValidator(_interface6)]
 Prefix = Annotated[str, AfterValidator(_network)]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=40)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=limits.MAX_NAME_BYTES)]
 """A name: letters, digits, `_`, `.`, `-`; starts with a letter or digit."""
 Endpoint = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*:[^\s:/]+$")]
 """A link endpoint `node:interface`, such as `core:eth1`."""
@@ -149,7 +191,7 @@ class Impairment(Strict):
 class Handover(Strict):
     """A periodic event on a link: a LEO satellite reassignment, an LTE handover."""
 
-    every: Seconds = Field(description="Period between handovers.")
+    every: Period = Field(description="Period between handovers.")
     delay_spike: Seconds = Field(0.0, description="Extra delay during the handover.")
     loss_burst: Seconds = Field(0.0, description="Time during which every packet is lost.")
     spike_length: Seconds = Field(1.0, description="How long the delay spike lasts.")
@@ -204,16 +246,16 @@ class Readiness(Strict):
     """How to tell a service is ready. One of `tcp` or `command`."""
 
     tcp: int | None = Field(None, ge=1, le=65535, description="Ready when this TCP port accepts connections.")
-    command: str | None = Field(None, description="Ready when this command exits 0 (run in the node).")
-    timeout: Seconds = Field(10.0, description="Give up after this long.")
+    command: Command | None = Field(None, description="Ready when this command exits 0 (run in the node).")
+    timeout: Timeout = Field(10.0, description="Give up after this long.")
 
 
 class Service(Strict):
     """A command started in the node at deploy and stopped at teardown."""
 
     name: Name
-    command: str = Field(description="Shell command run in the node's namespace.")
-    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+    command: Command = Field(description="Shell command run in the node's namespace.")
+    env: Environment = Field(default_factory=dict, description="Extra environment variables.")
     ready: Readiness | None = Field(None, description="Readiness check; deploy waits for it.")
 
 
@@ -228,25 +270,27 @@ class Node(Strict):
     )
     interfaces: dict[str, InterfaceConfig] = Field(default_factory=dict, description="Per-interface settings.")
     routes: list[Route] = Field(default_factory=list, description="Static routes.")
-    sysctls: dict[str, str | int] = Field(
+    sysctls: Annotated[dict[str, str | int], AfterValidator(validator(values.sysctls))] = Field(
         default_factory=dict, description="Namespace sysctls, such as net.ipv4.tcp_syncookies: 0."
     )
     services: list[Service] = Field(default_factory=list, description="Processes started in the node.")
     # Container nodes only (`kind: container`).
-    image: str | None = Field(None, description="Container image (built locally: `drill image build`).")
-    command: str | list[str] | None = Field(
+    image: Annotated[str, AfterValidator(validator(values.image))] | None = Field(
+        None, description="Container image (built locally: `drill image build`)."
+    )
+    command: Command | list[Command] | None = Field(
         None, description="The container's main process (default: the image's); a string runs through /bin/sh -c."
     )
-    environment: dict[str, str] = Field(default_factory=dict, description="Environment of the container.")
-    volumes: list[str] = Field(
+    environment: Environment = Field(default_factory=dict, description="Environment of the container.")
+    volumes: list[Command] = Field(
         default_factory=list,
         description="Bind mounts `host:container[:ro]`; a relative host path is relative to the file that names it.",
     )
-    capabilities: list[str] = Field(
+    capabilities: list[Annotated[str, AfterValidator(validator(values.capability))]] = Field(
         default_factory=lambda: ["NET_ADMIN"], description="Linux capabilities added to the container (cap_add)."
     )
     privileged: bool = Field(False, description="Run the container privileged (off by default).")
-    exec: list[str] = Field(
+    exec: list[Command] = Field(
         default_factory=list,
         description="Commands run in the container, in order, once its links are wired (containerlab's `exec`).",
     )
@@ -255,7 +299,7 @@ class Node(Strict):
         description="Container nodes: deploy waits until this passes (a command run in the container, or a TCP port), "
         "such as a routing daemon's adjacencies being up.",
     )
-    attach: str | None = Field(
+    attach: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128)] | None = Field(
         None,
         description="Name of a running container to use as this node, never created nor removed "
         "(a lab deployed by containerlab); its links to other attached nodes must exist already.",
@@ -280,8 +324,8 @@ class Topology(Strict):
     """Nodes, links and addressing."""
 
     addressing: Addressing = Field(default_factory=lambda: Addressing())
-    nodes: dict[Name, Node] = Field(description="Nodes by name.")
-    links: list[Link] = Field(default_factory=list)
+    nodes: dict[Name, Node] = Field(max_length=limits.MAX_NODES, description="Nodes by name.")
+    links: list[Link] = Field(default_factory=list, max_length=limits.MAX_LINKS)
 
 
 # --------------------------------------------------------------------------- probes
@@ -290,8 +334,11 @@ class Topology(Strict):
 class _Probe(Strict):
     name: Name
     source: Name = Field(alias="from", description="Node the probe runs in.")
-    interval: Seconds = Field(1.0, description="Sampling interval (application probes).")
-    timeout: Seconds = Field(1.0, description="A sample not answered within this is a failure.")
+    interval: Annotated[
+        Seconds,
+        _seconds_within("a probe's interval", limits.MIN_APP_PROBE_INTERVAL_S, limits.MAX_PROBE_INTERVAL_S),
+    ] = Field(1.0, description="Sampling interval (application probes), 10 ms to 1 h.")
+    timeout: Timeout = Field(1.0, description="A sample not answered within this is a failure.")
 
 
 class UdpStreamProbe(_Probe):
@@ -299,11 +346,11 @@ class UdpStreamProbe(_Probe):
 
     type: Literal["udp-stream"]
     to: str = Field(description="Destination: a node (its loopback), an endpoint, or an address.")
-    rate_pps: int = Field(1000, ge=1, le=100_000, description="Packets per second.")
+    rate_pps: int = Field(1000, ge=1, le=limits.MAX_STREAM_RATE_PPS, description="Packets per second.")
     size_bytes: int = Field(64, ge=32, le=9000, description="UDP payload size.")
     dscp: int = Field(0, ge=0, le=63)
     echo: bool = Field(True, description="Echo back to the sender (round trip) or one-way.")
-    late_after: Seconds = Field(2.0, description="A packet later than this counts as lost (RFC 2544).")
+    late_after: Timeout = Field(2.0, description="A packet later than this counts as lost (RFC 2544).")
     tolerated_loss: Percent = Field(
         0.0,
         description="Random loss the path has by design (a satellite or radio profile): the baseline, and the "
@@ -332,7 +379,7 @@ class HttpProbe(_Probe):
     type: Literal["http"]
     to: str
     port: int = Field(80, ge=1, le=65535)
-    path: str = "/"
+    path: Annotated[str, AfterValidator(validator(values.http_path))] = "/"
     status: int = Field(200, ge=100, le=599)
     body_contains: str | None = None
 
@@ -342,7 +389,7 @@ class DnsProbe(_Probe):
 
     type: Literal["dns"]
     to: str = Field(description="DNS server.")
-    query: str
+    query: Annotated[str, AfterValidator(validator(values.dns_name))]
     record: Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA"] = "A"
 
 
@@ -350,7 +397,7 @@ class CommandProbe(_Probe):
     """A command in the node; exit status 0 is success."""
 
     type: Literal["command"]
-    command: str
+    command: Command
 
 
 Probe = Annotated[
@@ -374,7 +421,7 @@ PROBE_TYPES: dict[str, type[_Probe]] = {
 class Repeat(Strict):
     """Repeat a step."""
 
-    every: Seconds
+    every: Period
     count: int = Field(ge=1, le=100_000)
 
 
@@ -398,7 +445,7 @@ class LinkFlap(_Step):
 
     fault: Literal["link-flap"]
     link: str
-    period: Seconds
+    period: Period
     duty: Percent = Field(50.0, description="Share of each period spent down.")
     count: int = Field(ge=1, le=10_000)
     jitter: Seconds = 0.0
@@ -464,7 +511,7 @@ class ExecStep(_Step):
 
     fault: Literal["exec"]
     node: Name
-    command: str
+    command: Command
 
 
 class NoteStep(_Step):
@@ -561,7 +608,7 @@ class ScenarioFile(Strict):
     version: Literal[1] = Field(description="Format version; always 1 for now.")
     name: Name = Field(description="Short name of the drill.")
     description: str = ""
-    seed: int | None = Field(None, description="Seed for every random choice; recorded in results.")
+    seed: int | None = Field(None, ge=0, le=2**64 - 1, description="Seed for every random choice; recorded in results.")
     profiles: dict[Name, Profile] = Field(
         default_factory=dict, description="Extra link profiles, or overrides of the built-in ones."
     )
@@ -569,8 +616,8 @@ class ScenarioFile(Strict):
         Annotated[Topology, Tag("inline")] | Annotated[str, Tag("file")],
         Discriminator(lambda v: "file" if isinstance(v, str) else "inline"),
     ] = Field(description="The testbed, inline or a path (relative to this file) to a topology file.")
-    probes: list[Probe] = Field(default_factory=list)
-    timeline: list[Step] = Field(default_factory=list)
+    probes: list[Probe] = Field(default_factory=list, max_length=limits.MAX_PROBES)
+    timeline: list[Step] = Field(default_factory=list, max_length=limits.MAX_STEPS)
     expect: list[Objective] = Field(default_factory=list)
     duration: Seconds | None = Field(None, description="Total drill length; default: last step + 10 s.")
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from drills.errors import Problem
-from drills.scenario import model, overlap
+from drills.scenario import model, overlap, values
+from drills.scenario.bounds import check_resolved, check_sizes, step_end_s
 from drills.scenario.diagnostics import problem_at, suggest
 from drills.scenario.resolved import (
     Container,
@@ -40,7 +41,6 @@ from drills.scenario.yamlpos import KeyPath, Located
 _CONTAINER_KEYS = frozenset(
     {"image", "command", "environment", "volumes", "capabilities", "privileged", "exec", "attach", "ready"}
 )
-IFNAME_MAX_BYTES = 15  # IFNAMSIZ - 1: the kernel's limit on interface names
 DEFAULT_TAIL_S = 10.0  # a drill runs this long past its last step unless `duration` says otherwise
 
 
@@ -73,17 +73,6 @@ class Parts:
             steps=list(enumerate(whole.timeline)),
             objectives=list(enumerate(whole.expect)),
         )
-
-
-def _check_ifname(name: str) -> str | None:
-    size = len(name.encode())
-    if size > IFNAME_MAX_BYTES:
-        return f"interface name '{name}' is {size} bytes; Linux allows at most {IFNAME_MAX_BYTES}: shorten it"
-    if name in (".", "..") or any(c.isspace() or c == "/" for c in name):
-        return f"'{name}' is not a valid interface name; use letters, digits, '-', '_' or '.'"
-    if name == "lo":
-        return "'lo' is the node's loopback; name link interfaces otherwise (eth1, wan0, ...)"
-    return None
 
 
 class _Resolver:
@@ -121,7 +110,7 @@ class _Resolver:
                 node, iface = endpoint.split(":", 1)
                 if node not in node_names:
                     self.err(epath, f"unknown node '{node}'{suggest(node, node_names)}")
-                problem = _check_ifname(iface)
+                problem = values.interface_name(iface)
                 if problem:
                     self.err(epath, problem)
                 if (node, iface) in ends:
@@ -611,7 +600,7 @@ class _Resolver:
                 if step.id in step_ids:
                     self.err((*spath, "id"), f"step id '{step.id}' is used twice; give each step its own id")
                 step_ids.setdefault(step.id, step.at)
-            end_s = max(end_s, _step_end_s(step))
+            end_s = max(end_s, step_end_s(step))
             if topology is None:
                 continue
             link_ref = getattr(step, "link", None)
@@ -777,15 +766,6 @@ def _link_index(topology: Topology) -> dict[str, Link]:
     return index
 
 
-def _step_end_s(step: Any) -> float:
-    end = step.at + (step.duration or 0.0)
-    if step.repeat is not None:
-        end += step.repeat.every * (step.repeat.count - 1)
-    if isinstance(step, model.LinkFlap):
-        end += step.period * step.count + step.jitter * step.count
-    return float(end)
-
-
 def resolve(
     path: Path,
     located: Located,
@@ -795,6 +775,9 @@ def resolve(
 ) -> tuple[Scenario | None, list[Problem]]:
     """Resolve every reference; a Scenario only when nothing is wrong."""
     resolver = _Resolver(located, profiles, parts.invalid_profiles)
+    too_large = check_sizes(located, parts)
+    if too_large is not None:  # checking further could take long: stop here
+        return None, too_large
     topology = resolver.topology(parts.topology) if parts.topology is not None else None
     if parts.topology is None and parts.node_names is not None:
         resolver.links(parts.node_names, parts.links)
@@ -809,10 +792,9 @@ def resolve(
         )
         return None, resolver.problems
     topology = _mark_degraded_links(topology, whole, profiles)
-    return (
-        Scenario(path, whole.name, whole.description, whole.seed, topology, profiles, whole, duration_s, located),
-        [],
-    )
+    scenario = Scenario(path, whole.name, whole.description, whole.seed, topology, profiles, whole, duration_s, located)
+    problems = check_resolved(scenario)
+    return (None, problems) if problems else (scenario, [])
 
 
 def _mark_degraded_links(topology: Topology, whole: model.ScenarioFile, profiles: dict[str, model.Profile]) -> Topology:

@@ -9,6 +9,10 @@ from __future__ import annotations
 import math
 import re
 
+from drills.scenario.limits import MAX_NUMBER_DIGITS
+from drills.scenario.values import number as number_text
+from drills.scenario.values import shown
+
 _DURATION_UNITS_S = {
     "us": 1e-6,
     "µs": 1e-6,
@@ -38,6 +42,27 @@ class UnitError(ValueError):
     """A value that does not parse; the message says what is accepted."""
 
 
+_DIGITS = re.compile(r"\d+")
+_MAX_TEXT = 64  # characters of one duration or rate: `1h 59m 59.999s` is 14
+
+
+def _q(value: object) -> str:
+    """A value as a message quotes it: text escaped and cut (drills.scenario.values.shown)."""
+    return shown(value) if isinstance(value, str) else f"'{number_text(value)}'"
+
+
+def _short(value: str, hint: str) -> str:
+    """`value` stripped, refused when it is long or has a number of absurd size: checked before
+    any arithmetic, so that a 400-digit hour count is an error, not an overflow or a huge float."""
+    text = value.strip()
+    longest = max((len(m) for m in _DIGITS.findall(text)), default=0)
+    if longest > MAX_NUMBER_DIGITS:
+        raise UnitError(f"{shown(text, 20)} has a number of {longest} digits (at most {MAX_NUMBER_DIGITS}); {hint}")
+    if len(text) > _MAX_TEXT:
+        raise UnitError(f"{shown(text, 20)} is {len(text)} characters long; {hint}")
+    return text
+
+
 def _finite(value: int | float) -> float | None:
     """`value` as a float, or None for NaN, infinities and integers too large for a float."""
     try:
@@ -57,13 +82,13 @@ def parse_duration_s(value: object) -> float:
     if isinstance(value, int | float):
         number = _finite(value)
         if number is None:
-            raise UnitError(f"{value} is not a finite duration; {DURATION_HINT}")
+            raise UnitError(f"{number_text(value)} is not a finite duration; {DURATION_HINT}")
         if number < 0:
-            raise UnitError(f"{value} is negative; {DURATION_HINT}")
+            raise UnitError(f"{number_text(value)} is negative; {DURATION_HINT}")
         return number
     if not isinstance(value, str):
         raise UnitError(f"{value!r} is not a duration; {DURATION_HINT}")
-    text = value.strip()
+    text = _short(value, DURATION_HINT)
     clock = _CLOCK.match(text)
     if clock:
         hours, minutes, seconds = clock.groups()
@@ -77,7 +102,7 @@ def parse_duration_s(value: object) -> float:
         total += float(match.group(1)) * _DURATION_UNITS_S[match.group(2)]
         pos = match.end()
     if pos == 0 or pos != len(compact) or not math.isfinite(total):
-        raise UnitError(f"'{value}' is not a duration; {DURATION_HINT}")
+        raise UnitError(f"{_q(value)} is not a duration; {DURATION_HINT}")
     return total
 
 
@@ -91,15 +116,15 @@ def parse_rate_bps(value: object) -> int:
     if isinstance(value, int | float):
         number = _finite(value)
         if number is None or number <= 0:
-            raise UnitError(f"{value} is not a positive rate; {RATE_HINT}")
+            raise UnitError(f"{number_text(value)} is not a positive rate; {RATE_HINT}")
         return int(number)
     if isinstance(value, str):
-        match = _RATE.match(value.strip().lower())
+        match = _RATE.match(_short(value, RATE_HINT).lower())
         if match and match.group(2) in _RATE_UNITS_BPS:
             rate = float(match.group(1)) * _RATE_UNITS_BPS[match.group(2)]
             if rate > 0 and math.isfinite(rate):
                 return int(rate)
-    raise UnitError(f"'{value}' is not a rate; {RATE_HINT}")
+    raise UnitError(f"{_q(value)} is not a rate; {RATE_HINT}")
 
 
 PERCENT_HINT = "write a percentage such as 0.5% or 0.5 (meaning 0.5 %), between 0 and 100"
@@ -117,11 +142,11 @@ def parse_percent(value: object) -> float:
         try:
             number = float(value.strip()[:-1])
         except ValueError:
-            raise UnitError(f"'{value}' is not a percentage; {PERCENT_HINT}") from None
+            raise UnitError(f"{_q(value)} is not a percentage; {PERCENT_HINT}") from None
     else:
-        raise UnitError(f"'{value}' is not a percentage; {PERCENT_HINT}")
+        raise UnitError(f"{_q(value)} is not a percentage; {PERCENT_HINT}")
     if not 0.0 <= number <= 100.0:
-        raise UnitError(f"{value} is outside 0–100 %; {PERCENT_HINT}")
+        raise UnitError(f"{number_text(value)} is outside 0–100 %; {PERCENT_HINT}")
     return number
 
 
