@@ -58,6 +58,10 @@ PHASES = ("read", "parse", "load", "checks")
 ALL_CAPABILITIES = {doctor.NAMESPACES: True, doctor.NETEM: True, doctor.TBF: True, doctor.TUNTAP: True}
 
 
+def _all_capabilities() -> dict[str, bool]:
+    return ALL_CAPABILITIES
+
+
 def _ring(nodes: int, probe_every: int) -> list[str]:
     """YAML lines of a ring topology with neighbour routes, and its probes section."""
     lines = [
@@ -114,9 +118,9 @@ def probes_yaml(n: int) -> str:
 SERIES: dict[str, Callable[[int], str]] = {"links": links_yaml, "steps": steps_yaml, "probes": probes_yaml}
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+def _timed(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
     start = time.perf_counter()
-    value = fn()
+    value = fn(*args)
     return time.perf_counter() - start, value
 
 
@@ -124,11 +128,11 @@ def measure(path: Path, repeats: int) -> dict[str, Any]:
     """Each phase `repeats` times; the scenario must be valid."""
     times: dict[str, list[float]] = {phase: [] for phase in PHASES}
     for _ in range(repeats):
-        times["read"].append(_timed(lambda: read_located(path))[0])
-        times["parse"].append(_timed(lambda: loader.parse(path))[0])
-        load_s, scenario = _timed(lambda: loader.load_scenario(path))
+        times["read"].append(_timed(read_located, path)[0])
+        times["parse"].append(_timed(loader.parse, path)[0])
+        load_s, scenario = _timed(loader.load_scenario, path)
         times["load"].append(load_s)
-        checks_s, problems = _timed(lambda: requirements(scenario, lambda: ALL_CAPABILITIES))
+        checks_s, problems = _timed(requirements, scenario, _all_capabilities)
         if problems:
             raise SystemExit(f"{path}: the generated scenario is not valid: {problems[0]}")
         times["checks"].append(checks_s)
@@ -157,7 +161,7 @@ def run_series(name: str, sizes: list[int], repeats: int, budget_s: float, work:
             continue
         path = work / f"{name}-{n}.yaml"
         path.write_text(SERIES[name](n), encoding="utf-8")
-        first_s, _ = _timed(lambda: loader.load_scenario(path))  # also warms the imports
+        first_s, _ = _timed(loader.load_scenario, path)  # also warms the imports
         runs = 1 if first_s > budget_s / 4 else repeats
         row: dict[str, Any] = {"series": name, "size": n, "bytes": path.stat().st_size, **measure(path, runs)}
         if cli:

@@ -13,14 +13,13 @@ import ipaddress
 import itertools
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 from pathlib import Path
 from typing import Any
 
 from drills.errors import Problem
-from drills.scenario import model, overlap
+from drills.scenario import addrspace, model, overlap
 from drills.scenario.diagnostics import problem_at, suggest
 from drills.scenario.resolved import (
     Container,
@@ -290,9 +289,9 @@ class _Resolver:
         # One list, grown as link subnets are handed out: the generators read it lazily, so that
         # automatic loopbacks never land in an automatic link subnet when the two pools overlap.
         taken4: list[Any] = [n for n, _ in used4] + [IPv4Network(f"{a}/32") for a in addrs if a.version == 4]
-        subnets4 = _free_subnets(pool4, 30, taken4)
-        subnets6 = _free_subnets(pool6, 64, [n for n, _ in used6]) if pool6 else None
-        auto_lo = _free_hosts(pool_lo, taken4)
+        subnets4 = addrspace.free_subnets(pool4, 30, taken4)
+        subnets6 = addrspace.free_subnets(pool6, 64, [n for n, _ in used6]) if pool6 else None
+        auto_lo = addrspace.free_hosts(pool_lo, taken4)
         built: dict[tuple[str, str], Interface] = {}
         links: list[Link] = []
         names_by_index = {i: n for n, i in link_names.items()}
@@ -341,9 +340,13 @@ class _Resolver:
             elif node.loopback == "none":
                 loopbacks[name] = None
 
+        # Each node's interfaces in link order, grouped once (not a scan of all links per node).
+        by_owner: dict[str, list[Interface]] = {}
+        for (owner, _), end in built.items():
+            by_owner.setdefault(owner, []).append(end)
         nodes = []
         for name, node in topo.nodes.items():
-            interfaces = tuple(iface for (owner, _), iface in built.items() if owner == name)
+            interfaces = tuple(by_owner.get(name, ()))
             routes = self._routes(name, node, interfaces, loopbacks, built, topo)
             sysctls = self._sysctls(name, node)
             services = self._services(name, node)
@@ -742,19 +745,6 @@ def _other_host(given: IPv4Interface | IPv6Interface) -> Any:
         if host != given.ip:
             return ipaddress.ip_interface(f"{host}/{given.network.prefixlen}")
     return None
-
-
-def _free_subnets(pool: Any, prefix: int, used: list[Any]) -> Iterator[Any]:
-    for subnet in pool.subnets(new_prefix=prefix) if pool.prefixlen <= prefix else ():
-        if not any(subnet.overlaps(u) for u in used if u.version == subnet.version):
-            yield subnet
-
-
-def _free_hosts(pool: IPv4Network | IPv6Network, used: list[Any]) -> Iterator[Any]:
-    for host in pool.hosts():
-        net = ipaddress.ip_network(host)
-        if not any(net.overlaps(u) for u in used if u.version == net.version):
-            yield host
 
 
 def _link_index(topology: Topology) -> dict[str, Link]:
