@@ -686,22 +686,25 @@ class _Resolver:
             if any(a[1] > b[0] for a, b in itertools.pairwise(occurrences)) or overlap.flap_runs_over(step):
                 self._self_overlap(i, step)
             spans[i] = overlap.union(occurrences)
-        for x, (i, step_i, claims_i) in enumerate(claimed):
-            for j, step_j, claims_j in claimed[x + 1 :]:
-                shared = [a for a in claims_j if a in claims_i and (claims_i[a] or claims_j[a])]
-                hit = overlap.first_overlap(spans[i], spans[j]) if shared else None
-                if hit is None:
-                    continue
-                # The one that starts later (in file order at the same instant) gets the problem.
-                first, later = sorted([(hit[0], i, step_i), (hit[1], j, step_j)], key=lambda t: (t[0][0], t[1]))
-                (from_s, to_s), first_index, first_step = first
-                until = "the end of the drill" if math.isinf(to_s) else overlap.clock_text(to_s)
-                self.err(
-                    ("timeline", later[1]),
-                    f"{overlap.step_name(later[2])} at {overlap.clock_text(later[0][0])} overlaps {overlap.step_name(first_step)} on "
-                    f"{overlap.aspect_text(shared[0])} ({self.line_of(('timeline', first_index))}) from {overlap.clock_text(from_s)} "
-                    f"to {until}; {overlap.CONFLICT_REASON[shared[0][0]]}: move one, or {overlap.shorten_hint(first_step, to_s)}",
-                )
+        # Only pairs that claim one thing at about the same time are compared (in the order a
+        # comparison of every pair would report them).
+        candidates = overlap.candidate_pairs([c for _, _, c in claimed], [spans[i] for i, _, _ in claimed])
+        for x, y in candidates:
+            (i, step_i, claims_i), (j, step_j, claims_j) = claimed[x], claimed[y]
+            shared = [a for a in claims_j if a in claims_i and (claims_i[a] or claims_j[a])]
+            hit = overlap.first_overlap(spans[i], spans[j]) if shared else None
+            if hit is None:
+                continue
+            # The one that starts later (in file order at the same instant) gets the problem.
+            first, later = sorted([(hit[0], i, step_i), (hit[1], j, step_j)], key=lambda t: (t[0][0], t[1]))
+            (from_s, to_s), first_index, first_step = first
+            until = "the end of the drill" if math.isinf(to_s) else overlap.clock_text(to_s)
+            self.err(
+                ("timeline", later[1]),
+                f"{overlap.step_name(later[2])} at {overlap.clock_text(later[0][0])} overlaps {overlap.step_name(first_step)} on "
+                f"{overlap.aspect_text(shared[0])} ({self.line_of(('timeline', first_index))}) from {overlap.clock_text(from_s)} "
+                f"to {until}; {overlap.CONFLICT_REASON[shared[0][0]]}: move one, or {overlap.shorten_hint(first_step, to_s)}",
+            )
 
     def _self_overlap(self, i: int, step: Any) -> None:
         if isinstance(step, model.LinkFlap):
@@ -799,9 +802,18 @@ def _mark_degraded_links(topology: Topology, whole: model.ScenarioFile, profiles
     """Mark the links a degrade step impairs with netem parameters: `auto` engine selection needs it."""
     from drills.userspace.select import degraded_with_netem
 
+    # Each link looks only at the degrade steps naming it, not at the whole timeline.
+    by_ref: dict[str, list[Any]] = {}
+    for step in whole.timeline:
+        if isinstance(step, model.Degrade):
+            by_ref.setdefault(step.link, []).append(step)
+
+    def naming(refs: set[str]) -> list[Any]:
+        return [step for ref in refs for step in by_ref.get(ref, ())]
+
     links = tuple(
         replace(link, degraded_netem=True)
-        if degraded_with_netem(whole.timeline, profiles, {link.name, link.a.endpoint, link.b.endpoint})
+        if degraded_with_netem(naming(refs := {link.name, link.a.endpoint, link.b.endpoint}), profiles, refs)
         else link
         for link in topology.links
     )
