@@ -145,14 +145,20 @@ def measure(path: Path, repeats: int) -> dict[str, Any]:
 def command_s(path: Path) -> float:
     """`drill validate FILE` as a process, once (exit 0 expected)."""
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "drills", "validate", str(path)], capture_output=True, text=True)
+    # Run from the scenario's directory, so that `-m drills` finds the installed package, not
+    # a checkout in the current directory.
+    out = subprocess.run(
+        [sys.executable, "-m", "drills", "validate", path.name], capture_output=True, text=True, cwd=path.parent
+    )
     elapsed = time.perf_counter() - start
     if out.returncode != 0:
         raise SystemExit(f"drill validate {path} exited {out.returncode}: {out.stdout}{out.stderr}")
     return elapsed
 
 
-def run_series(name: str, sizes: list[int], repeats: int, budget_s: float, work: Path, cli: bool) -> list[dict[str, Any]]:
+def run_series(
+    name: str, sizes: list[int], repeats: int, budget_s: float, work: Path, cli: bool
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     over_budget = False
     for n in sizes:
@@ -238,7 +244,9 @@ def main() -> int:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="drills-bench-validate-") as tmp:
         for name in SERIES:
-            rows += run_series(name, _sizes(getattr(args, name)), args.repeats, args.budget_s, Path(tmp), not args.no_cli)
+            rows += run_series(
+                name, _sizes(getattr(args, name)), args.repeats, args.budget_s, Path(tmp), not args.no_cli
+            )
     _growth(rows)
     result = {"host": common.host_meta(), "repeats": args.repeats, "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)

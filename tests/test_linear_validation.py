@@ -10,6 +10,7 @@ import itertools
 import random
 from collections.abc import Iterator
 from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -73,7 +74,9 @@ def test_free_subnets_as_the_pairwise_check(seed: int, pool_text: str) -> None:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("pool_text", ["172.16.0.0/23", "172.16.0.0/30", "172.16.0.0/31", "172.16.0.1/32", "fd00:2::/118"])
+@pytest.mark.parametrize(
+    "pool_text", ["172.16.0.0/23", "172.16.0.0/30", "172.16.0.0/31", "172.16.0.1/32", "fd00:2::/118"]
+)
 def test_free_hosts_as_the_pairwise_check(seed: int, pool_text: str) -> None:
     rng = random.Random(seed)
     pool = ipaddress.ip_network(pool_text)
@@ -85,3 +88,96 @@ def test_free_hosts_as_the_pairwise_check(seed: int, pool_text: str) -> None:
 
 def test_a_wider_pool_than_the_prefix_yields_nothing() -> None:
     assert list(addrspace.free_subnets(ipaddress.ip_network("10.0.0.0/30"), 24, [])) == []
+
+
+# ---------------------------------------------------------------------------- timeline overlaps
+
+_TOPOLOGY = """version: 1
+name: overlaps
+topology:
+  nodes:
+    a:
+      services: [{name: s1, command: 'sleep 1'}, {name: s2, command: 'sleep 1'}]
+    b: {}
+    c: {}
+  links:
+    - {name: l1, endpoints: ['a:b', 'b:a']}
+    - {name: l2, endpoints: ['b:c', 'c:b']}
+    - {name: l3, endpoints: ['c:a', 'a:c']}
+timeline:
+"""
+
+
+def _random_step(rng: random.Random, k: int) -> str:
+    """One random timeline step (ids s0, s1, ...); about a third of them overlap another."""
+    timing = f"at: {rng.randint(0, 40)}s"
+    if rng.random() < 0.7:
+        timing += f", for: {rng.choice([1, 2, 5, 10])}s"
+    if rng.random() < 0.15:
+        timing += f", repeat: {{every: {rng.choice([3, 8, 15])}s, count: {rng.randint(1, 4)}}}"
+    link = rng.choice(["l1", "l2", "l3", "a:b", "c:b"])
+    node = rng.choice(["a", "b", "c"])
+    kind = rng.randrange(9)
+    body = [
+        f"fault: link-down, link: '{link}'",
+        f"fault: degrade, link: '{link}', direction: {rng.choice(['both', 'a-to-b', 'b-to-a'])}, delay: 10ms",
+        f"fault: blackhole, link: '{link}'",
+        f"fault: node-loss, node: {node}",
+        f"fault: node-freeze, node: {node}",
+        f"fault: service-stop, node: a, service: {rng.choice(['s1', 's2'])}",
+        "fault: partition, groups: [[a], [b, c]]",
+        "fault: note, text: hello",
+        f"fault: link-flap, link: '{link}', period: 4s, count: {rng.randint(1, 5)}, jitter: {rng.choice([0, 1, 3])}s",
+    ][kind]
+    if kind == 8:  # a flap has no `for:` or `repeat:`
+        timing = f"at: {rng.randint(0, 40)}s"
+    return f"  - {{id: s{k}, {timing}, {body}}}"
+
+
+def _old_overlaps(self: Any, claimed: list[tuple[int, Any, dict[Any, bool]]], restores: dict[str, list[float]]) -> None:
+    """The resolver's overlap check before it was made linear (the oracle): every pair of steps
+    compared, in file order."""
+    spans = self._spans(claimed, restores)
+    for x, earlier in enumerate(claimed):
+        for later in claimed[x + 1 :]:
+            self._conflict(earlier, later, spans)
+
+
+def _problems(path: Path) -> list[str]:
+    from drills.errors import ScenarioError
+    from drills.scenario.loader import load_scenario
+
+    try:
+        load_scenario(path)
+    except ScenarioError as exc:
+        return [str(p) for p in exc.problems]
+    return []
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_timeline_overlaps_as_the_pairwise_check(seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from drills.scenario import resolve
+
+    rng = random.Random(seed)
+    steps = [_random_step(rng, k) for k in range(rng.randint(2, 25))]
+    # Restores of earlier steps, at or after their start.
+    for _ in range(rng.randint(0, 3)):
+        k = rng.randrange(len(steps))
+        steps.append(f"  - {{restore: s{k}, at: {rng.randint(40, 60)}s}}")
+    path = tmp_path / "overlaps.yaml"
+    path.write_text(_TOPOLOGY + "\n".join(steps) + "\n", encoding="utf-8")
+    found = _problems(path)
+    monkeypatch.setattr(resolve._Resolver, "_overlaps", _old_overlaps)
+    assert found == _problems(path)
+
+
+def test_the_random_timelines_do_overlap(tmp_path: Path) -> None:
+    """The comparison above is not vacuous: most seeds give overlap problems."""
+    with_overlaps = 0
+    for seed in range(60):
+        rng = random.Random(seed)
+        steps = [_random_step(rng, k) for k in range(rng.randint(2, 25))]
+        path = tmp_path / f"t{seed}.yaml"
+        path.write_text(_TOPOLOGY + "\n".join(steps) + "\n", encoding="utf-8")
+        with_overlaps += any(" overlaps " in p for p in _problems(path))
+    assert with_overlaps >= 30

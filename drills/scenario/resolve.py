@@ -680,31 +680,47 @@ class _Resolver:
         """Refuse a fault whose repetitions overlap each other (a revert would end the next one
         early), and two faults that claim one aspect at overlapping times (see `overlap.claims` for
         what composes). One problem per pair of steps, located at the one that starts later."""
+        spans = self._spans(claimed, restores)
+        # Only pairs that claim one thing at about the same time are compared (in the order a
+        # comparison of every pair would report them).
+        candidates = overlap.candidate_pairs([c for _, _, c in claimed], [spans[i] for i, _, _ in claimed])
+        for x, y in candidates:
+            self._conflict(claimed[x], claimed[y], spans)
+
+    def _spans(
+        self, claimed: list[tuple[int, Any, dict[overlap.Aspect, bool]]], restores: dict[str, list[float]]
+    ) -> dict[int, list[tuple[float, float]]]:
+        """When each step is in effect, by timeline index; a step overlapping itself is refused."""
         spans: dict[int, list[tuple[float, float]]] = {}
         for i, step, _ in claimed:
             occurrences = overlap.occurrences(step, restores.get(step.id, []) if step.id else [])
             if any(a[1] > b[0] for a, b in itertools.pairwise(occurrences)) or overlap.flap_runs_over(step):
                 self._self_overlap(i, step)
             spans[i] = overlap.union(occurrences)
-        # Only pairs that claim one thing at about the same time are compared (in the order a
-        # comparison of every pair would report them).
-        candidates = overlap.candidate_pairs([c for _, _, c in claimed], [spans[i] for i, _, _ in claimed])
-        for x, y in candidates:
-            (i, step_i, claims_i), (j, step_j, claims_j) = claimed[x], claimed[y]
-            shared = [a for a in claims_j if a in claims_i and (claims_i[a] or claims_j[a])]
-            hit = overlap.first_overlap(spans[i], spans[j]) if shared else None
-            if hit is None:
-                continue
-            # The one that starts later (in file order at the same instant) gets the problem.
-            first, later = sorted([(hit[0], i, step_i), (hit[1], j, step_j)], key=lambda t: (t[0][0], t[1]))
-            (from_s, to_s), first_index, first_step = first
-            until = "the end of the drill" if math.isinf(to_s) else overlap.clock_text(to_s)
-            self.err(
-                ("timeline", later[1]),
-                f"{overlap.step_name(later[2])} at {overlap.clock_text(later[0][0])} overlaps {overlap.step_name(first_step)} on "
-                f"{overlap.aspect_text(shared[0])} ({self.line_of(('timeline', first_index))}) from {overlap.clock_text(from_s)} "
-                f"to {until}; {overlap.CONFLICT_REASON[shared[0][0]]}: move one, or {overlap.shorten_hint(first_step, to_s)}",
-            )
+        return spans
+
+    def _conflict(
+        self,
+        earlier: tuple[int, Any, dict[overlap.Aspect, bool]],
+        later_in_file: tuple[int, Any, dict[overlap.Aspect, bool]],
+        spans: dict[int, list[tuple[float, float]]],
+    ) -> None:
+        """The problem of two steps (in file order) that claim one aspect at one moment, if they do."""
+        (i, step_i, claims_i), (j, step_j, claims_j) = earlier, later_in_file
+        shared = [a for a in claims_j if a in claims_i and (claims_i[a] or claims_j[a])]
+        hit = overlap.first_overlap(spans[i], spans[j]) if shared else None
+        if hit is None:
+            return
+        # The one that starts later (in file order at the same instant) gets the problem.
+        first, later = sorted([(hit[0], i, step_i), (hit[1], j, step_j)], key=lambda t: (t[0][0], t[1]))
+        (from_s, to_s), first_index, first_step = first
+        until = "the end of the drill" if math.isinf(to_s) else overlap.clock_text(to_s)
+        self.err(
+            ("timeline", later[1]),
+            f"{overlap.step_name(later[2])} at {overlap.clock_text(later[0][0])} overlaps {overlap.step_name(first_step)} on "
+            f"{overlap.aspect_text(shared[0])} ({self.line_of(('timeline', first_index))}) from {overlap.clock_text(from_s)} "
+            f"to {until}; {overlap.CONFLICT_REASON[shared[0][0]]}: move one, or {overlap.shorten_hint(first_step, to_s)}",
+        )
 
     def _self_overlap(self, i: int, step: Any) -> None:
         if isinstance(step, model.LinkFlap):
