@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Validation time against scenario size: is `drill validate` linear?
 
-    .venv/bin/python bench/validate.py [--links 1000,2000,5000,10000] [--steps 1000,2000,5000,10000]
+    .venv/bin/python bench/validate.py [--links 1000,2000,5000,10000] [--addressed 1000,10000]
+        [--steps 1000,2000,5000,10000]
         [--probes 1000,2000,5000] [--repeats 3] [--budget-s 60] [--out bench/results/validate.json]
 
 Scenarios, written to a temporary directory:
@@ -10,6 +11,7 @@ Scenarios, written to a temporary directory:
   addressing: a /30 per link, a /32 loopback per node from a pool wide enough for 10,000), each
   node with static routes to its two neighbours' loopbacks, and one icmp probe to the next node
   from every tenth node (N/10 probes, so the static-reachability replay runs too).
+* *addressed N*: the same ring with every link subnet and loopback given by hand.
 * *steps N*: a ring of 10 nodes with those routes and one probe, and N timeline steps cycling
   through link-down, degrade (delay) and node-freeze on the ten links and nodes, each 0.5 s long,
   one a second, so no two of them overlap (every step is checked against the others).
@@ -17,9 +19,11 @@ Scenarios, written to a temporary directory:
 
 Timed (`time.perf_counter`, in process, `--repeats` times, min and median): the phases of
 `load_scenario` separately, *read* (`yamlpos.read_located`: YAML to positioned data), *parse*
-(`loader.parse`: read plus shape validation, so shape = parse - read), *load* (`load_scenario`:
-parse plus resolve, so resolve = load - parse), *checks* (`engine.drill.requirements` on the
-loaded scenario, without the host's capabilities: what `drill validate` adds after loading); and
+(`loader.parse`: read plus shape validation, so shape = parse - read), *resolve*
+(`resolve.resolve` on what parse gave: references, addresses, overlaps), *load*
+(`load_scenario`), *checks* (`engine.drill.requirements` on the loaded scenario, without the
+host's capabilities: what `drill validate` adds after loading); for comparison, *libyaml*
+(`yaml.compose` with PyYAML's C loader: the YAML part of *read* in C, without positions); and
 once, *command*: `python -m drills validate FILE` as a process (interpreter start-up, imports and
 the host's capability probe included). The growth ratio of a size is time(n) / time(previous n)
 divided by n / previous n: about 1 is linear, about n / previous n is quadratic.
@@ -33,6 +37,7 @@ Writes JSON (`--out`) and Markdown (same name, `.md`) and prints the Markdown. N
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import statistics
 import subprocess
@@ -47,13 +52,15 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))  # bench/ is not a package: for common
 
 import common  # noqa: E402
+import yaml  # noqa: E402
 
 from drills import doctor  # noqa: E402
 from drills.engine.drill import requirements  # noqa: E402
 from drills.scenario import loader  # noqa: E402
+from drills.scenario.resolve import resolve  # noqa: E402
 from drills.scenario.yamlpos import read_located  # noqa: E402
 
-PHASES = ("read", "parse", "load", "checks")
+PHASES = ("read", "libyaml", "parse", "resolve", "load", "checks")
 # The checks run against a host that has everything, without probing this one.
 ALL_CAPABILITIES = {doctor.NAMESPACES: True, doctor.NETEM: True, doctor.TBF: True, doctor.TUNTAP: True}
 
@@ -62,8 +69,13 @@ def _all_capabilities() -> dict[str, bool]:
     return ALL_CAPABILITIES
 
 
-def _ring(nodes: int, probe_every: int) -> list[str]:
-    """YAML lines of a ring topology with neighbour routes, and its probes section."""
+def _ip(base: str, offset: int) -> str:
+    return str(ipaddress.ip_address(base) + offset)
+
+
+def _ring(nodes: int, probe_every: int, addressed: bool = False) -> list[str]:
+    """YAML lines of a ring topology with neighbour routes, and its probes section; `addressed`:
+    every link subnet and loopback written by hand (on the east end of each link)."""
     lines = [
         "version: 1",
         f"name: ring-{nodes}",
@@ -75,6 +87,9 @@ def _ring(nodes: int, probe_every: int) -> list[str]:
         nxt, prev = (i + 1) % nodes, (i - 1) % nodes
         lines.append(f"    r{i}:")
         lines.append(f"      routes: [{{to: r{nxt}, via: 'r{nxt}:w'}}, {{to: r{prev}, via: 'r{prev}:e'}}]")
+        if addressed:
+            lines.append(f"      loopback: {_ip('172.16.0.1', i)}/32")
+            lines.append(f"      interfaces: {{e: {{ipv4: {_ip('10.0.0.1', 4 * i)}/30}}}}")
     lines.append("  links:")
     lines += [f"    - {{endpoints: ['r{i}:e', 'r{(i + 1) % nodes}:w']}}" for i in range(nodes)]
     lines.append("probes:")
@@ -86,6 +101,10 @@ def _ring(nodes: int, probe_every: int) -> list[str]:
 
 def links_yaml(n: int) -> str:
     return "\n".join(_ring(n, 10)) + "\n"
+
+
+def addressed_yaml(n: int) -> str:
+    return "\n".join(_ring(n, 10, addressed=True)) + "\n"
 
 
 def steps_yaml(n: int) -> str:
@@ -115,7 +134,12 @@ def probes_yaml(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-SERIES: dict[str, Callable[[int], str]] = {"links": links_yaml, "steps": steps_yaml, "probes": probes_yaml}
+SERIES: dict[str, Callable[[int], str]] = {
+    "links": links_yaml,
+    "addressed": addressed_yaml,
+    "steps": steps_yaml,
+    "probes": probes_yaml,
+}
 
 
 def _timed(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
@@ -129,7 +153,12 @@ def measure(path: Path, repeats: int) -> dict[str, Any]:
     times: dict[str, list[float]] = {phase: [] for phase in PHASES}
     for _ in range(repeats):
         times["read"].append(_timed(read_located, path)[0])
-        times["parse"].append(_timed(loader.parse, path)[0])
+        text = path.read_text(encoding="utf-8")
+        times["libyaml"].append(_timed(yaml.compose, text, yaml.CSafeLoader)[0])
+        parse_s, (located, whole, parts, _) = _timed(loader.parse, path)
+        times["parse"].append(parse_s)
+        profiles = {**loader.builtin_profiles(), **parts.profiles}
+        times["resolve"].append(_timed(resolve, path, located, whole, parts, profiles)[0])
         load_s, scenario = _timed(loader.load_scenario, path)
         times["load"].append(load_s)
         checks_s, problems = _timed(requirements, scenario, _all_capabilities)
@@ -200,24 +229,25 @@ def markdown(result: dict[str, Any]) -> str:
         "command: `python -m drills validate FILE` once. growth = (t(n)/t(prev)) / (n/prev) on load: "
         "about 1 is linear, about n/prev quadratic.",
         "",
-        "| series | size | read s | shape s | resolve s | load s | checks s | command s | growth |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| series | size | read s | (libyaml s) | shape s | resolve s | load s | checks s | command s | growth |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in result["rows"]:
         if "load" not in row:
-            lines.append(f"| {row['series']} | {row['size']:,} | | | | skipped: {row['skipped']} | | | |")
+            lines.append(f"| {row['series']} | {row['size']:,} | | | | | skipped: {row['skipped']} | | | |")
             continue
-        read, parse, load = (row[p]["min_s"] for p in ("read", "parse", "load"))
+        read, parse, resolved, load = (row[p]["min_s"] for p in ("read", "parse", "resolve", "load"))
         command = f"{row['command_s']:.2f}" if "command_s" in row else ""
         growth = f"{row['growth']:.2f}" if "growth" in row else ""
         lines.append(
-            f"| {row['series']} | {row['size']:,} | {read:.3f} | {max(parse - read, 0):.3f} | {max(load - parse, 0):.3f} "
+            f"| {row['series']} | {row['size']:,} | {read:.3f} | {row.get('libyaml', {}).get('min_s', 0):.3f} | {max(parse - read, 0):.3f} | {resolved:.3f} "
             f"| {load:.3f} | {row['checks']['min_s']:.3f} | {command} | {growth} |"
         )
     lines += [
         "",
-        "read: YAML to positioned data (`yamlpos.read_located`); shape: pydantic validation (`loader.parse` less read); "
-        "resolve: references, addresses and overlaps (`load_scenario` less `parse`); checks: `requirements` "
+        "read: YAML to positioned data (`yamlpos.read_located`); libyaml: `yaml.compose` with PyYAML's C loader "
+        "(for comparison, not part of load); shape: pydantic validation (`loader.parse` less read); "
+        "resolve: references, addresses and overlaps (`resolve.resolve` on the parsed file); checks: `requirements` "
         "(reachability replay, degrade and nft checks) without the host probe.",
     ]
     return "\n".join(lines) + "\n"
@@ -230,6 +260,7 @@ def _sizes(text: str) -> list[int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--links", default="1000,2000,5000,10000")
+    parser.add_argument("--addressed", default="1000,10000")
     parser.add_argument("--steps", default="1000,2000,5000,10000")
     parser.add_argument("--probes", default="1000,2000,5000")
     parser.add_argument("--repeats", type=int, default=3)

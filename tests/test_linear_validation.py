@@ -181,3 +181,21 @@ def test_the_random_timelines_do_overlap(tmp_path: Path) -> None:
         path.write_text(_TOPOLOGY + "\n".join(steps) + "\n", encoding="utf-8")
         with_overlaps += any(" overlaps " in p for p in _problems(path))
     assert with_overlaps >= 30
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_first_overlapping_as_the_scan(seed: int) -> None:
+    """Hand-given link subnets: the earliest accepted subnet a new one overlaps, as the resolver's
+    scan of every accepted subnet found it (a subnet that overlaps none is accepted)."""
+    rng = random.Random(seed)
+    accepted: list[Any] = []
+    index = addrspace.Disjoint()
+    for _ in range(300):
+        address = (10 << 24) + rng.randrange(4096)
+        network = ipaddress.ip_network((address, rng.choice([22, 26, 28, 30, 30, 31, 32])), strict=False)
+        expected = next((o for o in accepted if o.overlaps(network)), None)
+        assert index.first_overlapping(network) == expected
+        if expected is None:
+            accepted.append(network)
+            index.add(network, network)
+    assert len(accepted) > 20

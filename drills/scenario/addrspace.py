@@ -100,3 +100,30 @@ def free_hosts(pool: IPv4Network | IPv6Network, used: list[Any]) -> Iterator[Any
             host += 1
         else:
             host = end + 1
+
+
+class Disjoint:
+    """Networks that do not overlap each other (of one IP version), each with a value: which one
+    a new network overlaps is found by binary search, not by a scan of all of them."""
+
+    def __init__(self) -> None:
+        self._firsts: list[int] = []
+        self._lasts: list[int] = []
+        self._entries: list[tuple[int, Any]] = []  # (insertion order, value), sorted as the ranges
+
+    def add(self, network: IPv4Network | IPv6Network, value: Any) -> None:
+        """Add `network`, which overlaps none of those added before (the caller checked)."""
+        first = int(network.network_address)
+        i = bisect.bisect_left(self._firsts, first)
+        self._firsts.insert(i, first)
+        self._lasts.insert(i, int(network.broadcast_address))
+        self._entries.insert(i, (len(self._entries), value))
+
+    def first_overlapping(self, network: IPv4Network | IPv6Network) -> Any:
+        """The value of the earliest added network that overlaps `network`, or None."""
+        # The ranges are disjoint and sorted, so the ones overlapping `network` are adjacent.
+        lo = bisect.bisect_left(self._lasts, int(network.network_address))
+        hi = bisect.bisect_right(self._firsts, int(network.broadcast_address))
+        if lo >= hi:
+            return None
+        return min(self._entries[lo:hi], key=lambda entry: entry[0])[1]

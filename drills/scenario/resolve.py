@@ -200,6 +200,8 @@ class _Resolver:
         addrs: dict[IPAddress, KeyPath] = {}
         fixed4: dict[int, tuple[IPv4Interface | None, IPv4Interface | None]] = {}
         fixed6: dict[int, tuple[IPv6Interface | None, IPv6Interface | None]] = {}
+        # The same subnets, indexed: which one a new subnet overlaps, without a scan of them all.
+        index4, index6 = addrspace.Disjoint(), addrspace.Disjoint()
 
         def claim_address(addr: IPAddress, path: KeyPath) -> None:
             if addr in addrs:
@@ -211,7 +213,7 @@ class _Resolver:
 
         for i, ends in enumerate(link_ends):
             assert ends is not None
-            for family, used, fixed in ((4, used4, fixed4), (6, used6, fixed6)):
+            for family, used, fixed, index in ((4, used4, fixed4, index4), (6, used6, fixed6, index6)):
                 key = "ipv4" if family == 4 else "ipv6"
                 given: list[Any] = []
                 for owner, iface in ends:
@@ -254,7 +256,7 @@ class _Resolver:
                     if clash is not None:
                         claim_address(*clash)
                         continue
-                    overlap = next(((o, at) for o, at in used if o.overlaps(fixed_net)), None)
+                    overlap = index.first_overlapping(fixed_net)
                     if overlap is not None:
                         self.err(
                             where,
@@ -262,6 +264,7 @@ class _Resolver:
                         )
                         continue
                     used.append((fixed_net, where))
+                    index.add(fixed_net, (fixed_net, where))
                     for ip, at in given_here:
                         claim_address(ip, at)
                 fixed[i] = (a, b)
@@ -273,7 +276,7 @@ class _Resolver:
                 lpath = (*base, "nodes", name, "loopback")
                 if lo.network.prefixlen != 32:
                     self.err(lpath, f"a loopback address is a /32; write {lo.ip}/32")
-                overlap = next(((o, at) for o, at in used4 if lo.ip in o), None)
+                overlap = index4.first_overlapping(IPv4Network(lo.ip))
                 if overlap is not None:
                     self.err(
                         lpath,
