@@ -199,3 +199,26 @@ def test_first_overlapping_as_the_scan(seed: int) -> None:
             accepted.append(network)
             index.add(network, network)
     assert len(accepted) > 20
+
+
+def test_topology_lookups_by_index(tmp_path: Path) -> None:
+    """Topology.node/link and probe targets answer from indexes as the scans they replaced did:
+    a link by its name or either endpoint, the first node holding an address, KeyError otherwise."""
+    from drills.engine.faults import find_link
+    from drills.scenario.loader import load_scenario
+
+    path = tmp_path / "t.yaml"
+    path.write_text(_TOPOLOGY.replace("timeline:\n", ""), encoding="utf-8")
+    topology = load_scenario(path).topology
+    for link in topology.links:
+        for ref in (link.name, link.a.endpoint, link.b.endpoint):
+            assert find_link(topology, ref) is link
+    for node in topology.nodes:
+        assert topology.node(node.name) is node
+        for address in node.addresses:
+            assert topology.probe_target(str(address)) == (address, node.name)
+    assert topology.probe_target("192.0.2.1") == (ipaddress.ip_address("192.0.2.1"), None)
+    with pytest.raises(KeyError):
+        topology.node("nope")
+    with pytest.raises(KeyError):
+        find_link(topology, "nope:x")

@@ -138,11 +138,23 @@ class Topology:
     def node(self, name: str) -> Node:
         return self._by_name[name]
 
+    def link(self, ref: str) -> Link:
+        """The link named `ref` or having `ref` as an endpoint (the first such in file order)."""
+        return self._links_by_ref[ref]
+
     # Indexes built on first use (the dataclass is frozen; cached_property writes past that):
     # lookups by a scan of every node made validation of large testbeds quadratic.
     @cached_property
     def _by_name(self) -> dict[str, Node]:
         return {node.name: node for node in self.nodes}
+
+    @cached_property
+    def _links_by_ref(self) -> dict[str, Link]:
+        index: dict[str, Link] = {}
+        for link in self.links:
+            for ref in (link.name, link.a.endpoint, link.b.endpoint):
+                index.setdefault(ref, link)
+        return index
 
     @cached_property
     def _holders(self) -> dict[IPAddress, str]:
