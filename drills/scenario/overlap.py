@@ -8,6 +8,7 @@ in effect, as timeline.expand plays it; the rest finds the first shared moment a
 
 from __future__ import annotations
 
+import heapq
 import math
 from typing import Any
 
@@ -124,6 +125,33 @@ def first_overlap(
         else:
             j += 1
     return None
+
+
+def candidate_pairs(claims: list[dict[Aspect, bool]], spans: list[list[tuple[float, float]]]) -> list[tuple[int, int]]:
+    """Pairs (x, y), x < y, sorted, of positions in `claims`/`spans` that may conflict: they claim
+    one aspect, one of them alone, and a span of one meets a span of the other (touching spans
+    count: the caller decides exactly). A sweep over each aspect's spans in time order pairs a
+    span only with those still open when it starts, so a timeline of n steps that do not overlap
+    costs n log n, where comparing every pair of steps cost n²."""
+    by_aspect: dict[Aspect, list[tuple[float, float, int, bool]]] = {}
+    for x, (claimed, own) in enumerate(zip(claims, spans, strict=True)):
+        for aspect, alone in claimed.items():
+            by_aspect.setdefault(aspect, []).extend((start, end, x, alone) for start, end in own)
+    pairs: set[tuple[int, int]] = set()
+    for items in by_aspect.values():
+        items.sort(key=lambda item: item[0])
+        open_alone: list[tuple[float, int]] = []  # heaps of (end, position) of spans still open
+        open_shared: list[tuple[float, int]] = []
+        for start, end, x, alone in items:
+            for heap in (open_alone, open_shared):
+                while heap and heap[0][0] < start:
+                    heapq.heappop(heap)
+            # A shared claim conflicts only with one that needs the aspect alone.
+            for _, other in open_alone + open_shared if alone else open_alone:
+                if other != x:
+                    pairs.add((min(x, other), max(x, other)))
+            heapq.heappush(open_alone if alone else open_shared, (end, x))
+    return sorted(pairs)
 
 
 def aspect_text(aspect: Aspect) -> str:

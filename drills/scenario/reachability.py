@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from drills.errors import Problem
-from drills.scenario.resolved import IPAddress, IPNetwork, Node, Scenario, Topology
+from drills.scenario.resolved import Interface, IPAddress, IPNetwork, Node, Scenario, Topology
 
 MAX_HOPS = 64  # the kernel would give up at the TTL; a static loop is reported long before
 
@@ -74,8 +74,8 @@ def _device_towards(node: Node, gateway: IPAddress | None) -> str | None:
     return None
 
 
-def _lookup(node: Node, destination: IPAddress) -> _Entry | None:
-    candidates = [e for e in _table(node) if e.network.version == destination.version and destination in e.network]
+def _lookup(table: list[_Entry], destination: IPAddress) -> _Entry | None:
+    candidates = [e for e in table if e.network.version == destination.version and destination in e.network]
     if not candidates:
         return None
     return min(candidates, key=lambda e: (-e.network.prefixlen, e.metric))
@@ -87,20 +87,39 @@ def _interface_address(node: Node, device: str, version: int) -> IPAddress | Non
     return address.ip if address is not None else None
 
 
+class _Forwarding:
+    """What a replay looks up, indexed once per topology: each interface's peer and each node's
+    table (built when first needed). Rebuilding them for every probe, and every node's table at
+    every hop, made a testbed with n links and n/10 probes cost n²."""
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self.peers: dict[tuple[str, str], Interface] = {}
+        for link in topology.links:
+            self.peers[(link.a.node, link.a.name)] = link.b
+            self.peers[(link.b.node, link.b.name)] = link.a
+        self._tables: dict[str, list[_Entry]] = {}
+
+    def table(self, node: Node) -> list[_Entry]:
+        if node.name not in self._tables:
+            self._tables[node.name] = _table(node)
+        return self._tables[node.name]
+
+
 def trace(topology: Topology, source: str, destination: IPAddress) -> Path:
     """Replay forwarding of a packet sent by node `source` to `destination`."""
-    by_name = {node.name: node for node in topology.nodes}
-    peers = {}
-    for link in topology.links:
-        peers[(link.a.node, link.a.name)] = link.b
-        peers[(link.b.node, link.b.name)] = link.a
-    node = by_name[source]
+    return _trace(_Forwarding(topology), source, destination)
+
+
+def _trace(forwarding: _Forwarding, source: str, destination: IPAddress) -> Path:
+    topology, peers = forwarding.topology, forwarding.peers
+    node = topology.node(source)
     crossed = [source]
     chosen_source: IPAddress | None = None
     for _hop in range(MAX_HOPS):
         if destination in node.addresses:
             return Path(tuple(crossed), chosen_source)
-        entry = _lookup(node, destination)
+        entry = _lookup(forwarding.table(node), destination)
         if entry is None:
             raise NoPath(f"node {node.name} has no route to {destination}")
         if chosen_source is None:
@@ -122,7 +141,7 @@ def trace(topology: Topology, source: str, destination: IPAddress) -> Path:
         if peer.node in crossed:
             raise NoPath(f"routing loop for {destination}: {' → '.join([*crossed, peer.node])}")
         crossed.append(peer.node)
-        node = by_name[peer.node]
+        node = topology.node(peer.node)
     raise NoPath(f"more than {MAX_HOPS} hops to {destination}")
 
 
@@ -132,6 +151,7 @@ def problems(scenario: Scenario) -> list[Problem]:
     if not applies_to(topology):
         return []
     found = []
+    forwarding = _Forwarding(topology)
     for i, probe in enumerate(scenario.source.probes):
         ref = getattr(probe, "to", None)
         if ref is None:  # a command probe runs in its node
@@ -144,10 +164,10 @@ def problems(scenario: Scenario) -> list[Problem]:
         # that is where replies must find their way back to.
         bound = topology.node(probe.source).primary_address
         try:
-            forward = trace(topology, probe.source, address)
+            forward = _trace(forwarding, probe.source, address)
             reply_to = bound if bound is not None else forward.source
             if not one_way and reply_to is not None:
-                trace(topology, owner, reply_to)
+                _trace(forwarding, owner, reply_to)
         except NoPath as exc:
             found.append(
                 scenario.problem(

@@ -13,14 +13,13 @@ import ipaddress
 import itertools
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 from pathlib import Path
 from typing import Any
 
 from drills.errors import Problem
-from drills.scenario import model, overlap, values
+from drills.scenario import addrspace, model, overlap, values
 from drills.scenario.bounds import check_resolved, check_sizes, step_end_s
 from drills.scenario.diagnostics import problem_at, suggest
 from drills.scenario.resolved import (
@@ -190,6 +189,8 @@ class _Resolver:
         addrs: dict[IPAddress, KeyPath] = {}
         fixed4: dict[int, tuple[IPv4Interface | None, IPv4Interface | None]] = {}
         fixed6: dict[int, tuple[IPv6Interface | None, IPv6Interface | None]] = {}
+        # The same subnets, indexed: which one a new subnet overlaps, without a scan of them all.
+        index4, index6 = addrspace.Disjoint(), addrspace.Disjoint()
 
         def claim_address(addr: IPAddress, path: KeyPath) -> None:
             if addr in addrs:
@@ -201,7 +202,7 @@ class _Resolver:
 
         for i, ends in enumerate(link_ends):
             assert ends is not None
-            for family, used, fixed in ((4, used4, fixed4), (6, used6, fixed6)):
+            for family, used, fixed, index in ((4, used4, fixed4, index4), (6, used6, fixed6, index6)):
                 key = "ipv4" if family == 4 else "ipv6"
                 given: list[Any] = []
                 for owner, iface in ends:
@@ -244,7 +245,7 @@ class _Resolver:
                     if clash is not None:
                         claim_address(*clash)
                         continue
-                    overlap = next(((o, at) for o, at in used if o.overlaps(fixed_net)), None)
+                    overlap = index.first_overlapping(fixed_net)
                     if overlap is not None:
                         self.err(
                             where,
@@ -252,6 +253,7 @@ class _Resolver:
                         )
                         continue
                     used.append((fixed_net, where))
+                    index.add(fixed_net, (fixed_net, where))
                     for ip, at in given_here:
                         claim_address(ip, at)
                 fixed[i] = (a, b)
@@ -263,7 +265,7 @@ class _Resolver:
                 lpath = (*base, "nodes", name, "loopback")
                 if lo.network.prefixlen != 32:
                     self.err(lpath, f"a loopback address is a /32; write {lo.ip}/32")
-                overlap = next(((o, at) for o, at in used4 if lo.ip in o), None)
+                overlap = index4.first_overlapping(IPv4Network(lo.ip))
                 if overlap is not None:
                     self.err(
                         lpath,
@@ -279,9 +281,9 @@ class _Resolver:
         # One list, grown as link subnets are handed out: the generators read it lazily, so that
         # automatic loopbacks never land in an automatic link subnet when the two pools overlap.
         taken4: list[Any] = [n for n, _ in used4] + [IPv4Network(f"{a}/32") for a in addrs if a.version == 4]
-        subnets4 = _free_subnets(pool4, 30, taken4)
-        subnets6 = _free_subnets(pool6, 64, [n for n, _ in used6]) if pool6 else None
-        auto_lo = _free_hosts(pool_lo, taken4)
+        subnets4 = addrspace.free_subnets(pool4, 30, taken4)
+        subnets6 = addrspace.free_subnets(pool6, 64, [n for n, _ in used6]) if pool6 else None
+        auto_lo = addrspace.free_hosts(pool_lo, taken4)
         built: dict[tuple[str, str], Interface] = {}
         links: list[Link] = []
         names_by_index = {i: n for n, i in link_names.items()}
@@ -297,8 +299,8 @@ class _Resolver:
                     )
                     return None
                 taken4.append(net4)
-                hosts = list(net4.hosts())
-                a4, b4 = IPv4Interface(f"{hosts[0]}/30"), IPv4Interface(f"{hosts[1]}/30")
+                first4 = int(net4.network_address)  # the two hosts of the /30, built from integers
+                a4, b4 = IPv4Interface((first4 + 1, 30)), IPv4Interface((first4 + 2, 30))
             a6, b6 = fixed6.get(i, (None, None))
             if a6 is None and subnets6 is not None:
                 net6 = next(subnets6, None)
@@ -334,9 +336,13 @@ class _Resolver:
             elif node.loopback == "none":
                 loopbacks[name] = None
 
+        # Each node's interfaces in link order, grouped once (not a scan of all links per node).
+        by_owner: dict[str, list[Interface]] = {}
+        for (owner, _), end in built.items():
+            by_owner.setdefault(owner, []).append(end)
         nodes = []
         for name, node in topo.nodes.items():
-            interfaces = tuple(iface for (owner, _), iface in built.items() if owner == name)
+            interfaces = tuple(by_owner.get(name, ()))
             routes = self._routes(name, node, interfaces, loopbacks, built, topo)
             sysctls = self._sysctls(name, node)
             services = self._services(name, node)
@@ -415,10 +421,13 @@ class _Resolver:
     ) -> IPAddress | None:
         if route.via is None:
             return None
-        try:
-            return ipaddress.ip_address(route.via)
-        except ValueError:
-            pass
+        # One colon: an endpoint, never an address (IPv6 has two or more); a failed parse of
+        # every endpoint was a good share of resolving a large testbed.
+        if route.via.count(":") != 1:
+            try:
+                return ipaddress.ip_address(route.via)
+            except ValueError:
+                pass
         if ":" in route.via and not route.via.count(":") > 1:
             iface = self._endpoint(route.via, (*rpath, "via"), built, topo)
             if iface is None:
@@ -676,28 +685,47 @@ class _Resolver:
         """Refuse a fault whose repetitions overlap each other (a revert would end the next one
         early), and two faults that claim one aspect at overlapping times (see `overlap.claims` for
         what composes). One problem per pair of steps, located at the one that starts later."""
+        spans = self._spans(claimed, restores)
+        # Only pairs that claim one thing at about the same time are compared (in the order a
+        # comparison of every pair would report them).
+        candidates = overlap.candidate_pairs([c for _, _, c in claimed], [spans[i] for i, _, _ in claimed])
+        for x, y in candidates:
+            self._conflict(claimed[x], claimed[y], spans)
+
+    def _spans(
+        self, claimed: list[tuple[int, Any, dict[overlap.Aspect, bool]]], restores: dict[str, list[float]]
+    ) -> dict[int, list[tuple[float, float]]]:
+        """When each step is in effect, by timeline index; a step overlapping itself is refused."""
         spans: dict[int, list[tuple[float, float]]] = {}
         for i, step, _ in claimed:
             occurrences = overlap.occurrences(step, restores.get(step.id, []) if step.id else [])
             if any(a[1] > b[0] for a, b in itertools.pairwise(occurrences)) or overlap.flap_runs_over(step):
                 self._self_overlap(i, step)
             spans[i] = overlap.union(occurrences)
-        for x, (i, step_i, claims_i) in enumerate(claimed):
-            for j, step_j, claims_j in claimed[x + 1 :]:
-                shared = [a for a in claims_j if a in claims_i and (claims_i[a] or claims_j[a])]
-                hit = overlap.first_overlap(spans[i], spans[j]) if shared else None
-                if hit is None:
-                    continue
-                # The one that starts later (in file order at the same instant) gets the problem.
-                first, later = sorted([(hit[0], i, step_i), (hit[1], j, step_j)], key=lambda t: (t[0][0], t[1]))
-                (from_s, to_s), first_index, first_step = first
-                until = "the end of the drill" if math.isinf(to_s) else overlap.clock_text(to_s)
-                self.err(
-                    ("timeline", later[1]),
-                    f"{overlap.step_name(later[2])} at {overlap.clock_text(later[0][0])} overlaps {overlap.step_name(first_step)} on "
-                    f"{overlap.aspect_text(shared[0])} ({self.line_of(('timeline', first_index))}) from {overlap.clock_text(from_s)} "
-                    f"to {until}; {overlap.CONFLICT_REASON[shared[0][0]]}: move one, or {overlap.shorten_hint(first_step, to_s)}",
-                )
+        return spans
+
+    def _conflict(
+        self,
+        earlier: tuple[int, Any, dict[overlap.Aspect, bool]],
+        later_in_file: tuple[int, Any, dict[overlap.Aspect, bool]],
+        spans: dict[int, list[tuple[float, float]]],
+    ) -> None:
+        """The problem of two steps (in file order) that claim one aspect at one moment, if they do."""
+        (i, step_i, claims_i), (j, step_j, claims_j) = earlier, later_in_file
+        shared = [a for a in claims_j if a in claims_i and (claims_i[a] or claims_j[a])]
+        hit = overlap.first_overlap(spans[i], spans[j]) if shared else None
+        if hit is None:
+            return
+        # The one that starts later (in file order at the same instant) gets the problem.
+        first, later = sorted([(hit[0], i, step_i), (hit[1], j, step_j)], key=lambda t: (t[0][0], t[1]))
+        (from_s, to_s), first_index, first_step = first
+        until = "the end of the drill" if math.isinf(to_s) else overlap.clock_text(to_s)
+        self.err(
+            ("timeline", later[1]),
+            f"{overlap.step_name(later[2])} at {overlap.clock_text(later[0][0])} overlaps {overlap.step_name(first_step)} on "
+            f"{overlap.aspect_text(shared[0])} ({self.line_of(('timeline', first_index))}) from {overlap.clock_text(from_s)} "
+            f"to {until}; {overlap.CONFLICT_REASON[shared[0][0]]}: move one, or {overlap.shorten_hint(first_step, to_s)}",
+        )
 
     def _self_overlap(self, i: int, step: Any) -> None:
         if isinstance(step, model.LinkFlap):
@@ -741,19 +769,6 @@ def _other_host(given: IPv4Interface | IPv6Interface) -> Any:
         if host != given.ip:
             return ipaddress.ip_interface(f"{host}/{given.network.prefixlen}")
     return None
-
-
-def _free_subnets(pool: Any, prefix: int, used: list[Any]) -> Iterator[Any]:
-    for subnet in pool.subnets(new_prefix=prefix) if pool.prefixlen <= prefix else ():
-        if not any(subnet.overlaps(u) for u in used if u.version == subnet.version):
-            yield subnet
-
-
-def _free_hosts(pool: IPv4Network | IPv6Network, used: list[Any]) -> Iterator[Any]:
-    for host in pool.hosts():
-        net = ipaddress.ip_network(host)
-        if not any(net.overlaps(u) for u in used if u.version == net.version):
-            yield host
 
 
 def _link_index(topology: Topology) -> dict[str, Link]:
@@ -801,9 +816,18 @@ def _mark_degraded_links(topology: Topology, whole: model.ScenarioFile, profiles
     """Mark the links a degrade step impairs with netem parameters: `auto` engine selection needs it."""
     from drills.userspace.select import degraded_with_netem
 
+    # Each link looks only at the degrade steps naming it, not at the whole timeline.
+    by_ref: dict[str, list[Any]] = {}
+    for step in whole.timeline:
+        if isinstance(step, model.Degrade):
+            by_ref.setdefault(step.link, []).append(step)
+
+    def naming(refs: set[str]) -> list[Any]:
+        return [step for ref in refs for step in by_ref.get(ref, ())]
+
     links = tuple(
         replace(link, degraded_netem=True)
-        if degraded_with_netem(whole.timeline, profiles, {link.name, link.a.endpoint, link.b.endpoint})
+        if degraded_with_netem(naming(refs := {link.name, link.a.endpoint, link.b.endpoint}), profiles, refs)
         else link
         for link in topology.links
     )

@@ -7,6 +7,7 @@ elsewhere, never written back here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network, ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -135,10 +136,34 @@ class Topology:
     links: tuple[Link, ...]
 
     def node(self, name: str) -> Node:
+        return self._by_name[name]
+
+    def link(self, ref: str) -> Link:
+        """The link named `ref` or having `ref` as an endpoint (the first such in file order)."""
+        return self._links_by_ref[ref]
+
+    # Indexes built on first use (the dataclass is frozen; cached_property writes past that):
+    # lookups by a scan of every node made validation of large testbeds quadratic.
+    @cached_property
+    def _by_name(self) -> dict[str, Node]:
+        return {node.name: node for node in self.nodes}
+
+    @cached_property
+    def _links_by_ref(self) -> dict[str, Link]:
+        index: dict[str, Link] = {}
+        for link in self.links:
+            for ref in (link.name, link.a.endpoint, link.b.endpoint):
+                index.setdefault(ref, link)
+        return index
+
+    @cached_property
+    def _holders(self) -> dict[IPAddress, str]:
+        """The node holding each address (the first in file order, as a scan would find)."""
+        holders: dict[IPAddress, str] = {}
         for node in self.nodes:
-            if node.name == name:
-                return node
-        raise KeyError(name)
+            for address in node.addresses:
+                holders.setdefault(address, node.name)
+        return holders
 
     def probe_target(self, ref: str) -> tuple[IPAddress | None, str | None]:
         """Address and node of a probe's `to`: a node (its primary address), an endpoint (its
@@ -148,7 +173,7 @@ class Topology:
         except ValueError:
             pass
         else:
-            return address, next((n.name for n in self.nodes if address in n.addresses), None)
+            return address, self._holders.get(address)
         if ":" in ref:
             node, iface = ref.split(":", 1)
             ipv4 = self.node(node).interface(iface).ipv4
