@@ -10,12 +10,14 @@ Scenarios, written to a temporary directory:
 * *links N*: a ring of N nodes `r0..r{N-1}` and N links `r{i}:e <-> r{i+1}:w` (automatic
   addressing: a /30 per link, a /32 loopback per node from a pool wide enough for 10,000), each
   node with static routes to its two neighbours' loopbacks, and one icmp probe to the next node
-  from every tenth node (N/10 probes, so the static-reachability replay runs too).
+  from every tenth node (N/10 probes, so the static-reachability replay runs too). Past
+  `limits.MAX_NODES` (5,000) nodes, the ring stays at that many nodes and the remaining links are
+  chords `r{i}:c <-> r{i+2}:d` (10,000 links: 5,000 nodes, each with a chord).
 * *addressed N*: the same ring with every link subnet and loopback given by hand.
 * *steps N*: a ring of 10 nodes with those routes and one probe, and N timeline steps cycling
   through link-down, degrade (delay) and node-freeze on the ten links and nodes, each 0.5 s long,
   one a second, so no two of them overlap (every step is checked against the others).
-* *probes N*: the ring of 100 nodes and N icmp probes between neighbours (both directions).
+* *probes N*: the ring of 100 nodes and N icmp probes in all between neighbours (both directions).
 
 Timed (`time.perf_counter`, in process, `--repeats` times, min and median): the phases of
 `load_scenario` separately, *read* (`yamlpos.read_located`: YAML to positioned data), *parse*
@@ -56,7 +58,7 @@ import yaml  # noqa: E402
 
 from drills import doctor  # noqa: E402
 from drills.engine.drill import requirements  # noqa: E402
-from drills.scenario import loader  # noqa: E402
+from drills.scenario import limits, loader  # noqa: E402
 from drills.scenario.resolve import resolve  # noqa: E402
 from drills.scenario.yamlpos import read_located  # noqa: E402
 
@@ -73,9 +75,10 @@ def _ip(base: str, offset: int) -> str:
     return str(ipaddress.ip_address(base) + offset)
 
 
-def _ring(nodes: int, probe_every: int, addressed: bool = False) -> list[str]:
+def _ring(nodes: int, probe_every: int, addressed: bool = False, chords: int = 0) -> list[str]:
     """YAML lines of a ring topology with neighbour routes, and its probes section; `addressed`:
-    every link subnet and loopback written by hand (on the east end of each link)."""
+    every link subnet and loopback written by hand (on the east end of each link); `chords`: that
+    many extra links `r{i}:c <-> r{i+2}:d`, carrying no route (more links than the node cap)."""
     lines = [
         "version: 1",
         f"name: ring-{nodes}",
@@ -89,9 +92,11 @@ def _ring(nodes: int, probe_every: int, addressed: bool = False) -> list[str]:
         lines.append(f"      routes: [{{to: r{nxt}, via: 'r{nxt}:w'}}, {{to: r{prev}, via: 'r{prev}:e'}}]")
         if addressed:
             lines.append(f"      loopback: {_ip('172.16.0.1', i)}/32")
-            lines.append(f"      interfaces: {{e: {{ipv4: {_ip('10.0.0.1', 4 * i)}/30}}}}")
+            chord = f", c: {{ipv4: {_ip('10.64.0.1', 4 * i)}/30}}" if i < chords else ""
+            lines.append(f"      interfaces: {{e: {{ipv4: {_ip('10.0.0.1', 4 * i)}/30}}{chord}}}")
     lines.append("  links:")
     lines += [f"    - {{endpoints: ['r{i}:e', 'r{(i + 1) % nodes}:w']}}" for i in range(nodes)]
+    lines += [f"    - {{endpoints: ['r{i}:c', 'r{(i + 2) % nodes}:d']}}" for i in range(chords)]
     lines.append("probes:")
     lines += [
         f"  - {{name: p{i}, type: icmp, from: r{i}, to: r{(i + 1) % nodes}}}" for i in range(0, nodes, probe_every)
@@ -99,12 +104,17 @@ def _ring(nodes: int, probe_every: int, addressed: bool = False) -> list[str]:
     return lines
 
 
+def _ring_of_links(n: int, addressed: bool) -> str:
+    nodes = min(n, limits.MAX_NODES)
+    return "\n".join(_ring(nodes, 10, addressed=addressed, chords=n - nodes)) + "\n"
+
+
 def links_yaml(n: int) -> str:
-    return "\n".join(_ring(n, 10)) + "\n"
+    return _ring_of_links(n, addressed=False)
 
 
 def addressed_yaml(n: int) -> str:
-    return "\n".join(_ring(n, 10, addressed=True)) + "\n"
+    return _ring_of_links(n, addressed=True)
 
 
 def steps_yaml(n: int) -> str:
@@ -126,8 +136,8 @@ def steps_yaml(n: int) -> str:
 
 def probes_yaml(n: int) -> str:
     nodes = 100
-    lines = _ring(nodes, nodes)
-    for k in range(n):
+    lines = _ring(nodes, nodes)  # holds one probe already: N probes in all
+    for k in range(n - 1):
         i = k % nodes
         to = (i + 1) % nodes if (k // nodes) % 2 == 0 else (i - 1) % nodes
         lines.append(f"  - {{name: q{k}, type: icmp, from: r{i}, to: r{to}}}")
@@ -265,7 +275,7 @@ def main() -> int:
     parser.add_argument("--links", default="1000,2000,5000,10000")
     parser.add_argument("--addressed", default="1000,10000")
     parser.add_argument("--steps", default="1000,2000,5000,10000")
-    parser.add_argument("--probes", default="1000,2000,5000")
+    parser.add_argument("--probes", default=f"250,500,{limits.MAX_PROBES}")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--budget-s", type=float, default=60.0)
     parser.add_argument("--no-cli", action="store_true", help="skip the `drill validate` process timings")

@@ -22,7 +22,7 @@ from drills.scenario.diagnostics import problem_at, problems_from
 from drills.scenario.resolve import Parts, resolve
 from drills.scenario.resolved import Scenario
 from drills.scenario.yamlcompose import token
-from drills.scenario.yamlpos import Located, YamlError, load_located, read_located
+from drills.scenario.yamlpos import Located, YamlError, load_located, no_cyclic_gc, read_located
 
 
 def builtin_profiles() -> dict[str, model.Profile]:
@@ -242,7 +242,11 @@ def validate_file(path: Path) -> list[Problem]:
 
 def load_scenario(path: Path) -> Scenario:
     """Parse and resolve `path`; raises ScenarioError with every problem found."""
-    path = Path(path)
+    with no_cyclic_gc():  # parse and resolve make objects, no garbage cycles (see no_cyclic_gc)
+        return _load(Path(path))
+
+
+def _load(path: Path) -> Scenario:
     located, whole, parts, problems = parse(path)
     if located.data is None or not isinstance(located.data, dict):
         raise ScenarioError(problems)
