@@ -9,6 +9,7 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
+import neighbours
 import pytest
 from conformance_testbed import TOPOLOGY, LinkTestbed
 
@@ -46,6 +47,7 @@ def testbed(request: pytest.FixtureRequest, tmp_path: Path, state_dir: Path, hos
     try:
         backend.deploy(scenario.topology, run)
         assert backend.engines == {"wire": engine}
+        neighbours.pin_both(bed.ends())  # ARP off the impaired path: see tests/neighbours.py
         yield bed
     finally:
         try:
