@@ -31,6 +31,7 @@ from typing import Any
 
 import neighbours
 import pytest
+import rx_stamps
 from stats_bounds import binomial_bounds, geometric_sum_bounds
 
 from drills import lifecycle
@@ -50,9 +51,6 @@ topology:
   links:
     - {name: wire, endpoints: [a:e1, b:e1], engine: kernel}
 """
-SO_RCVBUFFORCE = 33  # asm-generic/socket.h; root only
-SO_TIMESTAMPNS = 35  # and SCM_TIMESTAMPNS
-_TIMESPEC = struct.Struct("qq")
 _PROBE = struct.Struct("!IdQ")  # sequence, send instant (monotonic s), send instant (CLOCK_REALTIME ns)
 ETH_BYTES, FRAME_EXTRA_BYTES = 14, 8 + 20 + 14  # a 64-byte payload is a 106-byte frame
 
@@ -101,10 +99,7 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
 
 
 def udp_in(namespace: str) -> socket.socket:
-    sock = kernel.run_in_namespace(namespace, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-    # Past net.core.rmem_max: a receiving thread stalled by the emulated machine queues, never drops.
-    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
-    return sock
+    return rx_stamps.receiver(kernel.run_in_namespace(namespace, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM)))
 
 
 @dataclass
@@ -122,7 +117,6 @@ def probe(bed: Bed, count: int, gap_s: float = 0.002, payload: int = 64, wait_s:
     """`count` UDP packets a -> b (the impaired direction), each echoed b -> a: bounded in count
     and time. Sequence and send time travel in the payload; the echo server counts what arrives."""
     server, client = udp_in(bed.namespaces["b"]), udp_in(bed.namespaces["a"])
-    server.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     server.bind((bed.address("b"), 0))
     server.settimeout(0.2)
     client.settimeout(0.2)
@@ -131,21 +125,15 @@ def probe(bed: Bed, count: int, gap_s: float = 0.002, payload: int = 64, wait_s:
     arrivals: list[float] = []
     one_way: dict[int, float] = {}
     stop = threading.Event()
-    space = socket.CMSG_SPACE(_TIMESPEC.size)
 
     def echo() -> None:
         while not stop.is_set():
             try:
-                data, ancillary, _flags, peer = server.recvmsg(4096, space)
+                data, peer, at_ns = rx_stamps.recv_stamped(server)
             except TimeoutError:
                 continue
             if len(data) >= _PROBE.size:
                 seq, _mono, sent_ns = _PROBE.unpack_from(data)
-                at_ns = time.time_ns()
-                for level, kind, payload in ancillary:
-                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                        sec, nsec = _TIMESPEC.unpack(payload[: _TIMESPEC.size])
-                        at_ns = sec * 1_000_000_000 + nsec
                 order.append(seq)
                 arrivals.append(at_ns / 1e9)
                 one_way.setdefault(seq, (at_ns - sent_ns) / 1e9)
