@@ -46,6 +46,12 @@ def baseline_median_s(bed: LinkTestbed) -> float:
     return statistics.median(bed.flow(count=300, rate_pps=1000, drain_s=0.3).delays_s())
 
 
+def baseline_low_s(bed: LinkTestbed) -> float:
+    """The unimpaired path's delay as a low decile: a loaded machine can only add delay, so the
+    low end of the distribution is the path itself, where the median may carry the load."""
+    return statistics.quantiles(bed.flow(count=300, rate_pps=1000, drain_s=0.3).delays_s(), n=10)[0]
+
+
 def ks_sides(samples: list[float], cdf: Callable[[float], float]) -> tuple[float, float]:
     """The two one-sided Kolmogorov-Smirnov distances between the samples and a distribution's
     CDF: (early, late), how far the samples' CDF rises above the model's (samples smaller than
@@ -118,8 +124,16 @@ def test_rate_limit_within_5_percent(testbed: LinkTestbed) -> None:
     # Skip the first second: the bucket's initial burst is not the sustained rate.
     start = arrivals[0] + 1_000_000_000
     steady = [at for at in arrivals if at >= start]
-    measured_bps = (len(steady) - 1) * wire_bits / ((steady[-1] - steady[0]) / 1e9)
-    assert abs(measured_bps / rate_bps - 1) <= 0.05, f"{measured_bps / 1e6:.3f} Mbit/s for 2 Mbit/s"
+    window_s = (steady[-1] - steady[0]) / 1e9
+    measured_bps = (len(steady) - 1) * wire_bits / window_s
+    # Never faster than the limit. Not slower either, while the queue has packets: that needs
+    # the sender to keep offering more than the limit, which a sender starved of CPU on a loaded
+    # machine does not (it is a Python loop); then the bucket can only pass what was offered, so
+    # the lower bound is taken against what the sender offered in the same window.
+    offered_bps = sum(steady[0] <= at <= steady[-1] for at in flow.sent_ns) * wire_bits / window_s
+    floor_bps = min(rate_bps, offered_bps)
+    assert measured_bps <= rate_bps * 1.05, f"{measured_bps / 1e6:.3f} Mbit/s for 2 Mbit/s"
+    assert measured_bps >= floor_bps * 0.95, f"{measured_bps / 1e6:.3f} Mbit/s for 2 Mbit/s, {offered_bps / 1e6:.3f} offered"
 
 
 @pytest.mark.parametrize(
@@ -128,7 +142,7 @@ def test_rate_limit_within_5_percent(testbed: LinkTestbed) -> None:
 )
 def test_jitter_distribution_shape(testbed: LinkTestbed, distribution: str) -> None:
     delay_s, jitter_s = 0.040, 0.010
-    base_s = baseline_median_s(testbed)
+    base_s = baseline_low_s(testbed)
     testbed.impair(delay="40ms", jitter="10ms", distribution=distribution)
     added = [d - base_s for d in testbed.flow(count=3000, rate_pps=500).delays_s()]
 
@@ -138,24 +152,28 @@ def test_jitter_distribution_shape(testbed: LinkTestbed, distribution: str) -> N
     cdf = uniform_cdf if distribution == "uniform" else NormalDist(delay_s, jitter_s).cdf
     # Chance: by the DKW inequality each one-sided distance to the true CDF exceeds dkw_bound(n)
     # (0.056 for n = 3000) with probability < 1e-8. On top, 0.025 for the path: its variation
-    # around the baseline's median moves a sample by ~0.5 ms, 0.025 of the uniform's 20 ms width.
+    # above the baseline's low decile moves a sample by ~0.5 ms, 0.025 of the uniform's 20 ms width.
     # Load: a link engine starved of CPU (the relay is a process on a shared machine; netem's
     # timers run late under emulation) can only release packets late, never early, and then a
-    # whole stretch of them: the late side allows 0.10 more (300 packets, 0.6 s at 500
-    # packets/s). Nothing allows the early side more: that is the engine's own behaviour.
+    # whole stretch of them: the late side allows 0.30 more (0.22 was seen with the host's load
+    # at 10 on 2 cores, a TCG virtual machine beside the test). Nothing allows the early side
+    # more: that is the engine's own behaviour. A delay too short, a jitter ignored or too wide
+    # fail the early side or the lower tail below; a delay too long (50 ms: late side 0.5) the
+    # late side still.
     bound = dkw_bound(len(added)) + 0.025
     early, late = ks_sides(added, cdf)
-    assert early <= bound and late <= bound + 0.10, (early, late, bound)
+    assert early <= bound and late <= bound + 0.30, (early, late, bound)
     # The shapes told apart where lateness cannot blur them: below 29 ms (a ms under delay -
     # jitter for the path's variation) the uniform puts nothing, the normal 13.6 %. A stall
-    # holds a stretch whatever each packet's draw, so of the >= 90 % of packets not held the
-    # normal puts Binomial(2700, 0.136) below 29 ms: >= 268 but for a chance under 1e-8.
+    # holds a stretch whatever each packet's draw, so of the >= 70 % of packets not held (the
+    # late allowance) the normal puts Binomial(2100, 0.136) below 29 ms: >= 199 but for a chance
+    # under 1e-8.
     early_count = sum(a < delay_s - jitter_s - 0.001 for a in added)
     if distribution == "uniform":
         assert early_count == 0, early_count
     else:
         below = NormalDist(delay_s, jitter_s).cdf(delay_s - jitter_s - 0.001)
-        assert early_count >= binomial_bounds(int(0.9 * len(added)), below)[0], early_count
+        assert early_count >= binomial_bounds(int(0.7 * len(added)), below)[0], early_count
 
 
 def _bursts(flow: Flow) -> list[int]:
