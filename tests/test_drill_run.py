@@ -49,12 +49,20 @@ def test_two_second_cut_yields_a_two_second_outage(tmp_path: Path, state_dir: Pa
     cut = next(m for m in result.metrics if m.kind == "apply")
     jitter_s = cut.accuracy_s - (apply.confirmed_s - apply.issued_s)
     assert shortest_s - jitter_s <= cut.outage_s <= longest_s + jitter_s
-    assert abs(cut.outage_s - 2.0) <= 0.005
+    # Deterministic, not timed: the outage is a count of lost packets times the gap (1 ms), and
+    # packets are lost exactly while the link is down. The link was down for the span between
+    # the steps the engine issued: 2 s as scheduled plus however late a loaded machine issued
+    # the revert relative to the apply (the scheduler's lateness, not a measurement error; it is
+    # taken from the steps rather than assumed to be under 5 ms). Within that span the figure
+    # is exact to a packet gap and the apply's confirmation lag: 5 ms.
+    span_s = revert.issued_s - apply.issued_s
+    assert abs(cut.outage_s - span_s) <= 0.005, (cut.outage_s, span_s)
     # The whole loss the cut caused, including packets lost after the revert was issued while
     # the routes the kernel dropped at admin-down were re-installed (the revert's confirmation
-    # lag, 1-3 ms here): a 2.000 s link-down is a 2.000 s +- 5 ms loss-derived outage.
+    # lag, 1-3 ms here): the issued span, up to that lag more, +- 5 ms.
     lifted = next(m for m in result.metrics if m.kind == "revert")
-    assert abs(cut.outage_s + lifted.outage_s - 2.0) <= 0.005
+    total_s = cut.outage_s + lifted.outage_s
+    assert span_s - 0.005 <= total_s <= span_s + (revert.confirmed_s - revert.issued_s) + 0.005, (total_s, span_s)
     assert lifted.outage_s <= (revert.confirmed_s - revert.issued_s) + lifted.accuracy_s
     assert cut.time_to_detect_s is not None and cut.time_to_detect_s <= cut.accuracy_s
     # No backup path: traffic came back only when the fault was lifted.

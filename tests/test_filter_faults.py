@@ -526,7 +526,9 @@ def test_two_second_partition_yields_a_two_second_outage(tmp_path: Path, state_d
     cut = next(m for m in result.metrics if m.kind == "apply")
     jitter_s = cut.accuracy_s - (apply.confirmed_s - apply.issued_s)
     assert shortest_s - jitter_s <= cut.outage_s <= longest_s + jitter_s
-    assert abs(cut.outage_s - 2.0) <= 0.1
+    # Lost packets times the gap, within the span the engine issued (2 s plus the scheduler's
+    # lateness on a loaded machine, which is not the measurement's error): see test_drill_run.
+    assert abs(cut.outage_s - (revert.issued_s - apply.issued_s)) <= 0.1
     assert apply.confirmed_s - apply.issued_s < 0.5, "applying and confirming a partition took too long"
     assert not cut.recovered_during_event
     assert not result.inconclusive and not result.revert_failures

@@ -7,8 +7,9 @@ from typing import Any
 
 from conformance_traffic import Flow, send_flow
 
-from drills.engine.degrade import LinkDegrade
+from drills.engine.degrade import HANDLE, LinkDegrade
 from drills.engine.faults import FaultContext
+from drills.netns import tc
 from drills.netns.backend import NetnsBackend
 from drills.runs import Run
 from drills.scenario import model
@@ -43,6 +44,23 @@ class LinkTestbed:
         fault.apply(self.ctx)
         self.applied = fault
         return fault
+
+    def netem_drops(self) -> int | None:
+        """What the kernel engine's netem on a:e1 dropped since it was applied (its own count of
+        its loss decisions and of any overflow); None for the userspace engine (no qdisc)."""
+        if self.engine != "kernel":
+            return None
+        qdiscs = tc.Tc(self.ctx.handles.raw("a")).qdiscs(self.ctx.handles.index("a", "e1"))
+        return sum(q.drops for q in qdiscs if q.handle == HANDLE)
+
+    def ends(self) -> tuple[tuple[str, str, str], tuple[str, str, str]]:
+        """(namespace, interface, IPv4 address) of a and of b."""
+        link = self.topology.links[0]
+        assert link.a.ipv4 is not None and link.b.ipv4 is not None
+        return (
+            (self.namespaces["a"], link.a.name, str(link.a.ipv4.ip)),
+            (self.namespaces["b"], link.b.name, str(link.b.ipv4.ip)),
+        )
 
     def flow(self, *, count: int, rate_pps: float, payload_bytes: int = 64, drain_s: float = 1.0) -> Flow:
         link = self.topology.links[0]

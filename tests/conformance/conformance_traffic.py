@@ -20,6 +20,8 @@ SO_TIMESTAMPNS = 35
 SCM_TIMESTAMPNS = 35
 _TIMESPEC = struct.Struct("qq")
 SO_RCVBUFFORCE = 33  # asm-generic/socket.h; root only
+SO_RXQ_OVFL = 40  # asm-generic/socket.h: each datagram carries the socket's drop count so far
+_DROPS = struct.Struct("I")
 UDP_IP_ETH_BYTES = 8 + 20 + 14  # what the wire (and a rate limiter) counts beyond the payload
 
 
@@ -30,6 +32,9 @@ class Flow:
     sent_ns: list[int] = field(default_factory=list)
     arrivals: list[tuple[int, int]] = field(default_factory=list)  # (sequence, arrival ns), in arrival order
     payload_bytes: int = 0
+    # Datagrams the receiving socket itself dropped (its buffer full): loss at the receiver, not
+    # on the link. Read from SO_RXQ_OVFL, so it counts drops before the last datagram read.
+    socket_drops: int = 0
 
     def delays_s(self) -> list[float]:
         """One-way delay of the first arrival of each sequence received."""
@@ -72,6 +77,7 @@ def send_flow(
         # lane runs under software emulation) queues packets instead of losing them itself.
         receiver.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
         receiver.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        receiver.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
         receiver.bind((addr_b, PORT))
         sender.bind((addr_a, 0))
         thread = threading.Thread(target=_receive, args=(receiver, flow, stop), daemon=True)
@@ -100,7 +106,7 @@ def send_flow(
 
 
 def _receive(sock: socket.socket, flow: Flow, stop: threading.Event) -> None:
-    space = socket.CMSG_SPACE(_TIMESPEC.size)
+    space = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(_DROPS.size)
     while True:
         ready, _, _ = select.select([sock], [], [], 0.05)
         if not ready:
@@ -119,4 +125,6 @@ def _receive(sock: socket.socket, flow: Flow, stop: threading.Event) -> None:
             if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS:
                 sec, nsec = _TIMESPEC.unpack(payload[: _TIMESPEC.size])
                 at = sec * 1_000_000_000 + nsec
+            elif level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL:
+                flow.socket_drops = max(flow.socket_drops, _DROPS.unpack(payload[: _DROPS.size])[0])
         flow.arrivals.append((seq, at))
