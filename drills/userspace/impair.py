@@ -17,6 +17,11 @@ The delay line is bounded as netem's queue is by its `limit`: `DELAY_LINE_LIMIT_
 (the largest limit the kernel path gives netem) and `DELAY_LINE_LIMIT_BYTES`; a frame (or copy)
 arriving at a full line is dropped and counted in `limit_drops`, as netem counts its drops.
 
+Address resolution (ARP) frames draw from a random stream of their own, derived from the
+direction's seed: whether the first ARP exchange after a failover onto a lossy link is lost is
+then fixed by the scenario's seed, not by how many other frames (IPv6 autoconfiguration, whose
+timing the kernel randomises) happened to cross the link first. A seeded drill replays the same.
+
 Distributions, with `jitter` their standard deviation (uniform: the half-width, as netem):
 uniform on [delay - jitter, delay + jitter]; normal; pareto (alpha 3, shifted and scaled to mean
 `delay`); paretonormal (a quarter normal plus three quarters pareto, rescaled, as iproute2's
@@ -34,6 +39,7 @@ from statistics import NormalDist
 from typing import Any
 
 ETHERNET_HEADER_BYTES = 14
+_ETHERTYPE_ARP = b"\x08\x06"  # bytes 12-13 of an untagged Ethernet frame
 BUCKET_S = 0.004  # tbf's burst: 4 ms of traffic, at least two full frames
 QUEUE_S = 0.050  # tbf's queue in front of the bucket: 50 ms of traffic
 MIN_BUCKET_BYTES = 2 * 1514
@@ -164,6 +170,11 @@ class Direction:
     _queued_bytes: int = 0
     _tokens: float = 0.0
     _tokens_at: float = 0.0
+    # ARP's own stream and netem state beside it, swapped in while an ARP frame is decided.
+    _arp: tuple[random.Random, Correlated, Correlated, bool] | None = None
+
+    def __post_init__(self) -> None:
+        self._arp = (random.Random(self.rng.getrandbits(64)), Correlated(), Correlated(), False)
 
     def set(self, params: Impairments, now: float) -> None:
         """New parameters, in force for the next frame; frames in flight keep their schedule."""
@@ -175,6 +186,22 @@ class Direction:
 
     def arrive(self, frame: bytes, now: float) -> None:
         """A frame read from the near TAP: decide its fate and schedule it (and any copy)."""
+        if frame[12:14] != _ETHERTYPE_ARP:
+            self._arrive(frame, now)
+            return
+        self._swap_arp_stream()
+        try:
+            self._arrive(frame, now)
+        finally:
+            self._swap_arp_stream()
+
+    def _swap_arp_stream(self) -> None:
+        assert self._arp is not None  # set by __post_init__
+        rng, delay_cor, loss_cor, ge_bad = self._arp
+        self._arp = (self.rng, self._delay_cor, self._loss_cor, self._ge_bad)
+        self.rng, self._delay_cor, self._loss_cor, self._ge_bad = rng, delay_cor, loss_cor, ge_bad
+
+    def _arrive(self, frame: bytes, now: float) -> None:
         self.counters.received += 1
         if self._lose():
             self.counters.lost += 1
