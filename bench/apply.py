@@ -78,8 +78,8 @@ sys.path.insert(0, str(BENCH_DIR))  # bench/ is not a package: for common
 import common  # noqa: E402
 
 from drills import doctor, lifecycle  # noqa: E402
+from drills.clock import SystemClock  # noqa: E402
 from drills.engine import drill as drill_module  # noqa: E402
-from drills.engine.clock import SystemClock  # noqa: E402
 from drills.engine.degrade import HANDLE as DEGRADE_HANDLE  # noqa: E402
 from drills.engine.degrade import LinkDegrade, tbf_spec  # noqa: E402
 from drills.engine.drill import run_drill  # noqa: E402

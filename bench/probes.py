@@ -55,7 +55,7 @@ import common  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from drills import lifecycle  # noqa: E402
-from drills.engine.clock import SystemClock  # noqa: E402
+from drills.clock import SystemClock  # noqa: E402
 from drills.engine.drill import run_drill  # noqa: E402
 from drills.engine.faults import FaultContext, Handles, LinkDown  # noqa: E402
 from drills.live import LiveView  # noqa: E402

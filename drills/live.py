@@ -26,7 +26,7 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.text import Text
 
-from drills.engine.clock import Clock, SystemClock
+from drills.clock import Clock, SystemClock
 from drills.engine.progress import ClockStarted, ClockStopped, Event, ProbeHealth, Scheduled, StepDone
 from drills.textsafe import visible
 

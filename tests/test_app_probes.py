@@ -23,7 +23,7 @@ import yaml
 from pydantic import TypeAdapter
 
 from drills import lifecycle
-from drills.engine.clock import FakeClock, SystemClock
+from drills.clock import FakeClock, SystemClock
 from drills.errors import BackendError, BadInput
 from drills.measure import Window
 from drills.netns import kernel

@@ -17,7 +17,7 @@ import yaml
 from docker_testing import containerise, docker_engine_fixture, docker_leftovers_fixture, write  # noqa: F401
 
 from drills import lifecycle
-from drills.engine.clock import SystemClock
+from drills.clock import SystemClock
 from drills.netns import kernel
 from drills.netns.backend import NODE_SYSCTLS, _configure, install_routes
 from drills.probes.app import AppProbe

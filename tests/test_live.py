@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from drills.engine.clock import FakeClock
+from drills.clock import FakeClock
 from drills.engine.progress import ClockStarted, ClockStopped, ProbeHealth, Scheduled, StepDone
 from drills.live import GUARD_S, REFRESH_S, LiveView
 from drills.probes.app import ProbeRecord, Sample

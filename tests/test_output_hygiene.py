@@ -25,7 +25,7 @@ from rich.console import Console
 from test_live import _run_on_pty
 from test_reports import SAMPLES, sample_results
 
-from drills.engine.clock import FakeClock
+from drills.clock import FakeClock
 from drills.engine.progress import ClockStarted, Scheduled
 from drills.errors import Problem
 from drills.live import LiveView

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from drills.engine.clock import FakeClock
+from drills.clock import FakeClock
 from drills.engine.drill import preflight
 from drills.engine.timeline import expand
 from drills.errors import ScenarioError

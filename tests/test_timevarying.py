@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import pytest
 
+from drills.clock import FakeClock, SystemClock
 from drills.engine import timevarying
-from drills.engine.clock import FakeClock, SystemClock
 from drills.engine.degrade import Direction, Settings
 from drills.engine.timevarying import Change, Driver, at_start, ramp_steps, schedule
 from drills.errors import BackendError

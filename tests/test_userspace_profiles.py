@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from drills.engine.clock import SystemClock
+from drills.clock import SystemClock
 from drills.engine.degrade import LinkDegrade
 from drills.engine.faults import FaultContext, Handles
 from drills.netns.backend import NetnsBackend

@@ -41,8 +41,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from drills import doctor
+from drills.clock import Clock, SystemClock
 from drills.engine import timevarying
-from drills.engine.clock import Clock, SystemClock
 from drills.engine.faults import FaultContext, Handles, find_link, register
 from drills.errors import BackendError, BadInput, Problem
 from drills.netns import netem_tables, tc

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from drills import backends
+from drills.clock import Clock, SystemClock
 from drills.engine import pair_probes
-from drills.engine.clock import Clock, SystemClock
 from drills.engine.faults import Fault, FaultContext, Handles, build
 from drills.engine.progress import ClockStarted, ClockStopped, ProbeHealth, Progress, Scheduled, StepDone, ignore
 from drills.engine.timeline import Action, expand, unsupported

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from drills.engine.clock import Clock
+from drills.clock import Clock
 from drills.engine.faults import Fault
 from drills.engine.filter_faults import Partition, blocked_pairs
 from drills.measure import PairResult, Window, lost_flags, pair_result

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from drills.engine.clock import Clock
+from drills.clock import Clock
 
 if TYPE_CHECKING:
     from drills.engine.degrade import Direction, Settings

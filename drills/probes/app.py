@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from typing import Protocol
 
-from drills.engine.clock import Clock, SystemClock
+from drills.clock import Clock, SystemClock
 from drills.errors import BackendError, BadInput
 from drills.netns import kernel
 from drills.scenario import model

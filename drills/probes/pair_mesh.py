@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
-from drills.engine.clock import Clock
+from drills.clock import Clock
 from drills.errors import BackendError
 from drills.netns import kernel
 from drills.probes.udp_stream import Retiring, StreamRecord, wake_receiver

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
-from drills.engine.clock import Clock
+from drills.clock import Clock
 from drills.netns import kernel
 
 _HEADER = struct.Struct("!IIQd")  # tag, magic/version, sequence, send instant (s)
