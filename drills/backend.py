@@ -1,16 +1,88 @@
-"""The narrow interface every testbed backend implements.
+"""The seam: the only door from the engine to a testbed.
 
-The engine composes everything from these primitives; a backend declares what it can do so a
-scenario can be checked against it before anything is deployed.
+A backend deploys a topology and tears a run down (`Backend`), and, for a deployed run, offers
+node operations (`NodeOps`): link admin state and carrier, addresses and routes, impairments
+(kernel qdiscs or the userspace relay, behind one operation), packet-filter rules, processes,
+services, exec, and probe sockets. Faults and probes are composed from these operations only,
+so a new backend (containers, a remote host's agent, a fake in the unit tests) needs no change
+in `drills/engine/`. A backend knows no faults: it offers "set this interface down", never
+"apply a link-down".
+
+Every mutating operation returns only once the backend has read the new state back (a fault is
+verified, not assumed), and raises `drills.errors.BackendError` when it could not. Operations
+take node names (as the scenario spells them) and interface names inside the node; which
+namespace, container or host holds a node is the backend's business.
+
+Each backend also declares what it can do on this host (`capabilities()`), which the engine
+checks against a scenario before anything is deployed.
+
+This module leans on nothing but records and errors.
 """
 
 from __future__ import annotations
 
+import signal
+import socket
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from ipaddress import IPv4Interface, IPv6Interface
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from drills.runs import Run
-from drills.scenario.resolved import Topology
+if TYPE_CHECKING:
+    from drills.clock import Clock
+    from drills.impairment import Settings
+    from drills.rules import Table
+    from drills.runs import Run
+    from drills.scenario.resolved import Link, Route, Service, Topology
+
+T = TypeVar("T")
+Log = Callable[[str], None]
+
+# --------------------------------------------------------------------------- capabilities
+
+# What a backend may declare it can do on this host; the names are also `drill doctor`'s rows.
+ROOT = "root privileges"
+NAMESPACES = "network namespaces"
+VETH = "veth pairs"
+NETEM = "netem qdisc"
+TBF = "tbf qdisc"
+TUNTAP = "TUN/TAP"
+NFTABLES = "nftables"
+CONTAINERS = "Docker engine"
+
+Capabilities = Mapping[str, bool]
+CapabilityLookup = Callable[[], Capabilities]
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """An interface as its node's kernel shows it: administratively up, and with carrier."""
+
+    admin_up: bool
+    carrier: bool
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
+class Impairment:
+    """One direction of a link to put in a given state: `settings` on the egress of the
+    direction's sending end ("a-to-b": endpoint a), or None for no impairment at all (the
+    interface's default qdisc, or a relay passing frames through untouched). `in_place`
+    changes an impairment already ours without a gap (a ramp's next step)."""
+
+    link: Link
+    direction: str  # "a-to-b" | "b-to-a"
+    settings: Settings | None
+    in_place: bool = False
 
 
 @dataclass
@@ -28,17 +100,131 @@ class TeardownReport:
         return not self.left
 
 
+# --------------------------------------------------------------------------- node operations
+
+
+class LinkOps(Protocol):
+    def set_link(self, node: str, ifname: str, *, up: bool) -> None:
+        """Set an interface administratively up or down. Sent, not awaited: read `link_state`
+        (the peer's carrier follows on its own time, a relay's within its poll)."""
+
+    def link_state(self, node: str, ifname: str) -> LinkState:
+        """The interface as the node's kernel shows it now."""
+
+    def replace_address(self, node: str, ifname: str, address: IPv4Interface | IPv6Interface) -> None:
+        """Put an address on an interface (idempotent)."""
+
+    def replace_routes(self, node: str, routes: Sequence[Route]) -> None:
+        """Install (or re-install: idempotent) static routes of a node."""
+
+
+class ImpairmentOps(Protocol):
+    def impair(self, changes: Sequence[Impairment]) -> None:
+        """Put each change in force through the engine serving its link (kernel qdiscs, or the
+        userspace relay), all issued first and then each read back; BackendError if one does
+        not read back as asked. Refuses to replace an impairment the run did not create."""
+
+    def link_engine(self, link: str) -> str:
+        """The engine serving a link in this run: "kernel" or "userspace"."""
+
+
+class RuleOps(Protocol):
+    def apply_rules(self, tables: Sequence[Table]) -> None:
+        """Create each table of packet-filter rules in its node (all at once), then read each
+        back; BackendError unless every node shows exactly those chains and rules. A table of
+        the same name already there is a clash, not something to merge."""
+
+    def remove_rules(self, tables: Sequence[Table]) -> None:
+        """Delete each table (idempotent: one never created is not an error), then confirm that
+        no node lists it any more."""
+
+
+class ProcessOps(Protocol):
+    def processes(self, node: str) -> list[int]:
+        """Every process living in the node now."""
+
+    def signal(self, node: str, pids: Sequence[int], sig: signal.Signals) -> None:
+        """Send `sig` to processes of the node (a process gone meanwhile is not an error)."""
+
+    def process_state(self, node: str, pid: int) -> str | None:
+        """The process's state letter as ps shows it ("R", "S", "T", "Z", ...), None once gone."""
+
+    def kill_all(self, node: str) -> int:
+        """A crash: every process of the node killed, confirmed gone (a container: killed as a
+        whole). Returns how many processes were killed."""
+
+    def stop_all(self, node: str) -> int:
+        """A hang: every process of the node stopped, confirmed in the stopped state (a
+        container: paused). Returns how many."""
+
+    def continue_all(self, node: str) -> None:
+        """Undo `stop_all`, confirmed: no process of the node is stopped any more."""
+
+    def boot(self, node: str) -> bool:
+        """Bring a node whose processes were all killed back as a boot would, before its
+        interfaces and services are restored. True when the node now lives in a new network
+        namespace (a restarted container), so probes must open their sockets there again;
+        False when nothing needed doing (a namespace node)."""
+
+
+class ServiceOps(Protocol):
+    def start_service(self, node: str, service: Service) -> int:
+        """Start a service of the node exactly as deploy does (journaled first, readiness check
+        passed); returns its pid."""
+
+    def stop_service(self, node: str, service: str) -> None:
+        """Stop a running service: its process group, TERM then KILL after a grace period,
+        confirmed gone. BackendError when it is not running."""
+
+    def service_running(self, node: str, service: str) -> bool:
+        """Whether a process journaled for the service still runs (same pid, same start time)."""
+
+    def exec(self, node: str, command: str, timeout_s: float) -> ExecResult:
+        """Run a shell command in the node and wait for it (BackendError after `timeout_s`)."""
+
+
+class SocketOps(Protocol):
+    def open_socket(self, node: str, family: socket.AddressFamily, kind: socket.SocketKind, proto: int = 0) -> socket.socket:
+        """A socket living in the node's network (probes send and receive through it)."""
+
+    def run_in_node(self, node: str, fn: Callable[[], T]) -> T:
+        """Run `fn` in a thread whose network is the node's (an application probe's loop, whose
+        resolver, connects and commands must all see the node's network), and return its result."""
+
+
+class NodeOps(LinkOps, ImpairmentOps, RuleOps, ProcessOps, ServiceOps, SocketOps, Protocol):
+    """Everything a fault or a probe may do to a deployed run's nodes."""
+
+    def warm(self) -> None:
+        """Open every handle and look up every interface the run's links have, before the drill
+        clock starts: an operation on the clock costs a request and a read-back, nothing more."""
+
+    def close(self) -> None:
+        """Release every handle (idempotent)."""
+
+
+# --------------------------------------------------------------------------- the backend
+
+
 class Backend(Protocol):
-    """Deploy a topology for a run; tear down whatever that run's journal lists."""
+    """Deploy a topology for a run; give its node operations; tear down whatever that run's
+    journal lists."""
 
     name: str
+    engines: Mapping[str, str]  # link -> the engine serving it ("kernel" or "userspace"), after deploy
+
+    def capabilities(self) -> Capabilities:
+        """What this backend can do on this host (keys above), probed once and cached."""
 
     def deploy(self, topology: Topology, run: Run) -> None:
         """Create every object, journaling each before it exists. On error, raise; the caller
         tears down from the journal."""
 
+    def ops(self, run: Run, clock: Clock) -> NodeOps:
+        """The node operations of a deployed run, timed on `clock` (confirmation polls included)."""
+
     def teardown(self, run: Run) -> TeardownReport:
         """Remove every object in `run`'s journal. Idempotent; never touches anything else."""
 
     def namespace_of(self, run: Run, node: str) -> str:
-        """Name of the network namespace holding `node` (for exec and probes)."""
+        """Name of the network namespace holding `node` on this host (`drill exec`, `drill ls`)."""

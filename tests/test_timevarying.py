@@ -12,9 +12,9 @@ import pytest
 
 from drills.clock import FakeClock, SystemClock
 from drills.engine import timevarying
-from drills.engine.degrade import Direction, Settings
 from drills.engine.timevarying import Change, Driver, at_start, ramp_steps, schedule
 from drills.errors import BackendError
+from drills.impairment import Direction, Settings
 from drills.scenario import model
 from drills.scenario.resolved import Interface
 

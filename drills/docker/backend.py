@@ -25,7 +25,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from drills.backend import TeardownReport
+from drills.backend import Capabilities, NodeOps, TeardownReport
+from drills.clock import Clock
 from drills.docker import nslink
 from drills.docker.api import NODE_LABEL, RUN_LABEL, ContainerSpec, Docker
 from drills.errors import BackendError, DrillError
@@ -40,6 +41,7 @@ from drills.netns.backend import (
     namespace_name,
     owned_namespaces,
 )
+from drills.netns.ops import NetnsOps
 from drills.runs import Run
 from drills.scenario.resolved import Link, Node, Service, Topology
 from drills.userspace import select
@@ -104,6 +106,8 @@ class DockerBackend:
         self._docker = docker
         self._seed = seed  # the drill's: relays' random choices derive from it
         self._capabilities = capabilities
+        self._caps: dict[str, bool] | None = None
+        self._topology: Topology | None = None
         self.engines: dict[str, str] = {}  # link -> engine that served it (after deploy)
         self.relays: dict[str, RelayHandle] = {}  # link -> its relay (userspace links)
 
@@ -112,12 +116,24 @@ class DockerBackend:
             self._docker = Docker.connect()
         return self._docker
 
+    def capabilities(self) -> Capabilities:
+        if self._caps is None:
+            self._caps = dict((self._capabilities or _kernel_capabilities)())
+        return self._caps
+
+    def ops(self, run: Run, clock: Clock) -> NodeOps:
+        """The node operations of `run`, deployed by this backend (`deploy` sets the topology)."""
+        assert self._topology is not None, "deploy first"
+        namespaces = {node.name: self.namespace_of(run, node.name) for node in self._topology.nodes}
+        return NetnsOps(run, self._topology, namespaces, self.engines, clock, self._log, self.start_service)
+
     def namespace_of(self, run: Run, node: str) -> str:
         return namespace_name(run.run_id, node)
 
     # ------------------------------------------------------------------ deploy
 
     def deploy(self, topology: Topology, run: Run) -> None:
+        self._topology = topology
         kernel.require_root()
         started = time.perf_counter()
         ns = {node.name: namespace_name(run.run_id, node.name) for node in topology.nodes}

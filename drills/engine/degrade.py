@@ -43,9 +43,12 @@ from typing import Any
 from drills import doctor
 from drills.clock import Clock, SystemClock
 from drills.engine import timevarying
-from drills.engine.faults import FaultContext, Handles, find_link, register
+from drills.engine.faults import FaultContext, register
 from drills.errors import BackendError, BadInput, Problem
+from drills.impairment import NETEM_PARAMETERS as NETEM_PARAMETERS
+from drills.impairment import Direction, Settings, plan, profile_directions, rate_text
 from drills.netns import netem_tables, tc
+from drills.netns.handles import Handles
 from drills.scenario import model
 from drills.scenario.resolved import Interface, Link, Scenario, Topology
 from drills.userspace import control as relay_control
@@ -77,21 +80,6 @@ NETEM_LIMIT_MAX_PACKETS = 100_000
 # netem's delay fields are 32-bit counts of 64 ns ticks: about 274 s at most.
 MAX_NETEM_DELAY_S = 200.0
 
-NETEM_PARAMETERS = (
-    "delay",
-    "jitter",
-    "distribution",
-    "correlation",
-    "loss",
-    "loss_bursts",
-    "duplicate",
-    "corrupt",
-    "reorder",
-    "ramp",
-    "handover",
-)
-_IMPAIRMENT_FIELDS = (*NETEM_PARAMETERS[:9], "rate")
-
 NO_NETEM = (
     'this kernel has no sch_netem (tc says "Specified qdisc kind is unknown"): install a kernel with '
     "CONFIG_NET_SCH_NETEM (Debian: linux-image-amd64; RHEL: kernel-modules-extra), or set the link's "
@@ -104,137 +92,6 @@ CapabilityLookup = Callable[[], Mapping[str, bool]]
 
 
 # --------------------------------------------------------------------------- what is asked
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The impairments of one direction, in scenario units; 0 or None means untouched."""
-
-    delay_s: float = 0.0
-    jitter_s: float = 0.0
-    distribution: str | None = None
-    correlation_pct: float = 0.0
-    loss_pct: float = 0.0
-    loss_bursts: model.GilbertElliott | None = None
-    duplicate_pct: float = 0.0
-    corrupt_pct: float = 0.0
-    reorder_pct: float = 0.0
-    rate_bps: int | None = None
-    ramp: model.Ramp | None = None
-    handover: model.Handover | None = None
-
-    def netem_parameters(self) -> list[str]:
-        """The parameters asked for (non-zero) that only netem can apply, as named in scenarios."""
-        values = (
-            self.delay_s, self.jitter_s, self.distribution, self.correlation_pct, self.loss_pct,
-            self.loss_bursts, self.duplicate_pct, self.corrupt_pct, self.reorder_pct, self.ramp, self.handover,
-        )  # fmt: skip
-        return [name for name, value in zip(NETEM_PARAMETERS, values, strict=True) if value]
-
-    @property
-    def needs_netem(self) -> bool:
-        return bool(self.netem_parameters())
-
-    @property
-    def empty(self) -> bool:
-        return not self.needs_netem and self.rate_bps is None
-
-    def text(self) -> str:
-        parts = []
-        if self.delay_s:
-            parts.append(f"delay {_duration_text(self.delay_s)}")
-        if self.jitter_s:
-            shape = f" ({self.distribution})" if self.distribution else ""
-            parts.append(f"jitter {_duration_text(self.jitter_s)}{shape}")
-        for name, pct in (
-            ("correlation", self.correlation_pct),
-            ("loss", self.loss_pct),
-            ("duplicate", self.duplicate_pct),
-            ("corrupt", self.corrupt_pct),
-            ("reorder", self.reorder_pct),
-        ):
-            if pct:
-                parts.append(f"{name} {pct:g} %")
-        if self.loss_bursts is not None:
-            parts.append(f"loss bursts (p {self.loss_bursts.p:g} %, r {self.loss_bursts.r:g} %)")
-        if self.ramp is not None:
-            ramp = self.ramp
-            steps = timevarying.ramp_steps(ramp)
-            pace = f", {steps} steps every {_duration_text(ramp.over / steps)}" if steps > 1 else ""
-            parts.append(
-                f"delay ramp {_duration_text(ramp.delay_from)} to {_duration_text(ramp.delay_to)} over {ramp.over:g} s{pace}"
-            )
-        if self.handover is not None:
-            h = self.handover
-            events = ([f"+{_duration_text(h.delay_spike)} for {_duration_text(h.spike_length)}"] if h.delay_spike else [])
-            events += [f"all lost for {_duration_text(h.loss_burst)}"] if h.loss_burst else []
-            parts.append(f"handover every {h.every:g} s ({', '.join(events) or 'nothing'})")
-        if self.rate_bps is not None:
-            parts.append(f"rate {rate_text(self.rate_bps)}")
-        return ", ".join(parts) or "nothing"
-
-
-def settings_for(step: model.Degrade | None, profile: model.Profile | None, *, reverse: bool) -> Settings:
-    """One direction's settings: the profile's values, then (b-to-a) its `reverse`, then the
-    step's (None: the profile alone, as deploy installs it)."""
-    values: dict[str, Any] = {}
-    layers: list[model.Impairment | None] = [profile, profile.reverse if profile and reverse else None, step]
-    for layer in layers:
-        if layer is None:
-            continue
-        for name in _IMPAIRMENT_FIELDS:
-            value = getattr(layer, name)
-            if value is not None:
-                values[name] = value
-    return Settings(
-        delay_s=float(values.get("delay", 0.0)),
-        jitter_s=float(values.get("jitter", 0.0)),
-        distribution=values.get("distribution"),
-        correlation_pct=float(values.get("correlation", 0.0)),
-        loss_pct=float(values.get("loss", 0.0)),
-        loss_bursts=values.get("loss_bursts"),
-        duplicate_pct=float(values.get("duplicate", 0.0)),
-        corrupt_pct=float(values.get("corrupt", 0.0)),
-        reorder_pct=float(values.get("reorder", 0.0)),
-        rate_bps=values.get("rate"),
-        ramp=step.ramp if step is not None else None,
-        handover=profile.handover if profile is not None else None,
-    )
-
-
-@dataclass(frozen=True)
-class Direction:
-    """One impaired direction: `settings` applied on the egress of `end`, towards `peer`."""
-
-    name: str  # "a-to-b" | "b-to-a"
-    end: Interface
-    peer: Interface
-    settings: Settings
-
-
-def plan(link: Link, step: model.Degrade, profiles: Mapping[str, model.Profile]) -> tuple[Direction, ...]:
-    """The directions a step impairs, each with its merged settings. A step composes with the
-    link's own profile (applied at deploy): its parameters override the profile's, and a step's
-    `profile` replaces the link's."""
-    profile = profiles[step.profile] if step.profile is not None else link.profile_spec
-    directions = []
-    if step.direction in ("both", "a-to-b"):
-        directions.append(Direction("a-to-b", link.a, link.b, settings_for(step, profile, reverse=False)))
-    if step.direction in ("both", "b-to-a"):
-        directions.append(Direction("b-to-a", link.b, link.a, settings_for(step, profile, reverse=True)))
-    return tuple(directions)
-
-
-def profile_directions(link: Link) -> tuple[Direction, ...]:
-    """The link's own profile as two directions, steady (a handover of the profile is played only
-    while a degrade step on the link is applied): what deploy installs and revert goes back to.
-    Empty when the link has no profile."""
-    if link.profile_spec is None:
-        return ()
-    return tuple(
-        Direction(name, end, peer, timevarying.steady(settings_for(None, link.profile_spec, reverse=reverse)))
-        for name, end, peer, reverse in (("a-to-b", link.a, link.b, False), ("b-to-a", link.b, link.a, True))
-    )
 
 
 def install_link_profile(handles: Handles, link: Link) -> None:
@@ -372,7 +229,7 @@ class LinkDegrade:
 
     @classmethod
     def build(cls, topology: Topology, step: model.Degrade, profiles: Mapping[str, model.Profile]) -> LinkDegrade:
-        link = find_link(topology, step.link)
+        link = topology.link(step.link)
         directions = plan(link, step, profiles)
         for direction in directions:
             # What the kernel path cannot apply is refused by `requirements` and, should it get
@@ -630,7 +487,7 @@ def requirements(scenario: Scenario, capabilities: CapabilityLookup = doctor.cap
     problems = _link_requirements(scenario, engines, caps) if probed else []
     builtin = builtin_profiles()
     for i, step in steps:
-        link = find_link(scenario.topology, step.link)
+        link = scenario.topology.link(step.link)
         userspace = engines[link.name] == select.USERSPACE
         directions = plan(link, step, scenario.profiles)
         if step.profile is not None and scenario.profiles.get(step.profile) != builtin.get(step.profile):
@@ -721,19 +578,8 @@ def _per_direction(directions: tuple[Direction, ...], check: Callable[[Settings]
 # --------------------------------------------------------------------------- text
 
 
-def rate_text(rate_bps: int) -> str:
-    for unit, scale in (("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
-        if rate_bps >= scale:
-            return f"{rate_bps / scale:g} {unit}"
-    return f"{rate_bps} bit/s"
-
-
 def handle_text(handle: int) -> str:
     return f"{handle >> 16:x}:"
-
-
-def _duration_text(seconds: float) -> str:
-    return f"{seconds * 1e3:g} ms" if seconds >= 1e-3 else f"{seconds * 1e6:g} µs"
 
 
 def _unique(items: Iterable[str]) -> list[str]:

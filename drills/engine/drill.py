@@ -15,12 +15,13 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from drills import backends
+from drills.backend import NodeOps
 from drills.clock import Clock, SystemClock
 from drills.engine import pair_probes
-from drills.engine.faults import Fault, FaultContext, Handles, build
+from drills.engine.faults import Fault, FaultContext, build
 from drills.engine.progress import ClockStarted, ClockStopped, ProbeHealth, Progress, Scheduled, StepDone, ignore
 from drills.engine.timeline import Action, expand, unsupported
 from drills.errors import DrillError, Problem, ScenarioError
@@ -169,17 +170,9 @@ def run_drill(
     # delay a due packet or fault by up to that much. 0.2 ms keeps timestamps tight.
     previous_switch_s = sys.getswitchinterval()
     sys.setswitchinterval(0.0002)
-    handles = Handles(meta.nodes)
     undo: list[tuple[str, Fault]] = []
-    ctx = FaultContext(
-        scenario.topology, handles, meta.nodes, log, random.Random(seed),
-        # Services restarted by a fault go through the backend, journaled like at deploy.
-        start_service=lambda node, service: backend.start_service(
-            run, meta.nodes[node], scenario.topology.node(node), service
-        ),
-        service_processes=lambda node, name: backend.service_processes(run, meta.nodes[node], name),
-        run_dir=run.dir,
-    )  # fmt: skip
+    ops: NodeOps | None = None
+    ctx = FaultContext(cast(NodeOps, _NoOps()), clock, log, random.Random(seed))
     streams: list[UdpStream | AppProbe] = []
     mesh: PairMesh | None = None
 
@@ -190,11 +183,12 @@ def run_drill(
     try:
         with abort_on_signals():
             backend.deploy(scenario.topology, run)
-            result.engines = dict(getattr(backend, "engines", {}))
+            result.engines = dict(backend.engines)
             run.set_status(STATUS_RUNNING)
-            handles.warm(scenario.topology)  # no handle is opened, no index looked up, on the clock
+            ops = ctx.ops = backend.ops(run, clock)
+            ops.warm()  # no handle is opened, no index looked up, on the clock
             actions = expand(scenario, seed)
-            faults = {a.label: build(scenario.topology, a.step) for a in actions}
+            faults = {a.label: build(a.step) for a in actions}
             run.journal.record(
                 {"op": "fault", "step": label, "fault": type(f).__name__, "touches": f.touches()}
                 for label, f in faults.items()
@@ -245,7 +239,8 @@ def run_drill(
                 except DrillError as exc:
                     result.revert_failures.append(f"{label}: {exc}")
                     log(f"REVERT FAILED for {label}: {exc}; the testbed teardown removes what it left")
-            handles.close()
+            if ops is not None:
+                ops.close()
             sys.setswitchinterval(previous_switch_s)
             gc.unfreeze()
             run.set_status("tearing-down")
@@ -255,6 +250,14 @@ def run_drill(
             else:
                 run.unlock()
     return result
+
+
+class _NoOps:
+    """Stands in for the node operations until the testbed is deployed: no fault is applied
+    before then, so nothing may reach for them."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"node operation {name} used before the testbed was deployed")
 
 
 def _changes(faults: Mapping[str, Fault], t0: float) -> list[ChangeStep]:
@@ -334,7 +337,7 @@ def _clock_started(
         ] + [stream_health(record, now_s, kind="pair") for record in pairs]
 
     schedule = tuple(
-        Scheduled(a.at_s, a.kind, a.label, a.step.fault, faults[a.label].describe(reverted=a.kind == "revert"))
+        Scheduled(a.at_s, a.kind, a.label, a.step.kind, faults[a.label].describe(reverted=a.kind == "revert"))
         for a in actions
     )
     return ClockStarted(scenario.name, run_id, t0, scenario.duration_s, schedule, snapshot)
@@ -372,7 +375,7 @@ def _perform(
     detail = fault.describe(reverted=action.kind == "revert")
     lag_ms = (confirmed - action.at_s) * 1e3
     ctx.log(f"T+{action.at_s:06.2f} {action.kind} {action.label}: {detail} (confirmed +{lag_ms:.2f} ms)")
-    return StepRecord(action.label, action.kind, action.step.fault, action.at_s, issued, confirmed, detail)
+    return StepRecord(action.label, action.kind, action.step.kind, action.at_s, issued, confirmed, detail)
 
 
 def _analyse(
@@ -389,7 +392,7 @@ def _analyse(
     result.app_records = app_records
     fault_steps = [s for s in result.steps if s.fault != "note"]
     first_fault_s = fault_steps[0].issued_s if fault_steps else scenario.duration_s
-    step_ids = {a.label: (getattr(a.step, "id", None) or "") for a in actions}
+    step_ids = {a.label: a.step.id or "" for a in actions}
     probes = {p.name: p for p in scenario.source.probes}
     spans = _fault_spans(fault_steps, scenario.duration_s, t0)
     last_s = max((end for _, end in spans), default=t0 + first_fault_s)

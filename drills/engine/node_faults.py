@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drills.engine.faults import FaultContext, Handles, register
+from drills.engine.faults import FaultContext, register
 from drills.errors import BackendError
 from drills.netns import kernel, services
 from drills.netns.backend import install_routes
+from drills.netns.handles import Handles
 from drills.scenario.resolved import Interface, Node, Service, Topology
 
 POLL_S = 0.002

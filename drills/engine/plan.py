@@ -25,6 +25,7 @@ from drills.errors import DrillError, ScenarioError
 from drills.netns.backend import NODE_SYSCTLS, namespace_name
 from drills.scenario import model
 from drills.scenario.resolved import Node, Route, Scenario, Topology
+from drills.scenario.steps import DegradeStep, Flap, LinkDownStep, Step
 from drills.userspace import select
 
 RUN_PLACEHOLDER = "RUN"  # stands for the run id, which is chosen when the run starts
@@ -271,18 +272,19 @@ def _actions(scenario: Scenario, kinds: set[str]) -> list[ActionPlan]:
     plans: list[ActionPlan] = []
     for action in expand(scenario, seed if seed is not None else 0):
         step = action.step
-        supported = step.fault in kinds
+        supported = step.kind in kinds
         if supported and action.label not in built and action.label not in problems:
             try:
-                built[action.label] = build(scenario.topology, step)
+                built[action.label] = build(step)
             except DrillError as exc:  # a host without `nft`, parameters netem refuses...
                 problems[action.label] = str(exc)
         fault = built.get(action.label)
         problem = problems.get(action.label)
         reverted = action.kind == "revert"
         at_s, jitter_s = action.at_s, None
-        if isinstance(step, model.LinkFlap) and step.jitter and seed is None:
-            at_s, jitter_s = _earliest(action, step), step.jitter
+        flap = step.flap if isinstance(step, LinkDownStep) else None
+        if flap is not None and flap.jitter_s and seed is None:
+            at_s, jitter_s = _earliest(action, step.timing.at_s, flap), flap.jitter_s
         if fault is not None:
             describe = fault.describe(reverted=reverted)
             touches = [Touch(_namespace_of(text, namespaces), text) for text in fault.touches()]
@@ -297,7 +299,7 @@ def _actions(scenario: Scenario, kinds: set[str]) -> list[ActionPlan]:
                 kind=action.kind,
                 label=action.label,
                 step_index=action.step_index,
-                fault=step.fault,
+                fault=step.kind,
                 describe=describe,
                 touches=touches,
                 supported=supported,
@@ -331,22 +333,26 @@ def _actions(scenario: Scenario, kinds: set[str]) -> list[ActionPlan]:
     return plans
 
 
-def _earliest(action: Action, step: model.LinkFlap) -> float:
-    start = step.at + action.occurrence * step.period
-    return start + (step.period * step.duty / 100.0 if action.kind == "revert" else 0.0)
+def _earliest(action: Action, at_s: float, flap: Flap) -> float:
+    start = at_s + action.occurrence * flap.period_s
+    return start + (flap.period_s * flap.duty_pct / 100.0 if action.kind == "revert" else 0.0)
 
 
-def _summary(step: Any) -> str:
+def _summary(step: Step) -> str:
     """A fault in words, from its step alone (for faults `drill run` cannot build yet)."""
     parts = []
-    for key in ("link", "end", "node", "service", "direction", "profile"):
+    for key in ("link", "node", "service"):
         value = getattr(step, key, None)
         if value is not None:
-            parts.append(f"{key} {value}")
+            parts.append(f"{key} {value if isinstance(value, str) else value.name}")
+    if isinstance(step, LinkDownStep) and len(step.ends) == 1:
+        parts.append(f"end {step.ends[0].endpoint}")
+    if isinstance(step, DegradeStep) and step.profile is not None:
+        parts.append(f"profile {step.profile}")
     groups = getattr(step, "groups", None)
     if groups:
         parts.append("groups " + " | ".join(", ".join(group) for group in groups))
-    return f"{step.fault}: {', '.join(parts)}" if parts else str(step.fault)
+    return f"{step.kind}: {', '.join(parts)}" if parts else step.kind
 
 
 def _reverted(describe: str) -> str:

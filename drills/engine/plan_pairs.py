@@ -12,8 +12,8 @@ from drills.engine.filter_faults import Partition
 from drills.engine.pair_probes import partition_pairs
 from drills.engine.timeline import expand
 from drills.probes.pair_mesh import pair_rate_pps
-from drills.scenario import model
 from drills.scenario.resolved import Scenario
+from drills.scenario.steps import PartitionStep
 
 LIST_PAIRS_MAX = 12  # `drill plan` lists a partition's pairs up to this many, then counts the rest
 
@@ -66,9 +66,8 @@ def pair_mesh_plan(scenario: Scenario, clock_text: Callable[[float], str]) -> Pa
     at: dict[str, float] = {}
     for action in expand(scenario, seed if seed is not None else 0):
         step = action.step
-        if isinstance(step, model.Partition) and action.kind == "apply" and action.label not in stand_ins:
-            groups = tuple(tuple(group) for group in step.groups)
-            stand_ins[action.label] = Partition(groups, bool(step.one_way), nft="", tables=(), sources=())
+        if isinstance(step, PartitionStep) and action.kind == "apply" and action.label not in stand_ins:
+            stand_ins[action.label] = Partition(step.groups, step.one_way, nft="", tables=(), sources=())
             at[action.label] = action.at_s
     if not stand_ins:
         return None

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
-from typing import Any
 
 from drills.engine.faults import FaultContext, register
 from drills.errors import BackendError
-from drills.netns import services
-from drills.scenario.resolved import Topology
+from drills.scenario.steps import ExecStep, NoteStep
 
 EXEC_TIMEOUT_S = 60.0
 
@@ -51,10 +48,7 @@ class Exec:
 
     def apply(self, ctx: FaultContext) -> None:
         command = self.command
-        try:
-            result = services.run_shell(ctx.namespaces[self.node], command, EXEC_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise BackendError(f"exec on {self.node} still running after {EXEC_TIMEOUT_S:g} s: {command}") from None
+        result = ctx.ops.exec(self.node, command, EXEC_TIMEOUT_S)
         for line in (result.stdout + result.stderr).splitlines()[-5:]:
             ctx.log(f"  {self.node}$ {line}")
         if result.returncode != 0:
@@ -65,10 +59,10 @@ class Exec:
 
 
 @register("note")
-def _note(_topology: Topology, step: Any) -> Note:
+def _note(step: NoteStep) -> Note:
     return Note(step.text)
 
 
 @register("exec")
-def _exec(_topology: Topology, step: Any) -> Exec:
+def _exec(step: ExecStep) -> Exec:
     return Exec(step.node, step.command)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
 
 from drills.engine.faults import supported_kinds
 from drills.errors import Problem
-from drills.scenario import model
 from drills.scenario.resolved import Scenario
+from drills.scenario.steps import Flap, LinkDownStep, RestoreStep, Step
 
 
 @dataclass(frozen=True)
@@ -26,25 +25,23 @@ class Action:
     kind: str  # "apply" | "revert"
     step_index: int
     occurrence: int
-    step: Any  # a model step (LinkDown, NoteStep, ...)
+    step: Step  # the resolved step whose fault this acts on
 
     @property
     def label(self) -> str:
-        name = getattr(self.step, "id", None) or f"step{self.step_index}"
-        return name if self.occurrence == 0 else f"{name}#{self.occurrence}"
+        return self.step.name if self.occurrence == 0 else f"{self.step.name}#{self.occurrence}"
 
 
 def unsupported(scenario: Scenario) -> list[Problem]:
     """Steps whose fault this version cannot apply yet, located in the scenario file."""
     kinds = supported_kinds()
     problems = []
-    for i, step in enumerate(scenario.source.timeline):
-        fault = getattr(step, "fault", None)
-        if fault is not None and fault not in kinds:
+    for step in scenario.steps:
+        if not isinstance(step, RestoreStep) and step.kind not in kinds:
             problems.append(
                 scenario.problem(
-                    ("timeline", i, "fault"),
-                    f"fault '{fault}' is part of the format but `drill run` cannot apply it yet (supported: {', '.join(kinds)}); `drill up` still deploys this testbed",
+                    ("timeline", step.index, "fault"),
+                    f"fault '{step.kind}' is part of the format but `drill run` cannot apply it yet (supported: {', '.join(kinds)}); `drill up` still deploys this testbed",
                 )
             )
     return problems
@@ -55,36 +52,32 @@ def step_rng(seed: int, step_index: int) -> random.Random:
     return random.Random(f"drills:{seed}:{step_index}")
 
 
-def _flap(step: model.LinkFlap, index: int, seed: int) -> list[Action]:
-    rng = step_rng(seed, index)
-    down_s = step.period * step.duty / 100.0
+def _flap(step: LinkDownStep, flap: Flap, seed: int) -> list[Action]:
+    rng = step_rng(seed, step.index)
+    down_s = flap.period_s * flap.duty_pct / 100.0
     actions = []
-    for n in range(step.count):
-        start = step.at + n * step.period + (rng.uniform(0.0, step.jitter) if step.jitter else 0.0)
-        actions.append(Action(start, "apply", index, n, step))
-        actions.append(Action(start + down_s, "revert", index, n, step))
+    for n in range(flap.count):
+        start = step.timing.at_s + n * flap.period_s + (rng.uniform(0.0, flap.jitter_s) if flap.jitter_s else 0.0)
+        actions.append(Action(start, "apply", step.index, n, step))
+        actions.append(Action(start + down_s, "revert", step.index, n, step))
     return actions
 
 
 def expand(scenario: Scenario, seed: int = 0) -> list[Action]:
     """Every apply and revert, sorted by time (reverts first at equal times)."""
     actions: list[Action] = []
-    by_id: dict[str, tuple[int, Any]] = {}
-    for i, step in enumerate(scenario.source.timeline):
-        if isinstance(step, model.RestoreStep):
-            index, target = by_id[step.restore]
-            actions.append(Action(step.at, "revert", index, 0, target))
+    steps = scenario.steps
+    for step in steps:
+        timing = step.timing
+        if isinstance(step, RestoreStep):
+            actions.append(Action(timing.at_s, "revert", step.target, 0, steps[step.target]))
             continue
-        if step.id is not None:
-            by_id[step.id] = (i, step)
-        if isinstance(step, model.LinkFlap):
-            actions.extend(_flap(step, i, seed))
+        if isinstance(step, LinkDownStep) and step.flap is not None:
+            actions.extend(_flap(step, step.flap, seed))
             continue
-        count = step.repeat.count if step.repeat else 1
-        every = step.repeat.every if step.repeat else 0.0
-        for n in range(count):
-            start = step.at + n * every
-            actions.append(Action(start, "apply", i, n, step))
-            if step.duration is not None:
-                actions.append(Action(start + step.duration, "revert", i, n, step))
+        for n in range(timing.repeat_count):
+            start = timing.at_s + n * timing.repeat_every_s
+            actions.append(Action(start, "apply", step.index, n, step))
+            if timing.for_s is not None:
+                actions.append(Action(start + timing.for_s, "revert", step.index, n, step))
     return sorted(actions, key=lambda a: (a.at_s, a.kind != "revert", a.step_index))

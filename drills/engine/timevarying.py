@@ -22,20 +22,19 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from drills.clock import Clock
+from drills.impairment import ramp_steps as ramp_steps
+from drills.impairment import steady as steady
 
 if TYPE_CHECKING:
-    from drills.engine.degrade import Direction, Settings
+    from drills.impairment import Direction, Settings
     from drills.scenario import model
 
-RAMP_STEP_MIN_S = 0.1  # at most ten changes a second
-RAMP_STEP_MIN_DELAY_S = 0.001  # and none smaller than 1 ms of delay
 SAME_INSTANT_S = 1e-6  # events closer than this are one change
 STOP_TIMEOUT_S = 5.0
 
@@ -44,24 +43,6 @@ ApplySettings = Callable[["Direction", "Settings"], None]
 
 def time_varying(settings: Settings) -> bool:
     return settings.ramp is not None or settings.handover is not None
-
-
-def steady(settings: Settings) -> Settings:
-    """The settings without their time-varying parts: what an engine can put in force at once."""
-    return replace(settings, ramp=None, handover=None)
-
-
-def ramp_steps(ramp: model.Ramp) -> int:
-    """How many changes a ramp takes (0: none, it is flat or instant)."""
-    span_s = abs(ramp.delay_to - ramp.delay_from)
-    if span_s == 0:
-        return 0
-    if ramp.over <= 0:
-        return 1
-    # The epsilon keeps 10 ms / 1 ms at 10 steps (binary fractions make it 9.999...).
-    by_time = math.floor(ramp.over / RAMP_STEP_MIN_S + 1e-9)
-    by_delay = math.floor(span_s / RAMP_STEP_MIN_DELAY_S + 1e-9)
-    return max(1, min(by_time, by_delay))
 
 
 def _ramp_events(ramp: model.Ramp) -> Iterator[tuple[float, str, float]]:

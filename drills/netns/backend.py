@@ -16,10 +16,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from drills.backend import TeardownReport
+from drills.backend import Capabilities, NodeOps, TeardownReport
+from drills.clock import Clock
 from drills.errors import BackendError
 from drills.journal import Checked
 from drills.netns import kernel, services
+from drills.netns.ops import NetnsOps
 from drills.runs import Run
 from drills.scenario.resolved import Node, Service, Topology
 from drills.userspace import select
@@ -76,8 +78,21 @@ class NetnsBackend:
         self._service_cwd = service_cwd or Path.cwd()
         self._seed = seed  # the drill's: relays' random choices derive from it
         self._capabilities = capabilities  # default: doctor.kernel_capabilities, asked only if needed
+        self._caps: dict[str, bool] | None = None
+        self._topology: Topology | None = None
         self.engines: dict[str, str] = {}  # link -> engine that served it (after deploy)
         self.relays: dict[str, RelayHandle] = {}  # link -> its relay (userspace links)
+
+    def capabilities(self) -> Capabilities:
+        if self._caps is None:
+            self._caps = dict((self._capabilities or _kernel_capabilities)())
+        return self._caps
+
+    def ops(self, run: Run, clock: Clock) -> NodeOps:
+        """The node operations of `run`, deployed by this backend (`deploy` sets the topology)."""
+        assert self._topology is not None, "deploy first"
+        namespaces = {node.name: self.namespace_of(run, node.name) for node in self._topology.nodes}
+        return NetnsOps(run, self._topology, namespaces, self.engines, clock, self._log, self.start_service)
 
     def namespace_of(self, run: Run, node: str) -> str:
         return namespace_name(run.run_id, node)
@@ -85,6 +100,7 @@ class NetnsBackend:
     # ------------------------------------------------------------------ deploy
 
     def deploy(self, topology: Topology, run: Run) -> None:
+        self._topology = topology
         kernel.require_root()
         ns = {node.name: namespace_name(run.run_id, node.name) for node in topology.nodes}
         started = time.perf_counter()
@@ -135,7 +151,7 @@ class NetnsBackend:
         if not profiled:
             return
         from drills.engine.degrade import install_link_profile  # the fault engine imports this module
-        from drills.engine.faults import Handles
+        from drills.netns.handles import Handles
 
         handles = Handles(ns)
         try:

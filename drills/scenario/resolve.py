@@ -35,6 +35,7 @@ from drills.scenario.resolved import (
     Service,
     Topology,
 )
+from drills.scenario.steps import resolve_steps
 from drills.scenario.yamlpos import KeyPath, Located
 
 _CONTAINER_KEYS = frozenset(
@@ -809,7 +810,9 @@ def resolve(
     topology = _mark_degraded_links(topology, whole, profiles)
     scenario = Scenario(path, whole.name, whole.description, whole.seed, topology, profiles, whole, duration_s, located)
     problems = check_resolved(scenario)
-    return (None, problems) if problems else (scenario, [])
+    if problems:
+        return None, problems
+    return replace(scenario, steps=resolve_steps(whole.timeline, topology, profiles)), []
 
 
 def _mark_degraded_links(topology: Topology, whole: model.ScenarioFile, profiles: dict[str, model.Profile]) -> Topology:

@@ -39,7 +39,7 @@ def _gilbert_elliott(ge: Any) -> GilbertElliott:
 def profile_impairments(link: Link) -> dict[str, Impairments]:
     """Direction -> the relay's starting parameters: the link's profile, for the whole drill,
     layered exactly as the kernel engine installs it (`degrade.settings_for`)."""
-    from drills.engine.degrade import settings_for  # here: the fault engine imports this module
+    from drills.impairment import settings_for
 
     return {
         direction: from_settings(settings_for(None, link.profile_spec, reverse=reverse))
