@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""The backend seam, before and after: fault apply latency and 100-node deploy, side by side.
+
+    .venv/bin/python bench/seam.py --before REV [--rounds 4] [--out bench/results/seam.json]
+
+Issue 12 put every fault behind the node operations of `drills/backend.py`; its speed target is
+no regression: fault apply p99 and 100-node deploy within 10 % of before. This script checks out
+`--before` (a git revision: the last commit before the seam) in a temporary worktree and runs, in
+`--rounds` alternating rounds (before, after, after, before, ... so drift and load hit both
+alike), each tree's own benchmarks with that tree's own code:
+
+- `bench/apply.py --links 100 --repeats R --skew-runs 0 --no-profile`: link-down and degrade
+  (tbf) apply/revert through the drills path, confirmed-minus-scheduled p50/p99;
+- `bench/deploy.py --sizes 100 --repeats D --no-mininet --no-cli --no-lifecycle`: deploy and
+  teardown of a 100-node ring.
+
+Each tree runs with `PYTHONPATH=<tree>`, so `import drills` is that tree's package (the
+interpreter and libraries are this checkout's .venv). Per figure the result is the median over
+rounds of each round's figure, and after ÷ before. Results: JSON (`--out`) and Markdown (same
+name, `.md`), printed. Run as root; everything each benchmark creates it removes itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+TARGET_RATIO = 1.10  # "within 10 % of before"
+
+# (figure, path into apply.json's analysis.faults) for the drills path.
+APPLY_FIGURES = [
+    (f"{fault} {action} confirmed {q}", (fault, "drills", action, "confirmed_s", q))
+    for fault in ("link-down", "degrade")
+    for action in ("apply", "revert")
+    for q in ("p50", "p99")
+]
+
+
+def _dig(data: Any, path: tuple[str, ...]) -> float | None:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return float(data) if isinstance(data, int | float) else None
+
+
+def _run(tree: Path, script: str, args: list[str], out: Path) -> dict[str, Any]:
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    env.pop("CI", None)
+    argv = [sys.executable, str(tree / "bench" / script), *args, "--out", str(out)]
+    done = subprocess.run(argv, env=env, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{script} in {tree} failed ({done.returncode}):\n{done.stdout[-3000:]}")
+    data: dict[str, Any] = json.loads(out.read_text())
+    return data
+
+
+def _round(tree: Path, work: Path, label: str, index: int, repeats: int, deploys: int) -> dict[str, float | None]:
+    figures: dict[str, float | None] = {}
+    apply = _run(tree, "apply.py", ["--links", "100", "--repeats", str(repeats), "--skew-runs", "0", "--no-profile"], work / f"apply-{label}-{index}.json")
+    faults = apply["analysis"]["faults"]
+    for name, path in APPLY_FIGURES:
+        value = _dig(faults, path)
+        figures[f"{name} (ms)"] = value * 1e3 if value is not None else None
+    deploy = _run(tree, "deploy.py", ["--sizes", "100", "--repeats", str(deploys), "--no-mininet", "--no-cli", "--no-lifecycle"], work / f"deploy-{label}-{index}.json")
+    drills = deploy["analysis"]["sizes"]["100"]["drills"]
+    for name in ("deploy_s", "teardown_s"):
+        value = _dig(drills, (name, "median"))
+        figures[f"100-node {name[:-2]} median (ms)"] = value * 1e3 if value is not None else None
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--before", required=True, help="git revision before the seam")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds per tree (alternating)")
+    parser.add_argument("--repeats", type=int, default=200, help="apply/revert cycles per fault per round")
+    parser.add_argument("--deploys", type=int, default=5, help="100-node deploys per round")
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "seam.json")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench/seam.py needs root (network namespaces)", file=sys.stderr)
+        return 2
+    before_rev = subprocess.run(["git", "rev-parse", "--short", args.before], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    after_rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="drills-seam-") as tmp:
+        work = Path(tmp)
+        before = work / "before"
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(before), before_rev], cwd=ROOT, check=True)
+        try:
+            rounds: dict[str, list[dict[str, float | None]]] = {"before": [], "after": []}
+            order = [("before", before), ("after", ROOT)]
+            for index in range(args.rounds):
+                for label, tree in order if index % 2 == 0 else reversed(order):
+                    print(f"round {index + 1}/{args.rounds}: {label}", flush=True)
+                    rounds[label].append(_round(tree, work, label, index, args.repeats, args.deploys))
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, check=False)
+    names = list(rounds["after"][0])
+    table: list[dict[str, Any]] = []
+    for name in names:
+        b = [v for r in rounds["before"] if (v := r[name]) is not None]
+        a = [v for r in rounds["after"] if (v := r[name]) is not None]
+        mb = statistics.median(b) if b else None
+        ma = statistics.median(a) if a else None
+        ratio = ma / mb if mb and ma is not None else None
+        table.append({"figure": name, "before": mb, "after": ma, "ratio": ratio, "rounds_before": b, "rounds_after": a})
+    meta = {"before": before_rev, "after": after_rev, "rounds": args.rounds, "repeats": args.repeats, "deploys": args.deploys,
+            "cpus": os.cpu_count(), "loadavg_end": os.getloadavg()}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"meta": meta, "figures": table}, indent=1) + "\n")
+    lines = [
+        f"# The seam, before ({before_rev}) and after ({after_rev})",
+        "",
+        f"{args.rounds} alternating rounds per tree; each figure is the median over rounds. "
+        f"apply: 100-link ring, {args.repeats} cycles per fault per round (degrade = tbf 10 Mbit/s); "
+        f"deploy: 100-node ring, {args.deploys} deploys per round. Target: after ÷ before ≤ {TARGET_RATIO:.2f}.",
+        "",
+        "| figure | before | after | after ÷ before |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in table:
+        def fmt(v: float | None) -> str:
+            return "-" if v is None else f"{v:.3f}"
+
+        lines.append(f"| {row['figure']} | {fmt(row['before'])} | {fmt(row['after'])} | {fmt(row['ratio'])} |")
+    text = "\n".join(lines) + "\n"
+    args.out.with_suffix(".md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
