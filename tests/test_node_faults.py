@@ -14,20 +14,22 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
 
 from drills import lifecycle
+from drills.clock import SystemClock
 from drills.engine.drill import run_drill
-from drills.engine.faults import Fault, FaultContext, Handles, build, supported_kinds
+from drills.engine.faults import Fault, FaultContext, build, supported_kinds
 from drills.errors import BackendError
 from drills.netns import kernel
 from drills.netns.backend import NetnsBackend
+from drills.netns.ops import NetnsOps
 from drills.runs import Run, RunStore
 from drills.scenario.resolved import Topology
+from drills.scenario.steps import NodeFreezeStep, NodeLossStep, ServiceStopStep, Step, Timing
 
 pytestmark = pytest.mark.netns
 
@@ -101,8 +103,8 @@ class LineBed:
     log: list[str]
     sockets: list[socket.socket] = field(default_factory=list)
 
-    def fault(self, kind: str, **fields: str) -> Fault:
-        return build(self.topology, SimpleNamespace(fault=kind, **fields))
+    def fault(self, kind: str, node: str, service: str | None = None) -> Fault:
+        return build(resolved_step(self.topology, kind, node, service))
 
     def service_processes(self) -> list[tuple[int, int | None]]:
         return [
@@ -158,11 +160,27 @@ def read_all(conn: socket.socket) -> bytes:
     return response
 
 
+def resolved_step(topology: Topology, kind: str, node_name: str, service: str | None = None) -> Step:
+    """A node fault's step as the loader resolves it."""
+    node, timing = topology.node(node_name), Timing(0.0)
+    if kind == "node-loss":
+        links = []
+        for link in topology.links:
+            if link.a.node == node_name:
+                links.append((link.a, link.b))
+            if link.b.node == node_name:
+                links.append((link.b, link.a))
+        return NodeLossStep(0, None, kind, timing, node, tuple(links))
+    if kind == "node-freeze":
+        return NodeFreezeStep(0, None, kind, timing, node)
+    return ServiceStopStep(0, None, kind, timing, node, next(s for s in node.services if s.name == service))
+
+
 @pytest.fixture
 def testbed(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> Iterator[LineBed]:
     path = tmp_path / "line.yaml"
     path.write_text(yaml.safe_dump({"version": 1, "name": "line", "topology": LINE}, sort_keys=False))
-    handles: Handles | None = None
+    ops: NetnsOps | None = None
     bed: LineBed | None = None
     try:
         up = lifecycle.up(path, state_dir)
@@ -170,21 +188,19 @@ def testbed(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> Iterator[Lin
         run = RunStore(state_dir).get(up.meta.run_id)
         log: list[str] = []
         backend = NetnsBackend(log.append, service_cwd=tmp_path)
-        handles = Handles(ns)
-        handles.warm(topology)
-        ctx = FaultContext(
-            topology, handles, ns, log.append, random.Random(1),
-            start_service=lambda node, service: backend.start_service(run, ns[node], topology.node(node), service),
-            service_processes=lambda node, name: backend.service_processes(run, ns[node], name),
-        )  # fmt: skip
+        engines = {link.name: "kernel" for link in topology.links}
+        # The node operations as `drill run` makes them (backend.ops after deploy).
+        ops = NetnsOps(run, topology, ns, engines, SystemClock(), log.append, backend.start_service)
+        ops.warm()
+        ctx = FaultContext(ops, SystemClock(), log.append, random.Random(1))
         bed = LineBed(topology, ns, run, ctx, log)
         yield bed
     finally:
         if bed is not None:
             for sock in bed.sockets:
                 sock.close()  # an open socket keeps its namespace alive
-        if handles is not None:
-            handles.close()
+        if ops is not None:
+            ops.close()
         lifecycle.clean(state_dir, include_up=True)
 
 
