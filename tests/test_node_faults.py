@@ -5,8 +5,10 @@ with a node-loss measured by a udp-stream."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +24,7 @@ import yaml
 from drills import lifecycle
 from drills.clock import SystemClock
 from drills.engine.drill import run_drill
-from drills.engine.faults import Fault, FaultContext, build, supported_kinds
+from drills.engine.faults import Fault, FaultContext, build, supported_kinds, wait_for
 from drills.errors import BackendError
 from drills.netns import kernel
 from drills.netns.backend import NetnsBackend
@@ -300,6 +302,24 @@ def test_service_stop_refuses_connections_until_reverted(testbed: LineBed, host_
     assert process_alive(*processes[-1]) and processes[-1][0] != old_pid
     assert bed.http_get().startswith(b"HTTP/1.0 200")
     assert f"service b/http started (pid {processes[-1][0]})" in bed.log
+
+
+def test_process_operations_see_and_signal_only_the_nodes_processes(testbed: LineBed, host_snapshot: Any) -> None:
+    """processes / process_state / signal of NetnsOps: the service is b's process, its state
+    reads as ps shows it, and a pid that is not the node's is never signalled."""
+    bed, ops = testbed, testbed.ctx.ops
+    [(pid, ticks)] = bed.service_processes()
+    assert pid in ops.processes("b") and pid not in ops.processes("a")
+    assert ops.process_state("b", pid) in ("S", "R") and ops.service_running("b", "http")
+    ops.signal("a", [pid], signal.SIGSTOP)  # not a's: left alone
+    ops.signal("b", [os.getpid()], signal.SIGSTOP)  # this test's own process is not b's either
+    assert ops.process_state("b", pid) in ("S", "R")
+    ops.signal("b", [pid], signal.SIGSTOP)
+    # The kernel stops a process when it next runs: poll (bounded) instead of asserting at once.
+    assert wait_for(bed.ctx.clock, lambda: ops.process_state("b", pid) == "T", 5.0, 0.002)
+    ops.continue_all("b")
+    assert ops.process_state("b", pid) not in ("T", "t") and process_alive(pid, ticks)
+    assert ops.process_state("b", 2**22 + 1) is None  # above pid_max: no such process
 
 
 # --------------------------------------------------------------------------- a whole drill

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from drills.clock import Clock, SystemClock
+from drills.clock import Clock
 from drills.docker import nslink
 from drills.docker.api import ContainerState, Docker
 from drills.errors import BackendError, DrillError
@@ -56,7 +56,7 @@ class ContainerNode:
 
     node: Node
     namespace: str
-    clock: Clock = field(default_factory=SystemClock)
+    clock: Clock
     _docker: list[Docker] = field(default_factory=list, repr=False)
 
     @property

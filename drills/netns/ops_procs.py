@@ -23,7 +23,9 @@ class ProcessOpsMixin(OpsBase):
         return procs.namespace_pids(self.namespaces[node])
 
     def signal(self, node: str, pids: Sequence[int], sig: signal.Signals) -> None:
-        procs.send(pids, sig)
+        # Only the node's own: a pid that left it (or was reused by a host process) is not signalled.
+        inside = set(self.processes(node))
+        procs.send([pid for pid in pids if pid in inside], sig)
 
     def process_state(self, node: str, pid: int) -> str | None:
         return procs.state(pid)
