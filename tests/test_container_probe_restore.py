@@ -300,12 +300,13 @@ def test_a_replaced_namespace_is_announced_to_every_probe() -> None:
     logged (it measures an outage from there) without stopping the others."""
     import random
 
+    from drills.clock import FakeClock
     from drills.engine import drill
-    from drills.engine.faults import FaultContext, Handles
+    from drills.engine.faults import FaultContext
     from drills.errors import BackendError
 
-    topology: Any = None
-    ctx = FaultContext(topology, Handles({}), {"a": "drill-x-a"}, lambda _m: None, random.Random(1))
+    ops: Any = None  # announcing touches no node operation
+    ctx = FaultContext(ops, FakeClock(), lambda _m: None, random.Random(1))
     heard: list[str] = []
     ctx.namespace_listeners.append(heard.append)
     ctx.namespace_replaced("a")

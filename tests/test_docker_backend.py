@@ -11,7 +11,6 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,11 +18,14 @@ import yaml
 from docker_testing import containerise, docker_engine_fixture, docker_leftovers_fixture, failover, write  # noqa: F401
 
 from drills import lifecycle
+from drills.clock import SystemClock
 from drills.docker import nslink
-from drills.engine.faults import FaultContext, Handles
+from drills.docker.backend import DockerBackend
+from drills.docker.ops import DockerOps
+from drills.engine.faults import FaultContext
 from drills.engine.node_faults import NodeFreeze, NodeLoss
-from drills.netns import kernel
 from drills.runs import RunStore
+from drills.scenario.steps import NodeLossStep, Timing
 
 pytestmark = [pytest.mark.docker, pytest.mark.netns, pytest.mark.usefixtures("docker_leftovers")]
 
@@ -72,10 +74,16 @@ def test_mixed_substrates_deploy_and_teardown(tmp_path: Path, state_dir: Path, d
     assert not [c for c in docker_engine.find({"drills.run": run_id})]
 
 
-def _context(up: Any) -> FaultContext:
+def _context(up: Any, state_dir: Path) -> tuple[FaultContext, DockerOps]:
+    """A fault context on the container backend's node operations, as `drill run` makes it."""
     import random
 
-    return FaultContext(up.topology, Handles(up.meta.nodes), up.meta.nodes, lambda _m: None, random.Random(1))
+    run = RunStore(state_dir).get(up.meta.run_id)
+    backend = DockerBackend()
+    engines = {link.name: "kernel" for link in up.topology.links}
+    clock = SystemClock()
+    ops = DockerOps(run, up.topology, up.meta.nodes, engines, clock, lambda _m: None, backend.start_service, backend.docker)
+    return FaultContext(ops, clock, lambda _m: None, random.Random(1)), ops
 
 
 def test_container_node_loss_and_restore_round_trip(tmp_path: Path, state_dir: Path, docker_engine: Any) -> None:
@@ -84,16 +92,19 @@ def test_container_node_loss_and_restore_round_trip(tmp_path: Path, state_dir: P
     again (Docker shows it running, the path names its namespace, traffic takes it again)."""
     path = write(tmp_path, "loss.yaml", containerise(failover()))
     up = lifecycle.up(path, state_dir)
-    ctx = _context(up)
+    ctx, ops = _context(up, state_dir)
     ns = up.meta.nodes
     b_loopback = str(up.topology.node("b").loopback.ip)  # type: ignore[union-attr]
     try:
         before = docker_engine.state(ns["r1"])
-        loss = NodeLoss.from_step(up.topology, SimpleNamespace(node="r1"))
+        r1 = up.topology.node("r1")
+        ends = [(link.a, link.b) if link.a.node == "r1" else (link.b, link.a) for link in up.topology.links]
+        links = tuple((own, peer) for own, peer in ends if own.node == "r1")
+        loss = NodeLoss.from_step(NodeLossStep(0, None, "node-loss", Timing(3.0), r1, links))
         loss.apply(ctx)
         state = docker_engine.state(ns["r1"])
         assert state is not None and state.status == "exited"
-        assert not kernel.link_state(ctx.handles.of("a"), "r1").carrier
+        assert not ops.link_state("a", "r1").carrier
         assert ping(ns["a"], b_loopback) and route_dev(ns["a"], b_loopback) == "r2"  # failed over
 
         loss.revert(ctx)
@@ -102,17 +113,17 @@ def test_container_node_loss_and_restore_round_trip(tmp_path: Path, state_dir: P
         assert nslink.same_namespace(ns["r1"], state.pid)
         code, output, _ = docker_engine.exec(ns["r1"], ["ip", "-o", "-4", "addr"])
         assert code == 0 and "a0" in output and "b0" in output  # links moved in, addressed again
-        assert kernel.link_state(ctx.handles.of("a"), "r1").carrier
+        assert ops.link_state("a", "r1").carrier
         assert ping(ns["a"], b_loopback) and route_dev(ns["a"], b_loopback) == "r1"  # primary again
 
-        freeze = NodeFreeze("b", container=up.topology.node("b"))
+        freeze = NodeFreeze(up.topology.node("b"))
         freeze.apply(ctx)
         assert docker_engine.state(ns["b"]).status == "paused"
         assert ping(ns["a"], b_loopback)  # a paused container's kernel side still answers
         freeze.revert(ctx)
         assert docker_engine.state(ns["b"]).status == "running"
     finally:
-        ctx.handles.close()
+        ops.close()
         lifecycle.down(state_dir, up.meta.run_id)
 
 

@@ -5,8 +5,10 @@ with a node-loss measured by a udp-stream."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -14,20 +16,22 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
 
 from drills import lifecycle
+from drills.clock import SystemClock
 from drills.engine.drill import run_drill
-from drills.engine.faults import Fault, FaultContext, Handles, build, supported_kinds
+from drills.engine.faults import Fault, FaultContext, build, supported_kinds, wait_for
 from drills.errors import BackendError
 from drills.netns import kernel
 from drills.netns.backend import NetnsBackend
+from drills.netns.ops import NetnsOps
 from drills.runs import Run, RunStore
 from drills.scenario.resolved import Topology
+from drills.scenario.steps import NodeFreezeStep, NodeLossStep, ServiceStopStep, Step, Timing
 
 pytestmark = pytest.mark.netns
 
@@ -101,8 +105,8 @@ class LineBed:
     log: list[str]
     sockets: list[socket.socket] = field(default_factory=list)
 
-    def fault(self, kind: str, **fields: str) -> Fault:
-        return build(self.topology, SimpleNamespace(fault=kind, **fields))
+    def fault(self, kind: str, node: str, service: str | None = None) -> Fault:
+        return build(resolved_step(self.topology, kind, node, service))
 
     def service_processes(self) -> list[tuple[int, int | None]]:
         return [
@@ -158,11 +162,27 @@ def read_all(conn: socket.socket) -> bytes:
     return response
 
 
+def resolved_step(topology: Topology, kind: str, node_name: str, service: str | None = None) -> Step:
+    """A node fault's step as the loader resolves it."""
+    node, timing = topology.node(node_name), Timing(0.0)
+    if kind == "node-loss":
+        links = []
+        for link in topology.links:
+            if link.a.node == node_name:
+                links.append((link.a, link.b))
+            if link.b.node == node_name:
+                links.append((link.b, link.a))
+        return NodeLossStep(0, None, kind, timing, node, tuple(links))
+    if kind == "node-freeze":
+        return NodeFreezeStep(0, None, kind, timing, node)
+    return ServiceStopStep(0, None, kind, timing, node, next(s for s in node.services if s.name == service))
+
+
 @pytest.fixture
 def testbed(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> Iterator[LineBed]:
     path = tmp_path / "line.yaml"
     path.write_text(yaml.safe_dump({"version": 1, "name": "line", "topology": LINE}, sort_keys=False))
-    handles: Handles | None = None
+    ops: NetnsOps | None = None
     bed: LineBed | None = None
     try:
         up = lifecycle.up(path, state_dir)
@@ -170,21 +190,19 @@ def testbed(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> Iterator[Lin
         run = RunStore(state_dir).get(up.meta.run_id)
         log: list[str] = []
         backend = NetnsBackend(log.append, service_cwd=tmp_path)
-        handles = Handles(ns)
-        handles.warm(topology)
-        ctx = FaultContext(
-            topology, handles, ns, log.append, random.Random(1),
-            start_service=lambda node, service: backend.start_service(run, ns[node], topology.node(node), service),
-            service_processes=lambda node, name: backend.service_processes(run, ns[node], name),
-        )  # fmt: skip
+        engines = {link.name: "kernel" for link in topology.links}
+        # The node operations as `drill run` makes them (backend.ops after deploy).
+        ops = NetnsOps(run, topology, ns, engines, SystemClock(), log.append, backend.start_service)
+        ops.warm()
+        ctx = FaultContext(ops, SystemClock(), log.append, random.Random(1))
         bed = LineBed(topology, ns, run, ctx, log)
         yield bed
     finally:
         if bed is not None:
             for sock in bed.sockets:
                 sock.close()  # an open socket keeps its namespace alive
-        if handles is not None:
-            handles.close()
+        if ops is not None:
+            ops.close()
         lifecycle.clean(state_dir, include_up=True)
 
 
@@ -284,6 +302,24 @@ def test_service_stop_refuses_connections_until_reverted(testbed: LineBed, host_
     assert process_alive(*processes[-1]) and processes[-1][0] != old_pid
     assert bed.http_get().startswith(b"HTTP/1.0 200")
     assert f"service b/http started (pid {processes[-1][0]})" in bed.log
+
+
+def test_process_operations_see_and_signal_only_the_nodes_processes(testbed: LineBed, host_snapshot: Any) -> None:
+    """processes / process_state / signal of NetnsOps: the service is b's process, its state
+    reads as ps shows it, and a pid that is not the node's is never signalled."""
+    bed, ops = testbed, testbed.ctx.ops
+    [(pid, ticks)] = bed.service_processes()
+    assert pid in ops.processes("b") and pid not in ops.processes("a")
+    assert ops.process_state("b", pid) in ("S", "R") and ops.service_running("b", "http")
+    ops.signal("a", [pid], signal.SIGSTOP)  # not a's: left alone
+    ops.signal("b", [os.getpid()], signal.SIGSTOP)  # this test's own process is not b's either
+    assert ops.process_state("b", pid) in ("S", "R")
+    ops.signal("b", [pid], signal.SIGSTOP)
+    # The kernel stops a process when it next runs: poll (bounded) instead of asserting at once.
+    assert wait_for(bed.ctx.clock, lambda: ops.process_state("b", pid) == "T", 5.0, 0.002)
+    ops.continue_all("b")
+    assert ops.process_state("b", pid) not in ("T", "t") and process_alive(pid, ticks)
+    assert ops.process_state("b", 2**22 + 1) is None  # above pid_max: no such process
 
 
 # --------------------------------------------------------------------------- a whole drill

@@ -29,6 +29,8 @@ from drills.backend import Capabilities, NodeOps, TeardownReport
 from drills.clock import Clock
 from drills.docker import nslink
 from drills.docker.api import NODE_LABEL, RUN_LABEL, ContainerSpec, Docker
+from drills.docker.nodes import run_exec_lines, set_node_sysctls
+from drills.docker.ops import DockerOps
 from drills.errors import BackendError, DrillError
 from drills.netns import kernel
 from drills.netns.backend import (
@@ -41,7 +43,6 @@ from drills.netns.backend import (
     namespace_name,
     owned_namespaces,
 )
-from drills.netns.ops import NetnsOps
 from drills.runs import Run
 from drills.scenario.resolved import Link, Node, Service, Topology
 from drills.userspace import select
@@ -75,16 +76,6 @@ def spec_for(run_id: str, node: Node) -> ContainerSpec:
         hostname=node.name,
         labels=((RUN_LABEL, run_id), (NODE_LABEL, node.name)),
     )
-
-
-def set_node_sysctls(namespace: str) -> None:
-    """The routing sysctls every drills node has (see NODE_SYSCTLS), in a container's namespace."""
-
-    def work() -> None:
-        for key, value in NODE_SYSCTLS:
-            kernel.write_sysctl(key, value)
-
-    kernel.run_in_namespace(namespace, work)
 
 
 class DockerBackend:
@@ -125,7 +116,7 @@ class DockerBackend:
         """The node operations of `run`, deployed by this backend (`deploy` sets the topology)."""
         assert self._topology is not None, "deploy first"
         namespaces = {node.name: self.namespace_of(run, node.name) for node in self._topology.nodes}
-        return NetnsOps(run, self._topology, namespaces, self.engines, clock, self._log, self.start_service)
+        return DockerOps(run, self._topology, namespaces, self.engines, clock, self._log, self.start_service, self.docker)
 
     def namespace_of(self, run: Run, node: str) -> str:
         return namespace_name(run.run_id, node)
@@ -342,15 +333,6 @@ def _interface_names() -> list[str]:
     import socket
 
     return [name for _index, name in socket.if_nameindex()]
-
-
-def run_exec_lines(docker: Docker, container: str, node: Node) -> None:
-    """A container node's `exec` lines, in order, as containerlab runs them after deploy."""
-    assert node.container is not None
-    for line in node.container.exec:
-        code, output, _pid = docker.exec(container, ["/bin/sh", "-c", line])
-        if code != 0:
-            raise BackendError(f"node {node.name}: exec `{line}` exited {code}: {output.strip()[-400:]}")
 
 
 def _port_open(port: int) -> bool:

@@ -15,29 +15,48 @@
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from drills.clock import Clock
 from drills.docker import nslink
 from drills.docker.api import ContainerState, Docker
-from drills.docker.backend import run_exec_lines, set_node_sysctls
 from drills.errors import BackendError, DrillError
 from drills.netns import kernel
-from drills.netns.backend import _configure, install_routes
+from drills.netns.backend import NODE_SYSCTLS, _configure, install_routes
 from drills.scenario.resolved import Node
 
 STATE_TIMEOUT_S = 10.0
 POLL_S = 0.005
 
 
+def set_node_sysctls(namespace: str) -> None:
+    """The routing sysctls every drills node has (see NODE_SYSCTLS), in a container's namespace."""
+
+    def work() -> None:
+        for key, value in NODE_SYSCTLS:
+            kernel.write_sysctl(key, value)
+
+    kernel.run_in_namespace(namespace, work)
+
+
+def run_exec_lines(docker: Docker, container: str, node: Node) -> None:
+    """A container node's `exec` lines, in order, as containerlab runs them after deploy."""
+    assert node.container is not None
+    for line in node.container.exec:
+        code, output, _pid = docker.exec(container, ["/bin/sh", "-c", line])
+        if code != 0:
+            raise BackendError(f"node {node.name}: exec `{line}` exited {code}: {output.strip()[-400:]}")
+
+
 @dataclass
 class ContainerNode:
     """One container node during a drill; connects to Docker on first use (not at build time,
-    so `drill plan` never needs Docker)."""
+    so `drill plan` never needs Docker). Waits are timed on `clock` (the drill's)."""
 
     node: Node
     namespace: str
+    clock: Clock
     _docker: list[Docker] = field(default_factory=list, repr=False)
 
     @property
@@ -51,27 +70,27 @@ class ContainerNode:
         return self._docker[0]
 
     def _wait(self, want: str) -> ContainerState:
-        deadline = time.monotonic() + STATE_TIMEOUT_S
+        deadline_s = self.clock.now_s() + STATE_TIMEOUT_S
         while True:
             state = self.docker().state(self.container)
             if state is None:
                 raise BackendError(f"container {self.container} disappeared")
             if state.status == want and (want != "running" or state.pid):
                 return state
-            if time.monotonic() > deadline:
+            if self.clock.now_s() > deadline_s:
                 raise BackendError(f"container {self.container} is {state.status}, not {want}, after {STATE_TIMEOUT_S:g} s")
-            time.sleep(POLL_S)
+            self.clock.sleep_until(self.clock.now_s() + POLL_S)
 
     def kill(self) -> int:
         """Kill the container; returns how many processes its namespace had."""
         before = kernel.pids_in_namespaces([self.namespace]).get(self.namespace, [])
         self.docker().kill(self.container)
         self._wait("exited")
-        deadline = time.monotonic() + STATE_TIMEOUT_S
+        deadline_s = self.clock.now_s() + STATE_TIMEOUT_S
         while left := kernel.pids_in_namespaces([self.namespace]).get(self.namespace, []):
-            if time.monotonic() > deadline:
+            if self.clock.now_s() > deadline_s:
                 raise BackendError(f"container {self.container} exited but processes {left} remain in {self.namespace}")
-            time.sleep(POLL_S)
+            self.clock.sleep_until(self.clock.now_s() + POLL_S)
         return len(before)
 
     def start(self, old_ipr: Any, interfaces: list[tuple[str, int]]) -> None:

@@ -20,7 +20,7 @@ from drills.backend import Capabilities, NodeOps, TeardownReport
 from drills.clock import Clock
 from drills.errors import BackendError
 from drills.journal import Checked
-from drills.netns import kernel, services
+from drills.netns import kernel, procs, services
 from drills.netns.ops import NetnsOps
 from drills.runs import Run
 from drills.scenario.resolved import Node, Service, Topology
@@ -190,11 +190,7 @@ class NetnsBackend:
         """(pid, start ticks) of every process journaled for `service` in `namespace`, oldest
         first, whether it still runs or not. A pid may have been reused since: signal one only
         if `kernel.process_start_ticks` still gives its start ticks."""
-        return [
-            (int(e["pid"]), e.get("start"))
-            for e in run.journal.entries()
-            if e.get("op") == "process" and e.get("ns") == namespace and e.get("service") == service
-        ]
+        return procs.journaled(run, namespace, service)
 
     # ------------------------------------------------------------------ teardown
 

@@ -1,5 +1,9 @@
-"""Process, service and exec operations on namespaces. (Issue 12: filled in by the node-fault
-split.)"""
+"""Process, service and exec operations on namespaces.
+
+A namespace node's processes are those /proc shows in its namespace (drills.netns.procs); a
+service's, those the run's journal lists for it whose pid still has the journaled start time.
+Every deadline and poll is on the drill clock (`self.clock`).
+"""
 
 from __future__ import annotations
 
@@ -9,41 +13,64 @@ from collections.abc import Sequence
 
 from drills.backend import ExecResult
 from drills.errors import BackendError
-from drills.netns import services
+from drills.netns import procs, services
 from drills.netns.ops_base import OpsBase
 from drills.scenario.resolved import Service
 
 
 class ProcessOpsMixin(OpsBase):
     def processes(self, node: str) -> list[int]:
-        raise NotImplementedError
+        return procs.namespace_pids(self.namespaces[node])
 
     def signal(self, node: str, pids: Sequence[int], sig: signal.Signals) -> None:
-        raise NotImplementedError
+        # Only the node's own: a pid that left it (or was reused by a host process) is not signalled.
+        inside = set(self.processes(node))
+        procs.send([pid for pid in pids if pid in inside], sig)
 
     def process_state(self, node: str, pid: int) -> str | None:
-        raise NotImplementedError
+        return procs.state(pid)
 
     def kill_all(self, node: str) -> int:
-        raise NotImplementedError
+        return procs.kill_everything(self.namespaces[node], f"node {node}", self.clock)
 
     def stop_all(self, node: str) -> int:
-        raise NotImplementedError
+        return procs.stop_everything(self.namespaces[node], f"node {node}", self.clock)
 
     def continue_all(self, node: str) -> None:
-        raise NotImplementedError
+        procs.continue_everything(self.namespaces[node], f"node {node}", self.clock)
 
     def boot(self, node: str) -> bool:
         return False  # a namespace outlives its processes: nothing to bring back
 
+    def service_processes(self, node: str, service: str) -> procs.Journaled:
+        """(pid, start ticks) of every process journaled for the service, oldest first, alive
+        or not (a pid may have been reused since: see `procs.live`)."""
+        return procs.journaled(self.run, self.namespaces[node], service)
+
     def start_service(self, node: str, service: Service) -> int:
-        return self._start_service(self.run, self.namespaces[node], self.topology.node(node), service)
+        what = f"service {node}/{service.name}"
+        pid = self._start_service(self.run, self.namespaces[node], self.topology.node(node), service)
+        # Read back, not assumed: teardown and `drill clean` find a process only through the journal.
+        journaled = self.service_processes(node, service.name)
+        if not journaled or journaled[-1][0] != pid:
+            raise BackendError(f"{what} was started (pid {pid}) but its process is not journaled")
+        return pid
 
     def stop_service(self, node: str, service: str) -> None:
-        raise NotImplementedError
+        what = f"service {node}/{service}"
+        running = procs.live(self.service_processes(node, service))
+        if not running:
+            raise BackendError(f"{what} is not running (no journaled process of it is alive); nothing to stop")
+        survivors = services.stop_processes(running, self.clock)
+        # The group had its SIGTERM with the leader; members that outlived the leader go now.
+        members = procs.group_members(self.namespaces[node], {pid for pid, _ in running})
+        survivors += services.kill_and_wait(members, clock=self.clock)
+        left = procs.live(running) + [(pid, None) for pid in survivors]
+        if left:
+            raise BackendError(f"{what}: processes {sorted({pid for pid, _ in left})} still run after SIGKILL")
 
     def service_running(self, node: str, service: str) -> bool:
-        raise NotImplementedError
+        return bool(procs.live(self.service_processes(node, service)))
 
     def exec(self, node: str, command: str, timeout_s: float) -> ExecResult:
         try:

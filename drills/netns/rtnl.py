@@ -40,7 +40,7 @@ RTM_NEWROUTE = 24
 NLM_F_REPLACE = 0x100
 NLM_F_CREATE = 0x400
 RT_TABLE_MAIN = 254
-RTPROT_BOOT = 3
+RTPROT_STATIC = 4  # what pyroute2 marks routes with at deploy: drills' marker (`proto static`)
 RT_SCOPE_UNIVERSE = 0
 RT_SCOPE_LINK = 253
 RTN_UNICAST = 1
@@ -179,12 +179,13 @@ class RawLinks:
         return bool(flags & IFF_UP), carrier != b"\0"
 
     def replace_route(self, route: RouteSpec) -> None:
-        """`ip route replace` of one static route (RTM_NEWROUTE, main table, boot protocol,
-        as iproute2 sends it); returns once the kernel acked."""
+        """`ip route replace` of one static route (RTM_NEWROUTE, main table, static protocol,
+        as deploy installs it, so a re-installed route reads back as it was); returns once the
+        kernel acked."""
         family = socket.AF_INET if route.destination.version == 4 else socket.AF_INET6
         scope = RT_SCOPE_UNIVERSE if route.gateway is not None else RT_SCOPE_LINK
         body = _RTMSG.pack(
-            family, route.destination.prefixlen, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, scope, RTN_UNICAST, 0
+            family, route.destination.prefixlen, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, scope, RTN_UNICAST, 0
         )
         body += rta(RTA_DST, route.destination.network_address.packed)
         body += rta(RTA_PRIORITY, struct.pack("=I", route.metric))

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from drills.clock import Clock, SystemClock
 from drills.errors import BackendError
 from drills.netns import kernel
 from drills.runs import open_private
@@ -107,32 +108,36 @@ def run_shell(namespace: str, command: str, timeout_s: float) -> subprocess.Comp
     )
 
 
-def stop_processes(processes: Sequence[tuple[int, int | None]]) -> list[int]:
+def stop_processes(processes: Sequence[tuple[int, int | None]], clock: Clock | None = None) -> list[int]:
     """Stop journaled processes (pid, start ticks): SIGTERM to each process group, then SIGKILL
-    after a grace period. A pid whose start time differs, or is unknown, is not known to be ours
-    and is left alone. Returns the pids still alive at the end."""
+    after a grace period (timed on `clock`: the drill's during a drill, the system's at
+    teardown). A pid whose start time differs, or is unknown, is not known to be ours and is
+    left alone. Returns the pids still alive at the end."""
+    clock = clock or SystemClock()
     ours = [pid for pid, ticks in processes if ticks is not None and kernel.process_start_ticks(pid) == ticks]
     for pid in ours:
         _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_S
+    deadline_s = clock.now_s() + STOP_GRACE_S
     alive = ours
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.02)
+    while alive and clock.now_s() < deadline_s:
+        clock.sleep_until(clock.now_s() + 0.02)
         alive = [pid for pid in alive if _alive(pid)]
     for pid in alive:
         _signal_group(pid, signal.SIGKILL)
-    return kill_and_wait(alive)
+    return kill_and_wait(alive, clock=clock)
 
 
-def kill_and_wait(pids: list[int], timeout_s: float = 5.0) -> list[int]:
-    """SIGKILL `pids` and wait until they are gone; returns any that survive."""
+def kill_and_wait(pids: list[int], timeout_s: float = 5.0, clock: Clock | None = None) -> list[int]:
+    """SIGKILL `pids` and wait until they are gone (timed on `clock`, the system's by default);
+    returns any that survive."""
+    clock = clock or SystemClock()
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + timeout_s
+    deadline_s = clock.now_s() + timeout_s
     alive = [pid for pid in pids if _alive(pid)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.01)
+    while alive and clock.now_s() < deadline_s:
+        clock.sleep_until(clock.now_s() + 0.01)
         alive = [pid for pid in alive if _alive(pid)]
     return alive
 

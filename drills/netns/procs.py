@@ -1,0 +1,129 @@
+"""Processes of a namespace node as /proc shows them, and signals to them: the one module of the
+namespace backend that reads /proc for node faults and calls `os.kill` for them.
+
+Which processes a node has is read from /proc (every process whose network namespace is the
+node's); which processes a service has, from the run's journal, and a journaled pid counts as
+the service's only while its start time still matches, so a reused pid is never touched. Every
+deadline and poll is on the clock handed in (the drill's), never on `time.monotonic` itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from drills.clock import Clock
+from drills.errors import BackendError
+from drills.netns import kernel
+from drills.runs import Run
+
+POLL_S = 0.002  # the time to confirm is part of an event's accuracy: poll tight
+GONE_TIMEOUT_S = 5.0  # for SIGKILLed processes to disappear from the namespace
+STATE_TIMEOUT_S = 2.0  # for signalled processes to show the stopped (or running) state
+
+STOPPED = frozenset("Tt")  # stopped by a signal ('t': stopped while being traced)
+DEAD = frozenset("ZX")  # exited: a zombie waiting for its parent, or being reaped
+
+Journaled = list[tuple[int, int | None]]  # (pid, start ticks) as the journal has them
+
+
+def stat(pid: int) -> tuple[str, int] | None:
+    """State letter and process group of `pid` (/proc/PID/stat), or None once it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return fields[0], int(fields[2])
+
+
+def state(pid: int) -> str | None:
+    """The state letter of `pid` as ps shows it, None once it is gone."""
+    found = stat(pid)
+    return None if found is None else found[0]
+
+
+def _state_or_dead(pid: int) -> str:
+    return state(pid) or "X"
+
+
+def namespace_pids(namespace: str) -> list[int]:
+    """Processes living in `namespace` now (a zombie has left it: its namespaces are released)."""
+    return kernel.pids_in_namespaces([namespace]).get(namespace, [])
+
+
+def send(pids: Iterable[int], sig: signal.Signals) -> None:
+    """Signal each pid; one gone meanwhile is not an error."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def journaled(run: Run, namespace: str, service: str) -> Journaled:
+    """(pid, start ticks) of every process journaled for `service` in `namespace`, oldest first,
+    whether it still runs or not."""
+    return [
+        (int(e["pid"]), e.get("start"))
+        for e in run.journal.entries()
+        if e.get("op") == "process" and e.get("ns") == namespace and e.get("service") == service
+    ]
+
+
+def live(processes: Sequence[tuple[int, int | None]]) -> Journaled:
+    """The journaled processes that still run: same pid *and* same start time, not exited."""
+    return [
+        (pid, ticks)
+        for pid, ticks in processes
+        if ticks is not None and kernel.process_start_ticks(pid) == ticks and _state_or_dead(pid) not in DEAD
+    ]
+
+
+def group_members(namespace: str, leaders: set[int]) -> list[int]:
+    """Processes of `namespace` whose process group is led by one of `leaders`."""
+    return [pid for pid in namespace_pids(namespace) if (found := stat(pid)) is not None and found[1] in leaders]
+
+
+def kill_everything(namespace: str, what: str, clock: Clock) -> int:
+    """SIGKILL every process in `namespace` until /proc shows none there (a process forked
+    meanwhile is caught by the next scan); returns how many were killed. Polls every 2 ms rather
+    than `services.kill_and_wait`'s 10 ms: the time to confirm is part of the event's accuracy."""
+    killed: set[int] = set()
+    deadline_s = clock.now_s() + GONE_TIMEOUT_S
+    while pids := namespace_pids(namespace):
+        if clock.now_s() > deadline_s:
+            raise BackendError(f"{what}: processes {sorted(pids)} still run in {namespace} after SIGKILL")
+        send([pid for pid in pids if pid not in killed], signal.SIGKILL)
+        killed.update(pids)
+        clock.sleep_until(clock.now_s() + POLL_S)
+    for pid in killed:  # a service is this process's child: reap it rather than leave a zombie
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+    return len(killed)
+
+
+def stop_everything(namespace: str, what: str, clock: Clock) -> int:
+    """SIGSTOP every process in `namespace` until each shows the stopped state; returns how many."""
+    deadline_s = clock.now_s() + STATE_TIMEOUT_S
+    while True:
+        pids = namespace_pids(namespace)
+        # The kernel stops a process when it next runs, not when the signal is sent: poll.
+        running = [pid for pid in pids if _state_or_dead(pid) not in STOPPED | DEAD]
+        if not running:
+            return len(pids)
+        if clock.now_s() > deadline_s:
+            raise BackendError(f"{what}: processes {sorted(running)} in {namespace} are not stopped after SIGSTOP")
+        send(running, signal.SIGSTOP)
+        clock.sleep_until(clock.now_s() + POLL_S)
+
+
+def continue_everything(namespace: str, what: str, clock: Clock) -> None:
+    """SIGCONT every stopped process in `namespace` until none shows the stopped state."""
+    deadline_s = clock.now_s() + STATE_TIMEOUT_S
+    while stopped := [pid for pid in namespace_pids(namespace) if _state_or_dead(pid) in STOPPED]:
+        if clock.now_s() > deadline_s:
+            raise BackendError(f"{what}: processes {sorted(stopped)} in {namespace} are still stopped after SIGCONT")
+        send(stopped, signal.SIGCONT)
+        clock.sleep_until(clock.now_s() + POLL_S)
