@@ -56,7 +56,6 @@ class PairMeshPlan:
     steps: list[PartitionPairsPlan]
 
 
-
 def pair_mesh_plan(scenario: Scenario, clock_text: Callable[[float], str]) -> PairMeshPlan | None:
     """The pairs `drill run` would probe, from `partition_pairs` itself, over each partition
     step's fault as `drill run` builds it (rules as data: no `nft` needed on this host)."""

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -95,9 +96,7 @@ class NftJob:
     args: tuple[str, ...]
 
 
-def run_nft(
-    nft: str, namespaces: Mapping[str, str], jobs: Sequence[NftJob], what: str, clock: Clock
-) -> list[str]:
+def run_nft(nft: str, namespaces: Mapping[str, str], jobs: Sequence[NftJob], what: str, clock: Clock) -> list[str]:
     """Run the jobs, each in its node's namespace, all at once; return their standard outputs.
     They must all finish within NFT_TIMEOUT_S on `clock` (the drill's).
 
@@ -203,11 +202,12 @@ def check_listing(table: Table, listing: str) -> None:
         devices = found.get("dev")
         if chain.device and devices is not None and chain.device not in _as_list(devices):
             raise BackendError(f"{where}: chain {chain.name} is bound to {devices}, not {chain.device}")
-        listed = sorted(listed_signature(o) for kind, o in objects if kind == "rule" and o.get("chain") == chain.name)
-        wanted = sorted(rule.signature() for rule in chain.rules)
+        # Compared as multisets: signatures hold frozensets, which `sorted` cannot order (subset order).
+        listed = Counter(listed_signature(o) for kind, o in objects if kind == "rule" and o.get("chain") == chain.name)
+        wanted = Counter(rule.signature() for rule in chain.rules)
         if listed != wanted:
             raise BackendError(
-                f"{where}: chain {chain.name} lists {len(listed)} rule(s) other than the {len(wanted)} loaded; "
+                f"{where}: chain {chain.name} lists {listed.total()} rule(s) other than the {wanted.total()} loaded; "
                 "the fault did not take effect as built"
             )
 

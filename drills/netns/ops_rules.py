@@ -25,7 +25,9 @@ class RuleOpsMixin(OpsBase):
         jobs = [nft.NftJob(t.node, (nft.script(t),)) for t in tables]
         nft.run_nft(path, self.namespaces, jobs, what, self.clock)
         reads = [nft.NftJob(t.node, ("-j", "list", "table", t.family, t.name)) for t in tables]
-        for table, listing in zip(tables, nft.run_nft(path, self.namespaces, reads, f"{what}: read back", self.clock), strict=True):
+        for table, listing in zip(
+            tables, nft.run_nft(path, self.namespaces, reads, f"{what}: read back", self.clock), strict=True
+        ):
             nft.check_listing(table, listing)
 
     def remove_rules(self, tables: Sequence[Table]) -> None:
@@ -33,7 +35,9 @@ class RuleOpsMixin(OpsBase):
         jobs = [nft.NftJob(t.node, (nft.delete_script(t),)) for t in tables]
         nft.run_nft(path, self.namespaces, jobs, what, self.clock)
         reads = [nft.NftJob(t.node, ("-j", "list", "tables", t.family)) for t in tables]
-        for table, listing in zip(tables, nft.run_nft(path, self.namespaces, reads, f"{what}: read back", self.clock), strict=True):
+        for table, listing in zip(
+            tables, nft.run_nft(path, self.namespaces, reads, f"{what}: read back", self.clock), strict=True
+        ):
             if table.name in nft.listed_tables(listing, f"{what}: node {table.node}"):
                 raise BackendError(f"{what}: node {table.node} still has table {table.family} {table.name}")
 
