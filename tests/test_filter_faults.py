@@ -23,6 +23,7 @@ from drills import lifecycle
 from drills.backend import NFTABLES, LinkState, NodeOps
 from drills.clock import FakeClock, SystemClock
 from drills.engine import filter_faults
+from drills.engine.drill import requirements as drill_requirements
 from drills.engine.drill import run_drill
 from drills.engine.faults import Fault, FaultContext, build
 from drills.errors import BackendError, EnvironmentProblem
@@ -475,6 +476,14 @@ def test_a_host_without_nft_refuses_filter_steps_before_deploy(tmp_path: Path) -
     # No filter step: the capabilities are not even asked for.
     gray = load_scenario(write(tmp_path, "gray", BLACKHOLE_BED.split("timeline:")[0]))
     assert filter_faults.requirements(gray, lambda: pytest.fail("asked")) == []
+
+
+def test_the_drill_preflight_asks_the_capabilities_for_filter_steps(tmp_path: Path) -> None:
+    scenario = load_scenario(write(tmp_path, "gray", BLACKHOLE_BED))
+    (problem,) = drill_requirements(scenario, lambda: {NFTABLES: False})
+    assert problem.path == "timeline[0].fault" and "fault 'blackhole' needs the `nft` command" in problem.message
+    assert drill_requirements(scenario, lambda: {NFTABLES: True}) == []
+    assert drill_requirements(scenario) == []  # the backend that would deploy it: this machine has nft
 
 
 def test_the_namespace_backend_declares_nftables_when_nft_is_found(tmp_path: Path) -> None:
