@@ -1,140 +1,75 @@
 """Packet-filter rules as data: tables of chains of match-and-verdict rules, one table per node.
 
-A fault builds these before the drill clock starts; a backend puts them in force (the namespace
-backend through nftables: drills.netns) and reads them back. A leaf: records and nothing else.
+A fault builds these before the drill clock starts; a backend puts them in force and reads them
+back (the namespace backend through nftables: drills.netns.nft renders them and parses what the
+kernel lists). A leaf: records and nothing else, in no filter tool's syntax.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from drills.errors import BackendError
+# What a match looks at. A backend maps each to its filter's own expression.
+IPV4_SOURCE = "ipv4 source"  # values: addresses or prefixes ("198.18.0.1", "10.0.0.0/8")
+IPV6_SOURCE = "ipv6 source"
+IN_INTERFACE = "input interface"  # values: interface names of the table's node
+ICMPV6_TYPE = "icmpv6 type"  # values: the message types below
+
+# ICMPv6 neighbour discovery messages (RFC 4861), by the names a Match carries.
+ROUTER_SOLICITATION = "router-solicitation"
+ROUTER_ADVERTISEMENT = "router-advertisement"
+NEIGHBOR_SOLICITATION = "neighbor-solicitation"
+NEIGHBOR_ADVERTISEMENT = "neighbor-advertisement"
+
+FIELDS = (IPV4_SOURCE, IPV6_SOURCE, IN_INTERFACE, ICMPV6_TYPE)
+
+Signature = tuple[str, frozenset[tuple[str, frozenset[str]]]]
 
 
 @dataclass(frozen=True)
 class Match:
-    """One `left == value(s)` match of a rule, as nft reads it (`text`) and lists it (`key`)."""
+    """A packet matches when its `field` equals one of `values`."""
 
-    text: str  # "ip saddr", "iifname", "icmpv6 type"
-    key: str  # the JSON listing's left side: "ip.saddr", "meta.iifname", "icmpv6.type"
+    field: str  # one of FIELDS
     values: tuple[str, ...]
-    quoted: bool = False  # interface names are strings in nft's grammar
-
-    def render(self) -> str:
-        items = [f'"{v}"' if self.quoted else v for v in self.values]
-        return f"{self.text} {items[0]}" if len(items) == 1 else f"{self.text} {{ {', '.join(items)} }}"
 
 
 @dataclass(frozen=True)
 class Rule:
+    """Every match must hold (an empty rule matches every packet); then `verdict`."""
+
     matches: tuple[Match, ...]
     verdict: str  # "drop" | "accept"
-    counter: bool = True
+    counter: bool = True  # count the packets it matched (a backend may show the count)
 
-    def render(self) -> str:
-        return " ".join([*(m.render() for m in self.matches), *(["counter"] if self.counter else []), self.verdict])
+    def signature(self) -> Signature:
+        """The rule without order: verdict and each match's field with its set of values. What
+        a backend reads back is compared in this form (a filter may list sets in its own order)."""
+        return signature(self.verdict, ((m.field, m.values) for m in self.matches))
 
-    def signature(self) -> tuple[str, frozenset[tuple[str, frozenset[str]]]]:
-        return (self.verdict, frozenset((m.key, frozenset(m.values)) for m in self.matches))
+
+def signature(verdict: str, matches: Iterable[tuple[str, Iterable[str]]]) -> Signature:
+    """The order-free form of a rule from its verdict and (field, values) pairs."""
+    return (verdict, frozenset((field, frozenset(values)) for field, values in matches))
 
 
 @dataclass(frozen=True)
 class Chain:
     name: str
-    hook: str
-    priority: int
+    hook: str  # "ingress" (netdev family: bound to `device`) | "prerouting"
+    priority: int  # lower runs first; -300 is before connection tracking
     rules: tuple[Rule, ...]
-    device: str | None = None  # netdev chains: the interface the hook is bound to
+    device: str | None = None  # ingress chains: the interface the hook is bound to
+    # Every chain accepts what no rule dropped: a fault removes traffic, never adds a default.
 
 
 @dataclass(frozen=True)
 class Table:
-    """One table of ours in one node's namespace."""
+    """One table of ours in one node: `family` "netdev" (per-interface ingress) or "inet"
+    (IPv4 and IPv6). The name is the owning step's (drills.scenario.steps.table_name)."""
 
     node: str
     family: str
     name: str
     chains: tuple[Chain, ...]
-
-    def script(self) -> str:
-        """The commands creating it, as one atomic batch. `create` fails if the table exists:
-        an earlier occurrence of the same step still applied is a clash, not something to merge."""
-        lines = [f"create table {self.family} {self.name}"]
-        for chain in self.chains:
-            device = f' device "{chain.device}"' if chain.device else ""
-            lines.append(
-                f"add chain {self.family} {self.name} {chain.name} "
-                f"{{ type filter hook {chain.hook}{device} priority {chain.priority}; policy accept; }}"
-            )
-            lines += [f"add rule {self.family} {self.name} {chain.name} {rule.render()}" for rule in chain.rules]
-        return "; ".join(lines)
-
-    def delete_script(self) -> str:
-        # `add` first makes the delete idempotent (nft 1.0.6 has no `destroy`): a revert after
-        # an apply that failed half way must not fail on the nodes that never got the table.
-        return f"add table {self.family} {self.name}; delete table {self.family} {self.name}"
-
-    def check_listing(self, listing: str) -> None:
-        """BackendError unless `nft -j list table` output shows exactly our chains and rules."""
-        where = f"node {self.node}: table {self.family} {self.name}"
-        try:
-            objects = [next(iter(o.items())) for o in json.loads(listing)["nftables"]]
-        except (ValueError, KeyError, TypeError, StopIteration) as exc:
-            raise BackendError(f"{where}: cannot read nft's listing ({exc})") from None
-        chains = {o["name"]: o for kind, o in objects if kind == "chain"}
-        for chain in self.chains:
-            found = chains.get(chain.name)
-            if found is None:
-                raise BackendError(f"{where}: chain {chain.name} is missing; the fault did not take effect")
-            if (found.get("hook"), found.get("prio")) != (chain.hook, chain.priority):
-                raise BackendError(
-                    f"{where}: chain {chain.name} is hooked at {found.get('hook')} priority {found.get('prio')}, "
-                    f"not {chain.hook} priority {chain.priority}"
-                )
-            # nft 1.0.6 leaves a netdev chain's device out of its JSON; later versions list it.
-            devices = found.get("dev")
-            if chain.device and devices is not None and chain.device not in _as_list(devices):
-                raise BackendError(f"{where}: chain {chain.name} is bound to {devices}, not {chain.device}")
-            listed = sorted(_signature(o) for kind, o in objects if kind == "rule" and o.get("chain") == chain.name)
-            wanted = sorted(rule.signature() for rule in chain.rules)
-            if listed != wanted:
-                raise BackendError(
-                    f"{where}: chain {chain.name} lists {len(listed)} rule(s) other than the {len(wanted)} loaded; "
-                    "the fault did not take effect as built"
-                )
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _value(item: Any) -> str:
-    if isinstance(item, dict) and "prefix" in item:
-        return f"{item['prefix']['addr']}/{item['prefix']['len']}"
-    return str(item)
-
-
-def _signature(rule: dict[str, Any]) -> tuple[str, frozenset[tuple[str, frozenset[str]]]]:
-    """A listed rule in the form `Rule.signature` gives: verdict and matches, order-free."""
-    verdict = ""
-    matches = set()
-    for expr in rule.get("expr", []):
-        if "match" in expr:
-            left, right = expr["match"]["left"], expr["match"]["right"]
-            if "payload" in left:
-                key = f"{left['payload'].get('protocol')}.{left['payload'].get('field')}"
-            elif "meta" in left:
-                key = f"meta.{left['meta'].get('key')}"
-            else:
-                key = json.dumps(left, sort_keys=True)
-            values = right["set"] if isinstance(right, dict) and "set" in right else [right]
-            matches.add((key, frozenset(_value(v) for v in values)))
-        elif "drop" in expr:
-            verdict = "drop"
-        elif "accept" in expr:
-            verdict = "accept"
-    return (verdict, frozenset(matches))
-
-

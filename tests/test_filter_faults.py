@@ -13,18 +13,25 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
-from ipaddress import ip_address, ip_network
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from drills import lifecycle
+from drills.backend import NFTABLES, LinkState, NodeOps
+from drills.clock import FakeClock, SystemClock
 from drills.engine import filter_faults
+from drills.engine.drill import requirements as drill_requirements
 from drills.engine.drill import run_drill
-from drills.engine.faults import Fault, FaultContext, Handles, build
+from drills.engine.faults import Fault, FaultContext, build
 from drills.errors import BackendError, EnvironmentProblem
-from drills.netns import kernel
+from drills.netns import kernel, nft
+from drills.netns.backend import NetnsBackend
+from drills.netns.ops import NetnsOps
+from drills.rules import ICMPV6_TYPE, IN_INTERFACE, IPV4_SOURCE, IPV6_SOURCE, Chain, Match, Rule, Table
+from drills.runs import RunStore
 from drills.scenario import load_scenario
 from drills.scenario.resolved import Scenario, Topology
 
@@ -108,20 +115,25 @@ class Bed:
         return self.scenario.topology
 
     def fault(self, step_id: str) -> Fault:
-        step = next(s for s in self.scenario.source.timeline if getattr(s, "id", None) == step_id)
-        return build(self.topology, step)
+        return build(next(s for s in self.scenario.steps if s.id == step_id))
+
+
+def _no_services(*_args: object) -> int:
+    raise AssertionError("these testbeds have no services")
 
 
 @contextmanager
 def deployed(path: Path, state_dir: Path) -> Iterator[Bed]:
     scenario = load_scenario(path)
     up = lifecycle.up(path, state_dir)
-    handles = Handles(up.meta.nodes)
+    run = RunStore(state_dir).get(up.meta.run_id)
+    clock = SystemClock()
+    ops = NetnsOps(run, scenario.topology, up.meta.nodes, {}, clock, lambda _m: None, _no_services)
     try:
-        ctx = FaultContext(scenario.topology, handles, up.meta.nodes, lambda _m: None, random.Random(0))
+        ctx = FaultContext(ops, clock, lambda _m: None, random.Random(0))
         yield Bed(scenario, up.meta.nodes, ctx)
     finally:
-        handles.close()  # an open socket would keep its namespace alive
+        ops.close()  # an open socket would keep its namespace alive
         lifecycle.down(state_dir, up.meta.run_id)
 
 
@@ -293,10 +305,109 @@ def hops(probe: Probe) -> list[str]:
 # --------------------------------------------------------------------------- no kernel needed
 
 
+@dataclass
+class FakeOps:
+    """Node operations that record what the filter faults ask for (every other operation is
+    absent: a blackhole or partition must need none). `carrier` says which ends read back
+    with carrier."""
+
+    calls: list[tuple[str, tuple[Any, ...]]]
+    carrier: dict[tuple[str, str], bool]
+
+    def apply_rules(self, tables: Any) -> None:
+        self.calls.append(("apply_rules", tuple(tables)))
+
+    def remove_rules(self, tables: Any) -> None:
+        self.calls.append(("remove_rules", tuple(tables)))
+
+    def link_state(self, node: str, ifname: str) -> LinkState:
+        self.calls.append(("link_state", (node, ifname)))
+        return LinkState(admin_up=True, carrier=self.carrier.get((node, ifname), True))
+
+
+def fake_ctx(carrier: dict[tuple[str, str], bool] | None = None) -> tuple[FaultContext, FakeOps]:
+    ops = FakeOps([], carrier or {})
+    return FaultContext(cast(NodeOps, ops), FakeClock(), lambda _m: None, random.Random(0)), ops
+
+
+# a - b - c in a line, IPv4 and IPv6: three groups of one node each.
+THREE_GROUPS = """
+version: 1
+name: three
+topology:
+  addressing: {ipv4: 198.18.60.0/24, loopbacks: 198.19.60.0/24, ipv6: "fd00:d811:60::/48"}
+  nodes: {a: {}, b: {}, c: {}}
+  links:
+    - {endpoints: [a:b, b:a]}
+    - {endpoints: [b:c, c:b]}
+timeline:
+  - {id: apart, at: 1s, fault: partition, groups: [[a], [b], [c]], for: 1s}
+  - {id: downhill, at: 3s, fault: partition, groups: [[a], [b], [c]], one_way: true, for: 1s}
+"""
+
+ND = Match(
+    ICMPV6_TYPE, ("router-solicitation", "router-advertisement", "neighbor-solicitation", "neighbor-advertisement")
+)
+
+
+def expected_table(topology: Topology, table: str, target: str, cut: list[str], facing: tuple[str, ...]) -> Table:
+    """The table a partition must build in `target` to drop the nodes of `cut`, written out by
+    hand from the topology's addresses (loopback first, then each interface)."""
+    v4: list[IPv4Address] = []
+    v6: list[IPv6Address] = []
+    for name in cut:
+        node = topology.node(name)
+        v4 += [node.loopback.ip] if node.loopback is not None else []
+        v4 += [i.ipv4.ip for i in node.interfaces if i.ipv4 is not None]
+        v6 += [i.ipv6.ip for i in node.interfaces if i.ipv6 is not None]
+    rules = (
+        Rule((ND,), "accept", counter=False),
+        Rule((Match(IPV4_SOURCE, tuple(str(a) for a in sorted(v4))),), "drop"),
+        Rule((Match(IPV6_SOURCE, tuple(str(a) for a in sorted(v6))),), "drop"),
+        Rule((Match(IN_INTERFACE, facing), Match(IPV6_SOURCE, ("fe80::/10",))), "drop"),
+    )
+    return Table(target, "inet", table, (Chain("partition", "prerouting", -300, rules),))
+
+
+def test_a_three_group_partition_builds_exactly_these_tables_both_ways_and_one_way(tmp_path: Path) -> None:
+    scenario = load_scenario(write(tmp_path, "three", THREE_GROUPS))
+    topology = scenario.topology
+    apart_step, downhill_step = scenario.steps
+    apart, downhill = build(apart_step), build(downhill_step)
+    assert isinstance(apart, filter_faults.Partition) and isinstance(downhill, filter_faults.Partition)
+    name = apart_step.table  # type: ignore[attr-defined]
+    assert name.startswith("drills_apart_")
+    # Both ways: every node drops both others; each drops link-local packets from its neighbours.
+    assert apart.tables == (
+        expected_table(topology, name, "a", ["b", "c"], ("b",)),
+        expected_table(topology, name, "b", ["a", "c"], ("a", "c")),
+        expected_table(topology, name, "c", ["a", "b"], ("b",)),
+    )
+    assert apart.sources == (("a", ("b", "c")), ("b", ("a", "c")), ("c", ("a", "b")))
+    # One way: packets never reach a later group. a drops nothing (no table), b drops a, c drops
+    # a and b; c's only neighbour is b, so only its interface toward b drops link-local packets.
+    name = downhill_step.table  # type: ignore[attr-defined]
+    assert downhill.tables == (
+        expected_table(topology, name, "b", ["a"], ("a",)),
+        expected_table(topology, name, "c", ["a", "b"], ("b",)),
+    )
+    assert downhill.describe() == "partition {a} -> {b} -> {c} (one way: packets never reach a later group)"
+
+
+def test_partition_applies_and_heals_through_the_node_operations_only(tmp_path: Path) -> None:
+    scenario = load_scenario(write(tmp_path, "three", THREE_GROUPS))
+    fault = build(scenario.steps[0])
+    assert isinstance(fault, filter_faults.Partition)
+    ctx, ops = fake_ctx()
+    fault.apply(ctx)
+    fault.revert(ctx)
+    assert ops.calls == [("apply_rules", fault.tables), ("remove_rules", fault.tables)]
+
+
 def test_partition_rules_cover_every_address_of_the_cut_nodes(tmp_path: Path) -> None:
     scenario = load_scenario(write(tmp_path, "p", PARTITION_BED.format(name="p", rest=PARTITION_STEPS)))
     topology = scenario.topology
-    both, oneway = (build(topology, step) for step in scenario.source.timeline)
+    both, oneway = (build(step) for step in scenario.steps)
     assert isinstance(both, filter_faults.Partition) and isinstance(oneway, filter_faults.Partition)
     # Both ways: every grouped node drops the other group; x, in no group, is never touched.
     assert {t.node for t in both.tables} == {"a1", "a2", "b1", "b2"}
@@ -311,42 +422,76 @@ def test_partition_rules_cover_every_address_of_the_cut_nodes(tmp_path: Path) ->
         assert set(addresses(topology, member)) <= from_a
     assert not set(addresses(topology, "x")) & from_a
     # b2 faces a2 directly: its link-local packets are dropped by interface; b1 faces no A node.
-    assert 'iifname "a" ip6 saddr fe80::/10 counter drop' in b2.script()
-    assert "iifname" not in next(t for t in oneway.tables if t.node == "b1").script()
-    assert "ct " not in b2.script(), "no connection-tracking exemption: established flows are cut too"
+    assert 'iifname "a" ip6 saddr fe80::/10 counter drop' in nft.script(b2)
+    assert "iifname" not in nft.script(next(t for t in oneway.tables if t.node == "b1"))
+    assert "ct " not in nft.script(b2), "no connection-tracking exemption: established flows are cut too"
     assert both.tables[0].name != oneway.tables[0].name and both.tables[0].name.startswith("drills_both_")
     assert oneway.describe() == "partition {a1, a2} -> {b1, b2} (one way: packets never reach a later group)"
     assert both.describe(reverted=True) == "partition {a1, a2} | {b1, b2} healed"
     assert all("drills_oneway_" in line for line in oneway.touches()) and len(oneway.touches()) == 2
 
 
-def test_blackhole_layout_and_listing_check(tmp_path: Path) -> None:
+def test_blackhole_layout(tmp_path: Path) -> None:
     scenario = load_scenario(write(tmp_path, "gray", BLACKHOLE_BED))
-    fault = build(scenario.topology, scenario.source.timeline[0])
+    fault = build(scenario.steps[0])
     assert isinstance(fault, filter_faults.Blackhole)
-    assert [(t.node, t.family, [(c.name, c.hook, c.device) for c in t.chains]) for t in fault.tables] == [
-        ("a", "netdev", [("ingress_a", "ingress", "b")]),
-        ("b", "netdev", [("ingress_b", "ingress", "a")]),
-    ]
-    table = fault.tables[0]
-    chain = {"chain": {"family": "netdev", "table": table.name, "name": "ingress_a", "hook": "ingress", "prio": -500}}
-    rule = {"rule": {"chain": "ingress_a", "expr": [{"counter": {"packets": 0, "bytes": 0}}, {"drop": None}]}}
-    table.check_listing(json.dumps({"nftables": [chain, rule]}))
-    with pytest.raises(BackendError, match="lists 0 rule"):
-        table.check_listing(json.dumps({"nftables": [chain]}))
-    with pytest.raises(BackendError, match="chain ingress_a is missing"):
-        table.check_listing(json.dumps({"nftables": [rule]}))
+    name = scenario.steps[0].table  # type: ignore[attr-defined]
+    drop_all = (Rule((), "drop"),)
+    assert fault.tables == (
+        Table("a", "netdev", name, (Chain("ingress_a", "ingress", -500, drop_all, device="b"),)),
+        Table("b", "netdev", name, (Chain("ingress_b", "ingress", -500, drop_all, device="a"),)),
+    )
     assert fault.touches()[0].startswith("a:b nftables table netdev drills_gray_")
 
 
-def test_missing_nft_names_the_package(tmp_path: Path) -> None:
-    assert filter_faults.find_nft(search_path=str(tmp_path), fallbacks=()) is None
-    (problem,) = filter_faults.requirements("partition", find=lambda: None)
-    assert "apt-get install nftables" in problem and "'partition'" in problem
-    assert filter_faults.requirements("link-down", find=lambda: None) == []
-    assert filter_faults.requirements("blackhole") == []  # this machine has nft (./dev setup)
-    with pytest.raises(EnvironmentProblem, match="nftables"):
-        filter_faults.require_nft("blackhole", find=lambda: None)
+def test_blackhole_applies_then_confirms_carrier_on_both_ends(tmp_path: Path) -> None:
+    scenario = load_scenario(write(tmp_path, "gray", BLACKHOLE_BED))
+    fault = build(scenario.steps[0])
+    assert isinstance(fault, filter_faults.Blackhole)
+    ctx, ops = fake_ctx()
+    fault.apply(ctx)
+    fault.revert(ctx)
+    assert ops.calls == [
+        ("apply_rules", fault.tables),
+        ("link_state", ("a", "b")),
+        ("link_state", ("b", "a")),
+        ("remove_rules", fault.tables),
+    ]
+    # An end without carrier: a link-down, not the gray failure asked for.
+    ctx, ops = fake_ctx({("b", "a"): False})
+    with pytest.raises(BackendError, match="b:a has no carrier under blackhole"):
+        fault.apply(ctx)
+
+
+def test_a_host_without_nft_refuses_filter_steps_before_deploy(tmp_path: Path) -> None:
+    scenario = load_scenario(write(tmp_path, "p", PARTITION_BED.format(name="p", rest=PARTITION_STEPS)))
+    problems = filter_faults.requirements(scenario, {NFTABLES: False})
+    assert [p.path for p in problems] == ["timeline[0].fault", "timeline[1].fault"]
+    assert all("apt-get install nftables" in p.message and "'partition'" in p.message for p in problems)
+    assert problems[0].line > 0, "located in the file, as the loader's problems are"
+    assert filter_faults.requirements(scenario, {NFTABLES: True}) == []
+    assert filter_faults.requirements(scenario, {}) == problems, "not declared: not available"
+    asked: list[int] = []
+    assert filter_faults.requirements(scenario, lambda: asked.append(1) or {NFTABLES: True}) == [] and asked == [1]
+    # No filter step: the capabilities are not even asked for.
+    gray = load_scenario(write(tmp_path, "gray", BLACKHOLE_BED.split("timeline:")[0]))
+    assert filter_faults.requirements(gray, lambda: pytest.fail("asked")) == []
+
+
+def test_the_drill_preflight_asks_the_capabilities_for_filter_steps(tmp_path: Path) -> None:
+    scenario = load_scenario(write(tmp_path, "gray", BLACKHOLE_BED))
+    (problem,) = drill_requirements(scenario, lambda: {NFTABLES: False})
+    assert problem.path == "timeline[0].fault" and "fault 'blackhole' needs the `nft` command" in problem.message
+    assert drill_requirements(scenario, lambda: {NFTABLES: True}) == []
+    assert drill_requirements(scenario) == []  # the backend that would deploy it: this machine has nft
+
+
+def test_the_namespace_backend_declares_nftables_when_nft_is_found(tmp_path: Path) -> None:
+    assert NetnsBackend().capabilities()[NFTABLES] == (nft.find_nft() is not None)
+    assert nft.find_nft() is not None  # this machine has nft (./dev setup)
+    assert nft.find_nft(search_path=str(tmp_path), fallbacks=()) is None
+    with pytest.raises(EnvironmentProblem, match="apt-get install nftables"):
+        nft.require_nft(find=lambda: None)
 
 
 # --------------------------------------------------------------------------- real namespaces
@@ -379,7 +524,7 @@ def test_blackhole_drops_both_ways_keeps_carrier_and_no_backup_takes_over(
             assert deliver(ns, probes) == set(elsewhere), "packets crossed the blackholed link"
             for end in ("a", "b"):
                 peer_if = "b" if end == "a" else "a"
-                state = kernel.link_state(bed.ctx.handles.of(end), peer_if)
+                state = bed.ctx.ops.link_state(end, peer_if)
                 assert state.admin_up and state.carrier, f"{end} lost carrier: not a gray failure"
                 assert drills_tables(ns[end]) == {gray.tables[0].name}  # type: ignore[attr-defined]
             # The point of a gray failure: the primary route stays, the backup never takes over.

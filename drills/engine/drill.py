@@ -133,9 +133,12 @@ def requirements(scenario: Scenario, capabilities: Callable[[], Mapping[str, boo
     problems = unsupported(scenario)
     problems += reachability.problems(scenario)
     problems += degrade.requirements(scenario, capabilities or doctor.kernel_capabilities)
-    for i, step in enumerate(scenario.source.timeline):
-        for message in filter_faults.requirements(getattr(step, "fault", "")):
-            problems.append(scenario.problem(("timeline", i, "fault"), message))
+
+    def declared() -> Mapping[str, bool]:  # what the backend that would deploy it can do
+        return cast(Mapping[str, bool], backends.for_topology(scenario.topology, lambda _m: None).capabilities())
+
+    # Asked only when a step needs it.
+    problems += filter_faults.requirements(scenario, capabilities or declared)
     return problems
 
 

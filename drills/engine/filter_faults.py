@@ -1,12 +1,11 @@
-"""Faults made of nftables rules inside the run's own namespaces: `blackhole` and `partition`.
+"""Faults made of packet-filter rules inside the run's own nodes: `blackhole` and `partition`.
 
-Each fault owns one table per node it changes, named after its step (`drills_<id>_<hash>`), and
-never touches anything else: revert deletes exactly that table. The ruleset text and what the
-kernel must list back are both derived from the same rule data at build time, before the drill
-clock starts; applying costs one `nft` process per node (all started at once), then one
-`nft -j list table` per node to confirm the kernel holds exactly those rules.
+Each fault owns one table per node it changes, named after its step (`drills_<id>_<hash>`,
+drills.scenario.steps.table_name), and never touches anything else: revert deletes exactly that
+table. The rules are built as data (drills.rules) from the resolved step, before the drill clock
+starts; the backend puts them in force all at once and reads them back (`NodeOps.apply_rules`).
 
-- `blackhole` (a gray failure): a `netdev` table in each end's namespace with an ingress chain
+- `blackhole` (a gray failure): a `netdev` table in each end's node with an ingress chain
   bound to the link's interface, dropping every frame (ARP and neighbour discovery included).
   Carrier stays up on both ends, so routes through the link stay installed and no backup route
   takes over: what BFD exists to catch and carrier detection misses.
@@ -17,35 +16,39 @@ clock starts; applying costs one `nft` process per node (all started at once), t
   drops those packets whether they are for itself or in transit (it stands on the far side of
   the cut); nodes in no group forward unchanged.
 
-`nft` comes from the Debian package `nftables`; `requirements()` says, before anything is
-deployed, whether this host has it.
+The namespace backend does this with nftables (`nft`, Debian package `nftables`); a backend
+declares it can (`drills.backend.NFTABLES`), and `requirements()` refuses these steps before
+anything is deployed when it cannot.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import re
-import shutil
-import subprocess
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
-from typing import Any
 
+from drills.backend import NFTABLES
 from drills.engine.faults import FaultContext, register
-from drills.errors import BackendError, EnvironmentProblem
-from drills.netns import kernel
-from drills.rules import Chain, Match, Rule, Table
-from drills.scenario.resolved import Interface, Link, Node, Topology
+from drills.errors import BackendError, Problem
+from drills.rules import (
+    ICMPV6_TYPE,
+    IN_INTERFACE,
+    IPV4_SOURCE,
+    IPV6_SOURCE,
+    NEIGHBOR_ADVERTISEMENT,
+    NEIGHBOR_SOLICITATION,
+    ROUTER_ADVERTISEMENT,
+    ROUTER_SOLICITATION,
+    Chain,
+    Match,
+    Rule,
+    Table,
+)
+from drills.scenario.resolved import Interface, Link, Node, Scenario
+from drills.scenario.steps import BlackholeStep, PartitionStep
 
 NFT_PACKAGE = "nftables"  # Debian's (and RHEL's) package for the `nft` command
 NFT_KINDS = ("blackhole", "partition")
-NFT_TIMEOUT_S = 10.0
-# Looked for beside PATH: sbin is often missing from an ordinary user's PATH, even under sudo.
-_NFT_FALLBACKS = ("/usr/sbin/nft", "/sbin/nft")
 # Before conntrack (-200): a dropped packet creates no conntrack entry, and no state can let an
 # established flow through.
 PARTITION_PRIORITY = -300
@@ -53,126 +56,34 @@ BLACKHOLE_PRIORITY = -500  # ahead of any other ingress chain a node's services 
 # Neighbour discovery passes a partition as ARP does (the inet family never sees ARP): the
 # permitted direction of a one-way partition must still resolve its next hop. These messages
 # cannot carry application data and never leave the link.
-ND_TYPES = ("nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit", "nd-neighbor-advert")
+ND_TYPES = (ROUTER_SOLICITATION, ROUTER_ADVERTISEMENT, NEIGHBOR_SOLICITATION, NEIGHBOR_ADVERTISEMENT)
 LINK_LOCAL_V6 = "fe80::/10"
 
 
-# --------------------------------------------------------------------------- the nft command
+# --------------------------------------------------------------------------- preflight
 
 
-def find_nft(search_path: str | None = None, fallbacks: Sequence[str] = _NFT_FALLBACKS) -> str | None:
-    """Path of the `nft` command (on `search_path`, by default $PATH, then in sbin), or None."""
-    found = shutil.which("nft", path=search_path)
-    if found is not None:
-        return found
-    return next((path for path in fallbacks if os.access(path, os.X_OK)), None)
-
-
-def _missing_nft(kind: str) -> str:
+def missing_nft(kind: str) -> str:
     return (
         f"fault '{kind}' needs the `nft` command, which is not installed "
         f"(Debian/Ubuntu: apt-get install {NFT_PACKAGE}; RHEL: dnf install {NFT_PACKAGE})"
     )
 
 
-def requirements(kind: str, find: Callable[[], str | None] = find_nft) -> list[str]:
-    """What fault `kind` needs from this host and does not find, one sentence each; empty when
-    nothing is missing (and for kinds this module does not build). Cheap (a PATH lookup):
-    meant for the runner's preflight, before anything is deployed."""
-    if kind in NFT_KINDS and find() is None:
-        return [_missing_nft(kind)]
-    return []
-
-
-def require_nft(kind: str, find: Callable[[], str | None] = find_nft) -> str:
-    """Path of `nft`, or EnvironmentProblem naming the package to install."""
-    path = find()
-    if path is None:
-        raise EnvironmentProblem(_missing_nft(kind))
-    return path
-
-
-@dataclass(frozen=True)
-class NftJob:
-    """One `nft` invocation in one node's namespace."""
-
-    node: str
-    args: tuple[str, ...]
-
-
-def run_nft(nft: str, namespaces: dict[str, str], jobs: Sequence[NftJob], what: str) -> list[str]:
-    """Run the jobs, each in its node's namespace, all at once; return their standard outputs.
-
-    Each process is started from a thread that entered the node's namespace, so it is born
-    there (never in the host's). Commands go on the command line, not stdin: nothing to feed,
-    and nft takes one argument of several `;`-separated commands as one atomic batch."""
-    procs: list[subprocess.Popen[str]] = []
-    try:
-        for job in jobs:
-            argv = [nft, *job.args]
-
-            def spawn(argv: list[str] = argv) -> subprocess.Popen[str]:
-                return subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-                )
-
-            try:
-                procs.append(kernel.run_in_namespace(namespaces[job.node], spawn))
-            except OSError as exc:
-                raise BackendError(
-                    f"{what}: cannot run {nft} in node {job.node}: {exc.strerror or exc} "
-                    f"(the `nft` command comes from the {NFT_PACKAGE} package)"
-                ) from exc
-        deadline = time.monotonic() + NFT_TIMEOUT_S
-        outputs = []
-        for job, proc in zip(jobs, procs, strict=True):
-            try:
-                out, err = proc.communicate(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                raise BackendError(f"{what}: nft in node {job.node} did not finish in {NFT_TIMEOUT_S:g} s") from None
-            if proc.returncode != 0:
-                said = " ".join(line.strip() for line in err.strip().splitlines()[:1]) or f"status {proc.returncode}"
-                raise BackendError(f"{what}: nft in node {job.node} failed: {said}")
-            outputs.append(out)
-        return outputs
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
-
-
-def table_name(step: Any) -> str:
-    """Our table for a step: its id (or fault kind), sanitised for nft, and a short hash of the
-    whole step, so two steps never share a table even when their ids sanitise alike."""
-    base = re.sub(r"[^A-Za-z0-9_]", "_", getattr(step, "id", None) or str(step.fault))
-    digest = hashlib.sha256(repr(step).encode()).hexdigest()[:6]
-    return f"drills_{base}_{digest}"
-
-
-# --------------------------------------------------------------------------- rules as data
-
-
-def _apply(nft: str, ctx: FaultContext, tables: Sequence[Table], what: str) -> None:
-    run_nft(nft, ctx.namespaces, [NftJob(t.node, (t.script(),)) for t in tables], what)
-    jobs = [NftJob(t.node, ("-j", "list", "table", t.family, t.name)) for t in tables]
-    for table, listing in zip(tables, run_nft(nft, ctx.namespaces, jobs, f"{what}: read back"), strict=True):
-        table.check_listing(listing)
-
-
-def _remove(nft: str, ctx: FaultContext, tables: Sequence[Table], what: str) -> None:
-    run_nft(nft, ctx.namespaces, [NftJob(t.node, (t.delete_script(),)) for t in tables], what)
-    jobs = [NftJob(t.node, ("-j", "list", "tables", t.family)) for t in tables]
-    for table, listing in zip(tables, run_nft(nft, ctx.namespaces, jobs, f"{what}: read back"), strict=True):
-        try:
-            names = {o["table"]["name"] for o in json.loads(listing)["nftables"] if "table" in o}
-        except (ValueError, KeyError, TypeError) as exc:
-            raise BackendError(f"{what}: node {table.node}: cannot read nft's listing ({exc})") from None
-        if table.name in names:
-            raise BackendError(f"{what}: node {table.node} still has table {table.family} {table.name}")
+def requirements(
+    scenario: Scenario, capabilities: Mapping[str, bool] | Callable[[], Mapping[str, bool]]
+) -> list[Problem]:
+    """Every blackhole or partition step of `scenario` the backend cannot run, located in the
+    file: one whose capabilities do not declare `drills.backend.NFTABLES`. `capabilities` is the
+    backend's mapping, or a lookup called only when the timeline has such a step (at most once).
+    Meant for the runner's preflight, before anything is deployed."""
+    steps = [step for step in scenario.steps if step.kind in NFT_KINDS]
+    if not steps:
+        return []
+    caps = capabilities() if callable(capabilities) else capabilities
+    if caps.get(NFTABLES, False):
+        return []
+    return [scenario.problem(("timeline", step.index, "fault"), missing_nft(step.kind)) for step in steps]
 
 
 # --------------------------------------------------------------------------- blackhole
@@ -183,23 +94,20 @@ class Blackhole:
     """Gray failure on a link: both ends keep carrier, every frame arriving at either end is dropped."""
 
     link: Link
-    nft: str
     tables: tuple[Table, ...]
     reversible: bool = True
 
     @classmethod
-    def from_step(cls, topology: Topology, step: Any) -> Blackhole:
-        nft = require_nft("blackhole")
-        link = topology.link(step.link)
-        name = table_name(step)
+    def from_step(cls, step: BlackholeStep) -> Blackhole:
+        link = step.link
         chains: dict[str, list[Chain]] = {}  # node -> chains (a link may loop back to its own node)
         for label, end in (("a", link.a), ("b", link.b)):
             rule = Rule((), "drop")
             chains.setdefault(end.node, []).append(
                 Chain(f"ingress_{label}", "ingress", BLACKHOLE_PRIORITY, (rule,), device=end.name)
             )
-        tables = tuple(Table(node, "netdev", name, tuple(c)) for node, c in chains.items())
-        return cls(link, nft, tables)
+        tables = tuple(Table(node, "netdev", step.table, tuple(c)) for node, c in chains.items())
+        return cls(link, tables)
 
     def describe(self, reverted: bool = False) -> str:
         if reverted:
@@ -214,19 +122,18 @@ class Blackhole:
         ]
 
     def apply(self, ctx: FaultContext) -> None:
-        _apply(self.nft, ctx, self.tables, f"blackhole on link {self.link.name}")
+        ctx.ops.apply_rules(self.tables)
         self._confirm_carrier(ctx)
 
     def revert(self, ctx: FaultContext) -> None:
-        _remove(self.nft, ctx, self.tables, f"lift blackhole on link {self.link.name}")
+        ctx.ops.remove_rules(self.tables)
 
     def _confirm_carrier(self, ctx: FaultContext) -> None:
-        """Carrier up on both ends: a gray failure, not a link-down. The lookup by name also
-        proves each interface a chain is bound to exists in its node: this kernel (6.18)
-        accepts a netdev chain naming a device that does not exist, and hooks nothing."""
-        handles = ctx.handles
+        """Carrier up on both ends: a gray failure, not a link-down. Reading each end also proves
+        the interface a chain is bound to exists in its node: a kernel (6.18) accepts a netdev
+        chain naming a device that does not exist, and hooks nothing."""
         for end in (self.link.a, self.link.b):
-            state = kernel.link_state(handles.of(end.node), end.name, handles.index(end.node, end.name))
+            state = ctx.ops.link_state(end.node, end.name)
             if not (state.admin_up and state.carrier):
                 raise BackendError(
                     f"{end.endpoint} has no carrier under blackhole: this is a link-down, not a gray failure"
@@ -252,8 +159,8 @@ def node_addresses(node: Node) -> tuple[list[IPv4Address], list[IPv6Address]]:
     return v4, v6
 
 
-def _peer(topology: Topology, iface: Interface) -> Interface | None:
-    for link in topology.links:
+def _peer(links: Iterable[Link], iface: Interface) -> Interface | None:
+    for link in links:
         if link.a == iface:
             return link.b
         if link.b == iface:
@@ -280,19 +187,15 @@ class Partition:
 
     groups: tuple[tuple[str, ...], ...]
     one_way: bool
-    nft: str
     tables: tuple[Table, ...]
     sources: tuple[tuple[str, tuple[str, ...]], ...]  # target node -> the nodes it drops
     reversible: bool = True
 
     @classmethod
-    def from_step(cls, topology: Topology, step: Any) -> Partition:
-        nft = require_nft("partition")
-        groups = tuple(tuple(group) for group in step.groups)
-        one_way = bool(step.one_way)
-        name = table_name(step)
+    def from_step(cls, step: PartitionStep) -> Partition:
+        groups, members = step.groups, {node.name: node for node in step.members}
         heard_from: dict[int, list[int]] = {}
-        for src, dst in blocked_pairs(groups, one_way):
+        for src, dst in blocked_pairs(groups, step.one_way):
             heard_from.setdefault(dst, []).append(src)
         tables, sources = [], []
         for dst, srcs in sorted(heard_from.items()):
@@ -300,28 +203,27 @@ class Partition:
             v4: set[IPv4Address] = set()
             v6: set[IPv6Address] = set()
             for member in cut:
-                a4, a6 = node_addresses(topology.node(member))
+                a4, a6 = node_addresses(members[member])
                 v4.update(a4)
                 v6.update(a6)
             for target in groups[dst]:
-                node = topology.node(target)
                 facing = sorted(
                     iface.name
-                    for iface in node.interfaces
-                    if (peer := _peer(topology, iface)) is not None and peer.node in cut
+                    for iface in members[target].interfaces
+                    if (peer := _peer(step.links, iface)) is not None and peer.node in cut
                 )
-                rules = [Rule((Match("icmpv6 type", "icmpv6.type", ND_TYPES),), "accept", counter=False)]
+                rules = [Rule((Match(ICMPV6_TYPE, ND_TYPES),), "accept", counter=False)]
                 if v4:
-                    rules.append(Rule((_addresses("ip", v4),), "drop"))
+                    rules.append(Rule((_addresses(IPV4_SOURCE, v4),), "drop"))
                 if v6:
-                    rules.append(Rule((_addresses("ip6", v6),), "drop"))
+                    rules.append(Rule((_addresses(IPV6_SOURCE, v6),), "drop"))
                 if facing:
-                    by_iface = Match("iifname", "meta.iifname", tuple(facing), quoted=True)
-                    rules.append(Rule((by_iface, Match("ip6 saddr", "ip6.saddr", (LINK_LOCAL_V6,))), "drop"))
+                    by_iface = Match(IN_INTERFACE, tuple(facing))
+                    rules.append(Rule((by_iface, Match(IPV6_SOURCE, (LINK_LOCAL_V6,))), "drop"))
                 chain = Chain("partition", "prerouting", PARTITION_PRIORITY, tuple(rules))
-                tables.append(Table(target, "inet", name, (chain,)))
+                tables.append(Table(target, "inet", step.table, (chain,)))
                 sources.append((target, tuple(cut)))
-        return cls(groups, one_way, nft, tuple(tables), tuple(sources))
+        return cls(groups, step.one_way, tuple(tables), tuple(sources))
 
     def describe(self, reverted: bool = False) -> str:
         shown = [f"{{{', '.join(group)}}}" for group in self.groups]
@@ -339,15 +241,15 @@ class Partition:
         ]
 
     def apply(self, ctx: FaultContext) -> None:
-        _apply(self.nft, ctx, self.tables, "partition")
+        ctx.ops.apply_rules(self.tables)
 
     def revert(self, ctx: FaultContext) -> None:
-        _remove(self.nft, ctx, self.tables, "heal partition")
+        ctx.ops.remove_rules(self.tables)
 
 
-def _addresses(family: str, addresses: Iterable[IPv4Address | IPv6Address]) -> Match:
+def _addresses(field: str, addresses: Iterable[IPv4Address | IPv6Address]) -> Match:
     ordered = sorted(addresses, key=lambda a: a.packed)
-    return Match(f"{family} saddr", f"{family}.saddr", tuple(str(a) for a in ordered))
+    return Match(field, tuple(str(a) for a in ordered))
 
 
 register("partition")(Partition.from_step)

@@ -56,20 +56,18 @@ class PairMeshPlan:
     steps: list[PartitionPairsPlan]
 
 
-
 def pair_mesh_plan(scenario: Scenario, clock_text: Callable[[float], str]) -> PairMeshPlan | None:
-    """The pairs `drill run` would probe, from `partition_pairs` itself. It reads only a
-    partition's groups and direction, so each step stands in as a Partition without its nft
-    tables: the plan needs no `nft` on this host (building the real fault does)."""
+    """The pairs `drill run` would probe, from `partition_pairs` itself, over each partition
+    step's fault as `drill run` builds it (rules as data: no `nft` needed on this host)."""
     seed = scenario.seed
-    stand_ins: dict[str, Partition] = {}
+    partitions: dict[str, Partition] = {}
     at: dict[str, float] = {}
     for action in expand(scenario, seed if seed is not None else 0):
         step = action.step
-        if isinstance(step, PartitionStep) and action.kind == "apply" and action.label not in stand_ins:
-            stand_ins[action.label] = Partition(step.groups, step.one_way, nft="", tables=(), sources=())
+        if isinstance(step, PartitionStep) and action.kind == "apply" and action.label not in partitions:
+            partitions[action.label] = Partition.from_step(step)
             at[action.label] = action.at_s
-    if not stand_ins:
+    if not partitions:
         return None
     topology = scenario.topology
 
@@ -78,7 +76,7 @@ def pair_mesh_plan(scenario: Scenario, clock_text: Callable[[float], str]) -> Pa
         return a is not None and b is not None and a.version == b.version
 
     steps, distinct = [], set()
-    for label, pairs in partition_pairs(stand_ins).items():
+    for label, pairs in partition_pairs(partitions).items():
         planned = [PairPlan(s, t, "cut" if cut else "open", probed(s, t)) for s, t, cut in pairs]
         distinct |= {(p.source, p.target) for p in planned if p.probed}
         steps.append(PartitionPairsPlan(label, clock_text(at[label]), planned))

@@ -16,11 +16,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from drills.backend import Capabilities, NodeOps, TeardownReport
+from drills.backend import NFTABLES, Capabilities, NodeOps, TeardownReport
 from drills.clock import Clock
 from drills.errors import BackendError
 from drills.journal import Checked
 from drills.netns import kernel, procs, services
+from drills.netns.nft import find_nft
 from drills.netns.ops import NetnsOps
 from drills.runs import Run
 from drills.scenario.resolved import Node, Service, Topology
@@ -52,9 +53,11 @@ CapabilityLookup = Callable[[], Mapping[str, bool]]
 
 
 def _kernel_capabilities() -> Mapping[str, bool]:
+    """What this host's kernel can do (doctor's probes), and whether packet-filter rules can be
+    run: the `nft` command is found (in sbin too), which is what the preflight refuses without."""
     from drills import doctor  # probes the kernel in a scratch namespace: only when a choice needs it
 
-    return doctor.kernel_capabilities()
+    return {**doctor.kernel_capabilities(), NFTABLES: find_nft() is not None}
 
 
 def namespace_name(run_id: str, node: str) -> str:

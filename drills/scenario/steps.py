@@ -89,6 +89,10 @@ class PartitionStep(Step):
     groups: tuple[tuple[str, ...], ...]
     one_way: bool
     table: str
+    # Every node named in a group, resolved (their addresses are what a cut drops), and every
+    # link with an end on one of them (which of a node's interfaces face a node it must not hear).
+    members: tuple[Node, ...] = ()
+    links: tuple[Link, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -186,7 +190,11 @@ def resolve_step(index: int, step: Any, topology: Topology, profiles: Mapping[st
     if isinstance(step, model.Blackhole):
         return BlackholeStep(*base, topology.link(step.link), table_name(step))
     if isinstance(step, model.Partition):
-        return PartitionStep(*base, tuple(tuple(g) for g in step.groups), bool(step.one_way), table_name(step))
+        groups = tuple(tuple(g) for g in step.groups)
+        names = {name for group in groups for name in group}
+        members = tuple(topology.node(name) for name in sorted(names))
+        links = tuple(link for link in topology.links if {link.a.node, link.b.node} & names)
+        return PartitionStep(*base, groups, bool(step.one_way), table_name(step), members, links)
     if isinstance(step, model.NodeLoss):
         return NodeLossStep(*base, topology.node(step.node), _links_of(topology, step.node))
     if isinstance(step, model.NodeFreeze):
