@@ -35,6 +35,7 @@ from drills.scenario.resolved import (
     Service,
     Topology,
 )
+from drills.scenario.probes import resolve_probes
 from drills.scenario.steps import resolve_steps
 from drills.scenario.yamlpos import KeyPath, Located
 
@@ -812,7 +813,8 @@ def resolve(
     problems = check_resolved(scenario)
     if problems:
         return None, problems
-    return replace(scenario, steps=resolve_steps(whole.timeline, topology, profiles)), []
+    steps, probes = resolve_steps(whole.timeline, topology, profiles), resolve_probes(whole.probes, topology)
+    return replace(scenario, steps=steps, probes=probes), []
 
 
 def _mark_degraded_links(topology: Topology, whole: model.ScenarioFile, profiles: dict[str, model.Profile]) -> Topology:

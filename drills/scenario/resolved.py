@@ -17,6 +17,7 @@ from drills.scenario.yamlpos import Located, path_text
 
 if TYPE_CHECKING:
     from drills.scenario import model
+    from drills.scenario.probes import Spec
     from drills.scenario.steps import Step
 
 IPNetwork = IPv4Network | IPv6Network
@@ -197,6 +198,7 @@ class Scenario:
     duration_s: float = 0.0
     located: Located | None = field(default=None, hash=False, repr=False, compare=False)
     steps: tuple[Step, ...] = field(default=(), hash=False, repr=False)  # the timeline, resolved
+    probes: tuple[Spec, ...] = field(default=(), hash=False, repr=False)  # the probes, resolved
 
     def problem(self, path: tuple[str | int, ...], message: str) -> Problem:
         """A problem found after loading (a capability, an engine limit), still located at the
