@@ -22,6 +22,7 @@ from drills.errors import Problem
 from drills.scenario import addrspace, model, overlap, values
 from drills.scenario.bounds import check_resolved, check_sizes, step_end_s
 from drills.scenario.diagnostics import problem_at, suggest
+from drills.scenario.probes import resolve_probes
 from drills.scenario.resolved import (
     Container,
     Interface,
@@ -35,7 +36,6 @@ from drills.scenario.resolved import (
     Service,
     Topology,
 )
-from drills.scenario.probes import resolve_probes
 from drills.scenario.steps import resolve_steps
 from drills.scenario.yamlpos import KeyPath, Located
 
