@@ -185,8 +185,9 @@ class Topology:
 
 @dataclass(frozen=True)
 class Scenario:
-    """A scenario ready to run. `source` is the parsed file, kept for the drill parts that
-    later stages (fault engine, probes, objectives) read directly."""
+    """A scenario ready to run. `steps` and `probes` are the timeline and the probes resolved
+    (drills.scenario.steps, drills.scenario.probes); `source` is the parsed file, kept for the
+    parts later stages still read directly (objectives, the raw timeline for some checks)."""
 
     path: Path
     name: str
