@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import random
 import threading
-from ipaddress import IPv4Address, IPv6Address
 from typing import Protocol
 
 from drills.backend import SocketOps
@@ -34,10 +33,6 @@ from drills.probes.dns import DNS_PORT, Dns
 from drills.probes.samplers import Command, Http, Icmp, TcpConnect
 from drills.records import ProbeRecord, Sample
 from drills.scenario.probes import AppSpec, CommandSpec, DnsSpec, HttpSpec, IcmpSpec, TcpConnectSpec
-
-__all__ = ["AppProbe", "ProbeRecord", "Sample", "Sampler", "make_probe"]
-
-IPAddress = IPv4Address | IPv6Address
 
 MAX_SAMPLES = 1_000_000  # hard bound of one record when no count is given (~150 MB at worst)
 OPEN_TIMEOUT_S = 10.0  # start() waits this long for the thread to enter the node
