@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import os
 import platform
@@ -61,6 +62,7 @@ from drills.engine.faults import FaultContext, Handles, LinkDown  # noqa: E402
 from drills.live import LiveView  # noqa: E402
 from drills.measure import percentile, timestamp_jitter_s  # noqa: E402
 from drills.netns import kernel  # noqa: E402
+from drills.netns.sockets import NamespaceSockets  # noqa: E402
 from drills.probes.udp_stream import UdpStream  # noqa: E402
 from drills.scenario.resolved import Topology  # noqa: E402
 
@@ -127,10 +129,13 @@ def streams(top: Topology, ns: dict[str, str], rate_pps: int, count: int, tag: i
     for i in range(count):
         target = top.node(f"b{i}")
         assert source.primary_address is not None and target.primary_address is not None
-        out.append(
-            STREAM_CLASS(f"s{i}", ns["a"], source.primary_address, ns[f"b{i}"], target.primary_address,
-                      rate_pps, 64, SystemClock(), tag=tag + i)
-        )  # fmt: skip
+        # A stream class from before the seam (--stream-module) takes namespaces, today's takes
+        # the backend's sockets and node names.
+        if "sockets" in inspect.signature(STREAM_CLASS).parameters:
+            ends: tuple[Any, ...] = (NamespaceSockets(ns), "a", source.primary_address, f"b{i}")
+        else:
+            ends = (ns["a"], source.primary_address, ns[f"b{i}"])
+        out.append(STREAM_CLASS(f"s{i}", *ends, target.primary_address, rate_pps, 64, SystemClock(), tag=tag + i))
     return out
 
 

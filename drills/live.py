@@ -4,7 +4,7 @@ The engine calls `log` and `event` on its own threads; both only append to a lis
 Everything else happens on the view's one thread: it draws a few times a second, and keeps
 quiet from `GUARD_S` before each action is due until the engine reports it done, so no frame
 is being rendered while a fault is applied on the precise clock. Probe health comes from the
-engine's snapshot function, which reads counters without locks (drills.probes.health).
+engine's snapshot function, which reads counters without locks (drills.measure_samples).
 
 Used only when stdout is a terminal; otherwise the CLI prints plain lines. The view is
 transient: when it closes, the log lines it showed are handed back to be printed as plain lines,
@@ -27,7 +27,8 @@ from rich.live import Live
 from rich.text import Text
 
 from drills.clock import Clock, SystemClock
-from drills.engine.progress import ClockStarted, ClockStopped, Event, ProbeHealth, Scheduled, StepDone
+from drills.engine.progress import ClockStarted, ClockStopped, Event, Scheduled, StepDone
+from drills.records import ProbeHealth
 from drills.textsafe import visible
 
 REFRESH_S = 0.25  # four frames a second

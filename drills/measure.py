@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from drills.probes.udp_stream import StreamRecord
+from drills.records import StreamRecord
 
 
 @dataclass(frozen=True)

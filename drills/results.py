@@ -35,8 +35,7 @@ from drills import __version__, outdir
 from drills.engine import pair_probes
 from drills.engine.drill import DrillResult
 from drills.measure import lost_flags
-from drills.probes.app import ProbeRecord
-from drills.probes.udp_stream import StreamRecord
+from drills.records import ProbeRecord, StreamRecord
 
 RESULTS_FORMAT = 1
 RESULTS_FILE = "results.json"

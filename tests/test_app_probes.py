@@ -26,18 +26,14 @@ from drills import lifecycle
 from drills.clock import FakeClock, SystemClock
 from drills.errors import BackendError, BadInput
 from drills.measure import Window
+from drills.measure_samples import analyse_samples, baseline_samples, sample_phase_stats
 from drills.netns import kernel
-from drills.probes.app import (
-    AppProbe,
-    AppProbeModel,
-    ProbeRecord,
-    Sample,
-    dns_answer,
-    dns_query,
-    make_probe,
-)
-from drills.probes.app_measure import analyse_samples, baseline_samples, sample_phase_stats
+from drills.netns.sockets import NamespaceSockets
+from drills.probes.app import AppProbe, make_probe
+from drills.probes.dns import dns_answer, dns_query
+from drills.records import ProbeRecord, Sample
 from drills.scenario import model
+from drills.scenario.probes import AppSpec, UdpStreamSpec, probe_spec
 from drills.scenario.resolved import Topology
 
 # --------------------------------------------------------------------------- analysis
@@ -215,19 +211,21 @@ def test_make_probe_refuses_what_cannot_be_sampled() -> None:
     clock = FakeClock()
     # `drill validate` refuses these values (tests/test_limits.py); make_probe still does, for a
     # probe built some other way (model_copy skips validation).
+    sockets = NamespaceSockets({"a": "ns"})
     zero = parse("command", command="true").model_copy(update={"interval": 0})
     with pytest.raises(BadInput, match="interval and timeout must be positive"):
-        make_probe(zero, "ns", None, None, None, clock)
+        make_probe(spec(zero, None, None), sockets, clock)
     with pytest.raises(BadInput, match="no target address"):
-        make_probe(parse("icmp", to="b"), "ns", None, None, None, clock)
+        make_probe(spec(parse("icmp", to="b"), None, None), sockets, clock)
     long_label = parse("dns", to="b", query="x.test").model_copy(update={"query": "x" * 64 + ".test"})
     with pytest.raises(BadInput, match="not a valid DNS name"):
-        make_probe(long_label, "ns", None, IPv4Address("192.0.2.1"), None, clock)
+        make_probe(spec(long_label, None, IPv4Address("192.0.2.1")), sockets, clock)
 
 
 def test_start_fails_clearly_without_the_namespace() -> None:
-    probe = make_probe(parse("command", command="true"), "drill-nonexistent-ns", None, None, None, SystemClock())
-    with pytest.raises(BackendError, match="cannot start in drill-nonexistent-ns"):
+    sockets = NamespaceSockets({"a": "drill-nonexistent-ns"})
+    probe = make_probe(spec(parse("command", command="true"), None, None), sockets, SystemClock())
+    with pytest.raises(BackendError, match="cannot start in node a"):
         probe.start()
     assert probe.stop().samples == []
 
@@ -285,6 +283,9 @@ INTERVAL = "50ms"
 TIMEOUT_S = 0.3
 
 
+AppProbeModel = model.IcmpProbe | model.TcpConnectProbe | model.HttpProbe | model.DnsProbe | model.CommandProbe
+
+
 def parse(kind: str, **fields: Any) -> AppProbeModel:
     data = {"name": f"p-{kind}", "from": "a", "type": kind, "interval": INTERVAL, "timeout": TIMEOUT_S, **fields}
     probe = TypeAdapter(model.Probe).validate_python(data)
@@ -292,10 +293,23 @@ def parse(kind: str, **fields: Any) -> AppProbeModel:
     return probe
 
 
+def spec(
+    probe: AppProbeModel, source: IPv4Address | IPv6Address | None, target: IPv4Address | IPv6Address | None
+) -> AppSpec:
+    """The resolved record of `probe` (run from node a) with its ends given by the test."""
+    resolved = probe_spec(probe, source, target)
+    assert not isinstance(resolved, UdpStreamSpec)
+    return resolved
+
+
 @dataclass
 class Bed:
     ns: dict[str, str]
     topology: Topology
+
+    @property
+    def sockets(self) -> NamespaceSockets:
+        return NamespaceSockets(self.ns)
 
     def loopback(self, node: str) -> IPv4Address:
         lo = self.topology.node(node).loopback
@@ -366,7 +380,7 @@ def sample(
 ) -> ProbeRecord:
     """Run a probe from node a for `count` samples and return its record."""
     source = source if source is not None else bed.loopback("a")
-    probe = make_probe(probe_model, bed.ns["a"], source, target, port, SystemClock(), count=count)
+    probe = make_probe(spec(probe_model, source, target), bed.sockets, SystemClock(), target_port=port, count=count)
     probe.start()
     try:
         assert probe.wait(count * (0.05 + probe_model.timeout) + 10), "the probe did not finish its samples"
@@ -396,8 +410,10 @@ def test_icmp_to_a_loopback_then_unreachable(tmp_path: Path, state_dir: Path, ho
     with two_nodes(tmp_path, state_dir) as bed:
         # Two echo probes at once in one namespace: each raw socket sees every reply and must
         # keep only its own.
-        good = make_probe(parse("icmp", to="b"), bed.ns["a"], bed.loopback("a"), bed.loopback("b"), count=6)
-        lost = make_probe(parse("icmp", to="x"), bed.ns["a"], bed.loopback("a"), IPv4Address("198.51.100.7"), count=6)
+        clock = SystemClock()
+        good = make_probe(spec(parse("icmp", to="b"), bed.loopback("a"), bed.loopback("b")), bed.sockets, clock, count=6)
+        unrouted = spec(parse("icmp", to="x"), bed.loopback("a"), IPv4Address("198.51.100.7"))
+        lost = make_probe(unrouted, bed.sockets, clock, count=6)
         for probe in (good, lost):
             probe.start()
         assert good.wait(10) and lost.wait(10)
@@ -438,7 +454,7 @@ def test_icmp_measures_a_real_cut(tmp_path: Path, state_dir: Path, host_snapshot
     clock = SystemClock()
     with two_nodes(tmp_path, state_dir) as bed:
         icmp = parse("icmp", to="b:toa", interval="20ms", timeout="100ms")
-        probe = make_probe(icmp, bed.ns["a"], bed.v4("a", "tob"), bed.v4("b", "toa"), None, clock, duration_s=2.0)
+        probe = make_probe(spec(icmp, bed.v4("a", "tob"), bed.v4("b", "toa")), bed.sockets, clock, duration_s=2.0)
         probe.start()
         try:
             clock.sleep_until(clock.now_s() + 0.6)

@@ -20,6 +20,7 @@ from drills import lifecycle
 from drills.clock import SystemClock
 from drills.netns import kernel
 from drills.netns.backend import NODE_SYSCTLS, _configure, install_routes
+from drills.netns.sockets import NamespaceSockets
 from drills.probes.app import AppProbe
 from drills.probes.pair_mesh import PairEnd, PairMesh
 from drills.probes.udp_stream import UdpStream
@@ -167,19 +168,19 @@ def test_a_running_stream_follows_its_nodes_into_new_namespaces(
     ns = up.meta.nodes
     a, b = up.topology.node("a").primary_address, up.topology.node("b").primary_address
     assert a is not None and b is not None
-    stream = UdpStream("swap", ns["a"], a, ns["b"], b, 500, 64, SystemClock(), tag=7)
+    stream = UdpStream("swap", NamespaceSockets(ns), "a", a, "b", b, 500, 64, SystemClock(), tag=7)
     instants_s = []  # replacement started, then reopen() returned; for a, then for b
     try:
         stream.start()
         time.sleep(0.4)
         instants_s.append(time.monotonic())
         _replace_namespace(up, "a")
-        assert stream.reopen(ns["a"]) == [f"sender {a}"]
+        assert stream.reopen("a") == [f"sender {a}"]
         instants_s.append(time.monotonic())
         time.sleep(0.4)
         instants_s.append(time.monotonic())
         _replace_namespace(up, "b")
-        assert stream.reopen(ns["b"])[0].startswith(f"echo {b} port ")
+        assert stream.reopen("b")[0].startswith(f"echo {b} port ")
         instants_s.append(time.monotonic())
         assert stream.reopen("not-a-node-of-this-stream") == []
         time.sleep(0.4)
@@ -189,7 +190,7 @@ def test_a_running_stream_follows_its_nodes_into_new_namespaces(
         record = stream.stop(drain_s=0.3)
         lifecycle.down(state_dir, up.meta.run_id)
     assert stream._sock.fileno() == -1 and stream._echo.fileno() == -1
-    assert stream.reopen(ns["a"]) == []  # a stopped stream opens nothing
+    assert stream.reopen("a") == []  # a stopped stream opens nothing
     sent = len(record.sent)
     assert sent > 500 and set(record.received) <= set(range(sent)) and record.duplicates == 0
     # Outside the two replacement windows, at most a packet in flight at a swap instant is lost.
@@ -226,12 +227,13 @@ def test_app_probe_enters_its_namespace_again(tmp_path: Path, state_dir: Path, h
     up = _netns_bed(tmp_path, state_dir)
     ns = up.meta.nodes
     sampler = _NamespaceSampler()
-    probe = AppProbe("app", "command", sampler, ns["a"], 0.02, 1.0, SystemClock(), count=40)
+    sockets = NamespaceSockets(ns)
+    probe = AppProbe("app", "command", sampler, "a", 0.02, 1.0, SystemClock(), sockets=sockets, count=40)
     try:
         probe.start()
         time.sleep(0.2)
-        assert probe.reopen(ns["b"]) == []
-        assert probe.reopen(ns["a"]) == ["command sampler"]
+        assert probe.reopen("b") == []
+        assert probe.reopen("a") == ["command sampler"]
         assert probe.wait(10)
     finally:
         record = probe.stop()
@@ -254,13 +256,13 @@ def test_pair_mesh_follows_a_node_into_its_new_namespace(
     for node in ("a", "b"):
         address = up.topology.node(node).primary_address
         assert address is not None
-        ends[node] = PairEnd(node, ns[node], address)
-    mesh = PairMesh([(ends["a"], ends["b"]), (ends["b"], ends["a"])], SystemClock(), tag=9)
+        ends[node] = PairEnd(node, address)
+    mesh = PairMesh([(ends["a"], ends["b"]), (ends["b"], ends["a"])], NamespaceSockets(ns), SystemClock(), tag=9)
     try:
         mesh.start()
         time.sleep(0.4)
         _replace_namespace(up, "a")
-        assert mesh.reopen(ns["a"]) == ["a"]
+        assert mesh.reopen("a") == ["a"]
         swapped_s = time.monotonic()
         assert mesh.reopen("not-a-node-of-this-mesh") == []
         time.sleep(0.5)
@@ -271,7 +273,7 @@ def test_pair_mesh_follows_a_node_into_its_new_namespace(
     finally:
         records = mesh.stop()
         lifecycle.down(state_dir, up.meta.run_id)
-    assert mesh.reopen(ns["a"]) == []
+    assert mesh.reopen("a") == []
     for record in records:
         after = [seq for seq, at in enumerate(record.sent) if at > swapped_s]
         lost = _lost_between(record.sent, record.received, swapped_s, swapped_s + 0.4)
@@ -287,8 +289,8 @@ class _Probe:
         self.moved, self.error = moved or [], error
         self.asked: list[str] = []
 
-    def reopen(self, namespace: str) -> list[str]:
-        self.asked.append(namespace)
+    def reopen(self, node: str) -> list[str]:
+        self.asked.append(node)
         if self.error is not None:
             raise self.error
         return self.moved
@@ -296,17 +298,16 @@ class _Probe:
 
 def test_a_replaced_namespace_is_announced_to_every_probe() -> None:
     """FaultContext.namespace_replaced reaches every listener; the drill's listener asks every
-    probe to reopen in the node's namespace, logs what moved, and a probe that cannot reopen is
+    probe to reopen its sockets of that node, logs what moved, and a probe that cannot reopen is
     logged (it measures an outage from there) without stopping the others."""
     import random
 
-    from drills.clock import FakeClock
-    from drills.engine import drill
+    from drills.engine import probe_start
     from drills.engine.faults import FaultContext
     from drills.errors import BackendError
 
-    ops: Any = None  # announcing touches no node operation
-    ctx = FaultContext(ops, FakeClock(), lambda _m: None, random.Random(1))
+    ops: Any = None
+    ctx = FaultContext(ops, SystemClock(), lambda _m: None, random.Random(1))
     heard: list[str] = []
     ctx.namespace_listeners.append(heard.append)
     ctx.namespace_replaced("a")
@@ -315,8 +316,8 @@ def test_a_replaced_namespace_is_announced_to_every_probe() -> None:
     log: list[str] = []
     broken = _Probe("broken", error=BackendError("no such address"))
     fine, elsewhere = _Probe("voice", moved=["sender 198.18.0.1"]), _Probe("web")
-    drill._follow_namespace("a", "drill-x-a", [broken, fine, elsewhere], log.append)  # type: ignore[list-item]
-    assert broken.asked == fine.asked == elsewhere.asked == ["drill-x-a"]
+    probe_start.follow("a", [broken, fine, elsewhere], log.append)  # type: ignore[list-item]
+    assert broken.asked == fine.asked == elsewhere.asked == ["a"]
     assert log == [
         "  a: probe broken could not follow it into its new namespace: no such address",
         "  a: probe voice reopened in its new namespace (sender 198.18.0.1)",

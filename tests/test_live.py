@@ -18,9 +18,8 @@ from rich.console import Console
 from drills.clock import FakeClock
 from drills.engine.progress import ClockStarted, ClockStopped, ProbeHealth, Scheduled, StepDone
 from drills.live import GUARD_S, REFRESH_S, LiveView
-from drills.probes.app import ProbeRecord, Sample
-from drills.probes.health import app_health, stream_health
-from drills.probes.udp_stream import StreamRecord
+from drills.measure_samples import app_health, stream_health
+from drills.records import ProbeRecord, Sample, StreamRecord
 
 T0 = 1000.0
 SCHEDULE = (

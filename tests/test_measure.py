@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from drills.measure import Window, analyse, baseline, lost_flags, timestamp_jitter_s
-from drills.probes.udp_stream import StreamRecord
+from drills.records import StreamRecord
 
 RATE = 1000
 GAP = 1.0 / RATE

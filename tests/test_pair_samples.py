@@ -19,7 +19,7 @@ from drills.engine.drill import DrillResult
 from drills.engine.plan import build_plan
 from drills.engine.plan_pairs import LIST_PAIRS_MAX
 from drills.probes.pair_mesh import MAX_AGGREGATE_PPS, PAIR_RATE_PPS, pair_rate_pps
-from drills.probes.udp_stream import StreamRecord
+from drills.records import StreamRecord
 from drills.render import Renderer
 from drills.reports import write_all
 from drills.results import (

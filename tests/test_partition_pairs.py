@@ -13,7 +13,7 @@ import pytest
 from drills.engine.drill import DrillResult, run_drill
 from drills.measure import PairResult, Window, lost_flags, pair_result
 from drills.probes.pair_mesh import MAX_AGGREGATE_PPS, MIN_PAIR_RATE_PPS, PAIR_RATE_PPS, pair_rate_pps
-from drills.probes.udp_stream import StreamRecord
+from drills.records import StreamRecord
 from drills.reports.compare import compare
 from drills.reports.junit import render_junit
 from drills.reports.markdown import render_markdown

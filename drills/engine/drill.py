@@ -20,9 +20,10 @@ from typing import Any, cast
 from drills import backends
 from drills.backend import NodeOps
 from drills.clock import Clock, SystemClock
-from drills.engine import pair_probes
+from drills.engine import pair_probes, probe_start
 from drills.engine.faults import Fault, FaultContext, build
-from drills.engine.progress import ClockStarted, ClockStopped, ProbeHealth, Progress, Scheduled, StepDone, ignore
+from drills.engine.probe_start import RunningProbe
+from drills.engine.progress import ClockStarted, ClockStopped, Progress, Scheduled, Snapshot, StepDone, ignore
 from drills.engine.timeline import Action, expand, unsupported
 from drills.errors import DrillError, Problem, ScenarioError
 from drills.lifecycle import abort_on_signals
@@ -39,14 +40,13 @@ from drills.measure import (
     lost_flags,
     phase_stats,
 )
+from drills.measure_samples import analyse_samples, baseline_samples, sample_phase_stats
 from drills.netns import kernel
 from drills.objectives import Verdict, evaluate
-from drills.probes.app import AppProbe, ProbeRecord, make_probe
-from drills.probes.app_measure import analyse_samples, baseline_samples, sample_phase_stats
-from drills.probes.pair_mesh import PairMesh
-from drills.probes.udp_stream import StreamRecord, UdpStream
+from drills.records import ProbeRecord, StreamRecord
 from drills.runs import STATUS_RUNNING, RunStore
-from drills.scenario import load_scenario, model
+from drills.scenario import load_scenario
+from drills.scenario.probes import UdpStreamSpec
 from drills.scenario.resolved import Scenario
 
 Log = Callable[[str], None]
@@ -145,7 +145,7 @@ def requirements(scenario: Scenario, capabilities: Callable[[], Mapping[str, boo
 def preflight(scenario: Scenario) -> None:
     """Refuse, before deploying, what this version or this host cannot run."""
     problems = requirements(scenario)
-    if not scenario.source.probes:
+    if not scenario.probes:
         problems.append(scenario.problem(("probes",), "a drill needs at least one probe to measure recovery"))
     if problems:
         raise ScenarioError(problems)
@@ -176,11 +176,10 @@ def run_drill(
     undo: list[tuple[str, Fault]] = []
     ops: NodeOps | None = None
     ctx = FaultContext(cast(NodeOps, _NoOps()), clock, log, random.Random(seed))
-    streams: list[UdpStream | AppProbe] = []
-    mesh: PairMesh | None = None
+    probes: list[RunningProbe] = []
 
     def follow(node: str) -> None:  # a fault replaced the namespace of `node`: probes follow it
-        _follow_namespace(node, meta.nodes[node], [*streams, *([mesh] if mesh is not None else [])], log)
+        probe_start.follow(node, probes, log)
 
     ctx.namespace_listeners.append(follow)
     try:
@@ -201,12 +200,11 @@ def run_drill(
             # measured it): collect now and freeze what exists, so only new objects are scanned.
             gc.collect()
             gc.freeze()
-            streams = _start_probes(scenario, meta.nodes, clock, seed)
-            mesh = pair_probes.start_mesh(scenario.topology, faults, meta.nodes, clock, seed)
+            probes = probe_start.start_probes(scenario, ops, clock, seed)
             t0 = clock.now_s()
-            log(f"run {run.run_id}: drill clock started; {len(streams)} probe(s), {scenario.duration_s:g} s")
-            pair_view = mesh.records if mesh is not None and len(mesh.records) <= LIVE_PAIRS_MAX else []
-            progress(_clock_started(scenario, run.run_id, t0, actions, faults, list(streams), pair_view, clock))
+            log(f"run {run.run_id}: drill clock started; {len(scenario.probes)} probe(s), {scenario.duration_s:g} s")
+            snapshot = probe_start.snapshot(probes, clock, LIVE_PAIRS_MAX)
+            progress(_clock_started(scenario, run.run_id, t0, actions, faults, snapshot))
             for action in actions:
                 if not clock.sleep_until(t0 + action.at_s, precise=True):
                     break
@@ -216,20 +214,13 @@ def run_drill(
             clock.sleep_until(t0 + scenario.duration_s)
             progress(ClockStopped(clock.now_s() - t0))
             result.changes = _changes(faults, t0)
-            records = [stream.stop() for stream in streams]
-            streams = []
-            pair_records = mesh.stop() if mesh is not None else []
-            mesh = None
-            app_records = [r for r in records if isinstance(r, ProbeRecord)]
-            stream_records = [r for r in records if isinstance(r, StreamRecord)]
-            _analyse(result, scenario, stream_records, app_records, t0, actions)
-            result.pair_records = pair_records
-            result.pairs = pair_probes.analyse(result.steps, faults, pair_records, t0, result.duration_s, WARMUP_S, SUSTAIN_S)
+            collected = probe_start.stop_probes(probes)
+            probes = []
+            _analyse(result, scenario, collected.streams, collected.apps, t0, actions)
+            result.pair_records = collected.pairs
+            result.pairs = pair_probes.analyse(result.steps, faults, collected.pairs, t0, result.duration_s, WARMUP_S, SUSTAIN_S)
     finally:
-        for running in streams:
-            running.stop(drain_s=0.0) if isinstance(running, UdpStream) else running.stop()
-        if mesh is not None:
-            mesh.stop(drain_s=0.0)
+        probe_start.stop_probes(probes, drain=False)
         with abort_on_signals():
             # Unwind every fault still applied, newest first. One that fails to revert is
             # reported loudly and the rest still run: the teardown below removes the run's
@@ -275,81 +266,21 @@ def _changes(faults: Mapping[str, Fault], t0: float) -> list[ChangeStep]:
     return sorted(found, key=lambda c: c.scheduled_s)
 
 
-def _start_probes(
-    scenario: Scenario, namespaces: dict[str, str], clock: Clock, seed: int
-) -> list[UdpStream | AppProbe]:
-    """Start every probe in its source node; an application probe samples at its interval."""
-    started: list[UdpStream | AppProbe] = []
-    topology = scenario.topology
-    try:
-        for index, probe in enumerate(scenario.source.probes):
-            source = topology.node(probe.source)
-            source_ip = source.primary_address
-            started_probe: UdpStream | AppProbe
-            if isinstance(probe, model.UdpStreamProbe):
-                target_ip, target_node = _target(scenario, probe.to)
-                assert source_ip is not None and target_node is not None
-                started_probe = UdpStream(
-                    probe.name, namespaces[source.name], source_ip, namespaces[target_node], target_ip,
-                    probe.rate_pps, probe.size_bytes, clock, tag=(seed + index) & 0xFFFFFFFF, dscp=probe.dscp,
-                )  # fmt: skip
-            else:
-                target_ip = _target(scenario, probe.to)[0] if not isinstance(probe, model.CommandProbe) else None
-                started_probe = make_probe(probe, namespaces[source.name], source_ip, target_ip, clock=clock)
-            started_probe.start()
-            started.append(started_probe)
-    except BaseException:
-        for running in started:
-            running.stop()
-        raise
-    return started
-
-
-def _follow_namespace(node: str, namespace: str, probes: list[UdpStream | AppProbe | PairMesh], log: Log) -> None:
-    """Reopen every probe socket of `node` in its new namespace. A probe that cannot is data, not
-    an error: it keeps its old socket and measures an outage from here, said in the log."""
-    for probe in probes:
-        name = "partition pair mesh" if isinstance(probe, PairMesh) else f"probe {probe.record.name}"
-        try:
-            moved = probe.reopen(namespace)
-        except (OSError, DrillError) as exc:
-            log(f"  {node}: {name} could not follow it into its new namespace: {exc}")
-            continue
-        if moved:
-            log(f"  {node}: {name} reopened in its new namespace ({', '.join(moved)})")
-
-
 def _clock_started(
     scenario: Scenario,
     run_id: str,
     t0: float,
     actions: list[Action],
     faults: Mapping[str, Fault],
-    probes: list[UdpStream | AppProbe],
-    pairs: list[StreamRecord],
-    clock: Clock,
+    snapshot: Snapshot,
 ) -> ClockStarted:
     """The event a live view starts from: the schedule, and a snapshot of every probe's health
-    it can call from its own thread (reads counters only; see drills.probes.health)."""
-    from drills.probes.health import app_health, stream_health
-
-    def snapshot() -> list[ProbeHealth]:
-        now_s = clock.now_s()
-        return [
-            stream_health(p.record, now_s) if isinstance(p, UdpStream) else app_health(p.record, now_s) for p in probes
-        ] + [stream_health(record, now_s, kind="pair") for record in pairs]
-
+    it can call from its own thread (reads counters only; see drills.measure_samples)."""
     schedule = tuple(
         Scheduled(a.at_s, a.kind, a.label, a.step.kind, faults[a.label].describe(reverted=a.kind == "revert"))
         for a in actions
     )
     return ClockStarted(scenario.name, run_id, t0, scenario.duration_s, schedule, snapshot)
-
-
-def _target(scenario: Scenario, ref: str) -> tuple[Any, str | None]:
-    address, owner = scenario.topology.probe_target(ref)
-    assert address is not None or ":" not in ref  # the loader refuses an endpoint with no IPv4
-    return address, owner
 
 
 def _perform(
@@ -396,7 +327,7 @@ def _analyse(
     fault_steps = [s for s in result.steps if s.fault != "note"]
     first_fault_s = fault_steps[0].issued_s if fault_steps else scenario.duration_s
     step_ids = {a.label: a.step.id or "" for a in actions}
-    probes = {p.name: p for p in scenario.source.probes}
+    streams = {p.name: p for p in scenario.probes if isinstance(p, UdpStreamSpec)}
     spans = _fault_spans(fault_steps, scenario.duration_s, t0)
     last_s = max((end for _, end in spans), default=t0 + first_fault_s)
     phase_spans = {
@@ -413,7 +344,7 @@ def _analyse(
         for i, step in enumerate(fault_steps)
     ]  # fmt: skip
     for record in records:
-        late_after_s = float(getattr(probes[record.name], "late_after", 2.0))
+        late_after_s = streams[record.name].late_after_s
         result.late_after_s[record.name] = late_after_s
         flags = lost_flags(record, late_after_s)
         # A packet sent just before the first fault may be lost in flight because of it: the
@@ -421,7 +352,7 @@ def _analyse(
         # least two packet gaps), so such a packet never makes a clean baseline look dirty.
         rtt_p99_s = phase_stats(record, flags, "pre", phase_spans["baseline"]).rtt_p99_s or 0.0
         guard_s = max(2 * rtt_p99_s, 2.0 / record.rate_pps)
-        tolerated_pct = float(getattr(probes[record.name], "tolerated_loss", 0.0))
+        tolerated_pct = streams[record.name].tolerated_loss_pct
         result.baselines[record.name] = baseline(
             record, flags, t0 + WARMUP_S, t0 + first_fault_s - guard_s, tolerated_pct
         )

@@ -1,8 +1,8 @@
 """Per-pair results of partitions inside a drill: which pairs each partition means to cut, the
 one-way probe mesh across them, and the judgement of every pair once the drill is over.
 
-`run_drill` starts the mesh (drills.probes.pair_mesh) beside the scenario's own probes when the
-timeline has a `partition`, and stops it with them; the figures come from
+drills.engine.probe_start starts the mesh (drills.probes.pair_mesh) beside the scenario's own
+probes when the timeline has a `partition`, and stops it with them; the figures come from
 drills.measure.pair_result, so they follow the same definitions and bounds as every probe's.
 """
 
@@ -11,13 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from drills.clock import Clock
 from drills.engine.faults import Fault
 from drills.engine.filter_faults import Partition, blocked_pairs
 from drills.measure import PairResult, Window, lost_flags, pair_result
-from drills.probes.pair_mesh import PAIR_RATE_PPS, PairEnd, PairMesh, pair_name
-from drills.probes.udp_stream import StreamRecord
-from drills.scenario.resolved import Topology
+from drills.probes.pair_mesh import PAIR_RATE_PPS, pair_name
+from drills.records import StreamRecord
 
 if TYPE_CHECKING:
     from drills.engine.drill import StepRecord
@@ -43,28 +41,6 @@ def partition_pairs(faults: Mapping[str, Fault]) -> dict[str, list[tuple[str, st
             if source != target
         ]
     return found
-
-
-def start_mesh(
-    topology: Topology, faults: Mapping[str, Fault], namespaces: dict[str, str], clock: Clock, seed: int
-) -> PairMesh | None:
-    """The one-way probe mesh across every partition of the timeline, started; None without
-    partitions. A pair whose nodes have no address of one family is left out (and reported
-    as unreachable)."""
-    wanted: list[tuple[str, str]] = []
-    for pairs in partition_pairs(faults).values():
-        wanted += [(s, t) for s, t, _cut in pairs if (s, t) not in wanted]
-    ends: list[tuple[PairEnd, PairEnd]] = []
-    for source, target in wanted:
-        a, b = topology.node(source).primary_address, topology.node(target).primary_address
-        if a is None or b is None or a.version != b.version:
-            continue
-        ends.append((PairEnd(source, namespaces[source], a), PairEnd(target, namespaces[target], b)))
-    if not ends:
-        return None
-    mesh = PairMesh(ends, clock, tag=(seed ^ 0x9A15) & 0xFFFFFFFF)
-    mesh.start()
-    return mesh
 
 
 def analyse(

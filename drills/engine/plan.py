@@ -24,6 +24,7 @@ from drills.engine.timeline import Action, expand
 from drills.errors import DrillError, ScenarioError
 from drills.netns.backend import NODE_SYSCTLS, namespace_name
 from drills.scenario import model
+from drills.scenario.probes import Spec, UdpStreamSpec
 from drills.scenario.resolved import Node, Route, Scenario, Topology
 from drills.scenario.steps import DegradeStep, Flap, LinkDownStep, Step
 from drills.userspace import select
@@ -200,7 +201,7 @@ def build_plan(scenario: Scenario, kinds: Collection[str] | None = None) -> Plan
             for link in topology.links
         ],
         actions=_actions(scenario, set(supported_kinds() if kinds is None else kinds)),
-        probes=[_probe(scenario, probe) for probe in scenario.source.probes],
+        probes=[_probe(scenario, probe) for probe in scenario.probes],
         objectives=[_objective(o) for o in scenario.source.expect],
         refused=refused,
         pair_mesh=pair_mesh_plan(scenario, clock_text),
@@ -384,20 +385,20 @@ def _address(scenario: Scenario, ref: str) -> str | None:
     return str(chosen.ip) if chosen is not None else None
 
 
-def _probe(scenario: Scenario, probe: Any) -> ProbePlan:
-    to = getattr(probe, "to", None)
-    if isinstance(probe, model.UdpStreamProbe):
+def _probe(scenario: Scenario, probe: Spec) -> ProbePlan:
+    to = probe.to
+    if isinstance(probe, UdpStreamSpec):
         detail = (
             f"{probe.rate_pps} packets/s of {probe.size_bytes} B, DSCP {probe.dscp}, "
-            f"{'echoed back' if probe.echo else 'one-way'}, late after {probe.late_after:g} s"
+            f"{'echoed back' if probe.echo else 'one-way'}, late after {probe.late_after_s:g} s"
         )
     else:
         keys = ("port", "path", "status", "body_contains", "query", "record", "command")
         extra = [f"{key} {getattr(probe, key)}" for key in keys if getattr(probe, key, None) is not None]
-        detail = ", ".join([f"every {probe.interval:g} s", f"timeout {probe.timeout:g} s", *extra])
+        detail = ", ".join([f"every {probe.interval_s:g} s", f"timeout {probe.timeout_s:g} s", *extra])
     return ProbePlan(
         probe.name,
-        probe.type,
+        probe.kind,
         probe.source,
         _address(scenario, probe.source),
         to,

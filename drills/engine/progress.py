@@ -11,6 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from drills.records import ProbeHealth  # re-exported: the live view reads it from here
+
+__all__ = ["ClockStarted", "ClockStopped", "Event", "ProbeHealth", "Progress", "Scheduled", "Snapshot", "StepDone", "ignore"]
+
 
 @dataclass(frozen=True)
 class Scheduled:
@@ -21,20 +25,6 @@ class Scheduled:
     label: str
     fault: str
     describe: str
-
-
-@dataclass(frozen=True)
-class ProbeHealth:
-    """One probe's state at a glance. `loss_last` is the share lost among the packets (or
-    samples) of the last settled second; `latency_s` the median round trip over it."""
-
-    name: str
-    kind: str
-    sent: int
-    received: int
-    loss_last: float | None  # None: nothing sent in the last settled second
-    latency_s: float | None
-    state: str  # "ok" | "impaired" | "down" | "idle"
 
 
 Snapshot = Callable[[], list[ProbeHealth]]

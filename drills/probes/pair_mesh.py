@@ -2,8 +2,8 @@
 
 A partition cuts (source node, destination node) pairs, and a one-way partition cuts only one
 direction of each, so the mesh measures one way: every ordered pair gets its own sequence
-numbers, sent from a socket opened in the source's namespace (bound to its primary address)
-and received by a socket opened in the destination's namespace. Both are served by threads of
+numbers, sent from a socket opened in the source node (bound to its primary address) and
+received by a socket opened in the destination node, both through the backend's SocketOps. Both are served by threads of
 this process, so arrival instants are on the same monotonic clock as the send instants and the
 fault instants: no echo is needed to see one direction cut.
 
@@ -12,7 +12,7 @@ receiver polling every destination socket), at a modest rate per pair, with the 
 bounded (`MAX_AGGREGATE_PPS`): the mesh must not compete with the drill's own probes.
 
 A node whose namespace is replaced (a container restored after node-loss) takes its mesh sockets
-along: `reopen(namespace)` opens them again there and swaps them in as `UdpStream.reopen` does.
+along: `reopen(node)` opens them again there and swaps them in as `UdpStream.reopen` does.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ import select
 import socket
 import struct
 import threading
-import time
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
+from drills.backend import SocketOps
 from drills.clock import Clock
 from drills.errors import BackendError
-from drills.netns import kernel
-from drills.probes.udp_stream import Retiring, StreamRecord, wake_receiver
+from drills.probes.udp_stream import Retiring, wake_receiver
+from drills.records import StreamRecord
 from drills.scenario import limits
 
 _HEADER = struct.Struct("!IIIQd")  # tag, magic, pair index, sequence, send instant (s)
@@ -48,10 +48,9 @@ Address = IPv4Address | IPv6Address
 
 @dataclass(frozen=True)
 class PairEnd:
-    """One node of the mesh: its namespace and the address its probe socket binds to."""
+    """One node of the mesh and the address its probe socket binds to."""
 
     node: str
-    namespace: str
     address: Address
 
 
@@ -71,10 +70,11 @@ class PairMesh:
     one StreamRecord per pair, named `source->destination`, in the order given; `received` holds
     arrival instants at the destination (one way), not echoes."""
 
-    def __init__(self, pairs: list[tuple[PairEnd, PairEnd]], clock: Clock, tag: int) -> None:
+    def __init__(self, pairs: list[tuple[PairEnd, PairEnd]], sockets: SocketOps, clock: Clock, tag: int) -> None:
         self.rate_pps = pair_rate_pps(len(pairs))
         self.records = [StreamRecord(pair_name(a.node, b.node), self.rate_pps, PAIR_SIZE_BYTES) for a, b in pairs]
         self._targets = [(str(b.address), PAIR_PORT) for _a, b in pairs]
+        self._sockets = sockets
         self._clock = clock
         self._tag = tag
         self._stop = threading.Event()
@@ -89,9 +89,9 @@ class PairMesh:
         try:
             for a, b in pairs:
                 if b.node not in self._receivers:
-                    self._receivers[b.node] = _open(b, PAIR_PORT)
+                    self._receivers[b.node] = _open(sockets, b, PAIR_PORT)
                 if a.node not in self._senders:
-                    self._senders[a.node] = _open(a, 0)
+                    self._senders[a.node] = _open(sockets, a, 0)
                 self._sender_of.append(self._senders[a.node])
         except BaseException:
             self._close()
@@ -105,20 +105,23 @@ class PairMesh:
         for thread in self._threads:
             thread.start()
 
-    def reopen(self, namespace: str) -> list[str]:
-        """The namespace `namespace` was replaced: open the mesh's sockets of every node there
-        again, in the namespace the name now denotes, and swap them in. The threads never hold a
-        socket between two packets except through `_sender_of` and `_receivers`, which are
-        replaced whole (copy on write) rather than changed in place, so each thread sees either
-        the old set or the new one; it releases the old sockets once it holds the new set, and
-        the last to release one closes it (see `UdpStream.reopen`). Returns the nodes reopened."""
-        nodes = [node for node, end in self._ends.items() if end.namespace == namespace]
+    def reopen(self, node: str) -> list[str]:
+        """The namespace of `node` was replaced: open the mesh's sockets of that node again,
+        through the same SocketOps (which now reach the new namespace), and swap them in. The
+        threads never hold a socket between two packets except through `_sender_of` and
+        `_receivers`, which are replaced whole (copy on write) rather than changed in place, so
+        each thread sees either the old set or the new one; it releases the old sockets once it
+        holds the new set, and the last to release one closes it (see `UdpStream.reopen`).
+        Returns the nodes reopened."""
+        nodes = [node] if node in self._ends else []
         with self._swap_lock:
             if self._closing:
                 return []
-            opened_senders = {n: _open(self._ends[n], 0) for n in nodes if n in self._senders}
+            opened_senders = {n: _open(self._sockets, self._ends[n], 0) for n in nodes if n in self._senders}
             try:
-                opened_receivers = {n: _open(self._ends[n], PAIR_PORT) for n in nodes if n in self._receivers}
+                opened_receivers = {
+                    n: _open(self._sockets, self._ends[n], PAIR_PORT) for n in nodes if n in self._receivers
+                }
             except BaseException:
                 for sock in opened_senders.values():
                     sock.close()
@@ -146,7 +149,7 @@ class PairMesh:
         self._stop_sending.set()
         if self._threads[1].is_alive():
             self._threads[1].join()
-            time.sleep(drain_s)
+            self._clock.sleep_until(self._clock.now_s() + drain_s)
         self._stop.set()
         if self._threads[0].is_alive():
             self._threads[0].join()
@@ -239,20 +242,16 @@ def _queued(sock: socket.socket) -> bytes:
         return b""
 
 
-def _open(end: PairEnd, port: int) -> socket.socket:
+def _open(sockets: SocketOps, end: PairEnd, port: int) -> socket.socket:
     family = socket.AF_INET6 if end.address.version == 6 else socket.AF_INET
-
-    def bound() -> socket.socket:
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock = sockets.open_socket(end.node, family, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
             sock.bind((str(end.address), port))
         except BaseException:
             sock.close()
             raise
-        return sock
-
-    try:
-        return kernel.run_in_namespace(end.namespace, bound)
     except OSError as exc:
         raise BackendError(f"partition pair probe: cannot open a socket in node {end.node}: {exc}") from exc
+    return sock

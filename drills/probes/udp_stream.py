@@ -1,7 +1,7 @@
 """A constant-rate, sequence-numbered UDP stream echoed back by the far node: the outage meter.
 
-The sender's socket is opened inside the source node's namespace and bound to that node's
-address; the echo socket is opened inside the target's namespace. Both are ordinary sockets
+The sender's socket is opened inside the source node (through the backend's SocketOps) and
+bound to that node's address; the echo socket is opened inside the target node. Both are ordinary sockets
 served by threads of this process, so no subprocess runs per probe and every timestamp comes
 from the same monotonic clock as the fault instants. Each packet carries a run tag, its sequence
 number and its send instant; the receiver keeps the first arrival of each sequence number and
@@ -13,7 +13,7 @@ wakes them with `shutdown`. bench/probes.py measures what that sustains (40,000 
 ten streams here, without losing a packet of its own).
 
 A node whose namespace is replaced while the drill runs (a container restored after node-loss
-gets a new one) takes its probe sockets along: `reopen(namespace)` opens them again there and
+gets a new one) takes its probe sockets along: `reopen(node)` opens them again there and
 swaps them under the running threads (see `reopen` for how the swap is made safe); the record,
 and its sequence numbers, continue.
 """
@@ -24,12 +24,11 @@ import contextlib
 import socket
 import struct
 import threading
-import time
-from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
+from drills.backend import SocketOps
 from drills.clock import Clock
-from drills.netns import kernel
+from drills.records import StreamRecord
 
 _HEADER = struct.Struct("!IIQd")  # tag, magic/version, sequence, send instant (s)
 _MAGIC = 0xD5111001
@@ -37,32 +36,17 @@ _MAX_DATAGRAM = 65535
 _MAX_BURST = 256  # packets sent back to back before the stop flag is looked at again
 
 
-@dataclass
-class StreamRecord:
-    """Everything one stream observed. `sent[i]` is the send instant of sequence i; `received`
-    maps sequence -> first arrival instant of its echo."""
-
-    name: str
-    rate_pps: int
-    size_bytes: int
-    sent: list[float] = field(default_factory=list)
-    received: dict[int, float] = field(default_factory=dict)
-    duplicates: int = 0
-    reordered: int = 0
-    duplicate_seqs: list[int] = field(default_factory=list)  # one entry per extra copy received
-    reordered_seqs: list[int] = field(default_factory=list)  # arrived after a higher sequence
-    send_lateness_s: list[float] = field(default_factory=list)  # actual - scheduled send instant
-
-
 class UdpStream:
-    """One udp-stream probe between two namespaces. `start()`, then `stop()` returns the record."""
+    """One udp-stream probe between two nodes, whose sockets come from `sockets`. `start()`,
+    then `stop()` returns the record."""
 
     def __init__(
         self,
         name: str,
-        source_ns: str,
+        sockets: SocketOps,
+        source: str,
         source_ip: IPv4Address | IPv6Address,
-        target_ns: str,
+        target: str,
         target_ip: IPv4Address | IPv6Address,
         rate_pps: int,
         size_bytes: int,
@@ -77,8 +61,9 @@ class UdpStream:
         self._stop = threading.Event()
         self._stop_sending = threading.Event()
         self._family, self._dscp = family, dscp
-        self._source_ns, self._source_ip = source_ns, str(source_ip)
-        self._target_ns, self._target_ip = target_ns, str(target_ip)
+        self._sockets = sockets
+        self._source, self._source_ip = source, str(source_ip)
+        self._target, self._target_ip = target, str(target_ip)
         # The echo's port is the kernel's choice: several streams may end on the same node.
         self._echo = self._open_echo(0)
         try:
@@ -98,7 +83,7 @@ class UdpStream:
         ]
 
     def _open_sender(self) -> socket.socket:
-        sock = kernel.run_in_namespace(self._source_ns, lambda: _bound(self._family, self._source_ip, 0))
+        sock = _bound(self._sockets, self._source, self._family, self._source_ip, 0)
         if self._dscp:
             level, option = (
                 (socket.IPPROTO_IPV6, socket.IPV6_TCLASS)
@@ -113,7 +98,7 @@ class UdpStream:
         return sock
 
     def _open_echo(self, port: int) -> socket.socket:
-        return kernel.run_in_namespace(self._target_ns, lambda: _bound(self._family, self._target_ip, port))
+        return _bound(self._sockets, self._target, self._family, self._target_ip, port)
 
     def _echo_address(self) -> tuple[str, int]:
         return (self._target_ip, self._echo.getsockname()[1])
@@ -122,12 +107,12 @@ class UdpStream:
         for thread in self._threads:
             thread.start()
 
-    def reopen(self, namespace: str) -> list[str]:
-        """The namespace `namespace` was replaced (same name, a new namespace behind it): open
-        every socket of this stream that lives there again, in the namespace the name now
-        denotes, and swap it in under the running threads. Returns what was reopened (for the
-        log); nothing when the stream has no socket there or is stopping. OSError when a socket
-        cannot be opened (the stream then keeps its old one).
+    def reopen(self, node: str) -> list[str]:
+        """The namespace of `node` was replaced (a new namespace behind the same node): open
+        every socket of this stream that lives in that node again, through the same SocketOps
+        (which now reach the new namespace), and swap it in under the running threads. Returns
+        what was reopened (for the log); nothing when the stream has no socket there or is
+        stopping. OSError when a socket cannot be opened (the stream then keeps its old one).
 
         The swap, without a lock on the hot path: the new socket is registered as replacing the
         old one (`Retiring`, counting the threads that use the old one) and then published by
@@ -145,7 +130,7 @@ class UdpStream:
         with self._swap_lock:  # one reopen at a time, and none once stop() began
             if self._closing:
                 return []
-            if namespace == self._target_ns:
+            if node == self._target:
                 # The same port if the new namespace lets us (it does: it is new), else the kernel's.
                 try:
                     echo = self._open_echo(self._echo.getsockname()[1])
@@ -156,7 +141,7 @@ class UdpStream:
                 self._out = (self._out[0], self._echo_address())
                 wake_receiver(old_echo)
                 reopened.append(f"echo {self._target_ip} port {self._out[1][1]}")
-            if namespace == self._source_ns:
+            if node == self._source:
                 sender = self._open_sender()
                 old, self._retiring[self._sock] = self._sock, Retiring(self._sock, users=2)
                 self._sock = sender
@@ -179,7 +164,7 @@ class UdpStream:
         self._stop_sending.set()
         if self._threads[2].is_alive():
             self._threads[2].join()
-            time.sleep(drain_s)
+            self._clock.sleep_until(self._clock.now_s() + drain_s)
         with self._swap_lock:
             self._closing = True  # no reopen() from here on: the sockets below are the last
         self._stop.set()
@@ -310,8 +295,9 @@ def wake_receiver(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RD)
 
 
-def _bound(family: int, address: str, port: int) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_DGRAM)
+def _bound(sockets: SocketOps, node: str, family: socket.AddressFamily, address: str, port: int) -> socket.socket:
+    """A UDP socket opened in `node` and bound to address:port there, before the clock starts."""
+    sock = sockets.open_socket(node, family, socket.SOCK_DGRAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         sock.bind((address, port))

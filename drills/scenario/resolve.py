@@ -22,6 +22,7 @@ from drills.errors import Problem
 from drills.scenario import addrspace, model, overlap, values
 from drills.scenario.bounds import check_resolved, check_sizes, step_end_s
 from drills.scenario.diagnostics import problem_at, suggest
+from drills.scenario.probes import resolve_probes
 from drills.scenario.resolved import (
     Container,
     Interface,
@@ -812,7 +813,8 @@ def resolve(
     problems = check_resolved(scenario)
     if problems:
         return None, problems
-    return replace(scenario, steps=resolve_steps(whole.timeline, topology, profiles)), []
+    steps, probes = resolve_steps(whole.timeline, topology, profiles), resolve_probes(whole.probes, topology)
+    return replace(scenario, steps=steps, probes=probes), []
 
 
 def _mark_degraded_links(topology: Topology, whole: model.ScenarioFile, profiles: dict[str, model.Profile]) -> Topology:

@@ -17,6 +17,7 @@ from drills.scenario.yamlpos import Located, path_text
 
 if TYPE_CHECKING:
     from drills.scenario import model
+    from drills.scenario.probes import Spec
     from drills.scenario.steps import Step
 
 IPNetwork = IPv4Network | IPv6Network
@@ -184,8 +185,9 @@ class Topology:
 
 @dataclass(frozen=True)
 class Scenario:
-    """A scenario ready to run. `source` is the parsed file, kept for the drill parts that
-    later stages (fault engine, probes, objectives) read directly."""
+    """A scenario ready to run. `steps` and `probes` are the timeline and the probes resolved
+    (drills.scenario.steps, drills.scenario.probes); `source` is the parsed file, kept for the
+    parts later stages still read directly (objectives, the raw timeline for some checks)."""
 
     path: Path
     name: str
@@ -197,6 +199,7 @@ class Scenario:
     duration_s: float = 0.0
     located: Located | None = field(default=None, hash=False, repr=False, compare=False)
     steps: tuple[Step, ...] = field(default=(), hash=False, repr=False)  # the timeline, resolved
+    probes: tuple[Spec, ...] = field(default=(), hash=False, repr=False)  # the probes, resolved
 
     def problem(self, path: tuple[str | int, ...], message: str) -> Problem:
         """A problem found after loading (a capability, an engine limit), still located at the
