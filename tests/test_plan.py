@@ -200,7 +200,7 @@ def test_flap_jitter_is_seeded_when_there_is_a_seed(tmp_path: Path) -> None:
     plan = build_plan(scenario)
     assert plan.seed_text == "5"
     flap = [a for a in plan.actions if a.fault == "link-flap"]
-    expected = [a for a in expand(scenario, 5) if a.step.fault == "link-flap"]
+    expected = [a for a in expand(scenario, 5) if a.step.kind == "link-flap"]
     assert [(a.at_s, a.kind, a.label) for a in flap] == [(a.at_s, a.kind, a.label) for a in expected]
     assert all(a.jitter_s is None for a in flap)
 
