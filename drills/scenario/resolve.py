@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from drills.errors import Problem
+from drills.impairment import degraded_with_netem
 from drills.scenario import addrspace, model, overlap, values
 from drills.scenario.bounds import check_resolved, check_sizes, step_end_s
 from drills.scenario.diagnostics import problem_at, suggest
@@ -817,8 +818,6 @@ def resolve(
 
 def _mark_degraded_links(topology: Topology, whole: model.ScenarioFile, profiles: dict[str, model.Profile]) -> Topology:
     """Mark the links a degrade step impairs with netem parameters: `auto` engine selection needs it."""
-    from drills.userspace.select import degraded_with_netem
-
     # Each link looks only at the degrade steps naming it, not at the whole timeline.
     by_ref: dict[str, list[Any]] = {}
     for step in whole.timeline:
