@@ -17,6 +17,7 @@ from drills.scenario.yamlpos import Located, path_text
 
 if TYPE_CHECKING:
     from drills.scenario import model
+    from drills.scenario.expect import Objective
     from drills.scenario.steps import Step
 
 IPNetwork = IPv4Network | IPv6Network
@@ -197,6 +198,8 @@ class Scenario:
     duration_s: float = 0.0
     located: Located | None = field(default=None, hash=False, repr=False, compare=False)
     steps: tuple[Step, ...] = field(default=(), hash=False, repr=False)  # the timeline, resolved
+    objectives: tuple[Objective, ...] = field(default=(), hash=False, repr=False)  # `expect`, resolved
+    duration_given: bool = False  # False: `duration_s` is the default, the last step's end + 10 s
 
     def problem(self, path: tuple[str | int, ...], message: str) -> Problem:
         """A problem found after loading (a capability, an engine limit), still located at the
