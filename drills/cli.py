@@ -139,10 +139,12 @@ def _run(args: argparse.Namespace) -> int:
         return ExitCode.OK
 
     if command == "plan":
-        from drills.engine.plan import build_plan
+        from drills import backends
+        from drills.engine.plan import RUN_PLACEHOLDER, build_plan
         from drills.scenario.loader import load_scenario
 
-        plan = build_plan(load_scenario(args.file))  # bad input: ScenarioError, exit 2 (see main)
+        scenario = load_scenario(args.file)  # bad input: ScenarioError, exit 2 (see main)
+        plan = build_plan(scenario, backends.layout(scenario.topology, RUN_PLACEHOLDER))
         if args.json:
             print(json.dumps(plan.to_json(), indent=2))
         else:
