@@ -128,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
             topo = scenario.topology
             ui.valid(
                 path,
-                f"{len(topo.nodes)} nodes, {len(topo.links)} links, {len(scenario.source.timeline)} steps, {scenario.duration_s:g} s",
+                f"{len(topo.nodes)} nodes, {len(topo.links)} links, {len(scenario.steps)} steps, {scenario.duration_s:g} s",
             )
         return ExitCode.BAD_INPUT if failed else ExitCode.OK
 
