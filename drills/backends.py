@@ -5,17 +5,22 @@ SDK). One with any `kind: container` node gets the container backend, which depl
 namespace nodes of the same scenario too (mixed substrates). Teardown of any run goes through
 the container backend: it asks Docker only when the run's journal lists a container, and hands
 everything else to the namespace backend.
+
+What a backend would build for a topology, named before anything exists (`layout`), is told here
+too, so `drill plan` shows it without the engine importing any backend.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from drills.scenario.resolved import Topology
 
 Log = Callable[[str], None]
+CapabilityLookup = Callable[[], Mapping[str, bool]]
 
 
 def uses_containers(topology: Topology) -> bool:
@@ -47,3 +52,36 @@ def for_teardown(log: Log) -> Any:
     from drills.docker.backend import DockerBackend
 
     return DockerBackend(log)
+
+
+def _kernel_capabilities() -> Mapping[str, bool]:
+    from drills import doctor  # probes the kernel: only when an `auto` link's engine depends on netem
+
+    return doctor.kernel_capabilities()
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What deploy would build for a topology, before it builds anything: the namespace of each
+    node, the sysctls set in every node first, and the engine serving each link, with why."""
+
+    namespace_pattern: str  # a node's namespace, `<node>` standing for its name
+    namespaces: Mapping[str, str]  # node -> namespace
+    node_sysctls: tuple[tuple[str, str], ...]
+    engines: Mapping[str, str]  # link -> engine and why: "userspace (auto: this kernel has no netem)"
+
+
+def layout(topology: Topology, run_id: str, capabilities: CapabilityLookup | None = None) -> Layout:
+    """The layout of `topology` for run `run_id` (a placeholder before a run has its id). The
+    kernel is probed (`capabilities`, default `drill doctor`'s) only when an `auto` link's
+    engine depends on netem. Creates nothing."""
+    from drills.netns.backend import NODE_SYSCTLS, namespace_name  # container nodes share the naming
+    from drills.userspace import select
+
+    engines = select.engines(topology.links, capabilities or _kernel_capabilities)
+    return Layout(
+        namespace_pattern=namespace_name(run_id, "<node>"),
+        namespaces={node.name: namespace_name(run_id, node.name) for node in topology.nodes},
+        node_sysctls=NODE_SYSCTLS,
+        engines={link.name: select.reason(link, engines[link.name]) for link in topology.links},
+    )

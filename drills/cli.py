@@ -128,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
             topo = scenario.topology
             ui.valid(
                 path,
-                f"{len(topo.nodes)} nodes, {len(topo.links)} links, {len(scenario.source.timeline)} steps, {scenario.duration_s:g} s",
+                f"{len(topo.nodes)} nodes, {len(topo.links)} links, {len(scenario.steps)} steps, {scenario.duration_s:g} s",
             )
         return ExitCode.BAD_INPUT if failed else ExitCode.OK
 
@@ -139,10 +139,12 @@ def _run(args: argparse.Namespace) -> int:
         return ExitCode.OK
 
     if command == "plan":
-        from drills.engine.plan import build_plan
+        from drills import backends
+        from drills.engine.plan import RUN_PLACEHOLDER, build_plan
         from drills.scenario.loader import load_scenario
 
-        plan = build_plan(load_scenario(args.file))  # bad input: ScenarioError, exit 2 (see main)
+        scenario = load_scenario(args.file)  # bad input: ScenarioError, exit 2 (see main)
+        plan = build_plan(scenario, backends.layout(scenario.topology, RUN_PLACEHOLDER))
         if args.json:
             print(json.dumps(plan.to_json(), indent=2))
         else:

@@ -5,7 +5,7 @@ userspace relay) and the resolver all read these records; it leans on nothing bu
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -179,6 +179,29 @@ def ramp_steps(ramp: model.Ramp) -> int:
     by_time = math.floor(ramp.over / RAMP_STEP_MIN_S + 1e-9)
     by_delay = math.floor(span_s / RAMP_STEP_MIN_DELAY_S + 1e-9)
     return max(1, min(by_time, by_delay))
+
+
+def impairment_needs_netem(layer: Any) -> bool:
+    """True when a profile, its `reverse`, or a degrade step sets a netem-only parameter (`rate`
+    alone is tbf's, which every kernel has)."""
+    if layer is None:
+        return False
+    if any(getattr(layer, name, None) for name in _IMPAIRMENT_FIELDS[:-1]):  # all but `rate`
+        return True
+    if getattr(layer, "ramp", None) is not None or getattr(layer, "handover", None) is not None:
+        return True
+    return impairment_needs_netem(getattr(layer, "reverse", None))
+
+
+def degraded_with_netem(steps: Iterable[Any], profiles: Mapping[str, model.Profile], link_refs: set[str]) -> bool:
+    """Whether a degrade step naming the link (by any of `link_refs`) needs netem parameters."""
+    for step in steps:
+        if getattr(step, "fault", None) != "degrade" or getattr(step, "link", None) not in link_refs:
+            continue
+        profile = profiles.get(step.profile) if getattr(step, "profile", None) else None
+        if impairment_needs_netem(step) or impairment_needs_netem(profile):
+            return True
+    return False
 
 
 def rate_text(rate_bps: int) -> str:

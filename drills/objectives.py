@@ -6,10 +6,11 @@ A bound is met only when it holds with the measurement's accuracy counted agains
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from drills.measure import Availability, EventMetrics, PhaseStats
-from drills.scenario import model
+from drills.scenario.expect import Objective
 
 # Tiers from the field (see README "Objectives"): the outage a mechanism is expected to keep to.
 TEMPLATES_S: dict[str, tuple[float, str]] = {
@@ -39,7 +40,7 @@ def _fmt(value_s: float | None, accuracy_s: float) -> str:
 
 
 def evaluate(
-    objectives: list[model.Objective],
+    objectives: Sequence[Objective],
     metrics: list[EventMetrics],
     step_labels: dict[str, str],
     phases: dict[str, list[PhaseStats]] | None = None,
@@ -53,8 +54,8 @@ def evaluate(
     warm-up (the "all" phase). Latency is the round trip (streams echo; application probes
     time their exchange)."""
     verdicts: list[Verdict] = []
-    for index, objective in enumerate(objectives):
-        name = objective.name or objective.template or f"expect[{index}]"
+    for objective in objectives:
+        name = objective.label
         verdicts += _loss_and_latency(name, objective, metrics, step_labels, phases or {})
         verdicts += _availability(name, objective, availability or {})
         for m in metrics:
@@ -63,10 +64,10 @@ def evaluate(
             if objective.step is not None and (step_labels.get(m.event) != objective.step or m.kind != objective.event):
                 continue
             checks: list[tuple[str, float | None, float]] = []
-            if objective.max_outage is not None:
-                checks.append(("outage", m.outage_s, objective.max_outage))
-            if objective.max_recovery is not None:
-                checks.append(("recovery", m.time_to_recover_s, objective.max_recovery))
+            if objective.max_outage_s is not None:
+                checks.append(("outage", m.outage_s, objective.max_outage_s))
+            if objective.max_recovery_s is not None:
+                checks.append(("recovery", m.time_to_recover_s, objective.max_recovery_s))
             if objective.template is not None:
                 checks.append(("outage", m.outage_s, TEMPLATES_S[objective.template][0]))
             for what, value, bound in checks:
@@ -86,7 +87,7 @@ def evaluate(
 
 def _loss_and_latency(
     name: str,
-    objective: model.Objective,
+    objective: Objective,
     metrics: list[EventMetrics],
     step_labels: dict[str, str],
     phases: dict[str, list[PhaseStats]],
@@ -96,7 +97,7 @@ def _loss_and_latency(
     for probe in probes:
         stats = {p.phase: p for p in phases.get(probe, [])}
         scope = "all" if objective.step is None else "fault"
-        if objective.max_loss is not None:
+        if objective.max_loss_pct is not None:
             if objective.step is None:
                 sent, lost = (stats["all"].sent, stats["all"].lost) if "all" in stats else (0, 0)
                 event = "whole drill"
@@ -110,13 +111,15 @@ def _loss_and_latency(
                 event = f"{objective.step} ({objective.event})"
             loss_pct = 100.0 * lost / sent if sent else None
             # Loss is counted exactly; no accuracy to add. No traffic at all cannot pass.
-            passed = loss_pct is not None and loss_pct <= objective.max_loss
+            passed = loss_pct is not None and loss_pct <= objective.max_loss_pct
             measured = "no traffic" if loss_pct is None else f"{loss_pct:.3f} % ({lost} of {sent})"
-            verdicts.append(Verdict(f"{name}: loss", probe, event, measured, f"<= {objective.max_loss:g} %", passed))
+            verdicts.append(
+                Verdict(f"{name}: loss", probe, event, measured, f"<= {objective.max_loss_pct:g} %", passed)
+            )
         if objective.latency is not None:
             phase = stats.get(scope)
             for label in ("p50", "p95", "p99"):
-                bound = getattr(objective.latency, label)
+                bound = getattr(objective.latency, f"{label}_s")
                 if bound is None:
                     continue
                 value = getattr(phase, f"rtt_{label}_s") if phase is not None else None
@@ -129,22 +132,22 @@ def _loss_and_latency(
     return verdicts
 
 
-def _availability(name: str, objective: model.Objective, measured: dict[str, Availability]) -> list[Verdict]:
+def _availability(name: str, objective: Objective, measured: dict[str, Availability]) -> list[Verdict]:
     """Availability over the whole drill after the warm-up, per probe (a `step` does not narrow
     it: availability is a property of the service over the exercise)."""
-    if objective.availability is None:
+    if objective.availability_pct is None:
         return []
     verdicts = []
     probes = [objective.probe] if objective.probe is not None else sorted(measured)
     for probe in probes:
         figure = measured.get(probe)
-        passed = figure is not None and figure.windows > 0 and figure.pct >= objective.availability
+        passed = figure is not None and figure.windows > 0 and figure.pct >= objective.availability_pct
         text = (
             "no windows"
             if figure is None or not figure.windows
             else f"{figure.pct:.3f} % ({figure.windows - figure.unavailable} of {figure.windows} windows of {figure.window_s:g} s)"
         )
         verdicts.append(
-            Verdict(f"{name}: availability", probe, "whole drill", text, f">= {objective.availability:g} %", passed)
+            Verdict(f"{name}: availability", probe, "whole drill", text, f">= {objective.availability_pct:g} %", passed)
         )
     return verdicts

@@ -204,15 +204,17 @@ def test_first_overlapping_as_the_scan(seed: int) -> None:
 def test_topology_lookups_by_index(tmp_path: Path) -> None:
     """Topology.node/link and probe targets answer from indexes as the scans they replaced did:
     a link by its name or either endpoint, the first node holding an address, KeyError otherwise."""
-    from drills.engine.faults import find_link
     from drills.scenario.loader import load_scenario
+
+    def scanned_link(ref: str) -> Any:  # the scan the index replaced: first match in file order
+        return next(li for li in topology.links if ref in (li.name, li.a.endpoint, li.b.endpoint))
 
     path = tmp_path / "t.yaml"
     path.write_text(_TOPOLOGY.replace("timeline:\n", ""), encoding="utf-8")
     topology = load_scenario(path).topology
     for link in topology.links:
         for ref in (link.name, link.a.endpoint, link.b.endpoint):
-            assert find_link(topology, ref) is link
+            assert topology.link(ref) is scanned_link(ref)
     for node in topology.nodes:
         assert topology.node(node.name) is node
         for address in node.addresses:
@@ -221,4 +223,4 @@ def test_topology_lookups_by_index(tmp_path: Path) -> None:
     with pytest.raises(KeyError):
         topology.node("nope")
     with pytest.raises(KeyError):
-        find_link(topology, "nope:x")
+        topology.link("nope:x")

@@ -15,8 +15,9 @@ import jsonschema
 import pytest
 from rich.console import Console
 
+from drills.backends import layout
 from drills.engine.drill import DrillResult
-from drills.engine.plan import build_plan
+from drills.engine.plan import RUN_PLACEHOLDER, Plan, build_plan
 from drills.engine.plan_pairs import LIST_PAIRS_MAX
 from drills.probes.pair_mesh import MAX_AGGREGATE_PPS, PAIR_RATE_PPS, pair_rate_pps
 from drills.records import StreamRecord
@@ -32,6 +33,7 @@ from drills.results import (
     to_json,
     write,
 )
+from drills.scenario import Scenario
 from drills.scenario.loader import load_scenario
 from drills.trials import aggregate_pairs, pair_spreads_json
 
@@ -177,8 +179,12 @@ def test_trials_summary_shows_each_pair(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- drill plan
 
 
+def _plan(scenario: Scenario) -> Plan:
+    return build_plan(scenario, layout(scenario.topology, RUN_PLACEHOLDER))
+
+
 def test_plan_shows_the_pairs_of_the_example_partition() -> None:
-    plan = build_plan(load_scenario(ROOT / "scenarios" / "agencies-partition.yaml"))
+    plan = _plan(load_scenario(ROOT / "scenarios" / "agencies-partition.yaml"))
     mesh = plan.pair_mesh
     assert mesh is not None
     assert (mesh.pairs, mesh.rate_pps, mesh.total_pps) == (8, PAIR_RATE_PPS, 8 * PAIR_RATE_PPS)
@@ -218,7 +224,7 @@ duration: 5s
 
 
 def test_plan_counts_a_large_mesh_and_lists_a_few(tmp_path: Path) -> None:
-    plan = build_plan(load_scenario(_big(tmp_path)))
+    plan = _plan(load_scenario(_big(tmp_path)))
     mesh = plan.pair_mesh
     assert mesh is not None
     # Both steps probe the same 128 ordered pairs: the mesh runs them once, at a lowered rate.
@@ -243,7 +249,7 @@ def test_plan_without_partition_has_no_mesh(tmp_path: Path) -> None:
     path.write_text(BED.replace("fault: partition, groups: [[a], [b]]", "fault: link-down, link: a:x"))
     scenario = load_scenario(path)
     assert all(step.fault != "partition" for step in scenario.source.timeline)
-    assert build_plan(scenario).pair_mesh is None
+    assert _plan(scenario).pair_mesh is None
 
 
 # --------------------------------------------------------------------------- real namespaces

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from drills.engine.plan import NOT_SUPPORTED, RANDOM_SEED, Plan, build_plan, clock_text
+from drills.backends import layout
+from drills.engine.plan import NOT_SUPPORTED, RANDOM_SEED, RUN_PLACEHOLDER, Plan, build_plan, clock_text
 from drills.engine.timeline import expand
 from drills.netns.backend import NODE_SYSCTLS
 from drills.scenario import Scenario, load_scenario
@@ -21,6 +22,11 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "scenarios").glob("*.yaml"))
 BROKEN = REPO / "tests" / "broken" / "overlap-link-faults.yaml"
 WIDE = {"COLUMNS": "250"}  # table cells then hold whole lines: substrings can be looked for
+
+
+def _plan(scenario: Scenario, kinds: set[str] | None = None) -> Plan:
+    """The plan as `drill plan` builds it: laid out by the backend that would deploy it."""
+    return build_plan(scenario, layout(scenario.topology, RUN_PLACEHOLDER), kinds)
 
 
 def _drill_argv() -> list[str]:
@@ -90,7 +96,7 @@ def test_plan_of_each_example_has_no_side_effects(path: Path, tmp_path: Path) ->
             for address in (iface.ipv4, iface.ipv6):
                 if address is not None:
                     assert str(address) in out, (node.name, iface.name)
-    plan = build_plan(scenario)
+    plan = _plan(scenario)
     for action in plan.actions:
         assert action.at in out
         assert action.describe in out
@@ -107,14 +113,14 @@ def test_plan_json_parses_and_matches_the_library(path: Path, tmp_path: Path) ->
     result = _drill("plan", "--json", str(path), state_dir=tmp_path / "state")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data == json.loads(json.dumps(build_plan(load_scenario(path)).to_json()))
+    assert data == json.loads(json.dumps(_plan(load_scenario(path)).to_json()))
     assert data["namespace_pattern"] == "drill-RUN-<node>"
     assert [a["at_s"] for a in data["actions"]] == sorted(a["at_s"] for a in data["actions"])
     assert not (tmp_path / "state").exists()
 
 
 def test_quickstart_plan_contents() -> None:
-    plan = build_plan(load_scenario(REPO / "scenarios" / "quickstart-fibre-cut.yaml"))
+    plan = _plan(load_scenario(REPO / "scenarios" / "quickstart-fibre-cut.yaml"))
     assert isinstance(plan, Plan)
     assert (plan.seed, plan.seed_text, plan.duration_s, plan.duration_given) == (1, "1", 15.0, True)
     cp = plan.nodes[0]
@@ -197,7 +203,7 @@ timeline:
 
 def test_flap_jitter_is_seeded_when_there_is_a_seed(tmp_path: Path) -> None:
     scenario = _load(tmp_path, FLAPS.format(seed="seed: 5"))
-    plan = build_plan(scenario)
+    plan = _plan(scenario)
     assert plan.seed_text == "5"
     flap = [a for a in plan.actions if a.fault == "link-flap"]
     expected = [a for a in expand(scenario, 5) if a.step.kind == "link-flap"]
@@ -206,7 +212,7 @@ def test_flap_jitter_is_seeded_when_there_is_a_seed(tmp_path: Path) -> None:
 
 
 def test_flap_jitter_without_a_seed_is_said_to_be_random(tmp_path: Path) -> None:
-    plan = build_plan(_load(tmp_path, FLAPS.format(seed="")))
+    plan = _plan(_load(tmp_path, FLAPS.format(seed="")))
     assert plan.seed is None and plan.seed_text == RANDOM_SEED
     flap = [(a.at_s, a.kind, a.label, a.jitter_s) for a in plan.actions if a.fault == "link-flap"]
     # The earliest instants (no jitter drawn), each said to be up to 1 s later.
@@ -219,7 +225,7 @@ def test_flap_jitter_without_a_seed_is_said_to_be_random(tmp_path: Path) -> None
 
 
 def test_a_fault_never_reverted_on_the_timeline_is_undone_at_teardown(tmp_path: Path) -> None:
-    plan = build_plan(_load(tmp_path, FLAPS.format(seed="seed: 5")))
+    plan = _plan(_load(tmp_path, FLAPS.format(seed="seed: 5")))
     last = plan.actions[-1]
     assert (last.label, last.kind, last.at_teardown, last.at_s) == ("hold", "revert", True, plan.duration_s)
     assert last.at == clock_text(30.0)
@@ -229,7 +235,7 @@ def test_a_fault_never_reverted_on_the_timeline_is_undone_at_teardown(tmp_path: 
 
 def test_faults_run_cannot_apply_are_marked_not_failed(tmp_path: Path) -> None:
     scenario = _load(tmp_path, FLAPS.format(seed="seed: 5"))
-    plan = build_plan(scenario, kinds={"note"})  # as if only `note` were registered
+    plan = _plan(scenario, kinds={"note"})  # as if only `note` were registered
     hold = [a for a in plan.actions if a.label == "hold"]
     assert [(a.kind, a.supported, a.touches) for a in hold] == [("apply", False, []), ("revert", False, [])]
     assert hold[0].describe == f"link-down: link l ({NOT_SUPPORTED})"
@@ -287,7 +293,7 @@ def test_overlapping_faults_that_compose_are_accepted_and_planned(tmp_path: Path
     stops of two services, two partitions, a partition with a freeze and a node-loss, a freeze
     with a link fault, neighbours lost together, an exec anywhere; and a link-down that starts
     when a restore ends the previous one."""
-    plan = build_plan(_load(tmp_path, COMPOSE))
+    plan = _plan(_load(tmp_path, COMPOSE))
     applied = [a.label for a in plan.actions if a.kind == "apply" and a.label not in ("step13",)]
     assert applied == [
         "fade", "fade-back", "cut", "gray", "gray-too", "web-down", "dns-down", "split", "split-too",

@@ -12,7 +12,8 @@ from drills.engine.timeline import expand
 from drills.errors import ScenarioError
 from drills.measure import EventMetrics
 from drills.objectives import evaluate
-from drills.scenario import load_scenario, model
+from drills.scenario import load_scenario
+from drills.scenario.expect import Objective
 
 SCENARIO = """
 version: 1
@@ -77,17 +78,17 @@ def _metrics(outage_s: float, recover_s: float | None) -> EventMetrics:
 
 
 def test_objective_counts_the_accuracy_against_the_result() -> None:
-    objective = model.Objective(probe="s", step="cut", max_outage=0.050)
+    objective = Objective("expect[0]", probe="s", step="cut", max_outage_s=0.050)
     labels = {"cut": "cut"}
     assert evaluate([objective], [_metrics(0.048, 0.05)], labels)[0].passed is True
     assert evaluate([objective], [_metrics(0.0495, 0.05)], labels)[0].passed is False
 
 
 def test_template_and_never_recovered() -> None:
-    objective = model.Objective(template="carrier-grade")
+    objective = Objective("carrier-grade", template="carrier-grade")
     verdict = evaluate([objective], [_metrics(0.2, None)], {"cut": "cut"})[0]
     assert verdict.passed is False
-    recovery = evaluate([model.Objective(max_recovery=1.0)], [_metrics(0.2, None)], {})[0]
+    recovery = evaluate([Objective("expect[0]", max_recovery_s=1.0)], [_metrics(0.2, None)], {})[0]
     assert recovery.measured == "never recovered"
     assert recovery.passed is False
 
@@ -119,6 +120,6 @@ def test_link_flap_expands_into_seeded_down_periods(tmp_path: Path) -> None:
 def test_objective_on_the_revert_judges_how_the_network_came_back() -> None:
     apply = EventMetrics("s", "cut", "apply", 1000, 1000, 1.0, 1.0, 0.0, 1.0, 0.001, recovered_during_event=False)
     revert = EventMetrics("s", "cut", "revert", 1000, 3, 0.003, 0.003, 0.0, 0.004, 0.001)
-    objective = model.Objective(probe="s", step="cut", event="revert", max_recovery=0.5)
+    objective = Objective("expect[0]", probe="s", step="cut", event="revert", max_recovery_s=0.5)
     verdicts = evaluate([objective], [apply, revert], {"cut": "cut"})
     assert [(v.event, v.passed) for v in verdicts] == [("cut (revert)", True)]

@@ -370,7 +370,7 @@ def _analyse(
         samples = [(sample.sent_s, not sample.ok) for sample in app.samples]
         result.availability[app.name] = availability(samples, t0 + WARMUP_S, t0 + scenario.duration_s)
     result.verdicts = evaluate(
-        list(scenario.source.expect), result.metrics, step_ids, result.phases, result.availability
+        scenario.objectives, result.metrics, step_ids, result.phases, result.availability
     )
 
 

@@ -1,8 +1,9 @@
 """`drill plan`: what a drill would do, resolved, without doing any of it.
 
 The plan is plain data built from a loaded scenario by the functions `drill run` itself uses
-(`timeline.expand`, `faults.build`, the netns backend's namespace names and sysctls), so what it
-shows is what a run does. Building it touches no kernel object and no state directory, and needs
+(`timeline.expand`, `faults.build`), and from what the backend would build (a `Layout`: namespace
+names, sysctls, link engines, handed in by the caller from drills.backends, so the engine
+imports no backend), so what it shows is what a run does. Building it touches no kernel object and no state directory, and needs
 no root. The run id is chosen when a run starts, so namespaces are shown as `drill-RUN-<node>`.
 Faults that `drill run` cannot apply yet are listed, marked `supported=False`, rather than refused.
 A partition also shows the one-way pair mesh `drill run` starts for it (drills.engine.plan_pairs).
@@ -12,9 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drills.engine.drill import preflight
 from drills.engine.faults import build, supported_kinds
@@ -22,12 +23,13 @@ from drills.engine.plan_pairs import LIST_PAIRS_MAX as LIST_PAIRS_MAX
 from drills.engine.plan_pairs import PairMeshPlan, pair_mesh_plan
 from drills.engine.timeline import Action, expand
 from drills.errors import DrillError, ScenarioError
-from drills.netns.backend import NODE_SYSCTLS, namespace_name
-from drills.scenario import model
+from drills.scenario.expect import Objective
 from drills.scenario.probes import Spec, UdpStreamSpec
 from drills.scenario.resolved import Node, Route, Scenario, Topology
 from drills.scenario.steps import DegradeStep, Flap, LinkDownStep, Step
-from drills.userspace import select
+
+if TYPE_CHECKING:
+    from drills.backends import Layout
 
 RUN_PLACEHOLDER = "RUN"  # stands for the run id, which is chosen when the run starts
 NOT_SUPPORTED = "not supported by drill run yet"
@@ -154,12 +156,6 @@ class Plan:
         return dataclasses.asdict(self)
 
 
-def _kernel_capabilities() -> dict[str, bool]:
-    from drills import doctor  # probes the kernel: only when an `auto` link's engine depends on netem
-
-    return doctor.kernel_capabilities()
-
-
 def clock_text(seconds: float) -> str:
     """`T+mm:ss.mmm`, the exercise clock (minutes go past 59 rather than into hours)."""
     ms = round(seconds * 1000)
@@ -167,12 +163,12 @@ def clock_text(seconds: float) -> str:
     return f"T+{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
 
 
-def build_plan(scenario: Scenario, kinds: Collection[str] | None = None) -> Plan:
-    """The plan of a loaded scenario. Pure: no kernel, no files, no root. `kinds` are the faults
-    `drill run` can apply (default: the registry's)."""
+def build_plan(scenario: Scenario, layout: Layout, kinds: Collection[str] | None = None) -> Plan:
+    """The plan of a loaded scenario, as the backend would lay it out (`drills.backends.layout`
+    of the scenario's topology for run id `RUN_PLACEHOLDER`). Pure: no kernel, no files, no
+    root. `kinds` are the faults `drill run` can apply (default: the registry's)."""
     topology = scenario.topology
     seed = scenario.seed
-    engines = select.engines(topology.links, _kernel_capabilities)
     try:
         preflight(scenario)
         refused: list[str] = []
@@ -185,10 +181,10 @@ def build_plan(scenario: Scenario, kinds: Collection[str] | None = None) -> Plan
         seed=seed,
         seed_text=str(seed) if seed is not None else RANDOM_SEED,
         duration_s=scenario.duration_s,
-        duration_given=scenario.source.duration is not None,
-        namespace_pattern=namespace_name(RUN_PLACEHOLDER, "<node>"),
-        node_sysctls=[f"{key}={value}" for key, value in NODE_SYSCTLS],
-        nodes=[_node(topology, node) for node in topology.nodes],
+        duration_given=scenario.duration_given,
+        namespace_pattern=layout.namespace_pattern,
+        node_sysctls=[f"{key}={value}" for key, value in layout.node_sysctls],
+        nodes=[_node(topology, node, layout.namespaces[node.name]) for node in topology.nodes],
         links=[
             LinkPlan(
                 link.name,
@@ -196,13 +192,13 @@ def build_plan(scenario: Scenario, kinds: Collection[str] | None = None) -> Plan
                 link.b.endpoint,
                 [str(a.network) for a in (link.a.ipv4, link.a.ipv6) if a is not None],
                 link.profile,
-                select.reason(link, engines[link.name]),
+                layout.engines[link.name],
             )
             for link in topology.links
         ],
-        actions=_actions(scenario, set(supported_kinds() if kinds is None else kinds)),
+        actions=_actions(scenario, layout.namespaces, set(supported_kinds() if kinds is None else kinds)),
         probes=[_probe(scenario, probe) for probe in scenario.probes],
-        objectives=[_objective(o) for o in scenario.source.expect],
+        objectives=[_objective(o) for o in scenario.objectives],
         refused=refused,
         pair_mesh=pair_mesh_plan(scenario, clock_text),
     )
@@ -211,7 +207,7 @@ def build_plan(scenario: Scenario, kinds: Collection[str] | None = None) -> Plan
 # --------------------------------------------------------------------------- testbed
 
 
-def _node(topology: Topology, node: Node) -> NodePlan:
+def _node(topology: Topology, node: Node, namespace: str) -> NodePlan:
     interfaces = []
     for iface in node.interfaces:
         link = next(li for li in topology.links if iface in (li.a, li.b))
@@ -228,7 +224,7 @@ def _node(topology: Topology, node: Node) -> NodePlan:
         )
     return NodePlan(
         name=node.name,
-        namespace=namespace_name(RUN_PLACEHOLDER, node.name),
+        namespace=namespace,
         loopback=str(node.loopback) if node.loopback else None,
         interfaces=interfaces,
         routes=[_route_text(route) for route in node.routes],
@@ -263,10 +259,9 @@ def _ready_text(ready: Any) -> str | None:
 # --------------------------------------------------------------------------- timeline
 
 
-def _actions(scenario: Scenario, kinds: set[str]) -> list[ActionPlan]:
+def _actions(scenario: Scenario, namespaces: Mapping[str, str], kinds: set[str]) -> list[ActionPlan]:
     """`expand` with the run's seed; without one, flap instants are their earliest, with the
     jitter stated. Faults never reverted on the timeline are undone at teardown, newest first."""
-    namespaces = {node.name: namespace_name(RUN_PLACEHOLDER, node.name) for node in scenario.topology.nodes}
     seed = scenario.seed
     built: dict[str, Any] = {}
     problems: dict[str, str] = {}
@@ -362,7 +357,7 @@ def _reverted(describe: str) -> str:
     return f"{text} reverted{sep}{why}"
 
 
-def _namespace_of(touch: str, namespaces: dict[str, str]) -> str | None:
+def _namespace_of(touch: str, namespaces: Mapping[str, str]) -> str | None:
     found = _LEADING_NODE.match(touch)
     return namespaces.get(found.group(1)) if found else None
 
@@ -411,19 +406,18 @@ def _seconds_text(value: float) -> str:
     return f"{value * 1e3:g} ms" if value < 1.0 else f"{value:g} s"
 
 
-def _objective(objective: model.Objective) -> ObjectivePlan:
+def _objective(objective: Objective) -> ObjectivePlan:
     bounds = []
-    for key in ("max_outage", "max_recovery"):
-        value = getattr(objective, key)
+    for key, value in (("max_outage", objective.max_outage_s), ("max_recovery", objective.max_recovery_s)):
         if value is not None:
             bounds.append(f"{key} {_seconds_text(value)}")
-    if objective.max_loss is not None:
-        bounds.append(f"max_loss {objective.max_loss:g} %")
+    if objective.max_loss_pct is not None:
+        bounds.append(f"max_loss {objective.max_loss_pct:g} %")
     if objective.latency is not None:
         for key in ("p50", "p95", "p99"):
-            value = getattr(objective.latency, key)
+            value = getattr(objective.latency, f"{key}_s")
             if value is not None:
                 bounds.append(f"latency {key} {_seconds_text(value)}")
-    if objective.availability is not None:
-        bounds.append(f"availability {objective.availability:g} %")
+    if objective.availability_pct is not None:
+        bounds.append(f"availability {objective.availability_pct:g} %")
     return ObjectivePlan(objective.name, objective.probe, objective.step, objective.template, bounds)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from drills.engine.filter_faults import Partition
 from drills.engine.pair_probes import partition_pairs
 from drills.engine.timeline import expand
-from drills.probes.pair_mesh import pair_rate_pps
+from drills.scenario.limits import pair_rate_pps  # the mesh's rule, without the mesh (sockets, kernel)
 from drills.scenario.resolved import Scenario
 from drills.scenario.steps import PartitionStep
 

@@ -31,11 +31,12 @@ from drills.errors import BackendError
 from drills.probes.udp_stream import Retiring, wake_receiver
 from drills.records import StreamRecord
 from drills.scenario import limits
+from drills.scenario.limits import pair_rate_pps as pair_rate_pps  # the rule is the loader's bound too
 
 _HEADER = struct.Struct("!IIIQd")  # tag, magic, pair index, sequence, send instant (s)
 _MAGIC = 0xD5111002
 PAIR_PORT = 47_002
-PAIR_RATE_PPS = 100  # per ordered pair: a 10 ms resolution for detection and recovery
+PAIR_RATE_PPS = limits.PAIR_RATE_PPS  # per ordered pair: a 10 ms resolution for detection and recovery
 MAX_AGGREGATE_PPS = limits.MAX_PAIR_MESH_PPS  # the whole mesh; larger partitions get a lower rate per pair
 # The floor is never reached: `drill validate` refuses partitions with more than
 # limits.MAX_MESH_PAIRS pairs, so the mesh stays within MAX_AGGREGATE_PPS.
@@ -56,13 +57,6 @@ class PairEnd:
 
 def pair_name(source: str, target: str) -> str:
     return f"{source}->{target}"
-
-
-def pair_rate_pps(pairs: int) -> int:
-    """Rate of each pair: `PAIR_RATE_PPS`, lowered so the mesh stays under `MAX_AGGREGATE_PPS`."""
-    if pairs <= 0:
-        return PAIR_RATE_PPS
-    return max(MIN_PAIR_RATE_PPS, min(PAIR_RATE_PPS, MAX_AGGREGATE_PPS // pairs))
 
 
 class PairMesh:

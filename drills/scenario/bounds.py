@@ -196,8 +196,4 @@ def _mesh_problem(scenario: Scenario, index: int, pairs: int, whose: str) -> Pro
 
 
 def _mesh_rate_pps(pairs: int) -> int:
-    if not pairs:
-        return 0  # and no import of the probe engine (sockets, threads) just to validate
-    from drills.probes.pair_mesh import pair_rate_pps  # the mesh's own rule
-
-    return pair_rate_pps(pairs) * pairs
+    return limits.pair_rate_pps(pairs) * pairs if pairs else 0

@@ -85,3 +85,15 @@ MIN_PAIR_RATE_PPS = 5
 
 MAX_MESH_PAIRS = MAX_PAIR_MESH_PPS // MIN_PAIR_RATE_PPS
 """Ordered node pairs the timeline's partitions may ask the mesh to probe (400)."""
+
+PAIR_RATE_PPS = 100
+"""The rate of each pair of the mesh while it is small: a 10 ms resolution of its outage."""
+
+
+def pair_rate_pps(pairs: int) -> int:
+    """Rate of each pair of a mesh of `pairs`: `PAIR_RATE_PPS`, lowered so that the mesh stays
+    under `MAX_PAIR_MESH_PPS`, never below `MIN_PAIR_RATE_PPS`. The mesh runs at it, and the
+    loader bounds the timeline's partitions by it (so it lives here, with the bounds)."""
+    if pairs <= 0:
+        return PAIR_RATE_PPS
+    return max(MIN_PAIR_RATE_PPS, min(PAIR_RATE_PPS, MAX_PAIR_MESH_PPS // pairs))

@@ -17,6 +17,7 @@ from drills.scenario.yamlpos import Located, path_text
 
 if TYPE_CHECKING:
     from drills.scenario import model
+    from drills.scenario.expect import Objective
     from drills.scenario.probes import Spec
     from drills.scenario.steps import Step
 
@@ -200,6 +201,8 @@ class Scenario:
     located: Located | None = field(default=None, hash=False, repr=False, compare=False)
     steps: tuple[Step, ...] = field(default=(), hash=False, repr=False)  # the timeline, resolved
     probes: tuple[Spec, ...] = field(default=(), hash=False, repr=False)  # the probes, resolved
+    objectives: tuple[Objective, ...] = field(default=(), hash=False, repr=False)  # `expect`, resolved
+    duration_given: bool = False  # False: `duration_s` is the default, the last step's end + 10 s
 
     def problem(self, path: tuple[str | int, ...], message: str) -> Problem:
         """A problem found after loading (a capability, an engine limit), still located at the

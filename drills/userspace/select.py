@@ -8,17 +8,18 @@ rate-limited (tbf works everywhere), stays a veth pair, the fastest path. The ch
 host's capabilities, so it is made where they are known: at preflight (`drill validate`, `drill
 plan`, `drill run`) for checking and display, and at deploy for building.
 
-This module reads the scenario model only: the loader uses it to mark the links a degrade step
-impairs with netem parameters.
+Whether a profile or a degrade step needs netem is the leaf drills.impairment's to say: the loader
+marks the links a degrade step impairs with netem parameters there, without this package.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from drills.impairment import impairment_needs_netem as impairment_needs_netem  # its home: the leaf
 
 if TYPE_CHECKING:
-    from drills.scenario import model
     from drills.scenario.resolved import Link
 
 KERNEL = "kernel"
@@ -26,32 +27,7 @@ USERSPACE = "userspace"
 AUTO = "auto"
 ENGINES = (KERNEL, USERSPACE, AUTO)
 
-# Parameters only netem (or the relay) applies; `rate` alone is tbf's.
-_NETEM_FIELDS = ("delay", "jitter", "distribution", "correlation", "loss", "loss_bursts", "duplicate", "corrupt", "reorder")
-
 CapabilityLookup = Callable[[], Mapping[str, bool]]
-
-
-def impairment_needs_netem(layer: Any) -> bool:
-    """True when a profile, its `reverse`, or a degrade step sets a netem-only parameter."""
-    if layer is None:
-        return False
-    if any(getattr(layer, name, None) for name in _NETEM_FIELDS):
-        return True
-    if getattr(layer, "ramp", None) is not None or getattr(layer, "handover", None) is not None:
-        return True
-    return impairment_needs_netem(getattr(layer, "reverse", None))
-
-
-def degraded_with_netem(steps: Iterable[Any], profiles: Mapping[str, model.Profile], link_refs: set[str]) -> bool:
-    """Whether a degrade step naming the link (by any of `link_refs`) needs netem parameters."""
-    for step in steps:
-        if getattr(step, "fault", None) != "degrade" or getattr(step, "link", None) not in link_refs:
-            continue
-        profile = profiles.get(step.profile) if getattr(step, "profile", None) else None
-        if impairment_needs_netem(step) or impairment_needs_netem(profile):
-            return True
-    return False
 
 
 def needs_netem(link: Link) -> bool:
