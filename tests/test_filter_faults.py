@@ -21,9 +21,9 @@ import pytest
 
 from drills import lifecycle
 from drills.engine import filter_faults
-from drills.engine.drill import run_drill
 from drills.engine.faults import Fault, FaultContext, Handles, build
 from drills.errors import BackendError, EnvironmentProblem
+from drills.lifecycle import run as run_drill
 from drills.netns import kernel
 from drills.scenario import load_scenario
 from drills.scenario.resolved import Scenario, Topology

@@ -21,9 +21,9 @@ import pytest
 import yaml
 
 from drills import lifecycle
-from drills.engine.drill import run_drill
 from drills.engine.faults import Fault, FaultContext, Handles, build, supported_kinds
 from drills.errors import BackendError
+from drills.lifecycle import run as run_drill
 from drills.netns import kernel
 from drills.netns.backend import NetnsBackend
 from drills.runs import Run, RunStore

@@ -173,7 +173,7 @@ def build_plan(scenario: Scenario, kinds: Collection[str] | None = None) -> Plan
     seed = scenario.seed
     engines = select.engines(topology.links, _kernel_capabilities)
     try:
-        preflight(scenario)
+        preflight(scenario, _kernel_capabilities)
         refused: list[str] = []
     except ScenarioError as exc:
         refused = [str(problem) for problem in exc.problems]
