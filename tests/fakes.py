@@ -354,7 +354,7 @@ class FakeBackend:
         self.paths = {name: [tuple(p) for p in candidates] for name, candidates in (paths or {}).items()}
         self.convergence_s = convergence_s
         self._caps = dict(capabilities) if capabilities is not None else all_capabilities()
-        self.engines: dict[str, str] = {}
+        self.engines: Mapping[str, str] = {}
         self.world: World | None = None
         self.torn_down = False
 
@@ -436,7 +436,8 @@ class FakeProbes:
         end_s = self.clock.now_s()
         records: list[StreamRecord | ProbeRecord] = []
         for probe in self.scenario.source.probes:
-            flow = self._flow(probe.name, probe.source, probe.to)
+            # A command probe runs in its own node: answered while that node lives.
+            flow = self._flow(probe.name, probe.source, getattr(probe, "to", probe.source))
             if isinstance(probe, model.UdpStreamProbe):
                 records.append(self._stream(probe.name, probe.rate_pps, probe.size_bytes, flow, end_s))
             else:
@@ -514,13 +515,21 @@ class FakeProbes:
         for link, end, peer, direction in self._hops(start, path):
             if not state.carrier(end, peer) or peer.node in state.dead:
                 return None
-            settings = state.impairment(link.name, direction)
+            settings = in_force(state.impairment(link.name, direction))
             if settings is not None and settings.loss_pct >= 100.0:
                 return None
             if dropped(state.tables, peer, source_ip):
                 return None
             latency_s += HOP_LATENCY_S + (settings.delay_s if settings is not None else 0.0)
         return latency_s
+
+
+def in_force(settings: Settings | None) -> Settings | None:
+    """What an impairment puts in force when asked: a ramp starts at its `from` delay (its
+    driver changes it from there, in place); anything else as given."""
+    if settings is None or settings.ramp is None:
+        return settings
+    return replace(settings, delay_s=settings.ramp.delay_from, ramp=None)
 
 
 def dropped(tables: Sequence[Table], arriving: Interface, source_ip: str) -> bool:
@@ -536,20 +545,30 @@ def dropped(tables: Sequence[Table], arriving: Interface, source_ip: str) -> boo
             if chain.hook not in ("ingress", "prerouting"):
                 continue
             for rule in chain.rules:
-                if all(_holds(m.key, m.values, arriving, source_ip) for m in rule.matches):
+                if all(_holds(_field(m), m.values, arriving, source_ip) for m in rule.matches):
                     if rule.verdict == "drop":
                         return True
                     break
     return False
 
 
-def _holds(key: str, values: Sequence[str], arriving: Interface, source_ip: str) -> bool:
-    if key in ("ip.saddr", "ip6.saddr"):
+# A match's field as the rule records name it (the nft listing's keys, or drills.rules' FIELDS).
+SOURCE_FIELDS = ("ip.saddr", "ip6.saddr", "ipv4 source", "ipv6 source")
+INTERFACE_FIELDS = ("meta.iifname", "input interface")
+
+
+def _field(match: Any) -> str:
+    return str(getattr(match, "field", None) or match.key)
+
+
+def _holds(field_name: str, values: Sequence[str], arriving: Interface, source_ip: str) -> bool:
+    if field_name in SOURCE_FIELDS:
         address = ip_address(source_ip)
-        return any(address.version == ip_network(v, strict=False).version and address in ip_network(v, strict=False) for v in values)
-    if key == "meta.iifname":
+        networks = [ip_network(v, strict=False) for v in values]
+        return any(address.version == net.version and address in net for net in networks)
+    if field_name in INTERFACE_FIELDS:
         return arriving.name in values
-    return False  # e.g. icmpv6.type: the probes' packets are UDP
+    return False  # e.g. an ICMPv6 type: the probes' packets are UDP
 
 
 def shortest_path(topology: Topology, source: str, target: str) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fakes import FakeBackend, FakeOps, SimClock, all_capabilities, in_force
 
 from drills.backend import NETEM, NFTABLES, TUNTAP
 from drills.engine.drill import DrillResult, preflight, run_drill
@@ -19,7 +20,6 @@ from drills.errors import BackendError, ScenarioError
 from drills.measure import EventMetrics
 from drills.runs import RunStore
 from drills.scenario import load_scenario
-from fakes import FakeBackend, FakeOps, SimClock, all_capabilities
 
 T0 = 1000.0  # SimClock's start: the drill clock's zero
 RATE = 128  # packets per second: 1/128 s is exact in binary
@@ -181,7 +181,7 @@ def test_a_fault_that_does_not_take_effect_is_reverted_and_the_run_torn_down(tmp
             return type(state)(state.admin_up, True) if node == "eoc" else state
 
     backend = FakeBackend(paths=NO_BACKUP)
-    backend.ops = lambda run, clock: Stuck(backend.world, clock)  # type: ignore[assignment,arg-type,method-assign]
+    backend.ops = lambda run, clock: Stuck(backend.world, clock)  # type: ignore[arg-type,method-assign]
     with pytest.raises(BackendError, match="eoc:fibre0 still has carrier after link-down"):
         _drill(tmp_path, state_dir, FIBRE, "{id: cut, at: 5s, fault: link-down, link: fibre, for: 5s}", backend)
     assert backend.torn_down
@@ -266,15 +266,15 @@ def test_ramp_plays_its_exact_schedule_through_impair(tmp_path: Path, state_dir:
     step = "{id: slow, at: 5s, fault: degrade, link: fibre, direction: a-to-b, ramp: {from: 10ms, to: 20ms, over: 1s}, for: 3s}"
     result, _log = _drill(tmp_path, state_dir, FIBRE.replace("step: cut", "step: slow"), step, backend)
     played = [
-        (t, c.direction, None if c.settings is None else c.settings.delay_s, c.in_place)
+        (t, c.direction, None if c.settings is None else in_force(c.settings).delay_s, c.in_place)  # type: ignore[union-attr]
         for t, _n, (changes,) in _ops(backend, "impair")
         for c in changes  # type: ignore[attr-defined]
     ]
     # From 10 ms at the apply, one step of 1 ms every 100 ms (in place), back to nothing at the revert.
-    expected = [(5.0, "a-to-b", 0.010, False)]
+    expected: list[tuple[float, str, float | None, bool]] = [(5.0, "a-to-b", 0.010, False)]
     expected += [(5.0 + k / 10, "a-to-b", round(0.010 + 0.001 * k, 6), True) for k in range(1, 11)]
     expected += [(8.0, "a-to-b", None, False)]
-    assert [(pytest.approx(t, abs=1e-9), d, s, p) for t, d, s, p in played] == expected
+    assert [(pytest.approx(t, abs=1e-9), d, s, p) for t, d, s, p in played] == expected  # type: ignore[comparison-overlap]
     assert [(round(c.scheduled_s, 9), round(c.issued_s, 9)) for c in result.changes] == [
         (round(5.0 + k / 10, 9), round(5.0 + k / 10, 9)) for k in range(1, 11)
     ]
