@@ -189,9 +189,10 @@ class World:
 class FakeOps:
     """`NodeOps` on a `World`: every operation stamped with `clock.now_s()`, state read back at once."""
 
-    def __init__(self, world: World, clock: Clock) -> None:
+    def __init__(self, world: World, clock: Clock, containers: frozenset[str] = frozenset()) -> None:
         self.world = world
         self.clock = clock
+        self.containers = containers  # nodes that come back in a new namespace when booted
 
     def _now(self, name: str, *args: Any) -> float:
         now = self.clock.now_s()
@@ -287,7 +288,8 @@ class FakeOps:
         if node in self.world.state.dead:
             self.world.pids[node] = [self.world.new_pid()]
             self.world.change(now, dead=self.world.state.dead - {node})
-        return False  # a namespace node keeps its namespace
+            return node in self.containers  # a container restarts in a new namespace
+        return False
 
     # services
     def start_service(self, node: str, service: Service) -> int:
@@ -341,7 +343,8 @@ def all_capabilities() -> dict[str, bool]:
 class FakeBackend:
     """A `Backend` deploying into a `World`. `paths`: per probe name, its candidate paths (lists
     of link names from source to target, most preferred first); a flow not listed takes the
-    shortest path. `convergence_s`: how long routing takes to see a change of carrier."""
+    shortest path. `convergence_s`: how long routing takes to see a change of carrier.
+    `containers`: nodes that, like containers, come back from a loss in a new namespace."""
 
     name = "fake"
 
@@ -350,12 +353,15 @@ class FakeBackend:
         paths: Mapping[str, Sequence[Sequence[str]]] | None = None,
         convergence_s: float = 0.0,
         capabilities: Mapping[str, bool] | None = None,
+        containers: Sequence[str] = (),
     ) -> None:
+        self.containers = frozenset(containers)
         self.paths = {name: [tuple(p) for p in candidates] for name, candidates in (paths or {}).items()}
         self.convergence_s = convergence_s
         self._caps = dict(capabilities) if capabilities is not None else all_capabilities()
         self.engines: Mapping[str, str] = {}
         self.world: World | None = None
+        self.probes: FakeProbes | None = None  # the last started
         self.torn_down = False
 
     def capabilities(self) -> Capabilities:
@@ -367,7 +373,7 @@ class FakeBackend:
 
     def ops(self, run: Run, clock: Clock) -> NodeOps:
         assert self.world is not None, "deploy first"
-        return FakeOps(self.world, clock)
+        return FakeOps(self.world, clock, self.containers)
 
     def teardown(self, run: Run) -> TeardownReport:
         self.torn_down = True
@@ -383,7 +389,8 @@ class FakeBackend:
             scenario: Scenario, ops: NodeOps, faults: Mapping[str, Fault], clock: Clock, seed: int
         ) -> FakeProbes:
             assert self.world is not None, "deploy first"
-            return FakeProbes(self, self.world, scenario, faults, clock)
+            self.probes = FakeProbes(self, self.world, scenario, faults, clock)
+            return self.probes
 
         return start
 

@@ -251,6 +251,12 @@ def test_node_loss_fails_over_and_the_node_comes_back(tmp_path: Path, state_dir:
     assert backend.world.state.down == frozenset()
 
 
+def test_a_container_restored_in_a_new_namespace_takes_its_probes_along(tmp_path: Path, state_dir: Path) -> None:
+    backend = FakeBackend(paths=VIA_R1_THEN_R2, containers=["r1"])
+    _drill(tmp_path, state_dir, ROUTERS, "{id: crash, at: 4s, fault: node-loss, node: r1, for: 4s}", backend)
+    assert backend.probes is not None and backend.probes.followed == ["r1"]
+
+
 def test_node_loss_without_backup_is_out_until_restored(tmp_path: Path, state_dir: Path) -> None:
     backend = FakeBackend(paths={"flow": [["a-r1", "r1-b"]], "ping": [["a-r1", "r1-b"]]})
     result, _log = _drill(tmp_path, state_dir, ROUTERS, "{id: crash, at: 4s, fault: node-loss, node: r1, for: 4s}", backend)
