@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from fakes import FakeBackend, FakeOps, SimClock, all_capabilities, in_force
 
+from drills import lifecycle
 from drills.backend import NETEM, NFTABLES, TUNTAP
 from drills.engine.drill import DrillResult, preflight, run_drill
 from drills.errors import BackendError, ScenarioError
@@ -301,3 +302,12 @@ def test_preflight_checks_the_backends_capabilities(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="netem"):
         preflight(scenario, without.capabilities)
     assert NFTABLES in all_capabilities()
+
+
+def test_run_refuses_before_anything_is_created(tmp_path: Path, state_dir: Path) -> None:
+    path = tmp_path / "fake.yaml"
+    text = FIBRE.replace("TIMELINE", "{id: cut, at: 5s, fault: link-down, link: fibre, for: 5s}")
+    path.write_text(text.split("probes:")[0] + "timeline:" + text.split("timeline:")[1].split("expect:")[0] + "duration: 15s\n")
+    with pytest.raises(ScenarioError, match="at least one probe"):
+        lifecycle.run(path, state_dir)
+    assert lifecycle.list_runs(state_dir) == []  # no run, so nothing was deployed
