@@ -82,8 +82,8 @@ from drills.clock import SystemClock  # noqa: E402
 from drills.engine import drill as drill_module  # noqa: E402
 from drills.engine.degrade import HANDLE as DEGRADE_HANDLE  # noqa: E402
 from drills.engine.degrade import LinkDegrade, tbf_spec  # noqa: E402
-from drills.engine.drill import run_drill  # noqa: E402
 from drills.engine.faults import FaultContext, Handles, LinkDown  # noqa: E402
+from drills.lifecycle import run as run_drill  # noqa: E402
 from drills.netns import kernel, tc  # noqa: E402
 from drills.scenario import model  # noqa: E402
 from drills.scenario.loader import builtin_profiles  # noqa: E402

@@ -57,8 +57,8 @@ from rich.console import Console  # noqa: E402
 
 from drills import lifecycle  # noqa: E402
 from drills.clock import SystemClock  # noqa: E402
-from drills.engine.drill import run_drill  # noqa: E402
 from drills.engine.faults import FaultContext, Handles, LinkDown  # noqa: E402
+from drills.lifecycle import run as run_drill  # noqa: E402
 from drills.live import LiveView  # noqa: E402
 from drills.measure import percentile, timestamp_jitter_s  # noqa: E402
 from drills.netns import kernel  # noqa: E402

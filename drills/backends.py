@@ -55,9 +55,9 @@ def for_teardown(log: Log) -> Any:
 
 
 def _kernel_capabilities() -> Mapping[str, bool]:
-    from drills import doctor  # probes the kernel: only when an `auto` link's engine depends on netem
+    from drills.netns.backend import host_capabilities  # probes the kernel: only when a choice needs it
 
-    return doctor.kernel_capabilities()
+    return host_capabilities()
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ class Layout:
     namespaces: Mapping[str, str]  # node -> namespace
     node_sysctls: tuple[tuple[str, str], ...]
     engines: Mapping[str, str]  # link -> engine and why: "userspace (auto: this kernel has no netem)"
+    capabilities: CapabilityLookup  # what the backend would declare: probed at most once, when asked
 
 
 def layout(topology: Topology, run_id: str, capabilities: CapabilityLookup | None = None) -> Layout:
@@ -78,10 +79,18 @@ def layout(topology: Topology, run_id: str, capabilities: CapabilityLookup | Non
     from drills.netns.backend import NODE_SYSCTLS, namespace_name  # container nodes share the naming
     from drills.userspace import select
 
-    engines = select.engines(topology.links, capabilities or _kernel_capabilities)
+    cache: dict[str, Mapping[str, bool]] = {}
+
+    def cached() -> Mapping[str, bool]:
+        if "caps" not in cache:
+            cache["caps"] = (capabilities or _kernel_capabilities)()
+        return cache["caps"]
+
+    engines = select.engines(topology.links, cached)
     return Layout(
         namespace_pattern=namespace_name(run_id, "<node>"),
         namespaces={node.name: namespace_name(run_id, node.name) for node in topology.nodes},
         node_sysctls=NODE_SYSCTLS,
         engines={link.name: select.reason(link, engines[link.name]) for link in topology.links},
+        capabilities=cached,
     )

@@ -108,6 +108,7 @@ def _run(args: argparse.Namespace) -> int:
     command = args.command
 
     if command == "validate":
+        from drills import backends
         from drills.engine.drill import requirements
         from drills.scenario.loader import load_scenario
 
@@ -119,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
                 ui.problems(exc.problems)
                 failed = True
                 continue
-            runnable = requirements(scenario)
+            runnable = requirements(scenario, backends.for_topology(scenario.topology, ui.progress).capabilities)
             if runnable:
                 # The file is valid; `drill run` could not run all of it here. Say so now.
                 ui.problems(runnable)
@@ -239,18 +240,17 @@ def _run(args: argparse.Namespace) -> int:
 def _run_once(file: Path, state_dir: Path, out: Path | None, ui: Any, live: bool = False) -> tuple[int, str, Path]:
     """One drill: results, reports, the recovery table; returns (exit code, outcome, results dir).
     With `live` and a terminal on stdout, a live view while it runs; else plain progress lines."""
-    from drills import results
-    from drills.engine.drill import run_drill
+    from drills import lifecycle, results
     from drills.reports import write_all
 
     outdir.check_dir(out or Path("runs"))  # refused before the drill, not after it
     view = ui.live_view(live)
     if view is None:
-        drill = run_drill(file, state_dir, log=ui.progress)
+        drill = lifecycle.run(file, state_dir, log=ui.progress)
     else:
         try:
             with view:
-                drill = run_drill(file, state_dir, log=view.log, progress=view.event)
+                drill = lifecycle.run(file, state_dir, log=view.log, progress=view.event)
         finally:
             for at, message in view.lines:  # the same record as plain mode, in the scrollback
                 ui.progress(message, at=at)

@@ -8,42 +8,33 @@ SIGKILL, `clean` finishes the job from the journal.
 from __future__ import annotations
 
 import os
-import signal
+import secrets
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
+from typing import TYPE_CHECKING
 
 from drills import backends
 from drills.backend import Backend, TeardownReport
-from drills.errors import Aborted, BadInput, CleanupIncomplete, EnvironmentProblem
+from drills.errors import BadInput, CleanupIncomplete, EnvironmentProblem
 from drills.journal import namespace_pattern, shown
 from drills.netns import kernel
 from drills.runs import STATUS_TEARING_DOWN, STATUS_UP, Run, RunMeta, RunStore, check_run_id
-from drills.scenario.resolved import Topology
+from drills.scenario.resolved import Scenario, Topology
+from drills.signals import abort_on_signals
+
+if TYPE_CHECKING:
+    from drills.clock import Clock
+    from drills.engine.drill import DrillResult
+    from drills.engine.progress import Progress
 
 Log = Callable[[str], None]
 
 
 def _quiet(_message: str) -> None:
     pass
-
-
-@contextmanager
-def abort_on_signals() -> Iterator[None]:
-    """Within this block, SIGINT and SIGTERM raise Aborted (so `finally` and teardown run)."""
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        raise Aborted(f"stopped by {signal.Signals(signum).name}")
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 @dataclass(frozen=True)
@@ -68,13 +59,8 @@ def up(scenario_path: Path, state_dir: Path, log: Log = _quiet) -> UpResult:
     scenario = load_scenario(scenario_path)
     kernel.require_root()
     backend = backends.for_topology(scenario.topology, log, service_cwd=scenario_path.resolve().parent)
-    store = RunStore(state_dir)
-    run = store.create(scenario.name, scenario_path.resolve())
-    meta = run.meta()
-    meta.nodes = {node.name: backend.namespace_of(run, node.name) for node in scenario.topology.nodes}
-    meta.backend = backends.kind(scenario.topology)
-    run.write_meta(meta)
-    log(f"run {run.run_id}: deploying {scenario.name} ({len(meta.nodes)} nodes)")
+    run = _new_run(scenario, backend, RunStore(state_dir))
+    log(f"run {run.run_id}: deploying {scenario.name} ({len(scenario.topology.nodes)} nodes)")
     try:
         with abort_on_signals():
             backend.deploy(scenario.topology, run)
@@ -85,6 +71,41 @@ def up(scenario_path: Path, state_dir: Path, log: Log = _quiet) -> UpResult:
     run.set_status(STATUS_UP)
     run.unlock()
     return UpResult(run.meta(), scenario.topology)
+
+
+def run(
+    scenario_path: Path,
+    state_dir: Path,
+    log: Log = _quiet,
+    progress: Progress | None = None,
+    clock: Clock | None = None,
+) -> DrillResult:
+    """`drill run`: load the scenario, check it against the backend that would deploy it (before
+    anything is deployed, and before the root check, so a scenario this host cannot run is
+    refused as bad input), then run the drill on the system clock
+    (`drills.engine.drill.run_drill`, which tears the testbed down before it returns)."""
+    from drills.clock import SystemClock
+    from drills.engine.drill import preflight, run_drill
+    from drills.engine.progress import ignore
+    from drills.scenario.loader import load_scenario
+
+    scenario = load_scenario(scenario_path)
+    seed = scenario.seed if scenario.seed is not None else secrets.randbits(32)
+    backend = backends.for_topology(scenario.topology, log, service_cwd=scenario_path.resolve().parent, seed=seed)
+    preflight(scenario, backend.capabilities)
+    kernel.require_root()
+    drill_run = _new_run(scenario, backend, RunStore(state_dir))
+    return run_drill(scenario, backend, clock or SystemClock(), drill_run, log, seed=seed, progress=progress or ignore)
+
+
+def _new_run(scenario: Scenario, backend: Backend, store: RunStore) -> Run:
+    """A new run of `scenario`, locked, its nodes' namespaces and its backend in its metadata."""
+    created = store.create(scenario.name, scenario.path.resolve())
+    meta = created.meta()
+    meta.nodes = {node.name: backend.namespace_of(created, node.name) for node in scenario.topology.nodes}
+    meta.backend = backends.kind(scenario.topology)
+    created.write_meta(meta)
+    return created
 
 
 def _teardown(backend: Backend, run: Run, log: Log) -> TeardownReport:

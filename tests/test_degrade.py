@@ -33,9 +33,9 @@ from drills.engine.degrade import (
     requirements,
     tbf_spec,
 )
-from drills.engine.drill import run_drill
 from drills.engine.faults import FaultContext, Handles, build, find_link, supported_kinds
 from drills.errors import BackendError, BadInput
+from drills.lifecycle import run as run_drill
 from drills.netns import kernel, probe_caps, tc
 from drills.netns.rtnl import rta
 from drills.scenario import load_scenario, model

@@ -11,8 +11,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from drills.engine.drill import run_drill
 from drills.errors import BackendError
+from drills.lifecycle import run as run_drill
 from drills.results import results_schema
 
 pytestmark = pytest.mark.netns

@@ -24,9 +24,9 @@ from drills.backend import NFTABLES, LinkState, NodeOps
 from drills.clock import FakeClock, SystemClock
 from drills.engine import filter_faults
 from drills.engine.drill import requirements as drill_requirements
-from drills.engine.drill import run_drill
 from drills.engine.faults import Fault, FaultContext, build
 from drills.errors import BackendError, EnvironmentProblem
+from drills.lifecycle import run as run_drill
 from drills.netns import kernel, nft
 from drills.netns.backend import NetnsBackend
 from drills.netns.ops import NetnsOps

@@ -23,9 +23,9 @@ import yaml
 
 from drills import lifecycle
 from drills.clock import SystemClock
-from drills.engine.drill import run_drill
 from drills.engine.faults import Fault, FaultContext, build, supported_kinds, wait_for
 from drills.errors import BackendError
+from drills.lifecycle import run as run_drill
 from drills.netns import kernel
 from drills.netns.backend import NetnsBackend
 from drills.netns.ops import NetnsOps

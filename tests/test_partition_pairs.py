@@ -10,7 +10,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from drills.engine.drill import DrillResult, run_drill
+from drills.engine.drill import DrillResult
+from drills.lifecycle import run as run_drill
 from drills.measure import PairResult, Window, lost_flags, pair_result
 from drills.probes.pair_mesh import MAX_AGGREGATE_PPS, MIN_PAIR_RATE_PPS, PAIR_RATE_PPS, pair_rate_pps
 from drills.records import StreamRecord

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from drills.backend import NETEM, TBF
 from drills.clock import FakeClock
 from drills.engine.drill import preflight
 from drills.engine.timeline import expand
@@ -64,7 +65,7 @@ def test_preflight_refuses_what_run_cannot_do_yet(tmp_path: Path) -> None:
         "fault: note, text: hello", "fault: degrade, link: l, jitter: 5ms, ramp: {from: 0ms, to: 600ms, over: 1s}"
     )
     with pytest.raises(ScenarioError, match=r"timeline\[0\]"):
-        preflight(_load(tmp_path, text))  # type: ignore[arg-type]
+        preflight(_load(tmp_path, text), lambda: {NETEM: True, TBF: True})  # type: ignore[arg-type]
 
 
 def test_fake_clock_jumps() -> None:

@@ -38,7 +38,7 @@ from drills.netns.backend import (
     CapabilityLookup,
     NetnsBackend,
     _configure,
-    _kernel_capabilities,
+    host_capabilities,
     install_routes,
     namespace_name,
     owned_namespaces,
@@ -109,7 +109,7 @@ class DockerBackend:
 
     def capabilities(self) -> Capabilities:
         if self._caps is None:
-            self._caps = dict((self._capabilities or _kernel_capabilities)())
+            self._caps = dict((self._capabilities or host_capabilities)())
         return self._caps
 
     def ops(self, run: Run, clock: Clock) -> NodeOps:
@@ -166,7 +166,7 @@ class DockerBackend:
         # The same engines as on namespaces: a veth pair, or (a link needing netem on a kernel
         # without it) two TAPs joined by a relay process; both work inside container namespaces.
         self.engines = {link.name: select.KERNEL for link in existing}
-        self.engines.update(select.engines(new, self._capabilities or _kernel_capabilities))
+        self.engines.update(select.engines(new, self._capabilities or host_capabilities))
         veths = [link for link in new if self.engines[link.name] == select.KERNEL]
         run.journal.record(
             {"op": "veth", "a": [ns[link.a.node], link.a.name], "b": [ns[link.b.node], link.b.name]} for link in veths

@@ -170,7 +170,7 @@ def build_plan(scenario: Scenario, layout: Layout, kinds: Collection[str] | None
     topology = scenario.topology
     seed = scenario.seed
     try:
-        preflight(scenario)
+        preflight(scenario, layout.capabilities)
         refused: list[str] = []
     except ScenarioError as exc:
         refused = [str(problem) for problem in exc.problems]

@@ -52,7 +52,7 @@ Log = Callable[[str], None]
 CapabilityLookup = Callable[[], Mapping[str, bool]]
 
 
-def _kernel_capabilities() -> Mapping[str, bool]:
+def host_capabilities() -> Mapping[str, bool]:
     """What this host's kernel can do (doctor's probes), and whether packet-filter rules can be
     run: the `nft` command is found (in sbin too), which is what the preflight refuses without."""
     from drills import doctor  # probes the kernel in a scratch namespace: only when a choice needs it
@@ -88,7 +88,7 @@ class NetnsBackend:
 
     def capabilities(self) -> Capabilities:
         if self._caps is None:
-            self._caps = dict((self._capabilities or _kernel_capabilities)())
+            self._caps = dict((self._capabilities or host_capabilities)())
         return self._caps
 
     def ops(self, run: Run, clock: Clock) -> NodeOps:
@@ -112,7 +112,7 @@ class NetnsBackend:
         with run.journal.creating("netns", list(ns.values())):
             kernel.create_namespaces(list(ns.values()), NODE_SYSCTLS)
 
-        self.engines = select.engines(topology.links, self._capabilities or _kernel_capabilities)
+        self.engines = select.engines(topology.links, self._capabilities or host_capabilities)
         veths = [link for link in topology.links if self.engines[link.name] == select.KERNEL]
         run.journal.record(
             {"op": "veth", "a": [ns[link.a.node], link.a.name], "b": [ns[link.b.node], link.b.name]}
