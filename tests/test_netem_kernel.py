@@ -32,12 +32,17 @@ from typing import Any
 import neighbours
 import pytest
 import rx_stamps
+from degrade_testing import degrade_step
 from stats_bounds import binomial_bounds, geometric_sum_bounds
 
 from drills import lifecycle
-from drills.engine.degrade import CHILD_HANDLE, HANDLE, LinkDegrade
-from drills.engine.faults import FaultContext, Handles
+from drills.clock import SystemClock
+from drills.engine.degrade import LinkDegrade
+from drills.engine.faults import FaultContext
 from drills.netns import kernel, tc
+from drills.netns.ops import NetnsOps
+from drills.netns.qdisc import CHILD_HANDLE, HANDLE
+from drills.runs import RunStore
 from drills.scenario import model
 from drills.scenario.loader import builtin_profiles
 from drills.scenario.resolved import Topology
@@ -61,6 +66,7 @@ class Bed:
     namespaces: dict[str, str]
     ctx: FaultContext
     log: list[str]
+    ops: NetnsOps
 
     def address(self, node: str) -> str:
         address = self.topology.node(node).interface("e1").ipv4
@@ -68,13 +74,13 @@ class Bed:
         return str(address.ip)
 
     def degrade(self, **params: Any) -> LinkDegrade:
-        step = model.Degrade.model_validate({"at": 0, "fault": "degrade", "link": "wire", "direction": "a-to-b", **params})
-        return LinkDegrade.build(self.topology, step, builtin_profiles())
+        step = degrade_step(self.topology, builtin_profiles(), link="wire", direction="a-to-b", **params)
+        return LinkDegrade.from_step(step)
 
     def root(self) -> tc.Qdisc:
         """a:e1's root qdisc as the kernel shows it (read with our own decoder)."""
-        control = tc.Tc(self.ctx.handles.raw("a"))
-        qdiscs = control.qdiscs(self.ctx.handles.index("a", "e1"))
+        control = tc.Tc(self.ops.handles.raw("a"))
+        qdiscs = control.qdiscs(self.ops.handles.index("a", "e1"))
         return next(q for q in qdiscs if q.parent == tc.TC_H_ROOT)
 
 
@@ -86,20 +92,30 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     path = work / "netem.yaml"
     path.write_text(SCENARIO)
     up = lifecycle.up(path, state)
-    handles = Handles(up.meta.nodes)
     log: list[str] = []
+    run = RunStore(state).get(up.meta.run_id)
+    ops = NetnsOps(run, up.topology, up.meta.nodes, {"wire": "kernel"}, SystemClock(), log.append, _no_services)
     try:
-        bed = Bed(up.topology, up.meta.nodes, FaultContext(up.topology, handles, up.meta.nodes, log.append, random.Random(0)), log)
-        neighbours.pin_both(((bed.namespaces["a"], "e1", bed.address("a")), (bed.namespaces["b"], "e1", bed.address("b"))))
+        ctx = FaultContext(ops, SystemClock(), log.append, random.Random(0))
+        bed = Bed(up.topology, up.meta.nodes, ctx, log, ops)
+        neighbours.pin_both(
+            ((bed.namespaces["a"], "e1", bed.address("a")), (bed.namespaces["b"], "e1", bed.address("b")))
+        )
         yield bed
     finally:
-        handles.close()
+        ops.close()
         lifecycle.down(state, up.meta.run_id)
     assert not [n for n in kernel.NETNS_RUN_DIR.iterdir() if up.meta.run_id in n.name]
 
 
+def _no_services(*_args: Any) -> int:
+    raise AssertionError("no service in this bed")
+
+
 def udp_in(namespace: str) -> socket.socket:
-    return rx_stamps.receiver(kernel.run_in_namespace(namespace, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM)))
+    return rx_stamps.receiver(
+        kernel.run_in_namespace(namespace, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    )
 
 
 @dataclass
@@ -157,7 +173,9 @@ def probe(bed: Bed, count: int, gap_s: float = 0.002, payload: int = 64, wait_s:
             thread.start()
         started = time.monotonic()
         for seq in range(count):
-            client.sendto(_PROBE.pack(seq, time.monotonic(), time.time_ns()) + bytes(max(0, payload - _PROBE.size)), target)
+            client.sendto(
+                _PROBE.pack(seq, time.monotonic(), time.time_ns()) + bytes(max(0, payload - _PROBE.size)), target
+            )
             time.sleep(gap_s)
         send_s = time.monotonic() - started
         deadline = time.monotonic() + wait_s
@@ -308,7 +326,7 @@ def _delay_ns(bed: Bed) -> int | None:
 def test_rate_under_netem_limits_throughput(bed: Bed) -> None:
     fault = bed.degrade(delay="5ms", rate="2mbit")
     for _ in applied(bed, fault):
-        qdiscs = tc.Tc(bed.ctx.handles.raw("a")).qdiscs(bed.ctx.handles.index("a", "e1"))
+        qdiscs = tc.Tc(bed.ops.handles.raw("a")).qdiscs(bed.ops.handles.index("a", "e1"))
         child = next(q for q in qdiscs if q.handle == CHILD_HANDLE)
         assert isinstance(child.options, tc.Tbf) and child.options.rate_bytes_ps == 250_000
         result = probe(bed, 400, gap_s=0.0, payload=1000, wait_s=2.0)  # back to back
@@ -355,7 +373,11 @@ def test_netem_options_as_tc_sends_them(bed: Bed) -> None:
     fault = bed.degrade(delay="40ms", jitter="4ms", correlation="25%", loss="1%", duplicate="2%", reorder="5%")
     for _ in applied(bed, fault):
         shown = subprocess.run(
-            ["tc", "-n", bed.namespaces["a"], "qdisc", "show", "dev", "e1"], check=True, capture_output=True, text=True, timeout=30
+            ["tc", "-n", bed.namespaces["a"], "qdisc", "show", "dev", "e1"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
         ).stdout
         for expected in ("netem d511:", "delay 40ms  4ms 25%", "loss 1%", "duplicate 2%", "reorder 5%", "gap 1"):
             assert expected in shown, (expected, shown)
@@ -363,8 +385,12 @@ def test_netem_options_as_tc_sends_them(bed: Bed) -> None:
 
 def test_a_handover_spikes_the_delay_and_drops_a_burst_then_stops_at_revert(bed: Bed) -> None:
     base = bed.degrade(delay="10ms")
-    handover = model.Handover.model_validate({"every": "1s", "delay_spike": "60ms", "spike_length": "500ms", "loss_burst": "200ms"})
-    fault = replace(base, directions=tuple(replace(d, settings=replace(d.settings, handover=handover)) for d in base.directions))
+    handover = model.Handover.model_validate(
+        {"every": "1s", "delay_spike": "60ms", "spike_length": "500ms", "loss_burst": "200ms"}
+    )
+    fault = replace(
+        base, directions=tuple(replace(d, settings=replace(d.settings, handover=handover)) for d in base.directions)
+    )
     fault.apply(bed.ctx)
     try:
         result = probe(bed, 250, gap_s=0.01, wait_s=1.0)  # about 2.5 s: two handovers
@@ -385,7 +411,9 @@ def test_a_handover_spikes_the_delay_and_drops_a_burst_then_stops_at_revert(bed:
 
 def test_tc_netem_decoded_as_we_encode_it(bed: Bed) -> None:
     """What iproute2's tc installs, our decoder reads as the options our encoder would send."""
-    fault = bed.degrade(delay="40ms", jitter="4ms", correlation="25%", loss="1%", duplicate="2%", corrupt="0.5%", reorder="5%")
+    fault = bed.degrade(
+        delay="40ms", jitter="4ms", correlation="25%", loss="1%", duplicate="2%", corrupt="0.5%", reorder="5%"
+    )
     ours = None
     for _ in applied(bed, fault):
         options = bed.root().options
@@ -422,7 +450,9 @@ def test_a_complete_netem_drill(tmp_path: Path, drill: Any, host_snapshot: Any) 
     path.write_text(DRILL)
     # From the scenario's directory: `drill run` writes its results under ./runs (and the VM sees
     # the repository read-only).
-    done = subprocess.run(drill.argv("run", str(path)), capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
+    done = subprocess.run(
+        drill.argv("run", str(path)), capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "apply slow: degrade link wire, both directions: delay 40 ms, loss 5 %" in done.stdout + done.stderr
     assert list(tmp_path.glob("runs/netem-drill-*"))  # the results were written

@@ -133,14 +133,16 @@ def test_rate_limit_within_5_percent(testbed: LinkTestbed) -> None:
     # the lower bound is taken against what the sender offered in the same window.
     offered_bps = sum(steady[0] <= at <= steady[-1] for at in flow.sent_ns) * wire_bits / window_s
     floor_bps = min(rate_bps, offered_bps)
-    # tbf's bucket holds two frames (12 ms at 2 Mbit/s, degrade.TBF_BURST_S): when its watchdog
+    # tbf's bucket holds two frames (12 ms at 2 Mbit/s, qdisc.TBF_BURST_S): when its watchdog
     # timer fires later than that, the tokens of the wait are lost and less than the rate goes
     # out. Under software emulation on a loaded host (the VM lane) timers are that late: 1.72
     # Mbit/s was measured there. So in the VM lane the lower side only says the limiter passes
     # traffic at the rate's order (half); the upper side, the limit's promise, stays at 5 %.
     slack = 0.5 if testbed.engine == "kernel" and os.environ.get("DRILLS_VM_LANE") == "1" else 0.95
     assert measured_bps <= rate_bps * 1.05, f"{measured_bps / 1e6:.3f} Mbit/s for 2 Mbit/s"
-    assert measured_bps >= floor_bps * slack, f"{measured_bps / 1e6:.3f} Mbit/s for 2 Mbit/s, {offered_bps / 1e6:.3f} offered"
+    assert measured_bps >= floor_bps * slack, (
+        f"{measured_bps / 1e6:.3f} Mbit/s for 2 Mbit/s, {offered_bps / 1e6:.3f} offered"
+    )
 
 
 @pytest.mark.parametrize(
@@ -211,7 +213,9 @@ def test_gilbert_elliott_mean_burst_is_one_over_r(testbed: LinkTestbed) -> None:
     # at most one, within the bounds' slack.
     low, high = geometric_sum_bounds(len(bursts), r)
     total = sum(bursts)
-    assert low <= total <= high, f"{total} lost in {len(bursts)} bursts (mean {total / len(bursts):.2f}, expected {1 / r:g}); bounds {low}..{high}"
+    assert low <= total <= high, (
+        f"{total} lost in {len(bursts)} bursts (mean {total / len(bursts):.2f}, expected {1 / r:g}); bounds {low}..{high}"
+    )
 
 
 def test_duplication_count(testbed: LinkTestbed) -> None:
@@ -220,7 +224,9 @@ def test_duplication_count(testbed: LinkTestbed) -> None:
     no_receiver_loss(testbed, flow)
     # Each packet duplicated independently with p = 0.1: exact 1e-8 bounds 210..398 around 300.
     low, high = binomial_bounds(len(flow.sent_ns), 0.10)
-    assert low <= flow.duplicates() <= high, f"{flow.duplicates()} duplicates of {len(flow.sent_ns)}; bounds {low}..{high}"
+    assert low <= flow.duplicates() <= high, (
+        f"{flow.duplicates()} duplicates of {len(flow.sent_ns)}; bounds {low}..{high}"
+    )
 
 
 def test_reordering_count(testbed: LinkTestbed) -> None:
