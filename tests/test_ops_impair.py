@@ -5,7 +5,6 @@ when the next thread connects, all closed by `close`."""
 
 from __future__ import annotations
 
-import select
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from test_relay_protocol import FakeRelay
+from test_relay_protocol import Bench, FakeRelay
 
 from drills.backend import Impairment
 from drills.clock import FakeClock
@@ -21,9 +20,7 @@ from drills.impairment import Settings
 from drills.netns.ops import NetnsOps
 from drills.scenario import load_scenario, model
 from drills.scenario.resolved import Scenario
-from drills.userspace import control
 from drills.userspace.impair import Impairments
-from drills.userspace.server import ControlServer
 
 SCENARIO = """version: 1
 name: ops-impair
@@ -34,25 +31,20 @@ topology:
 
 
 class ServedRelay:
-    """A stand-in relay's control socket for link `wire`, served by a thread until `stop`."""
+    """A stand-in relay's control socket for link `wire`, pumped by a thread until `stop`."""
 
     def __init__(self, run_dir: Path) -> None:
-        control.make_control_dir(run_dir)
-        self.relay = FakeRelay()
-        self.server = ControlServer(control.listen(control.socket_path(run_dir, "wire")), self.relay)
+        self.bench = Bench(run_dir)
+        self.server = self.bench.server
+        self.relay = self.server.relay
+        assert isinstance(self.relay, FakeRelay)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
     def _serve(self) -> None:
-        s = self.server
         while not self._stop.is_set():
-            readers, writers, _ = select.select(s.readers(), s.writers(), [], 0.0 if s.busy() else 0.01)
-            for fd in readers:
-                s.readable(fd)
-            for fd in writers:
-                s.writable(fd)
-            s.answer_pending()
+            self.bench.pump(1)
 
     def stop(self) -> None:
         self._stop.set()
