@@ -16,6 +16,7 @@ from drills.engines import USERSPACE
 from drills.impairment import at_start
 from drills.netns import qdisc, tc
 from drills.netns.ops_base import OpsBase
+from drills.scenario.resolved import Interface
 from drills.userspace import control
 from drills.userspace.control import RelayControl
 from drills.userspace.impair import Impairments
@@ -29,8 +30,7 @@ class ImpairmentOpsMixin(OpsBase):
         in place; kernel changes are all requested before any is read back."""
         kernel = [c for c in changes if self.engines[c.link.name] != USERSPACE]
         for change in kernel:  # all issued first ...
-            end = change.link.a if change.direction == "a-to-b" else change.link.b
-            ctl, index = self._tc(end.node), self.handles.index(end.node, end.name)
+            end, ctl, index = self._egress(change)
             if change.settings is None:
                 qdisc.remove(ctl, index, end, self.log)
             else:
@@ -41,8 +41,7 @@ class ImpairmentOpsMixin(OpsBase):
                 params = from_settings(at_start(change.settings)) if change.settings is not None else Impairments()
                 self._relay(change.link.name).set(change.direction, params)
         for change in kernel:  # ... then each read back
-            end = change.link.a if change.direction == "a-to-b" else change.link.b
-            ctl, index = self._tc(end.node), self.handles.index(end.node, end.name)
+            end, ctl, index = self._egress(change)
             if change.settings is None:
                 qdisc.confirm_removed(ctl, index, end)
             else:
@@ -72,9 +71,12 @@ class ImpairmentOpsMixin(OpsBase):
         registry = self.__dict__.setdefault("_relays", [])
         return registry
 
-    def _tc(self, node: str) -> tc.Tc:
-        """The qdisc requests of a node, on this thread's struct-built rtnetlink socket."""
-        return tc.Tc(self.handles.raw(node))
+    def _egress(self, change: Impairment) -> tuple[Interface, tc.Tc, int]:
+        """The sending end of the change's direction, the qdisc requests of its node (on this
+        thread's struct-built rtnetlink socket), and its interface index."""
+        end = change.link.a if change.direction == "a-to-b" else change.link.b
+        handles = self.handles
+        return end, tc.Tc(handles.raw(end.node)), handles.index(end.node, end.name)
 
     def _relay(self, link: str) -> RelayControl:
         """This thread's connection to the relay of `link` (opened once)."""
