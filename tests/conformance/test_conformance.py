@@ -140,9 +140,7 @@ def test_rate_limit_within_5_percent(testbed: LinkTestbed) -> None:
     # traffic at the rate's order (half); the upper side, the limit's promise, stays at 5 %.
     slack = 0.5 if testbed.engine == "kernel" and os.environ.get("DRILLS_VM_LANE") == "1" else 0.95
     assert measured_bps <= rate_bps * 1.05, f"{measured_bps / 1e6:.3f} Mbit/s for 2 Mbit/s"
-    assert measured_bps >= floor_bps * slack, (
-        f"{measured_bps / 1e6:.3f} Mbit/s for 2 Mbit/s, {offered_bps / 1e6:.3f} offered"
-    )
+    assert measured_bps >= floor_bps * slack, f"{measured_bps / 1e6:.3f} Mbit/s for 2 Mbit/s, {offered_bps / 1e6:.3f} offered"
 
 
 @pytest.mark.parametrize(
@@ -213,9 +211,7 @@ def test_gilbert_elliott_mean_burst_is_one_over_r(testbed: LinkTestbed) -> None:
     # at most one, within the bounds' slack.
     low, high = geometric_sum_bounds(len(bursts), r)
     total = sum(bursts)
-    assert low <= total <= high, (
-        f"{total} lost in {len(bursts)} bursts (mean {total / len(bursts):.2f}, expected {1 / r:g}); bounds {low}..{high}"
-    )
+    assert low <= total <= high, f"{total} lost in {len(bursts)} bursts (mean {total / len(bursts):.2f}, expected {1 / r:g}); bounds {low}..{high}"
 
 
 def test_duplication_count(testbed: LinkTestbed) -> None:
@@ -224,9 +220,7 @@ def test_duplication_count(testbed: LinkTestbed) -> None:
     no_receiver_loss(testbed, flow)
     # Each packet duplicated independently with p = 0.1: exact 1e-8 bounds 210..398 around 300.
     low, high = binomial_bounds(len(flow.sent_ns), 0.10)
-    assert low <= flow.duplicates() <= high, (
-        f"{flow.duplicates()} duplicates of {len(flow.sent_ns)}; bounds {low}..{high}"
-    )
+    assert low <= flow.duplicates() <= high, f"{flow.duplicates()} duplicates of {len(flow.sent_ns)}; bounds {low}..{high}"
 
 
 def test_reordering_count(testbed: LinkTestbed) -> None:
