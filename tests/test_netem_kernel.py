@@ -98,9 +98,7 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     try:
         ctx = FaultContext(ops, SystemClock(), log.append, random.Random(0))
         bed = Bed(up.topology, up.meta.nodes, ctx, log, ops)
-        neighbours.pin_both(
-            ((bed.namespaces["a"], "e1", bed.address("a")), (bed.namespaces["b"], "e1", bed.address("b")))
-        )
+        neighbours.pin_both(((bed.namespaces["a"], "e1", bed.address("a")), (bed.namespaces["b"], "e1", bed.address("b"))))
         yield bed
     finally:
         ops.close()
@@ -113,9 +111,7 @@ def _no_services(*_args: Any) -> int:
 
 
 def udp_in(namespace: str) -> socket.socket:
-    return rx_stamps.receiver(
-        kernel.run_in_namespace(namespace, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-    )
+    return rx_stamps.receiver(kernel.run_in_namespace(namespace, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM)))
 
 
 @dataclass
@@ -173,9 +169,7 @@ def probe(bed: Bed, count: int, gap_s: float = 0.002, payload: int = 64, wait_s:
             thread.start()
         started = time.monotonic()
         for seq in range(count):
-            client.sendto(
-                _PROBE.pack(seq, time.monotonic(), time.time_ns()) + bytes(max(0, payload - _PROBE.size)), target
-            )
+            client.sendto(_PROBE.pack(seq, time.monotonic(), time.time_ns()) + bytes(max(0, payload - _PROBE.size)), target)
             time.sleep(gap_s)
         send_s = time.monotonic() - started
         deadline = time.monotonic() + wait_s
@@ -373,11 +367,7 @@ def test_netem_options_as_tc_sends_them(bed: Bed) -> None:
     fault = bed.degrade(delay="40ms", jitter="4ms", correlation="25%", loss="1%", duplicate="2%", reorder="5%")
     for _ in applied(bed, fault):
         shown = subprocess.run(
-            ["tc", "-n", bed.namespaces["a"], "qdisc", "show", "dev", "e1"],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=30,
+            ["tc", "-n", bed.namespaces["a"], "qdisc", "show", "dev", "e1"], check=True, capture_output=True, text=True, timeout=30
         ).stdout
         for expected in ("netem d511:", "delay 40ms  4ms 25%", "loss 1%", "duplicate 2%", "reorder 5%", "gap 1"):
             assert expected in shown, (expected, shown)
@@ -385,12 +375,8 @@ def test_netem_options_as_tc_sends_them(bed: Bed) -> None:
 
 def test_a_handover_spikes_the_delay_and_drops_a_burst_then_stops_at_revert(bed: Bed) -> None:
     base = bed.degrade(delay="10ms")
-    handover = model.Handover.model_validate(
-        {"every": "1s", "delay_spike": "60ms", "spike_length": "500ms", "loss_burst": "200ms"}
-    )
-    fault = replace(
-        base, directions=tuple(replace(d, settings=replace(d.settings, handover=handover)) for d in base.directions)
-    )
+    handover = model.Handover.model_validate({"every": "1s", "delay_spike": "60ms", "spike_length": "500ms", "loss_burst": "200ms"})
+    fault = replace(base, directions=tuple(replace(d, settings=replace(d.settings, handover=handover)) for d in base.directions))
     fault.apply(bed.ctx)
     try:
         result = probe(bed, 250, gap_s=0.01, wait_s=1.0)  # about 2.5 s: two handovers
@@ -411,9 +397,7 @@ def test_a_handover_spikes_the_delay_and_drops_a_burst_then_stops_at_revert(bed:
 
 def test_tc_netem_decoded_as_we_encode_it(bed: Bed) -> None:
     """What iproute2's tc installs, our decoder reads as the options our encoder would send."""
-    fault = bed.degrade(
-        delay="40ms", jitter="4ms", correlation="25%", loss="1%", duplicate="2%", corrupt="0.5%", reorder="5%"
-    )
+    fault = bed.degrade(delay="40ms", jitter="4ms", correlation="25%", loss="1%", duplicate="2%", corrupt="0.5%", reorder="5%")
     ours = None
     for _ in applied(bed, fault):
         options = bed.root().options
@@ -450,9 +434,7 @@ def test_a_complete_netem_drill(tmp_path: Path, drill: Any, host_snapshot: Any) 
     path.write_text(DRILL)
     # From the scenario's directory: `drill run` writes its results under ./runs (and the VM sees
     # the repository read-only).
-    done = subprocess.run(
-        drill.argv("run", str(path)), capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False
-    )
+    done = subprocess.run(drill.argv("run", str(path)), capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "apply slow: degrade link wire, both directions: delay 40 ms, loss 5 %" in done.stdout + done.stderr
     assert list(tmp_path.glob("runs/netem-drill-*"))  # the results were written
