@@ -327,9 +327,7 @@ class RecordingOps:
 
 def test_apply_and_revert_are_one_impair_call_each(tmp_path: Path) -> None:
     extra = "profiles:\n  thin: {rate: 5mbit}\n"
-    head = HEAD.replace(
-        "{name: spare, endpoints: [a:e2, b:e2]}", "{name: spare, endpoints: [a:e2, b:e2], profile: thin}"
-    )
+    head = HEAD.replace("{name: spare, endpoints: [a:e2, b:e2]}", "{name: spare, endpoints: [a:e2, b:e2], profile: thin}")
     path = tmp_path / "deg.yaml"
     path.write_text(head + extra + "timeline:\n  - {at: 1s, fault: degrade, link: spare, delay: 20ms, for: 1s}\n")
     sc = load_scenario(path)
@@ -342,10 +340,7 @@ def test_apply_and_revert_are_one_impair_call_each(tmp_path: Path) -> None:
     assert ops.calls == [
         [Impairment(link, "a-to-b", with_profile), Impairment(link, "b-to-a", with_profile)],
         # Back to the link's own profile (its `thin` rate), in force since deploy.
-        [
-            Impairment(link, "a-to-b", Settings(rate_bps=5_000_000)),
-            Impairment(link, "b-to-a", Settings(rate_bps=5_000_000)),
-        ],
+        [Impairment(link, "a-to-b", Settings(rate_bps=5_000_000)), Impairment(link, "b-to-a", Settings(rate_bps=5_000_000))],
     ]
     sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, direction: b-to-a, loss: 2%}")
     fault, ops = build(sc.steps[0]), RecordingOps()
@@ -354,9 +349,7 @@ def test_apply_and_revert_are_one_impair_call_each(tmp_path: Path) -> None:
 
 
 def test_a_ramp_is_played_on_the_drill_clock_through_impair(tmp_path: Path) -> None:
-    step = (
-        "{at: 1s, fault: degrade, link: wire, direction: a-to-b, rate: 5mbit, ramp: {from: 10ms, to: 15ms, over: 5s}}"
-    )
+    step = "{at: 1s, fault: degrade, link: wire, direction: a-to-b, rate: 5mbit, ramp: {from: 10ms, to: 15ms, over: 5s}}"
     sc = scenario(tmp_path, step)
     fault = build(sc.steps[0])
     clock = FakeClock(start_s=100.0)
@@ -606,9 +599,7 @@ def bed(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> Iterator[Bed]:
     engines = {link.name: "kernel" for link in up.topology.links}  # no degrade needs netem on `spare`
     ops = NetnsOps(run, up.topology, up.meta.nodes, engines, SystemClock(), log.append, unused_start_service)
     try:
-        yield Bed(
-            load_scenario(path), up.meta.nodes, FaultContext(ops, SystemClock(), log.append, random.Random(0)), log
-        )
+        yield Bed(load_scenario(path), up.meta.nodes, FaultContext(ops, SystemClock(), log.append, random.Random(0)), log)
     finally:
         ops.close()
         lifecycle.down(state_dir, up.meta.run_id)
@@ -738,9 +729,7 @@ duration: 4s
 def test_drill_with_a_rate_degrade(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:
     path = tmp_path / "deg-drill.yaml"
     path.write_text(DRILL)
-    assert (
-        requirements(load_scenario(path), doctor.capabilities) == []
-    )  # the real capabilities: rate alone is fine here
+    assert requirements(load_scenario(path), doctor.capabilities) == []  # the real capabilities: rate alone is fine here
     log: list[str] = []
     result = run_drill(path, state_dir, log=log.append)
     steps = [(s.label, s.kind, s.detail) for s in result.steps]
