@@ -108,7 +108,7 @@ class Settings:
             )
         if self.handover is not None:
             h = self.handover
-            events = [f"+{duration_text(h.delay_spike)} for {duration_text(h.spike_length)}"] if h.delay_spike else []
+            events = ([f"+{duration_text(h.delay_spike)} for {duration_text(h.spike_length)}"] if h.delay_spike else [])
             events += [f"all lost for {duration_text(h.loss_burst)}"] if h.loss_burst else []
             parts.append(f"handover every {h.every:g} s ({', '.join(events) or 'nothing'})")
         if self.rate_bps is not None:
