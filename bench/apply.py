@@ -15,8 +15,9 @@ up with `lifecycle.up` in a temporary state directory. Then, in one run:
     kernel showed the change on both ends: the apply latency the target is about).
     Methods:
     * drills: `LinkDown` and `LinkDegrade` (the `degrade` fault, `rate: 10mbit`: a tbf with handle
-      d511: on both ends), built before the clock, applied/reverted with a `FaultContext` whose
-      `Handles` were warmed before the clock (sockets open in every namespace, indices known).
+      d511: on both ends), built before the clock from resolved steps, applied/reverted with a
+      `FaultContext` whose node operations (`NetnsOps`) were warmed before the clock (sockets open
+      in every namespace, indices known).
       Both are the real engine path: struct-built rtnetlink (drills/netns/rtnl.py for links,
       drills/netns/tc.py for qdiscs: dump, replace, read back kind, handle and options).
     * raw netlink: the same requests and read-backs as struct-built rtnetlink messages
@@ -80,14 +81,19 @@ import common  # noqa: E402
 from drills import doctor, lifecycle  # noqa: E402
 from drills.clock import SystemClock  # noqa: E402
 from drills.engine import drill as drill_module  # noqa: E402
-from drills.engine.degrade import HANDLE as DEGRADE_HANDLE  # noqa: E402
-from drills.engine.degrade import LinkDegrade, tbf_spec  # noqa: E402
-from drills.engine.faults import FaultContext, Handles, LinkDown  # noqa: E402
+from drills.engine.degrade import LinkDegrade  # noqa: E402
+from drills.engine.faults import FaultContext, LinkDown  # noqa: E402
 from drills.lifecycle import run as run_drill  # noqa: E402
 from drills.netns import kernel, tc  # noqa: E402
+from drills.netns.handles import Handles  # noqa: E402
+from drills.netns.ops import NetnsOps  # noqa: E402
+from drills.netns.qdisc import HANDLE as DEGRADE_HANDLE  # noqa: E402
+from drills.netns.qdisc import tbf_spec  # noqa: E402
+from drills.runs import Run, RunStore  # noqa: E402
 from drills.scenario import model  # noqa: E402
 from drills.scenario.loader import builtin_profiles  # noqa: E402
 from drills.scenario.resolved import Link, Topology  # noqa: E402
+from drills.scenario.steps import DegradeStep, resolve_step, routes_through  # noqa: E402
 
 # The degrade every method applies: drills' `degrade` fault with `rate: 10mbit` (a tbf; netem is
 # missing here), i.e. tbf handle d511: with drills' burst and limit, on both ends of the link.
@@ -268,9 +274,14 @@ class Mismatch(RuntimeError):
 class Testbed:
     topology: Topology
     namespaces: dict[str, str]  # node -> namespace
-    handles: Handles
+    ops: NetnsOps
     ctx: FaultContext
     raw: dict[str, RawRtnl]  # node -> raw socket
+
+    @property
+    def handles(self) -> Handles:
+        """The netlink handles of this (the bench's) thread, as the drill clock's thread has them."""
+        return self.ops.handles
 
     def index(self, node: str, ifname: str) -> int:
         return self.handles.index(node, ifname)
@@ -297,6 +308,19 @@ def degrade_step(link: Link) -> model.Degrade:
     return model.Degrade.model_validate({"at": 0, "fault": "degrade", "link": link.name, "rate": DEGRADE_RATE})
 
 
+def resolved_degrade(topology: Topology, link: Link) -> DegradeStep:
+    """The step as the loader resolves it (the fault is built from resolved steps only)."""
+    step = resolve_step(0, degrade_step(link), topology, builtin_profiles(), {})
+    assert isinstance(step, DegradeStep)
+    return step
+
+
+def link_down(topology: Topology, link: Link) -> LinkDown:
+    """Both ends down, with the static routes through each (re-installed on revert), as resolved."""
+    ends = _ends(link)
+    return LinkDown(link, ends, tuple((e, tuple(routes_through(topology.node(e.node), e))) for e in ends))
+
+
 class DrillsMethod:
     name = "drills"
     label = "drills: LinkDown as it is"
@@ -306,10 +330,9 @@ class DrillsMethod:
     def __init__(self, bed: Testbed) -> None:
         self.bed = bed
         # Built before any clock, as run_drill builds its faults.
-        self.downs = {link.name: LinkDown(bed.topology, link, _ends(link)) for link in bed.topology.links}
-        profiles = builtin_profiles()
+        self.downs = {link.name: link_down(bed.topology, link) for link in bed.topology.links}
         self.degrades = {
-            link.name: LinkDegrade.build(bed.topology, degrade_step(link), profiles) for link in bed.topology.links
+            link.name: LinkDegrade.from_step(resolved_degrade(bed.topology, link)) for link in bed.topology.links
         }
 
     def link(self, link: Link, down: bool) -> None:
@@ -998,18 +1021,23 @@ def markdown(result: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def open_testbed(topology: Topology, namespaces: dict[str, str]) -> Testbed:
-    handles = Handles(namespaces)
-    handles.warm(topology)  # every socket open and index known before any clock starts
-    ctx = FaultContext(topology, handles, namespaces, lambda _m: None, random.Random(0))
+def open_testbed(topology: Topology, namespaces: dict[str, str], run: Run) -> Testbed:
+    engines = {link.name: "kernel" for link in topology.links}  # the ring asks for no netem: veths
+
+    def no_services(*_args: Any) -> int:
+        raise RuntimeError("the ring has no services")
+
+    ops = NetnsOps(run, topology, namespaces, engines, SystemClock(), lambda _m: None, no_services)
+    ops.warm()  # every socket open and index known before any clock starts
+    ctx = FaultContext(ops, SystemClock(), lambda _m: None, random.Random(0))
     raw = {node: RawRtnl(ns) for node, ns in namespaces.items()}
-    return Testbed(topology, namespaces, handles, ctx, raw)
+    return Testbed(topology, namespaces, ops, ctx, raw)
 
 
 def close_testbed(bed: Testbed | None) -> None:
     if bed is None:
         return
-    bed.handles.close()
+    bed.ops.close()
     for sock in bed.raw.values():
         sock.close()
 
@@ -1061,7 +1089,7 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(ring_yaml(args.links))
         up = lifecycle.up(path, state)
         progress(f"ring of {args.links} links up (run {up.meta.run_id})")
-        bed = open_testbed(up.topology, dict(up.meta.nodes))
+        bed = open_testbed(up.topology, dict(up.meta.nodes), RunStore(state).get(up.meta.run_id))
         methods: list[Method] = [DrillsMethod(bed), Pyroute2LinkMethod(bed), RawMethod(bed), SubprocessMethod(bed)]
         tbf_check = check_same_tbf(bed, methods)
         for method in methods:  # warm-up, not recorded: first use of every code path

@@ -53,14 +53,19 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
-from drills.engine.degrade import HANDLE, LinkDegrade
-from drills.engine.faults import FaultContext, Handles
+from drills.clock import SystemClock
+from drills.engine.degrade import LinkDegrade
+from drills.engine.faults import FaultContext
 from drills.errors import DrillError
 from drills.netns import kernel, tc
 from drills.netns.backend import NetnsBackend
+from drills.netns.handles import Handles
+from drills.netns.ops import NetnsOps
+from drills.netns.qdisc import HANDLE
 from drills.runs import RunStore
 from drills.scenario import load_scenario, model
 from drills.scenario.resolved import Link
+from drills.scenario.steps import DegradeStep, resolve_step
 
 PORT = 47_321
 HEADER = struct.Struct("!IQ")
@@ -205,9 +210,35 @@ class Bench:
         self.backend = NetnsBackend(seed=9)
         self.run = RunStore(state).create(self.scenario.name, path)
         self.ns = {n.name: self.backend.namespace_of(self.run, n.name) for n in self.scenario.topology.nodes}
-        self.handles = Handles(self.ns)
-        self.ctx = FaultContext(self.scenario.topology, self.handles, self.ns, lambda _m: None, random.Random(9), run_dir=self.run.dir)
+        self._ops: NetnsOps | None = None
+        self._ctx: FaultContext | None = None
         self.engine = engine
+
+    @property
+    def ops(self) -> NetnsOps:
+        """The deployed run's node operations (opened on first use: after deploy)."""
+        if self._ops is None:
+            ops = self.backend.ops(self.run, SystemClock())
+            assert isinstance(ops, NetnsOps)
+            self._ops = ops
+        return self._ops
+
+    @property
+    def handles(self) -> Handles:
+        return self.ops.handles
+
+    @property
+    def ctx(self) -> FaultContext:
+        if self._ctx is None:
+            self._ctx = FaultContext(self.ops, SystemClock(), lambda _m: None, random.Random(9))
+        return self._ctx
+
+    def degrade_fault(self, **params: Any) -> LinkDegrade:
+        """The `degrade` fault of a step with `params`, resolved as the loader resolves it."""
+        parsed = model.Degrade.model_validate({"at": 0, "fault": "degrade", **params})
+        step = resolve_step(0, parsed, self.scenario.topology, {}, {})
+        assert isinstance(step, DegradeStep)
+        return LinkDegrade.from_step(step)
 
     def link(self, name: str) -> Link:
         return next(x for x in self.scenario.topology.links if x.name == name)
@@ -218,8 +249,7 @@ class Bench:
         return self.ns[li.a.node], str(li.a.ipv4.ip), self.ns[li.b.node], str(li.b.ipv4.ip)
 
     def degrade(self, link: str, **params: Any) -> LinkDegrade:
-        step = model.Degrade.model_validate({"at": 0, "fault": "degrade", "link": link, "direction": "a-to-b", **params})
-        fault = LinkDegrade.build(self.scenario.topology, step, {})
+        fault = self.degrade_fault(link=link, direction="a-to-b", **params)
         fault.apply(self.ctx)
         return fault
 
@@ -247,7 +277,8 @@ class Bench:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def close(self) -> list[str]:
-        self.handles.close()
+        if self._ops is not None:
+            self._ops.close()
         report = self.backend.teardown(self.run)
         if report.clean:
             self.run.remove()
@@ -331,8 +362,7 @@ def machine_cpu(bench: Bench, settings: Settings, rate_pps: int = 1000) -> dict[
 def apply_latency(bench: Bench, repeats: int) -> dict[str, Any]:
     """A degrade applied and reverted through the drill's path (`LinkDegrade`): the time from the
     call to the engine's confirmation (the relay's read-back, or the kernel's qdisc dump)."""
-    step = model.Degrade.model_validate({"at": 0, "fault": "degrade", "link": "l0", "delay": "10ms", "loss": "1%"})
-    fault = LinkDegrade.build(bench.scenario.topology, step, {})
+    fault = bench.degrade_fault(link="l0", delay="10ms", loss="1%")
     applied, reverted = [], []
     for _ in range(repeats):
         t = time.perf_counter()

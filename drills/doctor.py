@@ -20,6 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drills.backend import CONTAINERS as DOCKER
+from drills.backend import NAMESPACES as NAMESPACES
+from drills.backend import NETEM as NETEM
+from drills.backend import NFTABLES as NFTABLES
+from drills.backend import ROOT as ROOT
+from drills.backend import TBF as TBF
+from drills.backend import TUNTAP as TUNTAP
+from drills.backend import VETH as VETH
 from drills.netns import probe_caps
 from drills.netns.probe_caps import NOT_TRIED, Outcome, ScratchReport
 
@@ -29,19 +37,12 @@ _CAP_NET_ADMIN = 12
 _CAP_SYS_ADMIN = 21
 
 # Check names: stable keys of `capabilities()`, for code that refuses what the host cannot do.
-ROOT = "root privileges"
+# Those a backend may declare are the seam's own names (one spelling for both).
 PYTHON = "Python version"
-NAMESPACES = "network namespaces"
-VETH = "veth pairs"
-NETEM = "netem qdisc"
-TBF = "tbf qdisc"
 HTB = "htb qdisc"
 CLSACT = "clsact/ingress qdisc"
 IFB = "IFB devices"
-TUNTAP = "TUN/TAP"
-NFTABLES = "nftables"
 IPTABLES = "iptables"
-DOCKER = "Docker engine"
 ANSIBLE = "Ansible"
 MININET = "Mininet"
 

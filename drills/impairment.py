@@ -31,6 +31,22 @@ NETEM_PARAMETERS = (
 )
 _IMPAIRMENT_FIELDS = (*NETEM_PARAMETERS[:9], "rate")
 
+# netem's delay fields are 32-bit counts of 64 ns ticks: about 274 s at most. A limit of the
+# kernel engine, checked before anything is deployed (the relay keeps to it too).
+MAX_NETEM_DELAY_S = 200.0
+
+NO_NETEM = (
+    'this kernel has no sch_netem (tc says "Specified qdisc kind is unknown"): install a kernel with '
+    "CONFIG_NET_SCH_NETEM (Debian: linux-image-amd64; RHEL: kernel-modules-extra), or set the link's "
+    "`engine:` to `userspace` or `auto` (drills' userspace engine applies the same parameters). A `rate` limit alone works on this kernel (tbf)."
+)
+
+# The kernel engine's qdiscs carry fixed handles, "d511:" at the root and "d512:" for a tbf under
+# netem ("d5" for drills; no tool we know picks these), so that a revert tells ours from anyone
+# else's. Named here because `drill plan` shows them before any backend exists.
+QDISC_HANDLE = 0xD511_0000
+QDISC_CHILD_HANDLE = 0xD512_0000
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -168,6 +184,30 @@ def steady(settings: Settings) -> Settings:
     return replace(settings, ramp=None, handover=None)
 
 
+def at_start(settings: Settings) -> Settings:
+    """What is in force when an impairment is applied: steady, at the ramp's `from` delay, no
+    handover yet (a driver plays the rest on the drill clock)."""
+    base = steady(settings)
+    return base if settings.ramp is None else replace(base, delay_s=settings.ramp.delay_from)
+
+
+def microseconds(seconds: float) -> int:
+    """Delays are applied with microsecond resolution (the scenario format's finest unit)."""
+    return round(seconds * 1e6)
+
+
+def impairment_needs_netem(layer: Any) -> bool:
+    """True when a profile, its `reverse`, or a degrade step sets a parameter only netem (or the
+    relay) applies; `rate` alone is tbf's."""
+    if layer is None:
+        return False
+    if any(getattr(layer, name, None) for name in NETEM_PARAMETERS[:9]):
+        return True
+    if getattr(layer, "ramp", None) is not None or getattr(layer, "handover", None) is not None:
+        return True
+    return impairment_needs_netem(getattr(layer, "reverse", None))
+
+
 def ramp_steps(ramp: model.Ramp) -> int:
     """How many changes a ramp takes (0: none, it is flat or instant)."""
     span_s = abs(ramp.delay_to - ramp.delay_from)
@@ -179,18 +219,6 @@ def ramp_steps(ramp: model.Ramp) -> int:
     by_time = math.floor(ramp.over / RAMP_STEP_MIN_S + 1e-9)
     by_delay = math.floor(span_s / RAMP_STEP_MIN_DELAY_S + 1e-9)
     return max(1, min(by_time, by_delay))
-
-
-def impairment_needs_netem(layer: Any) -> bool:
-    """True when a profile, its `reverse`, or a degrade step sets a netem-only parameter (`rate`
-    alone is tbf's, which every kernel has)."""
-    if layer is None:
-        return False
-    if any(getattr(layer, name, None) for name in _IMPAIRMENT_FIELDS[:-1]):  # all but `rate`
-        return True
-    if getattr(layer, "ramp", None) is not None or getattr(layer, "handover", None) is not None:
-        return True
-    return impairment_needs_netem(getattr(layer, "reverse", None))
 
 
 def degraded_with_netem(steps: Iterable[Any], profiles: Mapping[str, model.Profile], link_refs: set[str]) -> bool:
@@ -215,3 +243,17 @@ def duration_text(seconds: float) -> str:
     return f"{seconds * 1e3:g} ms" if seconds >= 1e-3 else f"{seconds * 1e6:g} µs"
 
 
+def handle_text(handle: int) -> str:
+    return f"{handle >> 16:x}:"
+
+
+def qdisc_text(settings: Settings) -> str:
+    """The kernel engine's qdiscs for one direction, as `drill plan` and messages show them."""
+    s = settings
+    if not s.needs_netem:
+        assert s.rate_bps is not None
+        return f"tbf {rate_text(s.rate_bps)}, handle {handle_text(QDISC_HANDLE)}"
+    text = f"netem {replace(s, rate_bps=None).text()}, handle {handle_text(QDISC_HANDLE)}"
+    if s.rate_bps is not None:
+        text += f"; its child tbf {rate_text(s.rate_bps)}, handle {handle_text(QDISC_CHILD_HANDLE)}"
+    return text

@@ -1,7 +1,9 @@
 """`degrade`: parameters merged from a profile, its `reverse` and the step; the kernel's integers;
-`requirements` with injected capabilities; the qdisc logic against a fake netlink handle (the
-netem path included); and, on real namespaces, a rate limit measured by UDP traffic inside the
-testbed, qdiscs we did not create left alone, and the netem path as far as this kernel allows."""
+`requirements` with injected capabilities; the fault against fake node operations (the exact
+`impair` calls, a ramp on the fake clock); the namespace backend's qdisc logic against a fake
+netlink handle (the netem path included); and, on real namespaces, a rate limit measured by UDP
+traffic inside the testbed, qdiscs we did not create left alone, and the netem path as far as
+this kernel allows."""
 
 from __future__ import annotations
 
@@ -20,26 +22,33 @@ import pytest
 import rx_stamps
 
 from drills import doctor, lifecycle
-from drills.engine import degrade
-from drills.engine.degrade import (
+from drills.backend import NAMESPACES, NETEM, TBF, Impairment
+from drills.clock import FakeClock, SystemClock
+from drills.engine import degrade_checks
+from drills.engine.degrade import requirements
+from drills.engine.faults import FaultContext, build, supported_kinds
+from drills.errors import BackendError, BadInput
+from drills.impairment import Settings
+from drills.lifecycle import run as run_drill
+from drills.netns import kernel, probe_caps, tc
+from drills.netns.ops import NetnsOps
+from drills.netns.ops_impair import ImpairmentOpsMixin
+from drills.netns.qdisc import (
     CHILD_HANDLE,
     CHILD_PARENT,
     HANDLE,
     TC_H_ROOT,
-    Settings,
-    TbfSpec,
     netem_limit_packets,
     netem_spec,
-    requirements,
     tbf_spec,
 )
-from drills.engine.faults import FaultContext, Handles, build, find_link, supported_kinds
-from drills.errors import BackendError, BadInput
-from drills.lifecycle import run as run_drill
-from drills.netns import kernel, probe_caps, tc
 from drills.netns.rtnl import rta
+from drills.runs import RunStore
 from drills.scenario import load_scenario, model
 from drills.scenario.resolved import Scenario
+from drills.scenario.steps import DegradeStep
+
+TbfSpec = tc.Tbf
 
 HEAD = """version: 1
 name: deg
@@ -62,17 +71,21 @@ def scenario(tmp_path: Path, *steps: str, extra: str = "") -> Scenario:
 
 
 def caps(netem: bool, tbf: bool = True, namespaces: bool = True) -> Any:
-    return lambda: {doctor.NETEM: netem, doctor.TBF: tbf, doctor.NAMESPACES: namespaces}
+    return lambda: {NETEM: netem, TBF: tbf, NAMESPACES: namespaces}
 
 
 def never() -> Mapping[str, bool]:
     raise AssertionError("capabilities looked up, though nothing needed them")
 
 
+def resolved(sc: Scenario, index: int = 0) -> DegradeStep:
+    step = sc.steps[index]
+    assert isinstance(step, DegradeStep)
+    return step
+
+
 def directions(sc: Scenario, index: int = 0) -> dict[str, Settings]:
-    step = sc.source.timeline[index]
-    assert isinstance(step, model.Degrade)
-    return {d.name: d.settings for d in degrade.plan(find_link(sc.topology, step.link), step, sc.profiles)}
+    return {d.name: d.settings for d in resolved(sc, index).directions}
 
 
 # --------------------------------------------------------------------------- merging
@@ -98,9 +111,7 @@ def test_explicit_parameters_override_profile_and_reverse(tmp_path: Path) -> Non
 
 def test_one_direction_is_the_egress_of_its_sending_end(tmp_path: Path) -> None:
     sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, direction: b-to-a, profile: lte}")
-    step = sc.source.timeline[0]
-    assert isinstance(step, model.Degrade)
-    (only,) = degrade.plan(find_link(sc.topology, step.link), step, sc.profiles)
+    (only,) = resolved(sc).directions
     assert (only.name, only.end.endpoint, only.peer.endpoint) == ("b-to-a", "b:e1", "a:e1")
     assert only.settings.rate_bps == 10_000_000  # lte's reverse
     assert only.settings.handover is not None  # the profile's handover comes along
@@ -108,7 +119,7 @@ def test_one_direction_is_the_egress_of_its_sending_end(tmp_path: Path) -> None:
 
 def test_rate_only_needs_no_netem_and_describes_itself(tmp_path: Path) -> None:
     sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, direction: a-to-b, rate: 5mbit}")
-    fault = build(sc.topology, sc.source.timeline[0])
+    fault = build(sc.steps[0])
     assert "degrade" in supported_kinds()
     assert fault.touches() == ["a:e1 egress root qdisc (tbf 5 Mbit/s, handle d511:)"]
     assert fault.describe() == "degrade link wire: a-to-b rate 5 Mbit/s"
@@ -117,7 +128,7 @@ def test_rate_only_needs_no_netem_and_describes_itself(tmp_path: Path) -> None:
 
 def test_netem_with_rate_touches_and_describe(tmp_path: Path) -> None:
     sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: spare, delay: 20ms, jitter: 2ms, loss: 1%, rate: 400kbit}")
-    fault = build(sc.topology, sc.source.timeline[0])
+    fault = build(sc.steps[0])
     assert fault.touches() == [
         f"{end} egress root qdisc (netem delay 20 ms, jitter 2 ms, loss 1 %, handle d511:; its child tbf 400 kbit/s, handle d512:)"
         for end in ("a:e2", "b:e2")
@@ -130,7 +141,7 @@ def test_netem_with_rate_touches_and_describe(tmp_path: Path) -> None:
 def test_builder_refuses_what_netem_would_refuse(tmp_path: Path) -> None:
     sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, direction: a-to-b, jitter: 2ms, reorder: 5%}")
     with pytest.raises(BadInput) as caught:
-        build(sc.topology, sc.source.timeline[0])
+        build(sc.steps[0])
     assert str(caught.value) == (
         "degrade a-to-b on link wire: jitter needs a delay (netem varies the delay by up to the jitter); "
         "reorder needs a delay (reordered packets are the ones sent without it)"
@@ -181,26 +192,26 @@ def test_netem_queue_holds_the_packets_in_flight() -> None:
 
 
 def test_invalid_combinations_and_what_is_not_applied_yet() -> None:
-    assert degrade.invalid(Settings(delay_s=1e-7)) == ["delay is below netem's resolution of 1 µs"]
-    assert degrade.invalid(Settings(delay_s=0.01, correlation_pct=25.0, distribution="normal")) == [
+    assert degrade_checks.invalid(Settings(delay_s=1e-7)) == ["delay is below netem's resolution of 1 µs"]
+    assert degrade_checks.invalid(Settings(delay_s=0.01, correlation_pct=25.0, distribution="normal")) == [
         "correlation needs delay and jitter (it correlates successive delays)",
         "distribution needs delay and jitter (it shapes the jitter)",
     ]
     bursts = model.GilbertElliott(p=1.0, r=20.0)
-    assert degrade.invalid(Settings(loss_pct=1.0, loss_bursts=bursts)) == [
+    assert degrade_checks.invalid(Settings(loss_pct=1.0, loss_bursts=bursts)) == [
         "loss and loss_bursts exclude each other (netem has one loss model)"
     ]
-    assert degrade.invalid(Settings(rate_bps=40_000_000_000)) == []  # tbf's 64-bit rate is sent
-    assert degrade.invalid(Settings(delay_s=0.3, jitter_s=0.01, distribution="normal", rate_bps=10**9)) == []
-    assert degrade.not_applied_yet(Settings(delay_s=0.3, jitter_s=0.01, distribution="uniform")) == []
-    assert degrade.not_applied_yet(Settings(delay_s=0.3, jitter_s=0.01, distribution="pareto")) == []
-    assert degrade.not_applied_yet(Settings(loss_bursts=bursts)) == []
+    assert degrade_checks.invalid(Settings(rate_bps=40_000_000_000)) == []  # tbf's 64-bit rate is sent
+    assert degrade_checks.invalid(Settings(delay_s=0.3, jitter_s=0.01, distribution="normal", rate_bps=10**9)) == []
+    assert degrade_checks.not_applied_yet(Settings(delay_s=0.3, jitter_s=0.01, distribution="uniform")) == []
+    assert degrade_checks.not_applied_yet(Settings(delay_s=0.3, jitter_s=0.01, distribution="pareto")) == []
+    assert degrade_checks.not_applied_yet(Settings(loss_bursts=bursts)) == []
     ramp = model.Ramp.model_validate({"from": 0, "to": "600ms", "over": "30s"})
-    assert degrade.invalid(Settings(jitter_s=0.01, ramp=ramp)) == [
+    assert degrade_checks.invalid(Settings(jitter_s=0.01, ramp=ramp)) == [
         "jitter needs a delay (netem varies the delay by up to the jitter)"  # at the ramp's start
     ]
     handover = model.Handover.model_validate({"every": "1s", "loss_burst": "2s"})
-    assert degrade.invalid(Settings(delay_s=0.01, handover=handover)) == [
+    assert degrade_checks.invalid(Settings(delay_s=0.01, handover=handover)) == [
         "a handover's loss_burst and spike_length must be shorter than its period (every)"
     ]
 
@@ -243,7 +254,7 @@ def test_capabilities_are_looked_up_once_and_only_when_needed(tmp_path: Path) ->
 
     def counted() -> Mapping[str, bool]:
         calls.append(1)
-        return {doctor.NETEM: False, doctor.TBF: True, doctor.NAMESPACES: True}
+        return {NETEM: False, TBF: True, NAMESPACES: True}
 
     sc = scenario(
         tmp_path,
@@ -279,12 +290,90 @@ def test_requirements_report_invalid_combinations_per_direction(tmp_path: Path) 
     extra = "profiles:\n  odd: {delay: 10ms, reverse: {delay: 0ms}, reorder: 5%}\n"
     sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, profile: odd}", extra=extra)
     messages = [p.message for p in requirements(sc, caps(netem=True))]
-    assert "b-to-a: reorder needs a delay (reordered packets are the ones sent without it)" in messages
-    # A profile the scenario defines is not what the fault builder would apply (built-ins only).
-    assert (
-        "profile 'odd' is defined in this scenario, but `drill run` applies only the built-in profiles yet; write its parameters on the step"
-        in messages
-    )
+    assert messages == ["b-to-a: reorder needs a delay (reordered packets are the ones sent without it)"]
+
+
+def test_a_profile_the_scenario_defines_is_what_the_fault_applies(tmp_path: Path) -> None:
+    # The resolved step carries the scenario's own profile (here redefining a built-in name).
+    extra = "profiles:\n  fibre: {rate: 3mbit, reverse: {rate: 1mbit}}\n"
+    sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, profile: fibre}", extra=extra)
+    assert requirements(sc, caps(netem=False)) == []  # rate alone: tbf, no netem needed
+    fault = build(sc.steps[0])
+    assert fault.describe() == "degrade link wire (profile fibre): a-to-b rate 3 Mbit/s; b-to-a rate 1 Mbit/s"
+    ops = RecordingOps()
+    fault.apply(FaultContext(ops, FakeClock(), lambda _m: None, random.Random(0)))  # type: ignore[arg-type]
+    assert [(c.direction, c.settings) for c in ops.calls[0]] == [
+        ("a-to-b", Settings(rate_bps=3_000_000)),
+        ("b-to-a", Settings(rate_bps=1_000_000)),
+    ]
+
+
+# --------------------------------------------------------------------------- the fault (fake node operations)
+
+
+class RecordingOps:
+    """Node operations that only record each `impair` call (one list of changes a call), with
+    the fake clock's time it was made at."""
+
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        self.clock = clock
+        self.calls: list[list[Impairment]] = []
+        self.at_s: list[float] = []
+
+    def impair(self, changes: list[Impairment]) -> None:
+        self.calls.append(list(changes))
+        self.at_s.append(self.clock.now_s() if self.clock is not None else 0.0)
+
+
+def test_apply_and_revert_are_one_impair_call_each(tmp_path: Path) -> None:
+    extra = "profiles:\n  thin: {rate: 5mbit}\n"
+    head = HEAD.replace("{name: spare, endpoints: [a:e2, b:e2]}", "{name: spare, endpoints: [a:e2, b:e2], profile: thin}")
+    path = tmp_path / "deg.yaml"
+    path.write_text(head + extra + "timeline:\n  - {at: 1s, fault: degrade, link: spare, delay: 20ms, for: 1s}\n")
+    sc = load_scenario(path)
+    fault, ops = build(sc.steps[0]), RecordingOps()
+    ctx = FaultContext(ops, FakeClock(), lambda _m: None, random.Random(0))  # type: ignore[arg-type]
+    link = sc.topology.link("spare")
+    fault.apply(ctx)
+    fault.revert(ctx)
+    with_profile = Settings(delay_s=0.02, rate_bps=5_000_000)
+    assert ops.calls == [
+        [Impairment(link, "a-to-b", with_profile), Impairment(link, "b-to-a", with_profile)],
+        # Back to the link's own profile (its `thin` rate), in force since deploy.
+        [Impairment(link, "a-to-b", Settings(rate_bps=5_000_000)), Impairment(link, "b-to-a", Settings(rate_bps=5_000_000))],
+    ]
+    sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, direction: b-to-a, loss: 2%}")
+    fault, ops = build(sc.steps[0]), RecordingOps()
+    fault.revert(FaultContext(ops, FakeClock(), lambda _m: None, random.Random(0)))  # type: ignore[arg-type]
+    assert ops.calls == [[Impairment(sc.topology.link("wire"), "b-to-a", None)]]  # no profile: no impairment
+
+
+def test_a_ramp_is_played_on_the_drill_clock_through_impair(tmp_path: Path) -> None:
+    step = "{at: 1s, fault: degrade, link: wire, direction: a-to-b, rate: 5mbit, ramp: {from: 10ms, to: 15ms, over: 5s}}"
+    sc = scenario(tmp_path, step)
+    fault = build(sc.steps[0])
+    clock = FakeClock(start_s=100.0)
+    ops = RecordingOps(clock)
+    ctx = FaultContext(ops, clock, lambda _m: None, random.Random(0))  # type: ignore[arg-type]
+    fault.apply(ctx)
+    # The driver's thread plays the whole ramp at once on the fake clock; revert stops (joins) it.
+    driver = fault._driver["on"]
+    assert driver._thread is not None
+    driver._thread.join(5.0)
+    fault.revert(ctx)
+    link = sc.topology.link("wire")
+    (first,) = ops.calls[0]
+    assert first == Impairment(link, "a-to-b", resolved(sc).directions[0].settings)  # the ramp itself: starts at `from`
+    # 5 ms over 5 s: one 1 ms step a second, each in place, at exactly its instant.
+    assert ops.calls[1:-1] == [
+        [Impairment(link, "a-to-b", Settings(delay_s=delay_s, rate_bps=5_000_000), in_place=True)]
+        for delay_s in (0.011, 0.012, 0.013, 0.014, 0.015)
+    ]
+    assert ops.at_s[1:-1] == [101.0, 102.0, 103.0, 104.0, 105.0]
+    assert ops.calls[-1] == [Impairment(link, "a-to-b", None)]
+    assert [(c.offset_s, c.scheduled_s, c.detail) for c in fault.changes()] == [
+        (float(k), 100.0 + k, f"a-to-b delay {10 + k:g} ms, rate 5 Mbit/s") for k in range(1, 6)
+    ]
 
 
 # --------------------------------------------------------------------------- qdisc logic (fake netlink)
@@ -341,15 +430,29 @@ class FakeHandles:
         return 7
 
 
+class FakeNetlinkOps(ImpairmentOpsMixin):
+    """The namespace backend's impairment operation, every link served by the kernel engine,
+    its netlink handles the fake above."""
+
+    def __init__(self, sc: Scenario, netlink: FakeRawLinks, log: list[str]) -> None:
+        namespaces = {node.name: f"drilltest-none-{node.name}" for node in sc.topology.nodes}
+        engines = {link.name: "kernel" for link in sc.topology.links}
+        super().__init__(None, sc.topology, namespaces, engines, FakeClock(), log.append, None)  # type: ignore[arg-type]
+        self.fake = FakeHandles(netlink)
+
+    @property
+    def handles(self) -> Any:
+        return self.fake
+
+
 def fake_context(sc: Scenario, netlink: FakeRawLinks, log: list[str]) -> FaultContext:
-    # Namespaces nobody created: no relay listens for them, so the kernel engine serves the link.
-    namespaces = {node.name: f"drilltest-none-{node.name}" for node in sc.topology.nodes}
-    return FaultContext(sc.topology, FakeHandles(netlink), namespaces, log.append, random.Random(0))  # type: ignore[arg-type]
+    ops = FakeNetlinkOps(sc, netlink, log)
+    return FaultContext(ops, FakeClock(), log.append, random.Random(0))  # type: ignore[arg-type]
 
 
 def test_netem_path_puts_tbf_under_netem_and_revert_deletes_only_ours(tmp_path: Path) -> None:
     sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, direction: a-to-b, delay: 25ms, rate: 5mbit}")
-    fault, netlink, log = build(sc.topology, sc.source.timeline[0]), FakeRawLinks(), []
+    fault, netlink, log = build(sc.steps[0]), FakeRawLinks(), []
     fault.apply(fake_context(sc, netlink, log))
     assert netlink.calls == [("replace", "netem", HANDLE, TC_H_ROOT), ("replace", "tbf", CHILD_HANDLE, CHILD_PARENT)]
     assert netlink.rows() == [("netem", HANDLE, TC_H_ROOT, None), ("tbf", CHILD_HANDLE, CHILD_PARENT, 625_000)]
@@ -365,7 +468,7 @@ def test_netem_path_puts_tbf_under_netem_and_revert_deletes_only_ours(tmp_path: 
 
 def test_a_root_qdisc_we_did_not_create_is_never_replaced_nor_deleted(tmp_path: Path) -> None:
     sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, direction: a-to-b, rate: 5mbit}")
-    fault, log = build(sc.topology, sc.source.timeline[0]), []
+    fault, log = build(sc.steps[0]), []
     foreign = tc.Qdisc(7, "htb", 0x10000, TC_H_ROOT)
     netlink = FakeRawLinks(qdiscs=[foreign])
     with pytest.raises(BackendError, match=r"a:e1 has a root qdisc drills did not create \(htb 1:\)"):
@@ -377,7 +480,7 @@ def test_a_root_qdisc_we_did_not_create_is_never_replaced_nor_deleted(tmp_path: 
 
 def test_ours_of_another_kind_is_deleted_before_replacing(tmp_path: Path) -> None:
     sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, direction: a-to-b, rate: 5mbit}")
-    fault = build(sc.topology, sc.source.timeline[0])
+    fault = build(sc.steps[0])
     netlink = FakeRawLinks(qdiscs=[tc.Qdisc(7, "netem", HANDLE, TC_H_ROOT, tc.Netem(delay_ns=1000))])
     fault.apply(fake_context(sc, netlink, []))
     assert netlink.calls == [("del", "", HANDLE, TC_H_ROOT), ("replace", "tbf", HANDLE, TC_H_ROOT)]
@@ -385,7 +488,7 @@ def test_ours_of_another_kind_is_deleted_before_replacing(tmp_path: Path) -> Non
 
 def test_a_rate_the_kernel_did_not_take_fails_the_confirmation(tmp_path: Path) -> None:
     sc = scenario(tmp_path, "{at: 1s, fault: degrade, link: wire, direction: a-to-b, rate: 5mbit}")
-    fault = build(sc.topology, sc.source.timeline[0])
+    fault = build(sc.steps[0])
 
     with pytest.raises(BackendError, match="a:e1: tbf rate reads back as 312500 bytes/s, asked 625000"):
         fault.apply(fake_context(sc, FakeRawLinks(halve_rates=True), []))
@@ -477,7 +580,7 @@ class Bed:
         return str(address.ip)
 
     def fault(self, index: int) -> Any:
-        return build(self.sc.topology, self.sc.source.timeline[index])
+        return build(self.sc.steps[index])
 
 
 @pytest.fixture
@@ -491,18 +594,19 @@ def bed(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> Iterator[Bed]:
         + "  - {at: 5s, fault: degrade, link: wire, direction: a-to-b, delay: 25ms, rate: 5mbit, for: 1s}\n"
     )
     up = lifecycle.up(path, state_dir)
-    handles = Handles(up.meta.nodes)
     log: list[str] = []
+    run = RunStore(state_dir).get(up.meta.run_id)
+    engines = {link.name: "kernel" for link in up.topology.links}  # no degrade needs netem on `spare`
+    ops = NetnsOps(run, up.topology, up.meta.nodes, engines, SystemClock(), log.append, unused_start_service)
     try:
-        yield Bed(
-            load_scenario(path),
-            up.meta.nodes,
-            FaultContext(up.topology, handles, up.meta.nodes, log.append, random.Random(0)),
-            log,
-        )
+        yield Bed(load_scenario(path), up.meta.nodes, FaultContext(ops, SystemClock(), log.append, random.Random(0)), log)
     finally:
-        handles.close()
+        ops.close()
         lifecycle.down(state_dir, up.meta.run_id)
+
+
+def unused_start_service(*_args: Any) -> int:
+    raise AssertionError("no service in this bed")
 
 
 @pytest.mark.netns
@@ -625,7 +729,7 @@ duration: 4s
 def test_drill_with_a_rate_degrade(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:
     path = tmp_path / "deg-drill.yaml"
     path.write_text(DRILL)
-    assert requirements(load_scenario(path)) == []  # the real capabilities: rate alone is fine here
+    assert requirements(load_scenario(path), doctor.capabilities) == []  # the real capabilities: rate alone is fine here
     log: list[str] = []
     result = run_drill(path, state_dir, log=log.append)
     steps = [(s.label, s.kind, s.detail) for s in result.steps]

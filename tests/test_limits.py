@@ -10,9 +10,8 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from drills.cli import main
-from drills.engine import degrade
 from drills.errors import ExitCode
-from drills.netns import tc
+from drills.netns import qdisc, tc
 from drills.probes.pair_mesh import MAX_AGGREGATE_PPS, pair_rate_pps
 from drills.scenario import limits, model, values
 from drills.scenario.loader import validate_file
@@ -156,10 +155,10 @@ def test_rates_tc_can_encode() -> None:
 
 def test_the_largest_rate_fits_tbf() -> None:
     """tbf's limit is a u32 count of bytes: at the largest rate, 50 ms of traffic still fits."""
-    spec = degrade.tbf_spec(limits.MAX_RATE_BPS, 9000)
+    spec = qdisc.tbf_spec(limits.MAX_RATE_BPS, 9000)
     assert spec.limit_bytes <= tc.U32_MAX
     spec.encode()  # struct.error if any field overflowed
-    assert degrade.tbf_spec(2 * limits.MAX_RATE_BPS, 9000).limit_bytes > tc.U32_MAX  # the bound is not far off
+    assert qdisc.tbf_spec(2 * limits.MAX_RATE_BPS, 9000).limit_bytes > tc.U32_MAX  # the bound is not far off
 
 
 def _probe(**fields: object) -> dict[str, object]:

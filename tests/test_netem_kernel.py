@@ -32,12 +32,17 @@ from typing import Any
 import neighbours
 import pytest
 import rx_stamps
+from degrade_testing import degrade_step
 from stats_bounds import binomial_bounds, geometric_sum_bounds
 
 from drills import lifecycle
-from drills.engine.degrade import CHILD_HANDLE, HANDLE, LinkDegrade
-from drills.engine.faults import FaultContext, Handles
+from drills.clock import SystemClock
+from drills.engine.degrade import LinkDegrade
+from drills.engine.faults import FaultContext
 from drills.netns import kernel, tc
+from drills.netns.ops import NetnsOps
+from drills.netns.qdisc import CHILD_HANDLE, HANDLE
+from drills.runs import RunStore
 from drills.scenario import model
 from drills.scenario.loader import builtin_profiles
 from drills.scenario.resolved import Topology
@@ -61,6 +66,7 @@ class Bed:
     namespaces: dict[str, str]
     ctx: FaultContext
     log: list[str]
+    ops: NetnsOps
 
     def address(self, node: str) -> str:
         address = self.topology.node(node).interface("e1").ipv4
@@ -68,13 +74,13 @@ class Bed:
         return str(address.ip)
 
     def degrade(self, **params: Any) -> LinkDegrade:
-        step = model.Degrade.model_validate({"at": 0, "fault": "degrade", "link": "wire", "direction": "a-to-b", **params})
-        return LinkDegrade.build(self.topology, step, builtin_profiles())
+        step = degrade_step(self.topology, builtin_profiles(), link="wire", direction="a-to-b", **params)
+        return LinkDegrade.from_step(step)
 
     def root(self) -> tc.Qdisc:
         """a:e1's root qdisc as the kernel shows it (read with our own decoder)."""
-        control = tc.Tc(self.ctx.handles.raw("a"))
-        qdiscs = control.qdiscs(self.ctx.handles.index("a", "e1"))
+        control = tc.Tc(self.ops.handles.raw("a"))
+        qdiscs = control.qdiscs(self.ops.handles.index("a", "e1"))
         return next(q for q in qdiscs if q.parent == tc.TC_H_ROOT)
 
 
@@ -86,16 +92,22 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     path = work / "netem.yaml"
     path.write_text(SCENARIO)
     up = lifecycle.up(path, state)
-    handles = Handles(up.meta.nodes)
     log: list[str] = []
+    run = RunStore(state).get(up.meta.run_id)
+    ops = NetnsOps(run, up.topology, up.meta.nodes, {"wire": "kernel"}, SystemClock(), log.append, _no_services)
     try:
-        bed = Bed(up.topology, up.meta.nodes, FaultContext(up.topology, handles, up.meta.nodes, log.append, random.Random(0)), log)
+        ctx = FaultContext(ops, SystemClock(), log.append, random.Random(0))
+        bed = Bed(up.topology, up.meta.nodes, ctx, log, ops)
         neighbours.pin_both(((bed.namespaces["a"], "e1", bed.address("a")), (bed.namespaces["b"], "e1", bed.address("b"))))
         yield bed
     finally:
-        handles.close()
+        ops.close()
         lifecycle.down(state, up.meta.run_id)
     assert not [n for n in kernel.NETNS_RUN_DIR.iterdir() if up.meta.run_id in n.name]
+
+
+def _no_services(*_args: Any) -> int:
+    raise AssertionError("no service in this bed")
 
 
 def udp_in(namespace: str) -> socket.socket:
@@ -308,7 +320,7 @@ def _delay_ns(bed: Bed) -> int | None:
 def test_rate_under_netem_limits_throughput(bed: Bed) -> None:
     fault = bed.degrade(delay="5ms", rate="2mbit")
     for _ in applied(bed, fault):
-        qdiscs = tc.Tc(bed.ctx.handles.raw("a")).qdiscs(bed.ctx.handles.index("a", "e1"))
+        qdiscs = tc.Tc(bed.ops.handles.raw("a")).qdiscs(bed.ops.handles.index("a", "e1"))
         child = next(q for q in qdiscs if q.handle == CHILD_HANDLE)
         assert isinstance(child.options, tc.Tbf) and child.options.rate_bytes_ps == 250_000
         result = probe(bed, 400, gap_s=0.0, payload=1000, wait_s=2.0)  # back to back

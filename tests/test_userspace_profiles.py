@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from degrade_testing import degrade_step
 
+from drills.backend import NodeOps
 from drills.clock import SystemClock
 from drills.engine.degrade import LinkDegrade
-from drills.engine.faults import FaultContext, Handles
+from drills.engine.faults import FaultContext
 from drills.netns.backend import NetnsBackend
 from drills.runs import RunStore
-from drills.scenario import load_scenario, model
+from drills.scenario import load_scenario
 from drills.scenario.resolved import Scenario
 from drills.userspace.control import RelayControl, socket_path
 from drills.userspace.impair import Impairments
@@ -55,13 +57,15 @@ def deployed(tmp_path: Path, state_dir: Path, host_snapshot: object) -> Iterator
     backend = NetnsBackend(seed=3)
     run = RunStore(state_dir).create(scenario.name, path)
     namespaces = {n.name: backend.namespace_of(run, n.name) for n in scenario.topology.nodes}
-    handles = Handles(namespaces)
-    ctx = FaultContext(scenario.topology, handles, namespaces, lambda _m: None, random.Random(3), run_dir=run.dir)
+    ops: NodeOps | None = None
     try:
         backend.deploy(scenario.topology, run)
+        ops = backend.ops(run, SystemClock())  # the driver plays on the real clock
+        ctx = FaultContext(ops, SystemClock(), lambda _m: None, random.Random(3))
         yield Deployed(scenario, backend, ctx, namespaces, run.dir)
     finally:
-        handles.close()
+        if ops is not None:
+            ops.close()
         report = backend.teardown(run)
         assert report.clean, report.left
         run.remove()
@@ -81,8 +85,7 @@ def _tbf_rate(namespace: str, ifname: str) -> str:
 
 
 def _degrade(d: Deployed, **params: object) -> LinkDegrade:
-    step = model.Degrade.model_validate({"at": 0, "fault": "degrade", **params})
-    fault = LinkDegrade.build(d.scenario.topology, step, d.scenario.profiles)
+    fault = LinkDegrade.from_step(degrade_step(d.scenario.topology, d.scenario.profiles, **params))
     fault.apply(d.ctx)
     return fault
 
@@ -113,11 +116,9 @@ def test_a_degrade_step_composes_with_the_profile_and_reverts_to_it(deployed: De
 
 
 def test_a_ramp_plays_through_the_relay(deployed: Deployed) -> None:
-    step = model.Degrade.model_validate(
-        {"at": 0, "fault": "degrade", "link": "sat", "direction": "a-to-b", "ramp": {"from": "10ms", "to": "20ms", "over": "1s"}}
-    )
-    fault = LinkDegrade.build(deployed.scenario.topology, step, {})
-    assert isinstance(fault.clock, SystemClock)  # the driver plays on the real clock
+    ramp = {"from": "10ms", "to": "20ms", "over": "1s"}
+    step = degrade_step(deployed.scenario.topology, {}, link="sat", direction="a-to-b", ramp=ramp)
+    fault = LinkDegrade.from_step(step)
     with _relay(deployed) as relay:
         fault.apply(deployed.ctx)
         assert relay.params()["a-to-b"].delay_s == pytest.approx(0.010)

@@ -5,9 +5,9 @@ seconds a delay spike and a loss burst, from its profile). Neither is something 
 by itself, so both become a schedule: at offset t (seconds after the degrade was applied) put
 these steady `Settings` in force. The schedule is computed purely (`schedule`, `at_start`), so
 it is unit-tested with the fake clock; the `Driver` plays it on the drill clock in a thread of
-its own and hands each change to an engine's callback `apply_settings(direction, settings)`:
-the kernel engine replaces its netem qdisc in place, the userspace engine tells its relay. The
-driver knows nothing of engines.
+its own and hands each change to a callback `apply_settings(direction, settings)`: the degrade
+fault's, an in-place `impair` through the node operations (the kernel engine changes its netem
+in place, the userspace engine tells its relay). The driver knows nothing of engines.
 
 Ramp: the delay moves in equal steps, one every 100 ms or one per 1 ms of change, whichever is
 coarser (fewer changes): 20 -> 600 ms over 30 s is 300 steps of 1.93 ms every 100 ms; 50 -> 60 ms
@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from drills.clock import Clock
+from drills.impairment import at_start as at_start
 from drills.impairment import ramp_steps as ramp_steps
 from drills.impairment import steady as steady
 
@@ -74,12 +75,6 @@ class Change:
     settings: Settings
 
 
-def at_start(settings: Settings) -> Settings:
-    """What is in force at offset 0: the ramp's `from` delay; no handover yet."""
-    base = steady(settings)
-    return base if settings.ramp is None else replace(base, delay_s=settings.ramp.delay_from)
-
-
 def schedule(settings: Settings) -> Iterator[Change]:
     """Every change after offset 0, in order; endless when there is a handover."""
     base = at_start(settings)
@@ -109,7 +104,7 @@ def schedule(settings: Settings) -> Iterator[Change]:
 
 
 def extremes(settings: Settings) -> list[Settings]:
-    """The steady settings a schedule reaches at its extremes (checked by `degrade.invalid`)."""
+    """The steady settings a schedule reaches at its extremes (checked by `degrade_checks.invalid`)."""
     found = [at_start(settings)]
     if settings.ramp is not None:
         found.append(replace(found[0], delay_s=settings.ramp.delay_to))

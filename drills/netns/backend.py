@@ -20,7 +20,8 @@ from drills.backend import NFTABLES, Capabilities, NodeOps, TeardownReport
 from drills.clock import Clock
 from drills.errors import BackendError
 from drills.journal import Checked
-from drills.netns import kernel, procs, services
+from drills.netns import kernel, procs, qdisc, services
+from drills.netns.handles import Handles
 from drills.netns.nft import find_nft
 from drills.netns.ops import NetnsOps
 from drills.runs import Run
@@ -153,13 +154,10 @@ class NetnsBackend:
         ]
         if not profiled:
             return
-        from drills.engine.degrade import install_link_profile  # the fault engine imports this module
-        from drills.netns.handles import Handles
-
         handles = Handles(ns)
         try:
             for link in profiled:
-                install_link_profile(handles, link)
+                qdisc.install_link_profile(handles, link)
         finally:
             handles.close()
 

@@ -39,17 +39,24 @@ class OpsBase:
         self._start_service = start_service
         self._local = threading.local()
         self._all_handles: list[Handles] = []
+        self._owned: list[tuple[threading.Thread, Handles]] = []  # which thread opened which
         self._lock = threading.Lock()
 
     @property
     def handles(self) -> Handles:
-        """This thread's netlink handles (opened lazily, kept until `close`)."""
+        """This thread's netlink handles (opened lazily, kept until `close` or until the thread has ended)."""
         handles: Handles | None = getattr(self._local, "handles", None)
         if handles is None:
             handles = Handles(self.namespaces)
             self._local.handles = handles
             with self._lock:
+                # A thread that has ended (a ramp's driver, one per repetition) needs its sockets no more.
+                for thread, old in [entry for entry in self._owned if not entry[0].is_alive()]:
+                    self._owned.remove((thread, old))
+                    self._all_handles.remove(old)
+                    old.close()
                 self._all_handles.append(handles)
+                self._owned.append((threading.current_thread(), handles))
         return handles
 
     def warm(self) -> None:
@@ -66,4 +73,5 @@ class OpsBase:
             for handles in self._all_handles:
                 handles.close()
             self._all_handles.clear()
+            self._owned.clear()
         self._local = threading.local()

@@ -1,20 +1,16 @@
-"""From scenario values to the relay's parameters: a link's profile, a degrade step's settings.
-
-Reads `degrade.Settings`-shaped objects (duck-typed: importing the fault engine at module level
-would be circular, since the backend imports this module; `profile_impairments` imports it late).
-"""
+"""From scenario values to the relay's parameters: a link's profile, a degrade step's settings."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from drills.impairment import Settings, settings_for
+from drills.scenario import model
 from drills.scenario.resolved import Link
 from drills.userspace.impair import GilbertElliott, Impairments
 
 
-def from_settings(settings: Any) -> Impairments:
-    """The relay's parameters for one direction's `degrade.Settings` (ramps and handovers are
-    driven from outside, by changing these over time)."""
+def from_settings(settings: Settings) -> Impairments:
+    """The relay's parameters for one direction's settings (ramps and handovers are driven from
+    outside, by changing these over time)."""
     ge = settings.loss_bursts
     return Impairments(
         delay_s=float(settings.delay_s),
@@ -30,7 +26,7 @@ def from_settings(settings: Any) -> Impairments:
     )
 
 
-def _gilbert_elliott(ge: Any) -> GilbertElliott:
+def _gilbert_elliott(ge: model.GilbertElliott) -> GilbertElliott:
     # The model's `h` and `k` are netem's positional `1-h` and `1-k` (their defaults, 100 and 0,
     # are netem's): the loss in the bad state and in the good state.
     return GilbertElliott(p_pct=float(ge.p), r_pct=float(ge.r), bad_loss_pct=float(ge.h), good_loss_pct=float(ge.k))
@@ -38,9 +34,7 @@ def _gilbert_elliott(ge: Any) -> GilbertElliott:
 
 def profile_impairments(link: Link) -> dict[str, Impairments]:
     """Direction -> the relay's starting parameters: the link's profile, for the whole drill,
-    layered exactly as the kernel engine installs it (`degrade.settings_for`)."""
-    from drills.impairment import settings_for
-
+    layered exactly as the kernel engine installs it (`drills.impairment.settings_for`)."""
     return {
         direction: from_settings(settings_for(None, link.profile_spec, reverse=reverse))
         for direction, reverse in (("a-to-b", False), ("b-to-a", True))

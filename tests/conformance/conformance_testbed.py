@@ -6,13 +6,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance_traffic import Flow, send_flow
+from degrade_testing import degrade_step
 
-from drills.engine.degrade import HANDLE, LinkDegrade
+from drills.engine.degrade import LinkDegrade
 from drills.engine.faults import FaultContext
 from drills.netns import tc
 from drills.netns.backend import NetnsBackend
+from drills.netns.ops import NetnsOps
+from drills.netns.qdisc import HANDLE
 from drills.runs import Run
-from drills.scenario import model
 from drills.scenario.resolved import Topology
 
 TOPOLOGY = """
@@ -35,12 +37,12 @@ class LinkTestbed:
     ctx: FaultContext
     run: Run
     backend: NetnsBackend
+    ops: NetnsOps
     applied: LinkDegrade | None = None
 
     def impair(self, **params: Any) -> LinkDegrade:
         """Apply a degrade of the a-to-b direction with `params` (scenario spelling), confirmed."""
-        step = model.Degrade.model_validate({"at": 0, "fault": "degrade", "link": "wire", "direction": "a-to-b", **params})
-        fault = LinkDegrade.build(self.topology, step, {})
+        fault = LinkDegrade.from_step(degrade_step(self.topology, {}, link="wire", direction="a-to-b", **params))
         fault.apply(self.ctx)
         self.applied = fault
         return fault
@@ -50,7 +52,7 @@ class LinkTestbed:
         its loss decisions and of any overflow); None for the userspace engine (no qdisc)."""
         if self.engine != "kernel":
             return None
-        qdiscs = tc.Tc(self.ctx.handles.raw("a")).qdiscs(self.ctx.handles.index("a", "e1"))
+        qdiscs = tc.Tc(self.ops.handles.raw("a")).qdiscs(self.ops.handles.index("a", "e1"))
         return sum(q.drops for q in qdiscs if q.handle == HANDLE)
 
     def ends(self) -> tuple[tuple[str, str, str], tuple[str, str, str]]:

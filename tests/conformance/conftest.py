@@ -15,8 +15,10 @@ import pytest
 from conformance_testbed import TOPOLOGY, LinkTestbed
 
 from drills import doctor
-from drills.engine.faults import FaultContext, Handles
+from drills.clock import SystemClock
+from drills.engine.faults import FaultContext
 from drills.netns.backend import NetnsBackend
+from drills.netns.ops import NetnsOps
 from drills.runs import RunStore
 from drills.scenario import load_scenario
 from drills.userspace.deploy import labelled_relays
@@ -48,7 +50,9 @@ def _has_netem() -> bool:
         ),
     ]
 )
-def testbed(request: pytest.FixtureRequest, tmp_path: Path, state_dir: Path, host_snapshot: object) -> Iterator[LinkTestbed]:
+def testbed(
+    request: pytest.FixtureRequest, tmp_path: Path, state_dir: Path, host_snapshot: object
+) -> Iterator[LinkTestbed]:
     engine = str(request.param)
     path = tmp_path / "conformance.yaml"
     path.write_text(TOPOLOGY.replace("ENGINE", engine))
@@ -56,21 +60,25 @@ def testbed(request: pytest.FixtureRequest, tmp_path: Path, state_dir: Path, hos
     backend = NetnsBackend(seed=5)
     run = RunStore(state_dir).create(scenario.name, path)
     namespaces = {node.name: backend.namespace_of(run, node.name) for node in scenario.topology.nodes}
-    handles = Handles(namespaces)
-    ctx = FaultContext(scenario.topology, handles, namespaces, lambda _msg: None, random.Random(5), run_dir=run.dir)
-    bed = LinkTestbed(engine, scenario.topology, namespaces, ctx, run, backend)
+    bed: LinkTestbed | None = None
+    ops: NetnsOps | None = None
     try:
         backend.deploy(scenario.topology, run)
         assert backend.engines == {"wire": engine}
+        ops = backend.ops(run, SystemClock())
+        assert isinstance(ops, NetnsOps)
+        ctx = FaultContext(ops, SystemClock(), lambda _msg: None, random.Random(5))
+        bed = LinkTestbed(engine, scenario.topology, namespaces, ctx, run, backend, ops)
         neighbours.pin_both(bed.ends())  # ARP off the impaired path: see tests/neighbours.py
         _prioritise_relays(run.run_id)
         yield bed
     finally:
         try:
-            if bed.applied is not None:
-                bed.applied.revert(ctx)
+            if bed is not None and bed.applied is not None:
+                bed.applied.revert(bed.ctx)
         finally:
-            handles.close()
+            if ops is not None:
+                ops.close()
             report = backend.teardown(run)
             assert report.clean, report.left
             run.remove()

@@ -133,7 +133,7 @@ def test_rate_limit_within_5_percent(testbed: LinkTestbed) -> None:
     # the lower bound is taken against what the sender offered in the same window.
     offered_bps = sum(steady[0] <= at <= steady[-1] for at in flow.sent_ns) * wire_bits / window_s
     floor_bps = min(rate_bps, offered_bps)
-    # tbf's bucket holds two frames (12 ms at 2 Mbit/s, degrade.TBF_BURST_S): when its watchdog
+    # tbf's bucket holds two frames (12 ms at 2 Mbit/s, qdisc.TBF_BURST_S): when its watchdog
     # timer fires later than that, the tokens of the wait are lost and less than the rate goes
     # out. Under software emulation on a loaded host (the VM lane) timers are that late: 1.72
     # Mbit/s was measured there. So in the VM lane the lower side only says the limiter passes
