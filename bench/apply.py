@@ -82,7 +82,8 @@ from drills import doctor, lifecycle  # noqa: E402
 from drills.clock import SystemClock  # noqa: E402
 from drills.engine import drill as drill_module  # noqa: E402
 from drills.engine.degrade import LinkDegrade  # noqa: E402
-from drills.engine.faults import FaultContext, LinkDown  # noqa: E402
+from drills.engine.faults import FaultContext  # noqa: E402
+from drills.engine.link_faults import LinkDown  # noqa: E402
 from drills.lifecycle import run as run_drill  # noqa: E402
 from drills.netns import kernel, tc  # noqa: E402
 from drills.netns.handles import Handles  # noqa: E402

@@ -26,14 +26,14 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from drills import __version__, outdir
-from drills.engine import pair_probes
-from drills.engine.drill import DrillResult
+from drills.drill_result import LATE_AFTER_S, DrillResult
 from drills.measure import lost_flags
 from drills.records import ProbeRecord, StreamRecord
 
@@ -56,16 +56,14 @@ def outcome(result: DrillResult) -> str:
     return "passed" if result.passed else "failed"
 
 
-def environment() -> dict[str, Any]:
-    """Where the drill ran: the figures depend on it (kernel, Python, capabilities)."""
-    from drills import doctor
-
+def environment(capabilities: Mapping[str, bool]) -> dict[str, Any]:
+    """Where the drill ran: the figures depend on it (kernel, Python, what the backend declared)."""
     return {
         "kernel": platform.release(),
         "machine": platform.machine(),
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
-        "capabilities": doctor.capabilities(),
+        "capabilities": dict(capabilities),
     }
 
 
@@ -81,7 +79,7 @@ def to_json(
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seed": result.seed,
         "outcome": outcome(result),
-        "environment": env if env is not None else environment(),
+        "environment": env if env is not None else environment(result.capabilities),
         "method": {
             "outage": "lost packets / offered rate (RFC 6412 loss-derived)",
             "accuracy": "one packet gap + p99 of the sender's lateness + the time the kernel took to confirm the fault",
@@ -140,7 +138,7 @@ def pair_mesh_method(records: list[StreamRecord]) -> dict[str, Any]:
     return {
         "pairs": len(records),
         "rate_pps": records[0].rate_pps if records else None,
-        "forwarding_delay_threshold_s": pair_probes.LATE_AFTER_S,
+        "forwarding_delay_threshold_s": LATE_AFTER_S,
         "samples_section": PAIRS_SECTION,
     }
 

@@ -37,12 +37,15 @@ ROOMS: dict[str, str] = {
     "drills.outdir": "state",
     "drills.engine": "engine",
     "drills.backend": "seam",
+    "drills.engines": "seam",  # which link engine serves a link: a function of declared capabilities
     "drills.netns": "backends",
     "drills.userspace": "backends",
     "drills.docker": "backends",
     "drills.probes": "probes",
     "drills.scenario": "scenario",
     "drills.measure": "analysis",
+    "drills.measure_samples": "analysis",
+    "drills.drill_result": "analysis",
     "drills.analysis": "analysis",
     "drills.objectives": "analysis",
     "drills.results": "analysis",
@@ -61,11 +64,12 @@ ROOMS: dict[str, str] = {
 # run's record on disk: lifecycle, engine and backends all write it.
 ALLOWED: dict[str, set[str]] = {
     "face": {"lifecycle", "state", "engine", "seam", "backends", "probes", "scenario", "analysis", "leaf"},
-    "lifecycle": {"state", "seam", "backends", "scenario", "leaf"},
+    # `lifecycle.run` composes a drill: it picks the backend and hands it, with the clock, to the engine.
+    "lifecycle": {"state", "engine", "seam", "backends", "scenario", "leaf"},
     "engine": {"state", "seam", "probes", "scenario", "analysis", "leaf"},
     "seam": {"leaf"},
     "backends": {"state", "seam", "scenario", "leaf"},
-    "probes": {"scenario", "leaf"},
+    "probes": {"seam", "scenario", "leaf"},  # sockets come from the seam's SocketOps
     "scenario": {"leaf"},
     "analysis": {"state", "scenario", "leaf"},
     "state": {"leaf"},
@@ -112,16 +116,20 @@ def imports(name: str, path: Path) -> Iterator[tuple[str, int]]:
                 parts = parts[: len(parts) - node.level + 1]
                 base = ".".join([*parts, base] if base else parts)
             for alias in node.names:
+                # `from package import module` imports the module; `from module import name`, the module.
                 yield f"{base}.{alias.name}", node.lineno
-            yield base, node.lineno
+                yield base, node.lineno
 
 
 def graph() -> dict[str, set[str]]:
     known = modules()
     edges: dict[str, set[str]] = {name: set() for name in known}
     for name, path in known.items():
-        for target, _line in imports(name, path):
-            if target in known and target != name and target != "drills":
+        found = {target for target, _line in imports(name, path) if target in known}
+        for target in found:
+            # `from drills.scenario import model` names the module, not the package's __init__.
+            submodule = any(other.startswith(target + ".") for other in found)
+            if target != name and target != "drills" and not submodule:
                 edges[name].add(target)
     return edges
 

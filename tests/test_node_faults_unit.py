@@ -13,7 +13,8 @@ import pytest
 
 from drills.backend import LinkState, NodeOps
 from drills.clock import FakeClock
-from drills.engine.faults import CARRIER_TIMEOUT_S, FaultContext, build
+from drills.engine.fault import CARRIER_TIMEOUT_S
+from drills.engine.faults import FaultContext, build
 from drills.engine.node_faults import NodeFreeze, NodeLoss, ServiceStop
 from drills.errors import BackendError
 from drills.scenario.resolved import Interface, Link, Node, Readiness, Route, Service

@@ -3,7 +3,7 @@ verdicts, for every stream and application probe, against the fault instants the
 
 from __future__ import annotations
 
-from drills.engine.result import SUSTAIN_S, WARMUP_S, DrillResult, StepRecord
+from drills.drill_result import SUSTAIN_S, WARMUP_S, DrillResult, StepRecord
 from drills.engine.timeline import Action
 from drills.measure import Window, analyse, availability, baseline, lost_flags, phase_stats
 from drills.measure_samples import analyse_samples, baseline_samples, sample_phase_stats

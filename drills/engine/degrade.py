@@ -23,7 +23,7 @@ from drills.engine import timevarying
 from drills.engine.degrade_checks import NOTHING, invalid
 from drills.engine.degrade_checks import not_applied_yet as not_applied_yet
 from drills.engine.degrade_checks import requirements as requirements
-from drills.engine.faults import FaultContext, register
+from drills.engine.fault import FaultContext, register
 from drills.engines import USERSPACE
 from drills.errors import BadInput
 from drills.impairment import Direction, Settings, profile_directions, qdisc_text

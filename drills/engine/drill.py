@@ -21,12 +21,12 @@ from typing import Any, Protocol
 
 from drills.backend import Backend, CapabilityLookup, NodeOps
 from drills.clock import Clock
+from drills.drill_result import SUSTAIN_S as SUSTAIN_S
+from drills.drill_result import WARMUP_S, ChangeStep, DrillResult, StepRecord
 from drills.engine import pair_probes, probe_start
 from drills.engine.analysis import analyse_drill
 from drills.engine.faults import Fault, FaultContext, build
 from drills.engine.progress import ClockStarted, ClockStopped, ProbeHealth, Progress, Scheduled, StepDone, ignore
-from drills.engine.result import SUSTAIN_S as SUSTAIN_S
-from drills.engine.result import WARMUP_S, ChangeStep, DrillResult, StepRecord
 from drills.engine.timeline import Action, expand, unsupported
 from drills.errors import DrillError, Problem, ScenarioError
 from drills.records import ProbeRecord, StreamRecord
@@ -118,7 +118,7 @@ def run_drill(
     `log` gets the plain progress lines; `progress` the typed events a live view draws from
     (drills.engine.progress); both are called on the engine's threads and must return at once."""
     start_probes = probes or _LocalProbes.start
-    result = DrillResult(scenario.name, run.run_id, seed)
+    result = DrillResult(scenario.name, run.run_id, seed, capabilities=dict(backend.capabilities()))
     # Probe threads and the timeline share the GIL; Python's default 5 ms switch interval would
     # delay a due packet or fault by up to that much. 0.2 ms keeps timestamps tight.
     previous_switch_s = sys.getswitchinterval()

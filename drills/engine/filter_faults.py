@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from drills.backend import NFTABLES
-from drills.engine.faults import FaultContext, register
+from drills.engine.fault import FaultContext, register
 from drills.errors import BackendError, Problem
 from drills.rules import (
     ICMPV6_TYPE,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drills.engine.faults import CARRIER_POLL_S, CARRIER_TIMEOUT_S, FaultContext, register, wait_for
+from drills.engine.fault import CARRIER_POLL_S, CARRIER_TIMEOUT_S, FaultContext, register, wait_for
 from drills.errors import BackendError
 from drills.scenario.resolved import Interface, Node, Service
 from drills.scenario.steps import NodeFreezeStep, NodeLossStep, ServiceStopStep

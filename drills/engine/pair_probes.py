@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from drills.drill_result import LATE_AFTER_S
 from drills.engine.faults import Fault
 from drills.engine.filter_faults import Partition, blocked_pairs
 from drills.measure import PairResult, Window, lost_flags, pair_result
@@ -20,7 +21,6 @@ from drills.records import StreamRecord
 if TYPE_CHECKING:
     from drills.engine.drill import StepRecord
 
-LATE_AFTER_S = 2.0  # forwarding-delay threshold of the pair probes (RFC 2544's suggestion)
 
 
 def partition_pairs(faults: Mapping[str, Fault]) -> dict[str, list[tuple[str, str, bool]]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drills.engine.faults import FaultContext, register
+from drills.engine.fault import FaultContext, register
 from drills.errors import BackendError
 from drills.scenario.steps import ExecStep, NoteStep
 

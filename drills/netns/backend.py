@@ -56,9 +56,9 @@ CapabilityLookup = Callable[[], Mapping[str, bool]]
 def host_capabilities() -> Mapping[str, bool]:
     """What this host's kernel can do (doctor's probes), and whether packet-filter rules can be
     run: the `nft` command is found (in sbin too), which is what the preflight refuses without."""
-    from drills import doctor  # probes the kernel in a scratch namespace: only when a choice needs it
+    from drills.netns.host_checks import kernel_capabilities  # a scratch namespace: only when asked
 
-    return {**doctor.kernel_capabilities(), NFTABLES: find_nft() is not None}
+    return {**kernel_capabilities(), NFTABLES: find_nft() is not None}
 
 
 def namespace_name(run_id: str, node: str) -> str:

@@ -12,6 +12,7 @@ from drills.records import ProbeRecord, StreamRecord
 
 SUSTAIN_S = 1.0  # sustained validation time (RFC 6413 §4): recorded in every result
 WARMUP_S = 1.0  # probe traffic before this is not part of the baseline
+LATE_AFTER_S = 2.0  # forwarding-delay threshold of the pair probes (RFC 2544's suggestion)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class DrillResult:
     metrics: list[EventMetrics] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
     sustain_s: float = SUSTAIN_S
+    # What the backend declared it can do on this host (drills.backend): the figures depend on it.
+    capabilities: dict[str, bool] = field(default_factory=dict)
     revert_failures: list[str] = field(default_factory=list)
     duration_s: float = 0.0
     t0_s: float = 0.0  # the drill clock's zero on the monotonic clock (samples are relative to it)

@@ -1,0 +1,84 @@
+"""What a fault is and what it may use: the `Fault` interface, the `FaultContext` a fault acts
+through (the run's node operations and the drill clock), `register` for the builders, and
+`wait_for`, the confirmation poll on the drill clock. A leaf of the engine: the fault modules
+import it, and the registry (drills.engine.faults) imports the fault modules."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from drills.backend import NodeOps
+from drills.clock import Clock
+
+Log = Callable[[str], None]
+CARRIER_TIMEOUT_S = 1.0  # for a link's carrier to follow an admin change (a relay polls for it)
+CARRIER_POLL_S = 0.0001
+
+
+@dataclass
+class FaultContext:
+    """What a fault may use while the drill runs: the run's node operations and the drill's
+    clock (every deadline and confirmation poll is timed on it)."""
+
+    ops: NodeOps
+    clock: Clock
+    log: Log
+    rng: random.Random  # seeded from the scenario's seed: every random choice is replayable
+    # Called with a node's name when a fault replaced its network namespace (a restarted
+    # container gets a new one): the runner subscribes its probes, which open their sockets
+    # of that node again in the new namespace before the fault's step reports done.
+    namespace_listeners: list[Callable[[str], None]] = field(default_factory=list)
+
+    def namespace_replaced(self, node: str) -> None:
+        """Announce that `node`'s namespace was replaced (its name now denotes a new one)."""
+        for listener in self.namespace_listeners:
+            listener(node)
+
+
+class Fault(Protocol):
+    """One change to the testbed, applied and reverted on the drill clock."""
+
+    @property
+    def reversible(self) -> bool:
+        """False for one-shot steps (note, exec): nothing to undo."""
+
+    def describe(self, reverted: bool = False) -> str:
+        """One line for the log and the report."""
+
+    def touches(self) -> list[str]:
+        """Every object this fault changes, for `drill plan` (`node:iface link state`, ...)."""
+
+    def apply(self, ctx: FaultContext) -> None:
+        """Make the change and confirm the backend shows it; BackendError if it does not."""
+
+    def revert(self, ctx: FaultContext) -> None:
+        """Undo the change and confirm the backend shows the original state."""
+
+
+Builder = Callable[[Any], Fault]  # a resolved step of the kind it is registered for -> its fault
+BUILDERS: dict[str, Builder] = {}
+
+
+def register(kind: str) -> Callable[[Builder], Builder]:
+    """Decorator: `@register("link-down")` on a function or class building a Fault from a step."""
+
+    def add(builder: Builder) -> Builder:
+        BUILDERS[kind] = builder
+        return builder
+
+    return add
+
+
+def wait_for(clock: Clock, done: Callable[[], bool], timeout_s: float, poll_s: float) -> bool:
+    """Poll `done` on the drill clock until it is true (True) or `timeout_s` passed (False)."""
+    deadline = clock.now_s() + timeout_s
+    while not done():
+        if clock.now_s() > deadline:
+            return False
+        clock.sleep_until(clock.now_s() + poll_s)
+    return True
+
+
