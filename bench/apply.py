@@ -83,7 +83,6 @@ from drills.clock import SystemClock  # noqa: E402
 from drills.engine import drill as drill_module  # noqa: E402
 from drills.engine.degrade import LinkDegrade  # noqa: E402
 from drills.engine.faults import FaultContext  # noqa: E402
-from drills.engine.link_faults import LinkDown  # noqa: E402
 from drills.lifecycle import run as run_drill  # noqa: E402
 from drills.netns import kernel, tc  # noqa: E402
 from drills.netns.handles import Handles  # noqa: E402
@@ -94,7 +93,7 @@ from drills.runs import Run, RunStore  # noqa: E402
 from drills.scenario import model  # noqa: E402
 from drills.scenario.loader import builtin_profiles  # noqa: E402
 from drills.scenario.resolved import Link, Topology  # noqa: E402
-from drills.scenario.steps import DegradeStep, resolve_step, routes_through  # noqa: E402
+from drills.scenario.steps import DegradeStep, resolve_step  # noqa: E402
 
 # The degrade every method applies: drills' `degrade` fault with `rate: 10mbit` (a tbf; netem is
 # missing here), i.e. tbf handle d511: with drills' burst and limit, on both ends of the link.
@@ -316,10 +315,7 @@ def resolved_degrade(topology: Topology, link: Link) -> DegradeStep:
     return step
 
 
-def link_down(topology: Topology, link: Link) -> LinkDown:
-    """Both ends down, with the static routes through each (re-installed on revert), as resolved."""
-    ends = _ends(link)
-    return LinkDown(link, ends, tuple((e, tuple(routes_through(topology.node(e.node), e))) for e in ends))
+link_down = common.link_down
 
 
 class DrillsMethod:
@@ -1023,13 +1019,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def open_testbed(topology: Topology, namespaces: dict[str, str], run: Run) -> Testbed:
-    engines = {link.name: "kernel" for link in topology.links}  # the ring asks for no netem: veths
-
-    def no_services(*_args: Any) -> int:
-        raise RuntimeError("the ring has no services")
-
-    ops = NetnsOps(run, topology, namespaces, engines, SystemClock(), lambda _m: None, no_services)
-    ops.warm()  # every socket open and index known before any clock starts
+    ops = common.node_ops(topology, namespaces, run)  # every socket open, every index known
     ctx = FaultContext(ops, SystemClock(), lambda _m: None, random.Random(0))
     raw = {node: RawRtnl(ns) for node, ns in namespaces.items()}
     return Testbed(topology, namespaces, ops, ctx, raw)

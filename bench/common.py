@@ -106,3 +106,29 @@ def host_meta() -> dict[str, Any]:
         "python": platform.python_version(),
         "pyroute2": package_version("pyroute2"),
     }
+
+
+def node_ops(topology: Any, namespaces: dict[str, str], run: Any, clock: Any = None) -> Any:
+    """Node operations (`NetnsOps`) on a testbed `lifecycle.up` deployed, for benchmarks that
+    apply faults themselves: every link served by the kernel (the benchmarks' topologies ask for
+    no netem), no services, every handle opened and index looked up before any clock starts."""
+    from drills.clock import SystemClock
+    from drills.netns.ops import NetnsOps
+
+    def no_services(*_args: Any) -> int:
+        raise RuntimeError("this benchmark's testbed has no services")
+
+    engines = {link.name: "kernel" for link in topology.links}
+    ops = NetnsOps(run, topology, namespaces, engines, clock or SystemClock(), lambda _m: None, no_services)
+    ops.warm()
+    return ops
+
+
+def link_down(topology: Any, link: Any) -> Any:
+    """The `link-down` fault of both ends of `link`, as the loader resolves it (with the static
+    routes through each end, re-installed on revert)."""
+    from drills.engine.link_faults import LinkDown
+    from drills.scenario.steps import routes_through
+
+    ends = (link.a, link.b)
+    return LinkDown(link, ends, tuple((e, tuple(routes_through(topology.node(e.node), e))) for e in ends))

@@ -33,7 +33,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import yaml
@@ -48,8 +47,9 @@ sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 
 from drills import backends, lifecycle  # noqa: E402
+from drills.clock import SystemClock  # noqa: E402
 from drills.docker.api import Docker  # noqa: E402
-from drills.engine.faults import FaultContext, Handles, LinkDown  # noqa: E402
+from drills.engine.faults import FaultContext  # noqa: E402
 from drills.runs import RunStore  # noqa: E402
 from drills.scenario.loader import load_scenario  # noqa: E402
 
@@ -106,9 +106,8 @@ def bench_apply(directory: Path, state: Path, cycles: int, seed: int) -> dict[st
     contexts = {}
     try:
         for key, up in (("drills-containers", up_c), ("drills-namespaces", up_n)):
-            handles = Handles(up.meta.nodes)
-            handles.warm(up.topology)
-            contexts[key] = (FaultContext(up.topology, handles, up.meta.nodes, lambda _m: None, random.Random(seed)), up)
+            ops = common.node_ops(up.topology, dict(up.meta.nodes), RunStore(state).get(up.meta.run_id))
+            contexts[key] = (FaultContext(ops, SystemClock(), lambda _m: None, random.Random(seed)), up)
         rng = random.Random(seed)
         methods = list(samples)
         for cycle in range(cycles):
@@ -125,7 +124,7 @@ def bench_apply(directory: Path, state: Path, cycles: int, seed: int) -> dict[st
                         assert all(("NO-CARRIER" in s or "state DOWN" in s) == (up_state == "down") for s in shown), shown
                     continue
                 ctx, up = contexts[method]
-                fault = LinkDown.from_step(up.topology, SimpleNamespace(link=link_name))
+                fault = common.link_down(up.topology, up.topology.link(link_name))
                 t = time.perf_counter()
                 fault.apply(ctx)
                 samples[method].append((time.perf_counter() - t) * 1e3)

@@ -57,13 +57,14 @@ from rich.console import Console  # noqa: E402
 
 from drills import lifecycle  # noqa: E402
 from drills.clock import SystemClock  # noqa: E402
-from drills.engine.faults import FaultContext, Handles, LinkDown  # noqa: E402
+from drills.engine.faults import FaultContext  # noqa: E402
 from drills.lifecycle import run as run_drill  # noqa: E402
 from drills.live import LiveView  # noqa: E402
 from drills.measure import percentile, timestamp_jitter_s  # noqa: E402
 from drills.netns import kernel  # noqa: E402
 from drills.netns.sockets import NamespaceSockets  # noqa: E402
 from drills.probes.udp_stream import UdpStream  # noqa: E402
+from drills.runs import RunStore  # noqa: E402
 from drills.scenario.resolved import Topology  # noqa: E402
 
 SPOKES = 10
@@ -203,7 +204,7 @@ def outage_run(top: Topology, ns: dict[str, str], ctx: FaultContext, tag: int) -
     stream.start()
     ping = kernel.run_in_namespace(ns["a"], spawn)
     link = next(lk for lk in top.links if lk.name == "l0")
-    fault = LinkDown(top, link, (link.a, link.b))
+    fault = common.link_down(top, link)
     # A random phase against ping's 200 ms grid: a fixed one would always favour or hurt ping.
     down_at = clock.now_s() + 1.5 + random.random() * PING_INTERVAL_S
     clock.sleep_until(down_at, precise=True)
@@ -369,13 +370,13 @@ def main(argv: list[str] | None = None) -> int:
         "ramp": [],
         "outages": [],
     }
-    handles: Handles | None = None
+    ops: Any = None  # the node operations while the outage runs hold them
     previous_switch = sys.getswitchinterval()
 
     def cleanup() -> list[str]:
         sys.setswitchinterval(previous_switch)
-        if handles is not None:
-            handles.close()
+        if ops is not None:
+            ops.close()
         return common.clean_state(state, work)
 
     with common.interruptible(cleanup) as stop:
@@ -409,16 +410,15 @@ def main(argv: list[str] | None = None) -> int:
         data["cpu_runs"] = [cpu_at_1000(top, ns, args.seconds * 2) for _ in range(3 if "b" in args.parts else 0)]
         for run in data["cpu_runs"]:
             print(f"cpu at 1000 pps: {run['share'] * 100:.1f} %", flush=True)
-        handles = Handles(ns)
-        handles.warm(top)
-        ctx = FaultContext(top, handles, ns, lambda _m: None, random.Random(1))
+        ops = common.node_ops(top, ns, RunStore(state).get(up.meta.run_id))
+        ctx = FaultContext(ops, SystemClock(), lambda _m: None, random.Random(1))
         for k in range(args.outages if "c" in args.parts else 0):
             run = outage_run(top, ns, ctx, tag=0x7000 + k)
             data["outages"].append(run)
             print(f"outage {k + 1}: stream {run['stream_outage_s'] * 1e3:.0f} ms, ping {run['ping_outage_s'] * 1e3:.0f} ms",
                   flush=True)  # fmt: skip
-        handles.close()
-        handles = None
+        ops.close()
+        ops = None
         sys.setswitchinterval(previous_switch)
         lifecycle.down(state, up.meta.run_id)
         data["live"] = live_runs(work, state, args.live_runs if "d" in args.parts else 0)
