@@ -48,7 +48,7 @@ from drills.netns.backend import (
 )
 from drills.netns.ops import NetnsOps
 from drills.runs import Run
-from drills.scenario.resolved import Link, Node, Service, Topology
+from drills.scenario.resolved import Node, Service, Topology
 from drills.userspace.deploy import RelayHandle
 
 Log = Callable[[str], None]
@@ -166,8 +166,6 @@ class DockerBackend:
             self._log(
                 f"{len(created)} container(s) started, {len(attached)} attached in {time.perf_counter() - started:.2f} s"
             )
-            found = {node.name for node in attached}
-            self._check_existing([link for link in topology.links if {link.a.node, link.b.node} <= found], ns)
 
         def finish(ns: Namespaces) -> None:
             for node in created:
@@ -229,18 +227,6 @@ class DockerBackend:
                     continue
             raise
         pool.shutdown(wait=True)
-
-    @staticmethod
-    def _check_existing(links: list[Link], ns: Namespaces) -> None:
-        """Links between attached nodes were made by the lab: check both ends exist."""
-        for link in links:
-            for end in (link.a, link.b):
-                names = kernel.run_in_namespace(ns[end.node], _interface_names)
-                if end.name not in names:
-                    raise BackendError(
-                        f"link {link.name}: {end.endpoint} does not exist in the attached container "
-                        f"(it has {', '.join(sorted(names))}); is this the lab's topology?"
-                    )
 
     # ------------------------------------------------------------------ services
 
@@ -313,12 +299,6 @@ class DockerBackend:
         # In parallel, as they were started; every removal finishes before teardown goes on.
         with ThreadPoolExecutor(max_workers=max(1, min(START_WORKERS, len(labelled)))) as pool:
             report.removed.extend(done for done in pool.map(remove, labelled) if done)
-
-
-def _interface_names() -> list[str]:
-    import socket
-
-    return [name for _index, name in socket.if_nameindex()]
 
 
 def run_exec_lines(docker: Docker, container: str, node: Node) -> None:

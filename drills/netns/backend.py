@@ -15,6 +15,7 @@ their own start-up after the services) instead of keeping a copy that drifts.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -83,8 +84,8 @@ class Joins:
     the pipeline neither creates nor journals them, nor starts their services."""
     found: frozenset[str] = frozenset()
     """Nodes left as found (a lab's attached containers), a subset of `provided`: not
-    configured, no routes; a link between two of them exists already (neither created nor given
-    a profile: only what the run creates is changed)."""
+    configured, no routes; a link between two of them exists already: checked, never created,
+    and not given its profile (only what the run creates is changed)."""
     provide: Callable[[Namespaces], None] = _nothing
     """Make every `provided` namespace exist, journaling each object before it does; called
     after the pipeline's own namespaces and before any link."""
@@ -150,6 +151,7 @@ class NetnsBackend:
 
         existing = {link.name for link in topology.links if {link.a.node, link.b.node} <= joins.found}
         new = [link for link in topology.links if link.name not in existing]
+        _check_existing([link for link in topology.links if link.name in existing], ns)
         # A link that exists already is a veth pair of the lab's: the kernel serves it.
         chosen = select.engines(new, self._capabilities or _kernel_capabilities)
         self.engines = {link.name: chosen.get(link.name, select.KERNEL) for link in topology.links}
@@ -305,6 +307,22 @@ def owned_namespaces(journal: Checked, kind: str, report: TeardownReport) -> lis
         else:
             names[name] = None
     return list(names)
+
+
+def _check_existing(links: list[Link], ns: Namespaces) -> None:
+    """Links between nodes left as found were made by their owner (a lab): check both ends exist."""
+    for link in links:
+        for end in (link.a, link.b):
+            names = kernel.run_in_namespace(ns[end.node], _interface_names)
+            if end.name not in names:
+                raise BackendError(
+                    f"link {link.name}: {end.endpoint} does not exist in the attached container "
+                    f"(it has {', '.join(sorted(names))}); is this the lab's topology?"
+                )
+
+
+def _interface_names() -> list[str]:
+    return [name for _index, name in socket.if_nameindex()]
 
 
 def _with_links(topology: Topology, links: list[Link]) -> Topology:
