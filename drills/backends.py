@@ -15,9 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drills.scenario.resolved import Topology
+
+if TYPE_CHECKING:
+    from drills.backend import Backend
 
 Log = Callable[[str], None]
 CapabilityLookup = Callable[[], Mapping[str, bool]]
@@ -35,9 +38,10 @@ def kind(topology: Topology) -> str:
     return "docker" if containers == len(topology.nodes) else "docker+netns"
 
 
-def for_topology(topology: Topology, log: Log, service_cwd: Path | None = None, **netns_options: Any) -> Any:
-    """The backend that deploys `topology` (a `drills.backend.Backend`). `netns_options` (the
-    drill's seed, a capability lookup) go to whichever backend it is."""
+def for_topology(topology: Topology, log: Log, service_cwd: Path | None = None, **netns_options: Any) -> Backend:
+    """The backend that deploys `topology`. `netns_options` (the drill's seed, a capability
+    lookup) go to whichever backend it is. Both are checked against the `Backend` protocol here
+    (mypy): the returns below fail to type-check when one drifts from the seam."""
     if uses_containers(topology):
         from drills.docker.backend import DockerBackend
 
@@ -47,7 +51,7 @@ def for_topology(topology: Topology, log: Log, service_cwd: Path | None = None, 
     return NetnsBackend(log, service_cwd=service_cwd, **netns_options)
 
 
-def for_teardown(log: Log) -> Any:
+def for_teardown(log: Log) -> Backend:
     """A backend that tears down any run from its journal, whatever it deployed."""
     from drills.docker.backend import DockerBackend
 

@@ -220,3 +220,47 @@ def test_attach_to_a_running_lab(tmp_path: Path, drill: Any, fake_lab: dict[str,
         # The kernel dropped the lab's route through the cut interface; the revert put it back
         # (as `proto static`, drills' marker): the same route.
         assert sorted(after.replace(" proto static", "").split("\n")) == sorted(before[name].split("\n"))
+
+
+@pytest.mark.docker
+@pytest.mark.netns
+@pytest.mark.usefixtures("docker_leftovers")
+def test_profiles_on_links_to_a_lab(tmp_path: Path, state_dir: Path, fake_lab: dict[str, str], docker_engine: Any) -> None:
+    """A profiled link the run creates into an attached container gets its qdiscs on both ends;
+    a profiled link of the lab's own (between two attached containers) is left as the lab set it:
+    a qdisc there would outlive the run, which removes only what it created."""
+    from drills import lifecycle
+
+    scenario = {
+        "version": 1,
+        "name": "lab-profiles",
+        "profiles": {"capped": {"description": "a 10 Mb/s access link", "rate": "10mbit"}},
+        "topology": {
+            "nodes": {
+                "h1": {"kind": "container", "attach": fake_lab["h1"]},
+                "r": {"kind": "container", "attach": fake_lab["r"]},
+                "x": {"kind": "container", "image": IMAGE},
+            },
+            "links": [
+                {"name": "lab", "endpoints": ["h1:eth1", "r:eth1"], "profile": "capped", "engine": "kernel"},
+                {"name": "ours", "endpoints": ["r:x0", "x:r0"], "profile": "capped", "engine": "kernel"},
+            ],
+        },
+    }
+    (tmp_path / "lab-profiles.yaml").write_text(yaml.safe_dump(scenario))
+
+    def qdisc(container: str, ifname: str) -> str:
+        code, shown, _ = docker_engine.exec(container, ["tc", "qdisc", "show", "dev", ifname])
+        assert code == 0, shown
+        return str(shown)
+
+    up = lifecycle.up(tmp_path / "lab-profiles.yaml", state_dir)
+    try:
+        for container, ifname in ((fake_lab["r"], "x0"), (up.meta.nodes["x"], "r0")):
+            shown = qdisc(container, ifname)
+            assert "qdisc tbf d511: root" in shown and "rate 10Mbit" in shown, (container, ifname, shown)
+        for container in (fake_lab["h1"], fake_lab["r"]):
+            assert "d511:" not in qdisc(container, "eth1")
+    finally:
+        lifecycle.down(state_dir, up.meta.run_id)
+    assert "d511:" not in qdisc(fake_lab["r"], "eth1")

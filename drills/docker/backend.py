@@ -12,6 +12,11 @@ Nodes with `attach: CONTAINER` use a container that exists already (a containerl
 binds its namespace and journals only that; it never configures, stops or removes the container,
 and links between two attached nodes must exist already (they are checked, never created).
 
+Deploy is the namespace backend's pipeline (`NetnsBackend.deploy_with`), joined at two points:
+before any link, the containers are created and started (in parallel) and attached ones bound;
+after the namespace nodes' services, the containers' exec lines, services and readiness checks.
+Links, relays, addresses, link profiles and routes are the pipeline's, the same for both.
+
 Teardown removes the run's containers (from the journal, and by label in case a crash left one
 the journal does not name), unbinds attached namespaces, then hands the rest to the namespace
 backend's teardown (processes, namespaces, and with them veths, addresses and routes).
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,21 +39,17 @@ from drills.docker.ops import DockerOps
 from drills.errors import BackendError, DrillError
 from drills.netns import kernel
 from drills.netns.backend import (
-    NODE_SYSCTLS,
     CapabilityLookup,
+    Joins,
+    Namespaces,
     NetnsBackend,
-    _configure,
     host_capabilities,
-    install_routes,
     namespace_name,
     owned_namespaces,
 )
 from drills.runs import Run
-from drills.scenario.resolved import Link, Node, Service, Topology
-from drills.userspace import select
-from drills.userspace.deploy import RelayHandle, relay_seed, start_relay
-from drills.userspace.deploy import wait_ready as wait_relay
-from drills.userspace.profile import profile_impairments
+from drills.scenario.resolved import Node, Service, Topology
+from drills.userspace.deploy import RelayHandle
 
 Log = Callable[[str], None]
 START_WORKERS = 8  # containers started at once: the engine serialises much of it; more buys nothing here
@@ -93,13 +94,14 @@ class DockerBackend:
         capabilities: CapabilityLookup | None = None,
     ) -> None:
         self._log = log or (lambda _msg: None)
-        self._netns = NetnsBackend(log, service_cwd)
+        # Deploys the namespace nodes, the links and the configuration of every node: the seed
+        # (relays' random choices derive from it) and the capabilities (engine choice) are its.
+        self._netns = NetnsBackend(log, service_cwd, seed=seed, capabilities=capabilities)
         self._docker = docker
-        self._seed = seed  # the drill's: relays' random choices derive from it
         self._capabilities = capabilities
         self._caps: dict[str, bool] | None = None
         self._topology: Topology | None = None
-        self.engines: dict[str, str] = {}  # link -> engine that served it (after deploy)
+        self.engines: Mapping[str, str] = {}  # link -> engine that served it (after deploy; the seam reads it)
         self.relays: dict[str, RelayHandle] = {}  # link -> its relay (userspace links)
 
     def docker(self) -> Docker:
@@ -127,81 +129,53 @@ class DockerBackend:
         self._topology = topology
         kernel.require_root()
         started = time.perf_counter()
-        ns = {node.name: namespace_name(run.run_id, node.name) for node in topology.nodes}
         boxes = [node for node in topology.nodes if node.kind == "container"]
         created = [node for node in boxes if node.container and not node.container.attach]
         attached = [node for node in boxes if node.container and node.container.attach]
-        plain = [node for node in topology.nodes if node.kind != "container"]
         docker = self.docker()
         for image in sorted({node.container.image for node in created if node.container}):
             if not docker.image_exists(image):
                 raise BackendError(f"image {image} not found; build it offline with `drill image build` (no registry here)")
 
-        run.journal.record({"op": "netns", "name": ns[node.name]} for node in plain)
-        with run.journal.creating("netns", [ns[node.name] for node in plain]):
-            kernel.create_namespaces([ns[node.name] for node in plain], NODE_SYSCTLS)
-
-        # Attached containers are the lab's: only the namespace binding is ours ("netns-attach":
-        # the namespace backend's teardown would kill every process in a namespace it journaled).
-        run.journal.record({"op": "netns-attach", "name": ns[node.name]} for node in attached)
-        for node in attached:
-            with run.journal.creating("netns-attach", [ns[node.name]]):
-                self._attach(docker, node, ns[node.name])
-
-        run.journal.record(
-            entry
-            for node in created
-            for entry in (
-                {"op": "container", "name": container_name(run.run_id, node), "node": node.name},
-                {"op": "netns", "name": ns[node.name]},
-            )
-        )
-        self._start_all(docker, run, created, ns)
-        self._log(f"{len(created)} container(s) started, {len(attached)} attached in {time.perf_counter() - started:.2f} s")
-
-        attached_names = {node.name for node in attached}
-        existing = [link for link in topology.links if {link.a.node, link.b.node} <= attached_names]
-        new = [link for link in topology.links if link not in existing]
-        self._check_existing(existing, ns)
-        # The same engines as on namespaces: a veth pair, or (a link needing netem on a kernel
-        # without it) two TAPs joined by a relay process; both work inside container namespaces.
-        self.engines = {link.name: select.KERNEL for link in existing}
-        self.engines.update(select.engines(new, self._capabilities or host_capabilities))
-        veths = [link for link in new if self.engines[link.name] == select.KERNEL]
-        run.journal.record(
-            {"op": "veth", "a": [ns[link.a.node], link.a.name], "b": [ns[link.b.node], link.b.name]} for link in veths
-        )
-        root = kernel.root_netlink()
-        try:
-            for link in veths:
-                kernel.add_veth(root, ns[link.a.node], link.a.name, ns[link.b.node], link.b.name)
-        finally:
-            root.close()
-        for link in new:
-            if self.engines[link.name] == select.USERSPACE:
-                seed = relay_seed(run.run_id, link.name, self._seed)
-                self.relays[link.name] = start_relay(
-                    run, link, ns[link.a.node], ns[link.b.node], profile_impairments(link), seed
+        def provide(ns: Namespaces) -> None:
+            # Attached containers are the lab's: only the namespace binding is ours ("netns-attach":
+            # the namespace backend's teardown would kill every process in a namespace it journaled).
+            run.journal.record({"op": "netns-attach", "name": ns[node.name]} for node in attached)
+            for node in attached:
+                with run.journal.creating("netns-attach", [ns[node.name]]):
+                    self._attach(docker, node, ns[node.name])
+            run.journal.record(
+                entry
+                for node in created
+                for entry in (
+                    {"op": "container", "name": container_name(run.run_id, node), "node": node.name},
+                    {"op": "netns", "name": ns[node.name]},
                 )
+            )
+            self._start_all(docker, run, created, ns)
+            self._log(
+                f"{len(created)} container(s) started, {len(attached)} attached in {time.perf_counter() - started:.2f} s"
+            )
 
-        # An attached node is the lab's own: its addresses and routes are left as the lab set them.
-        managed = {ns[node.name]: node for node in topology.nodes if node.name not in attached_names}
-        kernel.in_each_namespace(list(managed), lambda name, ipr: _configure(managed[name], ipr))
-        for handle in self.relays.values():
-            wait_relay(handle, run.dir / f"relay-{handle.link}.log")
-        routed = [name for name, node in managed.items() if node.routes]
-        kernel.in_each_namespace(routed, lambda name, ipr: install_routes(managed[name], ipr, kernel.local_link_index))
-        self._log(f"{len(ns)} nodes and {len(topology.links)} links up in {time.perf_counter() - started:.2f} s")
+        def finish(ns: Namespaces) -> None:
+            for node in created:
+                run_exec_lines(docker, container_name(run.run_id, node), node)
+                for service in node.services:
+                    self.start_service(run, ns[node.name], node, service)
+            for node in created:
+                wait_ready(docker, container_name(run.run_id, node), ns[node.name], node, self._log)
 
-        for node in plain:
-            for service in node.services:
-                self._netns.start_service(run, ns[node.name], node, service)
-        for node in created:
-            run_exec_lines(docker, container_name(run.run_id, node), node)
-            for service in node.services:
-                self.start_service(run, ns[node.name], node, service)
-        for node in created:
-            wait_ready(docker, container_name(run.run_id, node), ns[node.name], node, self._log)
+        joins = Joins(
+            provided=frozenset(node.name for node in boxes),
+            found=frozenset(node.name for node in attached),
+            provide=provide,
+            finish=finish,
+        )
+        try:
+            self._netns.deploy_with(topology, run, joins)
+        finally:  # what the pipeline chose and started, as far as it got
+            self.engines = self._netns.engines
+            self.relays = self._netns.relays
 
     def _attach(self, docker: Docker, node: Node, namespace: str) -> None:
         assert node.container is not None and node.container.attach is not None
@@ -211,7 +185,7 @@ class DockerBackend:
             raise BackendError(f"node {node.name}: container {node.container.attach} {status}; deploy the lab first")
         nslink.bind(namespace, state.pid)
 
-    def _start_all(self, docker: Docker, run: Run, nodes: list[Node], ns: dict[str, str]) -> None:
+    def _start_all(self, docker: Docker, run: Run, nodes: list[Node], ns: Namespaces) -> None:
         """Create and start containers in parallel; bind each one's namespace as it comes up. On
         an error or a signal, every start already under way finishes before this raises, so the
         teardown that follows sees every container that exists (each was journaled first)."""
@@ -243,18 +217,6 @@ class DockerBackend:
                     continue
             raise
         pool.shutdown(wait=True)
-
-    @staticmethod
-    def _check_existing(links: list[Link], ns: dict[str, str]) -> None:
-        """Links between attached nodes were made by the lab: check both ends exist."""
-        for link in links:
-            for end in (link.a, link.b):
-                names = kernel.run_in_namespace(ns[end.node], _interface_names)
-                if end.name not in names:
-                    raise BackendError(
-                        f"link {link.name}: {end.endpoint} does not exist in the attached container "
-                        f"(it has {', '.join(sorted(names))}); is this the lab's topology?"
-                    )
 
     # ------------------------------------------------------------------ services
 
@@ -329,10 +291,6 @@ class DockerBackend:
             report.removed.extend(done for done in pool.map(remove, labelled) if done)
 
 
-def _interface_names() -> list[str]:
-    import socket
-
-    return [name for _index, name in socket.if_nameindex()]
 
 
 def _port_open(port: int) -> bool:

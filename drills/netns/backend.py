@@ -3,16 +3,22 @@ for a link served by the userspace engine, a TAP pair joined by a relay: drills.
 
 Deploy runs in four batched phases, each journaled (one fsync) before it touches the kernel:
 namespaces (with the routing sysctls), veth pairs (each end born in its namespace), per-node
-configuration (addresses, links up, user sysctls, routes), then services.
+configuration (addresses, links up, user sysctls, link profiles, routes), then services.
 Teardown reads only the journal: it stops the run's processes, then removes its namespaces,
 which takes their veths, addresses and routes with them.
+
+The pipeline (`NetnsBackend.deploy_with`) is the one every backend made of namespaces runs: the
+container backend joins it at two points (`Joins`: its containers' namespaces before the links,
+their own start-up after the services) instead of keeping a copy that drifts.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +31,7 @@ from drills.netns.handles import Handles
 from drills.netns.nft import find_nft
 from drills.netns.ops import NetnsOps
 from drills.runs import Run
-from drills.scenario.resolved import Node, Service, Topology
+from drills.scenario.resolved import Link, Node, Service, Topology
 from drills.userspace import select
 from drills.userspace.deploy import RelayHandle, labelled_relays, relay_seed, start_relay, wait_ready
 from drills.userspace.profile import profile_impairments
@@ -65,6 +71,32 @@ def namespace_name(run_id: str, node: str) -> str:
     return f"drill-{run_id}-{node}"
 
 
+Namespaces = dict[str, str]  # node -> the name of its network namespace
+
+
+def _nothing(_ns: Namespaces) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Joins:
+    """Where another substrate joins the deploy pipeline (`NetnsBackend.deploy_with`). The
+    namespace backend alone passes `Joins()`: every node a namespace of its own."""
+
+    provided: frozenset[str] = frozenset()
+    """Nodes whose namespace `provide` brings into being (containers, started or attached):
+    the pipeline neither creates nor journals them, nor starts their services."""
+    found: frozenset[str] = frozenset()
+    """Nodes left as found (a lab's attached containers), a subset of `provided`: not
+    configured, no routes; a link between two of them exists already: checked, never created,
+    and not given its profile (only what the run creates is changed)."""
+    provide: Callable[[Namespaces], None] = _nothing
+    """Make every `provided` namespace exist, journaling each object before it does; called
+    after the pipeline's own namespaces and before any link."""
+    finish: Callable[[Namespaces], None] = _nothing
+    """The provided nodes' own start-up, after the pipeline started the other nodes' services."""
+
+
 class NetnsBackend:
     """Backend of network namespaces on this host (needs root and nothing else)."""
 
@@ -84,7 +116,7 @@ class NetnsBackend:
         self._capabilities = capabilities  # default: doctor.kernel_capabilities, asked only if needed
         self._caps: dict[str, bool] | None = None
         self._topology: Topology | None = None
-        self.engines: dict[str, str] = {}  # link -> engine that served it (after deploy)
+        self.engines: Mapping[str, str] = {}  # link -> engine that served it (after deploy; the seam reads it)
         self.relays: dict[str, RelayHandle] = {}  # link -> its relay (userspace links)
 
     def capabilities(self) -> Capabilities:
@@ -104,17 +136,54 @@ class NetnsBackend:
     # ------------------------------------------------------------------ deploy
 
     def deploy(self, topology: Topology, run: Run) -> None:
+        self.deploy_with(topology, run, Joins())
+
+    def deploy_with(self, topology: Topology, run: Run, joins: Joins) -> None:
+        """Deploy `topology`, every node a namespace of ours except those `joins` provides (see
+        the module docstring for the phases). On error, raise; the caller tears down from the
+        journal."""
         self._topology = topology
         kernel.require_root()
         ns = {node.name: namespace_name(run.run_id, node.name) for node in topology.nodes}
         started = time.perf_counter()
 
-        run.journal.record({"op": "netns", "name": name} for name in ns.values())
-        with run.journal.creating("netns", list(ns.values())):
-            kernel.create_namespaces(list(ns.values()), NODE_SYSCTLS)
+        own = [ns[node.name] for node in topology.nodes if node.name not in joins.provided]
+        run.journal.record({"op": "netns", "name": name} for name in own)
+        with run.journal.creating("netns", own):
+            kernel.create_namespaces(own, NODE_SYSCTLS)
+        joins.provide(ns)
 
-        self.engines = select.engines(topology.links, self._capabilities or host_capabilities)
-        veths = [link for link in topology.links if self.engines[link.name] == select.KERNEL]
+        existing = {link.name for link in topology.links if {link.a.node, link.b.node} <= joins.found}
+        new = [link for link in topology.links if link.name not in existing]
+        _check_existing([link for link in topology.links if link.name in existing], ns)
+        # A link that exists already is a veth pair of the lab's: the kernel serves it.
+        chosen = select.engines(new, self._capabilities or host_capabilities)
+        self.engines = {link.name: chosen.get(link.name, select.KERNEL) for link in topology.links}
+        self._create_links(run, new, ns)
+
+        nodes = {ns[node.name]: node for node in topology.nodes if node.name not in joins.found}
+        kernel.in_each_namespace(list(nodes), lambda name, ipr: _configure(nodes[name], ipr))
+        for handle in self.relays.values():
+            wait_ready(handle, run.dir / f"relay-{handle.link}.log")
+        self._install_kernel_profiles(topology if not existing else _with_links(topology, new), ns)
+        for link in topology.links:
+            if link.name in existing and link.profile_spec is not None:
+                self._log(f"link {link.name}: the lab's own link: profile {link.profile} left uninstalled")
+        for handle in self.relays.values():
+            self._log(f"link {handle.link}: userspace engine (relay pid {handle.pid}, seed {handle.seed})")
+        routed = [name for name, node in nodes.items() if node.routes]
+        kernel.in_each_namespace(routed, lambda name, ipr: install_routes(nodes[name], ipr, kernel.local_link_index))
+        self._log(f"{len(ns)} nodes and {len(topology.links)} links up in {time.perf_counter() - started:.3f} s")
+
+        for node in topology.nodes:
+            if node.name not in joins.provided:
+                for service in node.services:
+                    self.start_service(run, ns[node.name], node, service)
+        joins.finish(ns)
+
+    def _create_links(self, run: Run, links: list[Link], ns: Namespaces) -> None:
+        """Veth pairs for the kernel's links (journaled first), a relay for each userspace one."""
+        veths = [link for link in links if self.engines[link.name] == select.KERNEL]
         run.journal.record(
             {"op": "veth", "a": [ns[link.a.node], link.a.name], "b": [ns[link.b.node], link.b.name]}
             for link in veths
@@ -125,26 +194,11 @@ class NetnsBackend:
                 kernel.add_veth(root, ns[link.a.node], link.a.name, ns[link.b.node], link.b.name)
         finally:
             root.close()
-        for link in topology.links:
+        for link in links:
             if self.engines[link.name] == select.USERSPACE:
                 seed = relay_seed(run.run_id, link.name, self._seed)
                 initial = profile_impairments(link)
                 self.relays[link.name] = start_relay(run, link, ns[link.a.node], ns[link.b.node], initial, seed)
-
-        nodes = {ns[node.name]: node for node in topology.nodes}
-        kernel.in_each_namespace(list(nodes), lambda name, ipr: _configure(nodes[name], ipr))
-        for handle in self.relays.values():
-            wait_ready(handle, run.dir / f"relay-{handle.link}.log")
-        self._install_kernel_profiles(topology, ns)
-        for handle in self.relays.values():
-            self._log(f"link {handle.link}: userspace engine (relay pid {handle.pid}, seed {handle.seed})")
-        routed = [name for name, node in nodes.items() if node.routes]
-        kernel.in_each_namespace(routed, lambda name, ipr: install_routes(nodes[name], ipr, kernel.local_link_index))
-        self._log(f"{len(ns)} nodes and {len(topology.links)} links up in {time.perf_counter() - started:.3f} s")
-
-        for node in topology.nodes:
-            for service in node.services:
-                self.start_service(run, ns[node.name], node, service)
 
     def _install_kernel_profiles(self, topology: Topology, ns: dict[str, str]) -> None:
         """A kernel-served link's profile, as qdiscs for the whole drill (a userspace link's relay
@@ -250,6 +304,27 @@ def owned_namespaces(journal: Checked, kind: str, report: TeardownReport) -> lis
         else:
             names[name] = None
     return list(names)
+
+
+def _check_existing(links: list[Link], ns: Namespaces) -> None:
+    """Links between nodes left as found were made by their owner (a lab): check both ends exist."""
+    for link in links:
+        for end in (link.a, link.b):
+            names = kernel.run_in_namespace(ns[end.node], _interface_names)
+            if end.name not in names:
+                raise BackendError(
+                    f"link {link.name}: {end.endpoint} does not exist in the attached container "
+                    f"(it has {', '.join(sorted(names))}); is this the lab's topology?"
+                )
+
+
+def _interface_names() -> list[str]:
+    return [name for _index, name in socket.if_nameindex()]
+
+
+def _with_links(topology: Topology, links: list[Link]) -> Topology:
+    """The same nodes with only `links`."""
+    return Topology(nodes=topology.nodes, links=tuple(links))
 
 
 def _configure(node: Node, ipr: Any) -> None:
