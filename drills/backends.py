@@ -40,7 +40,7 @@ def kind(topology: Topology) -> str:
 
 def for_topology(topology: Topology, log: Log, service_cwd: Path | None = None, **netns_options: Any) -> Backend:
     """The backend that deploys `topology`. `netns_options` (the drill's seed, a capability
-    lookup) go to whichever backend it is. Both are checked against the `Backend` protocol here
+    lookup, the drill's clock for deploy's waits) go to whichever backend it is. Both are checked against the `Backend` protocol here
     (mypy): the returns below fail to type-check when one drifts from the seam."""
     if uses_containers(topology):
         from drills.docker.backend import DockerBackend

@@ -91,11 +91,14 @@ def run(
 
     scenario = load_scenario(scenario_path)
     seed = scenario.seed if scenario.seed is not None else secrets.randbits(32)
-    backend = backends.for_topology(scenario.topology, log, service_cwd=scenario_path.resolve().parent, seed=seed)
+    clock = clock or SystemClock()  # one clock: the backend's waits, the timeline, the probes
+    backend = backends.for_topology(
+        scenario.topology, log, service_cwd=scenario_path.resolve().parent, seed=seed, clock=clock
+    )
     preflight(scenario, backend.capabilities)
     kernel.require_root()
     drill_run = _new_run(scenario, backend, RunStore(state_dir))
-    return run_drill(scenario, backend, clock or SystemClock(), drill_run, log, seed=seed, progress=progress or ignore)
+    return run_drill(scenario, backend, clock, drill_run, log, seed=seed, progress=progress or ignore)
 
 
 def _new_run(scenario: Scenario, backend: Backend, store: RunStore) -> Run:

@@ -31,7 +31,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from drills.backend import Capabilities, NodeOps, TeardownReport
-from drills.clock import Clock
+from drills.clock import Clock, SystemClock
 from drills.docker import nslink
 from drills.docker.api import NODE_LABEL, RUN_LABEL, ContainerSpec, Docker
 from drills.docker.nodes import run_exec_lines, set_node_sysctls
@@ -43,7 +43,6 @@ from drills.netns.backend import (
     Joins,
     Namespaces,
     NetnsBackend,
-    host_capabilities,
     namespace_name,
     owned_namespaces,
 )
@@ -92,14 +91,14 @@ class DockerBackend:
         *,
         seed: int | None = None,
         capabilities: CapabilityLookup | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._log = log or (lambda _msg: None)
+        self._clock = clock or SystemClock()  # deploy's waits (readiness of containers and services)
         # Deploys the namespace nodes, the links and the configuration of every node: the seed
         # (relays' random choices derive from it) and the capabilities (engine choice) are its.
-        self._netns = NetnsBackend(log, service_cwd, seed=seed, capabilities=capabilities)
+        self._netns = NetnsBackend(log, service_cwd, seed=seed, capabilities=capabilities, clock=self._clock)
         self._docker = docker
-        self._capabilities = capabilities
-        self._caps: dict[str, bool] | None = None
         self._topology: Topology | None = None
         self.engines: Mapping[str, str] = {}  # link -> engine that served it (after deploy; the seam reads it)
         self.relays: dict[str, RelayHandle] = {}  # link -> its relay (userspace links)
@@ -110,9 +109,7 @@ class DockerBackend:
         return self._docker
 
     def capabilities(self) -> Capabilities:
-        if self._caps is None:
-            self._caps = dict((self._capabilities or host_capabilities)())
-        return self._caps
+        return self._netns.capabilities()  # containers are namespaces on this host's kernel
 
     def ops(self, run: Run, clock: Clock) -> NodeOps:
         """The node operations of `run`, deployed by this backend (`deploy` sets the topology)."""
@@ -163,7 +160,7 @@ class DockerBackend:
                 for service in node.services:
                     self.start_service(run, ns[node.name], node, service)
             for node in created:
-                wait_ready(docker, container_name(run.run_id, node), ns[node.name], node, self._log)
+                wait_ready(docker, container_name(run.run_id, node), ns[node.name], node, self._log, self._clock)
 
         joins = Joins(
             provided=frozenset(node.name for node in boxes),
@@ -237,7 +234,7 @@ class DockerBackend:
         ticks = kernel.process_start_ticks(pid)
         if ticks is not None:  # else it is gone already: nothing to stop, and a pid alone is never journaled
             run.journal.record([{"op": "process", "ns": namespace, "pid": pid, "start": ticks, "service": service.name}])
-        _wait_service(self.docker(), container, namespace, node, service, pid, ticks, log_inside)
+        _wait_service(self.docker(), container, namespace, node, service, pid, ticks, log_inside, self._clock)
         self._log(f"service {node.name}/{service.name} started in its container (pid {pid})")
         return pid
 
@@ -301,13 +298,13 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def wait_ready(docker: Docker, container: str, namespace: str, node: Node, log: Log) -> None:
+def wait_ready(docker: Docker, container: str, namespace: str, node: Node, log: Log, clock: Clock) -> None:
     """Block until a container node's readiness check passes (BackendError after its timeout)."""
     assert node.container is not None
     ready = node.container.ready
     if ready is None:
         return
-    started = time.monotonic()
+    started = clock.now_s()
     output = ""
     while True:
         if ready.tcp_port is not None:
@@ -318,23 +315,31 @@ def wait_ready(docker: Docker, container: str, namespace: str, node: Node, log: 
             code, output, _pid = docker.exec(container, ["/bin/sh", "-c", ready.command])
             if code == 0:
                 break
-        if time.monotonic() - started > ready.timeout_s:
+        if clock.now_s() - started > ready.timeout_s:
             raise BackendError(
                 f"node {node.name} not ready after {ready.timeout_s:g} s (check: {ready.command or ready.tcp_port}); "
                 f"last output: {output.strip()[-300:]}"
             )
-        time.sleep(READY_POLL_S)
-    log(f"node {node.name} ready after {time.monotonic() - started:.1f} s")
+        clock.sleep_until(clock.now_s() + READY_POLL_S)
+    log(f"node {node.name} ready after {clock.now_s() - started:.1f} s")
 
 
 def _wait_service(
-    docker: Docker, container: str, namespace: str, node: Node, service: Service, pid: int, ticks: int | None, log: str
+    docker: Docker,
+    container: str,
+    namespace: str,
+    node: Node,
+    service: Service,
+    pid: int,
+    ticks: int | None,
+    log: str,
+    clock: Clock,
 ) -> None:
     """Until a container service's readiness check passes (BackendError when it exits first, or
     after its timeout, with the end of its log)."""
     ready = service.ready
     what = f"service {node.name}/{service.name}"
-    deadline = time.monotonic() + (ready.timeout_s if ready else 0.0)
+    deadline = clock.now_s() + (ready.timeout_s if ready else 0.0)
     while True:
         alive = ticks is not None and kernel.process_start_ticks(pid) == ticks and not _zombie(pid)
         if not alive:
@@ -347,10 +352,10 @@ def _wait_service(
                 return
         elif ready.command is not None and docker.exec(container, ["/bin/sh", "-c", ready.command])[0] == 0:
             return
-        if time.monotonic() > deadline:
+        if clock.now_s() > deadline:
             tail = docker.exec(container, ["tail", "-n", "5", log])[1].strip()
             raise BackendError(f"{what} not ready after {ready.timeout_s:g} s; its log ends:\n{tail}")
-        time.sleep(SERVICE_POLL_S)
+        clock.sleep_until(clock.now_s() + SERVICE_POLL_S)
 
 
 def _zombie(pid: int) -> bool:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from drills.backend import NFTABLES, Capabilities, NodeOps, TeardownReport
-from drills.clock import Clock
+from drills.clock import Clock, SystemClock
 from drills.errors import BackendError
 from drills.journal import Checked
 from drills.netns import kernel, procs, qdisc, services
@@ -109,8 +109,10 @@ class NetnsBackend:
         *,
         seed: int | None = None,
         capabilities: CapabilityLookup | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._log = log or (lambda _msg: None)
+        self._clock = clock or SystemClock()  # deploy's waits (a relay, a service's readiness)
         self._service_cwd = service_cwd or Path.cwd()
         self._seed = seed  # the drill's: relays' random choices derive from it
         self._capabilities = capabilities  # default: doctor.kernel_capabilities, asked only if needed
@@ -164,7 +166,7 @@ class NetnsBackend:
         nodes = {ns[node.name]: node for node in topology.nodes if node.name not in joins.found}
         kernel.in_each_namespace(list(nodes), lambda name, ipr: _configure(nodes[name], ipr))
         for handle in self.relays.values():
-            wait_ready(handle, run.dir / f"relay-{handle.link}.log")
+            wait_ready(handle, run.dir / f"relay-{handle.link}.log", self._clock)
         self._install_kernel_profiles(topology if not existing else _with_links(topology, new), ns)
         for link in topology.links:
             if link.name in existing and link.profile_spec is not None:
@@ -237,7 +239,7 @@ class NetnsBackend:
                 }
             ]
         )
-        services.wait_ready(namespace, service, process, log_path)
+        services.wait_ready(namespace, service, process, log_path, self._clock)
         self._log(f"service {node.name}/{service.name} started (pid {process.pid})")
         return process.pid
 

@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,13 +50,13 @@ def _tail(path: Path, lines: int = 5) -> str:
         return ""
 
 
-def wait_ready(namespace: str, service: Service, process: subprocess.Popen[bytes], log_path: Path) -> None:
+def wait_ready(namespace: str, service: Service, process: subprocess.Popen[bytes], log_path: Path, clock: Clock) -> None:
     """Block until the readiness check passes; BackendError when the process exits or the
-    check times out (with the end of its log)."""
+    check times out on `clock` (with the end of its log)."""
     ready = service.ready
     if ready is None:
         return
-    deadline = time.monotonic() + ready.timeout_s
+    deadline = clock.now_s() + ready.timeout_s
     while True:
         if process.poll() is not None:
             raise BackendError(
@@ -65,11 +64,11 @@ def wait_ready(namespace: str, service: Service, process: subprocess.Popen[bytes
             )
         if _check_once(namespace, service):
             return
-        if time.monotonic() > deadline:
+        if clock.now_s() > deadline:
             raise BackendError(
                 f"service {service.name} in {namespace} not ready after {ready.timeout_s:g} s; log ends:\n{_tail(log_path)}"
             )
-        time.sleep(READY_POLL_S)
+        clock.sleep_until(clock.now_s() + READY_POLL_S)
 
 
 def _check_once(namespace: str, service: Service) -> bool:

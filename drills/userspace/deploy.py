@@ -23,12 +23,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drills.clock import Clock
 from drills.errors import BackendError
 from drills.netns import kernel
 from drills.runs import Run
@@ -131,11 +131,11 @@ def _json(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
-def wait_ready(handle: RelayHandle, log_path: Path, timeout_s: float = READY_TIMEOUT_S) -> None:
-    """Wait until the relay answers and sees both ends up (their carriers then follow)."""
-    deadline = time.monotonic() + timeout_s
+def wait_ready(handle: RelayHandle, log_path: Path, clock: Clock, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Wait until the relay answers and sees both ends up (their carriers then follow), on `clock`."""
+    deadline = clock.now_s() + timeout_s
     last = "no answer"
-    while time.monotonic() < deadline:
+    while clock.now_s() < deadline:
         if not _alive(handle.pid):
             raise BackendError(f"the relay of link {handle.link} exited: {_tail(log_path)}")
         try:
@@ -146,7 +146,7 @@ def wait_ready(handle: RelayHandle, log_path: Path, timeout_s: float = READY_TIM
             last = f"ends up: {state['up']}"
         except BackendError as exc:
             last = str(exc)
-        time.sleep(0.01)
+        clock.sleep_until(clock.now_s() + 0.01)
     raise BackendError(f"the relay of link {handle.link} is not ready after {timeout_s:g} s ({last})")
 
 
