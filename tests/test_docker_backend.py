@@ -22,6 +22,7 @@ from drills.clock import SystemClock
 from drills.docker import nslink
 from drills.docker.backend import DockerBackend
 from drills.docker.ops import DockerOps
+from drills.drill_result import SUSTAIN_S
 from drills.engine.faults import FaultContext
 from drills.engine.node_faults import NodeFreeze, NodeLoss
 from drills.runs import RunStore
@@ -172,7 +173,12 @@ def test_satellite_backhaul_same_on_containers_as_on_namespaces(tmp_path: Path, 
         assert (a["event"], a["kind"]) == (b["event"], b["kind"])
         combined_s = a["accuracy_s"] + b["accuracy_s"]
         assert abs(a["outage_s"] - b["outage_s"]) <= combined_s, (a, b)
-        if a["time_to_recover_s"] is not None and b["time_to_recover_s"] is not None:
+        # Recovery is compared only when both runs' first loss is the event's own (within its
+        # sustained second). Without that, the first loss is one of the satellite's random 0.3 %
+        # (the probe has no `tolerated_loss`): detected seconds later at an instant set by which
+        # frame the seeded draw hits, and a packet in flight at the cut, or not, shifts that by
+        # a frame. Such a figure measures the path's background loss, not the backend.
+        if all(m["time_to_detect_s"] is not None and m["time_to_detect_s"] <= SUSTAIN_S for m in (a, b)):
             assert abs(a["time_to_recover_s"] - b["time_to_recover_s"]) <= combined_s + jitter_allowance_s, (a, b)
 
 
