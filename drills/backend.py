@@ -26,7 +26,7 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv6Interface
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from drills.clock import Clock
@@ -57,9 +57,9 @@ CapabilityLookup = Callable[[], Capabilities]
 # --------------------------------------------------------------------------- records
 
 
-@dataclass(frozen=True)
-class LinkState:
-    """An interface as its node's kernel shows it: administratively up, and with carrier."""
+class LinkState(NamedTuple):
+    """An interface as its node's kernel shows it: administratively up, and with carrier. A
+    tuple, not a dataclass: it is read on the drill clock, and cheap to make matters there."""
 
     admin_up: bool
     carrier: bool
