@@ -100,6 +100,33 @@ class TeardownReport:
         return not self.left
 
 
+@dataclass(frozen=True)
+class CrossEnd:
+    """This host's end of a link whose other end is on another host (several machines): the
+    node's interface is one end of a veth pair whose hidden end, in the run's wire namespace on
+    this host, is bridged with a VXLAN device to the other host. Cutting the hidden end takes
+    the node's carrier away, as a cut fibre would (a tunnel alone never tells its far end)."""
+
+    link: str
+    node: str  # the node on this host
+    ifname: str  # its interface for the link
+    vni: int  # VXLAN network identifier of the link (the same at both ends)
+    local_ip: str  # this host's underlay address (the tunnel's source)
+    remote_ip: str  # the other host's underlay address
+    port: int  # VXLAN UDP port
+    mtu: int  # the node interface's MTU: the underlay's less the 50-byte VXLAN overhead
+
+
+@dataclass(frozen=True)
+class HostPart:
+    """What one host deploys of a topology spread over several: its nodes (with every interface
+    of theirs), the links with both ends here, and its ends of the cross-host links."""
+
+    host: str
+    nodes: tuple[str, ...]
+    cross: tuple[CrossEnd, ...] = ()
+
+
 # --------------------------------------------------------------------------- node operations
 
 

@@ -41,6 +41,8 @@ ROOMS: dict[str, str] = {
     "drills.netns": "backends",
     "drills.userspace": "backends",
     "drills.docker": "backends",
+    "drills.hosts": "hosts",  # several machines: inventory, placement, provisioning (Ansible's edge)
+    "drills.remote": "remote",  # the resident agent and the backend that drives agents
     "drills.probes": "probes",
     "drills.scenario": "scenario",
     "drills.measure": "analysis",
@@ -63,9 +65,13 @@ ROOMS: dict[str, str] = {
 # What each room may import (besides itself). State (runs, journal, result directories) is the
 # run's record on disk: lifecycle, engine and backends all write it.
 ALLOWED: dict[str, set[str]] = {
-    "face": {"lifecycle", "state", "engine", "seam", "backends", "probes", "scenario", "analysis", "leaf"},
+    "face": {"lifecycle", "state", "engine", "seam", "backends", "hosts", "remote", "probes", "scenario", "analysis", "leaf"},
     # `lifecycle.run` composes a drill: it picks the backend and hands it, with the clock, to the engine.
-    "lifecycle": {"state", "engine", "seam", "backends", "scenario", "leaf"},
+    "lifecycle": {"state", "engine", "seam", "backends", "hosts", "remote", "scenario", "leaf"},
+    "hosts": {"state", "seam", "scenario", "leaf"},
+    # The agent composes a namespace backend and probe endpoints on its host; the controller's
+    # side is a backend of agents. Neither is known to the engine.
+    "remote": {"hosts", "backends", "probes", "analysis", "state", "seam", "scenario", "leaf"},
     "engine": {"state", "seam", "probes", "scenario", "analysis", "leaf"},
     "seam": {"leaf"},
     "backends": {"state", "seam", "scenario", "leaf"},
