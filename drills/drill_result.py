@@ -59,6 +59,9 @@ class DrillResult:
     sustain_s: float = SUSTAIN_S
     # What the backend declared it can do on this host (drills.backend): the figures depend on it.
     capabilities: dict[str, bool] = field(default_factory=dict)
+    # Several machines: each host's clock offset to the controller and its bound (± s), which
+    # is part of the accuracy of every instant measured there.
+    hosts: list[dict[str, object]] = field(default_factory=list)
     revert_failures: list[str] = field(default_factory=list)
     duration_s: float = 0.0
     t0_s: float = 0.0  # the drill clock's zero on the monotonic clock (samples are relative to it)

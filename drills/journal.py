@@ -266,6 +266,17 @@ def _check_marker(entry: dict[str, Any], ns: re.Pattern[str]) -> str | None:
     return None
 
 
+def _check_host(entry: dict[str, Any], _ns: re.Pattern[str]) -> str | None:
+    """A host holding part of a run spread over several (drills.remote.backend): its inventory
+    name, the run id its agent keeps the part under, and the inventory that reaches it."""
+    run = entry.get("run")
+    if not _str(entry.get("name")) or not isinstance(run, str) or not re.fullmatch(r"[0-9a-f]{6}", run):
+        return "a host entry names an inventory host and a run id of six hex digits"
+    if not _str(entry.get("inventory")):
+        return "a host entry names the inventory that reaches the host"
+    return None
+
+
 _CHECKS: dict[str, Callable[[dict[str, Any], re.Pattern[str]], str | None]] = {
     "netns": _check_netns,
     "netns-attach": _check_netns,
@@ -279,4 +290,5 @@ _CHECKS: dict[str, Callable[[dict[str, Any], re.Pattern[str]], str | None]] = {
     "fault-revert": _check_fault_marker,
     "created": _check_marker,
     "not-created": _check_marker,
+    "host": _check_host,
 }

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from drills import backends
+from drills import backends, spread
 from drills.backend import Backend, TeardownReport
 from drills.errors import BadInput, CleanupIncomplete, EnvironmentProblem
 from drills.journal import namespace_pattern, shown
@@ -51,13 +51,20 @@ class UpResult:
     topology: Topology
 
 
-def up(scenario_path: Path, state_dir: Path, log: Log = _quiet) -> UpResult:
+def up(scenario_path: Path, state_dir: Path, log: Log = _quiet, inventory: Path | None = None) -> UpResult:
     """Deploy the testbed of a scenario and leave it up; on any failure or signal, remove
     everything created so far before raising."""
     from drills.scenario.loader import load_scenario  # here: pydantic is only needed to deploy
 
     scenario = load_scenario(scenario_path)
     kernel.require_root()
+    across = spread.inventory_path(scenario, inventory)
+    if across is not None:
+        from drills.clock import SystemClock
+
+        run_id, _hosts = spread.up(scenario, across, state_dir, log, SystemClock())
+        return UpResult(RunStore(state_dir).get(run_id).meta(), scenario.topology)
+    spread.refuse_without_inventory(scenario)
     backend = backends.for_topology(scenario.topology, log, service_cwd=scenario_path.resolve().parent)
     run = _new_run(scenario, backend, RunStore(state_dir))
     log(f"run {run.run_id}: deploying {scenario.name} ({len(scenario.topology.nodes)} nodes)")
@@ -79,6 +86,7 @@ def run(
     log: Log = _quiet,
     progress: Progress | None = None,
     clock: Clock | None = None,
+    inventory: Path | None = None,
 ) -> DrillResult:
     """`drill run`: load the scenario, check it against the backend that would deploy it (before
     anything is deployed, and before the root check, so a scenario this host cannot run is
@@ -92,6 +100,11 @@ def run(
     scenario = load_scenario(scenario_path)
     seed = scenario.seed if scenario.seed is not None else secrets.randbits(32)
     clock = clock or SystemClock()  # one clock: the backend's waits, the timeline, the probes
+    across = spread.inventory_path(scenario, inventory)
+    if across is not None:  # several hosts: the same engine, the agents' backend
+        kernel.require_root()
+        return spread.run(scenario, across, state_dir, log, progress or ignore, clock, seed)
+    spread.refuse_without_inventory(scenario)
     backend = backends.for_topology(
         scenario.topology, log, service_cwd=scenario_path.resolve().parent, seed=seed, clock=clock
     )
@@ -115,6 +128,13 @@ def _teardown(backend: Backend, run: Run, log: Log) -> TeardownReport:
     with suppress(FileNotFoundError):
         run.set_status(STATUS_TEARING_DOWN)
     report = backend.teardown(run)
+    if backend.name != "hosts" and any(e.get("op") == "host" for e in run.journal.entries()):
+        from drills.remote.backend import teardown_hosts  # a run spread over several hosts
+
+        hosts = teardown_hosts(run, log, str(run.dir.parent.parent))
+        report.removed += hosts.removed
+        report.left += hosts.left
+        report.refused += hosts.refused
     if report.clean:
         run.remove()
         log(f"run {run.run_id}: removed {len(report.removed)} objects")

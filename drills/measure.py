@@ -106,7 +106,8 @@ def analyse(
     loss by design (`tolerated_loss_pct` > 0) the sustained stretch may hold that share of
     isolated losses: it starts with a delivered packet and loses at most that share."""
     gap_s = 1.0 / record.rate_pps
-    accuracy_s = gap_s + timestamp_jitter_s(record) + event_uncertainty_s
+    # A stream timed on another host's clock adds its offset's bound (0 on the controller's).
+    accuracy_s = gap_s + timestamp_jitter_s(record) + event_uncertainty_s + record.clock_bound_s
     indices = [i for i, sent_at in enumerate(record.sent) if window.start_s <= sent_at < window.end_s]
     first, last = (indices[0], indices[-1]) if indices else (0, -1)
     lost = [i for i in indices if flags[i]]

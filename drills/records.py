@@ -25,6 +25,9 @@ class StreamRecord:
     duplicate_seqs: list[int] = field(default_factory=list)  # one entry per extra copy received
     reordered_seqs: list[int] = field(default_factory=list)  # arrived after a higher sequence
     send_lateness_s: list[float] = field(default_factory=list)  # actual - scheduled send instant
+    # How far this record's instants may be from the drill clock: 0 on the controller's own
+    # clock; the clock offset's bound for a stream run by another host's agent.
+    clock_bound_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -104,13 +104,14 @@ class Renderer:
             self.out.print("no runs")
             return
         table = Table()
-        for column in ("run", "scenario", "status", "backend", "nodes", "owner", "created"):
+        for column in ("run", "scenario", "status", "backend", "nodes", "hosts", "owner", "created"):
             table.add_column(column)
         for view in views:
             meta = view.meta
             owner = f"pid {meta.owner_pid}" if view.owner_alive else "-"
             created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(meta.created_s))
-            _row(table, meta.run_id, meta.scenario, meta.status, meta.backend, str(len(meta.nodes)), owner, created)
+            hosts = ", ".join(sorted(set(meta.hosts.values()))) or "this host"
+            _row(table, meta.run_id, meta.scenario, meta.status, meta.backend, str(len(meta.nodes)), hosts, owner, created)
         self.out.print(table)
 
     def teardown(self, run_id: str, report: TeardownReport) -> None:

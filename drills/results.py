@@ -112,6 +112,9 @@ def to_json(
         # Which engine realised each link: `userspace` results come through a relay process
         # emulating netem (drills.userspace), not through the kernel's qdiscs.
         "link_engines": dict(getattr(result, "engines", {})),
+        # Several machines: each host's clock against the controller's (offset and its bound,
+        # which every instant measured on that host carries in its accuracy).
+        **({"hosts": list(result.hosts)} if result.hosts else {}),
         "samples_file": SAMPLES_FILE,
     }
 

@@ -119,6 +119,7 @@ class RunMeta:
     backend: str = "netns"
     nodes: dict[str, str] = field(default_factory=dict)  # node name -> namespace name
     owner_pid: int = 0
+    hosts: dict[str, str] = field(default_factory=dict)  # node name -> inventory host (several machines)
 
 
 class Run:

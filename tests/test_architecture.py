@@ -29,6 +29,7 @@ ROOMS: dict[str, str] = {
     "drills.live": "face",
     "drills.trials": "face",  # runs a drill N times and folds the results: a command's body
     "drills.lifecycle": "lifecycle",
+    "drills.spread": "lifecycle",  # composes a drill over several hosts
     "drills.backends": "lifecycle",  # the one place that picks a backend
     "drills.doctor": "lifecycle",
     "drills.containerlab": "lifecycle",  # an importer

@@ -1,0 +1,153 @@
+"""The node operations of a run spread over several hosts: each operation goes to the agent of
+the host holding its node (`drills.remote.agent_ops.AgentOps`, one per host), and a link that
+crosses hosts is cut at both ends.
+
+A VXLAN tunnel never tells its far end that the near end went down (the complaint of every
+overlay's users). So setting a cross-host link's end down also takes the carrier of the far
+node's interface away, on the other host (the hidden end of its veth, in that host's wire
+namespace): the far node sees what a cut fibre shows, no carrier, and its routes fail over.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from ipaddress import IPv4Interface, IPv6Interface
+from typing import TypeVar
+
+from drills.backend import ExecResult, Impairment, LinkState, NodeOps
+from drills.errors import BackendError
+from drills.rules import Table
+from drills.scenario.resolved import Route, Service, Topology
+
+T = TypeVar("T")
+# Set the hidden end of a cross link's interface on `host` (up or down): the far node's carrier.
+FarEnd = Callable[[str, str, bool], None]  # (host, link, up)
+
+
+class MultiHostOps:
+    """`NodeOps` over several hosts' agents, dispatched by node."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        host_of: Mapping[str, str],
+        ops_of: Mapping[str, NodeOps],
+        cross_links: Sequence[str],
+        far_end: FarEnd,
+        engines: Mapping[str, str],
+    ) -> None:
+        self._host_of = dict(host_of)
+        self._ops_of = dict(ops_of)
+        self._far_end = far_end
+        self._engines = dict(engines)
+        # (node, interface) of a cross link's end -> (link, the host of the OTHER end)
+        self._cross_end: dict[tuple[str, str], tuple[str, str]] = {}
+        crossing = set(cross_links)
+        for link in topology.links:
+            if link.name in crossing:
+                self._cross_end[(link.a.node, link.a.name)] = (link.name, host_of[link.b.node])
+                self._cross_end[(link.b.node, link.b.name)] = (link.name, host_of[link.a.node])
+
+    def _ops(self, node: str) -> NodeOps:
+        try:
+            return self._ops_of[self._host_of[node]]
+        except KeyError:
+            raise BackendError(f"node {node!r} is on no host of this run") from None
+
+    # ------------------------------------------------------------------ links
+
+    def set_link(self, node: str, ifname: str, *, up: bool) -> None:
+        self._ops(node).set_link(node, ifname, up=up)
+        crossing = self._cross_end.get((node, ifname))
+        if crossing is not None:
+            link, far_host = crossing
+            self._far_end(far_host, link, up)
+
+    def link_state(self, node: str, ifname: str) -> LinkState:
+        return self._ops(node).link_state(node, ifname)
+
+    def replace_address(self, node: str, ifname: str, address: IPv4Interface | IPv6Interface) -> None:
+        self._ops(node).replace_address(node, ifname, address)
+
+    def replace_routes(self, node: str, routes: Sequence[Route]) -> None:
+        self._ops(node).replace_routes(node, routes)
+
+    # ------------------------------------------------------------------ impairments and rules
+
+    def impair(self, changes: Sequence[Impairment]) -> None:
+        by_host: dict[str, list[Impairment]] = {}
+        for change in changes:
+            sender = change.link.a.node if change.direction == "a-to-b" else change.link.b.node
+            by_host.setdefault(self._host_of[sender], []).append(change)
+        for host, subset in by_host.items():
+            self._ops_of[host].impair(subset)
+
+    def link_engine(self, link: str) -> str:
+        return self._engines[link]
+
+    def apply_rules(self, tables: Sequence[Table]) -> None:
+        for host, subset in self._tables_by_host(tables).items():
+            self._ops_of[host].apply_rules(subset)
+
+    def remove_rules(self, tables: Sequence[Table]) -> None:
+        for host, subset in self._tables_by_host(tables).items():
+            self._ops_of[host].remove_rules(subset)
+
+    def _tables_by_host(self, tables: Sequence[Table]) -> dict[str, list[Table]]:
+        by_host: dict[str, list[Table]] = {}
+        for table in tables:
+            by_host.setdefault(self._host_of[table.node], []).append(table)
+        return by_host
+
+    # ------------------------------------------------------------------ processes and services
+
+    def processes(self, node: str) -> list[int]:
+        return self._ops(node).processes(node)
+
+    def signal(self, node: str, pids: Sequence[int], sig: signal.Signals) -> None:
+        self._ops(node).signal(node, pids, sig)
+
+    def process_state(self, node: str, pid: int) -> str | None:
+        return self._ops(node).process_state(node, pid)
+
+    def kill_all(self, node: str) -> int:
+        return self._ops(node).kill_all(node)
+
+    def stop_all(self, node: str) -> int:
+        return self._ops(node).stop_all(node)
+
+    def continue_all(self, node: str) -> None:
+        self._ops(node).continue_all(node)
+
+    def boot(self, node: str) -> bool:
+        return self._ops(node).boot(node)
+
+    def start_service(self, node: str, service: Service) -> int:
+        return self._ops(node).start_service(node, service)
+
+    def stop_service(self, node: str, service: str) -> None:
+        self._ops(node).stop_service(node, service)
+
+    def service_running(self, node: str, service: str) -> bool:
+        return self._ops(node).service_running(node, service)
+
+    def exec(self, node: str, command: str, timeout_s: float) -> ExecResult:
+        return self._ops(node).exec(node, command, timeout_s)
+
+    # ------------------------------------------------------------------ sockets
+
+    def open_socket(self, node: str, family: socket.AddressFamily, kind: socket.SocketKind, proto: int = 0) -> socket.socket:
+        raise BackendError(f"node {node!r} is on host {self._host_of.get(node)}: its probes run in that host's agent")
+
+    def run_in_node(self, node: str, fn: Callable[[], T]) -> T:
+        raise BackendError(f"node {node!r} is on host {self._host_of.get(node)}: its probes run in that host's agent")
+
+    def warm(self) -> None:
+        for ops in self._ops_of.values():
+            ops.warm()
+
+    def close(self) -> None:
+        for ops in self._ops_of.values():
+            ops.close()

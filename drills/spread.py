@@ -1,0 +1,148 @@
+"""A drill spread over several hosts, composed: the inventory read, the nodes placed, every
+host's agent started and checked (reachable, root, same drills, the capabilities the scenario
+needs) before anything is deployed anywhere, then the same engine as on one machine, with the
+multi-host backend and probes that run in the agents (drills.remote)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from drills.errors import BadInput, Problem, ScenarioError
+from drills.runs import RUN_ID_BYTES, RunStore
+from drills.scenario.resolved import Scenario
+
+if TYPE_CHECKING:
+    from drills.clock import Clock
+    from drills.engine.drill import DrillResult
+    from drills.engine.progress import Progress
+    from drills.hosts.records import Inventory, Placement
+    from drills.remote.backend import MultiHostBackend
+
+Log = Callable[[str], None]
+
+
+def inventory_path(scenario: Scenario, given: Path | None) -> Path | None:
+    """The inventory a drill uses: `--inventory` wins over the scenario's `hosts.inventory`;
+    None: the drill runs on this machine alone."""
+    if given is not None:
+        return given
+    spec = getattr(scenario, "hosts", None)
+    return None if spec is None else spec.inventory
+
+
+def plan(scenario: Scenario, path: Path) -> tuple[Inventory, Placement]:
+    """The inventory at `path` and where each node of `scenario` goes on its hosts."""
+    from drills.hosts.inventory import load_inventory
+    from drills.hosts.placement import place
+
+    inventory = load_inventory(path)
+    return inventory, place(scenario.topology, inventory, getattr(scenario, "hosts", None))
+
+
+def host_problems(scenario: Scenario, backend: MultiHostBackend) -> list[Problem]:
+    """What the scenario needs that some host cannot do, each problem naming the host."""
+    from drills.engine.drill import requirements
+
+    problems: list[Problem] = []
+    for host, caps in sorted(backend.host_capabilities.items()):
+        for problem in requirements(scenario, _declared(caps)):
+            problems.append(
+                Problem(problem.file, problem.line, problem.column, problem.path, f"host {host}: {problem.message}")
+            )
+    return sorted(set(problems), key=lambda p: (p.file, p.line, p.path, p.message))
+
+
+def _declared(caps: Mapping[str, bool]) -> Callable[[], Mapping[str, bool]]:
+    return lambda: caps
+
+
+def run(
+    scenario: Scenario,
+    inventory_file: Path,
+    state_dir: Path,
+    log: Log,
+    progress: Progress,
+    clock: Clock,
+    seed: int,
+) -> DrillResult:
+    """`drill run` across the hosts of `inventory_file` (see the module docstring)."""
+    from drills.engine.drill import preflight, run_drill
+    from drills.hosts.placement import assign_vnis
+    from drills.remote.backend import MultiHostBackend
+
+    inventory, placement = plan(scenario, inventory_file)
+    run_id = secrets.token_hex(RUN_ID_BYTES)
+    placement = assign_vnis(placement, run_id)
+    backend = MultiHostBackend(inventory, placement, log, clock, seed=seed, state_dir=str(state_dir))
+    backend.connect(run_id)
+    try:
+        problems = host_problems(scenario, backend)
+        if problems:
+            raise ScenarioError(problems)
+        preflight(scenario, backend.capabilities)
+        store = RunStore(state_dir)
+        created = store.create(scenario.name, scenario.path.resolve(), run_id=run_id)
+    except BaseException:
+        backend.disconnect()
+        raise
+    meta = created.meta()
+    meta.nodes = {node.name: backend.namespace_of(created, node.name) for node in scenario.topology.nodes}
+    meta.backend = "hosts"
+    meta.hosts = dict(placement.host_of)
+    created.write_meta(meta)
+    log(f"run {run_id}: {len(placement.hosts)} hosts ({', '.join(placement.hosts)}), {len(placement.cross)} cross-host links")
+    result = run_drill(scenario, backend, clock, created, log, seed=seed, progress=progress, probes=backend.probe_starter())
+    result.hosts = [
+        {"host": c.host, "offset_s": c.offset_s, "bound_s": c.bound_s, "rtt_s": c.rtt_s} for c in backend.clocks.values()
+    ]
+    return result
+
+
+def refuse_without_inventory(scenario: Scenario) -> None:
+    """A scenario whose nodes name hosts cannot run on one machine without its inventory."""
+    named = [node.name for node in scenario.topology.nodes if getattr(node, "host", None)]
+    if named and inventory_path(scenario, None) is None:
+        raise BadInput(
+            f"{scenario.path}: nodes name hosts ({', '.join(named[:3])}...) but no inventory is given: "
+            "add `hosts: {inventory: FILE}` to the scenario or pass --inventory FILE"
+        )
+
+
+def up(scenario: Scenario, inventory_file: Path, state_dir: Path, log: Log, clock: Clock) -> tuple[str, dict[str, str]]:
+    """`drill up` across hosts: deploy every host's part and leave it up (each agent is told the
+    testbed outlives its channel); returns the run id and each node's host. `drill down` (or
+    `drill clean --all`) tears it down through fresh agents, from the journal."""
+    from drills.hosts.placement import assign_vnis
+    from drills.remote.backend import MODE_UP, MultiHostBackend
+    from drills.runs import STATUS_UP
+    from drills.signals import abort_on_signals
+
+    inventory, placement = plan(scenario, inventory_file)
+    run_id = secrets.token_hex(RUN_ID_BYTES)
+    placement = assign_vnis(placement, run_id)
+    backend = MultiHostBackend(inventory, placement, log, clock, mode=MODE_UP, state_dir=str(state_dir))
+    backend.connect(run_id)
+    try:
+        created = RunStore(state_dir).create(scenario.name, scenario.path.resolve(), run_id=run_id)
+    except BaseException:
+        backend.disconnect()
+        raise
+    meta = created.meta()
+    meta.nodes = {node.name: backend.namespace_of(created, node.name) for node in scenario.topology.nodes}
+    meta.backend = "hosts"
+    meta.hosts = dict(placement.host_of)
+    created.write_meta(meta)
+    try:
+        with abort_on_signals():
+            backend.deploy(scenario.topology, created)
+    except BaseException:
+        with abort_on_signals():
+            backend.teardown(created)
+        raise
+    backend.disconnect(keep=True)
+    created.set_status(STATUS_UP)
+    created.unlock()
+    return run_id, dict(placement.host_of)

@@ -1,0 +1,198 @@
+"""Drills spread over three hosts, on the lane (tests/lane_testing.py): three privileged
+containers running a real sshd, provisioned by Ansible, each reached by the controller over SSH
+with a real key; every cross-host link is a VXLAN tunnel over the lane's underlay.
+
+What is checked: a cross-host cable cut of 2 s measures 2 s within its stated accuracy; a
+failover sees the carrier loss on the remote end and takes the backup; a controller killed with
+SIGKILL mid-drill leaves every host clean once the agents' dead-man switch has fired, and
+`drill clean` then has nothing left; an unreachable host, and a host lacking a capability, are
+refused before anything is deployed anywhere, naming the host and why.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from drills.errors import BackendError, ScenarioError
+from drills.lifecycle import run as run_drill
+from tests.lane_testing import Lane
+
+pytestmark = [pytest.mark.netns, pytest.mark.hosts]
+
+DEADMAN_BOUND_S = 5.0  # the agent's stated bound: its part is gone within 5 s of the channel's loss
+
+CHAIN = """
+version: 1
+name: three-hosts-cut
+seed: 3
+topology:
+  nodes:
+    a: {host: h1, routes: [{to: c, via: b:e1}, {to: b, via: b:e1}]}
+    b: {host: h2, routes: [{to: a, via: a:e1}, {to: c, via: c:e2}]}
+    c: {host: h3, routes: [{to: a, via: b:e2}, {to: b, via: b:e2}]}
+  links:
+    - {name: ab, endpoints: [a:e1, b:e1]}
+    - {name: bc, endpoints: [b:e2, c:e2]}
+probes:
+  - {name: stream, type: udp-stream, from: a, to: c, rate_pps: 1000}
+timeline:
+  - {id: cut, at: 2s, fault: link-down, link: ab, for: 2s}
+expect:
+  - {probe: stream, step: cut, max_recovery: 3s}
+duration: 6s
+"""
+
+FAILOVER = """
+version: 1
+name: three-hosts-failover
+seed: 5
+topology:
+  nodes:
+    cp:
+      host: h1
+      routes:
+        - {to: dispatch, via: eoc:fibre0, metric: 10}
+        - {to: dispatch, via: eoc:sat0, metric: 100}
+    eoc:
+      host: h2
+      routes:
+        - {to: cp, via: cp:fibre0, metric: 10}
+        - {to: cp, via: cp:sat0, metric: 100}
+        - {to: dispatch, via: dispatch:lan0}
+    dispatch:
+      host: h3
+      routes:
+        - {to: default, via: eoc:lan0}
+  links:
+    - {name: fibre, endpoints: [cp:fibre0, eoc:fibre0]}
+    - {name: vsat, endpoints: [cp:sat0, eoc:sat0]}
+    - {name: eoc-lan, endpoints: [eoc:lan0, dispatch:lan0]}
+probes:
+  - {name: voice, type: udp-stream, from: dispatch, to: cp, rate_pps: 1000}
+timeline:
+  - {id: fibre-cut, at: 2s, fault: link-down, link: fibre, for: 3s}
+expect:
+  - {name: failover, probe: voice, step: fibre-cut, max_outage: 200ms, max_recovery: 1s}
+duration: 7s
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_cross_host_cut_of_two_seconds_measures_two_seconds(tmp_path: Path, state_dir: Path, lane: Lane) -> None:
+    before = {host.name: lane.snapshot(host.name) for host in lane.hosts}
+    result = run_drill(_write(tmp_path, CHAIN), state_dir, log=lambda _m: None, inventory=lane.inventory)
+    apply, revert = (s for s in result.steps if s.label == "cut")
+    cut = next(m for m in result.metrics if m.kind == "apply")
+    # Loss-derived: lost packets x the gap, no clock involved, exact to a packet gap and the
+    # apply's confirmation lag, over the span between the steps the engine issued (as on one
+    # machine: tests/test_drill_run.py), at most 3 ms of stated accuracy besides.
+    span_s = revert.issued_s - apply.issued_s
+    assert abs(cut.outage_s - span_s) <= cut.accuracy_s + (apply.confirmed_s - apply.issued_s), (cut.outage_s, span_s)
+    assert cut.accuracy_s <= 0.003 + (apply.confirmed_s - apply.issued_s), cut.accuracy_s
+    assert not cut.recovered_during_event
+    assert not result.inconclusive
+    # Every host's clock offset is recorded with its bound; this lane's hosts share one kernel
+    # clock, so the estimate must cover 0.
+    assert {h["host"] for h in result.hosts} == {"h1", "h2", "h3"}
+    for clock in result.hosts:
+        assert abs(float(clock["offset_s"])) <= float(clock["bound_s"]) + 1e-6, clock
+    for host in lane.hosts:
+        assert lane.leftovers(host.name, before[host.name]) == []
+    assert not any(state_dir.glob("runs/*"))
+
+
+def test_a_failover_across_hosts_sees_carrier_loss_at_the_remote_end(tmp_path: Path, state_dir: Path, lane: Lane) -> None:
+    before = {host.name: lane.snapshot(host.name) for host in lane.hosts}
+    result = run_drill(_write(tmp_path, FAILOVER), state_dir, log=lambda _m: None, inventory=lane.inventory)
+    cut = next(m for m in result.metrics if m.kind == "apply")
+    # The stream starts at dispatch (h3), enters at eoc (h2): eoc's end of the fibre is the
+    # REMOTE end of the cut made at cp (h1). Only its carrier loss reroutes eoc to the satellite.
+    assert cut.recovered_during_event, cut
+    assert cut.outage_s < 0.2, cut
+    assert all(v.passed for v in result.verdicts), result.verdicts
+    for host in lane.hosts:
+        assert lane.leftovers(host.name, before[host.name]) == []
+
+
+def test_sigkill_of_the_controller_leaves_every_host_clean(tmp_path: Path, state_dir: Path, lane: Lane, drill: object) -> None:
+    before = {host.name: lane.snapshot(host.name) for host in lane.hosts}
+    path = _write(tmp_path, CHAIN.replace("duration: 6s", "duration: 30s"))
+    argv = drill.argv("run", str(path), "--inventory", str(lane.inventory), "-o", str(tmp_path / "out"))  # type: ignore[attr-defined]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        # Wait (bounded) until every host's part is deployed: the hosts show the run's namespaces.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not all(lane.leftovers(h.name, before[h.name]) for h in lane.hosts):
+            time.sleep(0.2)
+        assert all(lane.leftovers(h.name, before[h.name]) for h in lane.hosts), "never deployed"
+        time.sleep(2.5)  # inside the drill: the cut is applied at 2 s
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        killed = time.monotonic()
+        # Each agent sees its channel lost and tears its part down within the stated bound.
+        # Polled up to twice the bound: the figure itself is the benchmark's, not this test's.
+        while time.monotonic() < killed + 2 * DEADMAN_BOUND_S and any(
+            lane.leftovers(h.name, before[h.name]) for h in lane.hosts
+        ):
+            time.sleep(0.2)
+        for host in lane.hosts:
+            assert lane.leftovers(host.name, before[host.name]) == [], host.name
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+    cleaned = drill("clean")  # type: ignore[operator]
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert not any(state_dir.glob("runs/*"))
+    for host in lane.hosts:
+        assert lane.leftovers(host.name, before[host.name]) == []
+
+
+def test_an_unreachable_host_is_refused_before_anything_is_deployed(tmp_path: Path, state_dir: Path, lane: Lane) -> None:
+    before = {host.name: lane.snapshot(host.name) for host in lane.hosts}
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(lane.inventory.read_text().replace("198.19.254.13", "198.19.254.99"))
+    with pytest.raises(BackendError, match="h3") as raised:
+        run_drill(_write(tmp_path, CHAIN), state_dir, log=lambda _m: None, inventory=inventory)
+    assert "before anything was deployed" in str(raised.value)
+    for host in lane.hosts:
+        assert lane.leftovers(host.name, before[host.name]) == []
+    assert not any(state_dir.glob("runs/*"))
+
+
+def test_a_host_lacking_a_capability_is_refused_naming_it(tmp_path: Path, state_dir: Path, lane: Lane) -> None:
+    """h3 without `nft`: a blackhole (packet-filter rules) on one of its nodes cannot run."""
+    before = {host.name: lane.snapshot(host.name) for host in lane.hosts}
+    scenario = CHAIN.replace(
+        "  - {id: cut, at: 2s, fault: link-down, link: ab, for: 2s}",
+        "  - {id: cut, at: 2s, fault: blackhole, link: bc, for: 2s}",
+    )
+    lane.ssh("h3", "mv /usr/sbin/nft /usr/sbin/nft.hidden", timeout_s=30)
+    try:
+        with pytest.raises(ScenarioError, match="host h3") as raised:
+            run_drill(_write(tmp_path, scenario), state_dir, log=lambda _m: None, inventory=lane.inventory)
+    finally:
+        lane.ssh("h3", "mv /usr/sbin/nft.hidden /usr/sbin/nft", timeout_s=30)
+    assert "host h1" not in str(raised.value)
+    for host in lane.hosts:
+        assert lane.leftovers(host.name, before[host.name]) == []
+    assert not any(state_dir.glob("runs/*"))
+
+
+def test_results_json_records_each_hosts_clock(tmp_path: Path, state_dir: Path, lane: Lane, drill: object) -> None:
+    out = tmp_path / "out"
+    done = drill("run", str(_write(tmp_path, CHAIN)), "--inventory", str(lane.inventory), "-o", str(out), timeout_s=180)  # type: ignore[operator]
+    assert done.returncode in (0, 1), done.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert [h["host"] for h in results["hosts"]] == ["h1", "h2", "h3"]
