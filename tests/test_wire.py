@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from drills import lifecycle
 from drills.backend import CrossEnd, HostPart, Impairment
 from drills.clock import SystemClock
 from drills.errors import BackendError
@@ -262,3 +263,27 @@ def test_two_runs_side_by_side_share_the_port(tmp_path: Path, state_dir: Path, h
     finally:
         for up in deployed:
             up.teardown()
+
+
+def test_a_vni_taken_on_the_host_is_refused_and_clean_removes_the_half_made_part(
+    tmp_path: Path, state_dir: Path, host_snapshot: Any, hosts: Hosts
+) -> None:
+    topology = scenario(tmp_path)
+    state_b = tmp_path / "state-b"
+    host_snapshot.watch_state_dir(state_b)
+    first = deploy(topology, hosts, state_dir, state_b, vni=300)
+    try:
+        # A second run on the same hosts, port and VNI: the kernel demultiplexes by VNI.
+        part_a, _part_b = parts(300)
+        second = RunStore(tmp_path / "state-c").create("split", tmp_path / "split.yaml")
+        host_snapshot.watch_state_dir(tmp_path / "state-c")
+        with pytest.raises(BackendError, match="VNIs must differ between runs sharing a host and port"):
+            deploy_part(NetnsBackend(), topology, part_a, second, underlay_ns=hosts.a)
+        assert wire.wire_namespace(second.run_id, "A") in sh("ip", "netns", "list").stdout
+        second.unlock()  # its deployer "died" here: `drill clean` finds what it journaled
+        report = lifecycle.clean(tmp_path / "state-c")
+        assert report.clean, report
+        assert not [n for n in sh("ip", "netns", "list").stdout.split() if second.run_id in n]
+        assert ping(first.ns("n3"), first.address("n2", "x")).returncode == 0  # the first run is untouched
+    finally:
+        first.teardown()

@@ -24,12 +24,15 @@ takes the far node's carrier away (NO-CARRIER) as a cut fibre would.
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import closing
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from ipaddress import ip_address
 from typing import Any
+
+from pyroute2.netlink.exceptions import NetlinkError
 
 from drills.backend import CrossEnd, LinkState
 from drills.errors import BackendError, BadInput
@@ -168,7 +171,8 @@ def _add_vxlans(underlay: Any, wire: str, ends: Sequence[CrossEnd]) -> None:
                 if v6
                 else {"vxlan_local": end.local_ip, "vxlan_group": end.remote_ip}
             )
-            with kernel.netlink_errors(f"link {end.link}: create VXLAN {vxlan_ifname(end.vni)} (VNI {end.vni}) in {wire}"):
+            what = f"link {end.link}: create VXLAN {vxlan_ifname(end.vni)} (VNI {end.vni}, UDP {end.port}) in {wire}"
+            with _vni_clash(what), kernel.netlink_errors(what):
                 underlay.link(
                     "add",
                     ifname=vxlan_ifname(end.vni),
@@ -182,6 +186,21 @@ def _add_vxlans(underlay: Any, wire: str, ends: Sequence[CrossEnd]) -> None:
                 )
     finally:
         os.close(fd)
+
+
+@contextmanager
+def _vni_clash(what: str) -> Iterator[None]:
+    """The name is new in a new namespace, so EEXIST can only be the kernel's rule that one
+    namespace's VXLAN sockets demultiplex by VNI: the VNI is taken on this host's port."""
+    try:
+        yield
+    except BackendError as exc:
+        if isinstance(exc.__cause__, NetlinkError) and exc.__cause__.code == errno.EEXIST:
+            raise BackendError(
+                f"{what}: this host has a VXLAN device with that VNI on that port already (another run's "
+                "cross link?); VNIs must differ between runs sharing a host and port"
+            ) from exc
+        raise
 
 
 def _bridge_and_verify(ipr: Any, ends: Sequence[CrossEnd]) -> None:
