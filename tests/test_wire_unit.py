@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from drills.backend import CrossEnd, HostPart
-from drills.errors import BadInput
+from drills.backend import NETEM, CrossEnd, HostPart
+from drills.errors import BadInput, EnvironmentProblem
 from drills.journal import Journal
 from drills.netns import wire
-from drills.netns.part import restrict
+from drills.netns.backend import NetnsBackend
+from drills.netns.part import deploy_part, restrict
+from drills.runs import RunStore
 from drills.scenario import load_scenario
 from drills.scenario.resolved import Topology
 
@@ -139,3 +141,20 @@ def test_a_part_that_does_not_fit_is_refused_with_every_reason(tmp_path: Path) -
         assert expected in message, message
     with pytest.raises(BadInput, match="only the kernel serves a cross-host link"):
         restrict(topology(tmp_path, engine="userspace"), HostPart("A", ("n1", "n3"), (end(),)))
+
+
+def test_a_cross_link_needing_netem_is_refused_before_anything_is_made_on_a_host_without(tmp_path: Path) -> None:
+    path = tmp_path / "d.yaml"
+    document = {
+        "version": 1,
+        "name": "d",
+        "profiles": {"far": {"delay": "20ms"}},
+        "topology": {"nodes": {"n1": {}, "n2": {}}, "links": [{"name": "x", "endpoints": ["n1:x", "n2:x"], "profile": "far"}]},
+    }
+    path.write_text(yaml.safe_dump(document))
+    full = load_scenario(path).topology
+    run = RunStore(tmp_path / "state").create("d", path)
+    backend = NetnsBackend(capabilities=lambda: {NETEM: False})
+    with pytest.raises(EnvironmentProblem, match=r"cross-host links x need netem.*CONFIG_NET_SCH_NETEM"):
+        deploy_part(backend, full, HostPart("A", ("n1",), (end(),)), run)
+    assert run.journal.entries() == []

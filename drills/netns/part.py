@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
-from drills.backend import CrossEnd, HostPart, Impairment, LinkState
+from drills.backend import NETEM, CrossEnd, HostPart, Impairment, LinkState
 from drills.clock import Clock
-from drills.engines import KERNEL, USERSPACE
-from drills.errors import BackendError, BadInput
+from drills.engines import KERNEL, USERSPACE, needs_netem
+from drills.errors import BackendError, BadInput, EnvironmentProblem
 from drills.impairment import profile_directions
-from drills.netns import qdisc, tc, wire
+from drills.netns import kernel, qdisc, tc, wire
 from drills.netns.backend import Joins, Namespaces, NetnsBackend, namespace_name
 from drills.netns.handles import Handles
 from drills.netns.ops import NetnsOps
@@ -89,12 +90,51 @@ def deploy_part(
     joined by the cross ends); a cross link's profile goes on its sending end here. On error,
     raise: the caller tears down from the journal (`backend.teardown(run)`), as for a deploy."""
     local = restrict(topology, part)
+    _require_netem(backend, topology, part)
 
     def provide(namespaces: Namespaces) -> None:
         wire.create(run, part.host, namespaces, part.cross, underlay_ns, log)
         _install_cross_profiles(topology, part, namespaces)
 
     backend.deploy_with(local, run, Joins(provide=provide))
+    _confirm_cross_interfaces(local, part, run, log or (lambda _msg: None))
+
+
+def _require_netem(backend: NetnsBackend, topology: Topology, part: HostPart) -> None:
+    """Refuse, before anything is made, a cross link that needs netem on a host without it: the
+    userspace engine, which serves such a link on one machine, cannot serve a tunnel."""
+    links = {link.name: link for link in topology.links}
+    wanting = [end.link for end in part.cross if needs_netem(links[end.link])]
+    if wanting and not backend.capabilities().get(NETEM, False):
+        raise EnvironmentProblem(
+            f"host {part.host}: cross-host links {', '.join(wanting)} need netem (delay, loss, jitter...), "
+            "which this host's kernel lacks, and only the kernel engine serves a cross-host link (VXLAN): "
+            "install a kernel with CONFIG_NET_SCH_NETEM on this host, or place each such link's nodes on "
+            "one host (where the userspace engine can serve it)"
+        )
+
+
+def _confirm_cross_interfaces(local: Topology, part: HostPart, run: Run, log: Log) -> None:
+    """Each node's cross interface reads back up, with carrier (its hidden end is up) and the
+    MTU it was given, stated when the scenario asked for less than the tunnel carries."""
+    ends = {(end.node, end.ifname): end for end in part.cross}
+    by_namespace = {namespace_name(run.run_id, node): node for node in {end.node for end in part.cross}}
+
+    def confirm(namespace: str, ipr: Any) -> None:
+        node = local.node(by_namespace[namespace])
+        for (name, ifname), end in ends.items():
+            if name != node.name:
+                continue
+            state, mtu = kernel.link_state(ipr, ifname), node.interface(ifname).mtu
+            if not (state.admin_up and state.carrier and state.mtu == mtu):
+                raise BackendError(
+                    f"link {end.link}: {name}:{ifname} reads back {'up' if state.admin_up else 'down'}, "
+                    f"{'with' if state.carrier else 'without'} carrier, MTU {state.mtu}; asked up, with carrier, MTU {mtu}"
+                )
+            if state.mtu < end.mtu:
+                log(f"link {end.link}: {name}:{ifname} MTU {state.mtu}, as the scenario asks (the tunnel carries {end.mtu})")
+
+    kernel.in_each_namespace(list(by_namespace), confirm)
 
 
 def _install_cross_profiles(topology: Topology, part: HostPart, namespaces: Namespaces) -> None:

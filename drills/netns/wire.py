@@ -155,8 +155,8 @@ def create(
     for end in ends:
         say(
             f"link {end.link}: {end.node}:{end.ifname} crosses to {end.remote_ip} over VXLAN "
-            f"(VNI {end.vni}, UDP {end.port}, from {end.local_ip}); MTU {end.mtu} "
-            "(the underlay's less the VXLAN overhead)"
+            f"(VNI {end.vni}, UDP {end.port}, from {end.local_ip}); MTU {end.mtu}, the underlay's less "
+            "the VXLAN overhead"
         )
 
 
