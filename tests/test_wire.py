@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from wire_testing import load_topology
 
 from drills import lifecycle
 from drills.backend import CrossEnd, HostPart, Impairment
@@ -30,7 +30,6 @@ from drills.netns import wire
 from drills.netns.backend import NetnsBackend, namespace_name
 from drills.netns.part import deploy_part, part_ops
 from drills.runs import Run, RunStore
-from drills.scenario import load_scenario
 from drills.scenario.resolved import Topology
 
 pytestmark = pytest.mark.netns
@@ -78,25 +77,16 @@ def hosts() -> Iterator[Hosts]:
 
 def scenario(directory: Path) -> Topology:
     """n1 and n3 on host A with a local link, n2 on host B; link x crosses, with a rate profile."""
-    path = directory / "split.yaml"
-    document = {
-        "version": 1,
-        "name": "split",
-        "profiles": {"metro": {"rate": "100mbit"}},
-        "topology": {
-            "nodes": {
-                "n1": {"routes": [{"to": "n3", "via": "n3:l"}]},
-                "n2": {"routes": [{"to": "n3", "via": "n1:x"}]},
-                "n3": {"routes": [{"to": "default", "via": "n1:l"}]},
-            },
-            "links": [
-                {"name": "x", "endpoints": ["n1:x", "n2:x"], "profile": "metro"},
-                {"name": "l", "endpoints": ["n1:l", "n3:l"]},
-            ],
-        },
+    nodes = {
+        "n1": {"routes": [{"to": "n3", "via": "n3:l"}]},
+        "n2": {"routes": [{"to": "n3", "via": "n1:x"}]},
+        "n3": {"routes": [{"to": "default", "via": "n1:l"}]},
     }
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return load_scenario(path).topology
+    links = [
+        {"name": "x", "endpoints": ["n1:x", "n2:x"], "profile": "metro"},
+        {"name": "l", "endpoints": ["n1:l", "n3:l"]},
+    ]
+    return load_topology(directory, "split", {"nodes": nodes, "links": links}, {"metro": {"rate": "100mbit"}})
 
 
 def parts(vni: int) -> tuple[HostPart, HostPart]:

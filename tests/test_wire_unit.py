@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
+from wire_testing import load_topology
 
 from drills.backend import NETEM, CrossEnd, HostPart
 from drills.errors import BadInput, EnvironmentProblem
@@ -16,7 +16,6 @@ from drills.netns import wire
 from drills.netns.backend import NetnsBackend
 from drills.netns.part import deploy_part, restrict
 from drills.runs import RunStore
-from drills.scenario import load_scenario
 from drills.scenario.resolved import Topology
 
 RUN = "0a1b2c"
@@ -100,11 +99,8 @@ def test_cross_ends_are_checked_all_at_once() -> None:
 
 
 def topology(tmp_path: Path, **link: object) -> Topology:
-    path = tmp_path / "t.yaml"
     links = [{"name": "x", "endpoints": ["n1:x", "n2:x"], **link}, {"name": "l", "endpoints": ["n1:l", "n3:l"]}]
-    document = {"version": 1, "name": "t", "topology": {"nodes": {"n1": {}, "n2": {}, "n3": {}}, "links": links}}
-    path.write_text(yaml.safe_dump(document))
-    return load_scenario(path).topology
+    return load_topology(tmp_path, "t", {"nodes": {"n1": {}, "n2": {}, "n3": {}}, "links": links})
 
 
 def test_restrict_keeps_the_parts_nodes_whole_and_its_own_links(tmp_path: Path) -> None:
@@ -121,11 +117,8 @@ def test_restrict_keeps_the_parts_nodes_whole_and_its_own_links(tmp_path: Path) 
 
 
 def test_restrict_honours_a_smaller_mtu_the_scenario_asks(tmp_path: Path) -> None:
-    path = tmp_path / "m.yaml"
     nodes = {"n1": {"interfaces": {"x": {"mtu": 1300}}}, "n2": {}}
-    document = {"version": 1, "name": "m", "topology": {"nodes": nodes, "links": [{"name": "x", "endpoints": ["n1:x", "n2:x"]}]}}
-    path.write_text(yaml.safe_dump(document))
-    full = load_scenario(path).topology
+    full = load_topology(tmp_path, "m", {"nodes": nodes, "links": [{"name": "x", "endpoints": ["n1:x", "n2:x"]}]})
     assert restrict(full, HostPart("A", ("n1",), (end(),))).node("n1").interface("x").mtu == 1300
 
 
@@ -144,16 +137,9 @@ def test_a_part_that_does_not_fit_is_refused_with_every_reason(tmp_path: Path) -
 
 
 def test_a_cross_link_needing_netem_is_refused_before_anything_is_made_on_a_host_without(tmp_path: Path) -> None:
-    path = tmp_path / "d.yaml"
-    document = {
-        "version": 1,
-        "name": "d",
-        "profiles": {"far": {"delay": "20ms"}},
-        "topology": {"nodes": {"n1": {}, "n2": {}}, "links": [{"name": "x", "endpoints": ["n1:x", "n2:x"], "profile": "far"}]},
-    }
-    path.write_text(yaml.safe_dump(document))
-    full = load_scenario(path).topology
-    run = RunStore(tmp_path / "state").create("d", path)
+    links = [{"name": "x", "endpoints": ["n1:x", "n2:x"], "profile": "far"}]
+    full = load_topology(tmp_path, "d", {"nodes": {"n1": {}, "n2": {}}, "links": links}, {"far": {"delay": "20ms"}})
+    run = RunStore(tmp_path / "state").create("d", tmp_path / "d.yaml")
     backend = NetnsBackend(capabilities=lambda: {NETEM: False})
     with pytest.raises(EnvironmentProblem, match=r"cross-host links x need netem.*CONFIG_NET_SCH_NETEM"):
         deploy_part(backend, full, HostPart("A", ("n1",), (end(),)), run)
