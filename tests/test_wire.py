@@ -39,6 +39,7 @@ PORT = 14789
 MTU = 1450  # the underlay veth's 1500 less VXLAN's 50
 CARRIER_BOUND_S = 2.0  # a veth's carrier follows its peer's state at once; 2 s is generous
 COMMAND_TIMEOUT_S = 30
+SOCKET_BOUND_S = 10.0  # namespace cleanup runs in a kernel worker: well under a second here
 
 
 def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -159,6 +160,12 @@ def wait_carrier(namespace: str, ifname: str, carrier: bool) -> bool:
         time.sleep(0.01)
 
 
+def udp_ports(namespace: str) -> list[int]:
+    """The local ports of the UDP sockets in a namespace."""
+    lines = sh("ip", "netns", "exec", namespace, "ss", "-uanH").stdout.splitlines()
+    return sorted(int(line.split()[3].rsplit(":", 1)[1]) for line in lines if line.strip())
+
+
 def qdisc_kinds(namespace: str, ifname: str) -> list[str]:
     shown = json.loads(sh("tc", "-n", namespace, "-j", "qdisc", "show", "dev", ifname).stdout)
     return [q["kind"] for q in shown]
@@ -186,6 +193,8 @@ def test_a_cross_link_carries_packets_cuts_like_a_fibre_and_leaves_nothing(
         shown = sh("ip", "-n", wire_b, "-d", "link", "show", "dev", "wx100").stdout
         assert f"vxlan id 100 remote {UNDERLAY_A} local {UNDERLAY_B}" in shown and f"dstport {PORT}" in shown, shown
         assert "nolearning" in shown and vxlan["master"] == "wb100"
+        # The tunnel's UDP socket is the one thing in the host's namespace (gone with the part).
+        assert udp_ports(hosts.a) == [PORT] and udp_ports(hosts.b) == [PORT]
 
         # A real packet over VXLAN, and a routed one through n1 from n3 (a local link) to n2.
         assert ping(up.ns("n1"), up.address("n2", "x")).returncode == 0
@@ -232,6 +241,11 @@ def test_a_cross_link_carries_packets_cuts_like_a_fibre_and_leaves_nothing(
         up.teardown()
     assert (links_in(hosts.a), links_in(hosts.b)) == underlay_before
     assert not [n for n in sh("ip", "netns", "list").stdout.split() if up.run_a.run_id in n]
+    # The kernel frees a deleted namespace's devices (and so the tunnels' sockets) on its own time.
+    deadline = time.monotonic() + SOCKET_BOUND_S
+    while (udp_ports(hosts.a) or udp_ports(hosts.b)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert udp_ports(hosts.a) == [] and udp_ports(hosts.b) == []
 
 
 def test_two_runs_side_by_side_share_the_port(tmp_path: Path, state_dir: Path, host_snapshot: Any, hosts: Hosts) -> None:
@@ -277,3 +291,27 @@ def test_a_vni_taken_on_the_host_is_refused_and_clean_removes_the_half_made_part
         assert ping(first.ns("n3"), first.address("n2", "x")).returncode == 0  # the first run is untouched
     finally:
         first.teardown()
+
+
+def test_an_ipv6_underlay_carries_the_tunnel(tmp_path: Path, state_dir: Path, host_snapshot: Any, hosts: Hosts) -> None:
+    for ns, address in ((hosts.a, "fd00:d811:253::1"), (hosts.b, "fd00:d811:253::2")):
+        sh("ip", "-n", ns, "addr", "add", f"{address}/64", "dev", "under", "nodad")
+    topology = scenario(tmp_path)
+    state_b = tmp_path / "state-b"
+    host_snapshot.watch_state_dir(state_b)
+    a = CrossEnd("x", "n1", "x", 400, "fd00:d811:253::1", "fd00:d811:253::2", PORT, 1430)
+    b = CrossEnd("x", "n2", "x", 400, "fd00:d811:253::2", "fd00:d811:253::1", PORT, 1430)  # IPv6 headers: 20 more
+    run_a = RunStore(state_dir).create("split", tmp_path / "split.yaml")
+    run_b = RunStore(state_b).create("split", tmp_path / "split.yaml", run_id=run_a.run_id)
+    backend_a, backend_b = NetnsBackend(), NetnsBackend()
+    try:
+        deploy_part(backend_a, topology, HostPart("A", ("n1", "n3"), (a,)), run_a, underlay_ns=hosts.a)
+        deploy_part(backend_b, topology, HostPart("B", ("n2",), (b,)), run_b, underlay_ns=hosts.b)
+        target = topology.node("n2").interface("x").ipv4
+        assert target is not None
+        assert ping(namespace_name(run_a.run_id, "n3"), str(target.ip)).returncode == 0
+        assert link_json(namespace_name(run_a.run_id, "n1"), "x")["mtu"] == 1430
+    finally:
+        for backend, run in ((backend_a, run_a), (backend_b, run_b)):
+            report = backend.teardown(run)
+            assert report.clean, report
