@@ -24,7 +24,7 @@ from wire_testing import load_topology
 from drills import lifecycle
 from drills.backend import CrossEnd, HostPart, Impairment
 from drills.clock import SystemClock
-from drills.errors import BackendError
+from drills.errors import BackendError, EnvironmentProblem
 from drills.impairment import Settings
 from drills.netns import wire
 from drills.netns.backend import NetnsBackend, namespace_name
@@ -315,3 +315,20 @@ def test_an_ipv6_underlay_carries_the_tunnel(tmp_path: Path, state_dir: Path, ho
         for backend, run in ((backend_a, run_a), (backend_b, run_b)):
             report = backend.teardown(run)
             assert report.clean, report
+
+
+def test_an_underlay_that_cannot_carry_the_tunnel_is_refused_before_anything_is_made(
+    tmp_path: Path, state_dir: Path, host_snapshot: Any, hosts: Hosts
+) -> None:
+    sh("ip", "-n", hosts.a, "link", "set", "under", "mtu", "1400")
+    topology = scenario(tmp_path)
+    part_a, _ = parts(500)
+    stray = CrossEnd("x", "n1", "x", 500, "198.19.253.9", "203.0.113.1", PORT, MTU)  # not ours; no route
+    run = RunStore(state_dir).create("split", tmp_path / "split.yaml")
+    for part, expected in (
+        (part_a, r"MTU 1450 needs an underlay MTU of 1500 .* carries 1400: set drills_underlay_mtu=1400"),
+        (HostPart("A", ("n1", "n3"), (stray,)), r"198.19.253.9 is not an address of this host(.|\n)*no route to 203.0.113.1"),
+    ):
+        with pytest.raises(EnvironmentProblem, match=expected):
+            deploy_part(NetnsBackend(), topology, part, run, underlay_ns=hosts.a)
+    assert run.journal.entries() == []

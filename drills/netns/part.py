@@ -91,6 +91,7 @@ def deploy_part(
     raise: the caller tears down from the journal (`backend.teardown(run)`), as for a deploy."""
     local = restrict(topology, part)
     _require_netem(backend, topology, part)
+    wire.check_underlay(part.cross, underlay_ns)  # before any namespace: a refusal leaves nothing
 
     def provide(namespaces: Namespaces) -> None:
         wire.create(run, part.host, namespaces, part.cross, underlay_ns, log)

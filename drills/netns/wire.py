@@ -35,7 +35,7 @@ from typing import Any
 from pyroute2.netlink.exceptions import NetlinkError
 
 from drills.backend import CrossEnd, LinkState
-from drills.errors import BackendError, BadInput
+from drills.errors import BackendError, BadInput, EnvironmentProblem
 from drills.journal import HOST_NAME, VNI_MAX
 from drills.netns import kernel
 from drills.netns.rtnl import RawLinks
@@ -53,6 +53,9 @@ WIRE_SYSCTLS: tuple[tuple[str, str], ...] = (
 # LACP), which the kernel never lets a bridge forward.
 GROUP_FWD_MASK = 0xFFF8
 MIN_MTU = 68  # IPv4's minimum
+# Outer Ethernet 14 + IP + UDP 8 + VXLAN 8 (drills.hosts.records.VXLAN_OVERHEAD_BYTES is IPv4's).
+VXLAN_OVERHEAD_V4_BYTES = 50
+VXLAN_OVERHEAD_V6_BYTES = 70
 
 
 def wire_namespace(run_id: str, host: str) -> str:
@@ -140,16 +143,14 @@ def create(
                 "port": end.port,
             }
         )
-    run.journal.record(entries)
-    with run.journal.creating("netns", [wire]):
-        kernel.create_namespaces([wire], WIRE_SYSCTLS)
-    underlay = kernel.open_netlink(underlay_ns) if underlay_ns is not None else kernel.root_netlink()
-    try:
+    with closing(_underlay(underlay_ns)) as underlay:
+        _check_underlay(underlay, ends)
+        run.journal.record(entries)
+        with run.journal.creating("netns", [wire]):
+            kernel.create_namespaces([wire], WIRE_SYSCTLS)
         for end in ends:
             kernel.add_veth(underlay, namespaces[end.node], end.ifname, wire, hidden_ifname(end.vni))
         _add_vxlans(underlay, wire, ends)
-    finally:
-        underlay.close()
     kernel.in_each_namespace([wire], lambda _name, ipr: _bridge_and_verify(ipr, ends))
     say = log or (lambda _msg: None)
     for end in ends:
@@ -158,6 +159,53 @@ def create(
             f"(VNI {end.vni}, UDP {end.port}, from {end.local_ip}); MTU {end.mtu}, the underlay's less "
             "the VXLAN overhead"
         )
+
+
+def check_underlay(ends: Sequence[CrossEnd], underlay_ns: str | None = None) -> None:
+    """EnvironmentProblem naming every end whose tunnel this host cannot carry as asked: its
+    local address is not one of the host's, the other host's address has no route, or the
+    route's MTU is below the end's MTU plus the VXLAN overhead (packets would be fragmented, or
+    lost). Reads only: call it before anything is made."""
+    with closing(_underlay(underlay_ns)) as underlay:
+        _check_underlay(underlay, ends)
+
+
+def _underlay(underlay_ns: str | None) -> Any:
+    return kernel.open_netlink(underlay_ns) if underlay_ns is not None else kernel.root_netlink()
+
+
+def _check_underlay(underlay: Any, ends: Sequence[CrossEnd]) -> None:
+    with kernel.netlink_errors("list this host's addresses"):
+        own = {
+            ip_address(value)
+            for msg in underlay.addr("dump")
+            for value in (msg.get_attr("IFA_LOCAL"), msg.get_attr("IFA_ADDRESS"))
+            if value is not None
+        }
+    problems = []
+    for end in ends:
+        what = f"cross link {end.link} ({end.node}:{end.ifname})"
+        if ip_address(end.local_ip) not in own:
+            problems.append(f"{what}: {end.local_ip} is not an address of this host: check its underlay address in the inventory")
+        try:
+            route = underlay.route("get", dst=end.remote_ip)[0]
+            device = underlay.link("get", index=route.get_attr("RTA_OIF"))[0]
+        except NetlinkError as exc:
+            problems.append(f"{what}: this host has no route to {end.remote_ip} ({os.strerror(exc.code)})")
+            continue
+        mtu = int(device.get_attr("IFLA_MTU"))
+        metrics = route.get_attr("RTA_METRICS")
+        route_mtu = metrics.get_attr("RTAX_MTU") if metrics is not None else None
+        mtu = min(mtu, int(route_mtu)) if route_mtu else mtu
+        overhead = VXLAN_OVERHEAD_V6_BYTES if ip_address(end.remote_ip).version == 6 else VXLAN_OVERHEAD_V4_BYTES
+        if end.mtu + overhead > mtu:
+            problems.append(
+                f"{what}: MTU {end.mtu} needs an underlay MTU of {end.mtu + overhead} ({overhead} bytes of VXLAN "
+                f"overhead), and the route to {end.remote_ip} through {device.get_attr('IFLA_IFNAME')} carries {mtu}: "
+                f"set drills_underlay_mtu={mtu} for this host in the inventory"
+            )
+    if problems:
+        raise EnvironmentProblem("this host cannot carry its cross-host links as asked:\n" + "\n".join(problems))
 
 
 def _add_vxlans(underlay: Any, wire: str, ends: Sequence[CrossEnd]) -> None:
