@@ -182,26 +182,33 @@ def _check_underlay(underlay: Any, ends: Sequence[CrossEnd]) -> None:
             for value in (msg.get_attr("IFA_LOCAL"), msg.get_attr("IFA_ADDRESS"))
             if value is not None
         }
+    routes: dict[str, tuple[str, int] | str] = {}  # remote -> (device, MTU), or why there is no route
+    for remote in dict.fromkeys(end.remote_ip for end in ends):  # one lookup per other host
+        try:
+            route = underlay.route("get", dst=remote)[0]
+            device = underlay.link("get", index=route.get_attr("RTA_OIF"))[0]
+        except NetlinkError as exc:
+            routes[remote] = os.strerror(exc.code)
+            continue
+        metrics = route.get_attr("RTA_METRICS")
+        route_mtu = metrics.get_attr("RTAX_MTU") if metrics is not None else None
+        mtu = int(device.get_attr("IFLA_MTU"))
+        routes[remote] = (str(device.get_attr("IFLA_IFNAME")), min(mtu, int(route_mtu)) if route_mtu else mtu)
     problems = []
     for end in ends:
         what = f"cross link {end.link} ({end.node}:{end.ifname})"
         if ip_address(end.local_ip) not in own:
             problems.append(f"{what}: {end.local_ip} is not an address of this host: check its underlay address in the inventory")
-        try:
-            route = underlay.route("get", dst=end.remote_ip)[0]
-            device = underlay.link("get", index=route.get_attr("RTA_OIF"))[0]
-        except NetlinkError as exc:
-            problems.append(f"{what}: this host has no route to {end.remote_ip} ({os.strerror(exc.code)})")
+        found = routes[end.remote_ip]
+        if isinstance(found, str):
+            problems.append(f"{what}: this host has no route to {end.remote_ip} ({found})")
             continue
-        mtu = int(device.get_attr("IFLA_MTU"))
-        metrics = route.get_attr("RTA_METRICS")
-        route_mtu = metrics.get_attr("RTAX_MTU") if metrics is not None else None
-        mtu = min(mtu, int(route_mtu)) if route_mtu else mtu
+        device, mtu = found
         overhead = VXLAN_OVERHEAD_V6_BYTES if ip_address(end.remote_ip).version == 6 else VXLAN_OVERHEAD_V4_BYTES
         if end.mtu + overhead > mtu:
             problems.append(
                 f"{what}: MTU {end.mtu} needs an underlay MTU of {end.mtu + overhead} ({overhead} bytes of VXLAN "
-                f"overhead), and the route to {end.remote_ip} through {device.get_attr('IFLA_IFNAME')} carries {mtu}: "
+                f"overhead), and the route to {end.remote_ip} through {device} carries {mtu}: "
                 f"set drills_underlay_mtu={mtu} for this host in the inventory"
             )
     if problems:
