@@ -10,6 +10,7 @@ on two machines.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import time
 import uuid
@@ -26,7 +27,7 @@ from drills.backend import CrossEnd, HostPart, Impairment
 from drills.clock import SystemClock
 from drills.errors import BackendError, EnvironmentProblem
 from drills.impairment import Settings
-from drills.netns import wire
+from drills.netns import kernel, wire
 from drills.netns.backend import NetnsBackend, namespace_name
 from drills.netns.part import deploy_part, part_ops
 from drills.runs import Run, RunStore
@@ -332,3 +333,20 @@ def test_an_underlay_that_cannot_carry_the_tunnel_is_refused_before_anything_is_
         with pytest.raises(EnvironmentProblem, match=expected):
             deploy_part(NetnsBackend(), topology, part, run, underlay_ns=hosts.a)
     assert run.journal.entries() == []
+
+
+def test_a_port_another_program_holds_is_refused_in_words(
+    tmp_path: Path, state_dir: Path, host_snapshot: Any, hosts: Hosts
+) -> None:
+    # A plain UDP socket on the port in host A's namespace (held by this test process).
+    holder = kernel.run_in_namespace(hosts.a, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    run = RunStore(state_dir).create("split", tmp_path / "split.yaml")
+    backend = NetnsBackend()
+    try:
+        holder.bind(("0.0.0.0", PORT))
+        with pytest.raises(BackendError, match="another program on this host has a socket on that UDP port"):
+            deploy_part(backend, scenario(tmp_path), parts(600)[0], run, underlay_ns=hosts.a)
+    finally:
+        holder.close()
+        report = backend.teardown(run)
+    assert report.clean, report

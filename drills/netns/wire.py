@@ -227,7 +227,7 @@ def _add_vxlans(underlay: Any, wire: str, ends: Sequence[CrossEnd]) -> None:
                 else {"vxlan_local": end.local_ip, "vxlan_group": end.remote_ip}
             )
             what = f"link {end.link}: create VXLAN {vxlan_ifname(end.vni)} (VNI {end.vni}, UDP {end.port}) in {wire}"
-            with _vni_clash(what), kernel.netlink_errors(what):
+            with _explained(what, errno.EEXIST, VNI_TAKEN):
                 underlay.link(
                     "add",
                     ifname=vxlan_ifname(end.vni),
@@ -243,18 +243,25 @@ def _add_vxlans(underlay: Any, wire: str, ends: Sequence[CrossEnd]) -> None:
         os.close(fd)
 
 
+# What a refusal means here, where it has one meaning only: the interface names are new in a new
+# namespace, so EEXIST at a VXLAN's creation is the kernel's rule that one namespace's VXLAN
+# devices on a port are told apart by VNI; EADDRINUSE at its start, another program's socket.
+VNI_TAKEN = (
+    "this host has a VXLAN device with that VNI on that port already (another run's cross link?); "
+    "VNIs must differ between runs sharing a host and port"
+)
+PORT_TAKEN = "another program on this host has a socket on that UDP port: stop it, or choose another port"
+
+
 @contextmanager
-def _vni_clash(what: str) -> Iterator[None]:
-    """The name is new in a new namespace, so EEXIST can only be the kernel's rule that one
-    namespace's VXLAN sockets demultiplex by VNI: the VNI is taken on this host's port."""
+def _explained(what: str, code: int, meaning: str) -> Iterator[None]:
+    """A netlink refusal with errno `code` while doing `what` raised as `meaning`, in words."""
     try:
-        yield
+        with kernel.netlink_errors(what):
+            yield
     except BackendError as exc:
-        if isinstance(exc.__cause__, NetlinkError) and exc.__cause__.code == errno.EEXIST:
-            raise BackendError(
-                f"{what}: this host has a VXLAN device with that VNI on that port already (another run's "
-                "cross link?); VNIs must differ between runs sharing a host and port"
-            ) from exc
+        if isinstance(exc.__cause__, NetlinkError) and exc.__cause__.code == code:
+            raise BackendError(f"{what}: {meaning}") from exc
         raise
 
 
@@ -263,10 +270,11 @@ def _bridge_and_verify(ipr: Any, ends: Sequence[CrossEnd]) -> None:
     everything up; then each object read back."""
     for end in ends:
         bridge, hidden, vxlan = bridge_ifname(end.vni), hidden_ifname(end.vni), vxlan_ifname(end.vni)
-        with kernel.netlink_errors(f"link {end.link}: bridge {bridge} of {hidden} and {vxlan}"):
+        what = f"link {end.link}: bridge {bridge} of {hidden} and {vxlan} (UDP {end.port})"
+        with _explained(what, errno.EADDRINUSE, PORT_TAKEN):
             ipr.link("add", ifname=bridge, kind="bridge", br_stp_state=0, br_mcast_snooping=0, br_group_fwd_mask=GROUP_FWD_MASK)
             index = kernel.local_link_index(bridge)
-            for port in (hidden, vxlan):
+            for port in (hidden, vxlan):  # the VXLAN device opens its UDP socket as it goes up
                 ipr.link("set", index=kernel.local_link_index(port), master=index, mtu=end.mtu, state="up")
             ipr.link("set", index=index, state="up")
     for end in ends:
