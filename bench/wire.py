@@ -91,6 +91,7 @@ def summary(samples_s: list[float]) -> dict[str, float]:
     ordered = sorted(samples_s)
     return {
         "n": len(ordered),
+        "min_ms": ordered[0] * 1e3,
         "p50_ms": statistics.median(ordered) * 1e3,
         "p99_ms": ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))] * 1e3,
         "max_ms": ordered[-1] * 1e3,
@@ -192,11 +193,13 @@ def render(result: dict[str, Any], args: argparse.Namespace) -> str:
         "",
         "## Deploy (s)",
         "",
-        "| what | n | p50 | max |",
-        "|---|---|---|---|",
+        "| what | n | p50 | min | max |",
+        "|---|---|---|---|---|",
     ]
     for name, row in result["deploy"].items():
-        lines.append(f"| {name} | {row['n']} | {row['p50_ms'] / 1e3:.3f} | {row['max_ms'] / 1e3:.3f} |")
+        lines.append(
+            f"| {name} | {row['n']} | {row['p50_ms'] / 1e3:.3f} | {row['min_ms'] / 1e3:.3f} | {row['max_ms'] / 1e3:.3f} |"
+        )
     lines += ["", "## The far end's cut on host B, warmed (ms)", "", "| what | n | p50 | p99 | max |", "|---|---|---|---|---|"]
     for name, row in result["cut"].items():
         lines.append(f"| {name} | {row['n']} | {row['p50_ms']:.3f} | {row['p99_ms']:.3f} | {row['max_ms']:.3f} |")
