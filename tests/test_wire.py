@@ -88,7 +88,8 @@ def scenario(directory: Path) -> Topology:
         {"name": "x", "endpoints": ["n1:x", "n2:x"], "profile": "metro"},
         {"name": "l", "endpoints": ["n1:l", "n3:l"]},
     ]
-    return load_topology(directory, "split", {"nodes": nodes, "links": links}, {"metro": {"rate": "100mbit"}})
+    shape = {"nodes": nodes, "links": links, "addressing": {"ipv6": "fd00:d811:7e57::/48"}}
+    return load_topology(directory, "split", shape, {"metro": {"rate": "100mbit"}})
 
 
 def parts(vni: int) -> tuple[HostPart, HostPart]:
@@ -311,6 +312,9 @@ def test_an_ipv6_underlay_carries_the_tunnel(tmp_path: Path, state_dir: Path, ho
         target = topology.node("n2").interface("x").ipv4
         assert target is not None
         assert ping(namespace_name(run_a.run_id, "n3"), str(target.ip)).returncode == 0
+        target6 = topology.node("n2").interface("x").ipv6  # IPv6 over IPv6: neighbour discovery crosses too
+        assert target6 is not None
+        assert ping(namespace_name(run_a.run_id, "n1"), str(target6.ip)).returncode == 0
         assert link_json(namespace_name(run_a.run_id, "n1"), "x")["mtu"] == 1430
     finally:
         for backend, run in ((backend_a, run_a), (backend_b, run_b)):
