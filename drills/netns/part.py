@@ -119,7 +119,7 @@ def _confirm_cross_interfaces(local: Topology, part: HostPart, run: Run, log: Lo
     """Each node's cross interface reads back up, with carrier (its hidden end is up) and the
     MTU it was given, stated when the scenario asked for less than the tunnel carries."""
     ends = {(end.node, end.ifname): end for end in part.cross}
-    by_namespace = {namespace_name(run.run_id, node): node for node in {end.node for end in part.cross}}
+    by_namespace = {namespace_name(run.run_id, end.node): end.node for end in part.cross}
 
     def confirm(namespace: str, ipr: Any) -> None:
         node = local.node(by_namespace[namespace])
