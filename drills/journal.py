@@ -8,7 +8,10 @@ against the schema of its kind before anything acts on it. An entry that does no
 
 What an entry may name:
 - namespaces only as `drill-RUN-NODE` under /run/netns, RUN being this run's own id (so never
-  /proc/..., never the host's namespace, never another run's or a foreign `ip netns` one);
+  /proc/..., never the host's namespace, never another run's or a foreign `ip netns` one); and,
+  only as a namespace to create and remove or as a veth end (never where a process, service,
+  relay or container is named), the run's wire namespace of a host, `drill-RUN-_HOST`, which
+  holds the VXLAN ends of links to other hosts (drills.netns.wire; no node name begins with `_`);
 - processes only with the start time (clock ticks since boot, /proc/PID/stat field 22)
   recorded when they were created, never pid 1 or below;
 - containers only under this run's naming (and teardown removes one only when it carries the
@@ -40,6 +43,9 @@ FILE_MODE = 0o600  # journal, meta and lock: readable by root only
 
 # Node names as the scenario format allows them (drills.scenario.model.Name).
 _NODE = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}"
+# Host names a wire namespace may carry (an inventory's hostnames, IPv4 addresses included).
+HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+VNI_MAX = 2**24 - 1  # VXLAN network identifiers are 24 bits
 # Linux refuses "/", whitespace and ":" in interface names; drills also refuses quotes, "%"
 # and control characters (they break nft scripts and terminals); 15 bytes at most (IFNAMSIZ-1).
 _IFNAME = re.compile(r"[^\s/:%'\"\\\x00-\x1f\x7f]{1,15}")
@@ -140,7 +146,7 @@ class Journal:
                 return result
             lines = handle.read().split(b"\n")
         last = len(lines) - 1 if lines and lines[-1] else len(lines) - 2
-        namespaces = namespace_pattern(self.run_id)
+        namespaces = _journal_pattern(self.run_id)
         for number, raw in enumerate(lines, start=1):
             if not raw:
                 continue
@@ -171,13 +177,20 @@ def namespace_pattern(run_id: str) -> re.Pattern[str]:
     return re.compile(rf"drill-{re.escape(run_id)}-(?P<node>{_NODE})")
 
 
+def _journal_pattern(run_id: str) -> re.Pattern[str]:
+    """`namespace_pattern`, or a wire namespace drill-RUN-_HOST (group `wire`): what the journal
+    accepts, each check then saying whether a wire namespace may stand where it is."""
+    return re.compile(rf"drill-{re.escape(run_id)}-(?:(?P<node>{_NODE})|_(?P<wire>{HOST_NAME.pattern}))")
+
+
 def _str(value: Any) -> bool:
     return isinstance(value, str) and 0 < len(value) <= 200 and value.isprintable()
 
 
 def check(entry: dict[str, Any], namespaces: re.Pattern[str]) -> str | None:
     """Why `entry` may not be acted on for the run whose namespaces match `namespaces`
-    (`namespace_pattern`), or None when it matches its schema."""
+    (`_journal_pattern`: a node's, or a wire namespace where the entry's kind allows one), or
+    None when it matches its schema."""
     op = entry.get("op")
     checker = _CHECKS.get(op) if isinstance(op, str) else None
     if checker is None:
@@ -185,13 +198,20 @@ def check(entry: dict[str, Any], namespaces: re.Pattern[str]) -> str | None:
     return checker(entry, namespaces)
 
 
-def _namespace(name: Any, ns: re.Pattern[str]) -> str | None:
-    if not isinstance(name, str) or not ns.fullmatch(name):
+def _namespace(name: Any, ns: re.Pattern[str], *, wire: bool = False) -> str | None:
+    """Why `name` is not a namespace of this run's that may stand here (None when it is): a
+    node's, or, where `wire`, also a wire namespace."""
+    match = ns.fullmatch(name) if isinstance(name, str) else None
+    if match is None or (match["wire"] is not None and not wire):
         return f"namespace {shown(str(name))!r} is not one of this run's (drill-RUN-NODE under /run/netns)"
     return None
 
 
 def _check_netns(entry: dict[str, Any], ns: re.Pattern[str]) -> str | None:
+    return _namespace(entry.get("name"), ns, wire=True)
+
+
+def _check_netns_attach(entry: dict[str, Any], ns: re.Pattern[str]) -> str | None:
     return _namespace(entry.get("name"), ns)
 
 
@@ -206,13 +226,32 @@ def _check_container(entry: dict[str, Any], ns: re.Pattern[str]) -> str | None:
 def _end(value: Any, ns: re.Pattern[str]) -> str | None:
     if not (isinstance(value, list) and len(value) == 2):
         return "a veth end is [namespace, interface]"
-    if not isinstance(value[1], str) or not _IFNAME.fullmatch(value[1]) or value[1] in (".", ".."):
+    if not _ifname(value[1]):
         return f"interface name {shown(str(value[1]))!r} is not valid"
-    return _namespace(value[0], ns)
+    return _namespace(value[0], ns, wire=True)
+
+
+def _ifname(value: Any) -> bool:
+    return isinstance(value, str) and bool(_IFNAME.fullmatch(value)) and value not in (".", "..")
 
 
 def _check_veth(entry: dict[str, Any], ns: re.Pattern[str]) -> str | None:
     return _end(entry.get("a"), ns) or _end(entry.get("b"), ns)
+
+
+def _check_vxlan(entry: dict[str, Any], ns: re.Pattern[str]) -> str | None:
+    # A record of what the wire namespace holds; teardown removes it with that namespace.
+    vni, port = entry.get("vni"), entry.get("port")
+    if not (_str(entry.get("link")) and _ifname(entry.get("name"))):
+        return "a vxlan entry names its link and a valid interface"
+    if not (isinstance(vni, int) and not isinstance(vni, bool) and 0 < vni <= VNI_MAX):
+        return f"VNI {shown(str(vni))} is not 1 to {VNI_MAX}"
+    if not (isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536):
+        return f"UDP port {shown(str(port))} is not 1 to 65535"
+    match = ns.fullmatch(entry["ns"]) if isinstance(entry.get("ns"), str) else None
+    if match is None or match["wire"] is None:
+        return f"namespace {shown(str(entry.get('ns')))!r} is not a wire namespace of this run (drill-RUN-_HOST)"
+    return None
 
 
 def _check_service(entry: dict[str, Any], ns: re.Pattern[str]) -> str | None:
@@ -260,7 +299,7 @@ def _check_marker(entry: dict[str, Any], ns: re.Pattern[str]) -> str | None:
     if entry.get("kind") not in MARKED_KINDS or not isinstance(names, list):
         return f"a marker names a kind ({', '.join(MARKED_KINDS)}) and a list of names"
     for name in names:
-        why = _namespace(name, ns)
+        why = _namespace(name, ns, wire=entry["kind"] == "netns")
         if why:
             return why
     return None
@@ -279,9 +318,10 @@ def _check_host(entry: dict[str, Any], _ns: re.Pattern[str]) -> str | None:
 
 _CHECKS: dict[str, Callable[[dict[str, Any], re.Pattern[str]], str | None]] = {
     "netns": _check_netns,
-    "netns-attach": _check_netns,
+    "netns-attach": _check_netns_attach,
     "container": _check_container,
     "veth": _check_veth,
+    "vxlan": _check_vxlan,
     "service": _check_service,
     "process": _check_process,
     "relay": _check_relay,
