@@ -97,6 +97,14 @@ def encode(value: Any) -> Any:
     raise TypeError(f"the agent's codec does not carry {type(value).__module__}.{type(value).__qualname__}")
 
 
+_KINDS: dict[str, Callable[[type], bool]] = {
+    "$dc": dataclasses.is_dataclass,
+    "$nt": lambda c: issubclass(c, tuple) and hasattr(c, "_fields"),
+    "$pd": lambda c: issubclass(c, BaseModel),
+    "$e": lambda c: issubclass(c, enum.Enum),
+}
+
+
 def _lookup(name: object, kind: str) -> type:
     """The class `name` ("module:Qualname") from an allowed module, checked to be of `kind`."""
     if not isinstance(name, str) or name.count(":") != 1:
@@ -116,13 +124,7 @@ def _lookup(name: object, kind: str) -> type:
         raise BadFrame(f"a frame names {name!r}, which does not exist here (different drills versions?)") from None
     if not isinstance(target, type) or target.__module__ != module_name:
         raise BadFrame(f"a frame names {name!r}, which is not a class defined there")
-    expected = {
-        "$dc": lambda c: dataclasses.is_dataclass(c),
-        "$nt": lambda c: issubclass(c, tuple) and hasattr(c, "_fields"),
-        "$pd": lambda c: issubclass(c, BaseModel),
-        "$e": lambda c: issubclass(c, enum.Enum),
-    }[kind]
-    if not expected(target):
+    if not _KINDS[kind](target):
         raise BadFrame(f"a frame names {name!r} as {kind}, which it is not")
     _classes[name] = target
     return target
