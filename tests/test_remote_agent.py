@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from drills.errors import BackendError, BadInput
 from drills.remote import codec
 from drills.remote.agent import EXIT_LOST
 from drills.remote.agent_ops import AgentOps
-from drills.remote.client import AgentClient
+from drills.remote.client import AgentClient, AgentTimeout
 from drills.remote.frames import FrameReader, FrameWriter
 from drills.remote.offset import estimate
 from drills.runs import RunStore
@@ -138,6 +139,46 @@ def test_agent_ops_through_a_local_agent(tmp_path: Path, state_dir: Path, host_s
         client.call("time")
 
 
+def test_calls_from_many_threads_timeouts_and_a_late_answer(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:
+    client = AgentClient("h1", AGENT, lambda _line: None)
+    try:
+        deploy(client, tmp_path, state_dir)
+        ops = AgentOps(client)
+        failures: list[BaseException] = []
+
+        def hammer(node: str) -> None:
+            try:
+                for _ in range(40):
+                    assert ops.link_state(node, "e1") == LinkState(True, True)
+            except BaseException as exc:  # reported by the main thread
+                failures.append(exc)
+
+        threads = [threading.Thread(target=hammer, args=(node,)) for node in ("a", "b", "a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not failures
+        with pytest.raises(AgentTimeout, match=r"^h1: no answer to op within 0.2 s"):
+            client.call("op", "exec", ["a", "sleep 1", 5.0], {}, timeout_s=0.2)
+        # the channel still works; the late answer (after the exec) is dropped
+        assert client.call("op", "link_state", ["a", "e1"], {}, timeout_s=10) == LinkState(True, True)
+        assert client.call("teardown").clean
+    finally:
+        assert client.close() == 0
+
+
+def test_an_agent_that_cannot_start_is_a_lost_channel_with_its_reason() -> None:
+    lines: list[str] = []
+    client = AgentClient("h3", [sys.executable, "-c", "import sys; sys.stderr.write('ssh: connect to host h3 port 22: Connection refused\\n'); sys.exit(255)"], lines.append)
+    with pytest.raises(BackendError, match=r"^h3: the agent's channel .*status 255: ssh: connect to host h3 port 22: Connection refused"):
+        client.call("hello", RUN_ID, "h3", "run", None)
+    assert client.close() == 255
+    assert "h3: ssh: connect to host h3 port 22: Connection refused" in lines
+    with pytest.raises(BackendError, match="cannot start the agent"):
+        AgentClient("h4", ["/nonexistent/drill", "agent"], lines.append)
+
+
 def test_hello_is_checked(state_dir: Path) -> None:
     client = AgentClient("h1", AGENT, lambda _line: None)
     try:
@@ -172,7 +213,7 @@ def assert_torn_down(state_dir: Path) -> None:
     assert wait_until(lambda: not (state_dir / "runs" / RUN_ID).exists()), "the run directory remains"
 
 
-@pytest.mark.parametrize("how", ["close", "silence"])
+@pytest.mark.parametrize("how", ["close", "silence", "sigterm"])
 def test_dead_man_switch_tears_the_part_down(how: str, tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:
     controller = RawController()
     try:
@@ -181,6 +222,8 @@ def test_dead_man_switch_tears_the_part_down(how: str, tmp_path: Path, state_dir
             assert controller.process.stdin and controller.process.stdout
             controller.process.stdin.close()
             controller.process.stdout.close()
+        elif how == "sigterm":
+            controller.process.terminate()
         # "silence": the pipes stay open, no heartbeat comes: the agent gives up after 2 s
         assert_torn_down(state_dir)
         assert controller.process.wait(GONE_CAP_S) == EXIT_LOST
@@ -192,7 +235,7 @@ CONTROLLER = """
 import sys, time
 from pathlib import Path
 from drills.backend import HostPart
-from drills.remote.client import AgentClient
+from drills.remote.client import AgentClient, AgentTimeout
 from drills.scenario import load_scenario
 client = AgentClient("h1", [sys.executable, "-m", "drills", "agent"], lambda line: None)
 client.call("hello", sys.argv[1], "h1", sys.argv[2], sys.argv[3])

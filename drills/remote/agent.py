@@ -45,6 +45,7 @@ from drills.scenario.resolved import Topology
 
 MODES = ("run", "up")
 EXIT_LOST = 3  # the controller was lost: the part was torn down (or left, for `up`)
+WRITE_STALL_S = 10.0  # a controller that takes no answer for this long is lost too
 
 
 def local_part(topology: Topology, part: HostPart) -> Topology:
@@ -317,7 +318,7 @@ def serve() -> int:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    agent = Agent(FrameReader(frames_in), FrameWriter(frames_out))
+    agent = Agent(FrameReader(frames_in), FrameWriter(frames_out, stall_s=WRITE_STALL_S))
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         agent.deadman.lost(f"signal {signal.Signals(signum).name}")

@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import subprocess
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -35,6 +36,8 @@ Log = Callable[[str], None]
 DEFAULT_TIMEOUT_S = 30.0
 EXIT_WAIT_S = 5.0  # after bye (and its teardown), for the agent process to exit before it is killed
 MAX_LOG_LINE_BYTES = 4096  # a longer stderr line is cut into pieces of this size
+STDERR_TAIL_LINES = 3  # of the agent's log, quoted when its channel is lost (ssh's own errors too)
+WRITE_STALL_S = 10.0  # a request the agent takes nothing of for this long: the channel is lost
 
 
 class AgentTimeout(BackendError):
@@ -83,7 +86,8 @@ class AgentClient:
         except OSError as exc:
             raise BackendError(f"{host_name}: cannot start the agent ({argv[0]}): {exc.strerror}") from None
         assert self.process.stdin and self.process.stdout and self.process.stderr
-        self._writer = FrameWriter(self.process.stdin.fileno())
+        self._writer = FrameWriter(self.process.stdin.fileno(), stall_s=WRITE_STALL_S)
+        self._stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self._reader = FrameReader(self.process.stdout.fileno())
         self._threads = [
             threading.Thread(target=self._read, name=f"agent-{host_name}-frames", daemon=True),
@@ -110,8 +114,8 @@ class AgentClient:
             request = {"id": ident, "method": method, "args": codec.encode(list(args)), "kwargs": codec.encode(kwargs)}
             try:
                 self._writer.write(request)
-            except ChannelLost as exc:
-                self._set_lost(str(exc))
+            except ChannelLost as exc:  # an agent that died: its exit status says more than EPIPE
+                self._set_lost(self._exit_reason(str(exc)))
             if not slot.done.wait(timeout_s):
                 raise AgentTimeout(f"{self.host}: no answer to {method} within {timeout_s:g} s")
         finally:
@@ -176,14 +180,27 @@ class AgentClient:
                 if slot is not None:
                     slot.answer = message
                     slot.done.set()
-            self._set_lost("the agent closed its channel (exited?)")
+            self._set_lost(self._exit_reason("the agent closed its channel but still runs"))
         except (BadFrame, ChannelLost) as exc:
             self._set_lost(str(exc))
             self.process.kill()  # out of step: nothing it says can be trusted; its dead-man switch cleans up
 
+    def _exit_reason(self, running: str) -> str:
+        """Why the agent's channel ended: its exit status and last log lines (an ssh that could
+        not connect, a host without drills, says so there); `running` if it has not exited."""
+        try:
+            code = self.process.wait(1.0)
+        except subprocess.TimeoutExpired:
+            return running
+        self._threads[1].join(1.0)  # the last log lines
+        tail = " / ".join(self._stderr_tail)
+        return f"the agent exited with status {code}" + (f": {tail}" if tail else "")
+
     def _forward_log(self, stream: IO[bytes]) -> None:
         for raw in iter(lambda: stream.readline(MAX_LOG_LINE_BYTES), b""):
-            self._log(f"{self.host}: {visible(raw.decode('utf-8', 'replace').rstrip(), one_line=True)}")
+            line = visible(raw.decode("utf-8", "replace").rstrip(), one_line=True)
+            self._stderr_tail.append(line[:300])
+            self._log(f"{self.host}: {line}")
 
     def _heartbeat(self) -> None:
         for beat in itertools.count():

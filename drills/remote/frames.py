@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import struct
 import threading
 from typing import Any
@@ -92,11 +93,18 @@ class FrameReader:
 
 class FrameWriter:
     """Writes frames to a file descriptor; safe to share between threads (one frame at a time,
-    never interleaved)."""
+    never interleaved). With `stall_s`, the descriptor is made non-blocking and a write that
+    makes no progress for that long (the other side stopped reading: a hung or stopped peer)
+    is `ChannelLost` instead of a caller blocked for ever."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, stall_s: float | None = None) -> None:
         self.fd = fd
         self._lock = threading.Lock()
+        self._stall_ms = None if stall_s is None else max(1, int(stall_s * 1000))
+        if stall_s is not None:
+            os.set_blocking(fd, False)
+            self._poll = select.poll()
+            self._poll.register(fd, select.POLLOUT)
 
     def write(self, message: dict[str, Any]) -> None:
         data = memoryview(encode_frame(message))
@@ -104,6 +112,10 @@ class FrameWriter:
             while data:
                 try:
                     written = os.write(self.fd, data)
+                except BlockingIOError:
+                    if not self._poll.poll(self._stall_ms):
+                        raise ChannelLost(f"the channel took nothing for {self._stall_ms} ms (the peer stopped reading)") from None
+                    continue
                 except OSError as exc:  # EPIPE: the other side is gone
                     raise ChannelLost(f"writing the channel failed: {exc.strerror}") from None
                 data = data[written:]
