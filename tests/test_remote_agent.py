@@ -231,6 +231,27 @@ def test_dead_man_switch_tears_the_part_down(how: str, tmp_path: Path, state_dir
         controller.kill()
 
 
+def test_a_controller_lost_during_a_deploy_leaves_nothing(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:
+    """The loss arrives while the part deploys (or before it starts: the agent then refuses it):
+    either way nothing the deploy creates outlives the agent."""
+    path = tmp_path / "ring.yaml"
+    ring = {"nodes": {f"n{i}": {} for i in range(20)}, "links": [{"endpoints": [f"n{i}:r", f"n{(i + 1) % 20}:l"]} for i in range(20)]}
+    path.write_text(yaml.safe_dump({"version": 1, "name": "ring", "topology": ring}))
+    topology = load_scenario(path).topology
+    controller = RawController()
+    try:
+        controller.call("hello", RUN_ID, "h1", "run", str(state_dir))
+        part = HostPart("h1", tuple(node.name for node in topology.nodes))
+        controller.writer.write({"id": 99, "method": "deploy", "args": codec.encode([topology, part, 1]), "kwargs": {}})
+        assert controller.process.stdin and controller.process.stdout
+        controller.process.stdin.close()
+        controller.process.stdout.close()
+        assert controller.process.wait(60) == EXIT_LOST
+        assert_torn_down(state_dir)
+    finally:
+        controller.kill()
+
+
 CONTROLLER = """
 import sys, time
 from pathlib import Path

@@ -37,7 +37,7 @@ from drills.clock import Clock, SystemClock
 from drills.errors import BackendError, BadInput, DrillError, EnvironmentProblem
 from drills.netns.backend import NetnsBackend, host_capabilities, namespace_name
 from drills.remote import codec, protocol
-from drills.remote.deadman import BUSY_WAIT_S, DeadMan
+from drills.remote.deadman import BUSY_WAIT_S, DEPLOY_WAIT_S, DeadMan
 from drills.remote.frames import BadFrame, ChannelLost, FrameReader, FrameWriter
 from drills.remote.probe_service import ProbeService
 from drills.runs import STATUS_RUNNING, STATUS_UP, Run, RunStore, check_run_id, state_dir_from_env
@@ -99,7 +99,8 @@ class Agent:
         self.deployed = False
         self.exit_code: int | None = None
         self.done = threading.Event()
-        self.busy = threading.Lock()  # held by the main lane while it acts
+        self.busy = threading.Lock()  # held by the main lane while it acts (probe requests: their own lane)
+        self.current = ""  # the main lane's request in progress ("" when idle)
         self.dying = threading.Event()
         self.deadman = DeadMan(protocol.DEADMAN_S, self._abandon, self.clock)
         self._lanes = {"main": queue.SimpleQueue[_Request | None](), "probe": queue.SimpleQueue[_Request | None]()}
@@ -109,7 +110,8 @@ class Agent:
     def serve(self) -> int:
         """Read frames until the controller says bye or is lost; the exit code."""
         for name, lane in self._lanes.items():
-            threading.Thread(target=self._lane, args=(lane,), name=f"lane-{name}", daemon=True).start()
+            lock = self.busy if name == "main" else threading.Lock()
+            threading.Thread(target=self._lane, args=(lane, lock), name=f"lane-{name}", daemon=True).start()
         self.deadman.start()
         threading.Thread(target=self._read, name="frames", daemon=True).start()
         self.done.wait()
@@ -150,16 +152,21 @@ class Agent:
         lane = "probe" if method == "probe" else "main"
         self._lanes[lane].put(_Request(ident, method, args, kwargs))
 
-    def _lane(self, lane: queue.SimpleQueue[_Request | None]) -> None:
+    def _lane(self, lane: queue.SimpleQueue[_Request | None], lock: threading.Lock) -> None:
         while (request := lane.get()) is not None:
-            if self.dying.is_set():
-                self._answer(request.id, {"error": {"kind": "BackendError", "message": "the agent is shutting down"}})
-                continue
-            with self.busy:
-                answer = self._handle(request)
+            with lock:
+                if self.dying.is_set():  # checked under the lock: the dead-man switch sets it under it too
+                    answer: dict[str, Any] = {"error": {"kind": "BackendError", "message": "the agent is shutting down"}}
+                else:
+                    main = lock is self.busy
+                    if main:
+                        self.current = request.method
+                    answer = self._handle(request)
+                    if main:
+                        self.current = ""
             self._answer(request.id, answer)
-            if request.method == "bye" and "result" in answer:
-                self._finish(0)
+            if request.method == "bye":  # whether its teardown worked or not: the channel ends
+                self._finish(0 if "result" in answer else 1)
 
     def _handle(self, request: _Request) -> dict[str, Any]:
         handler: Callable[..., Any] | None = getattr(self, f"do_{request.method}", None)
@@ -255,7 +262,7 @@ class Agent:
             raise BadInput("no run on this host: hello first")
         return self.run
 
-    def _teardown(self, run: Run) -> TeardownReport:
+    def _teardown(self, run: Run, remove: bool = True) -> TeardownReport:
         if self.probes is not None:
             self.probes.stop_all()
         if self.ops is not None:
@@ -263,7 +270,7 @@ class Agent:
         self.ops = self.probes = None
         report = (self.backend or NetnsBackend(log)).teardown(run)
         self.backend = None
-        if report.clean:
+        if report.clean and remove:
             run.remove()
         else:
             run.unlock()  # `drill clean` on the host finishes it
@@ -276,8 +283,12 @@ class Agent:
         log(f"controller lost ({reason})")
         self.dying.set()
         acquired = self.busy.acquire(timeout=BUSY_WAIT_S)
+        if not acquired and self.current == "deploy":
+            # Tearing down under a deploy would miss what it creates next: let it end first.
+            log(f"a deploy is in progress: waiting for it (at most {DEPLOY_WAIT_S:g} s)")
+            acquired = self.busy.acquire(timeout=DEPLOY_WAIT_S)
         if not acquired:
-            log(f"a request still runs after {BUSY_WAIT_S} s: acting anyway")
+            log(f"request {self.current or '?'} still runs: tearing down under it")
         try:
             run = self.run
             if run is not None and self.mode == "up" and self.deployed:
@@ -285,7 +296,9 @@ class Agent:
                 run.unlock()
                 log(f"run {run.run_id} is `drill up`'s: its part stays up (drill down / drill clean --all)")
             elif run is not None:
-                report = self._teardown(run)
+                # Under a request still running, keep the run directory even when clean: what it
+                # journals next must stay findable by `drill clean`.
+                report = self._teardown(run, remove=acquired)
                 log(f"run {run.run_id}: part torn down ({len(report.removed)} objects removed, {len(report.left)} left)")
         except Exception:  # whatever happens, exit: a later `drill clean` finishes from the journal
             log(f"tearing down after the loss failed:\n{traceback.format_exc()}")
