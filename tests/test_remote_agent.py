@@ -20,7 +20,7 @@ import yaml
 
 from drills import lifecycle
 from drills.backend import HostPart, LinkState, NodeOps
-from drills.errors import BackendError, BadInput
+from drills.errors import BackendError, BadInput, EnvironmentProblem
 from drills.remote import codec
 from drills.remote.agent import EXIT_LOST
 from drills.remote.agent_ops import AgentOps
@@ -194,16 +194,28 @@ def test_hello_is_checked(state_dir: Path) -> None:
         assert client.close() == 0
 
 
+def test_an_agent_not_running_as_root_refuses_hello(state_dir: Path) -> None:
+    client = AgentClient("h2", ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *AGENT], lambda _line: None)
+    try:
+        with pytest.raises(EnvironmentProblem, match=r"^h2: the agent on h2 runs as uid 65534, not root"):
+            client.call("hello", RUN_ID, "h2", "run", str(state_dir))
+        assert not (state_dir / "runs").exists()
+    finally:
+        assert client.close() == 0
+
+
 def test_stray_output_never_reaches_the_channel(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:
-    """A command's stdout in an exec is captured; a service's goes to its log; and whatever the
-    agent itself prints goes to stderr, never between two frames."""
+    """The agent's fd 0 is /dev/null and its fd 1 its stderr (what a print, or a child that
+    inherits them, would use): the frames travel on private duplicates."""
     client = AgentClient("h1", AGENT, lambda _line: None)
     try:
         deploy(client, tmp_path, state_dir)
-        ops = AgentOps(client)
-        ops.exec("a", "echo to-stdout; cat /proc/self/fd/1 >/dev/null 2>&1 || true", 5.0)
-        assert client.call("time") and ops.link_state("a", "e1").admin_up
-        assert client.call("teardown").clean
+        fds = Path(f"/proc/{client.process.pid}/fd")
+        assert os.readlink(fds / "0") == "/dev/null"
+        assert os.readlink(fds / "1") == os.readlink(fds / "2")
+        result = AgentOps(client).exec("a", "echo to-stdout; echo to-stderr >&2", 5.0)
+        assert (result.stdout, result.stderr) == ("to-stdout\n", "to-stderr\n")
+        assert client.call("time") and client.call("teardown").clean
     finally:
         assert client.close() == 0
 
