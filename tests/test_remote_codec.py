@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 import struct
-from ipaddress import IPv4Address, IPv4Interface, IPv6Interface, IPv6Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,8 @@ def test_seam_and_host_records_round_trip() -> None:
         signal.SIGTERM,
         (socket.AF_INET6, socket.SOCK_DGRAM),
         {IPv4Address("10.0.0.1"): "x", ("a", 1): [1, 2], "$odd": {"$t": 1}},
-        [IPv4Interface("10.0.0.1/30"), IPv6Interface("fd00::1/64"), IPv6Network("fd00::/48")],
+        [IPv4Interface("10.0.0.1/30"), IPv6Interface("fd00::1/64"), IPv6Network("fd00::/48"), IPv4Network("10.0.0.0/8")],
+        (IPv4Address("198.19.0.1"), IPv6Address("fd00::ff"), IPv4Interface("10.0.0.1/32")),
         (Path("/tmp/x"), b"\x00\xff", frozenset({1, 2}), {3}),
         {"plain": [None, True, 1.5, "é"]},
     ]
@@ -104,7 +105,12 @@ def test_decoding_refuses_classes_outside_the_allowlist() -> None:
     with pytest.raises(BadFrame, match="cannot be rebuilt"):
         codec.decode({"$dc": "drills.backend:ExecResult", "f": {"returncode": 0}})
     with pytest.raises(BadFrame, match="ipaddress type"):
-        codec.decode({"$ip": "IPv4Frob", "v": "1.2.3.4"})
+        codec.decode({"$ip": "IPv4Frob", "v": 1})
+    for bad in ("1.2.3.4", True, [1, "24"], 2**40):
+        with pytest.raises(BadFrame):
+            codec.decode({"$ip": "IPv4Address", "v": bad})
+    with pytest.raises(BadFrame, match="cannot be rebuilt"):
+        codec.decode({"$ip": "IPv4Network", "v": [1, 24]})  # host bits set
     nested: Any = 1
     for _ in range(codec.MAX_DEPTH + 5):
         nested = [nested]
