@@ -21,7 +21,7 @@ import yaml
 from drills import lifecycle
 from drills.backend import HostPart, LinkState, NodeOps
 from drills.errors import BackendError, BadInput, EnvironmentProblem
-from drills.remote import codec
+from drills.remote import codec, protocol
 from drills.remote.agent import EXIT_LOST
 from drills.remote.agent_ops import AgentOps
 from drills.remote.client import AgentClient, AgentTimeout
@@ -179,9 +179,22 @@ def test_an_agent_that_cannot_start_is_a_lost_channel_with_its_reason() -> None:
         AgentClient("h4", ["/nonexistent/drill", "agent"], lines.append)
 
 
-def test_hello_is_checked(state_dir: Path) -> None:
+def test_heartbeats_keep_an_idle_agent_alive(state_dir: Path) -> None:
+    """Idle for 1.5 dead-man windows: the client's heartbeats alone keep the agent serving."""
     client = AgentClient("h1", AGENT, lambda _line: None)
     try:
+        client.call("hello", RUN_ID, "h1", "up", str(state_dir))
+        time.sleep(protocol.DEADMAN_S * 1.5)
+        assert client.process.poll() is None and client.lost is None
+        assert len(client.call("time")) == 2
+        client.call("teardown")
+    finally:
+        assert client.close() == 0
+    assert not (state_dir / "runs" / RUN_ID).exists()
+
+
+def test_hello_is_checked(state_dir: Path) -> None:
+    with AgentClient("h1", AGENT, lambda _line: None) as client:
         with pytest.raises(BadInput, match=r"h1: .*not a run id"):
             client.call("hello", "../etc", "h1", "run", str(state_dir))
         with pytest.raises(BadInput, match="h1: mode 'walk'"):
@@ -190,8 +203,7 @@ def test_hello_is_checked(state_dir: Path) -> None:
             client.call("deploy", None, HostPart("h1", ()), None)
         with pytest.raises(BadInput, match="no part deployed"):
             client.call("op", "link_state", ["a", "e1"], {})
-    finally:
-        assert client.close() == 0
+    assert client.process.returncode == 0
 
 
 def test_an_agent_not_running_as_root_refuses_hello(state_dir: Path) -> None:

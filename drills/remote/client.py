@@ -97,6 +97,12 @@ class AgentClient:
         for thread in self._threads:
             thread.start()
 
+    def __enter__(self) -> AgentClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @property
     def lost(self) -> str | None:
         """Why the channel is lost, or None while it works."""
