@@ -122,6 +122,12 @@ def test_agent_ops_through_a_local_agent(tmp_path: Path, state_dir: Path, host_s
             client.call("op", "open_socket", ["a", 2, 2], {})
         with pytest.raises(BadInput, match=r"^h1: no method 'frobnicate'"):
             client.call("frobnicate")
+        # a bug in the agent (here: a call with missing arguments) is answered, logged with its
+        # traceback on the host, and the loop goes on
+        with pytest.raises(BackendError, match=r"^h1: internal error in the agent: TypeError"):
+            client.call("op", "link_state", [], {})
+        assert wait_until(lambda: any("h1: internal error in op" in line for line in lines), 5.0)
+        assert ops.link_state("a", "e1").admin_up
         with pytest.raises(BackendError, match="cannot cross"):
             ops.open_socket("a", __import__("socket").AF_INET, __import__("socket").SOCK_DGRAM)
         offset = estimate(client, rounds=16)
