@@ -336,18 +336,36 @@ def _zombie(pid: int) -> bool:
         return True
 
 
+def assert_left_up(state_dir: Path) -> None:
+    assert namespaces(RUN_ID) == [f"drill-{RUN_ID}-a", f"drill-{RUN_ID}-b"]
+    run = RunStore(state_dir).get(RUN_ID)
+    meta = run.meta()
+    assert meta.status == "up" and meta.nodes == {"a": f"drill-{RUN_ID}-a", "b": f"drill-{RUN_ID}-b"}
+    assert run.try_lock(), "the agent left the run locked"
+    run.unlock()
+
+
 def test_a_drill_up_part_survives_its_controller(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:
     proc, agent_pid = controller_with_agent(tmp_path, state_dir, "up")
     try:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         assert wait_until(lambda: not Path(f"/proc/{agent_pid}").exists() or _zombie(agent_pid)), "the agent still runs"
-        assert namespaces(RUN_ID) == [f"drill-{RUN_ID}-a", f"drill-{RUN_ID}-b"]
-        run = RunStore(state_dir).get(RUN_ID)
-        assert run.meta().status == "up"
-        assert run.try_lock(), "the agent left the run locked"
-        run.unlock()
+        assert_left_up(state_dir)
     finally:
         reap(proc)
+        lifecycle.down(state_dir, RUN_ID)
+    assert namespaces(RUN_ID) == []
+
+
+def test_bye_keep_leaves_a_drill_up_part_for_drill_down(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:
+    try:
+        with AgentClient("h1", AGENT, lambda _line: None) as client:
+            client.call("hello", RUN_ID, "h1", "up", str(state_dir))
+            client.call("deploy", two_nodes(tmp_path), HostPart("h1", ("a", "b")), 7)
+            assert client.close(keep=True) == 0
+        assert_left_up(state_dir)
+        assert [view.meta.run_id for view in lifecycle.list_runs(state_dir)] == [RUN_ID]
+    finally:
         lifecycle.down(state_dir, RUN_ID)
     assert namespaces(RUN_ID) == []

@@ -141,6 +141,8 @@ class AgentClient:
     def close(self, keep: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S) -> int | None:
         """End the channel in order: `bye` (the agent tears its part down unless `keep`), wait
         for the agent to exit, kill it after `EXIT_WAIT_S`. Idempotent; returns its exit code."""
+        if self._closing and self.process.returncode is not None:
+            return self.process.returncode  # closed already: never a second bye
         self._closing = True
         if self._lost is None:
             try:
