@@ -115,6 +115,11 @@ def test_agent_ops_through_a_local_agent(tmp_path: Path, state_dir: Path, host_s
         assert result.returncode == 3 and "e1" in result.stdout and result.stderr == "err\n"
         assert ops.link_engine("ab") == "kernel"
         assert ops.processes("a") == []
+        # set_link is sent, not awaited: its error comes with the thread's next operation
+        ops.set_link("a", "nope", up=False)
+        with pytest.raises(BackendError, match=r"^h1: .*nope"):
+            ops.link_state("a", "e1")
+        assert ops.link_state("a", "e1") == LinkState(True, True)
         # errors come back as the error tree's classes, prefixed with the host
         with pytest.raises(BackendError, match=r"^h1: "):
             ops.link_state("a", "nope")

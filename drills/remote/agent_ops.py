@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import signal
 import socket
+import threading
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Interface, IPv6Interface
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from drills.backend import ExecResult, Impairment, LinkState
-from drills.errors import BackendError
+from drills.errors import BackendError, DrillError
 
 if TYPE_CHECKING:
     from drills.rules import Table
@@ -25,11 +26,17 @@ T = TypeVar("T")
 EXEC_MARGIN_S = 5.0  # an exec's answer may come this long after its own timeout
 
 
+class Answer(Protocol):
+    def result(self, timeout_s: float = ...) -> Any: ...
+
+
 class Caller(Protocol):
     @property
     def host(self) -> str: ...
 
     def call(self, method: str, *args: Any, timeout_s: float = ..., **kwargs: Any) -> Any: ...
+
+    def send(self, method: str, *args: Any, **kwargs: Any) -> Answer: ...
 
 
 class AgentOps:
@@ -38,13 +45,43 @@ class AgentOps:
     def __init__(self, client: Caller, timeout_s: float = 30.0) -> None:
         self._client = client
         self._timeout_s = timeout_s
+        self._sent = threading.local()  # per calling thread: its set_link requests not yet settled
+
+    def _unsettled(self) -> list[Answer]:
+        sent: list[Answer] | None = getattr(self._sent, "answers", None)
+        if sent is None:
+            sent = self._sent.answers = []
+        return sent
+
+    def _settle(self) -> None:
+        """Take the answers of this thread's set_link requests: the first error is raised."""
+        sent = self._unsettled()
+        answers, sent[:] = list(sent), []
+        first: DrillError | None = None
+        for answer in answers:
+            try:
+                answer.result(self._timeout_s)
+            except DrillError as exc:
+                first = first or exc
+        if first is not None:
+            raise first
 
     def _op(self, name: str, *args: Any, timeout_s: float | None = None, **kwargs: Any) -> Any:
-        return self._client.call("op", name, list(args), kwargs, timeout_s=timeout_s or self._timeout_s)
+        try:
+            result = self._client.call("op", name, list(args), kwargs, timeout_s=timeout_s or self._timeout_s)
+        except DrillError:
+            self._settle()  # an earlier set_link's error is the cause: raised before this one
+            raise
+        self._settle()  # answered before this call was: no wait
+        return result
 
     # links
     def set_link(self, node: str, ifname: str, *, up: bool) -> None:
-        self._op("set_link", node, ifname, up=up)
+        """Sent, not awaited (the seam's contract for set_link): its answer is taken with this
+        thread's next operation, which the agent runs and answers after it (one lane, in
+        order); an error of it is raised there. A link-down of both ends then costs one round
+        trip for the two set_links and the first read-back together, not three."""
+        self._unsettled().append(self._client.send("op", "set_link", [node, ifname], {"up": up}))
 
     def link_state(self, node: str, ifname: str) -> LinkState:
         state: LinkState = self._op("link_state", node, ifname)
@@ -122,3 +159,5 @@ class AgentOps:
         """Release the agent's handles (idempotent; nothing to do when the channel is gone)."""
         if getattr(self._client, "lost", None) is None:
             self._op("close")
+        else:
+            self._unsettled().clear()

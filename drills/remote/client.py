@@ -50,6 +50,36 @@ class _Slot:
     answer: dict[str, Any] | None = None
 
 
+class Pending:
+    """A request sent to an agent, its answer not yet taken (AgentClient.send)."""
+
+    def __init__(self, client: AgentClient, ident: int, method: str, slot: _Slot) -> None:
+        self._client = client
+        self._ident = ident
+        self.method = method
+        self._slot = slot
+
+    def result(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
+        """The answer's result, or its error raised (see the module docstring); waits at most
+        `timeout_s` (AgentTimeout after it; a late answer is then dropped)."""
+        host, method, slot = self._client.host, self.method, self._slot
+        try:
+            if not slot.done.wait(timeout_s):
+                raise AgentTimeout(f"{host}: no answer to {method} within {timeout_s:g} s")
+        finally:
+            self._client._forget(self._ident)
+        answer = slot.answer
+        if answer is None:
+            raise ChannelLost(f"{host}: the agent's channel was lost during {method} ({self._client.lost})")
+        if "error" in answer:
+            error = answer["error"] if isinstance(answer["error"], dict) else {}
+            raise protocol.error_from(host, error.get("kind"), error.get("message"))
+        try:
+            return codec.decode(answer.get("result"))
+        except BadFrame as exc:
+            raise BadFrame(f"{host}: {method}'s answer: {exc}") from None
+
+
 class AgentClient:
     """One agent process and its channel. Thread-safe."""
 
@@ -110,6 +140,12 @@ class AgentClient:
 
     def call(self, method: str, *args: Any, timeout_s: float = DEFAULT_TIMEOUT_S, **kwargs: Any) -> Any:
         """Run `method` on the agent and return its result (see the module docstring for errors)."""
+        return self.send(method, *args, **kwargs).result(timeout_s)
+
+    def send(self, method: str, *args: Any, **kwargs: Any) -> Pending:
+        """Issue a request and return at once; `Pending.result` waits for its answer. The agent
+        runs requests of one lane in the order sent (probe requests in theirs, every other in
+        the main one), so a request sent after this one is answered after it."""
         ident = next(self._ids)
         slot = _Slot()
         with self._lock:
@@ -118,25 +154,17 @@ class AgentClient:
             self._pending[ident] = slot
         try:
             request = {"id": ident, "method": method, "args": codec.encode(list(args)), "kwargs": codec.encode(kwargs)}
-            try:
-                self._writer.write(request)
-            except ChannelLost as exc:  # an agent that died: its exit status says more than EPIPE
-                self._set_lost(self._exit_reason(str(exc)))
-            if not slot.done.wait(timeout_s):
-                raise AgentTimeout(f"{self.host}: no answer to {method} within {timeout_s:g} s")
-        finally:
-            with self._lock:
-                self._pending.pop(ident, None)
-        answer = slot.answer
-        if answer is None:
-            raise ChannelLost(f"{self.host}: the agent's channel was lost during {method} ({self._lost})")
-        if "error" in answer:
-            error = answer["error"] if isinstance(answer["error"], dict) else {}
-            raise protocol.error_from(self.host, error.get("kind"), error.get("message"))
-        try:
-            return codec.decode(answer.get("result"))
-        except BadFrame as exc:
-            raise BadFrame(f"{self.host}: {method}'s answer: {exc}") from None
+            self._writer.write(request)
+        except ChannelLost as exc:  # an agent that died: its exit status says more than EPIPE
+            self._set_lost(self._exit_reason(str(exc)))
+        except BaseException:
+            self._forget(ident)
+            raise
+        return Pending(self, ident, method, slot)
+
+    def _forget(self, ident: int) -> None:
+        with self._lock:
+            self._pending.pop(ident, None)
 
     def close(self, keep: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S) -> int | None:
         """End the channel in order: `bye` (the agent tears its part down unless `keep`), wait
