@@ -296,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "agent":  # before anything could print: its stdout is the channel
         from drills.remote.agent import serve
 
-        return serve()
+        return serve(args.state_dir)
     try:
         return int(_run(args))
     except ScenarioError as exc:

@@ -191,10 +191,12 @@ def test_an_agent_that_cannot_start_is_a_lost_channel_with_its_reason() -> None:
 
 
 def test_heartbeats_keep_an_idle_agent_alive(state_dir: Path) -> None:
-    """Idle for 1.5 dead-man windows: the client's heartbeats alone keep the agent serving."""
-    client = AgentClient("h1", AGENT, lambda _line: None)
+    """Idle for 1.5 dead-man windows: the client's heartbeats alone keep the agent serving.
+    (And hello naming no state directory: the agent's --state-dir is used.)"""
+    client = AgentClient("h1", [*AGENT, "--state-dir", str(state_dir)], lambda _line: None)
     try:
-        client.call("hello", RUN_ID, "h1", "up", str(state_dir))
+        client.call("hello", RUN_ID, "h1", "up", None)
+        assert (state_dir / "runs" / RUN_ID).is_dir()
         time.sleep(protocol.DEADMAN_S * 1.5)
         assert client.process.poll() is None and client.lost is None
         assert len(client.call("time")) == 2

@@ -86,8 +86,11 @@ class _Request:
 class Agent:
     """One agent: its channel, its host's run, backend, node operations and probe service."""
 
-    def __init__(self, reader: FrameReader, writer: FrameWriter, clock: Clock | None = None) -> None:
+    def __init__(
+        self, reader: FrameReader, writer: FrameWriter, clock: Clock | None = None, state_dir: Path | None = None
+    ) -> None:
         self.reader = reader
+        self.state_dir = state_dir  # `drill --state-dir D agent`; hello may name another
         self.writer = writer
         self.clock = clock or SystemClock()
         self.run: Run | None = None
@@ -204,7 +207,7 @@ class Agent:
             raise BadInput(f"the controller speaks protocol {meta['version']}, this agent {protocol.VERSION}: install the same drills")
         if self.run is not None:
             raise BadInput(f"hello twice: this agent serves run {self.run.run_id}")
-        store = RunStore(Path(state_dir) if state_dir else state_dir_from_env())
+        store = RunStore(Path(state_dir) if state_dir else state_dir_from_env(self.state_dir))
         scenario = str(meta.get("scenario", f"part of a run on {host}"))
         self.run = store.create(scenario, Path(str(meta.get("scenario_path", "-"))), run_id=check_run_id(run_id))
         self.host, self.mode = host, mode
@@ -324,14 +327,16 @@ def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def serve() -> int:
-    """`drill agent`: take the channel off fds 0 and 1 first, then serve it."""
+def serve(state_dir: Path | None = None) -> int:
+    """`drill agent`: take the channel off fds 0 and 1 first, then serve it. `state_dir`: where
+    the host's run directories go when hello names none (default: $DRILLS_STATE_DIR or
+    /var/lib/drills, as for every drill command)."""
     frames_in, frames_out = os.dup(0), os.dup(1)  # non-inheritable: children never get them
     os.dup2(2, 1)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    agent = Agent(FrameReader(frames_in), FrameWriter(frames_out, stall_s=WRITE_STALL_S))
+    agent = Agent(FrameReader(frames_in), FrameWriter(frames_out, stall_s=WRITE_STALL_S), state_dir=state_dir)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         agent.deadman.lost(f"signal {signal.Signals(signum).name}")
