@@ -2,7 +2,9 @@
 `python -m drills agent`) spoken to in frames (drills.remote.protocol).
 
 One reader thread hands each answer to the caller waiting for its request id; any number of
-threads may call at once (the drill thread's faults, the live view's health reads). A heartbeat
+threads may call at once (the drill thread's faults, the live view's health reads). `call` waits
+for the answer; `send` returns a `Pending` at once (the agent answers one lane's requests in the
+order sent, so a later call's answer implies the earlier ones' were given). A heartbeat
 thread sends a frame every `HEARTBEAT_S`, which is what keeps the agent's dead-man switch from
 firing. The agent's stderr is its log: each line goes to `log`, prefixed with the host.
 
