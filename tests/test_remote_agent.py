@@ -343,6 +343,23 @@ def _zombie(pid: int) -> bool:
         return True
 
 
+def test_drill_clean_finishes_after_the_agent_itself_is_killed(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:
+    """SIGKILL of the agent (no dead-man switch can run): its journal is on the host, its lock
+    died with it, and `drill clean` there removes the part."""
+    client = AgentClient("h1", AGENT, lambda _line: None)
+    try:
+        deploy(client, tmp_path, state_dir)
+        assert lifecycle.clean(state_dir).skipped == {RUN_ID: f"in use by live process {client.process.pid}"}
+        client.process.kill()
+        client.process.wait(10)
+    finally:
+        client.close()
+    assert namespaces(RUN_ID)
+    report = lifecycle.clean(state_dir)
+    assert report.clean and RUN_ID in report.cleaned
+    assert namespaces(RUN_ID) == [] and not (state_dir / "runs" / RUN_ID).exists()
+
+
 def assert_left_up(state_dir: Path) -> None:
     assert namespaces(RUN_ID) == [f"drill-{RUN_ID}-a", f"drill-{RUN_ID}-b"]
     run = RunStore(state_dir).get(RUN_ID)
