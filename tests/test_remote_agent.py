@@ -170,6 +170,13 @@ def test_calls_from_many_threads_timeouts_and_a_late_answer(tmp_path: Path, stat
         for thread in threads:
             thread.join(60)
         assert not failures
+        # probe requests have their own lane: answered while a long operation holds the main one
+        # (false failure only if the agent takes over 3 s to answer `health`)
+        slow = client.send("op", "exec", ["a", "sleep 3", 10.0], {})
+        assert client.call("probe", "health", [0.0], {}, timeout_s=10) == []
+        assert client.call("time", timeout_s=10)  # and the clock is read at once too
+        assert not slow.answered
+        assert slow.result(timeout_s=15).returncode == 0
         with pytest.raises(AgentTimeout, match=r"^h1: no answer to op within 0.2 s"):
             client.call("op", "exec", ["a", "sleep 1", 5.0], {}, timeout_s=0.2)
         # the channel still works; the late answer (after the exec) is dropped

@@ -61,6 +61,11 @@ class Pending:
         self.method = method
         self._slot = slot
 
+    @property
+    def answered(self) -> bool:
+        """Whether the answer (or the channel's loss) has arrived."""
+        return self._slot.done.is_set()
+
     def result(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
         """The answer's result, or its error raised (see the module docstring); waits at most
         `timeout_s` (AgentTimeout after it; a late answer is then dropped)."""
