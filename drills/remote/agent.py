@@ -266,10 +266,13 @@ class Agent:
         return self.run
 
     def _teardown(self, run: Run, remove: bool = True) -> TeardownReport:
-        if self.probes is not None:
-            self.probes.stop_all()
-        if self.ops is not None:
-            self.ops.close()
+        # Stopping probes and closing handles may fail; the teardown must happen regardless.
+        for what, release in (("stopping the probes", self.probes and self.probes.stop_all), ("closing the node handles", self.ops and self.ops.close)):
+            try:
+                if release:
+                    release()
+            except Exception:
+                log(f"{what} failed (tearing down anyway):\n{traceback.format_exc()}")
         self.ops = self.probes = None
         report = (self.backend or NetnsBackend(log)).teardown(run)
         self.backend = None
