@@ -4,6 +4,7 @@ topology lacks, is refused before anything is created."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ import yaml
 
 from drills.backend import CrossEnd, HostPart
 from drills.errors import BackendError, BadInput
-from drills.remote.agent import deploy_part, local_part
+from drills.remote.agent import Agent, deploy_part, local_part
+from drills.remote.frames import FrameReader, FrameWriter
+from drills.runs import RunStore
 from drills.scenario import load_scenario
 from drills.scenario.resolved import Topology
 
@@ -43,3 +46,23 @@ def test_a_part_that_disagrees_with_the_topology_is_refused(tmp_path: Path) -> N
         local_part(topology, HostPart("h1", ("a", "x", "y")))
     with pytest.raises(BackendError, match="host h1: cross-host links are not in this build"):
         deploy_part(None, topology, HostPart("h1", ("b",), (CrossEnd("ab", "b", "e1", 1, "1.1.1.1", "2.2.2.2", 14789, 1450),)), None)  # type: ignore[arg-type]
+
+
+def test_a_probe_service_that_fails_to_stop_never_prevents_the_teardown(tmp_path: Path) -> None:
+    class Broken:
+        def stop_all(self) -> None:
+            raise RuntimeError("stuck")
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    run = RunStore(state).create("part", tmp_path, run_id="ab0001")
+    read_fd, write_fd = os.pipe()
+    try:
+        agent = Agent(FrameReader(read_fd), FrameWriter(write_fd))
+        agent.run, agent.probes = run, Broken()  # type: ignore[assignment]
+        report = agent.do_teardown()
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+    assert report.clean and agent.run is None and agent.probes is None
+    assert not run.dir.exists()
