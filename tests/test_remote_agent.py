@@ -25,7 +25,7 @@ from drills.remote import codec, protocol
 from drills.remote.agent import EXIT_LOST
 from drills.remote.agent_ops import AgentOps
 from drills.remote.client import AgentClient, AgentTimeout
-from drills.remote.frames import FrameReader, FrameWriter
+from drills.remote.frames import ChannelLost, FrameReader, FrameWriter
 from drills.remote.offset import estimate
 from drills.runs import RunStore
 from drills.scenario import load_scenario
@@ -60,7 +60,8 @@ def wait_until(condition: Any, cap_s: float = GONE_CAP_S) -> bool:
 
 
 class RawController:
-    """The controller's end spoken by hand (no heartbeat thread): what a dying controller leaves."""
+    """The controller's end spoken by hand, its heartbeats stopped at will (`go_silent`): what a
+    hung or dying controller leaves. (Heartbeats until then: hello alone may take 2 s here.)"""
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(AGENT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
@@ -68,6 +69,20 @@ class RawController:
         self.writer = FrameWriter(self.process.stdin.fileno())
         self.reader = FrameReader(self.process.stdout.fileno())
         self.ids = 0
+        self._silent = threading.Event()
+        self._beats = threading.Thread(target=self._beat, daemon=True)
+        self._beats.start()
+
+    def _beat(self) -> None:
+        while not self._silent.wait(protocol.HEARTBEAT_S):
+            try:
+                self.writer.write({"hb": 0})
+            except ChannelLost:
+                return  # the agent is gone: the test reports why
+
+    def go_silent(self) -> None:
+        self._silent.set()
+        self._beats.join(10)
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         self.ids += 1
@@ -80,6 +95,7 @@ class RawController:
                 return codec.decode(answer["result"])
 
     def kill(self) -> None:
+        self.go_silent()
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait(10)
@@ -262,6 +278,7 @@ def test_dead_man_switch_tears_the_part_down(how: str, tmp_path: Path, state_dir
     controller = RawController()
     try:
         deploy(controller, tmp_path, state_dir)
+        controller.go_silent()
         if how == "close":  # both pipes closed: the agent reads end of file at once
             assert controller.process.stdin and controller.process.stdout
             controller.process.stdin.close()
@@ -287,6 +304,7 @@ def test_a_controller_lost_during_a_deploy_leaves_nothing(tmp_path: Path, state_
         controller.call("hello", RUN_ID, "h1", "run", str(state_dir))
         part = HostPart("h1", tuple(node.name for node in topology.nodes))
         controller.writer.write({"id": 99, "method": "deploy", "args": codec.encode([topology, part, 1]), "kwargs": {}})
+        controller.go_silent()
         assert controller.process.stdin and controller.process.stdout
         controller.process.stdin.close()
         controller.process.stdout.close()
