@@ -93,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["build"])
     p.add_argument("names", nargs="*", metavar="NAME", help="image definitions (default: drills-node)")
     p.add_argument("--force", action="store_true", help="build even when an image of this definition exists")
+    add("agent", "serve a controller over stdin/stdout (`drill run` starts it on each host over SSH)")
     p = add("clean", "remove every leftover of crashed runs, from their journals")
     p.add_argument("--all", action="store_true", help="also tear down testbeds left up by `drill up`")
     return parser
@@ -292,6 +293,10 @@ def _run_trials(args: argparse.Namespace, state_dir: Path, ui: Any, live: bool =
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "agent":  # before anything could print: its stdout is the channel
+        from drills.remote.agent import serve
+
+        return serve(args.state_dir)
     try:
         return int(_run(args))
     except ScenarioError as exc:

@@ -1,0 +1,350 @@
+"""`drill agent`: the resident agent on one host of a run spread over several.
+
+The controller starts it over SSH (no listening port: SSH authenticates) for the length of a
+run and speaks frames on its stdin/stdout (drills.remote.protocol). The first thing it does is
+move those two descriptors aside: frames go through private duplicates, fd 1 becomes stderr and
+fd 0 /dev/null, so no stray print, and no child process (a service, an exec), can write into
+or read from the channel.
+
+Threads: the main one reads frames (and answers `time` itself, so a clock reading is never
+queued behind an operation); two lanes run requests in order: probe requests in one, everything
+else in the other (a fault's operation is never queued behind a probe's health read, nor the
+reverse); the dead-man switch (drills.remote.deadman) tears the host's part down when the
+controller is gone, unless the run is `drill up`'s.
+
+Everything the agent creates is journaled in its host's run directory before it exists
+(NetnsBackend does that), so `drill clean` on the host finishes whatever a SIGKILL interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from drills import __version__
+from drills.backend import HostPart, NodeOps, TeardownReport
+from drills.clock import Clock, SystemClock
+from drills.errors import BackendError, BadInput, DrillError, EnvironmentProblem
+from drills.netns.backend import NetnsBackend, host_capabilities, namespace_name
+from drills.remote import codec, protocol
+from drills.remote.deadman import BUSY_WAIT_S, DEPLOY_WAIT_S, DeadMan
+from drills.remote.frames import BadFrame, ChannelLost, FrameReader, FrameWriter
+from drills.remote.probe_service import ProbeService
+from drills.runs import STATUS_RUNNING, STATUS_UP, Run, RunStore, check_run_id, state_dir_from_env
+from drills.scenario.resolved import Topology
+
+MODES = ("run", "up")
+EXIT_LOST = 3  # the controller was lost: the part was torn down (or left, for `up`)
+WRITE_STALL_S = 10.0  # a controller that takes no answer for this long is lost too
+
+
+def local_part(topology: Topology, part: HostPart) -> Topology:
+    """The part of `topology` this host deploys when every link of its nodes is local: its
+    nodes, and the links with both ends among them (BadInput for a link half here without a
+    cross end: the placement and the part disagree)."""
+    here = set(part.nodes)
+    unknown = here - {node.name for node in topology.nodes}
+    if unknown:
+        raise BadInput(f"part of host {part.host}: no node {', '.join(sorted(unknown))} in the topology")
+    crossing = {end.link for end in part.cross}
+    links = []
+    for link in topology.links:
+        ends = {link.a.node in here, link.b.node in here}
+        if ends == {True}:
+            links.append(link)
+        elif ends == {True, False} and link.name not in crossing:
+            raise BadInput(f"part of host {part.host}: link {link.name} has one end here and no cross end")
+    return Topology(tuple(node for node in topology.nodes if node.name in here), tuple(links))
+
+
+def deploy_part(backend: NetnsBackend, topology: Topology, part: HostPart, run: Run) -> None:
+    """Deploy this host's part. Only parts without cross-host links here: the lead swaps in
+    drills.netns.part.deploy_part (VXLAN ends) at merge."""
+    if part.cross:
+        raise BackendError(f"host {part.host}: cross-host links are not in this build of the agent")
+    backend.deploy(local_part(topology, part), run)
+
+
+@dataclass
+class _Request:
+    id: int
+    method: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+
+
+class Agent:
+    """One agent: its channel, its host's run, backend, node operations and probe service."""
+
+    def __init__(
+        self, reader: FrameReader, writer: FrameWriter, clock: Clock | None = None, state_dir: Path | None = None
+    ) -> None:
+        self.reader = reader
+        self.state_dir = state_dir  # `drill --state-dir D agent`; hello may name another
+        self.writer = writer
+        self.clock = clock or SystemClock()
+        self.run: Run | None = None
+        self.host = ""
+        self.mode = "run"
+        self.backend: NetnsBackend | None = None
+        self.ops: NodeOps | None = None
+        self.probes: ProbeService | None = None
+        self.deployed = False
+        self.exit_code: int | None = None
+        self.done = threading.Event()
+        self.busy = threading.Lock()  # held by the main lane while it acts (probe requests: their own lane)
+        self.current = ""  # the main lane's request in progress ("" when idle)
+        self.dying = threading.Event()
+        self.deadman = DeadMan(protocol.DEADMAN_S, self._abandon, self.clock)
+        self._lanes = {"main": queue.SimpleQueue[_Request | None](), "probe": queue.SimpleQueue[_Request | None]()}
+
+    # ------------------------------------------------------------------ loop
+
+    def serve(self) -> int:
+        """Read frames until the controller says bye or is lost; the exit code."""
+        for name, lane in self._lanes.items():
+            lock = self.busy if name == "main" else threading.Lock()
+            threading.Thread(target=self._lane, args=(lane, lock), name=f"lane-{name}", daemon=True).start()
+        self.deadman.start()
+        threading.Thread(target=self._read, name="frames", daemon=True).start()
+        self.done.wait()
+        return self.exit_code or 0
+
+    def _read(self) -> None:
+        try:
+            while True:
+                message = self.reader.read()
+                if message is None:
+                    self.deadman.lost("the controller's channel reached end of file")
+                    return
+                self.deadman.heard()
+                if "hb" in message:
+                    continue
+                self._dispatch(message)
+        except (BadFrame, ChannelLost) as exc:
+            self.deadman.lost(f"the controller's channel broke: {exc}")
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        received_s = self.clock.now_s()
+        ident = message.get("id")
+        if not isinstance(ident, int):
+            log(f"a frame without a request id, ignored: {sorted(message)[:5]}")
+            return
+        method = str(message.get("method"))
+        if method == "time":  # answered here: (received, sent) on this host's clock, never queued
+            self._answer(ident, {"result": [received_s, self.clock.now_s()]})
+            return
+        try:
+            args = codec.decode(message.get("args", []))
+            kwargs = codec.decode(message.get("kwargs", {}))
+            if not isinstance(args, list) or not isinstance(kwargs, dict):
+                raise BadFrame("a request's args are not a list, or its kwargs not an object")
+        except BadFrame as exc:
+            self._answer(ident, {"error": {"kind": "BackendError", "message": str(exc)}})
+            return
+        lane = "probe" if method == "probe" else "main"
+        self._lanes[lane].put(_Request(ident, method, args, kwargs))
+
+    def _lane(self, lane: queue.SimpleQueue[_Request | None], lock: threading.Lock) -> None:
+        while (request := lane.get()) is not None:
+            with lock:
+                if self.dying.is_set():  # checked under the lock: the dead-man switch sets it under it too
+                    answer: dict[str, Any] = {"error": {"kind": "BackendError", "message": "the agent is shutting down"}}
+                else:
+                    main = lock is self.busy
+                    if main:
+                        self.current = request.method
+                    answer = self._handle(request)
+                    if main:
+                        self.current = ""
+            self._answer(request.id, answer)
+            if request.method == "bye":  # whether its teardown worked or not: the channel ends
+                self._finish(0 if "result" in answer else 1)
+
+    def _handle(self, request: _Request) -> dict[str, Any]:
+        handler: Callable[..., Any] | None = getattr(self, f"do_{request.method}", None)
+        if handler is None:
+            return {"error": {"kind": "BadInput", "message": f"no method {request.method!r}"}}
+        try:
+            return {"result": codec.encode(handler(*request.args, **request.kwargs))}
+        except DrillError as exc:
+            return {"error": {"kind": protocol.error_kind(exc), "message": str(exc)}}
+        except Exception as exc:  # a bug: logged here, answered, and the loop goes on
+            log(f"internal error in {request.method}:\n{traceback.format_exc()}")
+            return {"error": {"kind": protocol.INTERNAL, "message": f"{type(exc).__name__}: {exc}"}}
+
+    def _answer(self, ident: int, body: dict[str, Any]) -> None:
+        try:
+            self.writer.write({"id": ident, **body})
+        except ChannelLost as exc:
+            self.deadman.lost(f"cannot answer the controller: {exc}")
+
+    def _finish(self, code: int) -> None:
+        self.exit_code = code
+        for lane in self._lanes.values():
+            lane.put(None)
+        self.done.set()
+
+    # ------------------------------------------------------------------ requests
+
+    def do_hello(self, run_id: str, host: str, mode: str, state_dir: str | None = None, **meta: Any) -> dict[str, Any]:
+        """Open this host's run (the controller's run id), locked by the agent."""
+        if os.geteuid() != 0:
+            raise EnvironmentProblem(f"the agent on {host} runs as uid {os.geteuid()}, not root: become root (ansible_become)")
+        if mode not in MODES:
+            raise BadInput(f"mode {mode!r}: the agent runs for {' or '.join(MODES)}")
+        if meta.get("version", protocol.VERSION) != protocol.VERSION:
+            raise BadInput(f"the controller speaks protocol {meta['version']}, this agent {protocol.VERSION}: install the same drills")
+        if self.run is not None:
+            raise BadInput(f"hello twice: this agent serves run {self.run.run_id}")
+        store = RunStore(Path(state_dir) if state_dir else state_dir_from_env(self.state_dir))
+        scenario = str(meta.get("scenario", f"part of a run on {host}"))
+        self.run = store.create(scenario, Path(str(meta.get("scenario_path", "-"))), run_id=check_run_id(run_id))
+        self.host, self.mode = host, mode
+        return {"version": __version__, "protocol": protocol.VERSION, "pid": os.getpid(), "capabilities": dict(host_capabilities())}
+
+    def do_deploy(self, topology: Topology, part: HostPart, seed: int | None = None) -> dict[str, str]:
+        """Deploy this host's part; the engine serving each of its links."""
+        run = self._run()
+        if self.backend is not None:
+            raise BadInput("deploy twice: tear down first")
+        self.backend = NetnsBackend(log, run.dir, seed=seed, clock=self.clock)
+        meta = run.meta()
+        meta.nodes = {node: namespace_name(run.run_id, node) for node in part.nodes}
+        run.write_meta(meta)
+        deploy_part(self.backend, topology, part, run)
+        self.ops = self.backend.ops(run, self.clock)
+        self.probes = ProbeService(self.ops, self.clock)
+        self.deployed = True
+        run.set_status(STATUS_RUNNING)
+        return dict(self.backend.engines)
+
+    def do_op(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """One NodeOps method (protocol.OP_METHODS) on the deployed part's NetnsOps."""
+        return _call_allowed(self.ops, protocol.OP_METHODS, "node operation", name, args, kwargs)
+
+    def do_probe(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """One ProbeService method (protocol.PROBE_METHODS)."""
+        return _call_allowed(self.probes, protocol.PROBE_METHODS, "probe method", name, args, kwargs)
+
+    def do_teardown(self) -> TeardownReport:
+        """Stop the probes and remove everything the host's run journal lists; the run
+        directory goes too when nothing was left."""
+        run = self._run()
+        report = self._teardown(run)
+        if report.clean:
+            self.run = None
+        return report
+
+    def do_bye(self, keep: bool = False) -> None:
+        """The end of the channel: keep the part up (`drill up`: unlocked, status up) or tear it
+        down (when the controller did not already)."""
+        self.deadman.disarm()
+        if self.run is None:
+            return
+        if keep:
+            self.run.set_status(STATUS_UP)
+            self.run.unlock()
+        else:
+            self._teardown(self.run)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _run(self) -> Run:
+        if self.run is None:
+            raise BadInput("no run on this host: hello first")
+        return self.run
+
+    def _teardown(self, run: Run, remove: bool = True) -> TeardownReport:
+        # Stopping probes and closing handles may fail; the teardown must happen regardless.
+        for what, release in (("stopping the probes", self.probes and self.probes.stop_all), ("closing the node handles", self.ops and self.ops.close)):
+            try:
+                if release:
+                    release()
+            except Exception:
+                log(f"{what} failed (tearing down anyway):\n{traceback.format_exc()}")
+        self.ops = self.probes = None
+        report = (self.backend or NetnsBackend(log)).teardown(run)
+        self.backend = None
+        if report.clean and remove:
+            run.remove()
+        else:
+            run.unlock()  # `drill clean` on the host finishes it
+            for left in report.left:
+                log(f"left behind: {left}")
+        return report
+
+    def _abandon(self, reason: str) -> None:
+        """The dead-man switch fired: tear the part down (or leave it, for `drill up`), exit."""
+        log(f"controller lost ({reason})")
+        self.dying.set()
+        acquired = self.busy.acquire(timeout=BUSY_WAIT_S)
+        if not acquired and self.current == "deploy":
+            # Tearing down under a deploy would miss what it creates next: let it end first.
+            log(f"a deploy is in progress: waiting for it (at most {DEPLOY_WAIT_S:g} s)")
+            acquired = self.busy.acquire(timeout=DEPLOY_WAIT_S)
+        if not acquired:
+            log(f"request {self.current or '?'} still runs: tearing down under it")
+        try:
+            run = self.run
+            if run is not None and self.mode == "up" and self.deployed:
+                run.set_status(STATUS_UP)
+                run.unlock()
+                log(f"run {run.run_id} is `drill up`'s: its part stays up (drill down / drill clean --all)")
+            elif run is not None:
+                # Under a request still running, keep the run directory even when clean: what it
+                # journals next must stay findable by `drill clean`.
+                report = self._teardown(run, remove=acquired)
+                log(f"run {run.run_id}: part torn down ({len(report.removed)} objects removed, {len(report.left)} left)")
+        except Exception:  # whatever happens, exit: a later `drill clean` finishes from the journal
+            log(f"tearing down after the loss failed:\n{traceback.format_exc()}")
+        finally:
+            if acquired:
+                self.busy.release()
+        self._finish(EXIT_LOST)
+
+
+def _call_allowed(target: object, allowed: frozenset[str], what: str, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    if name not in allowed:
+        raise BadInput(f"{what} {name!r} is not one the agent performs")
+    if target is None:
+        raise BadInput("no part deployed on this host: deploy first")
+    return getattr(target, name)(*args, **kwargs)
+
+
+def log(message: str) -> None:
+    """The agent's log: its stderr, which the controller forwards prefixed with the host. Never
+    raises: once the controller is gone its stderr is a broken pipe, and the dead-man switch
+    must still run to the end."""
+    with contextlib.suppress(OSError, ValueError):
+        print(message, file=sys.stderr, flush=True)
+
+
+def serve(state_dir: Path | None = None) -> int:
+    """`drill agent`: take the channel off fds 0 and 1 first, then serve it. `state_dir`: where
+    the host's run directories go when hello names none (default: $DRILLS_STATE_DIR or
+    /var/lib/drills, as for every drill command)."""
+    frames_in, frames_out = os.dup(0), os.dup(1)  # non-inheritable: children never get them
+    os.dup2(2, 1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    agent = Agent(FrameReader(frames_in), FrameWriter(frames_out, stall_s=WRITE_STALL_S), state_dir=state_dir)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        agent.deadman.lost(f"signal {signal.Signals(signum).name}")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    return agent.serve()
+
