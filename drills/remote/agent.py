@@ -34,8 +34,9 @@ from typing import Any
 from drills import __version__
 from drills.backend import HostPart, NodeOps, TeardownReport
 from drills.clock import Clock, SystemClock
-from drills.errors import BackendError, BadInput, DrillError, EnvironmentProblem
+from drills.errors import BadInput, DrillError, EnvironmentProblem
 from drills.netns.backend import NetnsBackend, host_capabilities, namespace_name
+from drills.netns.part import PartOps, deploy_part, part_ops
 from drills.remote import codec, protocol
 from drills.remote.deadman import BUSY_WAIT_S, DEPLOY_WAIT_S, DeadMan
 from drills.remote.frames import BadFrame, ChannelLost, FrameReader, FrameWriter
@@ -46,33 +47,6 @@ from drills.scenario.resolved import Topology
 MODES = ("run", "up")
 EXIT_LOST = 3  # the controller was lost: the part was torn down (or left, for `up`)
 WRITE_STALL_S = 10.0  # a controller that takes no answer for this long is lost too
-
-
-def local_part(topology: Topology, part: HostPart) -> Topology:
-    """The part of `topology` this host deploys when every link of its nodes is local: its
-    nodes, and the links with both ends among them (BadInput for a link half here without a
-    cross end: the placement and the part disagree)."""
-    here = set(part.nodes)
-    unknown = here - {node.name for node in topology.nodes}
-    if unknown:
-        raise BadInput(f"part of host {part.host}: no node {', '.join(sorted(unknown))} in the topology")
-    crossing = {end.link for end in part.cross}
-    links = []
-    for link in topology.links:
-        ends = {link.a.node in here, link.b.node in here}
-        if ends == {True}:
-            links.append(link)
-        elif ends == {True, False} and link.name not in crossing:
-            raise BadInput(f"part of host {part.host}: link {link.name} has one end here and no cross end")
-    return Topology(tuple(node for node in topology.nodes if node.name in here), tuple(links))
-
-
-def deploy_part(backend: NetnsBackend, topology: Topology, part: HostPart, run: Run) -> None:
-    """Deploy this host's part. Only parts without cross-host links here: the lead swaps in
-    drills.netns.part.deploy_part (VXLAN ends) at merge."""
-    if part.cross:
-        raise BackendError(f"host {part.host}: cross-host links are not in this build of the agent")
-    backend.deploy(local_part(topology, part), run)
 
 
 @dataclass
@@ -98,6 +72,7 @@ class Agent:
         self.mode = "run"
         self.backend: NetnsBackend | None = None
         self.ops: NodeOps | None = None
+        self.part_ops: PartOps | None = None  # the same object as `ops`, with the wire's far ends
         self.probes: ProbeService | None = None
         self.deployed = False
         self.exit_code: int | None = None
@@ -222,8 +197,8 @@ class Agent:
         meta = run.meta()
         meta.nodes = {node: namespace_name(run.run_id, node) for node in part.nodes}
         run.write_meta(meta)
-        deploy_part(self.backend, topology, part, run)
-        self.ops = self.backend.ops(run, self.clock)
+        deploy_part(self.backend, topology, part, run, log=log)
+        self.ops = self.part_ops = part_ops(self.backend, topology, part, run, self.clock, log)
         self.probes = ProbeService(self.ops, self.clock)
         self.deployed = True
         run.set_status(STATUS_RUNNING)
@@ -236,6 +211,31 @@ class Agent:
     def do_probe(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         """One ProbeService method (protocol.PROBE_METHODS)."""
         return _call_allowed(self.probes, protocol.PROBE_METHODS, "probe method", name, args, kwargs)
+
+    def do_far_end(self, link: str, up: bool) -> None:
+        """Set the hidden end of a cross link's veth on this host: the carrier of this host's
+        node on that link (the other host cut, or restored, its own end)."""
+        if self.part_ops is None:
+            raise BadInput("no part deployed on this host: deploy first")
+        self.part_ops.set_far_end(link, up)
+
+    def do_clean(self, run_id: str, state_dir: str | None = None) -> TeardownReport:
+        """Tear down what run `run_id` left on this host, from its journal here (the controller
+        cleaning after a crash: this agent was started for that alone). Nothing there: an empty
+        report. A run still locked by a live agent is left to that agent."""
+        store = RunStore(Path(state_dir) if state_dir else state_dir_from_env(self.state_dir))
+        found = [run for run in store.runs() if run.run_id == check_run_id(run_id)]
+        if not found:
+            return TeardownReport()
+        run = found[0]
+        if not run.try_lock():
+            raise EnvironmentProblem(f"run {run_id} on this host is in use by a live agent; it tears its part down itself")
+        report = NetnsBackend(log).teardown(run)
+        if report.clean:
+            run.remove()
+        else:
+            run.unlock()
+        return report
 
     def do_teardown(self) -> TeardownReport:
         """Stop the probes and remove everything the host's run journal lists; the run
@@ -273,7 +273,7 @@ class Agent:
                     release()
             except Exception:
                 log(f"{what} failed (tearing down anyway):\n{traceback.format_exc()}")
-        self.ops = self.probes = None
+        self.ops = self.part_ops = self.probes = None
         report = (self.backend or NetnsBackend(log)).teardown(run)
         self.backend = None
         if report.clean and remove:
