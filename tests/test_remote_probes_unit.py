@@ -20,7 +20,7 @@ from drills.probes.udp_stream import UdpEcho, UdpStream
 from drills.records import ProbeRecord, Sample, StreamRecord
 from drills.remote import probe_records, remote_probes
 from drills.remote.probe_records import RecordParts
-from drills.remote.probe_service import ProbeService
+from drills.remote.probe_service import METHODS, ProbeService
 from drills.scenario import load_scenario
 from drills.scenario.probes import CommandSpec, IcmpSpec, UdpStreamSpec
 from drills.scenario.resolved import Scenario
@@ -215,3 +215,32 @@ def test_the_service_checks_what_it_is_asked() -> None:
         assert service.stop_all() == 1
     assert service.health(clock.now_s()) == [] and service.stop_all() == 0
     assert RecordParts("x", 1, 1).per_part == 1
+
+
+def test_the_allowlist_is_every_public_method() -> None:
+    public = {name for name in dir(ProbeService) if not name.startswith("_")}
+    assert public == METHODS
+
+
+def test_an_echo_that_moves_takes_its_stream_along() -> None:
+    # The echo's node got a new namespace on h2: the echo reopens there (here, where the old
+    # socket still holds its port, on a new one) and the sender on h1 is pointed at it.
+    clock = SystemClock()
+    calls: list[tuple[str, str]] = []
+    sockets = LocalSockets()
+    h1, h2 = site("h1", sockets, clock, 100.0, calls), site("h2", sockets, clock, -50.0, calls)
+    running = remote_probes.start(_scenario(), {"cp": h1, "dispatch": h2}, seed=3)
+    log: list[str] = []
+    try:
+        voice = _running(h1.service, "dispatch-voice")
+        assert isinstance(voice, UdpStream)
+        until(lambda: len(voice.record.received) >= 10)
+        old_port = h2.service.port("dispatch-voice@echo")
+        running.follow("dispatch", log.append)
+        new_port = h2.service.port("dispatch-voice@echo")
+        assert new_port != old_port and voice.echo_at == ("127.0.0.1", new_port)
+        assert log == [f"  dispatch: probe dispatch-voice@echo on h2: echo 127.0.0.1 port {new_port}"]
+        after = len(voice.record.sent)
+        until(lambda: any(seq >= after for seq in voice.record.received), "echoes from the new port")
+    finally:
+        running.stop()

@@ -44,6 +44,11 @@ STOP_ALL_JOIN_S = 1.0
 """`stop_all` waits this long, in all, for application probes' samples in flight (the dead-man
 switch must finish within seconds; a sample left running ends within its own timeout)."""
 
+METHODS = frozenset(
+    {"echo", "stream", "app", "health", "follow", "port", "retarget", "stop_sending", "stop", "part", "release", "stop_all"}
+)
+"""What the agent may dispatch a `probe` frame to (its allowlist): every public method here."""
+
 _APP_SPECS = (IcmpSpec, TcpConnectSpec, HttpSpec, DnsSpec, CommandSpec)
 Endpoint = UdpStream | AppProbe | UdpEcho
 
