@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from remote_probe_testing import LocalSite, site, until
+from test_partition_pairs import BED as PAIRS_BED
+from test_partition_pairs import check_pairs_as_intended
 
 from drills import backends, lifecycle
 from drills.backend import NodeOps
@@ -207,3 +209,28 @@ def test_a_cut_measured_on_two_hosts_equals_the_local_figures(tmp_path: Path, st
     slack_s = abs(r_span - l_span) + r_ping.accuracy_s + l_ping.accuracy_s
     assert abs(r_ping.outage_s - l_ping.outage_s) <= slack_s, (r_ping, l_ping)
     assert abs(r_ping.time_to_recover_s - l_ping.time_to_recover_s) <= slack_s, (r_ping, l_ping)
+
+
+def test_the_pair_mesh_runs_across_hosts(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:
+    """tests/test_partition_pairs.py's drill, with a1, a2 and the hub x on one host and b1 on
+    the other: every pair across the partition crosses hosts. The mesh's records are put
+    together from both hosts' halves, and judged as on one machine."""
+    path = tmp_path / "pairs.yaml"
+    path.write_text(PAIRS_BED)
+    calls: list[tuple[str, str]] = []
+    made: dict[str, Any] = {}
+
+    def start(scenario: Scenario, ops: NodeOps, _faults: Mapping[str, Fault], _clock: Clock, seed: int) -> Any:
+        clock = SystemClock()
+        h1, h2 = site("h1", ops, clock, AHEAD_S, calls), site("h2", ops, clock, BEHIND_S, calls)
+        made["running"] = remote_probes.start(scenario, {"x": h1, "a1": h1, "a2": h1, "b1": h2}, seed)
+        return made["running"]
+
+    result = _drill(path, state_dir, start)
+    assert [c for c in calls if c[1] == "mesh"] == [("h1", "mesh"), ("h2", "mesh")]
+    check_pairs_as_intended(result)  # detection and recovery: send instants mapped back
+    # One-way delays across the two clocks, mapped back: as small as on one machine.
+    for record in result.pair_records:
+        assert all(0 < record.received[i] - sent < 0.5 for i, sent in enumerate(record.sent) if i in record.received)
+    placements = {p.probe: p for p in made["running"].pair_placements}
+    assert placements["a1->b1"].hosts == ("h1", "h2") and placements["a1->b1"].bound_s == 0.002

@@ -28,6 +28,7 @@ from drills.clock import Clock
 from drills.errors import BackendError, BadInput
 from drills.measure_samples import app_health, stream_health
 from drills.probes.app import AppProbe, make_probe
+from drills.probes.pair_mesh import PairEnd, PairMesh
 from drills.probes.udp_stream import UdpEcho, UdpStream
 from drills.records import ProbeHealth, ProbeRecord, StreamRecord
 from drills.remote import probe_records
@@ -45,12 +46,12 @@ STOP_ALL_JOIN_S = 1.0
 switch must finish within seconds; a sample left running ends within its own timeout)."""
 
 METHODS = frozenset(
-    {"echo", "stream", "app", "health", "follow", "port", "retarget", "stop_sending", "stop", "part", "release", "stop_all"}
+    {"echo", "stream", "app", "mesh", "health", "follow", "port", "retarget", "stop_sending", "stop", "part", "release", "stop_all"}
 )
 """What the agent may dispatch a `probe` frame to (its allowlist): every public method here."""
 
 _APP_SPECS = (IcmpSpec, TcpConnectSpec, HttpSpec, DnsSpec, CommandSpec)
-Endpoint = UdpStream | AppProbe | UdpEcho
+Endpoint = UdpStream | AppProbe | UdpEcho | PairMesh
 
 
 class ProbeService:
@@ -121,6 +122,37 @@ class ProbeService:
 
         self._start(probe_id, make)
 
+    def mesh(
+        self,
+        probe_id: str,
+        pairs: Sequence[Sequence[object]],
+        tag: int,
+        send_from: Sequence[str],
+        receive_at: Sequence[str],
+    ) -> None:
+        """Start this host's part of the partition pair mesh: `pairs` are every pair of the
+        drill's mesh, each (source node, its address, destination node, its address), in the
+        same order on every host; this host sends from the nodes in `send_from` and receives at
+        those in `receive_at` (its own). `stop` answers a record per pair, of what happened here."""
+        if not isinstance(pairs, list | tuple) or not 0 < len(pairs) <= limits.MAX_MESH_PAIRS:
+            raise BadInput(f"mesh {probe_id!r}: 1 to {limits.MAX_MESH_PAIRS} pairs, not {len(pairs) if isinstance(pairs, list | tuple) else pairs!r:.80}")
+        if not isinstance(tag, int) or not 0 <= tag <= 0xFFFFFFFF:
+            raise BadInput(f"mesh {probe_id!r}: tag {tag!r} is not a 32-bit number")
+        ends = []
+        for pair in pairs:
+            if not isinstance(pair, list | tuple) or len(pair) != 4:
+                raise BadInput(f"mesh {probe_id!r}: a pair is (source, address, destination, address), not {pair!r:.80}")
+            source, source_ip, target, target_ip = pair
+            _check_name("node", source)
+            _check_name("node", target)
+            ends.append((PairEnd(str(source), _address(source_ip)), PairEnd(str(target), _address(target_ip))))
+        senders, receivers = _names(probe_id, send_from), _names(probe_id, receive_at)
+
+        def make() -> PairMesh:
+            return PairMesh(ends, self._sockets, self._clock, tag, send_from=senders, receive_at=receivers)
+
+        self._start(probe_id, make)
+
     def _start(self, probe_id: str, make: Callable[[], Endpoint]) -> Endpoint:
         _check_name("probe id", probe_id)
         with self._lock:  # reserved under the lock, opened outside it: health calls go on
@@ -163,6 +195,8 @@ class ProbeService:
         for probe_id, endpoint in endpoints:
             try:
                 lines = endpoint.reopen(node)
+                if isinstance(endpoint, PairMesh):
+                    lines = [f"pair mesh sockets of {n}" for n in lines]
             except (OSError, BackendError) as exc:
                 lines = [f"could not follow: {exc}"]
             if lines:
@@ -189,14 +223,17 @@ class ProbeService:
         """Stop these streams' senders now, so that one drain afterwards covers them all."""
         for probe_id in probe_ids:
             stream = self._get(probe_id)
-            if isinstance(stream, UdpStream):
+            if isinstance(stream, UdpStream | PairMesh):
                 stream.stop_sending()
 
-    def stop(self, probe_id: str, drain_s: float) -> StreamRecord | ProbeRecord | RecordParts | None:
+    def stop(
+        self, probe_id: str, drain_s: float
+    ) -> StreamRecord | ProbeRecord | RecordParts | list[StreamRecord | ProbeRecord | RecordParts] | None:
         """Stop one endpoint: a stream after waiting `drain_s` for its echoes in flight, an
         application probe once its sample in flight is done, an echo at once (None). A record
         of more than `PART_UNITS` packets or samples stays here: the answer is then RecordParts, and the record is
-        fetched with `part` and dropped with `release`."""
+        fetched with `part` and dropped with `release`. A pair mesh answers such an answer per
+        pair (a kept one under `PROBE_ID/INDEX`)."""
         if not isinstance(drain_s, int | float) or not 0 <= drain_s <= limits.MAX_TIMEOUT_S or math.isnan(drain_s):
             raise BadInput(f"probe {probe_id!r}: drain {drain_s!r} s is not between 0 and {limits.MAX_TIMEOUT_S:g}")
         _check_name("probe id", probe_id)
@@ -207,13 +244,20 @@ class ProbeService:
         if isinstance(endpoint, UdpEcho):
             endpoint.stop()
             return None
+        if isinstance(endpoint, PairMesh):
+            records = endpoint.stop(float(drain_s))
+            return [self._answer(f"{probe_id}/{i}", record) for i, record in enumerate(records)]
         record = endpoint.stop(float(drain_s)) if isinstance(endpoint, UdpStream) else endpoint.stop()
+        return self._answer(probe_id, record)
+
+    def _answer(self, record_id: str, record: StreamRecord | ProbeRecord) -> StreamRecord | ProbeRecord | RecordParts:
+        """The record itself, or RecordParts when it is too large for a frame (kept here)."""
         size = probe_records.units(record)
         if size <= self._part_units:
             return record
         with self._lock:
-            self._kept[probe_id] = record
-        return RecordParts(probe_id, size, self._part_units)
+            self._kept[record_id] = record
+        return RecordParts(record_id, size, self._part_units)
 
     def part(self, probe_id: str, start: int, count: int) -> StreamRecord | ProbeRecord:
         """Entries [start, start + count) of a kept record (count at most PART_UNITS)."""
@@ -258,7 +302,7 @@ class ProbeService:
 def _halt(endpoint: Endpoint) -> None:
     """Stop without waiting: a stream's or echo's sockets close now; an application probe takes
     no new sample (the one in flight ends within its timeout)."""
-    if isinstance(endpoint, UdpStream):
+    if isinstance(endpoint, UdpStream | PairMesh):
         endpoint.stop(drain_s=0.0)
     elif isinstance(endpoint, UdpEcho):
         endpoint.stop()
@@ -269,6 +313,14 @@ def _halt(endpoint: Endpoint) -> None:
 def _check_name(what: str, value: object) -> None:
     if not isinstance(value, str) or not value or len(value.encode()) > MAX_ID_BYTES:
         raise BadInput(f"{what} {value!r:.80} is not a name of 1 to {MAX_ID_BYTES} bytes")
+
+
+def _names(probe_id: str, value: object) -> set[str]:
+    if not isinstance(value, list | tuple | set | frozenset) or len(value) > limits.MAX_NODES:
+        raise BadInput(f"mesh {probe_id!r}: {value!r:.80} is not a list of nodes")
+    for name in value:
+        _check_name("node", name)
+    return {str(name) for name in value}
 
 
 def _address(value: object) -> IPv4Address | IPv6Address:

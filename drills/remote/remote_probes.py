@@ -18,7 +18,12 @@ another clock (a fault confirmed by the controller: detection, recovery, the ins
 report) gets `bound_s` added to its accuracy. A figure within one record (outage, loss, round
 trips) gets nothing added.
 
-Not across hosts yet: the partition pair mesh (`stop` returns no pair records).
+The partition pair mesh runs across hosts too: every host whose nodes are in a pair runs its
+part of one mesh (the same pairs in the same order everywhere, so pair indices and rates agree),
+sending from its own sources and receiving at its own destinations; at stop each pair's record
+is put together from the sending host's send instants and the receiving host's arrivals, each
+mapped with its own host's offset (a one-way delay across two hosts is then true within the sum
+of both bounds: `pair_placements`). The live view shows no pair health across hosts.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from drills.errors import BackendError, BadInput, DrillError
+from drills.probes import pair_mesh
+from drills.probes.pair_mesh import PairEnd
 from drills.records import ProbeHealth, ProbeRecord, StreamRecord
 from drills.remote import probe_records
 from drills.remote.probe_records import MAX_RECORD_UNITS, PART_UNITS, RecordParts
@@ -40,6 +47,8 @@ Log = Callable[[str], None]
 Record = StreamRecord | ProbeRecord
 DRAIN_S = 0.5  # as on one machine: echoes in flight when the senders stop
 ECHO_SUFFIX = "@echo"  # an echo's probe id: its stream's name and this (names cannot hold "@")
+MESH_ID = "@pair-mesh"  # the pair mesh's probe id on every host
+MESH_DRAIN_S = 0.2  # as on one machine, when no stream drained already
 
 
 class Site(Protocol):
@@ -98,7 +107,9 @@ def start(scenario: Scenario, sites: Mapping[str, Site], seed: int) -> RemotePro
             target = _site(sites, spec.target_node, spec.name)
             echo_site = None if target.host == site.host else target
         probes.append(_Started(spec, site, echo_site))
-    running = RemoteProbes(probes, [])
+    ends = pair_mesh.mesh_ends(scenario)
+    mesh_sites = {pair_end.node: _site(sites, pair_end.node, "partition pair mesh") for pair in ends for pair_end in pair}
+    running = RemoteProbes(probes, [], ends, mesh_sites)
     try:
         echo_at: dict[str, tuple[str, int]] = {}
         for p in probes:
@@ -118,6 +129,14 @@ def start(scenario: Scenario, sites: Mapping[str, Site], seed: int) -> RemotePro
             else:
                 _call(p.site, p.probe_id, "app", p.probe_id, p.spec)
             running.started.append((p.site, p.probe_id))
+        if ends:
+            pairs = [(a.node, str(a.address), b.node, str(b.address)) for a, b in ends]
+            for site in _distinct(mesh_sites.values()):
+                mine = [node for node, where in mesh_sites.items() if where.host == site.host]
+                send_from = sorted({a.node for a, _b in ends} & set(mine))
+                receive_at = sorted({b.node for _a, b in ends} & set(mine))
+                _call(site, "partition pair mesh", "mesh", MESH_ID, pairs, pair_mesh.mesh_tag(seed), send_from, receive_at)
+                running.started.append((site, MESH_ID))
     except BaseException:
         running.abort()
         raise
@@ -127,8 +146,17 @@ def start(scenario: Scenario, sites: Mapping[str, Site], seed: int) -> RemotePro
 class RemoteProbes:
     """The probes of one drill on the agents (drills.engine.drill's RunningProbes)."""
 
-    def __init__(self, probes: list[_Started], started: list[tuple[Site, str]]) -> None:
+    def __init__(
+        self,
+        probes: list[_Started],
+        started: list[tuple[Site, str]],
+        mesh: list[tuple[PairEnd, PairEnd]] | None = None,
+        mesh_sites: Mapping[str, Site] | None = None,
+    ) -> None:
         self._probes = probes
+        self._mesh = mesh or []
+        self._mesh_sites = dict(mesh_sites or {})
+        self.pair_placements: list[ProbePlacement] = []  # filled at stop
         self.started = started  # (site, probe id) of every endpoint started, echoes included
         self._placements: list[ProbePlacement] | None = None
 
@@ -164,7 +192,9 @@ class RemoteProbes:
     def follow(self, node: str, log: Log) -> None:
         """`node`'s namespace was replaced on its host: the probes and echoes there reopen their
         sockets in it; a stream whose echo moved to a new port is pointed at it."""
-        sites = _distinct([p.site for p in self._probes] + [p.echo_site for p in self._probes if p.echo_site])
+        sites = _distinct(
+            [p.site for p in self._probes] + [p.echo_site for p in self._probes if p.echo_site] + list(self._mesh_sites.values())
+        )
         for site in sites:
             try:
                 moved = site.call("follow", node)
@@ -192,9 +222,11 @@ class RemoteProbes:
         BackendError naming the hosts if a record could not be brought back (every probe is
         stopped either way)."""
         streams = [p for p in self._probes if isinstance(p.spec, UdpStreamSpec)]
+        mesh_hosts = _distinct(self._mesh_sites.values())
         failures: list[str] = []
-        for site in _distinct(p.site for p in streams):
+        for site in _distinct([p.site for p in streams] + mesh_hosts):
             ids = [p.probe_id for p in streams if p.site.host == site.host]
+            ids += [MESH_ID] if any(m.host == site.host for m in mesh_hosts) else []
             try:
                 site.call("stop_sending", ids)
             except DrillError as exc:
@@ -213,6 +245,8 @@ class RemoteProbes:
             placement = _placement(p)
             placements.append(placement)
             records.append(probe_records.to_controller(record, placement.offset_s))
+        # The streams' drain covered the mesh's packets in flight too (it stopped sending first).
+        pair_records = self._stop_mesh(mesh_hosts, 0.0 if drain_s == 0.0 else MESH_DRAIN_S, failures)
         for p in self._probes:
             if p.echo_site is not None:
                 try:
@@ -223,11 +257,50 @@ class RemoteProbes:
         self._placements = placements
         if failures:
             raise BackendError("probe records could not be brought back: " + "; ".join(failures))
-        return records, []
+        return records, pair_records
+
+    def _stop_mesh(self, hosts: list[Site], drain_s: float, failures: list[str]) -> list[StreamRecord]:
+        """Stop the mesh on every host (the first drains, if no stream did) and put each pair's
+        record together: sent on its source's host, received on its destination's."""
+        parts: dict[str, list[Record]] = {}
+        for site in hosts:
+            try:
+                answers = site.call("stop", MESH_ID, drain_s)
+                if not isinstance(answers, list) or len(answers) != len(self._mesh):
+                    raise BackendError(f"answered no record per pair: {answers!r:.80}")
+                records = [self._fetch(site, a) for a in answers]
+                if not all(isinstance(r, StreamRecord) for r in records):
+                    raise BackendError("answered a record that is not a pair's")
+                parts[site.host] = records
+            except DrillError as exc:
+                failures.append(f"{site.host}: partition pair mesh: {exc}")
+            drain_s = 0.0
+        if len(parts) < len(hosts):
+            return []
+        pairs: list[StreamRecord] = []
+        self.pair_placements = []
+        for index, (a, b) in enumerate(self._mesh):
+            sender, receiver = self._mesh_sites[a.node], self._mesh_sites[b.node]
+            sent, got = parts[sender.host][index], parts[receiver.host][index]
+            assert isinstance(sent, StreamRecord) and isinstance(got, StreamRecord)
+            out = probe_records.to_controller(sent, sender.offset_s)
+            back = probe_records.to_controller(got, receiver.offset_s)
+            assert isinstance(out, StreamRecord) and isinstance(back, StreamRecord)
+            out.received, out.duplicates, out.reordered = back.received, back.duplicates, back.reordered
+            out.duplicate_seqs, out.reordered_seqs = back.duplicate_seqs, back.reordered_seqs
+            pairs.append(out)
+            hosts_touched = (sender.host,) if sender.host == receiver.host else (sender.host, receiver.host)
+            bound_s = sender.bound_s + (receiver.bound_s if receiver.host != sender.host else 0.0)
+            self.pair_placements.append(ProbePlacement(out.name, sender.host, hosts_touched, sender.offset_s, bound_s))
+        return pairs
 
     def _collect(self, site: Site, probe_id: str, drain_s: float) -> Record:
-        answer = site.call("stop", probe_id, drain_s)
+        return self._fetch(site, site.call("stop", probe_id, drain_s))
+
+    def _fetch(self, site: Site, answer: object) -> Record:
+        """The record an answer to `stop` stands for: itself, or fetched in its parts."""
         if isinstance(answer, RecordParts):
+            probe_id = answer.probe_id
             try:
                 if not 0 < answer.per_part <= PART_UNITS or answer.units > MAX_RECORD_UNITS:
                     raise BackendError(f"a record in parts of {answer.per_part}, {answer.units} in all: out of bounds")
@@ -236,7 +309,10 @@ class RemoteProbes:
             finally:
                 with contextlib.suppress(DrillError):
                     site.call("release", probe_id)
-            answer = probe_records.merge([p for p in pieces if isinstance(p, StreamRecord | ProbeRecord)])
+            records = [p for p in pieces if isinstance(p, StreamRecord | ProbeRecord)]
+            if len(records) < len(pieces):
+                raise BackendError(f"a part of {probe_id}'s record is not a record")
+            answer = probe_records.merge(records)
         if not isinstance(answer, StreamRecord | ProbeRecord):
             raise BackendError(f"answered no record: {answer!r:.80}")
         return answer
