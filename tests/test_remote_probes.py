@@ -184,24 +184,25 @@ def test_a_cut_measured_on_two_hosts_equals_the_local_figures(tmp_path: Path, st
     remote = _drill(path, state_dir, _remote_starter(sites, calls, SystemClock()))
     local = _drill(path, state_dir)
     assert ("h2", "echo") in calls and not sites["a"].service._running and not sites["b"].service._running
-    for result in (remote, local):
-        assert not result.inconclusive
+    for side, result in (("remote", remote), ("local", local)):
+        assert not result.inconclusive, (side, result.baselines)
         cut, span_s, shortest_s, longest_s = _cut(result, "stream")
         # Loss-derived outage, no clock involved: exact to a packet gap and the apply's lag
         # (tests/test_drill_run.py states why), on either side.
-        assert abs(cut.outage_s - span_s) <= 0.005, (cut.outage_s, span_s)
+        assert abs(cut.outage_s - span_s) <= 0.005, (side, cut, span_s)
         # Recovery relates the probe's instants to the fault's: through the mapped instants it
         # is within the same accuracy (the offsets here are known exactly: bound 1 ms stated,
         # 0 in truth) as locally.
         assert cut.time_to_recover_s is not None and cut.time_to_detect_s is not None
-        assert shortest_s - cut.accuracy_s <= cut.time_to_recover_s <= longest_s + cut.accuracy_s
-        assert cut.time_to_detect_s <= cut.accuracy_s
+        assert shortest_s - cut.accuracy_s <= cut.time_to_recover_s <= longest_s + cut.accuracy_s, (side, cut, shortest_s, longest_s)
+        assert cut.time_to_detect_s <= cut.accuracy_s, (side, cut)
     # The two runs' figures agree within both accuracies plus the difference of their spans (the
     # scheduler issued each run's revert a little differently late).
     r_cut, r_span, _, _ = _cut(remote, "stream")
     l_cut, l_span, _, _ = _cut(local, "stream")
-    assert abs(r_cut.outage_s - l_cut.outage_s) <= abs(r_span - l_span) + 0.010
-    assert remote.availability["stream"].unavailable == local.availability["stream"].unavailable == 2
+    assert abs(r_cut.outage_s - l_cut.outage_s) <= abs(r_span - l_span) + 0.010, (r_cut, r_span, l_cut, l_span)
+    availability = (remote.availability["stream"], local.availability["stream"])
+    assert availability[0].unavailable == availability[1].unavailable == 2, availability
     # The icmp probe's figures (sample instants mapped from h1's clock) likewise.
     r_ping, _, _, _ = _cut(remote, "ping")
     l_ping, _, _, _ = _cut(local, "ping")
