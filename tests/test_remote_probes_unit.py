@@ -14,13 +14,14 @@ import pytest
 from remote_probe_testing import LocalSockets, ShiftedClock, site, until
 
 from drills.clock import FakeClock, SystemClock
+from drills.engine.drill import RunningProbes
 from drills.errors import BackendError, BadInput
 from drills.probes.app import AppProbe
-from drills.probes.udp_stream import UdpEcho, UdpStream
+from drills.probes.udp_stream import UdpStream
 from drills.records import ProbeRecord, Sample, StreamRecord
 from drills.remote import probe_records, remote_probes
 from drills.remote.probe_records import RecordParts
-from drills.remote.probe_service import METHODS, ProbeService
+from drills.remote.probe_service import METHODS, Endpoint, ProbeService
 from drills.scenario import load_scenario
 from drills.scenario.probes import CommandSpec, IcmpSpec, UdpStreamSpec
 from drills.scenario.resolved import Scenario
@@ -78,7 +79,7 @@ def _scenario(rate_pps: int = 200) -> Scenario:
     return dataclasses.replace(scenario, probes=(voice, check))
 
 
-def _running(service: ProbeService, probe_id: str) -> UdpStream | AppProbe | UdpEcho:
+def _running(service: ProbeService, probe_id: str) -> Endpoint:
     return service._running[probe_id]
 
 
@@ -244,3 +245,14 @@ def test_an_echo_that_moves_takes_its_stream_along() -> None:
         until(lambda: any(seq >= after for seq in voice.record.received), "echoes from the new port")
     finally:
         running.stop()
+
+
+def test_remote_probes_are_the_engines_running_probes() -> None:
+    clock = SystemClock()
+    one = site("h1", LocalSockets(), clock, 0.0, [])
+    running: RunningProbes = remote_probes.start(_scenario(), {"cp": one, "dispatch": one}, seed=1)
+    assert running.count == 2
+    running.abort()
+    running.abort()  # idempotent
+    assert not one.service._running
+    assert remote_probes.stop_wait_s(_scenario()) == 1.0 + 2.0  # the command probe's timeout + slack

@@ -36,6 +36,7 @@ from typing import Protocol
 
 from drills.errors import BackendError, BadInput, DrillError
 from drills.probes import pair_mesh
+from drills.probes.app import STOP_SLACK_S
 from drills.probes.pair_mesh import PairEnd
 from drills.records import ProbeHealth, ProbeRecord, StreamRecord
 from drills.remote import probe_records
@@ -325,6 +326,14 @@ class RemoteProbes:
             with contextlib.suppress(DrillError):
                 site.call("stop_all")
         self.started = []
+
+
+def stop_wait_s(scenario: Scenario) -> float:
+    """The longest one `stop` call may take on an agent: the streams' drain, or an application
+    probe's sample in flight (its timeout) and the slack its stop allows. A Site's `call` must
+    wait at least this long for an answer to `stop` (a client's default timeout may be shorter)."""
+    longest_s = max((p.timeout_s for p in scenario.probes if not isinstance(p, UdpStreamSpec)), default=0.0)
+    return max(DRAIN_S, MESH_DRAIN_S, longest_s + STOP_SLACK_S)
 
 
 def _site(sites: Mapping[str, Site], node: str, probe: str) -> Site:
