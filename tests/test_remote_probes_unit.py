@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import socket
+import threading
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -256,3 +257,39 @@ def test_remote_probes_are_the_engines_running_probes() -> None:
     running.abort()  # idempotent
     assert not one.service._running
     assert remote_probes.stop_wait_s(_scenario()) == 1.0 + 2.0  # the command probe's timeout + slack
+
+
+class _SlowSockets(LocalSockets):
+    """Opens a socket only once `go` is set (and says when one is waiting)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting, self.go = threading.Event(), threading.Event()
+
+    def open_socket(self, node: str, family: socket.AddressFamily, kind: socket.SocketKind, proto: int = 0) -> socket.socket:
+        self.waiting.set()
+        assert self.go.wait(20), "the test never let the socket open"
+        return super().open_socket(node, family, kind, proto)
+
+
+def test_stop_all_while_an_echo_opens_leaves_nothing_running() -> None:
+    sockets = _SlowSockets()
+    service = ProbeService(sockets, SystemClock())
+    failed: list[BaseException] = []
+
+    def open_echo() -> None:
+        try:
+            service.echo("e", "dispatch", "127.0.0.1", 4)
+        except BackendError as exc:
+            failed.append(exc)
+
+    opener = threading.Thread(target=open_echo)
+    opener.start()
+    assert sockets.waiting.wait(20)
+    assert service.stop_all() == 0  # the dead-man switch, while the echo is half open
+    sockets.go.set()
+    opener.join(20)
+    assert [str(e) for e in failed] == ["probe e: stopped while it started (every probe of this host was stopped)"]
+    assert not service._running and not service._opening and not service._cancelled
+    service.echo("e", "dispatch", "127.0.0.1", 4)  # the id is free again
+    assert service.stop("e", 0.0) is None

@@ -70,6 +70,7 @@ class ProbeService:
         self._running: dict[str, Endpoint] = {}
         self._kept: dict[str, StreamRecord | ProbeRecord] = {}  # stopped, awaiting their parts
         self._opening: set[str] = set()  # ids taken while their endpoint opens (outside the lock)
+        self._cancelled: set[str] = set()  # of those, the ones stop_all() stopped meanwhile
 
     # ----------------------------------------------------------------------- start
 
@@ -168,13 +169,21 @@ class ProbeService:
             except BaseException:
                 _halt(endpoint)
                 raise
-        except OSError as exc:
-            raise BackendError(f"probe {probe_id}: cannot start: {exc}") from exc
-        finally:
+        except BaseException as exc:
             with self._lock:
                 self._opening.discard(probe_id)
+            if isinstance(exc, OSError):
+                raise BackendError(f"probe {probe_id}: cannot start: {exc}") from exc
+            raise
         with self._lock:
-            self._running[probe_id] = endpoint
+            self._opening.discard(probe_id)
+            cancelled = probe_id in self._cancelled
+            self._cancelled.discard(probe_id)
+            if not cancelled:
+                self._running[probe_id] = endpoint
+        if cancelled:  # stop_all() ran while it opened: it must not outlive the dead-man switch
+            _halt(endpoint)
+            raise BackendError(f"probe {probe_id}: stopped while it started (every probe of this host was stopped)")
         return endpoint
 
     # ----------------------------------------------------------------------- while running
@@ -282,6 +291,7 @@ class ProbeService:
             endpoints = list(self._running.values())
             self._running.clear()
             self._kept.clear()
+            self._cancelled |= self._opening
         for endpoint in endpoints:
             _halt(endpoint)
         deadline_s = self._clock.now_s() + STOP_ALL_JOIN_S
