@@ -4,17 +4,20 @@ every instant back onto its own clock is proven exactly."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import socket
 import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
 from typing import TypeVar
 
 from drills.backend import SocketOps
 from drills.clock import Clock
 from drills.errors import BackendError
-from drills.remote.probe_service import ProbeService
+from drills.remote.probe_service import METHODS, ProbeService
 
 T = TypeVar("T")
 
@@ -50,8 +53,38 @@ class LocalSite:
         self.calls.append((self.host, method))
         if method in self.broken:
             raise BackendError(f"{self.host}: the agent's channel is lost")
+        assert method in METHODS
+        carried(args)
         answer: object = getattr(self.service, method)(*args)
+        carried(answer)
         return answer
+
+
+# What the agent's codec carries (drills.remote.codec on the agent branch): JSON's own values,
+# tuples, lists, dicts, sets, ipaddress objects, enums of socket and signal, and dataclasses of
+# these modules only.
+CODEC_MODULES = re.compile(
+    r"drills\.(backend|scenario\.(resolved|probes|steps|model|model_\w+)|impairment|rules|records|hosts\.records|remote\.\w+)"
+)
+
+
+def carried(value: object) -> None:
+    """Fail unless the agent's codec could carry `value` across the channel."""
+    if value is None or isinstance(value, bool | int | float | str | IPv4Address | IPv6Address):
+        return
+    if isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            carried(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            carried(key)
+            carried(item)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        assert CODEC_MODULES.fullmatch(type(value).__module__), f"the codec does not carry {type(value)}"
+        for f in dataclasses.fields(value):
+            carried(getattr(value, f.name))
+    else:
+        raise AssertionError(f"the codec does not carry {type(value)}")
 
 
 def site(host: str, sockets: SocketOps, base: Clock, offset_s: float, calls: list[tuple[str, str]], **kw: object) -> LocalSite:
