@@ -23,7 +23,7 @@ from drills.netns.backend import NODE_SYSCTLS, _configure, install_routes
 from drills.netns.sockets import NamespaceSockets
 from drills.probes.app import AppProbe
 from drills.probes.pair_mesh import PairEnd, PairMesh
-from drills.probes.udp_stream import UdpStream
+from drills.probes.udp_stream import Retiring, UdpStream
 
 RATE_PPS = 300
 
@@ -145,11 +145,17 @@ def _lost_between(sent: list[float], received: dict[int, float], start_s: float,
     return [seq for seq, at in enumerate(sent) if start_s < at < end_s and seq not in received]
 
 
+def _retiring(stream: UdpStream) -> list[Retiring]:
+    """Every replaced socket of `stream`: its sender's, and its own echo's."""
+    echo = list(stream._echo._retiring.values()) if stream._echo is not None else []
+    return [*stream._retiring.values(), *echo]
+
+
 def _wait_closed(stream: UdpStream) -> bool:
     """True once every replaced socket of `stream` is closed (by the last thread off it)."""
     deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline:
-        if all(r.sock.fileno() == -1 for r in stream._retiring.values()):
+        if all(r.sock.fileno() == -1 for r in _retiring(stream)):
             return True
         time.sleep(0.01)
     return False
@@ -184,12 +190,13 @@ def test_a_running_stream_follows_its_nodes_into_new_namespaces(
         instants_s.append(time.monotonic())
         assert stream.reopen("not-a-node-of-this-stream") == []
         time.sleep(0.4)
-        assert all(thread.is_alive() for thread in stream._threads)
-        assert len(stream._retiring) == 2 and _wait_closed(stream)
+        assert stream._echo is not None  # the target is on this host: the stream's own echo
+        assert all(thread.is_alive() for thread in (stream._sender, stream._receiver, stream._echo._thread))
+        assert len(_retiring(stream)) == 2 and _wait_closed(stream)
     finally:
         record = stream.stop(drain_s=0.3)
         lifecycle.down(state_dir, up.meta.run_id)
-    assert stream._sock.fileno() == -1 and stream._echo.fileno() == -1
+    assert stream._sock.fileno() == -1 and stream._echo._sock.fileno() == -1
     assert stream.reopen("a") == []  # a stopped stream opens nothing
     sent = len(record.sent)
     assert sent > 500 and set(record.received) <= set(range(sent)) and record.duplicates == 0

@@ -208,6 +208,18 @@ def test_a_partition_yields_per_pair_results(tmp_path: Path, state_dir: Path, ho
     path = tmp_path / "pairs.yaml"
     path.write_text(BED)
     result = run_drill(path, state_dir, log=lambda _m: None)
+    check_pairs_as_intended(result)
+    data = to_json(result, path)
+    jsonschema.Draft202012Validator(results_schema()).validate(data)
+    suite = ET.fromstring(render_junit(json.loads(json.dumps(data)))).find("testsuite")
+    assert suite is not None and suite.get("failures") == "0" and suite.get("errors") == "0"
+    assert sum(1 for c in suite.iter("testcase") if c.get("classname") == "pairs.partition") == 8
+    assert not any(state_dir.glob("runs/*"))
+
+
+def check_pairs_as_intended(result: DrillResult) -> None:
+    """BED's drill: every pair across both partitions judged as intended, within its bounds
+    (also through probes on other hosts: tests/test_remote_probes.py)."""
     assert not result.inconclusive and not result.revert_failures
     found = {(p.step, p.source, p.target): p for p in result.pairs}
     across = [("a1", "b1"), ("a2", "b1"), ("b1", "a1"), ("b1", "a2")]
@@ -226,9 +238,3 @@ def test_a_partition_yields_per_pair_results(tmp_path: Path, state_dir: Path, ho
         else:
             assert pair.time_to_detect_s is None and pair.fault_delivered == pair.fault_sent
     assert result.passed
-    data = to_json(result, path)
-    jsonschema.Draft202012Validator(results_schema()).validate(data)
-    suite = ET.fromstring(render_junit(json.loads(json.dumps(data)))).find("testsuite")
-    assert suite is not None and suite.get("failures") == "0" and suite.get("errors") == "0"
-    assert sum(1 for c in suite.iter("testcase") if c.get("classname") == "pairs.partition") == 8
-    assert not any(state_dir.glob("runs/*"))

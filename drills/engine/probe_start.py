@@ -17,17 +17,15 @@ from drills.clock import Clock
 from drills.errors import DrillError
 from drills.measure_samples import app_health, stream_health
 from drills.probes.app import AppProbe, make_probe
-from drills.probes.pair_mesh import PairEnd, PairMesh
+from drills.probes.pair_mesh import PairMesh, mesh_ends, mesh_tag
+from drills.probes.pair_mesh import partition_node_pairs as partition_node_pairs
 from drills.probes.udp_stream import UdpStream
 from drills.records import ProbeHealth, ProbeRecord, StreamRecord
 from drills.scenario.probes import Spec, UdpStreamSpec
 from drills.scenario.resolved import Scenario
-from drills.scenario.steps import PartitionStep
 
 RunningProbe = UdpStream | AppProbe | PairMesh
 Log = Callable[[str], None]
-
-MESH_TAG = 0x9A15  # the mesh's packets carry the seed xor this, the streams' the seed + their index
 
 
 @dataclass
@@ -71,33 +69,14 @@ def _probe(spec: Spec, sockets: SocketOps, clock: Clock, tag: int) -> UdpStream 
     )  # fmt: skip
 
 
-def partition_node_pairs(scenario: Scenario) -> list[tuple[str, str]]:
-    """Every ordered (source, destination) node pair across the groups of some partition of
-    the timeline, once each, in the order the partitions happen."""
-    wanted: dict[tuple[str, str], None] = {}
-    partitions = sorted((s for s in scenario.steps if isinstance(s, PartitionStep)), key=lambda s: s.timing.at_s)
-    for step in partitions:
-        for i, sources in enumerate(step.groups):
-            for j, targets in enumerate(step.groups):
-                if i != j:
-                    wanted.update(((s, t), None) for s in sources for t in targets if s != t)
-    return list(wanted)
-
-
 def start_mesh(scenario: Scenario, sockets: SocketOps, clock: Clock, seed: int) -> PairMesh | None:
     """The one-way probe mesh across every partition of the timeline, started; None without
     partitions. A pair whose nodes have no address of one family is left out (and reported
     as unreachable)."""
-    topology = scenario.topology
-    ends: list[tuple[PairEnd, PairEnd]] = []
-    for source, target in partition_node_pairs(scenario):
-        a, b = topology.node(source).primary_address, topology.node(target).primary_address
-        if a is None or b is None or a.version != b.version:
-            continue
-        ends.append((PairEnd(source, a), PairEnd(target, b)))
+    ends = mesh_ends(scenario)
     if not ends:
         return None
-    mesh = PairMesh(ends, sockets, clock, tag=(seed ^ MESH_TAG) & 0xFFFFFFFF)
+    mesh = PairMesh(ends, sockets, clock, tag=mesh_tag(seed))
     mesh.start()
     return mesh
 

@@ -120,6 +120,11 @@ class AppProbe:
             self.record.error = f"the probe did not stop within {self.record.timeout_s + STOP_SLACK_S:g} s"
         return self.record
 
+    def halt(self) -> None:
+        """Take no new sample, and return at once (the sample in flight ends within its timeout:
+        `wait` for it); `stop` still returns the record."""
+        self._stop.set()
+
     def reopen(self, node: str) -> list[str]:
         """The namespace of `node` was replaced (a new namespace behind the same node): from
         the next sample on, this probe samples from the new one. The sample in flight, if any,

@@ -22,6 +22,7 @@ import select
 import socket
 import struct
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
@@ -32,6 +33,8 @@ from drills.probes.udp_stream import Retiring, wake_receiver
 from drills.records import StreamRecord
 from drills.scenario import limits
 from drills.scenario.limits import pair_rate_pps as pair_rate_pps  # the rule is the loader's bound too
+from drills.scenario.resolved import Scenario
+from drills.scenario.steps import PartitionStep
 
 _HEADER = struct.Struct("!IIIQd")  # tag, magic, pair index, sequence, send instant (s)
 _MAGIC = 0xD5111002
@@ -55,6 +58,38 @@ class PairEnd:
     address: Address
 
 
+MESH_TAG = 0x9A15  # the mesh's packets carry the seed xor this, the streams' the seed + their index
+
+
+def mesh_tag(seed: int) -> int:
+    return (seed ^ MESH_TAG) & 0xFFFFFFFF
+
+
+def partition_node_pairs(scenario: Scenario) -> list[tuple[str, str]]:
+    """Every ordered (source, destination) node pair across the groups of some partition of
+    the timeline, once each, in the order the partitions happen."""
+    wanted: dict[tuple[str, str], None] = {}
+    partitions = sorted((s for s in scenario.steps if isinstance(s, PartitionStep)), key=lambda s: s.timing.at_s)
+    for step in partitions:
+        for i, sources in enumerate(step.groups):
+            for j, targets in enumerate(step.groups):
+                if i != j:
+                    wanted.update(((s, t), None) for s in sources for t in targets if s != t)
+    return list(wanted)
+
+
+def mesh_ends(scenario: Scenario) -> list[tuple[PairEnd, PairEnd]]:
+    """The mesh's pairs across every partition of the timeline (none without partitions). A
+    pair whose nodes have no address of one family is left out (and reported as unreachable)."""
+    topology = scenario.topology
+    ends: list[tuple[PairEnd, PairEnd]] = []
+    for source, target in partition_node_pairs(scenario):
+        a, b = topology.node(source).primary_address, topology.node(target).primary_address
+        if a is not None and b is not None and a.version == b.version:
+            ends.append((PairEnd(source, a), PairEnd(target, b)))
+    return ends
+
+
 def pair_name(source: str, target: str) -> str:
     return f"{source}->{target}"
 
@@ -64,7 +99,20 @@ class PairMesh:
     one StreamRecord per pair, named `source->destination`, in the order given; `received` holds
     arrival instants at the destination (one way), not echoes."""
 
-    def __init__(self, pairs: list[tuple[PairEnd, PairEnd]], sockets: SocketOps, clock: Clock, tag: int) -> None:
+    def __init__(
+        self,
+        pairs: list[tuple[PairEnd, PairEnd]],
+        sockets: SocketOps,
+        clock: Clock,
+        tag: int,
+        *,
+        send_from: Collection[str] | None = None,
+        receive_at: Collection[str] | None = None,
+    ) -> None:
+        """`send_from` / `receive_at`: the nodes this mesh sends from / receives at (None: all);
+        a mesh spread over several hosts runs one of these per host on the same `pairs` (so
+        pair indices and rates agree) and its records are put together per pair: the sending
+        host's send instants, the receiving host's arrivals."""
         self.rate_pps = pair_rate_pps(len(pairs))
         self.records = [StreamRecord(pair_name(a.node, b.node), self.rate_pps, PAIR_SIZE_BYTES) for a, b in pairs]
         self._targets = [(str(b.address), PAIR_PORT) for _a, b in pairs]
@@ -75,18 +123,20 @@ class PairMesh:
         self._stop_sending = threading.Event()
         self._senders: dict[str, socket.socket] = {}
         self._receivers: dict[str, socket.socket] = {}
-        self._sender_of: list[socket.socket] = []
+        self._sender_of: list[socket.socket | None] = []  # per pair; None: not sent from here
+        self._local = [i for i, (a, _b) in enumerate(pairs) if send_from is None or a.node in send_from]
         self._ends = {end.node: end for pair in pairs for end in pair}
         self._swap_lock = threading.Lock()
         self._closing = False
         self._retiring: list[Retiring] = []
         try:
-            for a, b in pairs:
-                if b.node not in self._receivers:
+            local = set(self._local)
+            for index, (a, b) in enumerate(pairs):
+                if b.node not in self._receivers and (receive_at is None or b.node in receive_at):
                     self._receivers[b.node] = _open(sockets, b, PAIR_PORT)
-                if a.node not in self._senders:
+                if index in local and a.node not in self._senders:
                     self._senders[a.node] = _open(sockets, a, 0)
-                self._sender_of.append(self._senders[a.node])
+                self._sender_of.append(self._senders[a.node] if index in local else None)
         except BaseException:
             self._close()
             raise
@@ -136,14 +186,19 @@ class PairMesh:
             if retiring.sock in sockets:
                 retiring.release()
 
+    def stop_sending(self) -> None:
+        self._stop_sending.set()
+
     def stop(self, drain_s: float = 0.2) -> list[StreamRecord]:
-        """Stop sending, wait `drain_s` for packets in flight, close every socket."""
+        """Stop sending, wait `drain_s` for packets in flight, close every socket. The drain is
+        waited once the sender has ended, also when `stop_sending` ended it earlier."""
         with self._swap_lock:
             self._closing = True
         self._stop_sending.set()
-        if self._threads[1].is_alive():
+        if self._threads[1].ident is not None:  # started
             self._threads[1].join()
-            self._clock.sleep_until(self._clock.now_s() + drain_s)
+            if drain_s > 0:
+                self._clock.sleep_until(self._clock.now_s() + drain_s)
         self._stop.set()
         if self._threads[0].is_alive():
             self._threads[0].join()
@@ -157,12 +212,12 @@ class PairMesh:
             retiring.sock.close()
 
     def _send_loop(self) -> None:
-        records = self.records
-        count = len(records)
+        records, local = self.records, self._local
+        count = len(local)
         if not count:
             return
-        # A merged schedule: slot k is pair k % count's packet k // count, so the mesh's packets
-        # are spread evenly in time rather than sent in bursts of `count`.
+        # A merged schedule: slot k is pair local[k % count]'s packet k // count, so the mesh's
+        # packets are spread evenly in time rather than sent in bursts of `count`.
         gap_s = 1.0 / (self.rate_pps * count)
         padding = b"\0" * (PAIR_SIZE_BYTES - _HEADER.size)
         senders = self._sender_of
@@ -174,15 +229,17 @@ class PairMesh:
                 break
             if self._sender_of is not senders:  # reopen() replaced some: move off the old ones
                 previous, senders = senders, self._sender_of
-                self._moved_off([sock for sock in set(previous) if sock not in senders])
-            pair, sequence = slot % count, slot // count
+                self._moved_off([sock for sock in set(previous) if sock is not None and sock not in senders])
+            pair, sequence = local[slot % count], slot // count
             now = self._clock.now_s()
             record = records[pair]
             record.sent.append(now)
             record.send_lateness_s.append(now - scheduled)
+            sender = senders[pair]
+            assert sender is not None  # every pair in `local` has its sender
             # No route / unreachable while the partition holds: the packet is simply lost.
             with contextlib.suppress(OSError):
-                senders[pair].sendto(
+                sender.sendto(
                     _HEADER.pack(self._tag, _MAGIC, pair, sequence, now) + padding, self._targets[pair]
                 )
             slot += 1

@@ -7,6 +7,11 @@ from the same monotonic clock as the fault instants. Each packet carries a run t
 number and its send instant; the receiver keeps the first arrival of each sequence number and
 counts duplicates.
 
+The echo is its own piece (`UdpEcho`): a stream whose target node is on this host opens one
+itself; a stream whose target lives on another host (several machines) is handed `echo_at`, the
+address of an echo that host's agent opened, and then opens no echo socket and runs no echo
+thread. Every instant of the record is still the sender's: the echo only returns packets.
+
 Per packet the engine costs one `sendto` in the sender, a `recvfrom_into` and a `sendto` in the
 echo, and a `recv_into` in the receiver, each thread blocking in its call (no `select`); stop()
 wakes them with `shutdown`. bench/probes.py measures what that sustains (40,000 packets/s over
@@ -53,6 +58,7 @@ class UdpStream:
         clock: Clock,
         tag: int,
         dscp: int = 0,
+        echo_at: tuple[str, int] | None = None,
     ) -> None:
         family = socket.AF_INET6 if target_ip.version == 6 else socket.AF_INET
         self.record = StreamRecord(name, rate_pps, size_bytes)
@@ -63,24 +69,28 @@ class UdpStream:
         self._family, self._dscp = family, dscp
         self._sockets = sockets
         self._source, self._source_ip = source, str(source_ip)
-        self._target, self._target_ip = target, str(target_ip)
+        self._target = target
         # The echo's port is the kernel's choice: several streams may end on the same node.
-        self._echo = self._open_echo(0)
+        # An echo on another host (`echo_at`) is that host's agent's: nothing of it lives here.
+        self._echo = UdpEcho(name, sockets, target, target_ip, family) if echo_at is None else None
         try:
             self._sock = self._open_sender()
         except BaseException:
-            self._echo.close()
+            if self._echo is not None:
+                self._echo.stop()
             raise
         # What the send loop uses, published as one tuple so it reads socket and target at once.
-        self._out: tuple[socket.socket, tuple[str, int]] = (self._sock, self._echo_address())
+        if echo_at is not None:
+            echo_address = (str(echo_at[0]), int(echo_at[1]))  # a JSON frame may carry a list
+        else:
+            assert self._echo is not None
+            echo_address = self._echo.address
+        self._out: tuple[socket.socket, tuple[str, int]] = (self._sock, echo_address)
         self._swap_lock = threading.Lock()
         self._closing = False
         self._retiring: dict[socket.socket, Retiring] = {}
-        self._threads = [
-            threading.Thread(target=self._echo_loop, name=f"{name}-echo", daemon=True),
-            threading.Thread(target=self._receive_loop, name=f"{name}-recv", daemon=True),
-            threading.Thread(target=self._send_loop, name=f"{name}-send", daemon=True),
-        ]
+        self._receiver = threading.Thread(target=self._receive_loop, name=f"{name}-recv", daemon=True)
+        self._sender = threading.Thread(target=self._send_loop, name=f"{name}-send", daemon=True)
 
     def _open_sender(self) -> socket.socket:
         sock = _bound(self._sockets, self._source, self._family, self._source_ip, 0)
@@ -97,15 +107,23 @@ class UdpStream:
                 raise
         return sock
 
-    def _open_echo(self, port: int) -> socket.socket:
-        return _bound(self._sockets, self._target, self._family, self._target_ip, port)
-
-    def _echo_address(self) -> tuple[str, int]:
-        return (self._target_ip, self._echo.getsockname()[1])
+    @property
+    def echo_at(self) -> tuple[str, int]:
+        """Where the packets go to be echoed (address, port) now."""
+        return self._out[1]
 
     def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
+        if self._echo is not None:
+            self._echo.start()
+        self._receiver.start()
+        self._sender.start()
+
+    def retarget(self, echo_at: tuple[str, int]) -> None:
+        """The echo on another host moved to a new address or port (its node's namespace was
+        replaced there): send there from the next packet on."""
+        with self._swap_lock:
+            if not self._closing:
+                self._out = (self._out[0], (str(echo_at[0]), int(echo_at[1])))
 
     def reopen(self, node: str) -> list[str]:
         """The namespace of `node` was replaced (a new namespace behind the same node): open
@@ -130,17 +148,9 @@ class UdpStream:
         with self._swap_lock:  # one reopen at a time, and none once stop() began
             if self._closing:
                 return []
-            if node == self._target:
-                # The same port if the new namespace lets us (it does: it is new), else the kernel's.
-                try:
-                    echo = self._open_echo(self._echo.getsockname()[1])
-                except OSError:
-                    echo = self._open_echo(0)
-                old_echo, self._retiring[self._echo] = self._echo, Retiring(self._echo, users=1)
-                self._echo = echo
-                self._out = (self._out[0], self._echo_address())
-                wake_receiver(old_echo)
-                reopened.append(f"echo {self._target_ip} port {self._out[1][1]}")
+            if node == self._target and self._echo is not None:
+                reopened += self._echo.reopen(node)
+                self._out = (self._out[0], self._echo.address)
             if node == self._source:
                 sender = self._open_sender()
                 old, self._retiring[self._sock] = self._sock, Retiring(self._sock, users=2)
@@ -160,24 +170,26 @@ class UdpStream:
         self._stop_sending.set()
 
     def stop(self, drain_s: float = 0.5) -> StreamRecord:
-        """Stop sending, wait `drain_s` for echoes in flight, close the sockets."""
+        """Stop sending, wait `drain_s` for echoes in flight, close the sockets. The drain is
+        waited once the sender has ended, also when `stop_sending` ended it earlier (several
+        streams stopped together drain once: the first waits, the others pass 0)."""
         self._stop_sending.set()
-        if self._threads[2].is_alive():
-            self._threads[2].join()
-            self._clock.sleep_until(self._clock.now_s() + drain_s)
+        if self._sender.ident is not None:  # started
+            self._sender.join()
+            if drain_s > 0:
+                self._clock.sleep_until(self._clock.now_s() + drain_s)
         with self._swap_lock:
             self._closing = True  # no reopen() from here on: the sockets below are the last
         self._stop.set()
-        for sock in (self._echo, self._sock):
-            # Wakes the threads blocked in recv (it returns 0 bytes); Linux also reports
-            # ENOTCONN for an unconnected UDP socket, after waking them.
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        for thread in self._threads[:2]:
-            if thread.is_alive():
-                thread.join()
+        if self._echo is not None:
+            self._echo.stop()
+        # Wakes the receiver blocked in recv (it returns 0 bytes); Linux also reports ENOTCONN
+        # for an unconnected UDP socket, after waking it.
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        if self._receiver.is_alive():
+            self._receiver.join()
         self._sock.close()
-        self._echo.close()
         for retiring in self._retiring.values():  # closing twice is harmless
             retiring.sock.close()
         return self.record
@@ -217,27 +229,8 @@ class UdpStream:
                 if scheduled > now:
                     break
 
-    # Both loops block in recv (one system call per packet, no select): stop() wakes them by
-    # shutting their socket down.
-
-    def _echo_loop(self) -> None:
-        sock, stopping = self._echo, self._stop
-        buffer = bytearray(_MAX_DATAGRAM)
-        view = memoryview(buffer)
-        recvfrom_into, sendto = sock.recvfrom_into, sock.sendto
-        while not stopping.is_set():
-            try:
-                size, peer = recvfrom_into(buffer)
-            except OSError:  # e.g. an ICMP error queued on the socket during a fault
-                size, peer = 0, None
-            if not size and self._echo is not sock:  # reopen() woke us: move to the new socket
-                previous, sock = sock, self._echo
-                recvfrom_into, sendto = sock.recvfrom_into, sock.sendto
-                self._moved_off(previous)
-                continue
-            if size and peer is not None:
-                with contextlib.suppress(OSError):
-                    sendto(view[:size], peer)
+    # The receive loop blocks in recv (one system call per packet, no select), as the echo's
+    # does: stop() wakes it by shutting its socket down.
 
     def _receive_loop(self) -> None:
         highest = -1
@@ -271,6 +264,98 @@ class UdpStream:
                 record.reordered_seqs.append(sequence)
             else:
                 highest = sequence
+
+
+class UdpEcho:
+    """The echo end of udp-streams: a UDP socket opened in `node` through `sockets` and bound to
+    `address` (port: the kernel's choice unless given), whose one thread returns every datagram
+    to its sender. `start()`, `port`, `stop()`. A stream whose target node is on this host makes
+    its own; for one whose source is on another host, this host's agent opens it and hands its
+    port to the sender (drills.remote.probe_service)."""
+
+    def __init__(
+        self,
+        name: str,
+        sockets: SocketOps,
+        node: str,
+        address: IPv4Address | IPv6Address | str,
+        family: socket.AddressFamily,
+        port: int = 0,
+    ) -> None:
+        self.name = name
+        self.node = node
+        self._sockets, self._family, self._ip = sockets, family, str(address)
+        self._sock = _bound(sockets, node, family, self._ip, port)
+        self.port: int = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._swap_lock = threading.Lock()
+        self._closing = False
+        self._retiring: dict[socket.socket, Retiring] = {}
+        self._thread = threading.Thread(target=self._echo_loop, name=f"{name}-echo", daemon=True)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(address, port) the echo listens on: where a sender sends."""
+        return (self._ip, self.port)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def reopen(self, node: str) -> list[str]:
+        """The namespace of `node` was replaced: open the echo socket there again and swap it in
+        under the running thread (as `UdpStream.reopen` does). Returns what was reopened (for the
+        log); nothing when the echo is not in `node` or is stopping. OSError when no socket can
+        be opened (the echo keeps its old one)."""
+        with self._swap_lock:
+            if self._closing or node != self.node:
+                return []
+            # The same port if the new namespace lets us (it does: it is new), else the kernel's.
+            try:
+                echo = _bound(self._sockets, self.node, self._family, self._ip, self.port)
+            except OSError:
+                echo = _bound(self._sockets, self.node, self._family, self._ip, 0)
+            old, self._retiring[self._sock] = self._sock, Retiring(self._sock, users=1)
+            self._sock = echo
+            self.port = echo.getsockname()[1]
+            wake_receiver(old)
+            return [f"echo {self._ip} port {self.port}"]
+
+    def stop(self) -> None:
+        """Stop echoing and close the socket (idempotent)."""
+        with self._swap_lock:
+            self._closing = True  # no reopen() from here on: the socket below is the last
+        self._stop.set()
+        with contextlib.suppress(OSError):  # wakes the thread blocked in recv
+            self._sock.shutdown(socket.SHUT_RDWR)
+        if self._thread.is_alive():
+            self._thread.join()
+        self._sock.close()
+        for retiring in self._retiring.values():  # closing twice is harmless
+            retiring.sock.close()
+
+    def _moved_off(self, sock: socket.socket) -> None:
+        retiring = self._retiring.get(sock)
+        if retiring is not None:
+            retiring.release()
+
+    def _echo_loop(self) -> None:
+        sock, stopping = self._sock, self._stop
+        buffer = bytearray(_MAX_DATAGRAM)
+        view = memoryview(buffer)
+        recvfrom_into, sendto = sock.recvfrom_into, sock.sendto
+        while not stopping.is_set():
+            try:
+                size, peer = recvfrom_into(buffer)
+            except OSError:  # e.g. an ICMP error queued on the socket during a fault
+                size, peer = 0, None
+            if not size and self._sock is not sock:  # reopen() woke us: move to the new socket
+                previous, sock = sock, self._sock
+                recvfrom_into, sendto = sock.recvfrom_into, sock.sendto
+                self._moved_off(previous)
+                continue
+            if size and peer is not None:
+                with contextlib.suppress(OSError):
+                    sendto(view[:size], peer)
 
 
 class Retiring:

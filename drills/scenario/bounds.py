@@ -151,7 +151,7 @@ def _ipv6_mtus(scenario: Scenario) -> list[Problem]:
 
 def _mesh_pairs(scenario: Scenario, nodes: dict[str, Node], problems: list[Problem]) -> int:
     """Distinct ordered node pairs the pair mesh would probe (pairs with an address of one family
-    at both ends, as drills.engine.probe_start.start_mesh); a partition over the cap is a problem.
+    at both ends, as drills.probes.pair_mesh.mesh_ends); a partition over the cap is a problem.
     Counted per group, so a partition of thousands of nodes costs no pair list."""
     seen: set[tuple[str, str]] = set()
     for i, step in enumerate(scenario.source.timeline):
