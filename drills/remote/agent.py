@@ -40,6 +40,7 @@ from drills.netns.part import PartOps, deploy_part, part_ops
 from drills.remote import codec, protocol
 from drills.remote.deadman import BUSY_WAIT_S, DEPLOY_WAIT_S, DeadMan
 from drills.remote.frames import BadFrame, ChannelLost, FrameReader, FrameWriter
+from drills.remote.probe_service import METHODS as PROBE_METHODS
 from drills.remote.probe_service import ProbeService
 from drills.runs import STATUS_RUNNING, STATUS_UP, Run, RunStore, check_run_id, state_dir_from_env
 from drills.scenario.resolved import Topology
@@ -209,8 +210,8 @@ class Agent:
         return _call_allowed(self.ops, protocol.OP_METHODS, "node operation", name, args, kwargs)
 
     def do_probe(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        """One ProbeService method (protocol.PROBE_METHODS)."""
-        return _call_allowed(self.probes, protocol.PROBE_METHODS, "probe method", name, args, kwargs)
+        """One ProbeService method (drills.remote.probe_service.METHODS)."""
+        return _call_allowed(self.probes, PROBE_METHODS, "probe method", name, args, kwargs)
 
     def do_far_end(self, link: str, up: bool) -> None:
         """Set the hidden end of a cross link's veth on this host: the carrier of this host's

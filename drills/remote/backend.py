@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from drills.backend import Capabilities, CrossEnd, HostPart, NodeOps, TeardownReport
 from drills.clock import Clock
@@ -31,13 +31,20 @@ from drills.errors import BackendError, DrillError
 from drills.hosts.records import Host, Inventory, Placement
 from drills.hosts.ssh import agent_argv
 from drills.runs import RUN_ID_BYTES, Run
-from drills.scenario.resolved import Topology
+from drills.scenario.resolved import Scenario, Topology
+
+if TYPE_CHECKING:
+    from drills.engine.drill import ProbeStarter, RunningProbes
 
 Log = Callable[[str], None]
 T = TypeVar("T")
 
 MODE_RUN = "run"  # the agent tears its part down when the controller's channel is lost
 MODE_UP = "up"  # `drill up`: the testbed outlives the channel
+# SSH's connect timeout (10 s) plus the agent's start and its capability probes (~2 s loaded).
+HELLO_TIMEOUT_S = 60.0
+DEPLOY_TIMEOUT_S = 900.0  # a host deploying hundreds of nodes
+PROBE_CALL_S = 30.0  # a probe request's answer, besides what a stop may wait for
 
 
 def host_run_id(run_id: str, host: str) -> str:
@@ -56,6 +63,20 @@ class ClockInfo:
     offset_s: float
     bound_s: float
     rtt_s: float
+
+
+class ProbeSite:
+    """One host's agent as the remote probes see it (drills.remote.remote_probes.Site)."""
+
+    def __init__(self, client: Any, clock: ClockInfo, wait_s: float) -> None:
+        self.host: str = client.host
+        self.offset_s = clock.offset_s
+        self.bound_s = clock.bound_s
+        self._client = client
+        self._wait_s = wait_s  # a stop may drain, or wait for an application probe's timeout
+
+    def call(self, method: str, *args: object) -> object:
+        return self._client.call("probe", method, list(args), {}, timeout_s=self._wait_s)
 
 
 def host_parts(topology: Topology, placement: Placement, inventory: Inventory) -> dict[str, HostPart]:
@@ -135,10 +156,12 @@ class MultiHostBackend:
 
         def start(host_name: str) -> dict[str, Any]:
             host = self.inventory.host(host_name)
-            client = AgentClient(host_name, self._argv(host), self._log)
+            client = AgentClient(host_name, self._argv(host), self._log, clock=self._clock)
             self.clients[host_name] = client
             state_dir = self._state_dir if host.local else None  # a remote host keeps its own
-            hello: dict[str, Any] = client.call("hello", host_run_id(run_id, host_name), host_name, self._mode, state_dir)
+            hello: dict[str, Any] = client.call(
+                "hello", host_run_id(run_id, host_name), host_name, self._mode, state_dir, timeout_s=HELLO_TIMEOUT_S
+            )
             return hello
 
         try:
@@ -187,7 +210,7 @@ class MultiHostBackend:
             for host in parts
         )
         engines = in_parallel(
-            list(parts), lambda host: self.clients[host].call("deploy", topology, parts[host], self._seed)
+            list(parts), lambda host: self.clients[host].call("deploy", topology, parts[host], self._seed, timeout_s=DEPLOY_TIMEOUT_S)
         )
         merged = {link: engine for found in engines.values() for link, engine in found.items()}
         merged.update({cross.link: "kernel" for cross in self.placement.cross})
@@ -219,6 +242,18 @@ class MultiHostBackend:
             lambda host, link, up: self.clients[host].call("far_end", link, up),
             self.engines,
         )
+
+    def probe_starter(self) -> ProbeStarter:
+        """Probes that run in the agents: each in its source node's host (drills.remote.remote_probes),
+        its record mapped onto the drill clock by that host's offset."""
+        from drills.remote import remote_probes
+
+        def start(scenario: Scenario, _ops: NodeOps, _faults: object, _clock: Clock, seed: int) -> RunningProbes:
+            wait_s = max(PROBE_CALL_S, remote_probes.stop_wait_s(scenario) + PROBE_CALL_S)
+            sites = {host: ProbeSite(client, self.clocks[host], wait_s) for host, client in self.clients.items()}
+            return remote_probes.start(scenario, {node: sites[host] for node, host in self.placement.host_of.items()}, seed)
+
+        return start
 
     def namespace_of(self, run: Run, node: str) -> str:
         host = self.placement.host_of[node]

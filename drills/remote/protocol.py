@@ -30,7 +30,6 @@ OP_METHODS = frozenset(
         "warm", "close",
     }
 )  # fmt: skip
-PROBE_METHODS = frozenset({"echo", "stream", "app", "health", "stop", "stop_all"})
 
 INTERNAL = "internal"  # an exception drills did not raise on purpose: a bug, logged on the host
 _KINDS: dict[str, type[errors.DrillError]] = {

@@ -245,7 +245,12 @@ class RemoteProbes:
                 drain_s = 0.0  # drained once, for every stream: they all stopped sending before
             placement = _placement(p)
             placements.append(placement)
-            records.append(probe_records.to_controller(record, placement.offset_s))
+            mapped = probe_records.to_controller(record, placement.offset_s)
+            if isinstance(mapped, StreamRecord):
+                # Its instants are the agent's, mapped: their distance to a fault instant (the
+                # controller's) carries the offset's bound (drills.measure adds it).
+                mapped.clock_bound_s = placement.bound_s
+            records.append(mapped)
         # The streams' drain covered the mesh's packets in flight too (it stopped sending first).
         pair_records = self._stop_mesh(mesh_hosts, 0.0 if drain_s == 0.0 else MESH_DRAIN_S, failures)
         for p in self._probes:
