@@ -96,6 +96,7 @@ class Lane:
     underlay_ns: str
     hosts: tuple[LaneHost, ...] = ()
     prepare_log: list[str] = field(default_factory=list)  # the progress lines of the session's prepare
+    state_dir: Path | None = None  # the controller's state directory of that prepare (its wheels)
 
     @property
     def key_file(self) -> Path:
@@ -362,9 +363,9 @@ def lane_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lane]:
         except LaneSetupError as exc:
             pytest.fail(str(exc), pytrace=False)
         # The wheels are built once per session, in a state directory of its own.
-        state_dir = tmp_path_factory.mktemp("lane-state")
+        lane.state_dir = tmp_path_factory.mktemp("lane-state")
         try:
-            provision.prepare(lane.inventory, progress=lane.prepare_log.append, state_dir=state_dir)
+            provision.prepare(lane.inventory, progress=lane.prepare_log.append, state_dir=lane.state_dir)
         except DrillError as exc:
             pytest.fail(f"lane {lane.id}: prepare (ansible/prepare.yml) failed:\n{exc}", pytrace=False)
         yield lane

@@ -41,14 +41,15 @@ def test_prepare_installed_this_drills_on_every_host(lane: Lane) -> None:
         assert f"{host.name}: verify drill --version ok" in lane.prepare_log
 
 
-def test_prepare_again_installs_nothing_and_leaves_hosts_as_they_were(lane: Lane, tmp_path: Path) -> None:
+def test_prepare_again_installs_nothing_and_leaves_hosts_as_they_were(lane: Lane) -> None:
+    assert lane.state_dir is not None
     before = lane.snapshots()
     lines: list[str] = []
-    prepared = provision.prepare(lane.inventory, progress=lines.append, state_dir=tmp_path / "state")
+    prepared = provision.prepare(lane.inventory, progress=lines.append, state_dir=lane.state_dir)
     assert set(prepared.hosts) == {"h1", "h2", "h3"}
     assert prepared.version == drills.__version__
     # The same wheels (the same sources): the install task finds them installed already.
-    assert {f"{h}: install drills ok" for h in ("h1", "h2", "h3")} <= set(lines), lines
+    assert {f"{h}: {task} ok" for h in ("h1", "h2", "h3") for task in ("copy wheels", "install drills")} <= set(lines), lines
     assert lane.all_leftovers(before) == []
 
 

@@ -10,6 +10,7 @@ Ansible copies: one file, one transfer); reused while the version and the source
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ import drills
 from drills.errors import HostError
 
 BUILD_TIMEOUT_S = 600.0
+REPRODUCIBLE_EPOCH_S = 315532800  # 1980-01-01, the earliest time a zip can hold
 TARBALL = "wheels.tar"
 # What a wheel of drills is built from: a change to any of these is a new wheel.
 SOURCE_FILES = ("pyproject.toml", "README.md", "LICENSE")
@@ -69,6 +71,15 @@ def _complete(directory: Path, version: str) -> bool:
     return (directory / TARBALL).is_file() and any(directory.glob(f"drills-{version}-*.whl"))
 
 
+def _tar_entry(wheel: Path) -> tarfile.TarInfo:
+    """A tar entry that depends on the wheel's name and size only (no owner, no time)."""
+    entry = tarfile.TarInfo(wheel.name)
+    entry.size = wheel.stat().st_size
+    entry.mode = 0o644
+    entry.mtime = REPRODUCIBLE_EPOCH_S
+    return entry
+
+
 def build(state_dir: Path, *, root: Path | None = None, timeout_s: float = BUILD_TIMEOUT_S) -> Wheels:
     """The wheels of this drills for hosts: built into the state directory's cache unless a build
     of the same version and sources is there already."""
@@ -92,8 +103,11 @@ def build(state_dir: Path, *, root: Path | None = None, timeout_s: float = BUILD
                 shutil.copy2(root / name, source / name)
         argv = [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--no-input", "--quiet"]
         argv += ["--wheel-dir", str(staging), str(source)]
+        # The same sources make the same wheel (zip times from this, not from the clock): a rebuild
+        # elsewhere need not be copied and installed again on the hosts.
+        env = {**os.environ, "SOURCE_DATE_EPOCH": str(REPRODUCIBLE_EPOCH_S)}
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False, env=env)
         except subprocess.TimeoutExpired:
             raise HostError(f"building the wheels for hosts (pip wheel {root}) took over {timeout_s:g} s; gave up") from None
         if done.returncode != 0:
@@ -101,9 +115,10 @@ def build(state_dir: Path, *, root: Path | None = None, timeout_s: float = BUILD
             raise HostError(f"building the wheels for hosts (pip wheel {root}) failed (exit {done.returncode}):\n{tail}")
         if not any(staging.glob(f"drills-{version}-*.whl")):
             raise HostError(f"pip wheel {root} made no wheel of drills {version}: is the checkout's version another?")
-        with tarfile.open(staging / TARBALL, "w") as tar:
+        with tarfile.open(staging / TARBALL, "w", format=tarfile.GNU_FORMAT) as tar:
             for wheel in sorted(staging.glob("*.whl")):
-                tar.add(wheel, arcname=wheel.name)
+                with wheel.open("rb") as data:
+                    tar.addfile(_tar_entry(wheel), data)
         if directory.exists():  # an incomplete earlier build
             shutil.rmtree(directory)
         staging.rename(directory)
