@@ -43,6 +43,7 @@ UNDERLAY_IFACE = "ul0"
 NS_PREFIX = "drill-lane-"
 STEP_TIMEOUT_S = 30.0
 SSH_READY_TIMEOUT_S = 30.0
+LANE_STATE_DIR = Path(tempfile.gettempdir()) / "drills-lane-state"
 SETTLE_S = 3.0  # leftovers: how long a host may take to finish removing things
 # privileged=True fails on this kind of machine (its capability bounding set lacks
 # CAP_SYS_RESOURCE, and Docker asks for every capability): these are what a host needs for
@@ -345,7 +346,7 @@ def _prerequisites() -> Any:
 
 
 @pytest.fixture(scope="session", name="lane")
-def lane_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lane]:
+def lane_fixture() -> Iterator[Lane]:
     """Three SSH hosts reached through the lane's underlay, drills installed on each (prepare)."""
     client = _prerequisites()
     from drills.docker import images
@@ -362,8 +363,10 @@ def lane_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lane]:
             bring_up(client, image, lane)
         except LaneSetupError as exc:
             pytest.fail(str(exc), pytrace=False)
-        # The wheels are built once per session, in a state directory of its own.
-        lane.state_dir = tmp_path_factory.mktemp("lane-state")
+        # The controller's state directory for prepare holds only its wheels: kept across sessions
+        # (a build costs a minute on a busy machine; the cache is keyed by the sources' digest).
+        lane.state_dir = LANE_STATE_DIR
+        LANE_STATE_DIR.mkdir(mode=0o700, exist_ok=True)
         try:
             provision.prepare(lane.inventory, progress=lane.prepare_log.append, state_dir=lane.state_dir)
         except DrillError as exc:

@@ -97,6 +97,13 @@ def test_a_role_task_is_named_without_its_role_and_output_is_kept() -> None:
     assert outcome == TaskOutcome("h1", "drill clean", "ok", "", "removed x")
 
 
+def test_a_failed_script_quotes_its_output_without_sshs_own_words() -> None:
+    res = {"msg": "non-zero return code", "rc": 1, "stderr": "Shared connection to 198.19.254.11 closed.\r\n", "stdout": "no python3.99\r\n"}
+    outcome = outcome_of({"event": "runner_on_failed", "event_data": {"host": "h1", "task": "check host", "res": res}})
+    assert outcome is not None
+    assert outcome.message == "non-zero return code; no python3.99"
+
+
 def test_a_quiet_failure_quotes_its_stdout_and_exit_status() -> None:
     event = {"event": "runner_on_failed", "event_data": {"host": "h1", "task": "t", "res": {"msg": "", "rc": 2, "stdout": "a\nb\nwhy"}}}
     outcome = outcome_of(event)

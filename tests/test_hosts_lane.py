@@ -87,6 +87,7 @@ def _failing_playbook(directory: Path) -> Path:
         "      when: inventory_hostname == 'h2'\n"
         "    - name: after\n"
         "      ansible.builtin.command: 'true'\n"
+        "      changed_when: false\n"
     )
     return path
 

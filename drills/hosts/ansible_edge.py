@@ -11,6 +11,7 @@ no ssh (nor a ProxyCommand it started) outlives the call.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,9 @@ CANCEL_POLL_S = 0.5  # how often ansible-runner asks whether to stop (its pexpec
 MASTER_EXIT_TIMEOUT_S = 5.0
 TAIL_LINES = 6  # of a failed command's stderr/stdout quoted in an error
 OUTPUT_LIMIT_BYTES = 64 * 1024  # of one task's stdout kept per host
+
+# What ssh itself says on stderr when a session ends: not the task's words.
+SSH_NOISE = re.compile(r"^(Shared connection to \S+ closed\.|Connection to \S+ closed\.)\s*$")
 
 # Ansible's per-host outcomes; every other event is ignored here.
 OUTCOMES = {
@@ -91,11 +95,15 @@ def _message(res: Mapping[str, Any]) -> str:
     msg = str(res.get("msg") or "").strip()
     if msg:
         parts.append(_tail(msg))
-    stderr = str(res.get("stderr") or res.get("module_stderr") or "").strip()
+    stderr = "\n".join(
+        line for line in str(res.get("stderr") or res.get("module_stderr") or "").splitlines() if not SSH_NOISE.match(line)
+    ).strip()
     stdout = str(res.get("stdout") or res.get("module_stdout") or "").strip()
     if stderr:
         parts.append(_tail(stderr))
-    elif stdout and "rc" in res:  # a command that failed quietly on stderr: its stdout says why
+    if stdout and res.get("rc") not in (0, None):
+        # A failed command's stdout says why too (the script module runs its file on a pty:
+        # what it wrote to stderr arrives on stdout).
         parts.append(_tail(stdout))
     if "rc" in res and res["rc"] not in (0, None) and not msg.startswith("non-zero return code"):
         parts.append(f"exit {res['rc']}")
