@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docker_testing import unavailable
 
 LANE_LABEL = "drills.lane"
 LANE_PID_LABEL = "drills.lane.pid"
@@ -58,14 +59,8 @@ class LaneSetupError(Exception):
     """A step of bringing the lane up failed: which step, on which host, and why."""
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-
-
 def _unavailable(reason: str) -> None:
-    if _in_ci():
-        pytest.fail(f"CI=true and the several-machines lane cannot run: {reason}", pytrace=False)
-    pytest.skip(reason)
+    unavailable(reason, "the several-machines lane")
 
 
 def _run(argv: list[str], what: str, timeout_s: float = STEP_TIMEOUT_S, **kwargs: Any) -> subprocess.CompletedProcess[str]:

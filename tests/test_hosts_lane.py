@@ -2,12 +2,15 @@
 Ansible through ansible-runner (drills/hosts/ansible_edge.py, provision.py, ansible/).
 
 The session's `lane` fixture (tests/lane_testing.py) brings the hosts up and runs `prepare` once;
-these tests check what it did, run the playbooks again, and make Ansible fail on purpose.
+these tests check what it did, run the playbooks again, and make Ansible fail on purpose. Each
+leaves every host as it was (`lane.leftovers`) and this machine too (`host_snapshot`: no ssh
+master or ProxyCommand of a playbook outlives it).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lane_testing import Lane, lane_fixture  # noqa: F401  (the session's lane)
@@ -20,7 +23,7 @@ from drills.hosts.records import AGENT_VENV
 pytestmark = [pytest.mark.netns, pytest.mark.docker]
 
 
-def test_every_host_answers_ssh_on_its_underlay_address(lane: Lane) -> None:
+def test_every_host_answers_ssh_on_its_underlay_address(lane: Lane, host_snapshot: Any) -> None:
     for host in lane.hosts:
         done = lane.ssh(host.name, "hostname; ip -o -4 addr show dev ul0")
         assert done.returncode == 0, f"{host.name}: {done.stderr}"
@@ -29,7 +32,7 @@ def test_every_host_answers_ssh_on_its_underlay_address(lane: Lane) -> None:
         assert f" {host.address}/24 " in address_line
 
 
-def test_prepare_installed_this_drills_on_every_host(lane: Lane) -> None:
+def test_prepare_installed_this_drills_on_every_host(lane: Lane, host_snapshot: Any) -> None:
     for host in lane.hosts:
         done = lane.ssh(host.name, f"{AGENT_VENV}/bin/drill --version")
         assert done.returncode == 0, f"{host.name}: {done.stderr}"
@@ -41,7 +44,7 @@ def test_prepare_installed_this_drills_on_every_host(lane: Lane) -> None:
         assert f"{host.name}: verify drill --version ok" in lane.prepare_log
 
 
-def test_prepare_again_installs_nothing_and_leaves_hosts_as_they_were(lane: Lane) -> None:
+def test_prepare_again_installs_nothing_and_leaves_hosts_as_they_were(lane: Lane, host_snapshot: Any) -> None:
     assert lane.state_dir is not None
     before = lane.snapshots()
     lines: list[str] = []
@@ -53,7 +56,7 @@ def test_prepare_again_installs_nothing_and_leaves_hosts_as_they_were(lane: Lane
     assert lane.all_leftovers(before) == []
 
 
-def test_clean_runs_drill_clean_on_every_host(lane: Lane) -> None:
+def test_clean_runs_drill_clean_on_every_host(lane: Lane, host_snapshot: Any) -> None:
     before = lane.snapshots()
     lines: list[str] = []
     removed = provision.clean(lane.inventory, progress=lines.append, all_runs=True)
@@ -63,7 +66,7 @@ def test_clean_runs_drill_clean_on_every_host(lane: Lane) -> None:
     assert lane.all_leftovers(before) == []
 
 
-def test_clean_removes_a_testbed_a_host_left_up(lane: Lane) -> None:
+def test_clean_removes_a_testbed_a_host_left_up(lane: Lane, host_snapshot: Any) -> None:
     before = lane.snapshot("h2")
     scenario = (Path(__file__).resolve().parent.parent / "scenarios" / "quickstart-fibre-cut.yaml").read_text()
     up = lane.ssh("h2", f"cat > /tmp/lane-up.yaml <<'EOF'\n{scenario}\nEOF\n{AGENT_VENV}/bin/drill up /tmp/lane-up.yaml", timeout_s=120)
@@ -92,7 +95,7 @@ def _failing_playbook(directory: Path) -> Path:
     return path
 
 
-def test_a_task_failing_on_one_host_names_that_host_and_task(lane: Lane, tmp_path: Path) -> None:
+def test_a_task_failing_on_one_host_names_that_host_and_task(lane: Lane, tmp_path: Path, host_snapshot: Any) -> None:
     lines: list[str] = []
     with pytest.raises(HostError) as caught:
         ansible_edge.run_playbook(_failing_playbook(tmp_path), lane.inventory, progress=lines.append, timeout_s=300)
@@ -108,7 +111,7 @@ def test_a_task_failing_on_one_host_names_that_host_and_task(lane: Lane, tmp_pat
     assert {"h1: after ok", "h3: after ok"} <= set(lines)
 
 
-def test_a_host_without_the_controllers_python_is_refused_before_anything_is_installed(lane: Lane, tmp_path: Path) -> None:
+def test_a_host_without_the_controllers_python_is_refused_before_anything_is_installed(lane: Lane, tmp_path: Path, host_snapshot: Any) -> None:
     before = lane.snapshot("h1")
     extravars = {
         "drills_version": drills.__version__,
@@ -125,7 +128,7 @@ def test_a_host_without_the_controllers_python_is_refused_before_anything_is_ins
     assert lane.leftovers("h1", before) == []
 
 
-def test_an_unreachable_host_is_named_as_such(lane: Lane, tmp_path: Path) -> None:
+def test_an_unreachable_host_is_named_as_such(lane: Lane, tmp_path: Path, host_snapshot: Any) -> None:
     # 198.19.254.99 is on the underlay but nothing has it: the connection fails (no ARP answer)
     # within ssh's ConnectTimeout, and the run's own timeout bounds it anyway.
     inventory = tmp_path / "inventory.ini"
