@@ -44,6 +44,7 @@ UNDERLAY_IFACE = "ul0"
 NS_PREFIX = "drill-lane-"
 STEP_TIMEOUT_S = 30.0
 SSH_READY_TIMEOUT_S = 30.0
+PREPARE_TIMEOUT_S = 300.0  # about 30 s on a busy 2-core machine
 LANE_STATE_DIR = Path(tempfile.gettempdir()) / "drills-lane-state"
 SETTLE_S = 3.0  # leftovers: how long a host may take to finish removing things
 # privileged=True fails on this kind of machine (its capability bounding set lacks
@@ -130,11 +131,15 @@ class Lane:
             f"drills_underlay={address} ansible_ssh_common_args='{common}'"
         )
 
+    def ssh_argv(self, host: str, command: str) -> list[str]:
+        """The ssh command line that runs `command` on `host` (for a long-lived process: Popen)."""
+        argv = ["ssh", "-i", str(self.key_file), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
+        return [*argv, "-o", "ConnectTimeout=10", *self.ssh_options(), f"root@{self.host(host).address}", command]
+
     def ssh(self, host: str, command: str, timeout_s: float = 30.0) -> subprocess.CompletedProcess[str]:
         """Run a shell command on `host` over real SSH (the inventory's options); never raises
         for the command's exit status."""
-        argv = ["ssh", "-i", str(self.key_file), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
-        argv += ["-o", "ConnectTimeout=10", *self.ssh_options(), f"root@{self.host(host).address}", command]
+        argv = self.ssh_argv(host, command)
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False, stdin=subprocess.DEVNULL)
 
     def _inside(self, host: LaneHost, *argv: str) -> str:
@@ -315,7 +320,7 @@ def tear_down(client: Any, lane: Lane) -> list[str]:
     return problems
 
 
-def _prerequisites() -> Any:
+def prerequisites() -> Any:
     """Docker's client with the host image built (or a skip/CI failure saying what is missing)."""
     if os.geteuid() != 0:
         _unavailable("needs root (namespaces, containers)")
@@ -343,7 +348,7 @@ def _prerequisites() -> Any:
 @pytest.fixture(scope="session", name="lane")
 def lane_fixture() -> Iterator[Lane]:
     """Three SSH hosts reached through the lane's underlay, drills installed on each (prepare)."""
-    client = _prerequisites()
+    client = prerequisites()
     from drills.docker import images
     from drills.errors import DrillError
     from drills.hosts import provision
@@ -363,7 +368,7 @@ def lane_fixture() -> Iterator[Lane]:
         lane.state_dir = LANE_STATE_DIR
         LANE_STATE_DIR.mkdir(mode=0o700, exist_ok=True)
         try:
-            provision.prepare(lane.inventory, progress=lane.prepare_log.append, state_dir=lane.state_dir)
+            provision.prepare(lane.inventory, progress=lane.prepare_log.append, state_dir=lane.state_dir, timeout_s=PREPARE_TIMEOUT_S)
         except DrillError as exc:
             pytest.fail(f"lane {lane.id}: prepare (ansible/prepare.yml) failed:\n{exc}", pytrace=False)
         yield lane

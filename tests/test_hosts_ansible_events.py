@@ -204,3 +204,12 @@ def test_a_run_past_its_timeout_is_stopped_and_says_so(tmp_path: Path) -> None:
     playbook.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.command: sleep 6\n")
     with pytest.raises(HostError, match=r"slow\.yml did not finish within 2 s"):
         ansible_edge.run_playbook(playbook, _inventory(tmp_path, LOCAL), timeout_s=2)
+
+
+@needs_ansible
+def test_a_limit_that_matches_no_host_is_an_error_quoting_ansible(tmp_path: Path) -> None:
+    playbook = tmp_path / "pb.yml"
+    playbook.write_text(PLAYBOOK)
+    with pytest.raises(HostError, match=r"(?s)before any task ran on a host.*nosuch") as caught:
+        ansible_edge.run_playbook(playbook, _inventory(tmp_path, LOCAL), limit=["nosuch"], timeout_s=120)
+    assert caught.value.hosts == ()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lane_testing import Lane, lane_fixture  # noqa: F401  (the session's lane)
+from lane_testing import Lane, LaneSetupError, bring_up, lane_fixture, new_lane, prerequisites, tear_down  # noqa: F401
 
 import drills
 from drills.errors import ExitCode, HostError
@@ -139,3 +139,16 @@ def test_an_unreachable_host_is_named_as_such(lane: Lane, tmp_path: Path, host_s
     assert caught.value.hosts == ("h9",)
     assert "failed on 1 host (h9)" in message
     assert "h9: unreachable:" in message
+
+
+def test_a_lane_that_cannot_start_says_which_step_and_host(tmp_path: Path, host_snapshot: Any) -> None:
+    client = prerequisites()
+    lane = new_lane(tmp_path / "lane")
+    lane.directory.mkdir()
+    try:
+        with pytest.raises(LaneSetupError, match=r"lane \w+: start the container of h1: .*drills-host:no-such-tag"):
+            bring_up(client, "drills-host:no-such-tag", lane)
+    finally:
+        assert tear_down(client, lane) == []
+        client.close()
+    assert not (Path("/run/netns") / lane.underlay_ns).exists()

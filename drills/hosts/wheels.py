@@ -119,7 +119,13 @@ def build(state_dir: Path, *, root: Path | None = None, timeout_s: float = BUILD
             for wheel in sorted(staging.glob("*.whl")):
                 with wheel.open("rb") as data:
                     tar.addfile(_tar_entry(wheel), data)
+        if _complete(directory, version):  # another controller process built it meanwhile
+            return wheels
         if directory.exists():  # an incomplete earlier build
-            shutil.rmtree(directory)
-        staging.rename(directory)
+            shutil.rmtree(directory, ignore_errors=True)
+        try:
+            staging.rename(directory)
+        except OSError as exc:
+            if not _complete(directory, version):
+                raise HostError(f"cannot keep the wheels for hosts in {directory}: {exc.strerror}") from None
     return wheels
