@@ -29,6 +29,7 @@ Progress = Callable[[str], None]
 
 DEFAULT_TIMEOUT_S = 600.0
 CONNECT_TIMEOUT_S = 10  # ssh's ConnectTimeout (ANSIBLE_TIMEOUT): an unreachable host fails in bounded time
+FORKS = 32  # hosts provisioned at once (Ansible's default, 5, would queue a larger testbed's hosts)
 CANCEL_POLL_S = 0.5  # how often ansible-runner asks whether to stop (its pexpect timeout)
 MASTER_EXIT_TIMEOUT_S = 5.0
 TAIL_LINES = 6  # of a failed command's stderr/stdout quoted in an error
@@ -171,6 +172,7 @@ def _envvars(private_dir: Path) -> dict[str, str]:
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "True",
         "ANSIBLE_TIMEOUT": str(CONNECT_TIMEOUT_S),
+        "ANSIBLE_FORKS": str(FORKS),
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(private_dir / "cp"),
         "ANSIBLE_LOCAL_TEMP": str(private_dir / "tmp"),
         "ANSIBLE_HOME": str(private_dir / "home"),
