@@ -9,6 +9,7 @@ master or ProxyCommand of a playbook outlives it).
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +153,21 @@ def test_a_lane_that_cannot_start_says_which_step_and_host(tmp_path: Path, host_
         assert tear_down(client, lane) == []
         client.close()
     assert not (Path("/run/netns") / lane.underlay_ns).exists()
+
+
+def test_a_long_lived_channel_echoes_and_its_far_end_ends_with_it(lane: Lane, host_snapshot: Any) -> None:
+    """What the agent relies on: one ssh channel carries lines both ways, and when the
+    controller's ssh dies (SIGKILL) the process on the host sees end of input and is gone."""
+    before = lane.snapshot("h3")
+    channel = subprocess.Popen(lane.ssh_argv("h3", "cat"), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert channel.stdin is not None and channel.stdout is not None
+        for n in range(3):
+            channel.stdin.write(f"ping {n}\n")
+            channel.stdin.flush()
+            assert channel.stdout.readline() == f"ping {n}\n"
+        assert "process cat" in lane.snapshot("h3")
+    finally:
+        channel.kill()
+        channel.wait(timeout=10)
+    assert lane.leftovers("h3", before) == []
