@@ -161,7 +161,7 @@ def _ansible_check() -> Check:
     fixes = []
     if runner is None:
         found.append(f"ansible_runner not importable ({why})")
-        fixes.append("pip install 'drills[ansible]'")
+        fixes.append("pip install 'drills[hosts]'")
     else:
         found.append(f"ansible-runner {_distribution_version('ansible-runner')}")
     if playbook is None:

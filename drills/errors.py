@@ -80,6 +80,16 @@ class NameExists(BackendError):
         self.name = name
 
 
+class HostError(EnvironmentProblem):
+    """A remote host of a several-machines testbed could not do what was asked (unreachable,
+    a provisioning task failed, a capability is missing); the message names each host, the step
+    and why. `hosts` lists the inventory names of the hosts at fault."""
+
+    def __init__(self, message: str, hosts: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.hosts = hosts
+
+
 class CleanupIncomplete(DrillError):
     """Something a run created could not be removed; the message says what and how."""
 

@@ -24,9 +24,10 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
-def _unavailable(reason: str) -> None:
+def unavailable(reason: str, lane: str = "the Docker lane") -> None:
+    """Skip the test: `lane` cannot run here, because of `reason`; under CI, fail it instead."""
     if _in_ci():
-        pytest.fail(f"CI=true and the Docker lane cannot run: {reason}; `./dev docker-setup` prepares it", pytrace=False)
+        pytest.fail(f"CI=true and {lane} cannot run: {reason}; `./dev docker-setup` prepares it", pytrace=False)
     pytest.skip(reason)
 
 
@@ -35,11 +36,11 @@ def docker_engine_fixture() -> Iterator[Any]:
     """A connection to a running Docker engine with the node image built (built here if missing:
     about 40 s, offline)."""
     if os.geteuid() != 0:
-        _unavailable("needs root (namespaces and the Docker socket)")
+        unavailable("needs root (namespaces and the Docker socket)")
     try:
         import docker  # noqa: F401
     except ImportError:
-        _unavailable("the `docker` Python package is missing: pip install -e '.[docker]'")
+        unavailable("the `docker` Python package is missing: pip install -e '.[docker]'")
     from drills.docker import images
     from drills.docker.api import Docker
     from drills.errors import DrillError
@@ -47,11 +48,11 @@ def docker_engine_fixture() -> Iterator[Any]:
     try:
         engine = Docker.connect(timeout_s=20)
     except DrillError as exc:
-        _unavailable(f"no Docker engine: {exc}")
+        unavailable(f"no Docker engine: {exc}")
     try:
         images.ensure(images.DEFAULT_IMAGE, engine, lambda _msg: None)
     except DrillError as exc:
-        _unavailable(f"cannot build the node image offline: {exc}")
+        unavailable(f"cannot build the node image offline: {exc}")
     yield engine
     engine.close()
 
