@@ -201,7 +201,8 @@ def _merged(raw: RawInventory) -> dict[str, Scope]:
         scope = Scope()
         for name in sorted(groups, key=lambda g: (depth[g], _priority(raw, g), g)):
             for key, value in raw.groups[name].vars.values.items():
-                scope.set(key, value, raw.groups[name].vars.lines[key])
+                if key != "ansible_group_priority":  # the group's rank, not a variable of its hosts
+                    scope.set(key, value, raw.groups[name].vars.lines[key])
         for key, value in own.values.items():
             scope.set(key, value, own.lines[key])
         merged[host] = scope
