@@ -205,7 +205,9 @@ def _grow(adjacency: list[dict[int, int]], pinned: list[int], target: list[int])
     # then take fewer nodes (the total of the rooms is never below the number to place).
     room = [max(0, target[h] - pinned.count(h)) for h in range(len(target))]
     unplaced = [sum(w for v, w in adjacency[u].items() if where[v] < 0) for u in range(count)]
-    for host in range(len(target)):
+    # Hosts holding pinned nodes grow first, around their pins: a host grown before them could
+    # start next to a pin and cut its host's share in two.
+    for host in sorted(range(len(target)), key=lambda h: (h not in pinned, h)):
         inside = [0] * count  # links of each unplaced node into this host's share
         heap: list[tuple[int, int]] = []  # (-(inside - unplaced), node); stale entries skipped
 
