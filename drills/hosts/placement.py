@@ -196,75 +196,82 @@ def _auto(topology: Topology, hosts: Sequence[Host], problem: ProblemAt) -> dict
     return {name: hosts[where[i]].name for i, name in enumerate(names)}
 
 
-def _grow(adjacency: list[dict[int, int]], pinned: list[int], target: list[int]) -> list[int]:
+class _Growth:
     """Greedy growth: each host in turn takes its share (less its pinned nodes), always the
-    unplaced node with the most links into the share less its links to other unplaced nodes."""
-    count = len(adjacency)
-    where = list(pinned)
-    # Pins above a host's share leave the shares of the others as they were: the later hosts
-    # then take fewer nodes (the total of the rooms is never below the number to place).
-    room = [max(0, target[h] - pinned.count(h)) for h in range(len(target))]
-    unplaced = [sum(w for v, w in adjacency[u].items() if where[v] < 0) for u in range(count)]
-    # Hosts holding pinned nodes grow first, around their pins: a host grown before them could
-    # start next to a pin and cut its host's share in two.
-    for host in sorted(range(len(target)), key=lambda h: (h not in pinned, h)):
-        inside = [0] * count  # links of each unplaced node into this host's share
+    unplaced node with the most links into the share less its links to other unplaced nodes.
+    Every step costs the degree of the node placed (and a heap push per neighbour)."""
+
+    def __init__(self, adjacency: list[dict[int, int]], pinned: list[int]) -> None:
+        self.adjacency = adjacency
+        self.where = list(pinned)
+        self.unplaced = [sum(w for v, w in links.items() if pinned[v] < 0) for links in adjacency]
+        # Unplaced nodes next to a placed one: where a share with no pin starts (along a cut).
+        self.touched = {v for u, host in enumerate(pinned) if host >= 0 for v in adjacency[u] if pinned[v] < 0}
+        self.cursor = 0  # every node before it is placed
+
+    def grow(self, host: int, room: int) -> None:
+        where, unplaced = self.where, self.unplaced
+        inside = [0] * len(where)  # links of each unplaced node into this host's share
         heap: list[tuple[int, int]] = []  # (-(inside - unplaced), node); stale entries skipped
 
-        for u in range(count):
-            if where[u] == host:
-                for v, weight in adjacency[u].items():
-                    if where[v] < 0:
-                        unplaced[v] += weight  # undone by touch: a pinned node was never unplaced
-                        _touch(v, weight, where, unplaced, inside, heap)
-        while room[host] > 0:
+        def touch(v: int, weight: int) -> None:
+            if where[v] < 0:
+                inside[v] += weight
+                heapq.heappush(heap, (unplaced[v] - inside[v], v))
+
+        for u, held in enumerate(where):
+            if held == host:
+                for v, weight in self.adjacency[u].items():
+                    touch(v, weight)
+        while room > 0:
             while heap and (where[heap[0][1]] >= 0 or heap[0][0] != unplaced[heap[0][1]] - inside[heap[0][1]]):
                 heapq.heappop(heap)
-            u = heapq.heappop(heap)[1] if heap else _seed(adjacency, where, unplaced)
+            u = heapq.heappop(heap)[1] if heap else self.seed()
             if u < 0:
-                break
+                return
             where[u] = host
-            room[host] -= 1
-            for v, weight in adjacency[u].items():
-                _touch(v, weight, where, unplaced, inside, heap)
-    for u in range(count):  # not reached: the rooms add up to at least the nodes to place
+            room -= 1
+            self.touched.discard(u)
+            for v, weight in self.adjacency[u].items():
+                unplaced[v] -= weight
+                if where[v] < 0:
+                    self.touched.add(v)
+                touch(v, weight)
+
+    def seed(self) -> int:
+        """Where a share starts: an unplaced node next to a placed one with the fewest unplaced
+        neighbours (so the share grows along the previous cut), else the far end of a
+        breadth-first walk from the first unplaced node (a peripheral node: the share grows
+        inwards, not around it)."""
+        if self.touched:
+            return min(self.touched, key=lambda u: (self.unplaced[u], u))
+        where = self.where
+        while self.cursor < len(where) and where[self.cursor] >= 0:
+            self.cursor += 1
+        if self.cursor == len(where):
+            return -1
+        seen = {self.cursor}
+        layer = [self.cursor]
+        while True:
+            following = sorted({v for u in layer for v in self.adjacency[u] if where[v] < 0 and v not in seen})
+            if not following:
+                return min(layer)
+            seen.update(following)
+            layer = following
+
+
+def _grow(adjacency: list[dict[int, int]], pinned: list[int], target: list[int]) -> list[int]:
+    growth = _Growth(adjacency, pinned)
+    # Hosts holding pinned nodes grow first, around their pins: a host grown before them could
+    # start next to a pin and cut its host's share in two. Pins above a host's share leave the
+    # others' shares as they were: the later hosts then take fewer nodes.
+    for host in sorted(range(len(target)), key=lambda h: (h not in pinned, h)):
+        growth.grow(host, max(0, target[host] - pinned.count(host)))
+    where = growth.where
+    for u in range(len(where)):  # not reached: the shares add up to at least the nodes to place
         if where[u] < 0:
             where[u] = max(range(len(target)), key=lambda h: (target[h], -h))
     return where
-
-
-def _touch(
-    u: int, weight: int, where: list[int], unplaced: list[int], inside: list[int], heap: list[tuple[int, int]]
-) -> None:
-    """A neighbour of `u` joined the share: `u` has `weight` fewer unplaced links, as many more in."""
-    unplaced[u] -= weight
-    if where[u] < 0:
-        inside[u] += weight
-        heapq.heappush(heap, (unplaced[u] - inside[u], u))
-
-
-def _seed(adjacency: list[dict[int, int]], where: list[int], unplaced: list[int]) -> int:
-    """Where a host's share starts: an unplaced node next to a placed one with the fewest unplaced
-    neighbours (so the share grows along the previous cut), else the far end of a breadth-first
-    walk from the first unplaced node (a peripheral node: shares grow inwards, not around it)."""
-    best = -1
-    for u, host in enumerate(where):
-        better = best < 0 or unplaced[u] < unplaced[best]
-        if host < 0 and better and any(where[v] >= 0 for v in adjacency[u]):
-            best = u
-    if best >= 0:
-        return best
-    start = next((u for u, host in enumerate(where) if host < 0), -1)
-    if start < 0:
-        return -1
-    seen = {start}
-    layer = [start]
-    while True:
-        following = sorted({v for u in layer for v in adjacency[u] if where[v] < 0 and v not in seen})
-        if not following:
-            return min(layer)
-        seen.update(following)
-        layer = following
 
 
 def _gains(adjacency: list[dict[int, int]], where: list[int], u: int) -> dict[int, int]:
