@@ -4,11 +4,7 @@
 
 - given: every node names its host (`host:`), which must be an inventory host;
 - auto: nodes are spread over the hosts in proportion to their `drills_weight` (default 1), with
-  as few cross-host links as a greedy partition finds: each host's share grows from one seed
-  node, breadth first, always taking the node with the most links into the share and the
-  fewest to nodes not yet placed; then bounded passes swap pairs of nodes across a cut when that
-  removes cross links. Nodes naming a host stay there. Everything is ordered by the file's
-  order, never by a hash, so the same scenario and inventory give the same placement.
+  as few cross-host links as drills.hosts.partition finds; nodes naming a host stay there.
 
 Each cross link gets its MTU (the smaller underlay MTU of its two hosts less the VXLAN overhead;
 an interface `mtu:` above it is refused) and an index; `assign_vnis` turns indices into VNIs
@@ -18,7 +14,6 @@ unique to a run.
 from __future__ import annotations
 
 import hashlib
-import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from ipaddress import ip_address
@@ -26,14 +21,13 @@ from pathlib import Path
 
 from drills.errors import Problem, ScenarioError
 from drills.hosts.inventory import load_inventory
+from drills.hosts.partition import partition
 from drills.hosts.records import VXLAN_OVERHEAD_BYTES, VXLAN_PORT, CrossLink, Host, Inventory, Placement
 from drills.scenario.diagnostics import suggest
 from drills.scenario.resolved import HostsSpec, Scenario, Topology
 from drills.scenario.yamlpos import KeyPath, path_text
 
 VNI_SPACE = 2**24 - 1  # VNIs 1 .. 2^24 - 1: 24 bits, and 0 avoided (some stacks read it as "no VNI")
-REFINE_PASSES = 8  # swap passes after the greedy growth; each pass is linear in the cut's size
-SWAP_TRIES = 4  # partners tried for one node in a pass (the best few by gain)
 
 ProblemAt = Callable[[KeyPath, str], Problem]
 
@@ -163,18 +157,6 @@ def _cross_links(
 # --------------------------------------------------------------------------- automatic placement
 
 
-def _targets(count: int, weights: Sequence[float]) -> list[int]:
-    """Node counts per host in proportion to the weights, summing to `count` (largest remainders,
-    ties to the earlier host)."""
-    total = sum(weights)
-    ideal = [count * w / total for w in weights]
-    target = [int(x) for x in ideal]
-    order = sorted(range(len(weights)), key=lambda h: (-(ideal[h] - target[h]), h))
-    for h in order[: count - sum(target)]:
-        target[h] += 1
-    return target
-
-
 def _auto(topology: Topology, hosts: Sequence[Host], problem: ProblemAt) -> dict[str, str]:
     weights = [float(host.vars.get("drills_weight", "1")) for host in hosts]
     if sum(weights) <= 0:
@@ -191,133 +173,7 @@ def _auto(topology: Topology, hosts: Sequence[Host], problem: ProblemAt) -> dict
             adjacency[b][a] = adjacency[b].get(a, 0) + 1
     host_index = {host.name: h for h, host in enumerate(hosts)}
     pinned = [host_index[node.host] if node.host is not None else -1 for node in topology.nodes]
-    where = _grow(adjacency, pinned, _targets(len(names), weights))
-    _refine(adjacency, where, pinned)
+    where = partition(adjacency, pinned, weights)
     return {name: hosts[where[i]].name for i, name in enumerate(names)}
 
 
-class _Growth:
-    """Greedy growth: each host in turn takes its share (less its pinned nodes), always the
-    unplaced node with the most links into the share less its links to other unplaced nodes.
-    Every step costs the degree of the node placed (and a heap push per neighbour)."""
-
-    def __init__(self, adjacency: list[dict[int, int]], pinned: list[int]) -> None:
-        self.adjacency = adjacency
-        self.where = list(pinned)
-        self.unplaced = [sum(w for v, w in links.items() if pinned[v] < 0) for links in adjacency]
-        # Unplaced nodes next to a placed one: where a share with no pin starts (along a cut).
-        self.touched = {v for u, host in enumerate(pinned) if host >= 0 for v in adjacency[u] if pinned[v] < 0}
-        self.cursor = 0  # every node before it is placed
-
-    def grow(self, host: int, room: int) -> None:
-        where, unplaced = self.where, self.unplaced
-        inside = [0] * len(where)  # links of each unplaced node into this host's share
-        heap: list[tuple[int, int]] = []  # (-(inside - unplaced), node); stale entries skipped
-
-        def touch(v: int, weight: int) -> None:
-            if where[v] < 0:
-                inside[v] += weight
-                heapq.heappush(heap, (unplaced[v] - inside[v], v))
-
-        for u, held in enumerate(where):
-            if held == host:
-                for v, weight in self.adjacency[u].items():
-                    touch(v, weight)
-        while room > 0:
-            while heap and (where[heap[0][1]] >= 0 or heap[0][0] != unplaced[heap[0][1]] - inside[heap[0][1]]):
-                heapq.heappop(heap)
-            u = heapq.heappop(heap)[1] if heap else self.seed()
-            if u < 0:
-                return
-            where[u] = host
-            room -= 1
-            self.touched.discard(u)
-            for v, weight in self.adjacency[u].items():
-                unplaced[v] -= weight
-                if where[v] < 0:
-                    self.touched.add(v)
-                touch(v, weight)
-
-    def seed(self) -> int:
-        """Where a share starts: an unplaced node next to a placed one with the fewest unplaced
-        neighbours (so the share grows along the previous cut), else the far end of a
-        breadth-first walk from the first unplaced node (a peripheral node: the share grows
-        inwards, not around it)."""
-        if self.touched:
-            return min(self.touched, key=lambda u: (self.unplaced[u], u))
-        where = self.where
-        while self.cursor < len(where) and where[self.cursor] >= 0:
-            self.cursor += 1
-        if self.cursor == len(where):
-            return -1
-        seen = {self.cursor}
-        layer = [self.cursor]
-        while True:
-            following = sorted({v for u in layer for v in self.adjacency[u] if where[v] < 0 and v not in seen})
-            if not following:
-                return min(layer)
-            seen.update(following)
-            layer = following
-
-
-def _grow(adjacency: list[dict[int, int]], pinned: list[int], target: list[int]) -> list[int]:
-    growth = _Growth(adjacency, pinned)
-    # Hosts holding pinned nodes grow first, around their pins: a host grown before them could
-    # start next to a pin and cut its host's share in two. Pins above a host's share leave the
-    # others' shares as they were: the later hosts then take fewer nodes.
-    for host in sorted(range(len(target)), key=lambda h: (h not in pinned, h)):
-        growth.grow(host, max(0, target[host] - pinned.count(host)))
-    where = growth.where
-    for u in range(len(where)):  # not reached: the shares add up to at least the nodes to place
-        if where[u] < 0:
-            where[u] = max(range(len(target)), key=lambda h: (target[h], -h))
-    return where
-
-
-def _gains(adjacency: list[dict[int, int]], where: list[int], u: int) -> dict[int, int]:
-    """Links of `u` to each host (its own included)."""
-    links: dict[int, int] = {}
-    for v, weight in adjacency[u].items():
-        links[where[v]] = links.get(where[v], 0) + weight
-    return links
-
-
-def _refine(adjacency: list[dict[int, int]], where: list[int], pinned: list[int]) -> None:
-    """Swap pairs of nodes across a cut while a swap removes cross links: counts per host stay."""
-    for _ in range(REFINE_PASSES):
-        wants: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (from, to) -> [(-gain, node)]
-        for u, host in enumerate(where):
-            if pinned[u] >= 0:
-                continue
-            links = _gains(adjacency, where, u)
-            own = links.get(host, 0)
-            for other, weight in links.items():
-                if other != host:
-                    wants.setdefault((host, other), []).append((own - weight, u))
-        locked: set[int] = set()
-        swapped = False
-        for (a, b), movers in sorted(wants.items()):
-            if a > b or (b, a) not in wants:
-                continue
-            partners = sorted(wants[(b, a)])
-            for _neg, u in sorted(movers):
-                if u in locked or where[u] != a:
-                    continue
-                links_u = _gains(adjacency, where, u)
-                gain_u = links_u.get(b, 0) - links_u.get(a, 0)
-                tries = 0
-                for _n, v in partners:
-                    if v in locked or where[v] != b:
-                        continue
-                    links_v = _gains(adjacency, where, v)
-                    gain_v = links_v.get(a, 0) - links_v.get(b, 0)
-                    if gain_u + gain_v - 2 * adjacency[u].get(v, 0) > 0:
-                        where[u], where[v] = b, a
-                        locked.update((u, v))
-                        swapped = True
-                        break
-                    tries += 1
-                    if tries >= SWAP_TRIES:
-                        break
-        if not swapped:
-            return
