@@ -109,7 +109,19 @@ db:
     web:
 """
 
+INI_ALL_SECTION = """\
+[all]
+a1 v=1
+[ungrouped:vars]
+u=yes
+[g]
+a2
+[all:vars]
+w=all
+"""
+
 CASES = {
+    "all.ini": INI_ALL_SECTION,
     "groups.ini": INI_GROUPS,
     "precedence.ini": INI_PRECEDENCE,
     "ranges.ini": INI_RANGES,
@@ -316,6 +328,8 @@ def test_line_length_non_utf8_and_directories(tmp_path: Path) -> None:
 def test_group_vars_beside_the_inventory_are_refused(tmp_path: Path) -> None:
     (tmp_path / "group_vars").mkdir()
     assert "group_vars/ directory" in _refused(tmp_path, "hosts.ini", "h1\n")
+    with pytest.raises(InventoryError, match="file not found"):  # not "group_vars" for a typo
+        load_inventory(tmp_path / "hots.ini")
 
 
 def test_the_cli_reports_a_bad_inventory_as_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

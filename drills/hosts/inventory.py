@@ -98,7 +98,7 @@ def _read(path: Path) -> RawInventory:
             "give a static INI or YAML inventory, or `chmod a-x` it if it is one",
         )
     for beside in ("group_vars", "host_vars"):
-        if (path.parent / beside).is_dir():
+        if info is not None and (path.parent / beside).is_dir():
             raise _refuse(
                 path,
                 f"a {beside}/ directory is beside this inventory: Ansible would read it and drills does not; "
@@ -190,7 +190,8 @@ def _merged(raw: RawInventory) -> dict[str, Scope]:
             direct[host].append(group.name)
     merged: dict[str, Scope] = {}
     for host, own in raw.hosts.items():
-        groups = {name for name in direct[host] if name != "ungrouped"} or {"ungrouped"}
+        # As Ansible reconciles: a host in no group but `all` is in `ungrouped`, and only then.
+        groups = {name for name in direct[host] if name not in ("all", "ungrouped")} or {"ungrouped"}
         todo = list(groups)
         while todo:
             for parent in parents[todo.pop()]:
