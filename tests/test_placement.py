@@ -308,3 +308,11 @@ def test_place_directly_with_an_unlocated_problem(tmp_path: Path) -> None:
     assert scenario.hosts is not None
     with pytest.raises(ScenarioError, match="node b names host nowhere"):
         place(scenario.topology, inventory, scenario.hosts)
+
+
+@pytest.mark.parametrize("command", ["run", "up", "plan", "validate", "doctor"])
+def test_inventory_flag_on_every_command_that_deploys_or_checks(command: str) -> None:
+    from drills.cli import _parser
+
+    args = _parser().parse_args([command, "--inventory", "lab.ini", "s.yaml"])
+    assert args.inventory == Path("lab.ini")
