@@ -316,3 +316,10 @@ def test_inventory_flag_on_every_command_that_deploys_or_checks(command: str) ->
 
     args = _parser().parse_args([command, "--inventory", "lab.ini", "s.yaml"])
     assert args.inventory == Path("lab.ini")
+
+
+def test_place_given_refuses_a_node_without_a_host(tmp_path: Path) -> None:
+    path = _write(tmp_path, ["a", "b"], [("a", "b")], hosts=AUTO)
+    scenario = load_scenario(path)
+    with pytest.raises(ScenarioError, match="placement is given, but node a names no host"):
+        place(scenario.topology, load_inventory(tmp_path / "hosts.ini"), HostsSpec(None, "given", VXLAN_PORT))

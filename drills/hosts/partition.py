@@ -210,13 +210,15 @@ def _refine(adjacency: Adjacency, where: list[int], pinned: list[int]) -> None:
             if a > b or (b, a) not in wants:
                 continue
             partners = sorted(wants[(b, a)])
+            first = 0  # partners before it have moved: skipped once, not by every mover
             for _neg, u in sorted(movers):
                 if u in locked or where[u] != a:
                     continue
+                while first < len(partners) and (partners[first][1] in locked or where[partners[first][1]] != b):
+                    first += 1
                 links_u = _gains(adjacency, where, u)
                 gain_u = links_u.get(b, 0) - links_u.get(a, 0)
-                tries = 0
-                for _n, v in partners:
+                for _n, v in partners[first : first + SWAP_TRIES]:
                     if v in locked or where[v] != b:
                         continue
                     links_v = _gains(adjacency, where, v)
@@ -225,9 +227,6 @@ def _refine(adjacency: Adjacency, where: list[int], pinned: list[int]) -> None:
                         where[u], where[v] = b, a
                         locked.update((u, v))
                         swapped = True
-                        break
-                    tries += 1
-                    if tries >= SWAP_TRIES:
                         break
         if not swapped:
             return

@@ -53,6 +53,12 @@ def place(topology: Topology, inventory: Inventory, spec: HostsSpec, *, problem:
                     f"{suggest(node.host, hosts)} (its hosts: {known})",
                 )
             )
+    if spec.placement == "given":
+        problems.extend(
+            problem(("topology", "nodes", node.name), f"placement is given, but node {node.name} names no host; add `host:`")
+            for node in topology.nodes
+            if node.host is None
+        )
     if problems:
         raise ScenarioError(problems)
     if spec.placement == "given":
