@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drills.cli import main
 from drills.errors import ExitCode, ScenarioError
-from drills.hosts import describe
+from drills.hosts import describe, partition
 from drills.hosts.inventory import load_inventory
 from drills.hosts.placement import VNI_SPACE, assign_vnis, for_scenario, place, vni_base
 from drills.hosts.records import VXLAN_PORT, CrossLink, Placement
@@ -323,3 +325,38 @@ def test_place_given_refuses_a_node_without_a_host(tmp_path: Path) -> None:
     scenario = load_scenario(path)
     with pytest.raises(ScenarioError, match="placement is given, but node a names no host"):
         place(scenario.topology, load_inventory(tmp_path / "hosts.ini"), HostsSpec(None, "given", VXLAN_PORT))
+
+
+@given(
+    st.integers(min_value=1, max_value=60).flatmap(
+        lambda n: st.tuples(
+            st.just(n),
+            st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=3 * n),
+            st.lists(st.integers(-1, 2), min_size=n, max_size=n),
+            st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0]), min_size=3, max_size=3),
+        )
+    )
+)
+@settings(max_examples=150, deadline=None)
+def test_partition_properties(case: tuple[int, list[tuple[int, int]], list[int], list[float]]) -> None:
+    """Any graph, pins and weights: pins stay, unpinned nodes fill the shares (exactly, when no
+    pin exceeds its host's share), the same input gives the same split, and the cut is never
+    worse than the file order in shares."""
+    count, edges, pinned, weights = case
+    if sum(weights) == 0:
+        weights = [1.0, 1.0, 1.0]
+    pinned = [p if p < 0 or weights[p] > 0 else -1 for p in pinned]
+    adjacency: list[dict[int, int]] = [{} for _ in range(count)]
+    for a, b in edges:
+        if a != b:
+            adjacency[a][b] = adjacency[a].get(b, 0) + 1
+            adjacency[b][a] = adjacency[b].get(a, 0) + 1
+    where = partition.partition(adjacency, pinned, weights)
+    assert where == partition.partition(adjacency, list(pinned), list(weights))
+    assert all(where[u] == p for u, p in enumerate(pinned) if p >= 0)
+    assert all(0 <= h < 3 for h in where)
+    target = partition._targets(count, weights)
+    if all(pinned.count(h) <= target[h] for h in range(3)):
+        assert [where.count(h) for h in range(3)] == target
+    file_order = partition._fill(range(count), pinned, target)
+    assert partition._cut(adjacency, where) <= partition._cut(adjacency, file_order)
