@@ -18,7 +18,7 @@ from drills.cli import main
 from drills.errors import ExitCode, ScenarioError
 from drills.hosts import describe, partition
 from drills.hosts.inventory import load_inventory
-from drills.hosts.placement import VNI_SPACE, assign_vnis, for_scenario, place, vni_base
+from drills.hosts.placement import VNI_SPACE, assign_vnis, for_scenario, host_parts, place, vni_base
 from drills.hosts.records import VXLAN_PORT, CrossLink, Placement
 from drills.scenario import load_scenario
 from drills.scenario.model import DEFAULT_VXLAN_PORT
@@ -360,3 +360,22 @@ def test_partition_properties(case: tuple[int, list[tuple[int, int]], list[int],
         assert [where.count(h) for h in range(3)] == target
     file_order = partition._fill(range(count), pinned, target)
     assert partition._cut(adjacency, where) <= partition._cut(adjacency, file_order)
+
+
+def test_host_parts_give_each_host_its_nodes_and_its_tunnel_ends(tmp_path: Path) -> None:
+    nodes, links = _ring(4)
+    on = {"r0": "h1", "r1": "h1", "r2": "h3", "r3": "h3"}
+    scenario, placement = _placed(_write(tmp_path, nodes, links, hosts="hosts: {inventory: hosts.ini, vxlan_port: 4789}", on=on))
+    inventory = load_inventory(tmp_path / "hosts.ini")
+    placement = assign_vnis(placement, "0a0b0c")
+    h1, h3 = host_parts(scenario.topology, inventory, placement)
+    assert (h1.host, h1.nodes, h3.host, h3.nodes) == ("h1", ("r0", "r1"), "h3", ("r2", "r3"))
+    vnis = [c.vni for c in placement.cross]
+    assert [(e.link, e.node, e.ifname, e.vni, e.local_ip, e.remote_ip, e.port, e.mtu) for e in h1.cross] == [
+        ("r1:e1--r2:e0", "r1", "e1", vnis[0], "192.0.2.1", "192.0.2.3", 4789, 1450),
+        ("r3:e1--r0:e1", "r0", "e1", vnis[1], "192.0.2.1", "192.0.2.3", 4789, 1450),
+    ]
+    assert [(e.node, e.ifname, e.local_ip, e.remote_ip) for e in h3.cross] == [
+        ("r2", "e0", "192.0.2.3", "192.0.2.1"),
+        ("r3", "e1", "192.0.2.3", "192.0.2.1"),
+    ]

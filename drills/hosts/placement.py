@@ -19,6 +19,7 @@ from dataclasses import replace
 from ipaddress import ip_address
 from pathlib import Path
 
+from drills.backend import CrossEnd, HostPart
 from drills.errors import Problem, ScenarioError
 from drills.hosts.inventory import load_inventory
 from drills.hosts.partition import partition
@@ -83,6 +84,34 @@ def assign_vnis(placement: Placement, run_id: str) -> Placement:
     base = vni_base(run_id)
     cross = tuple(replace(link, vni=1 + (base + link.vni) % VNI_SPACE) for link in placement.cross)
     return replace(placement, cross=cross)
+
+
+def host_parts(topology: Topology, inventory: Inventory, placement: Placement) -> tuple[HostPart, ...]:
+    """What each host of `placement` deploys (drills.backend.HostPart), in inventory order: its
+    nodes, and its end of every cross-host link with both underlay addresses, the port, the
+    MTU and the VNI. Call it on a placement whose VNIs are assigned (`assign_vnis`)."""
+    hosts = {host.name: host for host in inventory.hosts}
+    ends: dict[str, list[CrossEnd]] = {name: [] for name in placement.hosts}
+    for cross in placement.cross:
+        link = topology.link(cross.link)
+        for here, there, end in ((cross.host_a, cross.host_b, link.a), (cross.host_b, cross.host_a, link.b)):
+            ends[here].append(
+                CrossEnd(
+                    link=cross.link,
+                    node=end.node,
+                    ifname=end.name,
+                    vni=cross.vni,
+                    local_ip=hosts[here].underlay,
+                    remote_ip=hosts[there].underlay,
+                    port=placement.vxlan_port,
+                    mtu=cross.mtu,
+                )
+            )
+    return tuple(
+        HostPart(host.name, placement.nodes_on(host.name), tuple(ends[host.name]))
+        for host in inventory.hosts
+        if host.name in ends
+    )
 
 
 def for_scenario(scenario: Scenario, inventory_path: Path | None = None) -> tuple[Inventory, Placement] | None:
