@@ -325,10 +325,58 @@ def test_line_length_non_utf8_and_directories(tmp_path: Path) -> None:
         load_inventory(tmp_path / "absent.ini")
 
 
-def test_group_vars_beside_the_inventory_are_refused(tmp_path: Path) -> None:
-    (tmp_path / "group_vars").mkdir()
-    assert "group_vars/ directory" in _refused(tmp_path, "hosts.ini", "h1\n")
-    with pytest.raises(InventoryError, match="file not found"):  # not "group_vars" for a typo
+VARS_FILES = {
+    "group_vars/all.yml": "z: from-dir\nshared: all-dir\n",
+    "group_vars/web/10-first.yml": "x: web-dir\nshared: web-dir\n",
+    "group_vars/web/20-second": "shared: web-dir-2\nport_note: 2\n",
+    "group_vars/web/.hidden.yml": "x: hidden\n",
+    "group_vars/web/notes.txt": "x: not-read\n",
+    "group_vars/prod.json": '{"y": "prod-json", "pj": [1, 2]}',
+    "group_vars/db.yml": "",
+    "host_vars/w1.yaml": "ansible_user: from-host-vars\nx: host-dir\n",
+    "host_vars/db1/main.yml": "flag: off\n",
+}
+
+
+def _with_vars_files(tmp_path: Path) -> Path:
+    path = tmp_path / "hosts.ini"
+    path.write_text(INI_GROUPS)
+    for name, text in VARS_FILES.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    return path
+
+
+def test_group_vars_and_host_vars_as_ansible_reads_them(tmp_path: Path) -> None:
+    path = _with_vars_files(tmp_path)
+    inventory = load_inventory(path)
+    w1 = inventory.host("w1")
+    assert w1.user == "from-host-vars" and w1.vars["x"] == "host-dir" and w1.vars["shared"] == "web-dir-2"
+    assert inventory.host("lonely").vars["z"] == "from-dir"  # group_vars/all over [all:vars]
+    if ANSIBLE_INVENTORY.exists():
+        mine = {host.name: dict(host.vars) for host in inventory.hosts}
+        assert mine == _ansible(path, tmp_path / "home")
+
+
+def test_bad_vars_files_are_located_in_them(tmp_path: Path) -> None:
+    path = _with_vars_files(tmp_path)
+    (tmp_path / "host_vars" / "w2.yml").write_text("# w2\nansible_port: twenty-two\n")
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(path)
+    assert str(caught.value).endswith("host_vars/w2.yml:2:1: host w2: ansible_port: 'twenty-two' is not a whole number from 1 to 65535")
+    (tmp_path / "host_vars" / "w2.yml").write_text("- a list\n")
+    with pytest.raises(InventoryError, match="w2.yml:1:1: a vars file holds a mapping"):
+        load_inventory(path)
+    (tmp_path / "host_vars" / "w2.yml").unlink()
+    (tmp_path / "host_vars" / "w2.yml").symlink_to("/etc/hostname")
+    with pytest.raises(InventoryError, match="w2.yml:1:1: a symbolic link"):
+        load_inventory(path)
+
+
+def test_a_group_name_cannot_reach_outside_group_vars(tmp_path: Path) -> None:
+    assert "no '/'" in _refused(tmp_path, "slash.ini", "[../../etc]\nh1\n")
+    assert "no '/'" in _refused(tmp_path, "dots.yml", "all:\n  children:\n    ..:\n      hosts: {h1: }\n")
+    with pytest.raises(InventoryError, match="file not found"):
         load_inventory(tmp_path / "hots.ini")
 
 

@@ -7,8 +7,8 @@ checked here, so a bad value is reported at the line that set it, before anythin
 
 drills runs as root and hands the inventory to Ansible later, so a file Ansible would *run* is
 refused: an executable file (a dynamic inventory script) and a YAML inventory plugin
-configuration (`plugin:`). `group_vars/` and `host_vars/` directories beside the file are not
-read (a file of them would change what Ansible sees): their presence is refused, with the fix.
+configuration (`plugin:`). `group_vars/` and `host_vars/` beside the file are read as Ansible
+reads them (drills.hosts.inventory_vars), with Ansible's precedence.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from drills.hosts.inventory_parse import (
     parse_ini,
     parse_yaml,
 )
+from drills.hosts.inventory_vars import VarsDirs
 from drills.hosts.records import AGENT_VENV, UNDERLAY_MTU, Host, Inventory
 from drills.scenario import userfile
 from drills.scenario.yamlcompose import token
@@ -97,13 +98,6 @@ def _read(path: Path) -> RawInventory:
             "the file is executable: Ansible would run it as a dynamic inventory script, and drills runs as root; "
             "give a static INI or YAML inventory, or `chmod a-x` it if it is one",
         )
-    for beside in ("group_vars", "host_vars"):
-        if info is not None and (path.parent / beside).is_dir():
-            raise _refuse(
-                path,
-                f"a {beside}/ directory is beside this inventory: Ansible would read it and drills does not; "
-                "move its variables into the inventory file",
-            )
     try:
         text = userfile.decode(userfile.read_bytes(path, MAX_INVENTORY_BYTES))
     except userfile.FileRefused as exc:
@@ -181,8 +175,8 @@ def _priority(raw: RawInventory, name: str) -> int:
         raise raw.fail(line, "ansible_group_priority is a whole number") from None
 
 
-def _merged(raw: RawInventory) -> dict[str, Scope]:
-    """Every host's variables, inherited, each with the line that set it."""
+def _merged(raw: RawInventory, dirs: VarsDirs) -> dict[str, Scope]:
+    """Every host's variables, inherited, each with the file and line that set it."""
     depth, parents = _depths(raw)
     direct: dict[str, list[str]] = {host: [] for host in raw.hosts}
     for group in raw.groups.values():
@@ -199,13 +193,17 @@ def _merged(raw: RawInventory) -> dict[str, Scope]:
                     groups.add(parent)
                     todo.append(parent)
         groups.add("all")
+        # Ansible's order (its default VARIABLE_PRECEDENCE): the inventory file's `all`, then its
+        # groups, then group_vars/all, then group_vars/ of the groups, then the host's own
+        # variables in the file, then host_vars/.
+        ordered = sorted(groups - {"all"}, key=lambda g: (depth[g], _priority(raw, g), g))
         scope = Scope()
-        for name in sorted(groups, key=lambda g: (depth[g], _priority(raw, g), g)):
-            for key, value in raw.groups[name].vars.values.items():
-                if key != "ansible_group_priority":  # the group's rank, not a variable of its hosts
-                    scope.set(key, value, raw.groups[name].vars.lines[key])
-        for key, value in own.values.items():
-            scope.set(key, value, own.lines[key])
+        for name in ["all", *ordered]:
+            scope.update(raw.groups[name].vars, skip="ansible_group_priority")  # a rank, not a variable
+        for name in ["all", *ordered]:
+            scope.update(dirs.scope("group_vars", name))
+        scope.update(own)
+        scope.update(dirs.scope("host_vars", host))
         merged[host] = scope
     return merged
 
@@ -224,7 +222,8 @@ class _HostReader:
 
     def problem(self, key: str, message: str) -> None:
         line = self.scope.lines.get(key, self.raw.host_lines[self.name])
-        self.problems.append(Problem(self.raw.file, line, 1, "", f"host {self.name}: {key}: {message}"))
+        file = self.scope.files.get(key, self.raw.file)
+        self.problems.append(Problem(file, line, 1, "", f"host {self.name}: {key}: {message}"))
 
     def text(self, *keys: str) -> str | None:
         """The first of `keys` that is set, as text (None when none is); a template is refused."""
@@ -323,7 +322,7 @@ def _is_ip(text: str) -> bool:
 
 
 def _interpret(raw: RawInventory, path: Path) -> Inventory:
-    merged = _merged(raw)
+    merged = _merged(raw, VarsDirs(path))
     if not merged:
         raise _refuse(path, "the inventory names no host; list the machines the drill may use")
     problems: list[Problem] = []

@@ -48,10 +48,21 @@ class Scope:
 
     values: dict[str, Any] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # set from another file (group_vars/...)
 
-    def set(self, key: str, value: Any, line: int) -> None:
+    def set(self, key: str, value: Any, line: int, file: str = "") -> None:
         self.values[key] = value
         self.lines[key] = line
+        if file:
+            self.files[key] = file
+        else:
+            self.files.pop(key, None)
+
+    def update(self, other: Scope, *, skip: str = "") -> None:
+        """`other`'s variables over these (Ansible's default `replace` merge)."""
+        for key, value in other.values.items():
+            if key != skip:
+                self.set(key, value, other.lines[key], other.files.get(key, ""))
 
 
 @dataclass
@@ -78,6 +89,9 @@ class RawInventory:
 
     def group(self, name: str, line: int) -> RawGroup:
         if name not in self.groups:
+            if "/" in name or name in (".", ".."):
+                # It would name a path under group_vars/ (Ansible would read it there).
+                raise self.fail(line, f"group name {token(name)}: no '/', and not '.' or '..'")
             if len(self.groups) >= MAX_GROUPS:
                 raise self.fail(line, f"more than {MAX_GROUPS} groups; drills reads inventories of a few machines")
             self.groups[name] = RawGroup(name, line)
