@@ -47,15 +47,27 @@ def _parser() -> argparse.ArgumentParser:
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, parents=[common])
 
+    def inventory(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--inventory",
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help="Ansible inventory (INI or YAML) of the hosts to spread the testbed over; wins over the scenario's "
+            "hosts.inventory",
+        )
+
     # "No side effects": kernel features are tried in an anonymous namespace of a throwaway thread
     # (drills.netns.probe_caps), nothing named or mounted, gone when the command returns.
     no_side_effects = "creates nothing on the host (kernel features are tried in a throwaway anonymous namespace)"
     p = add("validate", f"check scenario files; {no_side_effects}")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    inventory(p)
     add("schema", "print the JSON Schema of the scenario format")
     p = add("plan", f"show what a drill would do (testbed, timeline, probes, objectives); no root; {no_side_effects}")
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--json", action="store_true", help="print the plan as JSON (for CI diffs)")
+    inventory(p)
     p = add("run", "run a drill: deploy, probe, apply the timeline, measure recovery, tear down")
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--out", type=Path, default=None, help="results directory (default: runs/SCENARIO-RUNID)")
@@ -63,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-live", action="store_true", help="plain progress lines even on a terminal (no live view)"
     )
+    inventory(p)
     p = add("report", "render junit.xml, report.md and report.html again from a results directory")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p = add("compare", "compare the recovery figures of two runs; exit 1 when B regressed beyond the accuracy bounds")
@@ -72,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run_b", type=Path, metavar="RUN_B", help="the run to check")
     p = add("up", "bring a scenario's testbed up and leave it up")
     p.add_argument("file", type=Path, metavar="FILE")
+    inventory(p)
     p = add("down", "tear a testbed down")
     p.add_argument("run", nargs="?", metavar="RUN", help="run id (default: the only run)")
     p = add("exec", "run a command in a node: drill exec NODE -- CMD [ARGS...]")
@@ -83,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "file", nargs="?", type=Path, metavar="FILE", help="also say which engine would serve each link of this scenario here"
     )
+    inventory(p)
     p = add("import", "write a drills topology file from a containerlab lab (*.clab.yml)")
     p.add_argument("lab", type=Path, metavar="LAB.clab.yml")
     p.add_argument("-o", "--out", type=Path, required=True, help="topology file to write (include it with `topology: FILE`)")
@@ -111,12 +126,14 @@ def _run(args: argparse.Namespace) -> int:
     if command == "validate":
         from drills import backends
         from drills.engine.drill import requirements
+        from drills.hosts import describe, placement
         from drills.scenario.loader import load_scenario
 
         failed = False
         for path in args.files:
             try:
                 scenario = load_scenario(path)
+                placed = placement.for_scenario(scenario, args.inventory)
             except ScenarioError as exc:
                 ui.problems(exc.problems)
                 failed = True
@@ -128,10 +145,14 @@ def _run(args: argparse.Namespace) -> int:
                 failed = True
                 continue
             topo = scenario.topology
+            spread = f"; {describe.validate_text(placed[1])}" if placed is not None else ""
             ui.valid(
                 path,
-                f"{len(topo.nodes)} nodes, {len(topo.links)} links, {len(scenario.steps)} steps, {scenario.duration_s:g} s",
+                f"{len(topo.nodes)} nodes, {len(topo.links)} links, {len(scenario.steps)} steps, "
+                f"{scenario.duration_s:g} s{spread}",
             )
+            if placed is not None:
+                ui.lines(describe.plan_lines(*placed))
         return ExitCode.BAD_INPUT if failed else ExitCode.OK
 
     if command == "schema":
@@ -143,14 +164,21 @@ def _run(args: argparse.Namespace) -> int:
     if command == "plan":
         from drills import backends
         from drills.engine.plan import RUN_PLACEHOLDER, build_plan
+        from drills.hosts import describe, placement
         from drills.scenario.loader import load_scenario
 
         scenario = load_scenario(args.file)  # bad input: ScenarioError, exit 2 (see main)
+        placed = placement.for_scenario(scenario, args.inventory)  # reads the inventory, places the nodes
         plan = build_plan(scenario, backends.layout(scenario.topology, RUN_PLACEHOLDER))
         if args.json:
-            print(json.dumps(plan.to_json(), indent=2))
+            data = plan.to_json()
+            if placed is not None:  # a drill across hosts: where each node goes, the tunnels
+                data["hosts"] = describe.plan_json(*placed)
+            print(json.dumps(data, indent=2))
         else:
             ui.plan(plan)
+            if placed is not None:
+                ui.lines(describe.plan_lines(*placed))
         return ExitCode.OK
 
     if command == "run":
@@ -159,7 +187,7 @@ def _run(args: argparse.Namespace) -> int:
         live = not args.no_live
         if args.trials > 1:
             return _run_trials(args, state_dir, ui, live)
-        return _run_once(args.file, state_dir, args.out, ui, live)[0]
+        return _run_once(args.file, state_dir, args.out, ui, live, args.inventory)[0]
 
     if command == "report":
         from drills import results
@@ -178,7 +206,7 @@ def _run(args: argparse.Namespace) -> int:
         return ExitCode.OBJECTIVES_MISSED if comparison.regressed else ExitCode.OK
 
     if command == "up":
-        result = lifecycle.up(args.file, state_dir, log=ui.progress)
+        result = lifecycle.up(args.file, state_dir, log=ui.progress, inventory=args.inventory)
         ui.up(result)
         return ExitCode.OK
 
@@ -201,6 +229,12 @@ def _run(args: argparse.Namespace) -> int:
 
         checks = doctor.run_checks()
         ui.checks(checks)
+        if args.inventory is not None:
+            from drills.hosts import describe
+            from drills.hosts.inventory import load_inventory
+
+            # The inventory is read and checked here; checking each host over SSH is the remote side's.
+            ui.lines(describe.inventory_lines(load_inventory(args.inventory)))
         if args.file is not None:
             from drills.scenario import load_scenario
             from drills.userspace import select
@@ -238,7 +272,9 @@ def _run(args: argparse.Namespace) -> int:
     raise AssertionError(command)
 
 
-def _run_once(file: Path, state_dir: Path, out: Path | None, ui: Any, live: bool = False) -> tuple[int, str, Path]:
+def _run_once(
+    file: Path, state_dir: Path, out: Path | None, ui: Any, live: bool = False, inventory: Path | None = None
+) -> tuple[int, str, Path]:
     """One drill: results, reports, the recovery table; returns (exit code, outcome, results dir).
     With `live` and a terminal on stdout, a live view while it runs; else plain progress lines."""
     from drills import lifecycle, results
@@ -247,11 +283,11 @@ def _run_once(file: Path, state_dir: Path, out: Path | None, ui: Any, live: bool
     outdir.check_dir(out or Path("runs"))  # refused before the drill, not after it
     view = ui.live_view(live)
     if view is None:
-        drill = lifecycle.run(file, state_dir, log=ui.progress)
+        drill = lifecycle.run(file, state_dir, log=ui.progress, inventory=inventory)
     else:
         try:
             with view:
-                drill = lifecycle.run(file, state_dir, log=view.log, progress=view.event)
+                drill = lifecycle.run(file, state_dir, log=view.log, progress=view.event, inventory=inventory)
         finally:
             for at, message in view.lines:  # the same record as plain mode, in the scrollback
                 ui.progress(message, at=at)
@@ -278,7 +314,7 @@ def _run_trials(args: argparse.Namespace, state_dir: Path, ui: Any, live: bool =
     outcomes, runs = [], []
     for k in range(1, args.trials + 1):
         ui.progress(f"trial {k} of {args.trials}")
-        _code, outcome, out_dir = _run_once(args.file, state_dir, base / f"trial-{k}", ui, live)
+        _code, outcome, out_dir = _run_once(args.file, state_dir, base / f"trial-{k}", ui, live, args.inventory)
         outcomes.append(outcome)
         runs.append(results.read(out_dir)[0])
     spreads = trials.aggregate(runs)

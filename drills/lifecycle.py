@@ -51,9 +51,10 @@ class UpResult:
     topology: Topology
 
 
-def up(scenario_path: Path, state_dir: Path, log: Log = _quiet, inventory: Path | None = None) -> UpResult:
+def up(scenario_path: Path, state_dir: Path, log: Log = _quiet, *, inventory: Path | None = None) -> UpResult:
     """Deploy the testbed of a scenario and leave it up; on any failure or signal, remove
-    everything created so far before raising."""
+    everything created so far before raising. `inventory` (`--inventory`) names the hosts of a
+    drill across machines (wins over the scenario's `hosts.inventory`)."""
     from drills.scenario.loader import load_scenario  # here: pydantic is only needed to deploy
 
     scenario = load_scenario(scenario_path)
@@ -86,6 +87,7 @@ def run(
     log: Log = _quiet,
     progress: Progress | None = None,
     clock: Clock | None = None,
+    *,
     inventory: Path | None = None,
 ) -> DrillResult:
     """`drill run`: load the scenario, check it against the backend that would deploy it (before
@@ -97,6 +99,7 @@ def run(
     from drills.engine.progress import ignore
     from drills.scenario.loader import load_scenario
 
+    _ = inventory  # `--inventory`: kept for the multi-host backend (issue 13), not used yet
     scenario = load_scenario(scenario_path)
     seed = scenario.seed if scenario.seed is not None else secrets.randbits(32)
     clock = clock or SystemClock()  # one clock: the backend's waits, the timeline, the probes

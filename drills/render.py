@@ -84,6 +84,11 @@ class Renderer:
         count = len(problems)
         self.err.print(f"{count} problem{'s' if count != 1 else ''} found; nothing was changed", style="red")
 
+    def lines(self, lines: Sequence[str]) -> None:
+        """Plain lines of text (a placement, an inventory), each escaped."""
+        for line in lines:
+            self.out.print(visible(line))
+
     def valid(self, path: Path, summary: str) -> None:
         self.out.print(visible(f"{path}: ok ({summary})"))
 

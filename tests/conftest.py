@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from lane_testing import lane_fixture  # noqa: F401  (the several-machines lane: one per session)
 
 # Hypothesis draws its examples from a fixed seed per test (and keeps no example database): a
 # property test then runs the same examples on every CI run instead of finding a new one by

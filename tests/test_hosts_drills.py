@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
+from lane_testing import Lane
 
 from drills.errors import BackendError, ScenarioError
 from drills.lifecycle import run as run_drill
-from tests.lane_testing import Lane
 
-pytestmark = [pytest.mark.netns, pytest.mark.hosts]
+pytestmark = [pytest.mark.netns, pytest.mark.docker]
 
 DEADMAN_BOUND_S = 5.0  # the agent's stated bound: its part is gone within 5 s of the channel's loss
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lane_testing import Lane, LaneSetupError, bring_up, lane_fixture, new_lane, prerequisites, tear_down  # noqa: F401
+from lane_testing import Lane, LaneSetupError, bring_up, new_lane, prerequisites, tear_down
 
 import drills
 from drills.errors import ExitCode, HostError

@@ -54,6 +54,15 @@ BROKEN: dict[str, list[str]] = {
     "endpoint-without-colon.yaml": [
         "tests/broken/endpoint-without-colon.yaml:9:11: topology.links[0].endpoints[0]: 'core-eth1' is not an endpoint; write node:interface, such as core:eth1",
     ],
+    "hosts-given-unplaced.yaml": [
+        "tests/broken/hosts-given-unplaced.yaml:5:14: hosts.placement: placement is given, but nodes b, c name no host; add `host:` to each, or write `placement: auto` under `hosts:` to place the rest",
+    ],
+    "hosts-shape.yaml": [
+        "tests/broken/hosts-shape.yaml:5:14: hosts.placement: 'balanced' is not allowed here (use one of: auto, given)",
+        "tests/broken/hosts-shape.yaml:6:15: hosts.vxlan_port: 70000 is too large; write at most 65535",
+        "tests/broken/hosts-shape.yaml:7:3: hosts.vxlan-port: unknown key 'vxlan-port'; did you mean 'vxlan_port'?",
+        "tests/broken/hosts-shape.yaml:10:15: topology.nodes.a.host: 'host a' is not a valid name; use letters, digits, '_', '.', '-', starting with a letter or digit",
+    ],
     "interface-name-lo.yaml": [
         "tests/broken/interface-name-lo.yaml:8:31: topology.links[0].endpoints[1]: 'lo' is the node's loopback; name link interfaces otherwise (eth1, wan0, ...)",
     ],

@@ -99,6 +99,10 @@ def _model_at(root: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseMod
             continue
         return None
     tp = _unwrap(tp)
+    if typing.get_origin(tp) in (typing.Union, __import__("types").UnionType):
+        # An optional section (`hosts: HostsSection | None`): its keys are the model's.
+        non_none = [m for m in typing.get_args(tp) if m is not type(None)]
+        tp = _unwrap(non_none[0]) if len(non_none) == 1 else None
     return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
 
 

@@ -146,6 +146,8 @@ IPv6Iface = Annotated[str, AfterValidator(_interface6)]
 Prefix = Annotated[str, AfterValidator(_network)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=limits.MAX_NAME_BYTES)]
 """A name: letters, digits, `_`, `.`, `-`; starts with a letter or digit."""
+HostName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=253)]
+"""An inventory host name (drills.hosts.inventory_parse.HOST_NAME): letters, digits, `_`, `.`, `-`."""
 Endpoint = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*:[^\s:/]+$")]
 """A link endpoint `node:interface`, such as `core:eth1`."""
 

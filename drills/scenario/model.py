@@ -88,6 +88,7 @@ __all__ = [
     "ExecStep",
     "GilbertElliott",
     "Handover",
+    "HostsSection",
     "HttpProbe",
     "IPv4Iface",
     "IPv6Iface",
@@ -162,6 +163,28 @@ class Objective(Strict):
     availability: Percent | None = None
 
 
+# --------------------------------------------------------------------------- several machines
+
+DEFAULT_VXLAN_PORT = 14789  # drills.hosts.records.VXLAN_PORT (the scenario room cannot import it)
+
+
+class HostsSection(Strict):
+    """Several machines: the Ansible inventory of hosts and how nodes are placed on them."""
+
+    inventory: Annotated[str, Field(min_length=1, max_length=4096)] | None = Field(
+        None,
+        description="Ansible inventory file (INI or YAML), relative to this file; `--inventory FILE` overrides it.",
+    )
+    placement: Literal["auto", "given"] | None = Field(
+        None,
+        description="`given`: every node names its `host:`; `auto`: balance nodes over the hosts with the fewest "
+        "cross-host links (nodes naming a host stay there). Default: given when any node names a host, else auto.",
+    )
+    vxlan_port: int = Field(
+        DEFAULT_VXLAN_PORT, ge=1, le=65535, description="UDP port of the cross-host VXLAN tunnels."
+    )
+
+
 # --------------------------------------------------------------------------- the file
 
 
@@ -185,6 +208,7 @@ class ScenarioFile(Strict):
     timeline: list[Step] = Field(default_factory=list, max_length=limits.MAX_STEPS)
     expect: list[Objective] = Field(default_factory=list)
     duration: Seconds | None = Field(None, description="Total drill length; default: last step + 10 s.")
+    hosts: HostsSection | None = Field(None, description="Spread the testbed over several machines.")
 
 
 class TopologyFile(Topology):

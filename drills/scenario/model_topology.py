@@ -15,6 +15,7 @@ from drills.scenario.fields import (
     Command,
     Endpoint,
     Environment,
+    HostName,
     IPv4Iface,
     IPv6Iface,
     Name,
@@ -174,6 +175,11 @@ class Node(Strict):
         None,
         description="Name of a running container to use as this node, never created nor removed "
         "(a lab deployed by containerlab); its links to other attached nodes must exist already.",
+    )
+    host: HostName | None = Field(
+        None,
+        description="Inventory host that runs this node (several machines: see `hosts:`); "
+        "without it, `placement: auto` chooses.",
     )
 
 

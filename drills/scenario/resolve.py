@@ -11,6 +11,7 @@ Once nothing is wrong, the drill parts become resolved records: the timeline's s
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from drills.scenario.probes import resolve_probes
 from drills.scenario.resolve_addresses import AddressResolver
 from drills.scenario.resolve_timeline import DrillResolver, link_index
 from drills.scenario.resolve_topology import TopologyResolver
-from drills.scenario.resolved import Scenario, Topology
+from drills.scenario.resolved import HostsSpec, Scenario, Topology
 from drills.scenario.steps import resolve_steps
 from drills.scenario.yamlpos import KeyPath, Located
 
@@ -147,6 +148,9 @@ def resolve(
             f"the timeline runs until {end_s:g} s, past the drill's duration of {whole.duration:g} s; lengthen `duration`",
         )
         return None, resolver.problems
+    hosts = _hosts_spec(resolver, path, whole, topology)
+    if resolver.problems:
+        return None, resolver.problems
     topology = _mark_degraded_links(topology, whole, profiles)
     scenario = Scenario(
         path,
@@ -159,6 +163,7 @@ def resolve(
         duration_s,
         located,
         duration_given=whole.duration is not None,
+        hosts=hosts,
     )
     problems = check_resolved(scenario)
     if problems:
@@ -170,6 +175,30 @@ def resolve(
         objectives=resolve_objectives(whole.expect),
     )
     return resolved, []
+
+
+def _hosts_spec(resolver: _Resolver, path: Path, whole: model.ScenarioFile, topology: Topology) -> HostsSpec | None:
+    """The `hosts:` section resolved (several machines), None when neither it nor any `host:` is
+    written. With `placement: given` every node must name its host; whether the inventory has
+    those hosts is placement's check (resolving reads no inventory)."""
+    section = whole.hosts
+    named = [node.name for node in topology.nodes if node.host is not None]
+    if section is None and not named:
+        return None
+    section = section or model.HostsSection()
+    placement = section.placement or ("given" if named else "auto")
+    if placement == "given" and len(named) < len(topology.nodes):
+        missing = [node.name for node in topology.nodes if node.host is None]
+        listed = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        where: KeyPath = ("hosts", "placement") if section.placement else ("topology", "nodes", missing[0])
+        resolver.err(
+            where,
+            f"placement is given, but node{'s' if len(missing) > 1 else ''} {listed} name{'' if len(missing) > 1 else 's'} "
+            "no host; add `host:` to each, or write `placement: auto` under `hosts:` to place the rest",
+        )
+        return None
+    inventory = Path(os.path.normpath(path.parent / section.inventory)) if section.inventory else None
+    return HostsSpec(inventory, placement, section.vxlan_port)
 
 
 def _mark_degraded_links(topology: Topology, whole: model.ScenarioFile, profiles: dict[str, model.Profile]) -> Topology:

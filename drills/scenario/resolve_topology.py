@@ -83,7 +83,9 @@ class TopologyResolver(Reporter):
             sysctls = self._sysctls(name, node)
             services = self._services(name, node)
             container = self._container(name, node)
-            nodes.append(Node(name, node.kind, loopbacks[name], interfaces, routes, sysctls, services, container))
+            nodes.append(
+                Node(name, node.kind, loopbacks[name], interfaces, routes, sysctls, services, container, node.host)
+            )
         return tuple(nodes)
 
     def _routes(

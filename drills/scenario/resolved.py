@@ -107,6 +107,7 @@ class Node:
     sysctls: tuple[tuple[str, str], ...]
     services: tuple[Service, ...]
     container: Container | None = None  # set exactly when kind == "container"
+    host: str | None = None  # the inventory host named by `host:` (several machines), else None
 
     def interface(self, name: str) -> Interface:
         for iface in self.interfaces:
@@ -185,6 +186,17 @@ class Topology:
 
 
 @dataclass(frozen=True)
+class HostsSpec:
+    """The scenario's `hosts:` (several machines), resolved. Present when the file has a `hosts:`
+    section or a node names a `host:`. The inventory is not read here (resolving needs no host
+    file): drills.hosts.placement reads it and places the nodes."""
+
+    inventory: Path | None  # `hosts.inventory`, relative to the scenario's directory; None: not given
+    placement: str  # "given" (every node names its host) or "auto"
+    vxlan_port: int
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A scenario ready to run. `steps` and `probes` are the timeline and the probes resolved
     (drills.scenario.steps, drills.scenario.probes); `source` is the parsed file, kept for the
@@ -203,6 +215,7 @@ class Scenario:
     probes: tuple[Spec, ...] = field(default=(), hash=False, repr=False)  # the probes, resolved
     objectives: tuple[Objective, ...] = field(default=(), hash=False, repr=False)  # `expect`, resolved
     duration_given: bool = False  # False: `duration_s` is the default, the last step's end + 10 s
+    hosts: HostsSpec | None = None  # several machines: `hosts:` and the nodes' `host:`; None: this machine
 
     def problem(self, path: tuple[str | int, ...], message: str) -> Problem:
         """A problem found after loading (a capability, an engine limit), still located at the
