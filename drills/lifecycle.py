@@ -59,13 +59,12 @@ def up(scenario_path: Path, state_dir: Path, log: Log = _quiet, *, inventory: Pa
 
     scenario = load_scenario(scenario_path)
     kernel.require_root()
-    across = spread.inventory_path(scenario, inventory)
-    if across is not None:
+    across = spread.placed(scenario, inventory)
+    if across is not None:  # several hosts: each agent deploys its part and leaves it up
         from drills.clock import SystemClock
 
         run_id, _hosts = spread.up(scenario, across, state_dir, log, SystemClock())
         return UpResult(RunStore(state_dir).get(run_id).meta(), scenario.topology)
-    spread.refuse_without_inventory(scenario)
     backend = backends.for_topology(scenario.topology, log, service_cwd=scenario_path.resolve().parent)
     run = _new_run(scenario, backend, RunStore(state_dir))
     log(f"run {run.run_id}: deploying {scenario.name} ({len(scenario.topology.nodes)} nodes)")
@@ -99,15 +98,13 @@ def run(
     from drills.engine.progress import ignore
     from drills.scenario.loader import load_scenario
 
-    _ = inventory  # `--inventory`: kept for the multi-host backend (issue 13), not used yet
     scenario = load_scenario(scenario_path)
     seed = scenario.seed if scenario.seed is not None else secrets.randbits(32)
     clock = clock or SystemClock()  # one clock: the backend's waits, the timeline, the probes
-    across = spread.inventory_path(scenario, inventory)
+    across = spread.placed(scenario, inventory)
     if across is not None:  # several hosts: the same engine, the agents' backend
         kernel.require_root()
         return spread.run(scenario, across, state_dir, log, progress or ignore, clock, seed)
-    spread.refuse_without_inventory(scenario)
     backend = backends.for_topology(
         scenario.topology, log, service_cwd=scenario_path.resolve().parent, seed=seed, clock=clock
     )

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from drills.errors import BadInput, Problem, ScenarioError
+from drills.errors import Problem, ScenarioError
 from drills.runs import RUN_ID_BYTES, RunStore
 from drills.scenario.resolved import Scenario
 
@@ -24,22 +24,13 @@ if TYPE_CHECKING:
 Log = Callable[[str], None]
 
 
-def inventory_path(scenario: Scenario, given: Path | None) -> Path | None:
-    """The inventory a drill uses: `--inventory` wins over the scenario's `hosts.inventory`;
-    None: the drill runs on this machine alone."""
-    if given is not None:
-        return given
-    spec = getattr(scenario, "hosts", None)
-    return None if spec is None else spec.inventory
+def placed(scenario: Scenario, given: Path | None) -> tuple[Inventory, Placement] | None:
+    """The inventory and placement of a drill across machines (`--inventory` wins over the
+    scenario's `hosts.inventory`); None: the drill runs on this machine alone. A scenario whose
+    nodes name hosts with no inventory anywhere is refused (ScenarioError, located)."""
+    from drills.hosts.placement import for_scenario
 
-
-def plan(scenario: Scenario, path: Path) -> tuple[Inventory, Placement]:
-    """The inventory at `path` and where each node of `scenario` goes on its hosts."""
-    from drills.hosts.inventory import load_inventory
-    from drills.hosts.placement import place
-
-    inventory = load_inventory(path)
-    return inventory, place(scenario.topology, inventory, getattr(scenario, "hosts", None))
+    return for_scenario(scenario, given)
 
 
 def host_problems(scenario: Scenario, backend: MultiHostBackend) -> list[Problem]:
@@ -61,7 +52,7 @@ def _declared(caps: Mapping[str, bool]) -> Callable[[], Mapping[str, bool]]:
 
 def run(
     scenario: Scenario,
-    inventory_file: Path,
+    spread_over: tuple[Inventory, Placement],
     state_dir: Path,
     log: Log,
     progress: Progress,
@@ -73,7 +64,7 @@ def run(
     from drills.hosts.placement import assign_vnis
     from drills.remote.backend import MultiHostBackend
 
-    inventory, placement = plan(scenario, inventory_file)
+    inventory, placement = spread_over
     run_id = secrets.token_hex(RUN_ID_BYTES)
     placement = assign_vnis(placement, run_id)
     backend = MultiHostBackend(inventory, placement, log, clock, seed=seed, state_dir=str(state_dir))
@@ -101,17 +92,7 @@ def run(
     return result
 
 
-def refuse_without_inventory(scenario: Scenario) -> None:
-    """A scenario whose nodes name hosts cannot run on one machine without its inventory."""
-    named = [node.name for node in scenario.topology.nodes if getattr(node, "host", None)]
-    if named and inventory_path(scenario, None) is None:
-        raise BadInput(
-            f"{scenario.path}: nodes name hosts ({', '.join(named[:3])}...) but no inventory is given: "
-            "add `hosts: {inventory: FILE}` to the scenario or pass --inventory FILE"
-        )
-
-
-def up(scenario: Scenario, inventory_file: Path, state_dir: Path, log: Log, clock: Clock) -> tuple[str, dict[str, str]]:
+def up(scenario: Scenario, spread_over: tuple[Inventory, Placement], state_dir: Path, log: Log, clock: Clock) -> tuple[str, dict[str, str]]:
     """`drill up` across hosts: deploy every host's part and leave it up (each agent is told the
     testbed outlives its channel); returns the run id and each node's host. `drill down` (or
     `drill clean --all`) tears it down through fresh agents, from the journal."""
@@ -120,7 +101,7 @@ def up(scenario: Scenario, inventory_file: Path, state_dir: Path, log: Log, cloc
     from drills.runs import STATUS_UP
     from drills.signals import abort_on_signals
 
-    inventory, placement = plan(scenario, inventory_file)
+    inventory, placement = spread_over
     run_id = secrets.token_hex(RUN_ID_BYTES)
     placement = assign_vnis(placement, run_id)
     backend = MultiHostBackend(inventory, placement, log, clock, mode=MODE_UP, state_dir=str(state_dir))

@@ -128,7 +128,7 @@ def test_a_failover_across_hosts_sees_carrier_loss_at_the_remote_end(tmp_path: P
 def test_sigkill_of_the_controller_leaves_every_host_clean(tmp_path: Path, state_dir: Path, lane: Lane, drill: object) -> None:
     before = {host.name: lane.snapshot(host.name) for host in lane.hosts}
     path = _write(tmp_path, CHAIN.replace("duration: 6s", "duration: 30s"))
-    argv = drill.argv("run", str(path), "--inventory", str(lane.inventory), "-o", str(tmp_path / "out"))  # type: ignore[attr-defined]
+    argv = drill.argv("run", str(path), "--inventory", str(lane.inventory), "--out", str(tmp_path / "out"))  # type: ignore[attr-defined]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         # Wait (bounded) until every host's part is deployed: the hosts show the run's namespaces.
@@ -192,7 +192,7 @@ def test_a_host_lacking_a_capability_is_refused_naming_it(tmp_path: Path, state_
 
 def test_results_json_records_each_hosts_clock(tmp_path: Path, state_dir: Path, lane: Lane, drill: object) -> None:
     out = tmp_path / "out"
-    done = drill("run", str(_write(tmp_path, CHAIN)), "--inventory", str(lane.inventory), "-o", str(out), timeout_s=180)  # type: ignore[operator]
+    done = drill("run", str(_write(tmp_path, CHAIN)), "--inventory", str(lane.inventory), "--out", str(out), timeout_s=180)  # type: ignore[operator]
     assert done.returncode in (0, 1), done.stderr
     results = json.loads((out / "results.json").read_text())
     assert [h["host"] for h in results["hosts"]] == ["h1", "h2", "h3"]

@@ -83,6 +83,11 @@ class AgentOps:
         trip for the two set_links and the first read-back together, not three."""
         self._unsettled().append(self._client.send("op", "set_link", [node, ifname], {"up": up}))
 
+    def set_far_end(self, link: str, up: bool) -> None:
+        """The carrier of this agent's node on a cross-host link (the hidden end of its veth):
+        sent, not awaited, like `set_link`, and settled by this thread's next operation here."""
+        self._unsettled().append(self._client.send("far_end", link, up))
+
     def link_state(self, node: str, ifname: str) -> LinkState:
         state: LinkState = self._op("link_state", node, ifname)
         return state

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from drills.backend import Capabilities, CrossEnd, HostPart, NodeOps, TeardownReport
+from drills.backend import Capabilities, NodeOps, TeardownReport
 from drills.clock import Clock
 from drills.errors import BackendError, DrillError
+from drills.hosts.placement import host_parts
 from drills.hosts.records import Host, Inventory, Placement
 from drills.hosts.ssh import agent_argv
 from drills.runs import RUN_ID_BYTES, Run
@@ -77,22 +78,6 @@ class ProbeSite:
 
     def call(self, method: str, *args: object) -> object:
         return self._client.call("probe", method, list(args), {}, timeout_s=self._wait_s)
-
-
-def host_parts(topology: Topology, placement: Placement, inventory: Inventory) -> dict[str, HostPart]:
-    """Each host's part: its nodes and its ends of the cross-host links (VNIs already assigned)."""
-    ends: dict[str, list[CrossEnd]] = {host: [] for host in placement.hosts}
-    links = {link.name: link for link in topology.links}
-    for cross in placement.cross:
-        link = links[cross.link]
-        a, b = inventory.host(cross.host_a), inventory.host(cross.host_b)
-        for here, there, end in ((a, b, link.a), (b, a, link.b)):
-            ends[here.name].append(
-                CrossEnd(cross.link, end.node, end.name, cross.vni, here.underlay, there.underlay, placement.vxlan_port, cross.mtu)
-            )
-    return {
-        host: HostPart(host, placement.nodes_on(host), tuple(ends[host])) for host in placement.hosts
-    }
 
 
 def in_parallel(items: Sequence[str], fn: Callable[[str], T]) -> dict[str, T]:
@@ -204,7 +189,7 @@ class MultiHostBackend:
 
     def deploy(self, topology: Topology, run: Run) -> None:
         self._topology = topology
-        parts = host_parts(topology, self.placement, self.inventory)
+        parts = {part.host: part for part in host_parts(topology, self.inventory, self.placement)}
         run.journal.record(
             {"op": "host", "name": host, "run": host_run_id(run.run_id, host), "inventory": str(self.inventory.path)}
             for host in parts
@@ -234,12 +219,13 @@ class MultiHostBackend:
         from drills.remote.multi_ops import MultiHostOps
 
         assert self._topology is not None, "deploy first"
+        agents = {host: AgentOps(client) for host, client in self.clients.items()}
         return MultiHostOps(
             self._topology,
             self.placement.host_of,
-            {host: AgentOps(client) for host, client in self.clients.items()},
+            agents,
             [cross.link for cross in self.placement.cross],
-            lambda host, link, up: self.clients[host].call("far_end", link, up),
+            lambda host, link, up: agents[host].set_far_end(link, up),
             self.engines,
         )
 
