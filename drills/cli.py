@@ -109,6 +109,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", metavar="NAME", help="image definitions (default: drills-node)")
     p.add_argument("--force", action="store_true", help="build even when an image of this definition exists")
     add("agent", "serve a controller over stdin/stdout (`drill run` starts it on each host over SSH)")
+    p = add("hosts", "prepare the hosts of an inventory (install drills with Ansible), or clean them")
+    p.add_argument("action", choices=["prepare", "clean"])
+    p.add_argument("--inventory", type=Path, required=True, metavar="FILE", help="Ansible inventory (INI or YAML)")
+    p.add_argument("--limit", action="append", default=[], metavar="HOST", help="only these hosts (repeatable)")
+    p.add_argument("--all", action="store_true", help="clean: also tear down testbeds left up by `drill up`")
     p = add("clean", "remove every leftover of crashed runs, from their journals")
     p.add_argument("--all", action="store_true", help="also tear down testbeds left up by `drill up`")
     return parser
@@ -224,17 +229,33 @@ def _run(args: argparse.Namespace) -> int:
         ui.runs(lifecycle.list_runs(state_dir))
         return ExitCode.OK
 
+    if command == "hosts":
+        from drills.hosts import provision
+        from drills.hosts.inventory import load_inventory
+
+        load_inventory(args.inventory)  # refused first what Ansible would execute (a script, a plugin)
+        if args.action == "prepare":
+            provision.prepare(args.inventory, args.limit, ui.progress, state_dir=state_dir)
+        else:
+            removed = provision.clean(args.inventory, args.limit, ui.progress, all_runs=args.all)
+            ui.lines([f"  {host}: {what or 'nothing left'}" for host, what in removed.items()])
+        return ExitCode.OK
+
     if command == "doctor":
         from drills import doctor
 
         checks = doctor.run_checks()
         ui.checks(checks)
         if args.inventory is not None:
+            from drills import spread as across
             from drills.hosts import describe
             from drills.hosts.inventory import load_inventory
 
-            # The inventory is read and checked here; checking each host over SSH is the remote side's.
             ui.lines(describe.inventory_lines(load_inventory(args.inventory)))
+            lines, fit = across.host_lines(across.check_hosts(args.inventory, ui.progress))
+            ui.lines(["every host, through its agent over SSH:", *lines])
+            if not fit:
+                return ExitCode.ENVIRONMENT
         if args.file is not None:
             from drills.scenario import load_scenario
             from drills.userspace import select

@@ -258,6 +258,9 @@ def exec_in_node(state_dir: Path, node: str, command: list[str], run_id: str | N
         raise BadInput(f"several runs have a node '{node}'; choose one with --run")
     kernel.require_root()
     run, namespace = matches[0]
+    remote = spread.exec_argv(run, node, str(namespace), command, sys.stdin.isatty())
+    if remote is not None:  # a node on another host: its namespace there, over SSH
+        os.execvp(remote[0], remote)
     if not isinstance(namespace, str) or not namespace_pattern(run.run_id).fullmatch(namespace):
         # meta.json is read from disk like the journal: enter only a namespace of this run.
         raise BadInput(f"run {run.run_id}: node {node} has namespace {shown(str(namespace))!r}, not one of the run's")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from drills.errors import Problem, ScenarioError
-from drills.runs import RUN_ID_BYTES, RunStore
+from drills.runs import RUN_ID_BYTES, Run, RunStore
 from drills.scenario.resolved import Scenario
 
 if TYPE_CHECKING:
@@ -127,3 +127,74 @@ def up(scenario: Scenario, spread_over: tuple[Inventory, Placement], state_dir: 
     created.set_status(STATUS_UP)
     created.unlock()
     return run_id, dict(placement.host_of)
+
+
+def check_hosts(inventory_file: Path, log: Log) -> dict[str, str | dict[str, object]]:
+    """`drill doctor --inventory`: start every host's agent (in parallel) and ask it for its
+    version, root and capabilities; a host that cannot be reached gets the reason instead."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from drills.errors import DrillError
+    from drills.hosts.inventory import load_inventory
+    from drills.hosts.ssh import agent_argv
+    from drills.remote.client import AgentClient
+
+    inventory = load_inventory(inventory_file)
+
+    def one(name: str) -> str | dict[str, object]:
+        try:
+            with AgentClient(name, agent_argv(inventory.host(name)), log) as client:
+                found: dict[str, object] = client.call("check", timeout_s=60.0)
+                return found
+        except DrillError as exc:
+            return str(exc)
+
+    names = [host.name for host in inventory.hosts]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(names), 32))) as pool:
+        return dict(zip(names, pool.map(one, names), strict=True))
+
+
+def host_lines(checked: Mapping[str, str | dict[str, object]]) -> tuple[list[str], bool]:
+    """`drill doctor --inventory`'s lines, and whether every host is fit to run drills."""
+    from drills import __version__
+
+    lines, fit = [], True
+    for host, found in checked.items():
+        if isinstance(found, str):
+            lines.append(f"  {host}: UNREACHABLE: {found}")
+            fit = False
+            continue
+        caps = found.get("capabilities")
+        missing = sorted(name for name, present in (caps.items() if isinstance(caps, dict) else ()) if not present)
+        problems = [] if found.get("root") else ["the agent does not run as root (set ansible_user=root or ansible_become)"]
+        if found.get("version") != __version__:
+            problems.append(f"drills {found.get('version')} there, {__version__} here: drill hosts prepare")
+        fit = fit and not problems
+        state = "ok" if not problems else "NOT READY: " + "; ".join(problems)
+        lacks = f" (lacks: {', '.join(missing)})" if missing else ""
+        lines.append(f"  {host}: {state}; drills {found.get('version')}{lacks}")
+    return lines, fit
+
+
+def exec_argv(run: Run, node: str, namespace: str, command: list[str], tty: bool) -> list[str] | None:
+    """`drill exec NODE -- CMD` for a node of a run spread over hosts: the ssh command line that
+    runs CMD in the node's namespace on its host; None when the run is not spread over hosts. The
+    host and its namespace are checked against the run's journal (read from disk: trusted only
+    as far as its entries' schemas), the host reached through the inventory the journal names."""
+    from drills.errors import BadInput
+    from drills.hosts.inventory import load_inventory
+    from drills.hosts.ssh import remote_argv
+    from drills.journal import namespace_pattern
+
+    host = run.meta().hosts.get(node)
+    if host is None:
+        return None
+    entry = next((e for e in run.journal.entries() if e.get("op") == "host" and e.get("name") == host), None)
+    if entry is None:
+        raise BadInput(f"run {run.run_id}: node {node} is on host {host}, which the run's journal does not list")
+    if not namespace_pattern(str(entry["run"])).fullmatch(namespace):
+        raise BadInput(f"run {run.run_id}: node {node} has namespace {namespace!r}, not one of its host's part")
+    where = load_inventory(Path(str(entry["inventory"]))).host(host)
+    if where.local:  # the controller's own machine, under the host part's run id
+        return ["ip", "netns", "exec", namespace, *command]
+    return remote_argv(where, ["ip", "netns", "exec", namespace, *command], tty=tty)

@@ -115,7 +115,7 @@ class Lane:
 
     def ssh_options(self) -> list[str]:
         """The options the inventory gives Ansible, for ssh itself."""
-        proxy = f"ip netns exec {self.underlay_ns} socat - TCP:%h:%p"
+        proxy = f"ip netns exec {self.underlay_ns} socat - TCP:%h:%p,nodelay"
         return [
             "-o", f"ProxyCommand={proxy}",
             "-o", "StrictHostKeyChecking=accept-new",
@@ -124,7 +124,7 @@ class Lane:
 
     def inventory_line(self, name: str, address: str) -> str:
         """A host line of the inventory (also for a host that does not exist, in tests)."""
-        proxy = f"ip netns exec {self.underlay_ns} socat - TCP:%h:%p"
+        proxy = f"ip netns exec {self.underlay_ns} socat - TCP:%h:%p,nodelay"
         common = f'-o ProxyCommand="{proxy}" -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={self.known_hosts}'
         return (
             f"{name} ansible_host={address} ansible_user=root ansible_ssh_private_key_file={self.key_file} "

@@ -98,8 +98,12 @@ def test_a_cross_host_cut_of_two_seconds_measures_two_seconds(tmp_path: Path, st
     # apply's confirmation lag, over the span between the steps the engine issued (as on one
     # machine: tests/test_drill_run.py), at most 3 ms of stated accuracy besides.
     span_s = revert.issued_s - apply.issued_s
-    assert abs(cut.outage_s - span_s) <= cut.accuracy_s + (apply.confirmed_s - apply.issued_s), (cut.outage_s, span_s)
-    assert cut.accuracy_s <= 0.003 + (apply.confirmed_s - apply.issued_s), cut.accuracy_s
+    assert abs(cut.outage_s - span_s) <= cut.accuracy_s, (cut.outage_s, span_s, cut.accuracy_s)
+    # The stated accuracy is one packet gap, the sender's lateness p99, the apply's confirmation
+    # lag (round trips to two agents over SSH) and h1's clock bound: nothing else.
+    lag_s = apply.confirmed_s - apply.issued_s
+    bound_s = next(float(h["bound_s"]) for h in result.hosts if h["host"] == "h1")
+    assert cut.accuracy_s >= 0.001 + lag_s + bound_s - 1e-9, (cut.accuracy_s, lag_s, bound_s)
     assert not cut.recovered_during_event
     assert not result.inconclusive
     # Every host's clock offset is recorded with its bound; this lane's hosts share one kernel
@@ -196,3 +200,43 @@ def test_results_json_records_each_hosts_clock(tmp_path: Path, state_dir: Path, 
     assert done.returncode in (0, 1), done.stderr
     results = json.loads((out / "results.json").read_text())
     assert [h["host"] for h in results["hosts"]] == ["h1", "h2", "h3"]
+
+
+def test_the_example_runs_across_three_hosts_with_one_command(tmp_path: Path, lane: Lane, drill: object) -> None:
+    """scenarios/three-hosts-cable-cut.yaml, as a user runs it: one `drill run` with an inventory
+    naming the example's three hosts (here, the lane's), exit 0, every host left as it was."""
+    before = {host.name: lane.snapshot(host.name) for host in lane.hosts}
+    inventory = tmp_path / "hosts.ini"
+    names = {"host-a": "h1", "host-b": "h2", "host-c": "h3"}
+    inventory.write_text(
+        "[backbone]\n" + "".join(lane.inventory_line(name, lane.host(h).address) + "\n" for name, h in names.items())
+    )
+    scenario = Path(__file__).resolve().parent.parent / "scenarios" / "three-hosts-cable-cut.yaml"
+    out = tmp_path / "out"
+    done = drill("run", str(scenario), "--inventory", str(inventory), "--out", str(out), timeout_s=300)  # type: ignore[operator]
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["outcome"] == "passed"
+    assert sorted(h["host"] for h in results["hosts"]) == ["host-a", "host-b", "host-c"]
+    for host in lane.hosts:
+        assert lane.leftovers(host.name, before[host.name]) == []
+
+
+def test_up_ls_exec_and_down_across_hosts(tmp_path: Path, lane: Lane, drill: object) -> None:
+    """`drill up` leaves each host's part up after the controller leaves; `drill ls` shows the
+    hosts; `drill exec` runs in a node on its host over SSH; `drill down` removes every part."""
+    before = {host.name: lane.snapshot(host.name) for host in lane.hosts}
+    path = _write(tmp_path, CHAIN)
+    up = drill("up", str(path), "--inventory", str(lane.inventory), timeout_s=180)  # type: ignore[operator]
+    try:
+        assert up.returncode == 0, up.stderr
+        listed = drill("ls")  # type: ignore[operator]
+        assert "h1, h2, h3" in listed.stdout, listed.stdout
+        inside = drill("exec", "c", "--", "ip", "-o", "link", "show", "e2", timeout_s=60)  # type: ignore[operator]
+        assert inside.returncode == 0 and "mtu 1450" in inside.stdout, inside.stdout + inside.stderr
+        assert all(lane.leftovers(h.name, before[h.name]) for h in lane.hosts), "the parts did not stay up"
+    finally:
+        down = drill("down", timeout_s=180)  # type: ignore[operator]
+    assert down.returncode == 0, down.stderr
+    for host in lane.hosts:
+        assert lane.leftovers(host.name, before[host.name]) == []

@@ -21,11 +21,15 @@ def agent_argv(host: Host) -> list[str]:
     `ansible_connection=local`, this interpreter's own drills."""
     if host.local:
         return [sys.executable, "-m", "drills", "agent"]
-    remote = [f"{host.venv}/bin/drill", "agent"]
-    if host.become:
-        remote = ["sudo", "-n", "--", *remote]
+    return remote_argv(host, [f"{host.venv}/bin/drill", "agent"])
+
+
+def remote_argv(host: Host, command: list[str], *, tty: bool = False) -> list[str]:
+    """The ssh command line that runs `command` on `host` (through `sudo -n` with
+    ansible_become); `tty` asks for a terminal (an interactive `drill exec`)."""
+    remote = ["sudo", "-n", "--", *command] if host.become else list(command)
     argv = [
-        "ssh", "-T", "-x",
+        "ssh", "-t" if tty else "-T", "-x",
         "-o", "BatchMode=yes",
         "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}",
         "-o", f"ServerAliveInterval={KEEPALIVE_INTERVAL_S}",

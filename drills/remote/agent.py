@@ -189,6 +189,10 @@ class Agent:
         self.host, self.mode = host, mode
         return {"version": __version__, "protocol": protocol.VERSION, "pid": os.getpid(), "capabilities": dict(host_capabilities())}
 
+    def do_check(self) -> dict[str, Any]:
+        """What `drill doctor --inventory` asks of a host: version, root, capabilities (no run)."""
+        return {"version": __version__, "root": os.geteuid() == 0, "capabilities": dict(host_capabilities())}
+
     def do_deploy(self, topology: Topology, part: HostPart, seed: int | None = None) -> dict[str, str]:
         """Deploy this host's part; the engine serving each of its links."""
         run = self._run()

@@ -206,8 +206,8 @@ class MultiHostBackend:
         """Each agent's clock offset to ours, over its channel (drills.remote.offset)."""
         from drills.remote.offset import estimate
 
-        for host, client in self.clients.items():
-            found = estimate(client)
+        for host in self.placement.hosts:  # in the placement's order: results.json lists them so
+            found = estimate(self.clients[host])
             self.clocks[host] = ClockInfo(host, found.offset_s, found.bound_s, found.rtt_s)
             self._log(
                 f"host {host}: clock offset {found.offset_s * 1e3:+.3f} ms ± {found.bound_s * 1e3:.3f} ms "

@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Several machines (issue 13) on the test lane's three SSH hosts: a fault timed by the resident
+agent against an Ansible task per fault, side by side, and deploy of a large topology over
+three hosts against the same on one.
+
+    .venv/bin/python bench/hosts.py [--faults 200] [--ansible 6] [--nodes 300] [--out bench/results/hosts.json]
+
+The lane (tests/lane_testing.py): three containers running a real sshd, reached over SSH with a
+key through the lane's underlay, drills installed on each by `ansible/prepare.yml`. Figures:
+
+- **fault apply through the agent**: a link-down's apply as the engine does it (set the end
+  down, then read both ends back until the kernel shows no carrier), scheduled → confirmed on
+  the drill clock, on a link inside one remote host and on a link crossing two hosts (the far
+  end's carrier cut on the other host too); apply and revert alternate, `--faults` of each;
+- **the same through an Ansible task per fault** (`ansible-runner`, one `command` task that
+  sets the interface down and reads it back with `ip`), `--ansible` of each;
+- **deploy** of a `--nodes`-node line (static routes end to end) through the agents, placed
+  automatically over three hosts and all on one host: connect + deploy, then teardown,
+  alternating, two rounds.
+
+Run as root; the lane and everything deployed on it are removed on exit (Ctrl-C and SIGTERM
+too). Results: JSON (`--out`) and Markdown beside it, printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+# Last on the path, not first (where Python puts a script's directory): bench/docker.py must not
+# shadow the docker SDK.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR] + [str(BENCH_DIR), str(BENCH_DIR.parent / "tests")]
+
+import common  # noqa: E402
+
+from drills.clock import SystemClock  # noqa: E402
+from drills.hosts import ansible_edge, provision  # noqa: E402
+from drills.hosts.placement import assign_vnis, for_scenario  # noqa: E402
+from drills.remote.backend import MultiHostBackend, host_run_id  # noqa: E402
+from drills.runs import RUN_ID_BYTES, RunStore  # noqa: E402
+from drills.scenario import load_scenario  # noqa: E402
+
+PLAYBOOK = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: link {state}
+      ansible.builtin.command: >-
+        sh -c 'ip -n {ns} link set e1 {state} && ip -n {ns} -o link show e1'
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summary_ms(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "p50_ms": round(percentile(values, 0.5) * 1e3, 3),
+        "p99_ms": round(percentile(values, 0.99) * 1e3, 3),
+        "max_ms": round(max(values) * 1e3, 3),
+    }
+
+
+def scenario_file(directory: Path, name: str, nodes: dict[str, str], links: list[tuple[str, str]]) -> Path:
+    """A scenario whose nodes are pinned to hosts (`nodes`: node -> host, "" for automatic)."""
+    lines = ["version: 1", f"name: {name}", "topology:", "  nodes:"]
+    for node, host in nodes.items():
+        lines.append(f"    {node}: {{host: {host}}}" if host else f"    {node}: {{}}")
+    lines.append("  links:")
+    for a, b in links:
+        lines.append(f"    - {{endpoints: [{a}, {b}]}}")
+    path = directory / f"{name}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def deployed(path: Path, inventory: Path, state: Path) -> tuple[MultiHostBackend, Any, Any, float]:
+    """Connect every host's agent and deploy the scenario at `path`; the seconds it took."""
+    clock = SystemClock()
+    scenario = load_scenario(path)
+    placed = for_scenario(scenario, inventory)
+    assert placed is not None
+    run_id = secrets.token_hex(RUN_ID_BYTES)
+    started = time.perf_counter()
+    backend = MultiHostBackend(placed[0], assign_vnis(placed[1], run_id), lambda _m: None, clock)
+    backend.connect(run_id)
+    run = RunStore(state).create(scenario.name, path, run_id=run_id)
+    backend.deploy(scenario.topology, run)
+    return backend, run, scenario, time.perf_counter() - started
+
+
+def link_down_times(backend: MultiHostBackend, run: Any, link: tuple[str, str], far: tuple[str, str], faults: int) -> dict[str, list[float]]:
+    """Apply/revert a link-down as the engine does (drills.engine.link_faults), scheduled →
+    confirmed: set the end, then read both ends back until they show it."""
+    clock = SystemClock()
+    ops = backend.ops(run, clock)
+    ops.warm()
+    times: dict[str, list[float]] = {"apply": [], "revert": []}
+    for i in range(2 * faults):
+        down = i % 2 == 0
+        scheduled = clock.now_s() + 0.02
+        clock.sleep_until(scheduled, precise=True)
+        ops.set_link(*link, up=not down)
+        for end in (link, far):
+            while True:
+                admin_up, carrier = ops.link_state(*end)
+                if (not carrier) if down else (admin_up and carrier):
+                    break
+        times["apply" if down else "revert"].append(clock.now_s() - scheduled)
+    ops.close()
+    return times
+
+
+def ansible_times(lane: Any, namespace: str, runs: int, directory: Path) -> dict[str, list[float]]:
+    """The same link-down as one Ansible task per fault (h1 only), scheduled → playbook done."""
+    times: dict[str, list[float]] = {"apply": [], "revert": []}
+    for i in range(2 * runs):
+        state = "down" if i % 2 == 0 else "up"
+        playbook = directory / f"link-{state}.yml"
+        playbook.write_text(PLAYBOOK.format(state=state, ns=namespace))
+        started = time.monotonic()
+        ansible_edge.run_playbook(playbook, lane.inventory, limit=["h1"], timeout_s=120)
+        times["apply" if state == "down" else "revert"].append(time.monotonic() - started)
+    return times
+
+
+def measure(lane: Any, args: argparse.Namespace, directory: Path, state: Path) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    inside = scenario_file(directory, "inside", {"a": "h1", "b": "h1"}, [("a:e1", "b:e1")])
+    across = scenario_file(directory, "across", {"a": "h1", "b": "h2"}, [("a:e1", "b:e1")])
+    for name, path in (("inside one remote host", inside), ("across two hosts", across)):
+        backend, run, _scenario, _ = deployed(path, lane.inventory, state)
+        try:
+            times = link_down_times(backend, run, ("a", "e1"), ("b", "e1"), args.faults)
+            if name == "inside one remote host":
+                namespace = f"drill-{host_run_id(run.run_id, 'h1')}-a"
+                results["ansible"] = {k: summary_ms(v) for k, v in ansible_times(lane, namespace, args.ansible, directory).items()}
+        finally:
+            report = backend.teardown(run)
+            run.remove() if report.clean else None
+        results[f"agent, {name}"] = {k: summary_ms(v) for k, v in times.items()}
+        print(name, results[f"agent, {name}"], flush=True)
+    print("ansible", results["ansible"], flush=True)
+    nodes = [f"n{i}" for i in range(args.nodes)]
+    line = [(f"{a}:r", f"{b}:l") for a, b in itertools.pairwise(nodes)]
+    spread = scenario_file(directory, "spread", dict.fromkeys(nodes, ""), line)
+    single = scenario_file(directory, "single", dict.fromkeys(nodes, "h1"), line)
+    deploys: dict[str, list[float]] = {"three hosts": [], "one host": []}
+    for _round in range(2):
+        for name, path in (("three hosts", spread), ("one host", single)):
+            backend, run, _scenario, seconds = deployed(path, lane.inventory, state)
+            deploys[name].append(seconds)
+            report = backend.teardown(run)
+            run.remove() if report.clean else None
+            print(f"deploy {args.nodes} nodes on {name}: {seconds:.2f} s", flush=True)
+    results["deploy"] = {name: {"nodes": args.nodes, "median_s": round(statistics.median(v), 3), "runs_s": [round(x, 3) for x in v]} for name, v in deploys.items()}
+    return results
+
+
+def markdown(results: dict[str, Any], facts: dict[str, Any]) -> str:
+    out = [
+        "# Several machines: faults through the agent against Ansible, deploy over three hosts",
+        "",
+        f"Host: {facts}",
+        "",
+        "| fault apply/revert, scheduled → confirmed | n | p50 ms | p99 ms | max ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for path in ("agent, inside one remote host", "agent, across two hosts", "ansible"):
+        for action in ("apply", "revert"):
+            row = results[path][action]
+            out.append(f"| {path}: link-down {action} | {row['n']} | {row['p50_ms']} | {row['p99_ms']} | {row['max_ms']} |")
+    out += ["", "| deploy (connect + deploy through the agents) | nodes | median s | runs s |", "|---|---:|---:|---|"]
+    for name, row in results["deploy"].items():
+        out.append(f"| {name} | {row['nodes']} | {row['median_s']} | {', '.join(map(str, row['runs_s']))} |")
+    return "\n".join(out) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--faults", type=int, default=200)
+    parser.add_argument("--ansible", type=int, default=6)
+    parser.add_argument("--nodes", type=int, default=300)
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "hosts.json")
+    args = parser.parse_args()
+    import docker
+    import lane_testing
+
+    from drills.docker import images
+    from drills.docker.api import Docker
+
+    engine = Docker.connect(timeout_s=20)
+    images.ensure(lane_testing.HOST_IMAGE_NAME, engine, print)
+    engine.close()
+    client = docker.from_env(timeout=60)
+    image = images.load_definition(images.definition_path(lane_testing.HOST_IMAGE_NAME)).tag
+    directory = Path(tempfile.mkdtemp(prefix="drills-bench-hosts-"))
+    state = directory / "state"
+    state.mkdir(mode=0o700)
+    lane = lane_testing.new_lane(directory / "lane")
+    lane.directory.mkdir(mode=0o700)
+    results: dict[str, Any] = {}
+
+    def cleanup() -> list[str]:
+        return lane_testing.tear_down(client, lane)
+
+    with common.interruptible(cleanup) as state_of:
+        lane_testing.bring_up(client, image, lane)
+        lane_testing.LANE_STATE_DIR.mkdir(mode=0o700, exist_ok=True)
+        provision.prepare(lane.inventory, progress=print, state_dir=lane_testing.LANE_STATE_DIR, timeout_s=600)
+        results = measure(lane, args, directory, state)
+    if state_of.interrupted:
+        return 130
+    facts = common.host_meta()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"host": facts, "results": results}, indent=2) + "\n")
+    text = markdown(results, facts)
+    args.out.with_suffix(".md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
