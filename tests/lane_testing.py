@@ -5,11 +5,11 @@ sshd, python3) with no network of Docker's. The test makes the underlay itself: 
 `drill-lane-<id>` holding a bridge (198.19.254.1/24) and one veth per host, whose far end is
 the host's `ul0` (198.19.254.11, .12, .13). An ed25519 key made here is each host's root key.
 The controller's SSH reaches the hosts through the underlay namespace with an ordinary inventory
-option (a ProxyCommand running socat in it), so nothing touches the machine's root namespace.
+option (a ProxyCommand running drills' connector in it), so nothing touches the machine's root namespace.
 
 Not a conftest: test modules import it (`from lane_testing import lane_fixture`, used as
 `lane`). The fixture is session-scoped and runs `drills.hosts.provision.prepare` once: every
-host has this drills in /opt/drills/venv. Without root, Docker, the image or ssh/socat it skips
+host has this drills in /opt/drills/venv. Without root, Docker, the image or ssh it skips
 (under CI=true it fails). A setup failure names the step and the host; every wait is bounded.
 
 Containers carry the label `drills.lane=<id>` (and `drills.lane.pid`, the pytest process): a
@@ -23,6 +23,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -113,19 +114,27 @@ class Lane:
                 return host
         raise KeyError(name)
 
+    @property
+    def proxy_command(self) -> str:
+        """SSH reaches the hosts from the lane's underlay namespace: drills' own connector (a
+        socket without Nagle, handed to ssh) started inside it, the connection born there."""
+        return f"ip netns exec {self.underlay_ns} {sys.executable} -m drills.hosts.connect %h %p"
+
     def ssh_options(self) -> list[str]:
         """The options the inventory gives Ansible, for ssh itself."""
-        proxy = f"ip netns exec {self.underlay_ns} socat - TCP:%h:%p,nodelay"
         return [
-            "-o", f"ProxyCommand={proxy}",
+            "-o", f"ProxyCommand={self.proxy_command}",
+            "-o", "ProxyUseFdpass=yes",
             "-o", "StrictHostKeyChecking=accept-new",
             "-o", f"UserKnownHostsFile={self.known_hosts}",
         ]  # fmt: skip
 
     def inventory_line(self, name: str, address: str) -> str:
         """A host line of the inventory (also for a host that does not exist, in tests)."""
-        proxy = f"ip netns exec {self.underlay_ns} socat - TCP:%h:%p,nodelay"
-        common = f'-o ProxyCommand="{proxy}" -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={self.known_hosts}'
+        common = (
+            f'-o ProxyCommand="{self.proxy_command}" -o ProxyUseFdpass=yes '
+            f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={self.known_hosts}"
+        )
         return (
             f"{name} ansible_host={address} ansible_user=root ansible_ssh_private_key_file={self.key_file} "
             f"drills_underlay={address} ansible_ssh_common_args='{common}'"
@@ -324,9 +333,9 @@ def prerequisites() -> Any:
     """Docker's client with the host image built (or a skip/CI failure saying what is missing)."""
     if os.geteuid() != 0:
         _unavailable("needs root (namespaces, containers)")
-    missing = [tool for tool in ("ssh", "ssh-keygen", "socat", "nsenter", "docker") if shutil.which(tool) is None]
+    missing = [tool for tool in ("ssh", "ssh-keygen", "nsenter", "docker") if shutil.which(tool) is None]
     if missing:
-        _unavailable(f"missing {', '.join(missing)}: ./dev setup installs openssh-client and socat")
+        _unavailable(f"missing {', '.join(missing)}: ./dev setup installs openssh-client")
     try:
         import ansible_runner  # noqa: F401
         import docker

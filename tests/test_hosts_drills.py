@@ -231,7 +231,7 @@ def test_up_ls_exec_and_down_across_hosts(tmp_path: Path, lane: Lane, drill: obj
     try:
         assert up.returncode == 0, up.stderr
         listed = drill("ls")  # type: ignore[operator]
-        assert "h1, h2, h3" in listed.stdout, listed.stdout
+        assert listed.returncode == 0 and all(h in listed.stdout for h in ("h1", "h2", "h3")), listed.stdout
         inside = drill("exec", "c", "--", "ip", "-o", "link", "show", "e2", timeout_s=60)  # type: ignore[operator]
         assert inside.returncode == 0 and "mtu 1450" in inside.stdout, inside.stdout + inside.stderr
         assert all(lane.leftovers(h.name, before[h.name]) for h in lane.hosts), "the parts did not stay up"

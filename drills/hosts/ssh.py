@@ -36,9 +36,19 @@ def remote_argv(host: Host, command: list[str], *, tty: bool = False) -> list[st
         "-o", f"ServerAliveCountMax={KEEPALIVE_COUNT}",
         "-p", str(host.port),
     ]  # fmt: skip
+    if not _proxied(host.ssh_args):
+        # Our own connection, without Nagle's delays (drills.hosts.connect says why).
+        connect = shlex.join([sys.executable, "-m", "drills.hosts.connect"])
+        argv += ["-o", "ProxyUseFdpass=yes", "-o", f"ProxyCommand={connect} %h %p"]
     if host.key_file:
         argv += ["-i", host.key_file]
     if host.user:
         argv += ["-l", host.user]
     argv += list(host.ssh_args)
     return [*argv, "--", host.address, shlex.join(remote)]
+
+
+def _proxied(ssh_args: tuple[str, ...]) -> bool:
+    """Whether the inventory's SSH arguments reach the host their own way (a proxy or a jump)."""
+    text = " ".join(ssh_args).lower()
+    return "proxycommand" in text or "proxyjump" in text or "-j" in ssh_args
