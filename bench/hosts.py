@@ -45,7 +45,7 @@ import common  # noqa: E402
 from drills.clock import SystemClock  # noqa: E402
 from drills.hosts import ansible_edge, provision  # noqa: E402
 from drills.hosts.placement import assign_vnis, for_scenario  # noqa: E402
-from drills.remote.backend import MultiHostBackend, host_run_id  # noqa: E402
+from drills.remote.backend import MultiHostBackend  # noqa: E402
 from drills.runs import RUN_ID_BYTES, RunStore  # noqa: E402
 from drills.scenario import load_scenario  # noqa: E402
 
@@ -146,7 +146,7 @@ def measure(lane: Any, args: argparse.Namespace, directory: Path, state: Path) -
         try:
             times = link_down_times(backend, run, ("a", "e1"), ("b", "e1"), args.faults)
             if name == "inside one remote host":
-                namespace = f"drill-{host_run_id(run.run_id, 'h1')}-a"
+                namespace = backend.namespace_of(run, "a")
                 results["ansible"] = {k: summary_ms(v) for k, v in ansible_times(lane, namespace, args.ansible, directory).items()}
         finally:
             report = backend.teardown(run)

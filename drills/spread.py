@@ -50,6 +50,42 @@ def _declared(caps: Mapping[str, bool]) -> Callable[[], Mapping[str, bool]]:
     return lambda: caps
 
 
+def _opened(
+    scenario: Scenario,
+    spread_over: tuple[Inventory, Placement],
+    state_dir: Path,
+    log: Log,
+    clock: Clock,
+    *,
+    mode: str,
+    seed: int | None = None,
+    check: Callable[[MultiHostBackend], None] = lambda _backend: None,
+) -> tuple[MultiHostBackend, Run]:
+    """Every host's agent started and greeted for a new run, `check` passed, then the run made
+    here (its nodes, their hosts, backend `hosts` in its metadata). On any failure before the
+    run exists, the agents are let go and nothing is left anywhere."""
+    from drills.hosts.placement import assign_vnis
+    from drills.remote.backend import MultiHostBackend
+
+    inventory, placement = spread_over
+    run_id = secrets.token_hex(RUN_ID_BYTES)
+    placement = assign_vnis(placement, run_id)
+    backend = MultiHostBackend(inventory, placement, log, clock, seed=seed, mode=mode, state_dir=str(state_dir))
+    backend.connect(run_id)
+    try:
+        check(backend)
+        created = RunStore(state_dir).create(scenario.name, scenario.path.resolve(), run_id=run_id)
+    except BaseException:
+        backend.disconnect()
+        raise
+    meta = created.meta()
+    meta.nodes = {node.name: backend.namespace_of(created, node.name) for node in scenario.topology.nodes}
+    meta.backend = "hosts"
+    meta.hosts = dict(placement.host_of)
+    created.write_meta(meta)
+    return backend, created
+
+
 def run(
     scenario: Scenario,
     spread_over: tuple[Inventory, Placement],
@@ -59,32 +95,19 @@ def run(
     clock: Clock,
     seed: int,
 ) -> DrillResult:
-    """`drill run` across the hosts of `inventory_file` (see the module docstring)."""
+    """`drill run` across the hosts of the inventory (see the module docstring)."""
     from drills.engine.drill import preflight, run_drill
-    from drills.hosts.placement import assign_vnis
-    from drills.remote.backend import MultiHostBackend
+    from drills.remote.backend import MODE_RUN
 
-    inventory, placement = spread_over
-    run_id = secrets.token_hex(RUN_ID_BYTES)
-    placement = assign_vnis(placement, run_id)
-    backend = MultiHostBackend(inventory, placement, log, clock, seed=seed, state_dir=str(state_dir))
-    backend.connect(run_id)
-    try:
+    def check(backend: MultiHostBackend) -> None:
         problems = host_problems(scenario, backend)
         if problems:
             raise ScenarioError(problems)
         preflight(scenario, backend.capabilities)
-        store = RunStore(state_dir)
-        created = store.create(scenario.name, scenario.path.resolve(), run_id=run_id)
-    except BaseException:
-        backend.disconnect()
-        raise
-    meta = created.meta()
-    meta.nodes = {node.name: backend.namespace_of(created, node.name) for node in scenario.topology.nodes}
-    meta.backend = "hosts"
-    meta.hosts = dict(placement.host_of)
-    created.write_meta(meta)
-    log(f"run {run_id}: {len(placement.hosts)} hosts ({', '.join(placement.hosts)}), {len(placement.cross)} cross-host links")
+
+    backend, created = _opened(scenario, spread_over, state_dir, log, clock, mode=MODE_RUN, seed=seed, check=check)
+    placement = backend.placement
+    log(f"run {created.run_id}: {len(placement.hosts)} hosts ({', '.join(placement.hosts)}), {len(placement.cross)} cross-host links")
     result = run_drill(scenario, backend, clock, created, log, seed=seed, progress=progress, probes=backend.probe_starter())
     result.hosts = [
         {"host": c.host, "offset_s": c.offset_s, "bound_s": c.bound_s, "rtt_s": c.rtt_s} for c in backend.clocks.values()
@@ -96,26 +119,11 @@ def up(scenario: Scenario, spread_over: tuple[Inventory, Placement], state_dir: 
     """`drill up` across hosts: deploy every host's part and leave it up (each agent is told the
     testbed outlives its channel); returns the run id and each node's host. `drill down` (or
     `drill clean --all`) tears it down through fresh agents, from the journal."""
-    from drills.hosts.placement import assign_vnis
-    from drills.remote.backend import MODE_UP, MultiHostBackend
+    from drills.remote.backend import MODE_UP
     from drills.runs import STATUS_UP
     from drills.signals import abort_on_signals
 
-    inventory, placement = spread_over
-    run_id = secrets.token_hex(RUN_ID_BYTES)
-    placement = assign_vnis(placement, run_id)
-    backend = MultiHostBackend(inventory, placement, log, clock, mode=MODE_UP, state_dir=str(state_dir))
-    backend.connect(run_id)
-    try:
-        created = RunStore(state_dir).create(scenario.name, scenario.path.resolve(), run_id=run_id)
-    except BaseException:
-        backend.disconnect()
-        raise
-    meta = created.meta()
-    meta.nodes = {node.name: backend.namespace_of(created, node.name) for node in scenario.topology.nodes}
-    meta.backend = "hosts"
-    meta.hosts = dict(placement.host_of)
-    created.write_meta(meta)
+    backend, created = _opened(scenario, spread_over, state_dir, log, clock, mode=MODE_UP)
     try:
         with abort_on_signals():
             backend.deploy(scenario.topology, created)
@@ -126,7 +134,7 @@ def up(scenario: Scenario, spread_over: tuple[Inventory, Placement], state_dir: 
     backend.disconnect(keep=True)
     created.set_status(STATUS_UP)
     created.unlock()
-    return run_id, dict(placement.host_of)
+    return created.run_id, dict(backend.placement.host_of)
 
 
 def check_hosts(inventory_file: Path, log: Log) -> dict[str, str | dict[str, object]]:

@@ -31,6 +31,7 @@ from drills.errors import BackendError, DrillError
 from drills.hosts.placement import host_parts
 from drills.hosts.records import Host, Inventory, Placement
 from drills.hosts.ssh import agent_argv
+from drills.netns.backend import namespace_name
 from drills.runs import RUN_ID_BYTES, Run
 from drills.scenario.resolved import Scenario, Topology
 
@@ -169,21 +170,12 @@ class MultiHostBackend:
 
     def capabilities(self) -> Capabilities:
         """What every host can do: a capability counts only when all hosts have it (a fault may
-        land on any of them). `missing()` says which host lacks what."""
+        land on any of them). `host_capabilities` says which host lacks what."""
         merged: dict[str, bool] = {}
         for caps in self.host_capabilities.values():
             for name, present in caps.items():
                 merged[name] = merged.get(name, True) and present
         return merged
-
-    def missing(self, needed: Sequence[str]) -> list[str]:
-        """"host: capability" for each needed capability a host lacks."""
-        return [
-            f"{host} lacks {name}"
-            for host, caps in self.host_capabilities.items()
-            for name in needed
-            if not caps.get(name, False)
-        ]
 
     # ------------------------------------------------------------------ deploy
 
@@ -243,7 +235,7 @@ class MultiHostBackend:
 
     def namespace_of(self, run: Run, node: str) -> str:
         host = self.placement.host_of[node]
-        return f"drill-{host_run_id(run.run_id, host)}-{node}"
+        return namespace_name(host_run_id(run.run_id, host), node)  # as the host's agent names it
 
     # ------------------------------------------------------------------ teardown
 
