@@ -26,7 +26,7 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv6Interface
-from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from drills.clock import Clock
@@ -228,6 +228,26 @@ class NodeOps(LinkOps, ImpairmentOps, RuleOps, ProcessOps, ServiceOps, SocketOps
 
     def close(self) -> None:
         """Release every handle (idempotent)."""
+
+
+@runtime_checkable
+class TimedOps(Protocol):
+    """Node operations that run on other hosts (drills.remote), whose agents keep time: a step's
+    operations are sent `lead_s` ahead of its instant and each host runs them at that instant
+    on its own clock, so the channel's latency does not delay the fault; and each host stamps
+    when it ran them, which places the change tighter than the caller's own send and answer."""
+
+    def lead_s(self) -> float:
+        """How long before a step's instant its operations are issued (0: at the instant)."""
+
+    def due_at(self, instant_s: float | None) -> None:
+        """Operations the calling thread issues from now on run on their hosts at `instant_s` of
+        the drill clock (at once when it is past); None: at once."""
+
+    def take_span(self) -> tuple[float, float] | None:
+        """When the operations the calling thread issued since its last call ran on their
+        hosts, on the drill clock: (no earlier than, finished by), each host's clock-offset
+        bound included. None when none ran; (-inf, inf) when one cannot be placed."""
 
 
 # --------------------------------------------------------------------------- the backend

@@ -12,14 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fakes import FakeBackend, FakeOps, SimClock, all_capabilities, in_force
+from fakes import FakeBackend, FakeOps, SimClock, World, all_capabilities, in_force
 
 from drills import lifecycle
-from drills.backend import NETEM, NFTABLES, TUNTAP
+from drills.backend import NETEM, NFTABLES, TUNTAP, LinkState, NodeOps
+from drills.clock import Clock
 from drills.engine.drill import DrillResult, preflight, run_drill
 from drills.errors import BackendError, ScenarioError
 from drills.measure import EventMetrics
-from drills.runs import RunStore
+from drills.runs import Run, RunStore
 from drills.scenario import load_scenario
 
 T0 = 1000.0  # SimClock's start: the drill clock's zero
@@ -311,3 +312,63 @@ def test_run_refuses_before_anything_is_created(tmp_path: Path, state_dir: Path)
     with pytest.raises(ScenarioError, match="at least one probe"):
         lifecycle.run(path, state_dir)
     assert lifecycle.list_runs(state_dir) == []  # no run, so nothing was deployed
+
+
+class _OtherHostOps(FakeOps):
+    """FakeOps as agents on other hosts give them (drills.backend.TimedOps): a step's operations
+    are issued `LEAD_S` ahead and the host holds them until the step's instant; each read-back
+    costs the controller a round trip of `RTT_S`; the host's own stamps (`take_span`) place the
+    change from 2 ms to 3 ms after the instant it was due."""
+
+    LEAD_S = 0.050
+    RTT_S = 0.010
+
+    def __init__(self, world: World, clock: Clock, containers: frozenset[str]) -> None:
+        super().__init__(world, clock, containers)
+        self.due_s: float | None = None
+        self.ran_due: float | None = None
+
+    def lead_s(self) -> float:
+        return self.LEAD_S
+
+    def due_at(self, instant_s: float | None) -> None:
+        self.due_s = instant_s
+
+    def set_link(self, node: str, ifname: str, *, up: bool) -> None:
+        self.ran_due = self.due_s
+        super().set_link(node, ifname, up=up)
+
+    def link_state(self, node: str, ifname: str) -> LinkState:
+        # Answered once the host ran it: not before the instant it was held for.
+        self.clock.sleep_until(max(self.clock.now_s(), self.due_s or 0.0) + self.RTT_S)
+        return super().link_state(node, ifname)
+
+    def take_span(self) -> tuple[float, float] | None:
+        due, self.ran_due = self.ran_due, None
+        return None if due is None else (due + 0.002, due + 0.003)
+
+
+class _OtherHostBackend(FakeBackend):
+    def ops(self, run: Run, clock: Clock) -> NodeOps:
+        assert self.world is not None
+        return _OtherHostOps(self.world, clock, self.containers)
+
+
+def test_a_fault_on_other_hosts_is_sent_ahead_and_placed_by_their_stamps(tmp_path: Path, state_dir: Path) -> None:
+    backend = _OtherHostBackend(paths=NO_BACKUP)
+    result, log = _drill(tmp_path, state_dir, FIBRE, "{id: cut, at: 5s, fault: link-down, link: fibre, for: 5s}", backend)
+    # Issued 50 ms ahead of the step's instant (the hosts hold them until it): the fake world
+    # saw the ends set at 4.95 s and 9.95 s of the drill clock.
+    assert [(round(at_s, 6), up) for at_s, _name, (_node, _ifname, up) in _ops(backend, "set_link")] == [
+        (4.95, False), (4.95, False), (9.95, True), (9.95, True)
+    ]
+    # The controller saw each step answered after read-backs (10 ms past the instant, then 10 ms
+    # more); the hosts' stamps place
+    # the change 2 to 3 ms after its instant, and that is what each step records. A step with
+    # no operation (the note at 3 s) is placed at its instant, not the lead's.
+    steps = [(s.kind, s.label, round(s.issued_s - s.scheduled_s, 6), round(s.confirmed_s - s.scheduled_s, 6)) for s in result.steps]
+    assert steps == [("apply", "step0", 0.0, 0.0), ("apply", "cut", 0.002, 0.003), ("revert", "cut", 0.002, 0.003)]
+    assert any("apply cut" in line and "(confirmed +3.00 ms)" in line for line in log), log
+    # ... and the outage's accuracy carries that millisecond, not the 20 ms the controller waited.
+    metric = _metric(result, "voice", "cut")
+    assert metric.accuracy_s == pytest.approx(1 / RATE + 0.001)

@@ -6,6 +6,7 @@ asserted), except for `drill up`, whose part stays until `drill down`."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -154,6 +155,25 @@ def test_agent_ops_through_a_local_agent(tmp_path: Path, state_dir: Path, host_s
         offset = estimate(client, rounds=16)
         assert abs(offset.offset_s) <= offset.bound_s + 1e-6  # one machine, one monotonic clock
         assert offset.bound_s < 0.05
+        # The agent stamps when it ran each operation; with its clock known, a thread's
+        # operations are placed on the drill clock within the offset's bound: never before they
+        # were sent nor after they were answered, give or take that bound twice (the stamp's
+        # own error and the bound added to it).
+        timed = AgentOps(client, clock=offset)
+        assert timed.take_span() is None  # nothing ran yet
+        before_s = client.clock.now_s()
+        timed.set_link("a", "e1", up=False)
+        assert timed.link_state("b", "e1") == LinkState(True, False)
+        after_s = client.clock.now_s()
+        span = timed.take_span()
+        assert span is not None
+        assert before_s - 2 * offset.bound_s <= span[0] <= span[1] <= after_s + 2 * offset.bound_s, (before_s, span, after_s)
+        assert timed.take_span() is None  # taken: the next action starts afresh
+        # Without its clock the agent's instants place nothing: the whole line.
+        untimed = AgentOps(client)
+        untimed.set_link("a", "e1", up=True)
+        assert untimed.link_state("b", "e1") == LinkState(True, True)
+        assert untimed.take_span() == (-math.inf, math.inf)
         ops.close()
         report = client.call("teardown")
         assert report.clean and f"namespace drill-{RUN_ID}-a" in report.removed

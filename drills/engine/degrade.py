@@ -94,7 +94,7 @@ class LinkDegrade:
         return [*self._played, *running]
 
     def _start_driver(self, ctx: FaultContext) -> None:
-        """Play the ramps and handovers, if any, from now, on the drill clock. The driver's thread
+        """Play the ramps and handovers, if any, from the step's instant, on the drill clock. The driver's thread
         calls the node operations itself: they give each thread its own sockets."""
         if not any(timevarying.time_varying(d.settings) for d in self.directions) or "on" in self._driver:
             return
@@ -104,7 +104,7 @@ class LinkDegrade:
 
         driver = timevarying.Driver(self.directions, change, ctx.clock, ctx.log, label=f"degrade {self.link.name}")
         self._driver["on"] = driver
-        driver.start()
+        driver.start(ctx.due_s)
 
     def _stop_driver(self) -> None:
         """Stop the driver before restoring: no change may land after the revert."""

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from drills.backend import Backend, CapabilityLookup, NodeOps
+from drills.backend import Backend, CapabilityLookup, NodeOps, TimedOps
 from drills.clock import Clock
 from drills.drill_result import SUSTAIN_S as SUSTAIN_S
 from drills.drill_result import WARMUP_S, ChangeStep, DrillResult, StepRecord
@@ -154,8 +154,11 @@ def run_drill(
             t0 = clock.now_s()
             log(f"run {run.run_id}: drill clock started; {running.count} probe(s), {scenario.duration_s:g} s")
             progress(_clock_started(scenario, run.run_id, t0, actions, faults, running, clock))
+            # On other hosts a step's operations go out ahead of its instant and the agents run
+            # them at it (drills.backend.TimedOps): the channel's latency does not delay it.
+            lead_s = ctx.ops.lead_s() if isinstance(ctx.ops, TimedOps) else 0.0
             for action in actions:
-                if not clock.sleep_until(t0 + action.at_s, precise=True):
+                if not clock.sleep_until(t0 + action.at_s - lead_s, precise=True):
                     break
                 step = _perform(action, faults, ctx, undo, run, clock, t0)
                 result.steps.append(step)
@@ -278,15 +281,35 @@ def _perform(
     fault was journaled (and synced) before the clock started; the marker written here is not
     synced, so no fsync delays a fault."""
     fault = faults[action.label]
+    timed = ctx.ops if isinstance(ctx.ops, TimedOps) else None
+    ctx.due_s = t0 + action.at_s
+    if timed is not None:
+        timed.take_span()  # what ran before this action is not this action's
+        timed.due_at(ctx.due_s)
     issued = clock.now_s() - t0
-    if action.kind == "apply":
-        if fault.reversible:
-            undo.append((action.label, fault))
-        fault.apply(ctx)
-    else:
-        fault.revert(ctx)
-        undo[:] = [(label, f) for label, f in undo if label != action.label]
+    try:
+        if action.kind == "apply":
+            if fault.reversible:
+                undo.append((action.label, fault))
+            fault.apply(ctx)
+        else:
+            fault.revert(ctx)
+            undo[:] = [(label, f) for label, f in undo if label != action.label]
+    finally:
+        ctx.due_s = None
+        if timed is not None:
+            timed.due_at(None)
     confirmed = clock.now_s() - t0
+    if timed is not None:
+        span = timed.take_span()
+        if span is not None:
+            # Their clocks place the change within [span], tighter than this side's send and
+            # answer (which add the channel's round trips, and the lead). Never outside them:
+            # nothing ran before it was sent, and it was done when the answer came.
+            issued, confirmed = max(issued, span[0] - t0), min(confirmed, span[1] - t0)
+        else:  # no operation ran (a note): the step is placed at its instant
+            issued = max(issued, action.at_s)
+        confirmed = max(confirmed, issued)
     run.journal.record([{"op": f"fault-{action.kind}", "step": action.label, "at_s": confirmed}], sync=False)
     detail = fault.describe(reverted=action.kind == "revert")
     lag_ms = (confirmed - action.at_s) * 1e3

@@ -27,6 +27,10 @@ class FaultContext:
     clock: Clock
     log: Log
     rng: random.Random  # seeded from the scenario's seed: every random choice is replayable
+    # The drill-clock instant the step being applied or reverted is due (None outside a step).
+    # A fault may run ahead of it (on other hosts the agents hold its operations until then):
+    # what it starts on the clock itself (a ramp's driver) starts from this instant, not now.
+    due_s: float | None = None
     # Called with a node's name when a fault replaced its network namespace (a restarted
     # container gets a new one): the runner subscribes its probes, which open their sockets
     # of that node again in the new namespace before the fault's step reports done.

@@ -19,6 +19,7 @@ Everything the agent creates is journaled in its host's run directory before it 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import queue
 import signal
@@ -32,7 +33,7 @@ from types import FrameType
 from typing import Any
 
 from drills import __version__
-from drills.backend import HostPart, NodeOps, TeardownReport
+from drills.backend import HostPart, LinkState, NodeOps, TeardownReport
 from drills.clock import Clock, SystemClock
 from drills.errors import BadInput, DrillError, EnvironmentProblem
 from drills.netns.backend import NetnsBackend, host_capabilities, namespace_name
@@ -56,6 +57,7 @@ class _Request:
     method: str
     args: list[Any]
     kwargs: dict[str, Any]
+    at_s: float | None = None  # this host's clock: not run before (protocol "at")
 
 
 class Agent:
@@ -75,6 +77,10 @@ class Agent:
         self.ops: NodeOps | None = None
         self.part_ops: PartOps | None = None  # the same object as `ops`, with the wire's far ends
         self.probes: ProbeService | None = None
+        # (node, interface) -> the ends of its link on this host (both, or its own for a cross
+        # link); cross link -> this host's end of it: what set_link and far_end read back.
+        self.link_ends: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
+        self.cross_end: dict[str, tuple[str, str]] = {}
         self.deployed = False
         self.exit_code: int | None = None
         self.done = threading.Event()
@@ -128,8 +134,12 @@ class Agent:
         except BadFrame as exc:
             self._answer(ident, {"error": {"kind": "BackendError", "message": str(exc)}})
             return
+        at = message.get("at")
+        # Held at most MAX_HOLD_S past its arrival, whatever it asks: a request never blocks
+        # its lane (nor the dead-man switch's wait for it) for long.
+        at_s = min(float(at), received_s + protocol.MAX_HOLD_S) if isinstance(at, int | float) and math.isfinite(at) else None
         lane = "probe" if method == "probe" else "main"
-        self._lanes[lane].put(_Request(ident, method, args, kwargs))
+        self._lanes[lane].put(_Request(ident, method, args, kwargs, at_s))
 
     def _lane(self, lane: queue.SimpleQueue[_Request | None], lock: threading.Lock) -> None:
         while (request := lane.get()) is not None:
@@ -140,7 +150,14 @@ class Agent:
                     main = lock is self.busy
                     if main:
                         self.current = request.method
+                    if request.at_s is not None:  # sent ahead: this host times it
+                        self.clock.sleep_until(request.at_s, precise=True)
+                    started_s = self.clock.now_s()
                     answer = self._handle(request)
+                    # When it ran on this host's clock: the controller places a fault's change
+                    # by it (within the clock offset's bound), not by its own send and answer,
+                    # which add the channel's round trip (protocol: "ran").
+                    answer["ran"] = [started_s, self.clock.now_s()]
                     if main:
                         self.current = ""
             self._answer(request.id, answer)
@@ -204,6 +221,7 @@ class Agent:
         run.write_meta(meta)
         deploy_part(self.backend, topology, part, run, log=log)
         self.ops = self.part_ops = part_ops(self.backend, topology, part, run, self.clock, log)
+        self.link_ends, self.cross_end = _ends_here(topology, part)
         self.probes = ProbeService(self.ops, self.clock)
         self.deployed = True
         run.set_status(STATUS_RUNNING)
@@ -217,12 +235,26 @@ class Agent:
         """One ProbeService method (drills.remote.probe_service.METHODS)."""
         return _call_allowed(self.probes, PROBE_METHODS, "probe method", name, args, kwargs)
 
-    def do_far_end(self, link: str, up: bool) -> None:
+    def do_set_link(self, node: str, ifname: str, up: bool) -> list[tuple[str, str, LinkState]]:
+        """NodeOps.set_link, then the state of its link's ends on this host read back at once:
+        the controller confirms the change from these readings, with no round trip more
+        (drills.remote.agent_ops). A reading not yet settled (a relay's carrier follows late)
+        makes the controller poll, as on one machine."""
+        if self.ops is None:
+            raise BadInput("no part deployed on this host: deploy first")
+        self.ops.set_link(node, ifname, up=up)
+        ends = self.link_ends.get((node, ifname), ((node, ifname),))
+        return [(n, i, self.ops.link_state(n, i)) for n, i in ends]
+
+    def do_far_end(self, link: str, up: bool) -> list[tuple[str, str, LinkState]]:
         """Set the hidden end of a cross link's veth on this host: the carrier of this host's
-        node on that link (the other host cut, or restored, its own end)."""
+        node on that link (the other host cut, or restored, its own end); that node's interface
+        read back, as for set_link."""
         if self.part_ops is None:
             raise BadInput("no part deployed on this host: deploy first")
         self.part_ops.set_far_end(link, up)
+        end = self.cross_end.get(link)
+        return [] if end is None else [(end[0], end[1], self.part_ops.link_state(*end))]
 
     def do_clean(self, run_id: str, state_dir: str | None = None) -> TeardownReport:
         """Tear down what run `run_id` left on this host, from its journal here (the controller
@@ -317,6 +349,19 @@ class Agent:
             if acquired:
                 self.busy.release()
         self._finish(EXIT_LOST)
+
+
+def _ends_here(
+    topology: Topology, part: HostPart
+) -> tuple[dict[tuple[str, str], tuple[tuple[str, str], ...]], dict[str, tuple[str, str]]]:
+    """Per interface of this host's nodes, the ends of its link here; per cross link, its end
+    here."""
+    here = set(part.nodes)
+    ends: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
+    for link in topology.links:
+        mine = tuple((end.node, end.name) for end in (link.a, link.b) if end.node in here)
+        ends.update(dict.fromkeys(mine, mine))
+    return ends, {end.link: (end.node, end.ifname) for end in part.cross}
 
 
 def _call_allowed(target: object, allowed: frozenset[str], what: str, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:

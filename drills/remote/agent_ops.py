@@ -8,10 +8,12 @@ on another host run in that host's probe service (drills.remote.probe_service) i
 
 from __future__ import annotations
 
+import math
 import signal
 import socket
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv6Interface
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -24,10 +26,39 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 EXEC_MARGIN_S = 5.0  # an exec's answer may come this long after its own timeout
+# A step's operations leave this long before its instant, plus four times the clock offset's
+# bound (twice the channel's quickest round trip): the agent holds them until the instant, so
+# they are there in time unless the channel stalls for that long.
+LEAD_S = 0.020
 
 
 class Answer(Protocol):
     def result(self, timeout_s: float = ...) -> Any: ...
+
+    @property
+    def ran(self) -> tuple[float, float] | None:
+        """When the agent ran it, on the agent's clock (None: not stamped)."""
+
+
+class HostClock(Protocol):
+    """The agent's clock against the drill's (drills.remote.backend.ClockInfo)."""
+
+    @property
+    def offset_s(self) -> float:
+        """Agent instant - offset = drill instant ..."""
+
+    @property
+    def bound_s(self) -> float:
+        """... within +/- this."""
+
+
+@dataclass
+class _Span:
+    """The operations one thread had run on this host since its last `take_span`."""
+
+    start_s: float = math.inf  # drill clock, the clock bound subtracted
+    end_s: float = -math.inf  # drill clock, the clock bound added
+    unstamped: int = 0  # answers without a "ran" pair: the span cannot place them
 
 
 class Caller(Protocol):
@@ -36,16 +67,19 @@ class Caller(Protocol):
 
     def call(self, method: str, *args: Any, timeout_s: float = ..., **kwargs: Any) -> Any: ...
 
-    def send(self, method: str, *args: Any, **kwargs: Any) -> Answer: ...
+    def send(self, method: str, *args: Any, at_s: float | None = None, **kwargs: Any) -> Answer: ...
 
 
 class AgentOps:
     """NodeOps of one agent's nodes (drills.remote.client.AgentClient or any `Caller`)."""
 
-    def __init__(self, client: Caller, timeout_s: float = 30.0) -> None:
+    def __init__(self, client: Caller, timeout_s: float = 30.0, clock: HostClock | None = None) -> None:
         self._client = client
         self._timeout_s = timeout_s
-        self._sent = threading.local()  # per calling thread: its set_link requests not yet settled
+        self._clock = clock  # None: the agent's instants cannot be placed, `take_span` gives None
+        # Per calling thread: its set_link requests not yet settled (`answers`) and the span of
+        # what its settled requests ran (`span`).
+        self._sent = threading.local()
 
     def _unsettled(self) -> list[Answer]:
         sent: list[Answer] | None = getattr(self._sent, "answers", None)
@@ -53,42 +87,112 @@ class AgentOps:
             sent = self._sent.answers = []
         return sent
 
+    def _span(self) -> _Span:
+        span: _Span | None = getattr(self._sent, "span", None)
+        if span is None:
+            span = self._sent.span = _Span()
+        return span
+
+    def _ran(self, answer: Answer) -> None:
+        """Widen this thread's span by when `answer`'s request ran on the agent."""
+        span, ran = self._span(), answer.ran
+        if ran is None or self._clock is None:
+            span.unstamped += 1
+            return
+        offset_s, bound_s = self._clock.offset_s, self._clock.bound_s
+        span.start_s = min(span.start_s, ran[0] - offset_s - bound_s)
+        span.end_s = max(span.end_s, ran[1] - offset_s + bound_s)
+
+    def _readings(self) -> dict[tuple[str, str], LinkState]:
+        readings: dict[tuple[str, str], LinkState] | None = getattr(self._sent, "readings", None)
+        if readings is None:
+            readings = self._sent.readings = {}
+        return readings
+
     def _settle(self) -> None:
-        """Take the answers of this thread's set_link requests: the first error is raised."""
+        """Take the answers of this thread's set_link and far_end requests, keeping the link
+        states they read back: the first error is raised."""
         sent = self._unsettled()
         answers, sent[:] = list(sent), []
         first: DrillError | None = None
+        readings = self._readings()
         for answer in answers:
             try:
-                answer.result(self._timeout_s)
+                for node, ifname, state in answer.result(self._timeout_s):
+                    readings[(node, ifname)] = LinkState(*state)
             except DrillError as exc:
                 first = first or exc
+            self._ran(answer)
         if first is not None:
             raise first
 
+    def _send(self, method: str, *args: Any) -> Answer:
+        """A request, held by the agent until this thread's due instant, if any (`due_at`)."""
+        return self._client.send(method, *args, at_s=getattr(self._sent, "due", None))
+
+    def lead_s(self) -> float:
+        """How long before a step's instant to send its operations; 0 without the agent's clock."""
+        return 0.0 if self._clock is None else LEAD_S + 4 * self._clock.bound_s
+
+    def due_at(self, instant_s: float | None) -> None:
+        """This thread's requests from now on run at drill instant `instant_s` on the agent
+        (its clock: the offset applied); None, or no clock known: at once."""
+        self._sent.due = None if instant_s is None or self._clock is None else instant_s + self._clock.offset_s
+
     def _op(self, name: str, *args: Any, timeout_s: float | None = None, **kwargs: Any) -> Any:
+        answer = self._send("op", name, list(args), kwargs)
         try:
-            result = self._client.call("op", name, list(args), kwargs, timeout_s=timeout_s or self._timeout_s)
+            result = answer.result(timeout_s or self._timeout_s)
         except DrillError:
             self._settle()  # an earlier set_link's error is the cause: raised before this one
             raise
         self._settle()  # answered before this call was: no wait
+        self._ran(answer)
+        if name != "link_state":
+            self._readings().clear()  # what set_links read back came before this operation
         return result
+
+    def take_span(self) -> tuple[float, float] | None:
+        """When this thread's operations since the last call ran on the agent's host, on the
+        drill clock: (no earlier than, finished by), each widened by the clock offset's bound.
+        Settles this thread's requests first. None when there were none; the whole line
+        (-inf, inf) when one cannot be placed (no clock, an answer without its instants), which
+        places nothing."""
+        try:
+            self._settle()
+        finally:
+            span, self._sent.span = self._span(), _Span()
+            self._readings().clear()  # the next action reads afresh
+        if span.unstamped:
+            return -math.inf, math.inf
+        if span.start_s > span.end_s:
+            return None
+        return span.start_s, span.end_s
 
     # links
     def set_link(self, node: str, ifname: str, *, up: bool) -> None:
         """Sent, not awaited (the seam's contract for set_link): its answer is taken with this
         thread's next operation, which the agent runs and answers after it (one lane, in
-        order); an error of it is raised there. A link-down of both ends then costs one round
-        trip for the two set_links and the first read-back together, not three."""
-        self._unsettled().append(self._client.send("op", "set_link", [node, ifname], {"up": up}))
+        order); an error of it is raised there. The agent reads the link's ends on its host
+        back at once and answers with them; `link_state` serves those readings, so a
+        link-down and its confirmation cost one round trip in all, on every host at once."""
+        self._unsettled().append(self._send("set_link", node, ifname, up))
 
     def set_far_end(self, link: str, up: bool) -> None:
         """The carrier of this agent's node on a cross-host link (the hidden end of its veth):
-        sent, not awaited, like `set_link`, and settled by this thread's next operation here."""
-        self._unsettled().append(self._client.send("far_end", link, up))
+        sent, not awaited, like `set_link`, its node's interface read back likewise."""
+        self._unsettled().append(self._send("far_end", link, up))
 
     def link_state(self, node: str, ifname: str) -> LinkState:
+        """The interface's state: as the agent read it back right after this thread's last
+        set_link or far_end (once; any other operation, or `take_span`, drops such readings),
+        else read now."""
+        readings = self._readings()
+        if (node, ifname) not in readings and self._unsettled():
+            self._settle()
+        reading = readings.pop((node, ifname), None)
+        if reading is not None:
+            return reading
         state: LinkState = self._op("link_state", node, ifname)
         return state
 

@@ -211,7 +211,7 @@ class MultiHostBackend:
         from drills.remote.multi_ops import MultiHostOps
 
         assert self._topology is not None, "deploy first"
-        agents = {host: AgentOps(client) for host, client in self.clients.items()}
+        agents = {host: AgentOps(client, clock=self.clocks.get(host)) for host, client in self.clients.items()}
         return MultiHostOps(
             self._topology,
             self.placement.host_of,

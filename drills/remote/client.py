@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import subprocess
 import threading
 from collections import deque
@@ -65,6 +66,19 @@ class Pending:
     def answered(self) -> bool:
         """Whether the answer (or the channel's loss) has arrived."""
         return self._slot.done.is_set()
+
+    @property
+    def ran(self) -> tuple[float, float] | None:
+        """When the agent began and finished the request, on its own clock (protocol: "ran");
+        None before the answer, or for an answer without a well-formed pair."""
+        answer = self._slot.answer
+        stamps = answer.get("ran") if answer is not None else None
+        if not isinstance(stamps, list) or len(stamps) != 2:
+            return None
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in stamps):
+            return None
+        start_s, end_s = float(stamps[0]), float(stamps[1])
+        return (start_s, end_s) if start_s <= end_s else None
 
     def result(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
         """The answer's result, or its error raised (see the module docstring); waits at most
@@ -149,10 +163,11 @@ class AgentClient:
         """Run `method` on the agent and return its result (see the module docstring for errors)."""
         return self.send(method, *args, **kwargs).result(timeout_s)
 
-    def send(self, method: str, *args: Any, **kwargs: Any) -> Pending:
+    def send(self, method: str, *args: Any, at_s: float | None = None, **kwargs: Any) -> Pending:
         """Issue a request and return at once; `Pending.result` waits for its answer. The agent
         runs requests of one lane in the order sent (probe requests in theirs, every other in
-        the main one), so a request sent after this one is answered after it."""
+        the main one), so a request sent after this one is answered after it. `at_s`: an
+        instant of the AGENT's clock before which it does not run it (protocol: "at")."""
         ident = next(self._ids)
         slot = _Slot()
         with self._lock:
@@ -161,6 +176,8 @@ class AgentClient:
             self._pending[ident] = slot
         try:
             request = {"id": ident, "method": method, "args": codec.encode(list(args)), "kwargs": codec.encode(kwargs)}
+            if at_s is not None:
+                request["at"] = at_s
             self._writer.write(request)
         except ChannelLost as exc:  # an agent that died: its exit status says more than EPIPE
             self._set_lost(self._exit_reason(str(exc)))

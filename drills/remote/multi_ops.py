@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Interface, IPv6Interface
 from typing import TypeVar
 
-from drills.backend import ExecResult, Impairment, LinkState, NodeOps
+from drills.backend import ExecResult, Impairment, LinkState, NodeOps, TimedOps
 from drills.errors import BackendError
 from drills.rules import Table
 from drills.scenario.resolved import Route, Service, Topology
@@ -147,6 +147,25 @@ class MultiHostOps:
     def warm(self) -> None:
         for ops in self._ops_of.values():
             ops.warm()
+
+    def lead_s(self) -> float:
+        """The longest lead of any host's agent; 0 when one cannot time a step (drills.backend.TimedOps)."""
+        leads = [ops.lead_s() if isinstance(ops, TimedOps) else 0.0 for ops in self._ops_of.values()]
+        return 0.0 if not leads or min(leads) <= 0 else max(leads)
+
+    def due_at(self, instant_s: float | None) -> None:
+        for ops in self._ops_of.values():
+            if isinstance(ops, TimedOps):
+                ops.due_at(instant_s)
+
+    def take_span(self) -> tuple[float, float] | None:
+        """When this thread's operations since the last call ran, on the drill clock, over every
+        host (drills.backend.TimedOps): the earliest start and the latest end, each host's own
+        clock bound included; None when none ran."""
+        spans = [span for ops in self._ops_of.values() if isinstance(ops, TimedOps) and (span := ops.take_span()) is not None]
+        if not spans:
+            return None
+        return min(start for start, _ in spans), max(end for _, end in spans)
 
     def close(self) -> None:
         for ops in self._ops_of.values():

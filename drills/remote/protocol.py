@@ -1,7 +1,12 @@
 """What the controller and an agent say to each other, over frames (drills.remote.frames).
 
     request    {"id": N, "method": "op", "args": [...], "kwargs": {...}}   (args, kwargs: codec)
+               with "at": T, an instant of the agent's clock: its lane holds the request until
+               then (a fault's operations, sent ahead: the agent times the fault), at most
+               MAX_HOLD_S
     answer     {"id": N, "result": ...}   or   {"id": N, "error": {"kind": K, "message": M}}
+               with "ran": [START, END], the agent's clock when it began and finished the
+               request (every request a lane ran; `time` answers carry their own instants)
     heartbeat  {"hb": N}   (controller to agent, every HEARTBEAT_S; never answered)
 
 Methods: hello, time, deploy, op, probe, teardown, bye (drills.remote.agent). Errors travel as
@@ -16,6 +21,7 @@ from drills import errors
 VERSION = 1  # of this protocol: hello refuses a controller speaking another
 HEARTBEAT_S = 0.5  # the controller sends a frame at least this often
 DEADMAN_S = 2.0  # an agent that hears nothing for this long takes its controller for dead
+MAX_HOLD_S = 0.25  # a request's "at" further ahead than this is held this long only
 
 # Node operations an agent performs for its controller: every NodeOps method but the two that
 # hand back a live object (a socket, a function's result in a node's thread): probes on a host
