@@ -15,6 +15,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,12 @@ class Hosts:
 
 @pytest.fixture
 def hosts() -> Iterator[Hosts]:
+    with two_hosts() as found:
+        yield found
+
+
+@contextmanager
+def two_hosts() -> Iterator[Hosts]:
     """Two namespaces playing two hosts, with an underlay veth between them."""
     tag = uuid.uuid4().hex[:6]
     found = Hosts(f"drilltest-wire-{tag}-A", f"drilltest-wire-{tag}-B")
@@ -153,8 +160,8 @@ def link_json(namespace: str, ifname: str) -> dict[str, Any]:
     return shown[0]
 
 
-def wait_carrier(namespace: str, ifname: str, carrier: bool) -> bool:
-    deadline = time.monotonic() + CARRIER_BOUND_S
+def wait_carrier(namespace: str, ifname: str, carrier: bool, bound_s: float = CARRIER_BOUND_S) -> bool:
+    deadline = time.monotonic() + bound_s
     while True:
         has = "NO-CARRIER" not in link_json(namespace, ifname)["flags"]
         if has == carrier or time.monotonic() > deadline:
