@@ -17,6 +17,7 @@ from drills.journal import Journal
 from drills.netns import wire
 from drills.netns.backend import NetnsBackend
 from drills.netns.part import cross_engines, deploy_part, restrict
+from drills.remote.backend import merge_engines
 from drills.runs import RunStore
 from drills.scenario.resolved import Topology
 
@@ -192,3 +193,9 @@ def test_the_two_hosts_of_a_cross_link_may_choose_differently(tmp_path: Path) ->
     b = end(node="n2", local_ip="192.0.2.2", remote_ip="192.0.2.1")
     assert cross_engines(full, HostPart("A", ("n1",), (end(),)), lambda: {NETEM: True, TUNTAP: True}) == {"x": "kernel"}
     assert cross_engines(full, HostPart("B", ("n2",), (b,)), lambda: {NETEM: False, TUNTAP: True}) == {"x": "userspace"}
+
+
+def test_the_controller_counts_a_cross_link_as_userspace_when_either_hosts_relay_serves_it() -> None:
+    hosts = [{"l1": "kernel", "x": "kernel", "y": "userspace"}, {"l2": "userspace", "x": "userspace", "y": "kernel"}]
+    assert merge_engines(hosts) == {"l1": "kernel", "l2": "userspace", "x": "userspace", "y": "userspace"}
+    assert merge_engines([{"x": "kernel"}, {"x": "kernel"}]) == {"x": "kernel"}

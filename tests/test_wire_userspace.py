@@ -12,7 +12,6 @@ the load (a load only adds); the upper bounds are explained where they are asser
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_wire import Deployed, Hosts, deploy, link_json, links_in, ping, sh, two_hosts, wait_carrier
+from test_wire import Deployed, Hosts, deploy, link_json, links_in, min_rtt_ms, ping, sh, two_hosts, wait_carrier
 from wire_testing import load_topology
 
 from drills.backend import NETEM, Impairment
@@ -37,7 +36,6 @@ pytestmark = pytest.mark.netns
 
 MTU = 1450
 DELAY_MS = 40
-PINGS = 10
 # An upper bound on the smallest of PINGS round trips with DELAY_MS in one direction: below
 # twice the delay (it would be 2 x DELAY_MS if both hosts impaired the direction, or both
 # directions were impaired). It fails only if every one of the PINGS pings, 50 ms apart, is
@@ -62,17 +60,6 @@ def scenario(directory: Path, name: str, link: dict[str, Any], profiles: dict[st
     }
     links = [{"name": "x", "endpoints": ["n1:x", "n2:x"], **link}, {"name": "l", "endpoints": ["n1:l", "n3:l"]}]
     return load_topology(directory, name, {"nodes": nodes, "links": links}, profiles)
-
-
-def min_rtt_ms(up: Deployed, count: int = PINGS) -> float:
-    """The smallest round trip of `count` pings from n1 to n2 over the cross link."""
-    done = sh(
-        "ip", "netns", "exec", up.ns("n1"), "ping", "-n", "-q", "-c", str(count), "-i", "0.05", "-W", "2",
-        up.address("n2", "x"), check=False,
-    )  # fmt: skip
-    found = re.search(r"= ([\d.]+)/", done.stdout)
-    assert found is not None, done.stdout + done.stderr
-    return float(found.group(1))
 
 
 def relay_pid(up: Deployed, host: str) -> int:
