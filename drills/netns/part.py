@@ -2,7 +2,7 @@
 
 A host deploys its nodes (with every interface of theirs), the links with both ends here (veth
 pairs, or relays, as on one machine), and its ends of the cross-host links (drills.netns.wire:
-a veth whose hidden end is bridged to a VXLAN tunnel). The cross ends are made where the deploy
+a veth, or a TAP pair, whose hidden end is bridged to a VXLAN tunnel). The cross ends are made where the deploy
 pipeline lets another substrate join (`Joins.provide`), after the nodes' namespaces and before
 their configuration, so a cross interface gets its addresses, MTU, state and routes exactly as
 any other interface does.
