@@ -2,10 +2,10 @@
 
 A host deploys its nodes (with every interface of theirs), the links with both ends here (veth
 pairs, or relays, as on one machine), and its ends of the cross-host links (drills.netns.wire:
-a veth, or a TAP pair, whose hidden end is bridged to a VXLAN tunnel). The cross ends are made where the deploy
-pipeline lets another substrate join (`Joins.provide`), after the nodes' namespaces and before
-their configuration, so a cross interface gets its addresses, MTU, state and routes exactly as
-any other interface does.
+a veth, or a TAP pair, whose hidden end is bridged to a VXLAN tunnel). The cross ends are made
+where the deploy pipeline lets another substrate join (`Joins.provide`), after the nodes'
+namespaces and before their configuration, so a cross interface gets its addresses, MTU, state
+and routes exactly as any other interface does.
 
 Each host impairs what its own node sends on a cross link (the other direction is the other
 host's), with the engine it chooses for that link as one machine chooses (drills.engines): the
