@@ -9,9 +9,10 @@ against the schema of its kind before anything acts on it. An entry that does no
 What an entry may name:
 - namespaces only as `drill-RUN-NODE` under /run/netns, RUN being this run's own id (so never
   /proc/..., never the host's namespace, never another run's or a foreign `ip netns` one); and,
-  only as a namespace to create and remove or as a veth end (never where a process, service,
-  relay or container is named), the run's wire namespace of a host, `drill-RUN-_HOST`, which
-  holds the VXLAN ends of links to other hosts (drills.netns.wire; no node name begins with `_`);
+  only as a namespace to create and remove, as a veth end, or as the far end of a relay whose
+  other end is a node's (and that relay's process), never where a service or container is named,
+  the run's wire namespace of a host, `drill-RUN-_HOST`, which holds the VXLAN ends of links to
+  other hosts (drills.netns.wire; no node name begins with `_`);
 - processes only with the start time (clock ticks since boot, /proc/PID/stat field 22)
   recorded when they were created, never pid 1 or below;
 - containers only under this run's naming (and teardown removes one only when it carries the
@@ -268,7 +269,8 @@ def _check_process(entry: dict[str, Any], ns: re.Pattern[str]) -> str | None:
         return f"pid {pid} has no start time: it cannot be told from a reused pid"
     if not (_str(entry.get("service")) or _str(entry.get("relay"))):
         return "a process entry names its service or relay"
-    return _namespace(entry.get("ns"), ns)
+    # A relay's process is journaled with its first end's namespace: a wire one on a cross link.
+    return _namespace(entry.get("ns"), ns, wire=not _str(entry.get("service")))
 
 
 def _check_relay(entry: dict[str, Any], ns: re.Pattern[str]) -> str | None:
@@ -277,7 +279,13 @@ def _check_relay(entry: dict[str, Any], ns: re.Pattern[str]) -> str | None:
     ends = entry.get("ns")
     if not _str(entry.get("link")) or not (isinstance(ends, list) and len(ends) == 2):
         return "a relay entry names its link and both namespaces"
-    return _namespace(ends[0], ns) or _namespace(ends[1], ns)
+    # A cross-host link's relay joins a node's TAP to one in the wire namespace: one end may be
+    # a wire namespace, never both (a relay always serves a node).
+    return (
+        _namespace(ends[0], ns, wire=True)
+        or _namespace(ends[1], ns, wire=True)
+        or (_namespace(ends[0], ns, wire=False) and _namespace(ends[1], ns, wire=False))
+    )
 
 
 def _check_fault(entry: dict[str, Any], _ns: re.Pattern[str]) -> str | None:

@@ -10,11 +10,13 @@ on two machines.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ PORT = 14789
 MTU = 1450  # the underlay veth's 1500 less VXLAN's 50
 CARRIER_BOUND_S = 2.0  # a veth's carrier follows its peer's state at once; 2 s is generous
 COMMAND_TIMEOUT_S = 30
+PINGS = 10  # a series of round trips, whose smallest is compared with a delay
 SOCKET_BOUND_S = 10.0  # namespace cleanup runs in a kernel worker: well under a second here
 
 
@@ -60,6 +63,12 @@ class Hosts:
 
 @pytest.fixture
 def hosts() -> Iterator[Hosts]:
+    with two_hosts() as found:
+        yield found
+
+
+@contextmanager
+def two_hosts() -> Iterator[Hosts]:
     """Two namespaces playing two hosts, with an underlay veth between them."""
     tag = uuid.uuid4().hex[:6]
     found = Hosts(f"drilltest-wire-{tag}-A", f"drilltest-wire-{tag}-B")
@@ -148,13 +157,24 @@ def ping(namespace: str, address: str, *extra: str) -> subprocess.CompletedProce
     return done
 
 
+def min_rtt_ms(up: Deployed, count: int = PINGS) -> float:
+    """The smallest round trip of `count` pings from n1 to n2 over the cross link, 50 ms apart."""
+    done = sh(
+        "ip", "netns", "exec", up.ns("n1"), "ping", "-n", "-q", "-c", str(count), "-i", "0.05", "-W", "2",
+        up.address("n2", "x"), check=False,
+    )  # fmt: skip
+    found = re.search(r"= ([\d.]+)/", done.stdout)
+    assert found is not None, done.stdout + done.stderr
+    return float(found.group(1))
+
+
 def link_json(namespace: str, ifname: str) -> dict[str, Any]:
     shown: list[dict[str, Any]] = json.loads(sh("ip", "-n", namespace, "-j", "link", "show", "dev", ifname).stdout)
     return shown[0]
 
 
-def wait_carrier(namespace: str, ifname: str, carrier: bool) -> bool:
-    deadline = time.monotonic() + CARRIER_BOUND_S
+def wait_carrier(namespace: str, ifname: str, carrier: bool, bound_s: float = CARRIER_BOUND_S) -> bool:
+    deadline = time.monotonic() + bound_s
     while True:
         has = "NO-CARRIER" not in link_json(namespace, ifname)["flags"]
         if has == carrier or time.monotonic() > deadline:
@@ -354,3 +374,42 @@ def test_a_port_another_program_holds_is_refused_in_words(
         holder.close()
         report = backend.teardown(run)
     assert report.clean, report
+
+
+# A delay the VM lane's emulated, loaded machine cannot blur: the smallest of PINGS round trips
+# exceeds it by more than itself only if every ping of the series is late by over 100 ms.
+NETEM_DELAY_MS = 100
+
+
+@pytest.mark.netem
+def test_the_kernel_engine_degrades_a_cross_link_each_way_at_its_sending_end_only(
+    tmp_path: Path, state_dir: Path, host_snapshot: Any, hosts: Hosts
+) -> None:
+    state_b = tmp_path / "state-b"
+    host_snapshot.watch_state_dir(state_b)
+    topology = scenario(tmp_path)  # a rate profile (tbf) on both ends: netem goes in front of it
+    up = deploy(topology, hosts, state_dir, state_b, vni=800)
+    clock = SystemClock()
+    ops_a = part_ops(up.backend_a, topology, up.part_a, up.run_a, clock)
+    ops_b = part_ops(up.backend_b, topology, up.part_b, up.run_b, clock)
+    link, delay = topology.link("x"), Settings(delay_s=NETEM_DELAY_MS / 1000)
+    try:
+        assert ops_a.link_engine("x") == "kernel" == ops_b.link_engine("x")
+        assert ping(up.ns("n1"), up.address("n2", "x")).returncode == 0
+        assert min_rtt_ms(up) < NETEM_DELAY_MS
+        # a-to-b on host A: netem on n1's end only, and the round trip rises by one delay, not two.
+        ops_a.impair([Impairment(link, "a-to-b", delay)])
+        assert "netem" in qdisc_kinds(up.ns("n1"), "x") and "netem" not in qdisc_kinds(up.ns("n2"), "x")
+        assert NETEM_DELAY_MS <= min_rtt_ms(up) < 2 * NETEM_DELAY_MS
+        ops_a.impair([Impairment(link, "a-to-b", None)])
+        # b-to-a on host B: netem on n2's end only.
+        ops_b.impair([Impairment(link, "b-to-a", delay)])
+        assert "netem" in qdisc_kinds(up.ns("n2"), "x") and "netem" not in qdisc_kinds(up.ns("n1"), "x")
+        assert NETEM_DELAY_MS <= min_rtt_ms(up) < 2 * NETEM_DELAY_MS
+        ops_b.impair([Impairment(link, "b-to-a", None)])
+        assert "netem" not in qdisc_kinds(up.ns("n1"), "x") + qdisc_kinds(up.ns("n2"), "x")
+        assert min_rtt_ms(up) < NETEM_DELAY_MS
+    finally:
+        ops_a.close()
+        ops_b.close()
+        up.teardown()

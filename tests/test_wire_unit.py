@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from wire_testing import load_topology
 
-from drills.backend import NETEM, CrossEnd, HostPart
+from drills.backend import NETEM, TUNTAP, CrossEnd, HostPart
+from drills.engines import engines
 from drills.errors import BadInput, EnvironmentProblem
 from drills.journal import Journal
 from drills.netns import wire
 from drills.netns.backend import NetnsBackend
-from drills.netns.part import deploy_part, restrict
+from drills.netns.part import cross_engines, deploy_part, restrict
+from drills.remote.backend import merge_engines
 from drills.runs import RunStore
 from drills.scenario.resolved import Topology
 
@@ -23,7 +26,7 @@ WIRE = f"drill-{RUN}-_hostA"
 NODE_NS = f"drill-{RUN}-n1"
 
 
-def test_the_journal_accepts_a_wire_namespace_only_where_one_is_made_or_a_veth_ends(tmp_path: Path) -> None:
+def test_the_journal_accepts_a_wire_namespace_only_where_one_is_made_a_veth_or_a_relay_ends(tmp_path: Path) -> None:
     vxlan = {"op": "vxlan", "ns": WIRE, "name": "wx7", "link": "x", "vni": 7, "local": "a", "remote": "b", "port": 14789}
     good = [
         {"op": "netns", "name": WIRE},
@@ -31,11 +34,15 @@ def test_the_journal_accepts_a_wire_namespace_only_where_one_is_made_or_a_veth_e
         vxlan,
         {"op": "created", "kind": "netns", "names": [WIRE]},
         {"op": "not-created", "kind": "netns", "names": [WIRE]},
+        # A cross link served by the userspace engine: a relay between a node's TAP and the wire's.
+        {"op": "relay", "link": "x", "ns": [WIRE, NODE_NS]},
+        {"op": "relay", "link": "x", "ns": [NODE_NS, WIRE]},
+        {"op": "process", "ns": WIRE, "pid": 4242, "start": 17, "relay": "x"},
     ]
     bad = [
         ({"op": "process", "ns": WIRE, "pid": 4242, "start": 17, "service": "web"}, "not one of this run's"),
         ({"op": "service", "ns": WIRE, "node": "n1", "name": "web"}, "not one of this run's"),
-        ({"op": "relay", "link": "x", "ns": [WIRE, NODE_NS]}, "not one of this run's"),
+        ({"op": "relay", "link": "x", "ns": [WIRE, WIRE]}, "not one of this run's"),  # a relay serves a node
         ({"op": "container", "name": WIRE, "node": "_hostA"}, "not named drill-RUN-NODE"),
         ({"op": "netns-attach", "name": WIRE}, "not one of this run's"),
         ({"op": "created", "kind": "netns-attach", "names": [WIRE]}, "not one of this run's"),
@@ -132,15 +139,63 @@ def test_a_part_that_does_not_fit_is_refused_with_every_reason(tmp_path: Path) -
         "not an end of a link nope", "link x has one end on this host and no cross end",
     ):  # fmt: skip
         assert expected in message, message
-    with pytest.raises(BadInput, match="only the kernel serves a cross-host link"):
-        restrict(topology(tmp_path, engine="userspace"), HostPart("A", ("n1", "n3"), (end(),)))
+    # `engine: userspace` on a cross link is no longer refused: the relay serves this host's end.
+    assert [n.name for n in restrict(topology(tmp_path, engine="userspace"), HostPart("A", ("n1", "n3"), (end(),))).nodes] == ["n1", "n3"]
 
 
-def test_a_cross_link_needing_netem_is_refused_before_anything_is_made_on_a_host_without(tmp_path: Path) -> None:
-    links = [{"name": "x", "endpoints": ["n1:x", "n2:x"], "profile": "far"}]
-    full = load_topology(tmp_path, "d", {"nodes": {"n1": {}, "n2": {}}, "links": links}, {"far": {"delay": "20ms"}})
+def crossing(tmp_path: Path, profile: dict[str, Any] | None = None, **link: object) -> Topology:
+    """n1 and n2 joined by cross link x (with `profile` as its profile, and `link`'s keys)."""
+    links = [{"name": "x", "endpoints": ["n1:x", "n2:x"], **link, **({"profile": "p"} if profile else {})}]
+    return load_topology(tmp_path, "d", {"nodes": {"n1": {}, "n2": {}}, "links": links}, {"p": profile} if profile else None)
+
+
+def test_a_cross_link_needing_netem_is_refused_before_anything_is_made_where_neither_engine_can_serve_it(tmp_path: Path) -> None:
     run = RunStore(tmp_path / "state").create("d", tmp_path / "d.yaml")
-    backend = NetnsBackend(capabilities=lambda: {NETEM: False})
-    with pytest.raises(EnvironmentProblem, match=r"cross-host links x need netem.*CONFIG_NET_SCH_NETEM"):
-        deploy_part(backend, full, HostPart("A", ("n1",), (end(),)), run)
+    part = HostPart("A", ("n1",), (end(),))
+    # Neither netem nor TUN/TAP: `auto` stays with the kernel, which cannot delay.
+    with pytest.raises(EnvironmentProblem, match=r"cross-host links x need netem.*needs TUN/TAP.*CONFIG_NET_SCH_NETEM"):
+        deploy_part(NetnsBackend(capabilities=lambda: {NETEM: False}), crossing(tmp_path, {"delay": "20ms"}), part, run)
+    # `engine: kernel` asked on a host without netem: the message says what to remove.
+    with pytest.raises(EnvironmentProblem, match=r"x asks for `engine: kernel` \(remove it"):
+        deploy_part(
+            NetnsBackend(capabilities=lambda: {NETEM: False, TUNTAP: True}),
+            crossing(tmp_path, {"delay": "20ms"}, engine="kernel"),
+            part,
+            run,
+        )
     assert run.journal.entries() == []
+
+
+@pytest.mark.parametrize(
+    ("profile", "engine", "caps", "chosen"),
+    [
+        ({"delay": "20ms"}, "auto", {NETEM: False, TUNTAP: True}, "userspace"),  # as on one machine
+        ({"delay": "20ms"}, "auto", {NETEM: True, TUNTAP: True}, "kernel"),
+        ({"rate": "10mbit"}, "auto", {NETEM: False, TUNTAP: True}, "kernel"),  # tbf works everywhere
+        (None, "auto", {NETEM: False, TUNTAP: True}, "kernel"),
+        (None, "userspace", {NETEM: True, TUNTAP: True}, "userspace"),  # asked for: no longer refused
+        ({"delay": "20ms"}, "kernel", {NETEM: True, TUNTAP: True}, "kernel"),
+    ],
+)
+def test_each_host_chooses_the_engine_of_its_end_of_a_cross_link_as_one_machine_does(
+    tmp_path: Path, profile: dict[str, Any] | None, engine: str, caps: dict[str, bool], chosen: str
+) -> None:
+    full = crossing(tmp_path, profile, engine=engine)
+    a, b = end(), end(node="n2", local_ip="192.0.2.2", remote_ip="192.0.2.1")
+    for part in (HostPart("A", ("n1",), (a,)), HostPart("B", ("n2",), (b,))):
+        assert cross_engines(full, part, lambda: caps) == {"x": chosen}
+        # The same choice as for a link with both ends on one host.
+        assert engines(full.links, lambda: caps) == {"x": chosen}
+
+
+def test_the_two_hosts_of_a_cross_link_may_choose_differently(tmp_path: Path) -> None:
+    full = crossing(tmp_path, {"loss": "1%"})
+    b = end(node="n2", local_ip="192.0.2.2", remote_ip="192.0.2.1")
+    assert cross_engines(full, HostPart("A", ("n1",), (end(),)), lambda: {NETEM: True, TUNTAP: True}) == {"x": "kernel"}
+    assert cross_engines(full, HostPart("B", ("n2",), (b,)), lambda: {NETEM: False, TUNTAP: True}) == {"x": "userspace"}
+
+
+def test_the_controller_counts_a_cross_link_as_userspace_when_either_hosts_relay_serves_it() -> None:
+    hosts = [{"l1": "kernel", "x": "kernel", "y": "userspace"}, {"l2": "userspace", "x": "userspace", "y": "kernel"}]
+    assert merge_engines(hosts) == {"l1": "kernel", "l2": "userspace", "x": "userspace", "y": "userspace"}
+    assert merge_engines([{"x": "kernel"}, {"x": "kernel"}]) == {"x": "kernel"}

@@ -34,6 +34,7 @@ from drills.runs import Run
 from drills.scenario.resolved import Link, Node, Service, Topology
 from drills.userspace import select
 from drills.userspace.deploy import RelayHandle, labelled_relays, relay_seed, start_relay, wait_ready
+from drills.userspace.impair import Impairments
 from drills.userspace.profile import profile_impairments
 
 # Set in every node namespace before any interface exists, so `default` values reach them all.
@@ -198,9 +199,20 @@ class NetnsBackend:
             root.close()
         for link in links:
             if self.engines[link.name] == select.USERSPACE:
-                seed = relay_seed(run.run_id, link.name, self._seed)
-                initial = profile_impairments(link)
-                self.relays[link.name] = start_relay(run, link, ns[link.a.node], ns[link.b.node], initial, seed)
+                ends = ((ns[link.a.node], link.a.name), (ns[link.b.node], link.b.name))
+                self.start_relay(run, link, ends, profile_impairments(link))
+
+    def start_relay(
+        self, run: Run, link: Link, ends: tuple[tuple[str, str], tuple[str, str]], initial: dict[str, Impairments]
+    ) -> RelayHandle:
+        """Start the relay of `link` (drills.userspace.deploy, journaled there) joining TAPs
+        `ends` ((namespace, interface) of its a and b sides) with `initial` parameters per
+        direction, seeded from the drill's seed; deploy waits for it to be ready."""
+        (ns_a, name_a), (ns_b, name_b) = ends
+        seed = relay_seed(run.run_id, link.name, self._seed)
+        handle = start_relay(run, link, ns_a, ns_b, initial, seed, names=(name_a, name_b))
+        self.relays[link.name] = handle
+        return handle
 
     def _install_kernel_profiles(self, topology: Topology, ns: dict[str, str]) -> None:
         """A kernel-served link's profile, as qdiscs for the whole drill (a userspace link's relay

@@ -2,11 +2,17 @@
 
 A host deploys its nodes (with every interface of theirs), the links with both ends here (veth
 pairs, or relays, as on one machine), and its ends of the cross-host links (drills.netns.wire:
-a veth whose hidden end is bridged to a VXLAN tunnel). The cross ends are made where the deploy
-pipeline lets another substrate join (`Joins.provide`), after the nodes' namespaces and before
-their configuration, so a cross interface gets its addresses, MTU, state and routes exactly as
-any other interface does. A cross link is served by the kernel engine at both ends: each host
-impairs its own sending end with qdiscs.
+a veth, or a TAP pair, whose hidden end is bridged to a VXLAN tunnel). The cross ends are made
+where the deploy pipeline lets another substrate join (`Joins.provide`), after the nodes'
+namespaces and before their configuration, so a cross interface gets its addresses, MTU, state
+and routes exactly as any other interface does.
+
+Each host impairs what its own node sends on a cross link (the other direction is the other
+host's), with the engine it chooses for that link as one machine chooses (drills.engines): the
+kernel's qdiscs on the node's veth end, or, for `engine: userspace` or a link needing netem on a
+host without it, a relay between the node's TAP and the hidden end's TAP (`wire.TapPair`). The
+relay passes the direction the node receives untouched: the far host impaired it already. So
+the two hosts of a link may serve it with different engines.
 """
 
 from __future__ import annotations
@@ -15,9 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from drills.backend import NETEM, CrossEnd, HostPart, Impairment, LinkState
+from drills.backend import NETEM, CapabilityLookup, CrossEnd, HostPart, Impairment, LinkState
 from drills.clock import Clock
-from drills.engines import KERNEL, USERSPACE, needs_netem
+from drills.engines import KERNEL, USERSPACE, engines, needs_netem
 from drills.errors import BackendError, BadInput, EnvironmentProblem
 from drills.impairment import profile_directions
 from drills.netns import kernel, qdisc, tc, wire
@@ -26,6 +32,7 @@ from drills.netns.handles import Handles
 from drills.netns.ops import NetnsOps
 from drills.runs import Run
 from drills.scenario.resolved import Interface, Link, Node, Topology
+from drills.userspace.profile import profile_impairments
 
 Log = Callable[[str], None]
 
@@ -66,11 +73,6 @@ def _check_part(topology: Topology, part: HostPart) -> None:
             problems.append(f"cross end {end.node}:{end.ifname}: node {end.node} is not on this host")
         elif link is not None and {link.a.node, link.b.node} <= here:
             problems.append(f"link {end.link} has both ends on this host: it is not a cross link")
-        elif link is not None and link.engine == USERSPACE:
-            problems.append(
-                f"link {end.link} crosses hosts and asks for the userspace engine: only the kernel serves a "
-                "cross-host link (VXLAN); remove `engine: userspace` or place both its nodes on one host"
-            )
     for link in topology.links:
         if len({link.a.node, link.b.node} & here) == 1 and link.a.node != link.b.node and link.name not in crossing:
             problems.append(f"link {link.name} has one end on this host and no cross end for it")
@@ -90,29 +92,62 @@ def deploy_part(
     joined by the cross ends); a cross link's profile goes on its sending end here. On error,
     raise: the caller tears down from the journal (`backend.teardown(run)`), as for a deploy."""
     local = restrict(topology, part)
-    _require_netem(backend, topology, part)
+    chosen = cross_engines(topology, part, backend.capabilities)
+    _require_netem(backend, topology, part, chosen)
     wire.check_underlay(part.cross, underlay_ns)  # before any namespace: a refusal leaves nothing
+    links = {link.name: link for link in topology.links}
 
     def provide(namespaces: Namespaces) -> None:
-        wire.create(run, part.host, namespaces, part.cross, underlay_ns, log)
-        _install_cross_profiles(topology, part, namespaces)
+        def tap_pair(end: CrossEnd, wire_ns: str) -> None:
+            _start_cross_relay(backend, run, links[end.link], end, namespaces[end.node], wire_ns)
+
+        relayed = {link: tap_pair for link, engine in chosen.items() if engine == USERSPACE}
+        wire.create(run, part.host, namespaces, part.cross, underlay_ns, log, relayed)
+        _install_cross_profiles(topology, part, namespaces, chosen)
 
     backend.deploy_with(local, run, Joins(provide=provide))
+    backend.engines = {**backend.engines, **chosen}  # what the agent reports for this host
     _confirm_cross_interfaces(local, part, run, log or (lambda _msg: None))
 
 
-def _require_netem(backend: NetnsBackend, topology: Topology, part: HostPart) -> None:
-    """Refuse, before anything is made, a cross link that needs netem on a host without it: the
-    userspace engine, which serves such a link on one machine, cannot serve a tunnel."""
+def cross_engines(topology: Topology, part: HostPart, capabilities: CapabilityLookup) -> dict[str, str]:
+    """Cross link -> the engine serving this host's end of it, chosen exactly as for a link on
+    one machine (`drills.engines.engines`: `engine: userspace`, or `auto` on a link needing netem
+    on a host without netem and with TUN/TAP, gives userspace; otherwise the kernel)."""
     links = {link.name: link for link in topology.links}
-    wanting = [end.link for end in part.cross if needs_netem(links[end.link])]
-    if wanting and not backend.capabilities().get(NETEM, False):
+    return engines([links[end.link] for end in part.cross], capabilities)
+
+
+def _require_netem(backend: NetnsBackend, topology: Topology, part: HostPart, chosen: dict[str, str]) -> None:
+    """Refuse, before anything is made, a cross link that the kernel engine serves here and that
+    needs netem on a host without it (the userspace engine serves such a link when it may)."""
+    links = {link.name: link for link in topology.links}
+    wanting = [end.link for end in part.cross if chosen[end.link] == KERNEL and needs_netem(links[end.link])]
+    caps = backend.capabilities() if wanting else {}
+    if wanting and not caps.get(NETEM, False):
+        asked = [link for link in wanting if links[link].engine == KERNEL]
+        why = (
+            f"{', '.join(asked)} {'asks' if len(asked) == 1 else 'ask'} for `engine: kernel` (remove it: the userspace engine serves it here)"
+            if asked
+            # `auto` chose the kernel, so TUN/TAP is missing (drills.engines.choose)
+            else "the userspace engine, which would serve them, needs TUN/TAP (/dev/net/tun), which this host lacks too"
+        )
         raise EnvironmentProblem(
             f"host {part.host}: cross-host links {', '.join(wanting)} need netem (delay, loss, jitter...), "
-            "which this host's kernel lacks, and only the kernel engine serves a cross-host link (VXLAN): "
-            "install a kernel with CONFIG_NET_SCH_NETEM on this host, or place each such link's nodes on "
-            "one host (where the userspace engine can serve it)"
+            f"which this host's kernel lacks; {why}; or install a kernel with CONFIG_NET_SCH_NETEM on this host"
         )
+
+
+def _start_cross_relay(backend: NetnsBackend, run: Run, link: Link, end: CrossEnd, node_ns: str, wire_ns: str) -> None:
+    """This host's end of cross link `link` as a TAP pair and its relay: the node's TAP on the
+    relay's side that is the node's side of the link (a or b), the hidden end on the other, so
+    the link's directions are the relay's. The relay starts with the profile of the direction the
+    node sends only: the other direction arrives impaired by the other host's engine."""
+    node_side, hidden = (node_ns, end.ifname), (wire_ns, wire.hidden_ifname(end.vni))
+    at_a = (link.a.node, link.a.name) == (end.node, end.ifname)
+    sending = "a-to-b" if at_a else "b-to-a"
+    initial = {d: params for d, params in profile_impairments(link).items() if d == sending}
+    backend.start_relay(run, link, (node_side, hidden) if at_a else (hidden, node_side), initial)
 
 
 def _confirm_cross_interfaces(local: Topology, part: HostPart, run: Run, log: Log) -> None:
@@ -138,12 +173,19 @@ def _confirm_cross_interfaces(local: Topology, part: HostPart, run: Run, log: Lo
     kernel.in_each_namespace(list(by_namespace), confirm)
 
 
-def _install_cross_profiles(topology: Topology, part: HostPart, namespaces: Namespaces) -> None:
-    """A cross link's profile, for the directions whose sending end is here (the other host
-    installs the other direction): qdiscs, read back, gone with the namespaces."""
+def _install_cross_profiles(topology: Topology, part: HostPart, namespaces: Namespaces, chosen: dict[str, str]) -> None:
+    """A kernel-served cross link's profile, for the directions whose sending end is here (the
+    other host installs the other direction; a relay started with its own): qdiscs, read back,
+    gone with the namespaces."""
     here = set(part.nodes)
     links = {link.name: link for link in topology.links}
-    directions = [d for end in part.cross for d in profile_directions(links[end.link]) if d.end.node in here]
+    directions = [
+        d
+        for end in part.cross
+        if chosen[end.link] == KERNEL
+        for d in profile_directions(links[end.link])
+        if d.end.node in here
+    ]
     handles = Handles(dict(namespaces))
     try:
         for d in directions:
@@ -157,9 +199,10 @@ def _install_cross_profiles(topology: Topology, part: HostPart, namespaces: Name
 
 class PartOps(NetnsOps):
     """Node operations of one host's part: those of the namespace backend for its nodes (a
-    cross interface is an interface like any other), the kernel engine for its cross links, and
-    the hidden ends of its cross links (`set_far_end`: how a cut made on the other host takes
-    this host's node's carrier away)."""
+    cross interface is an interface like any other), the engine chosen here for each cross link
+    (`cross_engines`: qdiscs on the node's end, or its relay), and the hidden ends of its cross
+    links (`set_far_end`: how a cut made on the other host takes this host's node's carrier
+    away)."""
 
     def __init__(
         self,
@@ -171,7 +214,7 @@ class PartOps(NetnsOps):
         log: Log,
     ) -> None:
         namespaces = {node: namespace_name(run.run_id, node) for node in part.nodes}
-        engines = {**backend.engines, **{end.link: KERNEL for end in part.cross}}
+        engines = {**backend.engines, **cross_engines(topology, part, backend.capabilities)}
         super().__init__(run, restrict(topology, part), namespaces, engines, clock, log, backend.start_service)
         self.cross: tuple[CrossEnd, ...] = part.cross
         self.wire = wire.Wire(run.run_id, part.host, part.cross)
@@ -185,8 +228,9 @@ class PartOps(NetnsOps):
         self.wire.warm()
 
     def impair(self, changes: Sequence[Impairment]) -> None:
-        """As the namespace backend's, for changes whose sending end is on this host; BackendError
-        (before anything is changed) for one whose sending end is another host's."""
+        """As the namespace backend's, for changes whose sending end is on this host (a relay's
+        direction is the link's: the change goes to it as it is); BackendError (before anything
+        is changed) for one whose sending end is another host's."""
         for change in changes:
             end = _sending_end(change.link, change.direction)
             if end.node not in self.namespaces:

@@ -3,7 +3,9 @@
 For each `CrossEnd` of a host's part, in the run's wire namespace on this host
 (`drill-RUN-_HOST`):
 - a veth pair: the node's interface (`ifname`, in the node's namespace) and its hidden end
-  `wv<VNI>` (in the wire namespace);
+  `wv<VNI>` (in the wire namespace); or, for a link the userspace engine serves on this host,
+  a TAP pair of the same names joined by a relay (`TapPair`, made by drills.netns.part), which
+  impairs what the node sends;
 - a VXLAN device `wx<VNI>` (VNI, local and remote underlay addresses, UDP port, learning off),
   created from the underlay's namespace (the host's own, or a named one in the tests) directly
   inside the wire namespace: its UDP socket and its route to the other host stay in the
@@ -19,7 +21,8 @@ MTU and bridge port asked.
 A tunnel does not carry carrier: the far end of a VXLAN link stays up when the near end is cut.
 So a link cut acts on both hosts: the node's own end is set down where the cut is made, and
 on the other host the hidden end of the far node's veth is set down (`Wire.set_far_end`), which
-takes the far node's carrier away (NO-CARRIER) as a cut fibre would.
+takes the far node's carrier away (NO-CARRIER) as a cut fibre would. With a TAP pair the relay
+does the same: it keeps both TAPs' carrier only while both are up, as a veth pair does.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ from drills.netns.rtnl import RawLinks
 from drills.runs import Run
 
 Log = Callable[[str], None]
+# Make a cross end's node interface and hidden end as a TAP pair joined by a relay, journaled
+# first: given the end and the wire namespace (which exists by then; the bridge comes after).
+TapPair = Callable[[CrossEnd, str], None]
 
 # Set in the wire namespace before any interface exists: its interfaces carry frames and nothing
 # of their own (no IPv6 link-local address, router solicitation or MLD report over the tunnel).
@@ -119,18 +125,23 @@ def create(
     ends: Sequence[CrossEnd],
     underlay_ns: str | None = None,
     log: Log | None = None,
+    tap_pairs: Mapping[str, TapPair] | None = None,
 ) -> None:
     """Make this host's ends of its cross-host links (see the module docstring), all journaled
     first: `namespaces` maps each node of this host to its namespace, which must exist already.
     `underlay_ns` None is this process's namespace (the host's), else a named namespace that
-    plays the host (tests). BackendError when an object cannot be made or does not read back."""
+    plays the host (tests). `tap_pairs` maps a link the userspace engine serves here to what
+    makes its TAP pair (in place of the veth). BackendError when an object cannot be made or
+    does not read back."""
     if not ends:
         return
     check_ends(ends, namespaces)
+    relayed = dict(tap_pairs or {})
     wire = wire_namespace(run.run_id, host)
     entries: list[dict[str, Any]] = [{"op": "netns", "name": wire}]
     for end in ends:
-        entries.append({"op": "veth", "a": [namespaces[end.node], end.ifname], "b": [wire, hidden_ifname(end.vni)]})
+        if end.link not in relayed:
+            entries.append({"op": "veth", "a": [namespaces[end.node], end.ifname], "b": [wire, hidden_ifname(end.vni)]})
         entries.append(
             {
                 "op": "vxlan",
@@ -149,13 +160,18 @@ def create(
         with run.journal.creating("netns", [wire]):
             kernel.create_namespaces([wire], WIRE_SYSCTLS)
         for end in ends:
-            kernel.add_veth(underlay, namespaces[end.node], end.ifname, wire, hidden_ifname(end.vni))
+            if end.link not in relayed:
+                kernel.add_veth(underlay, namespaces[end.node], end.ifname, wire, hidden_ifname(end.vni))
         _add_vxlans(underlay, wire, ends)
+    for end in ends:
+        if end.link in relayed:
+            relayed[end.link](end, wire)
     kernel.in_each_namespace([wire], lambda _name, ipr: _bridge_and_verify(ipr, ends))
     say = log or (lambda _msg: None)
     for end in ends:
         say(
-            f"link {end.link}: {end.node}:{end.ifname} crosses to {end.remote_ip} over VXLAN "
+            f"link {end.link}: {end.node}:{end.ifname} ({'a TAP, through a relay' if end.link in relayed else 'a veth'}) "
+            f"crosses to {end.remote_ip} over VXLAN "
             f"(VNI {end.vni}, UDP {end.port}, from {end.local_ip}); MTU {end.mtu}, the underlay's less "
             "the VXLAN overhead"
         )
@@ -327,9 +343,9 @@ class Wire:
                 self._index(link)
 
     def set_far_end(self, link: str, up: bool) -> None:
-        """Set the hidden end of this host's node's veth on cross link `link` up or down (its
-        node's interface gains or loses carrier), read back: BackendError unless the kernel
-        shows the admin state asked."""
+        """Set the hidden end of this host's node's veth (or TAP pair: its relay mirrors the
+        state as carrier) on cross link `link` up or down (its node's interface gains or loses
+        carrier), read back: BackendError unless the kernel shows the admin state asked."""
         with self._lock:
             index, raw = self._index(link), self._socket()
             raw.set_link(index, up)

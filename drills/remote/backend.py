@@ -19,7 +19,7 @@ What happens where:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from drills.backend import Capabilities, NodeOps, TeardownReport
 from drills.clock import Clock
+from drills.engines import USERSPACE
 from drills.errors import BackendError, DrillError
 from drills.hosts.placement import host_parts
 from drills.hosts.records import Host, Inventory, Placement
@@ -47,6 +48,18 @@ MODE_UP = "up"  # `drill up`: the testbed outlives the channel
 HELLO_TIMEOUT_S = 60.0
 DEPLOY_TIMEOUT_S = 900.0  # a host deploying hundreds of nodes
 PROBE_CALL_S = 30.0  # a probe request's answer, besides what a stop may wait for
+
+
+def merge_engines(per_host: Iterable[Mapping[str, str]]) -> dict[str, str]:
+    """Link -> engine over every host's answer to deploy. A cross-host link is in two answers,
+    one per end, and each host chose its own (drills.netns.part.cross_engines): it counts as
+    served by the userspace engine when either end's relay serves it (the report names such
+    links), the kernel otherwise."""
+    merged: dict[str, str] = {}
+    for found in per_host:
+        for link, engine in found.items():
+            merged[link] = USERSPACE if USERSPACE in (engine, merged.get(link)) else engine
+    return merged
 
 
 def host_run_id(run_id: str, host: str) -> str:
@@ -189,9 +202,7 @@ class MultiHostBackend:
         engines = in_parallel(
             list(parts), lambda host: self.clients[host].call("deploy", topology, parts[host], self._seed, timeout_s=DEPLOY_TIMEOUT_S)
         )
-        merged = {link: engine for found in engines.values() for link, engine in found.items()}
-        merged.update({cross.link: "kernel" for cross in self.placement.cross})
-        self.engines = merged
+        self.engines = merge_engines(engines.values())
         self.measure_clocks()
 
     def measure_clocks(self) -> None:

@@ -60,9 +60,18 @@ def relay_seed(run_id: str, link: str, seed: int | None) -> int:
 
 
 def start_relay(
-    run: Run, link: Link, ns_a: str, ns_b: str, initial: dict[str, Impairments], seed: int
+    run: Run,
+    link: Link,
+    ns_a: str,
+    ns_b: str,
+    initial: dict[str, Impairments],
+    seed: int,
+    names: tuple[str, str] | None = None,
 ) -> RelayHandle:
-    """Create `link` as a TAP pair joined by a relay; returns once the relay runs."""
+    """Create `link` as a TAP pair joined by a relay; returns once the relay runs. The TAPs are
+    named after the link's ends unless `names` (a cross-host link's end: one TAP is the node's,
+    the other the hidden end in the wire namespace, drills.netns.wire)."""
+    name_a, name_b = names or (link.a.name, link.b.name)
     path = control.socket_path(run.dir, link.name)
     run.journal.record(
         [{"op": "relay", "link": link.name, "ns": [ns_a, ns_b], "control": str(path), "seed": seed}]
@@ -71,7 +80,7 @@ def start_relay(
     opened: list[int] = []
     listener: socket.socket | None = None
     try:
-        for namespace, ifname in ((ns_a, link.a.name), (ns_b, link.b.name)):
+        for namespace, ifname in ((ns_a, name_a), (ns_b, name_b)):
             tap_fd, events = _open_end(namespace, ifname)
             opened += [tap_fd, events.detach()]
         listener = control.listen(path)
@@ -81,7 +90,7 @@ def start_relay(
         argv = [
             sys.executable, "-m", RELAY_MODULE, "--run-id", run.run_id, "--link", link.name, "--seed", str(seed),
             "--tap-a", str(tap_a), "--tap-b", str(tap_b), "--events-a", str(events_a), "--events-b", str(events_b),
-            "--control", str(listen_fd), "--control-path", str(path.absolute()), "--name-a", link.a.name, "--name-b", link.b.name,
+            "--control", str(listen_fd), "--control-path", str(path.absolute()), "--name-a", name_a, "--name-b", name_b,
             "--config", _json(config),
         ]  # fmt: skip
         log_path = run.dir / f"relay-{link.name}.log"
