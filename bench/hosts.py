@@ -10,8 +10,10 @@ key through the lane's underlay, drills installed on each by `ansible/prepare.ym
 
 - **fault apply through the agent**: a link-down's apply as the engine does it (set the end
   down, then read both ends back until the kernel shows no carrier), scheduled → confirmed on
-  the drill clock, on a link inside one remote host and on a link crossing two hosts (the far
-  end's carrier cut on the other host too); apply and revert alternate, `--faults` of each;
+  the remote host (its own stamp, mapped onto the drill clock), on a link inside one remote host
+  and on a link crossing two hosts (the far end's carrier cut on the other host too); sent
+  ahead of the instant as the engine does, and at the instant, side by side; apply and revert
+  alternate, `--faults` of each way;
 - **the same through an Ansible task per fault** (`ansible-runner`, one `command` task that
   sets the interface down and reads it back with `ip`), `--ansible` of each;
 - **deploy** of a `--nodes`-node line (static routes end to end) through the agents, placed
@@ -104,33 +106,40 @@ def deployed(path: Path, inventory: Path, state: Path) -> tuple[MultiHostBackend
 
 def link_down_times(backend: MultiHostBackend, run: Any, link: tuple[str, str], far: tuple[str, str], faults: int) -> dict[str, list[float]]:
     """Apply/revert a link-down as the engine does (drills.engine.link_faults), scheduled →
-    confirmed: set the end, then read both ends back until they show it."""
+    confirmed: set the end, then read both ends back until they show it. Two ways, alternating:
+    *ahead*, as the engine issues a step on other hosts (drills.engine.drill: `lead_s` before its
+    instant, each agent holding it until then on its own clock), and *at the instant* (sent when
+    it is due, the channel's latency in the way)."""
     clock = SystemClock()
     ops = backend.ops(run, clock)
     ops.warm()
     sys.setswitchinterval(0.0002)  # as the engine does while its clock runs (drills.engine.drill)
     assert isinstance(ops, TimedOps)
-    times: dict[str, list[float]] = {"apply": [], "revert": [], "apply answered": [], "revert answered": []}
-    for i in range(2 * faults):
-        down = i % 2 == 0
-        scheduled = clock.now_s() + 0.02
+    lead_s = ops.lead_s()
+    times: dict[str, list[float]] = {}
+    for i in range(4 * faults):
+        down, ahead = i % 2 == 0, i % 4 < 2
+        scheduled = clock.now_s() + 0.05
         ops.take_span()
-        clock.sleep_until(scheduled, precise=True)
+        clock.sleep_until(scheduled - (lead_s if ahead else 0.0), precise=True)
+        ops.due_at(scheduled if ahead else None)
         ops.set_link(*link, up=not down)
         for end in (link, far):
             while True:
                 admin_up, carrier = ops.link_state(*end)
                 if (not carrier) if down else (admin_up and carrier):
                     break
+        ops.due_at(None)
         answered = clock.now_s()
         span = ops.take_span()
         assert span is not None
         # As the engine records a step (drills.engine.drill._perform): confirmed on the remote
         # host by its stamps, the clock offset's bound added, never after the answer came.
-        action = "apply" if down else "revert"
-        times[action].append(min(answered, span[1]) - scheduled)
-        times[f"{action} answered"].append(answered - scheduled)
+        key = f"{'apply' if down else 'revert'}, {'ahead' if ahead else 'at the instant'}"
+        times.setdefault(key, []).append(min(answered, span[1]) - scheduled)
+        times.setdefault(f"{key}, answered", []).append(answered - scheduled)
     ops.close()
+    times["lead"] = [lead_s]
     return times
 
 
@@ -189,15 +198,17 @@ def markdown(results: dict[str, Any], facts: dict[str, Any]) -> str:
         "Through the agent, *confirmed on the host*: the host's own stamp of the read-back that",
         "confirmed the change, on the drill clock with the clock offset's bound added (what a drill",
         "records as the step's confirmation); *answered*: when that answer reached the controller.",
+        "*Ahead*: sent `lead` before the instant and held by the agent until then on its own clock,",
+        "as the engine does across hosts; *at the instant*: sent when due.",
         "",
         "| fault apply/revert, scheduled → confirmed | n | p50 ms | p99 ms | max ms |",
         "|---|---:|---:|---:|---:|",
     ]
     for path in ("agent, inside one remote host", "agent, across two hosts"):
-        for action, text in (("apply", "apply, confirmed on the host"), ("revert", "revert, confirmed on the host"),
-                             ("apply answered", "apply, answered"), ("revert answered", "revert, answered")):
-            row = results[path][action]
-            out.append(f"| {path}: link-down {text} | {row['n']} | {row['p50_ms']} | {row['p99_ms']} | {row['max_ms']} |")
+        for key, row in results[path].items():
+            if key != "lead":
+                what = key if key.endswith("answered") else f"{key}, confirmed on the host"
+                out.append(f"| {path}: link-down {what} | {row['n']} | {row['p50_ms']} | {row['p99_ms']} | {row['max_ms']} |")
     for action in ("apply", "revert"):
         row = results["ansible"][action]
         out.append(f"| ansible: link-down {action}, playbook done | {row['n']} | {row['p50_ms']} | {row['p99_ms']} | {row['max_ms']} |")
