@@ -142,15 +142,16 @@ def check_hosts(inventory_file: Path, log: Log) -> dict[str, str | dict[str, obj
     version, root and capabilities; a host that cannot be reached gets the reason instead."""
     from drills.errors import DrillError
     from drills.hosts.inventory import load_inventory
-    from drills.hosts.ssh import agent_argv
+    from drills.hosts.ssh import agent_argv, sudo_advised
     from drills.remote.backend import in_parallel
     from drills.remote.client import AgentClient
 
     inventory = load_inventory(inventory_file)
 
     def one(name: str) -> str | dict[str, object]:
+        host = inventory.host(name)
         try:
-            with AgentClient(name, agent_argv(inventory.host(name)), log) as client:
+            with sudo_advised(host), AgentClient(name, agent_argv(host), log) as client:
                 found: dict[str, object] = client.call("check", timeout_s=60.0)
                 return found
         except DrillError as exc:
