@@ -51,9 +51,26 @@ def remote_argv(host: Host, command: list[str], *, tty: bool = False) -> list[st
     return [*argv, "--", host.address, shlex.join(remote)]
 
 
-# What sudo (or the shell, when sudo is missing) says when it will not run drill as root.
-_SUDO_NEEDS_PASSWORD = ("a password is required", "a terminal is required", "is not in the sudoers file", "may not run sudo")
+# What sudo (or Ansible, or the shell when sudo is missing) says when it will not run as root.
+_SUDO_NEEDS_PASSWORD = (
+    "a password is required",
+    "a terminal is required",
+    "is not in the sudoers file",
+    "may not run sudo",
+    "Missing sudo password",  # Ansible's words for the same
+    "Incorrect sudo password",
+)
 _SUDO_MISSING = ("sudo: not found", "sudo: command not found")
+
+
+def sudo_refusal(reason: str) -> str:
+    """Whether `reason` (an error, a command's last lines) shows sudo asking for a password
+    ("password"), sudo missing ("missing"), or neither ("")."""
+    if any(words in reason for words in _SUDO_MISSING):
+        return "missing"
+    if any(words in reason for words in _SUDO_NEEDS_PASSWORD):
+        return "password"
+    return ""
 
 
 def sudo_advice(host: Host, reason: str) -> str:
@@ -63,12 +80,13 @@ def sudo_advice(host: Host, reason: str) -> str:
     if not host.become:
         return ""
     user = host.user or "the login user"
-    if any(words in reason for words in _SUDO_MISSING):
+    refusal = sudo_refusal(reason)
+    if refusal == "missing":
         return (
             f"host {host.name} has no sudo, which ansible_become=true needs: install it there (apt-get install sudo), "
             "or log in as root (ansible_user=root, no ansible_become)"
         )
-    if any(words in reason for words in _SUDO_NEEDS_PASSWORD):
+    if refusal == "password":
         return (
             f"on host {host.name}, sudo asks {user} for a password, and drills runs unattended (sudo -n): "
             f"give {user} passwordless sudo there (a line `{host.user or 'USER'} ALL=(ALL) NOPASSWD: ALL` in "
