@@ -6,7 +6,7 @@ Ansible's playbooks become root through the inventory's own variable; drills sta
 root; without become the check names h2 and says to set it; a drill with a cross link between h1
 and h2 runs and leaves both hosts as they were; `drill doctor --inventory` finds h2 fit; and a
 sudo that asks for a password is reported naming h2 and saying what to do, before anything is
-deployed anywhere.
+deployed anywhere; a missing sudo likewise.
 """
 
 from __future__ import annotations
@@ -160,3 +160,18 @@ def test_sudo_asking_for_a_password_is_named_with_what_to_do(tmp_path: Path, sta
     for name, was in before.items():
         assert lane.leftovers(name, was) == []
     assert not any(state_dir.glob("runs/*"))
+
+
+def test_sudo_missing_is_named_with_what_to_do(tmp_path: Path, lane: Lane) -> None:
+    inventory = _inventory(lane, tmp_path)
+    hidden = lane.ssh("h2", "mv /usr/bin/sudo /usr/bin/sudo.hidden")
+    assert hidden.returncode == 0, hidden.stderr
+    try:
+        checked = spread.check_hosts(inventory, lambda _m: None)
+    finally:
+        restored = lane.ssh("h2", "mv /usr/bin/sudo.hidden /usr/bin/sudo")
+        assert restored.returncode == 0, restored.stderr
+    found = checked["h2"]
+    assert isinstance(found, str) and "sudo: not found" in found, found
+    assert "host h2 has no sudo, which ansible_become=true needs: install it there" in found, found
+    assert isinstance(checked["h1"], dict)
