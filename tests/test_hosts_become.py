@@ -4,7 +4,8 @@ root through passwordless sudo (testbed/images/drills-host.yaml), beside h1 reac
 Ansible's playbooks become root through the inventory's own variable; drills starts the agent
 (and `drill exec`) through `sudo -n`. Checked: `drill hosts prepare` installs drills on h2 as
 root; without become the check names h2 and says to set it; a drill with a cross link between h1
-and h2 runs and leaves both hosts as they were; `drill doctor --inventory` finds h2 fit; and a
+and h2 runs and leaves both hosts as they were; `drill up`, `exec` on h2 and `down` work through
+sudo; `drill doctor --inventory` finds h2 fit; and a
 sudo that asks for a password is reported naming h2 and saying what to do, before anything is
 deployed anywhere; a missing sudo likewise.
 """
@@ -126,6 +127,25 @@ def test_a_drill_across_a_become_host_runs_and_leaves_it_clean(tmp_path: Path, s
     for name, was in before.items():
         assert lane.leftovers(name, was) == []
     assert not any(state_dir.glob("runs/*"))
+
+
+def test_up_exec_and_down_on_a_become_host(tmp_path: Path, lane: Lane, drill: Any) -> None:
+    """`drill exec` runs through `sudo -n` too, and `drill down` tears h2's part down through a
+    fresh agent started through sudo (the run's journal names the host)."""
+    before = {name: lane.snapshot(name) for name in ("h1", "h2")}
+    path = tmp_path / "scenario.yaml"
+    path.write_text(CUT)
+    up = drill("up", str(path), "--inventory", str(_inventory(lane, tmp_path)), timeout_s=180)
+    try:
+        assert up.returncode == 0, up.stderr
+        inside = drill("exec", "b", "--", "ip", "-o", "link", "show", "e1", timeout_s=60)
+        assert inside.returncode == 0 and "mtu 1450" in inside.stdout, inside.stdout + inside.stderr
+        assert lane.leftovers("h2", before["h2"]), "h2's part did not stay up"
+    finally:
+        down = drill("down", timeout_s=180)
+    assert down.returncode == 0, down.stderr
+    for name, was in before.items():
+        assert lane.leftovers(name, was) == []
 
 
 def test_doctor_finds_the_become_host_fit(tmp_path: Path, lane: Lane, drill: Any) -> None:
