@@ -5,9 +5,8 @@ Ansible's playbooks become root through the inventory's own variable; drills sta
 (and `drill exec`) through `sudo -n`. Checked: `drill hosts prepare` installs drills on h2 as
 root; without become the check names h2 and says to set it; a drill with a cross link between h1
 and h2 runs and leaves both hosts as they were; `drill up`, `exec` on h2 and `down` work through
-sudo; `drill doctor --inventory` finds h2 fit; and a
-sudo that asks for a password is reported naming h2 and saying what to do, before anything is
-deployed anywhere; a missing sudo likewise.
+sudo; `drill doctor --inventory` finds h2 fit; and a sudo that asks for a password, or is
+missing, is reported naming h2 and saying what to do, before anything is deployed anywhere.
 """
 
 from __future__ import annotations
