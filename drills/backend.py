@@ -25,7 +25,7 @@ import signal
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Interface, IPv6Interface
+from ipaddress import IPv4Interface, IPv6Interface, ip_address
 from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
@@ -100,6 +100,19 @@ class TeardownReport:
         return not self.left
 
 
+# A VXLAN tunnel's encapsulation: outer Ethernet 14 + IP (20 or 40) + UDP 8 + VXLAN 8. Placement
+# (drills.hosts) states a cross link's MTU with it; the wire (drills.netns) checks the route's MTU.
+VXLAN_OVERHEAD_V4_BYTES = 50
+VXLAN_OVERHEAD_V6_BYTES = 70
+
+
+def vxlan_overhead_bytes(*underlays: str) -> int:
+    """The VXLAN overhead of a tunnel between these underlay addresses: IPv6's when any is an
+    IPv6 address, IPv4's otherwise (an empty address, one not yet known, counts as neither)."""
+    v6 = any(underlay and ip_address(underlay).version == 6 for underlay in underlays)
+    return VXLAN_OVERHEAD_V6_BYTES if v6 else VXLAN_OVERHEAD_V4_BYTES
+
+
 @dataclass(frozen=True)
 class CrossEnd:
     """This host's end of a link whose other end is on another host (several machines): the
@@ -114,7 +127,7 @@ class CrossEnd:
     local_ip: str  # this host's underlay address (the tunnel's source)
     remote_ip: str  # the other host's underlay address
     port: int  # VXLAN UDP port
-    mtu: int  # the node interface's MTU: the underlay's less the 50-byte VXLAN overhead
+    mtu: int  # the node interface's MTU: the underlay's less the VXLAN overhead (vxlan_overhead_bytes)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ A topology of namespace nodes only gets the namespace backend (no Docker needed,
 SDK). One with any `kind: container` node gets the container backend, which deploys the
 namespace nodes of the same scenario too (mixed substrates). Teardown of any run goes through
 the container backend: it asks Docker only when the run's journal lists a container, and hands
-everything else to the namespace backend.
+everything else to the namespace backend; a run spread over several hosts is then torn down on
+each host its journal lists, by a fresh agent there.
 
 What a backend would build for a topology, named before anything exists (`layout`), is told here
 too, so `drill plan` shows it without the engine importing any backend.
@@ -15,12 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from drills.scenario.resolved import Topology
 
 if TYPE_CHECKING:
-    from drills.backend import Backend
+    from drills.backend import Backend, TeardownReport
+    from drills.runs import Run
 
 Log = Callable[[str], None]
 CapabilityLookup = Callable[[], Mapping[str, bool]]
@@ -51,11 +53,39 @@ def for_topology(topology: Topology, log: Log, service_cwd: Path | None = None, 
     return NetnsBackend(log, service_cwd=service_cwd, **netns_options)
 
 
-def for_teardown(log: Log) -> Backend:
-    """A backend that tears down any run from its journal, whatever it deployed."""
+class Teardown(Protocol):
+    """What tears a run down from its journal (every `Backend` is one, for its own runs)."""
+
+    def teardown(self, run: Run) -> TeardownReport:
+        """Remove every object in `run`'s journal. Idempotent; never touches anything else."""
+
+
+@dataclass(frozen=True)
+class JournalTeardown:
+    """Tears down any run from its journal, whatever deployed it: what this machine holds through
+    `local`, then, for a run spread over several hosts (the journal's `host` entries), what each
+    host still holds, through a fresh agent reached by the inventory the entry names."""
+
+    local: Backend
+    log: Log
+
+    def teardown(self, run: Run) -> TeardownReport:
+        report = self.local.teardown(run)
+        if any(entry.get("op") == "host" for entry in run.journal.entries()):
+            from drills.remote.backend import teardown_hosts  # SSH and the agents only when a run needs them
+
+            hosts = teardown_hosts(run, self.log, str(run.dir.parent.parent))
+            report.removed += hosts.removed
+            report.left += hosts.left
+            report.refused += hosts.refused
+        return report
+
+
+def for_teardown(log: Log) -> Teardown:
+    """What tears down any run from its journal, whatever deployed it, on this machine or across hosts."""
     from drills.docker.backend import DockerBackend
 
-    return DockerBackend(log)
+    return JournalTeardown(DockerBackend(log), log)
 
 
 def _kernel_capabilities() -> Mapping[str, bool]:

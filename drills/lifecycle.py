@@ -124,17 +124,10 @@ def _new_run(scenario: Scenario, backend: Backend, store: RunStore) -> Run:
     return created
 
 
-def _teardown(backend: Backend, run: Run, log: Log) -> TeardownReport:
+def _teardown(backend: backends.Teardown, run: Run, log: Log) -> TeardownReport:
     with suppress(FileNotFoundError):
         run.set_status(STATUS_TEARING_DOWN)
     report = backend.teardown(run)
-    if backend.name != "hosts" and any(e.get("op") == "host" for e in run.journal.entries()):
-        from drills.remote.backend import teardown_hosts  # a run spread over several hosts
-
-        hosts = teardown_hosts(run, log, str(run.dir.parent.parent))
-        report.removed += hosts.removed
-        report.left += hosts.left
-        report.refused += hosts.refused
     if report.clean:
         run.remove()
         log(f"run {run.run_id}: removed {len(report.removed)} objects")

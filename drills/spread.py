@@ -140,26 +140,25 @@ def up(scenario: Scenario, spread_over: tuple[Inventory, Placement], state_dir: 
 def check_hosts(inventory_file: Path, log: Log) -> dict[str, str | dict[str, object]]:
     """`drill doctor --inventory`: start every host's agent (in parallel) and ask it for its
     version, root and capabilities; a host that cannot be reached gets the reason instead."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from drills.errors import DrillError
     from drills.hosts.inventory import load_inventory
-    from drills.hosts.ssh import agent_argv
+    from drills.hosts.ssh import agent_argv, sudo_advised
+    from drills.remote.backend import in_parallel
     from drills.remote.client import AgentClient
 
     inventory = load_inventory(inventory_file)
 
     def one(name: str) -> str | dict[str, object]:
+        host = inventory.host(name)
         try:
-            with AgentClient(name, agent_argv(inventory.host(name)), log) as client:
+            with sudo_advised(host), AgentClient(name, agent_argv(host), log) as client:
                 found: dict[str, object] = client.call("check", timeout_s=60.0)
                 return found
         except DrillError as exc:
             return str(exc)
 
-    names = [host.name for host in inventory.hosts]
-    with ThreadPoolExecutor(max_workers=max(1, min(len(names), 32))) as pool:
-        return dict(zip(names, pool.map(one, names), strict=True))
+    # `one` turns every failure into its reason, so in_parallel never raises here.
+    return in_parallel([host.name for host in inventory.hosts], one)
 
 
 def host_lines(checked: Mapping[str, str | dict[str, object]]) -> tuple[list[str], bool]:

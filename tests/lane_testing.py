@@ -3,7 +3,8 @@
 Each host is a container of the `drills-host` image (testbed/images/drills-host.yaml: Debian,
 sshd, python3) with no network of Docker's. The test makes the underlay itself: a namespace
 `drill-lane-<id>` holding a bridge (198.19.254.1/24) and one veth per host, whose far end is
-the host's `ul0` (198.19.254.11, .12, .13). An ed25519 key made here is each host's root key.
+the host's `ul0` (198.19.254.11, .12, .13). An ed25519 key made here is each host's root key,
+and the key of its user `drill`, who becomes root through passwordless sudo (ansible_become).
 The controller's SSH reaches the hosts through the underlay namespace with an ordinary inventory
 option (a ProxyCommand running drills' connector in it), so nothing touches the machine's root namespace.
 
@@ -41,6 +42,7 @@ HOST_IMAGE_NAME = "drills-host"
 UNDERLAY_NETWORK = "198.19.254"
 BRIDGE_ADDRESS = f"{UNDERLAY_NETWORK}.1"
 HOST_NAMES = ("h1", "h2", "h3")
+SUDO_USER = "drill"  # the image's user with passwordless sudo (testbed/images/drills-host.yaml)
 UNDERLAY_IFACE = "ul0"
 NS_PREFIX = "drill-lane-"
 STEP_TIMEOUT_S = 30.0
@@ -129,15 +131,16 @@ class Lane:
             "-o", f"UserKnownHostsFile={self.known_hosts}",
         ]  # fmt: skip
 
-    def inventory_line(self, name: str, address: str) -> str:
-        """A host line of the inventory (also for a host that does not exist, in tests)."""
+    def inventory_line(self, name: str, address: str, *, user: str = "root", become: bool = False) -> str:
+        """A host line of the inventory (also for a host that does not exist, in tests): root's
+        login, or `user`'s, becoming root through sudo with `become`."""
         common = (
             f'-o ProxyCommand="{self.proxy_command}" -o ProxyUseFdpass=yes '
             f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={self.known_hosts}"
         )
         return (
-            f"{name} ansible_host={address} ansible_user=root ansible_ssh_private_key_file={self.key_file} "
-            f"drills_underlay={address} ansible_ssh_common_args='{common}'"
+            f"{name} ansible_host={address} ansible_user={user} ansible_ssh_private_key_file={self.key_file} "
+            f"drills_underlay={address} ansible_ssh_common_args='{common}'" + (" ansible_become=true" if become else "")
         )
 
     def ssh_argv(self, host: str, command: str) -> list[str]:
@@ -258,12 +261,21 @@ def _start_host(client: Any, lane: Lane, index: int, image: str) -> LaneHost:
         _run([*inside, "addr", "add", f"{address}/24", "dev", UNDERLAY_IFACE], "address")
         _run([*inside, "link", "set", UNDERLAY_IFACE, "up"], "link up")
         _run([*inside, "link", "set", "lo", "up"], "loopback up")
-    with _step(lane.id, f"authorise the lane's key on {name}"):
-        ssh_dir = Path(f"/proc/{pid}/root/root/.ssh")
-        ssh_dir.mkdir(mode=0o700, exist_ok=True)
-        keys = ssh_dir / "authorized_keys"
-        keys.write_text(lane.key_file.with_suffix(".pub").read_text())
-        keys.chmod(0o600)
+    # As on a real host: sudo looks its own host name up, and without this line warns on every
+    # call (after a failed DNS lookup: the container has no network of Docker's).
+    with _step(lane.id, f"name {name} in its /etc/hosts"), Path(f"/proc/{pid}/root/etc/hosts").open("a") as hosts:
+        hosts.write(f"127.0.1.1 {name}\n")
+    with _step(lane.id, f"authorise the lane's key on {name}, for root and {SUDO_USER}"):
+        public = lane.key_file.with_suffix(".pub").read_text()
+        for home in ("root", f"home/{SUDO_USER}"):
+            # The image made each .ssh, owned by its user: the key file gets the same owner.
+            ssh_dir = Path(f"/proc/{pid}/root/{home}/.ssh")
+            ssh_dir.mkdir(mode=0o700, exist_ok=True)
+            owner = ssh_dir.stat()
+            keys = ssh_dir / "authorized_keys"
+            keys.write_text(public)
+            keys.chmod(0o600)
+            os.chown(keys, owner.st_uid, owner.st_gid)
     return host
 
 

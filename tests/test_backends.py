@@ -31,4 +31,5 @@ def test_each_topology_gets_its_backend(tmp_path: Path) -> None:
         backend = backends.for_topology(load_scenario(path).topology, lambda _msg: None)
         assert type(backend) is expected
         assert _kind_of(backend) == {NetnsBackend: "netns", DockerBackend: "docker"}[expected]
-    assert type(backends.for_teardown(lambda _msg: None)) is DockerBackend
+    teardown = backends.for_teardown(lambda _msg: None)
+    assert isinstance(teardown, backends.JournalTeardown) and type(teardown.local) is DockerBackend

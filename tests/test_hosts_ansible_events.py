@@ -132,6 +132,29 @@ def test_failures_and_unreachable_hosts_are_each_named() -> None:
     )
 
 
+def test_become_refused_or_missing_says_what_to_do() -> None:
+    refused = {
+        "event": "runner_on_failed",
+        "event_data": {"host": "h2", "task": "drill clean", "res": {"changed": False, "msg": "Task failed: Missing sudo password"}},
+    }
+    missing = {
+        "event": "runner_on_failed",
+        "event_data": {
+            "host": "h3",
+            "task": "check host",
+            "res": {"changed": False, "msg": "MODULE FAILURE", "module_stderr": "/bin/sh: 1: sudo: not found", "rc": 127},
+        },
+    }
+    error = failure_error(_result("failed", 2, refused, missing), 60)
+    assert error is not None and error.hosts == ("h2", "h3")
+    first, second = str(error).splitlines()[1:]
+    assert first.startswith("  h2: task `drill clean` failed: Task failed: Missing sudo password (ansible_become: give")
+    assert "passwordless sudo on this host" in first and "`sudo -n`" in first
+    assert second.endswith("(ansible_become needs sudo on this host: install it, or log in as root)")
+    # Other failures get no such advice.
+    assert "sudo" not in str(failure_error(_result("failed", 4, FAILED), 60))
+
+
 def test_a_failure_before_any_host_and_a_timeout_are_errors_too() -> None:
     early = failure_error(_result("failed", 1), 60)
     assert early is not None and "before any task ran on a host" in str(early) and early.hosts == ()

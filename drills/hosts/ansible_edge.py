@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from drills.errors import HostError
+from drills.hosts.ssh import sudo_refusal
 
 Progress = Callable[[str], None]
 
@@ -154,11 +155,24 @@ def failure_error(result: PlaybookResult, timeout_s: float) -> HostError | None:
     lines = []
     for f in failures:
         if f.outcome == "unreachable":
-            lines.append(f"  {f.host}: unreachable: {f.message}")
+            lines.append(f"  {f.host}: unreachable: {f.message}{_become_advice(f.message)}")
         else:
-            lines.append(f"  {f.host}: task `{f.task}` failed: {f.message}")
+            lines.append(f"  {f.host}: task `{f.task}` failed: {f.message}{_become_advice(f.message)}")
     noun = "host" if len(hosts) == 1 else "hosts"
     return HostError(f"Ansible playbook {name} failed on {len(hosts)} {noun} ({', '.join(hosts)}):\n" + "\n".join(lines), hosts)
+
+
+def _become_advice(message: str) -> str:
+    """What to do when a task failed because become (ansible_become) could not get root."""
+    refusal = sudo_refusal(message)
+    if refusal == "password":
+        return (
+            " (ansible_become: give the ansible_user passwordless sudo on this host, a NOPASSWD line in "
+            "/etc/sudoers.d/, which drills' agent needs too: it runs through `sudo -n`; or log in as root)"
+        )
+    if refusal == "missing":
+        return " (ansible_become needs sudo on this host: install it, or log in as root)"
+    return ""
 
 
 def _envvars(private_dir: Path) -> dict[str, str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drills.hosts.records import VXLAN_OVERHEAD_BYTES, Host, Inventory, Placement
+from drills.backend import VXLAN_OVERHEAD_V4_BYTES, VXLAN_OVERHEAD_V6_BYTES, vxlan_overhead_bytes
+from drills.hosts.records import Host, Inventory, Placement
 
 MAX_LISTED_NODES = 12  # nodes named per host; the rest are counted
 
@@ -48,11 +49,24 @@ def plan_lines(inventory: Inventory, placement: Placement) -> list[str]:
         return lines
     lines.append(
         f"{_plural(len(placement.cross), 'cross-host link')}, VXLAN over UDP port {placement.vxlan_port} "
-        f"(VNI = the run's base + index; MTU = the smaller underlay MTU less {VXLAN_OVERHEAD_BYTES} bytes)"
+        f"(VNI = the run's base + index; MTU = the smaller underlay MTU less {_overhead_text(inventory, placement)})"
     )
     for link in placement.cross:
         lines.append(f"  {link.link}: {link.host_a} <-> {link.host_b}, VNI index {link.vni}, MTU {link.mtu}")
     return lines
+
+
+def _overhead_text(inventory: Inventory, placement: Placement) -> str:
+    """The VXLAN overhead the cross links' MTUs were reduced by: IPv4's, IPv6's, or each where it applies."""
+    used = {
+        vxlan_overhead_bytes(inventory.host(link.host_a).underlay, inventory.host(link.host_b).underlay)
+        for link in placement.cross
+    }
+    if used == {VXLAN_OVERHEAD_V4_BYTES}:
+        return f"{VXLAN_OVERHEAD_V4_BYTES} bytes over an IPv4 underlay"
+    if used == {VXLAN_OVERHEAD_V6_BYTES}:
+        return f"{VXLAN_OVERHEAD_V6_BYTES} bytes over an IPv6 underlay"
+    return f"{VXLAN_OVERHEAD_V4_BYTES} bytes over an IPv4 underlay, {VXLAN_OVERHEAD_V6_BYTES} over IPv6"
 
 
 def validate_text(placement: Placement) -> str:

@@ -6,9 +6,9 @@
 - auto: nodes are spread over the hosts in proportion to their `drills_weight` (default 1), with
   as few cross-host links as drills.hosts.partition finds; nodes naming a host stay there.
 
-Each cross link gets its MTU (the smaller underlay MTU of its two hosts less the VXLAN overhead;
-an interface `mtu:` above it is refused) and an index; `assign_vnis` turns indices into VNIs
-unique to a run.
+Each cross link gets its MTU (the smaller underlay MTU of its two hosts less the VXLAN overhead:
+50 bytes over an IPv4 underlay, 70 over IPv6; an interface `mtu:` above it is refused) and an
+index; `assign_vnis` turns indices into VNIs unique to a run.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from dataclasses import replace
 from ipaddress import ip_address
 from pathlib import Path
 
-from drills.backend import CrossEnd, HostPart
+from drills.backend import VXLAN_OVERHEAD_V6_BYTES, CrossEnd, HostPart, vxlan_overhead_bytes
 from drills.errors import Problem, ScenarioError
 from drills.hosts.inventory import load_inventory
 from drills.hosts.partition import partition
-from drills.hosts.records import VXLAN_OVERHEAD_BYTES, VXLAN_PORT, CrossLink, Host, Inventory, Placement
+from drills.hosts.records import VXLAN_PORT, CrossLink, Host, Inventory, Placement
 from drills.scenario.diagnostics import suggest
 from drills.scenario.resolved import HostsSpec, Scenario, Topology
 from drills.scenario.yamlpos import KeyPath, path_text
@@ -153,7 +153,8 @@ def _cross_links(
         if host_a == host_b:
             continue
         a, b = hosts[host_a], hosts[host_b]
-        mtu = min(a.underlay_mtu, b.underlay_mtu) - VXLAN_OVERHEAD_BYTES
+        overhead = vxlan_overhead_bytes(a.underlay, b.underlay)
+        mtu = min(a.underlay_mtu, b.underlay_mtu) - overhead
         for end in (link.a, link.b):
             if end.mtu is not None and end.mtu > mtu:
                 problems.append(
@@ -161,7 +162,8 @@ def _cross_links(
                         ("topology", "nodes", end.node, "interfaces", end.name, "mtu"),
                         f"link {link.name} crosses from host {host_a} to {host_b}: its tunnel carries at most "
                         f"{mtu} bytes (underlay MTU {min(a.underlay_mtu, b.underlay_mtu)} less "
-                        f"{VXLAN_OVERHEAD_BYTES} of VXLAN); lower this mtu, or raise drills_underlay_mtu",
+                        f"{overhead} of VXLAN over IPv{6 if overhead == VXLAN_OVERHEAD_V6_BYTES else 4}); "
+                        "lower this mtu, or raise drills_underlay_mtu",
                     )
                 )
         for host in (a, b):

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 VXLAN_PORT = 14789  # containerlab's choice too: 4789 is often filtered between servers
-VXLAN_OVERHEAD_BYTES = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
 UNDERLAY_MTU = 1500
 AGENT_VENV = "/opt/drills/venv"  # where the `ansible/` role installs drills on a host
 

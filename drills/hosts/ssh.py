@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+from drills.errors import BackendError
 from drills.hosts.records import Host
 
 CONNECT_TIMEOUT_S = 10
@@ -46,6 +49,63 @@ def remote_argv(host: Host, command: list[str], *, tty: bool = False) -> list[st
         argv += ["-l", host.user]
     argv += list(host.ssh_args)
     return [*argv, "--", host.address, shlex.join(remote)]
+
+
+# What sudo (or Ansible, or the shell when sudo is missing) says when it will not run as root.
+_SUDO_NEEDS_PASSWORD = (
+    "a password is required",
+    "a terminal is required",
+    "is not in the sudoers file",
+    "may not run sudo",
+    "Missing sudo password",  # Ansible's words for the same
+    "Incorrect sudo password",
+)
+_SUDO_MISSING = ("sudo: not found", "sudo: command not found")
+
+
+def sudo_refusal(reason: str) -> str:
+    """Whether `reason` (an error, a command's last lines) shows sudo asking for a password
+    ("password"), sudo missing ("missing"), or neither ("")."""
+    if any(words in reason for words in _SUDO_MISSING):
+        return "missing"
+    if any(words in reason for words in _SUDO_NEEDS_PASSWORD):
+        return "password"
+    return ""
+
+
+def sudo_advice(host: Host, reason: str) -> str:
+    """What to do when the agent (or a command) on `host` did not start and `reason` (its exit
+    status and last log lines, which carry sudo's own words) shows sudo refused or is missing;
+    "" when the host does not become root through sudo or the reason is something else."""
+    if not host.become:
+        return ""
+    user = host.user or "the login user"
+    refusal = sudo_refusal(reason)
+    if refusal == "missing":
+        return (
+            f"host {host.name} has no sudo, which ansible_become=true needs: install it there (apt-get install sudo), "
+            "or log in as root (ansible_user=root, no ansible_become)"
+        )
+    if refusal == "password":
+        return (
+            f"on host {host.name}, sudo asks {user} for a password, and drills runs unattended (sudo -n): "
+            f"give {user} passwordless sudo there (a line `{host.user or 'USER'} ALL=(ALL) NOPASSWD: ALL` in "
+            "/etc/sudoers.d/), or log in as root (ansible_user=root, no ansible_become)"
+        )
+    return ""
+
+
+@contextmanager
+def sudo_advised(host: Host) -> Iterator[None]:
+    """Around starting `host`'s agent and its first call: a BackendError whose reason shows sudo
+    refused, or is missing, is raised again with what to do (`sudo_advice`)."""
+    try:
+        yield
+    except BackendError as exc:
+        advice = sudo_advice(host, str(exc))
+        if not advice:
+            raise
+        raise BackendError(f"{exc}; {advice}") from None
 
 
 def _proxied(ssh_args: tuple[str, ...]) -> bool:

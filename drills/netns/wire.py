@@ -37,7 +37,7 @@ from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from drills.backend import CrossEnd, LinkState
+from drills.backend import VXLAN_OVERHEAD_V4_BYTES, VXLAN_OVERHEAD_V6_BYTES, CrossEnd, LinkState
 from drills.errors import BackendError, BadInput, EnvironmentProblem
 from drills.journal import HOST_NAME, VNI_MAX
 from drills.netns import kernel
@@ -59,9 +59,6 @@ WIRE_SYSCTLS: tuple[tuple[str, str], ...] = (
 # LACP), which the kernel never lets a bridge forward.
 GROUP_FWD_MASK = 0xFFF8
 MIN_MTU = 68  # IPv4's minimum
-# Outer Ethernet 14 + IP + UDP 8 + VXLAN 8 (drills.hosts.records.VXLAN_OVERHEAD_BYTES is IPv4's).
-VXLAN_OVERHEAD_V4_BYTES = 50
-VXLAN_OVERHEAD_V6_BYTES = 70
 
 
 def wire_namespace(run_id: str, host: str) -> str:

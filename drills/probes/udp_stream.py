@@ -41,7 +41,42 @@ _MAX_DATAGRAM = 65535
 _MAX_BURST = 256  # packets sent back to back before the stop flag is looked at again
 
 
-class UdpStream:
+class _Reopenable:
+    """What a stream and an echo share: a socket that `reopen()` may swap under the threads using
+    it (the replaced ones kept in `_retiring` until the last thread moves off), and how that ends."""
+
+    _sock: socket.socket
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._swap_lock = threading.Lock()
+        self._closing = False
+        self._retiring: dict[socket.socket, Retiring] = {}
+
+    def _moved_off(self, sock: socket.socket) -> None:
+        """A thread no longer uses `sock` (it holds its replacement)."""
+        retiring = self._retiring.get(sock)
+        if retiring is not None:
+            retiring.release()
+
+    def _close(self, receiver: threading.Thread) -> None:
+        """Stop `receiver` (the thread blocked receiving on the socket), then close the socket and
+        every one it replaced that some thread never moved off (idempotent)."""
+        with self._swap_lock:
+            self._closing = True  # no reopen() from here on: the socket below is the last
+        self._stop.set()
+        # Wakes the receiver blocked in recv (it returns 0 bytes); Linux also reports ENOTCONN
+        # for an unconnected UDP socket, after waking it.
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        if receiver.is_alive():
+            receiver.join()
+        self._sock.close()
+        for retiring in self._retiring.values():  # closing twice is harmless
+            retiring.sock.close()
+
+
+class UdpStream(_Reopenable):
     """One udp-stream probe between two nodes, whose sockets come from `sockets`. `start()`,
     then `stop()` returns the record."""
 
@@ -60,11 +95,11 @@ class UdpStream:
         dscp: int = 0,
         echo_at: tuple[str, int] | None = None,
     ) -> None:
+        super().__init__()
         family = socket.AF_INET6 if target_ip.version == 6 else socket.AF_INET
         self.record = StreamRecord(name, rate_pps, size_bytes)
         self._clock = clock
         self._tag = tag
-        self._stop = threading.Event()
         self._stop_sending = threading.Event()
         self._family, self._dscp = family, dscp
         self._sockets = sockets
@@ -86,9 +121,6 @@ class UdpStream:
             assert self._echo is not None
             echo_address = self._echo.address
         self._out: tuple[socket.socket, tuple[str, int]] = (self._sock, echo_address)
-        self._swap_lock = threading.Lock()
-        self._closing = False
-        self._retiring: dict[socket.socket, Retiring] = {}
         self._receiver = threading.Thread(target=self._receive_loop, name=f"{name}-recv", daemon=True)
         self._sender = threading.Thread(target=self._send_loop, name=f"{name}-send", daemon=True)
 
@@ -160,12 +192,6 @@ class UdpStream:
                 reopened.append(f"sender {self._source_ip}")
         return reopened
 
-    def _moved_off(self, sock: socket.socket) -> None:
-        """A thread no longer uses `sock` (it holds its replacement)."""
-        retiring = self._retiring.get(sock)
-        if retiring is not None:
-            retiring.release()
-
     def stop_sending(self) -> None:
         self._stop_sending.set()
 
@@ -178,20 +204,9 @@ class UdpStream:
             self._sender.join()
             if drain_s > 0:
                 self._clock.sleep_until(self._clock.now_s() + drain_s)
-        with self._swap_lock:
-            self._closing = True  # no reopen() from here on: the sockets below are the last
-        self._stop.set()
+        self._close(self._receiver)  # no reopen() from here on, the echo's included
         if self._echo is not None:
             self._echo.stop()
-        # Wakes the receiver blocked in recv (it returns 0 bytes); Linux also reports ENOTCONN
-        # for an unconnected UDP socket, after waking it.
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
-        if self._receiver.is_alive():
-            self._receiver.join()
-        self._sock.close()
-        for retiring in self._retiring.values():  # closing twice is harmless
-            retiring.sock.close()
         return self.record
 
     def _send_loop(self) -> None:
@@ -266,7 +281,7 @@ class UdpStream:
                 highest = sequence
 
 
-class UdpEcho:
+class UdpEcho(_Reopenable):
     """The echo end of udp-streams: a UDP socket opened in `node` through `sockets` and bound to
     `address` (port: the kernel's choice unless given), whose one thread returns every datagram
     to its sender. `start()`, `port`, `stop()`. A stream whose target node is on this host makes
@@ -282,15 +297,12 @@ class UdpEcho:
         family: socket.AddressFamily,
         port: int = 0,
     ) -> None:
+        super().__init__()
         self.name = name
         self.node = node
         self._sockets, self._family, self._ip = sockets, family, str(address)
         self._sock = _bound(sockets, node, family, self._ip, port)
         self.port: int = self._sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._swap_lock = threading.Lock()
-        self._closing = False
-        self._retiring: dict[socket.socket, Retiring] = {}
         self._thread = threading.Thread(target=self._echo_loop, name=f"{name}-echo", daemon=True)
 
     @property
@@ -322,21 +334,7 @@ class UdpEcho:
 
     def stop(self) -> None:
         """Stop echoing and close the socket (idempotent)."""
-        with self._swap_lock:
-            self._closing = True  # no reopen() from here on: the socket below is the last
-        self._stop.set()
-        with contextlib.suppress(OSError):  # wakes the thread blocked in recv
-            self._sock.shutdown(socket.SHUT_RDWR)
-        if self._thread.is_alive():
-            self._thread.join()
-        self._sock.close()
-        for retiring in self._retiring.values():  # closing twice is harmless
-            retiring.sock.close()
-
-    def _moved_off(self, sock: socket.socket) -> None:
-        retiring = self._retiring.get(sock)
-        if retiring is not None:
-            retiring.release()
+        self._close(self._thread)
 
     def _echo_loop(self) -> None:
         sock, stopping = self._sock, self._stop

@@ -31,7 +31,7 @@ from drills.engines import USERSPACE
 from drills.errors import BackendError, DrillError
 from drills.hosts.placement import host_parts
 from drills.hosts.records import Host, Inventory, Placement
-from drills.hosts.ssh import agent_argv
+from drills.hosts.ssh import agent_argv, sudo_advised
 from drills.netns.backend import namespace_name
 from drills.runs import RUN_ID_BYTES, Run
 from drills.scenario.resolved import Scenario, Topology
@@ -155,12 +155,13 @@ class MultiHostBackend:
 
         def start(host_name: str) -> dict[str, Any]:
             host = self.inventory.host(host_name)
-            client = AgentClient(host_name, self._argv(host), self._log, clock=self._clock)
-            self.clients[host_name] = client
-            state_dir = self._state_dir if host.local else None  # a remote host keeps its own
-            hello: dict[str, Any] = client.call(
-                "hello", host_run_id(run_id, host_name), host_name, self._mode, state_dir, timeout_s=HELLO_TIMEOUT_S
-            )
+            with sudo_advised(host):
+                client = AgentClient(host_name, self._argv(host), self._log, clock=self._clock)
+                self.clients[host_name] = client
+                state_dir = self._state_dir if host.local else None  # a remote host keeps its own
+                hello: dict[str, Any] = client.call(
+                    "hello", host_run_id(run_id, host_name), host_name, self._mode, state_dir, timeout_s=HELLO_TIMEOUT_S
+                )
             return hello
 
         try:
@@ -282,12 +283,13 @@ def clean_host(host: Host, run_id: str, argv: Callable[[Host], list[str]], log: 
     """Tear down what run `run_id` left on `host` (a fresh agent reads its journal there)."""
     from drills.remote.client import AgentClient
 
-    client = AgentClient(host.name, argv(host), log)
-    try:
-        found: TeardownReport = client.call("clean", run_id, state_dir, timeout_s=120.0)
-        return found
-    finally:
-        client.close()
+    with sudo_advised(host):
+        client = AgentClient(host.name, argv(host), log)
+        try:
+            found: TeardownReport = client.call("clean", run_id, state_dir, timeout_s=120.0)
+            return found
+        finally:
+            client.close()
 
 
 def teardown_hosts(run: Run, log: Log, state_dir: str | None = None) -> TeardownReport:
