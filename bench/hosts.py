@@ -3,7 +3,7 @@
 agent against an Ansible task per fault, side by side, and deploy of a large topology over
 three hosts against the same on one.
 
-    .venv/bin/python bench/hosts.py [--faults 200] [--ansible 6] [--nodes 300] [--out bench/results/hosts.json]
+    .venv/bin/python bench/hosts.py [--faults 200] [--ansible 6] [--nodes 300] [--cuts 5] [--out bench/results/hosts.json]
 
 The lane (tests/lane_testing.py): three containers running a real sshd, reached over SSH with a
 key through the lane's underlay, drills installed on each by `ansible/prepare.yml`. Figures:
@@ -16,6 +16,8 @@ key through the lane's underlay, drills installed on each by `ansible/prepare.ym
   alternate, `--faults` of each way;
 - **the same through an Ansible task per fault** (`ansible-runner`, one `command` task that
   sets the interface down and reads it back with `ip`), `--ansible` of each;
+- **a whole drill** of the lane test's 2 s cross-host cut, `--cuts` times: its outage, the
+  stated accuracy, the apply's lag;
 - **deploy** of a `--nodes`-node line (static routes end to end) through the agents, placed
   automatically over three hosts and all on one host: connect + deploy, then teardown,
   alternating, two rounds.
@@ -156,8 +158,52 @@ def ansible_times(lane: Any, namespace: str, runs: int, directory: Path) -> dict
     return times
 
 
+CUT = """
+version: 1
+name: bench-cross-host-cut
+seed: 3
+topology:
+  nodes:
+    a: {host: h1, routes: [{to: c, via: b:e1}, {to: b, via: b:e1}]}
+    b: {host: h2, routes: [{to: a, via: a:e1}, {to: c, via: c:e2}]}
+    c: {host: h3, routes: [{to: a, via: b:e2}, {to: b, via: b:e2}]}
+  links:
+    - {name: ab, endpoints: [a:e1, b:e1]}
+    - {name: bc, endpoints: [b:e2, c:e2]}
+probes:
+  - {name: stream, type: udp-stream, from: a, to: c, rate_pps: 1000}
+timeline:
+  - {id: cut, at: 2s, fault: link-down, link: ab, for: 2s}
+duration: 6s
+"""
+
+
+def cut_drills(lane: Any, runs: int, directory: Path, state: Path) -> list[dict[str, float]]:
+    """The lane test's 2 s cross-host cut (tests/test_hosts_drills.py), `runs` whole drills: the
+    outage against the span between the steps, its stated accuracy, and the steps' lags."""
+    from drills.lifecycle import run as run_drill
+
+    path = directory / "cut.yaml"
+    path.write_text(CUT)
+    rows = []
+    for _ in range(runs):
+        result = run_drill(path, state, inventory=lane.inventory)
+        apply, revert = (s for s in result.steps if s.label == "cut")
+        cut = next(m for m in result.metrics if m.kind == "apply")
+        rows.append({
+            "outage_s": cut.outage_s,
+            "span_s": round(revert.issued_s - apply.issued_s, 6),
+            "accuracy_ms": round(cut.accuracy_s * 1e3, 3),
+            "apply_confirmed_ms": round((apply.confirmed_s - apply.scheduled_s) * 1e3, 3),
+            "apply_window_ms": round((apply.confirmed_s - apply.issued_s) * 1e3, 3),
+            "revert_confirmed_ms": round((revert.confirmed_s - revert.scheduled_s) * 1e3, 3),
+        })
+        print("2 s cut:", rows[-1], flush=True)
+    return rows
+
+
 def measure(lane: Any, args: argparse.Namespace, directory: Path, state: Path) -> dict[str, Any]:
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"cuts": cut_drills(lane, args.cuts, directory, state)}
     inside = scenario_file(directory, "inside", {"a": "h1", "b": "h1"}, [("a:e1", "b:e1")])
     across = scenario_file(directory, "across", {"a": "h1", "b": "h2"}, [("a:e1", "b:e1")])
     for name, path in (("inside one remote host", inside), ("across two hosts", across)):
@@ -212,6 +258,17 @@ def markdown(results: dict[str, Any], facts: dict[str, Any]) -> str:
     for action in ("apply", "revert"):
         row = results["ansible"][action]
         out.append(f"| ansible: link-down {action}, playbook done | {row['n']} | {row['p50_ms']} | {row['p99_ms']} | {row['max_ms']} |")
+    out += [
+        "",
+        "The lane test's drill, a 2 s cut of a cross-host link (a–b–c over three hosts, a 1000 pps",
+        "stream), whole drills: the outage against the span between the steps, its stated accuracy,",
+        "and the apply's lag (scheduled → confirmed on the host) and window (issued → confirmed).",
+        "",
+        "| drill | outage s | span s | stated accuracy ms | apply confirmed ms | apply window ms | revert confirmed ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for i, row in enumerate(results["cuts"], 1):
+        out.append(f"| {i} | {row['outage_s']} | {row['span_s']} | ±{row['accuracy_ms']} | {row['apply_confirmed_ms']} | {row['apply_window_ms']} | {row['revert_confirmed_ms']} |")
     out += ["", "| deploy (connect + deploy through the agents) | nodes | median s | runs s |", "|---|---:|---:|---|"]
     for name, row in results["deploy"].items():
         out.append(f"| {name} | {row['nodes']} | {row['median_s']} | {', '.join(map(str, row['runs_s']))} |")
@@ -223,6 +280,7 @@ def main() -> int:
     parser.add_argument("--faults", type=int, default=200)
     parser.add_argument("--ansible", type=int, default=6)
     parser.add_argument("--nodes", type=int, default=300)
+    parser.add_argument("--cuts", type=int, default=5, help="whole drills of the lane's 2 s cross-host cut")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "hosts.json")
     args = parser.parse_args()
     import docker

@@ -5,13 +5,19 @@ crosses hosts is cut at both ends.
 A VXLAN tunnel never tells its far end that the near end went down (the complaint of every
 overlay's users). So setting a cross-host link's end down also takes the carrier of the far
 node's interface away, on the other host (the hidden end of its veth, in that host's wire
-namespace): the far node sees what a cut fibre shows, no carrier, and its routes fail over.
+namespace, or its TAP there): the far node sees what a cut fibre shows, no carrier, and its
+routes fail over. When the far end is cut too (a fibre cut: both ends down, the usual case),
+that carrier cut is left out: the far node's own end is down, which shows the same, and closing
+the hidden end, a bridge port, costs its host 1.5-2 ms of kernel time. So a set_link's far-end
+cut waits for the calling thread's next operation, and a set_link of the other end first
+cancels it; a far end is restored only if it was cut.
 """
 
 from __future__ import annotations
 
 import signal
 import socket
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Interface, IPv6Interface
 from typing import TypeVar
@@ -41,6 +47,8 @@ class MultiHostOps:
         self._host_of = dict(host_of)
         self._ops_of = dict(ops_of)
         self._far_end = far_end
+        self._waiting = threading.local()  # per calling thread: far-end cuts not yet sent
+        self._hidden_down: set[tuple[str, str]] = set()  # (host, cross link): its hidden end cut
         self._engines = dict(engines)
         # (node, interface) of a cross link's end -> (link, the host of the OTHER end)
         self._cross_end: dict[tuple[str, str], tuple[str, str]] = {}
@@ -51,19 +59,48 @@ class MultiHostOps:
                 self._cross_end[(link.b.node, link.b.name)] = (link.name, host_of[link.a.node])
 
     def _ops(self, node: str) -> NodeOps:
+        """The node's host's operations, once this thread's waiting far-end cuts are sent."""
+        self._send_far_ends()
+        return self._host_ops(node)
+
+    def _host_ops(self, node: str) -> NodeOps:
         try:
             return self._ops_of[self._host_of[node]]
         except KeyError:
             raise BackendError(f"node {node!r} is on no host of this run") from None
 
+    def _far_ends(self) -> list[tuple[str, str, bool]]:
+        waiting: list[tuple[str, str, bool]] | None = getattr(self._waiting, "far_ends", None)
+        if waiting is None:
+            waiting = self._waiting.far_ends = []
+        return waiting
+
+    def _send_far_ends(self) -> None:
+        waiting = self._far_ends()
+        while waiting:
+            host, link, up = waiting.pop(0)
+            if up and (host, link) not in self._hidden_down:
+                continue  # never cut (its far end was cut with it): nothing to restore
+            if up:
+                self._hidden_down.discard((host, link))
+            else:
+                self._hidden_down.add((host, link))  # before: a failed cut is restored too
+            self._far_end(host, link, up)
+
     # ------------------------------------------------------------------ links
 
     def set_link(self, node: str, ifname: str, *, up: bool) -> None:
-        self._ops(node).set_link(node, ifname, up=up)
+        self._host_ops(node).set_link(node, ifname, up=up)
         crossing = self._cross_end.get((node, ifname))
-        if crossing is not None:
-            link, far_host = crossing
-            self._far_end(far_host, link, up)
+        if crossing is None:
+            return
+        link, far_host = crossing
+        waiting = self._far_ends()
+        mine = (self._host_of[node], link, False)
+        if not up and mine in waiting:
+            waiting.remove(mine)  # the other end's cut of this end's carrier: this end is down
+        else:
+            waiting.append((far_host, link, up))
 
     def link_state(self, node: str, ifname: str) -> LinkState:
         return self._ops(node).link_state(node, ifname)
@@ -81,6 +118,7 @@ class MultiHostOps:
         for change in changes:
             sender = change.link.a.node if change.direction == "a-to-b" else change.link.b.node
             by_host.setdefault(self._host_of[sender], []).append(change)
+        self._send_far_ends()
         for host, subset in by_host.items():
             self._ops_of[host].impair(subset)
 
@@ -88,10 +126,12 @@ class MultiHostOps:
         return self._engines[link]
 
     def apply_rules(self, tables: Sequence[Table]) -> None:
+        self._send_far_ends()
         for host, subset in self._tables_by_host(tables).items():
             self._ops_of[host].apply_rules(subset)
 
     def remove_rules(self, tables: Sequence[Table]) -> None:
+        self._send_far_ends()
         for host, subset in self._tables_by_host(tables).items():
             self._ops_of[host].remove_rules(subset)
 
@@ -145,6 +185,7 @@ class MultiHostOps:
         raise BackendError(f"node {node!r} is on host {self._host_of.get(node)}: its probes run in that host's agent")
 
     def warm(self) -> None:
+        self._send_far_ends()
         for ops in self._ops_of.values():
             ops.warm()
 
@@ -154,6 +195,7 @@ class MultiHostOps:
         return 0.0 if not leads or min(leads) <= 0 else max(leads)
 
     def due_at(self, instant_s: float | None) -> None:
+        self._send_far_ends()  # at the instant they were issued for
         for ops in self._ops_of.values():
             if isinstance(ops, TimedOps):
                 ops.due_at(instant_s)
@@ -162,11 +204,13 @@ class MultiHostOps:
         """When this thread's operations since the last call ran, on the drill clock, over every
         host (drills.backend.TimedOps): the earliest start and the latest end, each host's own
         clock bound included; None when none ran."""
+        self._send_far_ends()
         spans = [span for ops in self._ops_of.values() if isinstance(ops, TimedOps) and (span := ops.take_span()) is not None]
         if not spans:
             return None
         return min(start for start, _ in spans), max(end for _, end in spans)
 
     def close(self) -> None:
+        self._send_far_ends()
         for ops in self._ops_of.values():
             ops.close()
