@@ -158,33 +158,15 @@ def ansible_times(lane: Any, namespace: str, runs: int, directory: Path) -> dict
     return times
 
 
-CUT = """
-version: 1
-name: bench-cross-host-cut
-seed: 3
-topology:
-  nodes:
-    a: {host: h1, routes: [{to: c, via: b:e1}, {to: b, via: b:e1}]}
-    b: {host: h2, routes: [{to: a, via: a:e1}, {to: c, via: c:e2}]}
-    c: {host: h3, routes: [{to: a, via: b:e2}, {to: b, via: b:e2}]}
-  links:
-    - {name: ab, endpoints: [a:e1, b:e1]}
-    - {name: bc, endpoints: [b:e2, c:e2]}
-probes:
-  - {name: stream, type: udp-stream, from: a, to: c, rate_pps: 1000}
-timeline:
-  - {id: cut, at: 2s, fault: link-down, link: ab, for: 2s}
-duration: 6s
-"""
-
-
 def cut_drills(lane: Any, runs: int, directory: Path, state: Path) -> list[dict[str, float]]:
     """The lane test's 2 s cross-host cut (tests/test_hosts_drills.py), `runs` whole drills: the
     outage against the span between the steps, its stated accuracy, and the steps' lags."""
+    import lane_testing
+
     from drills.lifecycle import run as run_drill
 
     path = directory / "cut.yaml"
-    path.write_text(CUT)
+    path.write_text(lane_testing.CHAIN)
     rows = []
     for _ in range(runs):
         result = run_drill(path, state, inventory=lane.inventory)

@@ -41,6 +41,29 @@ LANE_PID_LABEL = "drills.lane.pid"
 HOST_IMAGE_NAME = "drills-host"
 UNDERLAY_NETWORK = "198.19.254"
 BRIDGE_ADDRESS = f"{UNDERLAY_NETWORK}.1"
+# A chain a-b-c over the three hosts whose cross-host link ab is cut for exactly 2 s, a
+# 1000 pps stream across it (tests/test_hosts_drills.py; bench/hosts.py runs it whole).
+CHAIN = """
+version: 1
+name: three-hosts-cut
+seed: 3
+topology:
+  nodes:
+    a: {host: h1, routes: [{to: c, via: b:e1}, {to: b, via: b:e1}]}
+    b: {host: h2, routes: [{to: a, via: a:e1}, {to: c, via: c:e2}]}
+    c: {host: h3, routes: [{to: a, via: b:e2}, {to: b, via: b:e2}]}
+  links:
+    - {name: ab, endpoints: [a:e1, b:e1]}
+    - {name: bc, endpoints: [b:e2, c:e2]}
+probes:
+  - {name: stream, type: udp-stream, from: a, to: c, rate_pps: 1000}
+timeline:
+  - {id: cut, at: 2s, fault: link-down, link: ab, for: 2s}
+expect:
+  - {probe: stream, step: cut, max_recovery: 3s}
+duration: 6s
+"""
+
 HOST_NAMES = ("h1", "h2", "h3")
 SUDO_USER = "drill"  # the image's user with passwordless sudo (testbed/images/drills-host.yaml)
 UNDERLAY_IFACE = "ul0"

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from lane_testing import Lane
+from lane_testing import CHAIN, Lane
 
 from drills.errors import BackendError, ScenarioError
 from drills.lifecycle import run as run_drill
@@ -26,27 +26,6 @@ from drills.lifecycle import run as run_drill
 pytestmark = [pytest.mark.netns, pytest.mark.docker]
 
 DEADMAN_BOUND_S = 5.0  # the agent's stated bound: its part is gone within 5 s of the channel's loss
-
-CHAIN = """
-version: 1
-name: three-hosts-cut
-seed: 3
-topology:
-  nodes:
-    a: {host: h1, routes: [{to: c, via: b:e1}, {to: b, via: b:e1}]}
-    b: {host: h2, routes: [{to: a, via: a:e1}, {to: c, via: c:e2}]}
-    c: {host: h3, routes: [{to: a, via: b:e2}, {to: b, via: b:e2}]}
-  links:
-    - {name: ab, endpoints: [a:e1, b:e1]}
-    - {name: bc, endpoints: [b:e2, c:e2]}
-probes:
-  - {name: stream, type: udp-stream, from: a, to: c, rate_pps: 1000}
-timeline:
-  - {id: cut, at: 2s, fault: link-down, link: ab, for: 2s}
-expect:
-  - {probe: stream, step: cut, max_recovery: 3s}
-duration: 6s
-"""
 
 FAILOVER = """
 version: 1
