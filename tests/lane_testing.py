@@ -42,7 +42,7 @@ HOST_IMAGE_NAME = "drills-host"
 UNDERLAY_NETWORK = "198.19.254"
 BRIDGE_ADDRESS = f"{UNDERLAY_NETWORK}.1"
 # A chain a-b-c over the three hosts whose cross-host link ab is cut for exactly 2 s, a
-# 1000 pps stream across it (tests/test_hosts_drills.py; bench/hosts.py runs it whole).
+# 1000 pps stream across it (tests/test_hosts_drills.py, and bench/hosts.py runs it whole).
 CHAIN = """
 version: 1
 name: three-hosts-cut

@@ -22,6 +22,8 @@ from lane_testing import CHAIN, Lane
 
 from drills.errors import BackendError, ScenarioError
 from drills.lifecycle import run as run_drill
+from drills.measure import timestamp_jitter_s
+from drills.records import StreamRecord
 
 pytestmark = [pytest.mark.netns, pytest.mark.docker]
 
@@ -74,15 +76,21 @@ def test_a_cross_host_cut_of_two_seconds_measures_two_seconds(tmp_path: Path, st
     apply, revert = (s for s in result.steps if s.label == "cut")
     cut = next(m for m in result.metrics if m.kind == "apply")
     # Loss-derived: lost packets x the gap, no clock involved, exact to a packet gap and the
-    # apply's confirmation lag, over the span between the steps the engine issued (as on one
-    # machine: tests/test_drill_run.py), at most 3 ms of stated accuracy besides.
+    # apply's confirmation window, over the span between the steps the engine issued (as on
+    # one machine: tests/test_drill_run.py).
     span_s = revert.issued_s - apply.issued_s
     assert abs(cut.outage_s - span_s) <= cut.accuracy_s, (cut.outage_s, span_s, cut.accuracy_s)
-    # The stated accuracy is one packet gap, the sender's lateness p99, the apply's confirmation
-    # lag (round trips to two agents over SSH) and h1's clock bound: nothing else.
-    lag_s = apply.confirmed_s - apply.issued_s
+    # The stated accuracy is one packet gap, the sender's lateness p99, the apply's window
+    # (issued -> confirmed, placed by the hosts' own stamps, each widened by its clock bound)
+    # and the stream's clock bound (h1's, where it runs): nothing else. Its size, about ±2 ms
+    # on the lane, is a benchmark's figure (bench/hosts.py), not asserted here.
+    window_s = apply.confirmed_s - apply.issued_s
+    record = next(r for r in result.records if isinstance(r, StreamRecord) and r.name == "stream")
     bound_s = next(float(h["bound_s"]) for h in result.hosts if h["host"] == "h1")
-    assert cut.accuracy_s >= 0.001 + lag_s + bound_s - 1e-9, (cut.accuracy_s, lag_s, bound_s)
+    assert record.clock_bound_s == bound_s
+    assert cut.accuracy_s == pytest.approx(1 / 1000 + timestamp_jitter_s(record) + window_s + bound_s, abs=1e-9)
+    # The hosts ran the cut at its instant: sent ahead, held by each agent until then.
+    assert apply.issued_s >= apply.scheduled_s - 2 * max(float(h["bound_s"]) for h in result.hosts)
     assert not cut.recovered_during_event
     assert not result.inconclusive
     # Every host's clock offset is recorded with its bound; this lane's hosts share one kernel
