@@ -123,6 +123,21 @@ def test_a_host_not_in_the_inventory_is_located_in_the_scenario(tmp_path: Path) 
     assert "did you mean 'h1'?" in problem.message and "its hosts: h1, h2, h3" in problem.message
 
 
+def test_a_container_node_across_hosts_is_refused_at_its_line(tmp_path: Path) -> None:
+    # The agents deploy namespace nodes only: a container runs on this machine's Docker engine.
+    (tmp_path / "hosts.ini").write_text(INVENTORY)
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "version: 1\nname: c\nhosts: {inventory: hosts.ini}\ntopology:\n  nodes:\n    a: {host: h1}\n"
+        "    c: {host: h2, kind: container, image: drills-node}\n  links:\n    - {endpoints: [a:e0, c:e0]}\n"
+    )
+    with pytest.raises(ScenarioError) as caught:
+        _placed(path)
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.path) == (7, "topology.nodes.c.kind")
+    assert "node c is a container, and a drill across hosts runs namespace nodes only" in problem.message
+
+
 def test_given_placement_needs_every_node_to_name_a_host(tmp_path: Path) -> None:
     path = _write(tmp_path, ["a", "b", "c"], [("a", "b"), ("b", "c")], on={"a": "h1"})
     with pytest.raises(ScenarioError, match=r"s.yaml:7:\d+: topology.nodes.b: placement is given, but nodes b, c name no host"):

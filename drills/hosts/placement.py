@@ -134,6 +134,21 @@ def for_scenario(scenario: Scenario, inventory_path: Path | None = None) -> tupl
                 )
             ]
         )
+    # The agents deploy namespace nodes only: a container node (or a containerlab lab's) runs on
+    # this machine's Docker engine, which no other host's agent drives.
+    containers = [node.name for node in scenario.topology.nodes if node.kind == "container"]
+    if containers:
+        raise ScenarioError(
+            [
+                scenario.problem(
+                    ("topology", "nodes", name, "kind"),
+                    f"node {name} is a container, and a drill across hosts runs namespace nodes only: "
+                    "make it a namespace node (remove `kind: container`), or run the drill on one machine "
+                    "(no inventory, no `hosts:`, no `host:` on nodes)",
+                )
+                for name in containers
+            ]
+        )
     inventory = load_inventory(path)
     spec = spec or HostsSpec(None, "auto", VXLAN_PORT)
     return inventory, place(scenario.topology, inventory, spec, problem=scenario.problem)

@@ -248,7 +248,7 @@ class Agent:
         return [(n, i, self.ops.link_state(n, i)) for n, i in ends]
 
     def do_far_end(self, link: str, up: bool) -> list[tuple[str, str, LinkState]]:
-        """Set the hidden end of a cross link's veth on this host: the carrier of this host's
+        """Set the hidden end of a cross link's veth (or TAP) on this host: the carrier of this host's
         node on that link (the other host cut, or restored, its own end); that node's interface
         read back, as for set_link."""
         if self.part_ops is None:

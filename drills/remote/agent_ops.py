@@ -179,7 +179,7 @@ class AgentOps:
         self._unsettled().append(self._send("set_link", node, ifname, up))
 
     def set_far_end(self, link: str, up: bool) -> None:
-        """The carrier of this agent's node on a cross-host link (the hidden end of its veth):
+        """The carrier of this agent's node on a cross-host link (the hidden end of its veth, or TAP):
         sent, not awaited, like `set_link`, its node's interface read back likewise."""
         self._unsettled().append(self._send("far_end", link, up))
 
