@@ -95,11 +95,10 @@ def deploy_part(
     chosen = cross_engines(topology, part, backend.capabilities)
     _require_netem(backend, topology, part, chosen)
     wire.check_underlay(part.cross, underlay_ns)  # before any namespace: a refusal leaves nothing
-    links = {link.name: link for link in topology.links}
 
     def provide(namespaces: Namespaces) -> None:
         def tap_pair(end: CrossEnd, wire_ns: str) -> None:
-            _start_cross_relay(backend, run, links[end.link], end, namespaces[end.node], wire_ns)
+            _start_cross_relay(backend, run, topology.link(end.link), end, namespaces[end.node], wire_ns)
 
         relayed = {link: tap_pair for link, engine in chosen.items() if engine == USERSPACE}
         wire.create(run, part.host, namespaces, part.cross, underlay_ns, log, relayed)
@@ -114,18 +113,16 @@ def cross_engines(topology: Topology, part: HostPart, capabilities: CapabilityLo
     """Cross link -> the engine serving this host's end of it, chosen exactly as for a link on
     one machine (`drills.engines.engines`: `engine: userspace`, or `auto` on a link needing netem
     on a host without netem and with TUN/TAP, gives userspace; otherwise the kernel)."""
-    links = {link.name: link for link in topology.links}
-    return engines([links[end.link] for end in part.cross], capabilities)
+    return engines([topology.link(end.link) for end in part.cross], capabilities)
 
 
 def _require_netem(backend: NetnsBackend, topology: Topology, part: HostPart, chosen: dict[str, str]) -> None:
     """Refuse, before anything is made, a cross link that the kernel engine serves here and that
     needs netem on a host without it (the userspace engine serves such a link when it may)."""
-    links = {link.name: link for link in topology.links}
-    wanting = [end.link for end in part.cross if chosen[end.link] == KERNEL and needs_netem(links[end.link])]
+    wanting = [end.link for end in part.cross if chosen[end.link] == KERNEL and needs_netem(topology.link(end.link))]
     caps = backend.capabilities() if wanting else {}
     if wanting and not caps.get(NETEM, False):
-        asked = [link for link in wanting if links[link].engine == KERNEL]
+        asked = [link for link in wanting if topology.link(link).engine == KERNEL]
         why = (
             f"{', '.join(asked)} {'asks' if len(asked) == 1 else 'ask'} for `engine: kernel` (remove it: the userspace engine serves it here)"
             if asked
@@ -214,8 +211,8 @@ class PartOps(NetnsOps):
         log: Log,
     ) -> None:
         namespaces = {node: namespace_name(run.run_id, node) for node in part.nodes}
-        engines = {**backend.engines, **cross_engines(topology, part, backend.capabilities)}
-        super().__init__(run, restrict(topology, part), namespaces, engines, clock, log, backend.start_service)
+        # deploy_part recorded the engine chosen for each cross link beside the local links'.
+        super().__init__(run, restrict(topology, part), namespaces, dict(backend.engines), clock, log, backend.start_service)
         self.cross: tuple[CrossEnd, ...] = part.cross
         self.wire = wire.Wire(run.run_id, part.host, part.cross)
 

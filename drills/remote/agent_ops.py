@@ -13,7 +13,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv6Interface
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -61,11 +61,19 @@ class _Span:
     unstamped: int = 0  # answers without a "ran" pair: the span cannot place them
 
 
+@dataclass
+class _Thread:
+    """What one calling thread has in flight with this agent."""
+
+    unsettled: list[Answer] = field(default_factory=list)  # set_link/far_end answers not yet taken
+    span: _Span = field(default_factory=_Span)
+    readings: dict[tuple[str, str], LinkState] = field(default_factory=dict)  # read back by those answers
+    due: float | None = None  # the agent's clock: this thread's requests are held until then
+
+
 class Caller(Protocol):
     @property
     def host(self) -> str: ...
-
-    def call(self, method: str, *args: Any, timeout_s: float = ..., **kwargs: Any) -> Any: ...
 
     def send(self, method: str, *args: Any, at_s: float | None = None, **kwargs: Any) -> Answer: ...
 
@@ -77,25 +85,18 @@ class AgentOps:
         self._client = client
         self._timeout_s = timeout_s
         self._clock = clock  # None: the agent's instants cannot be placed, `take_span` gives None
-        # Per calling thread: its set_link requests not yet settled (`answers`) and the span of
-        # what its settled requests ran (`span`).
-        self._sent = threading.local()
+        self._local = threading.local()
 
-    def _unsettled(self) -> list[Answer]:
-        sent: list[Answer] | None = getattr(self._sent, "answers", None)
-        if sent is None:
-            sent = self._sent.answers = []
-        return sent
-
-    def _span(self) -> _Span:
-        span: _Span | None = getattr(self._sent, "span", None)
-        if span is None:
-            span = self._sent.span = _Span()
-        return span
+    def _mine(self) -> _Thread:
+        """The calling thread's state with this agent."""
+        mine: _Thread | None = getattr(self._local, "state", None)
+        if mine is None:
+            mine = self._local.state = _Thread()
+        return mine
 
     def _ran(self, answer: Answer) -> None:
         """Widen this thread's span by when `answer`'s request ran on the agent."""
-        span, ran = self._span(), answer.ran
+        span, ran = self._mine().span, answer.ran
         if ran is None or self._clock is None:
             span.unstamped += 1
             return
@@ -103,19 +104,13 @@ class AgentOps:
         span.start_s = min(span.start_s, ran[0] - offset_s - bound_s)
         span.end_s = max(span.end_s, ran[1] - offset_s + bound_s)
 
-    def _readings(self) -> dict[tuple[str, str], LinkState]:
-        readings: dict[tuple[str, str], LinkState] | None = getattr(self._sent, "readings", None)
-        if readings is None:
-            readings = self._sent.readings = {}
-        return readings
-
     def _settle(self) -> None:
         """Take the answers of this thread's set_link and far_end requests, keeping the link
         states they read back: the first error is raised."""
-        sent = self._unsettled()
-        answers, sent[:] = list(sent), []
+        mine = self._mine()
+        answers, mine.unsettled = mine.unsettled, []
         first: DrillError | None = None
-        readings = self._readings()
+        readings = mine.readings
         for answer in answers:
             try:
                 for node, ifname, state in answer.result(self._timeout_s):
@@ -128,7 +123,7 @@ class AgentOps:
 
     def _send(self, method: str, *args: Any) -> Answer:
         """A request, held by the agent until this thread's due instant, if any (`due_at`)."""
-        return self._client.send(method, *args, at_s=getattr(self._sent, "due", None))
+        return self._client.send(method, *args, at_s=self._mine().due)
 
     def lead_s(self) -> float:
         """How long before a step's instant to send its operations; 0 without the agent's clock."""
@@ -137,7 +132,7 @@ class AgentOps:
     def due_at(self, instant_s: float | None) -> None:
         """This thread's requests from now on run at drill instant `instant_s` on the agent
         (its clock: the offset applied); None, or no clock known: at once."""
-        self._sent.due = None if instant_s is None or self._clock is None else instant_s + self._clock.offset_s
+        self._mine().due = None if instant_s is None or self._clock is None else instant_s + self._clock.offset_s
 
     def _op(self, name: str, *args: Any, timeout_s: float | None = None, **kwargs: Any) -> Any:
         answer = self._send("op", name, list(args), kwargs)
@@ -149,7 +144,7 @@ class AgentOps:
         self._settle()  # answered before this call was: no wait
         self._ran(answer)
         if name != "link_state":
-            self._readings().clear()  # what set_links read back came before this operation
+            self._mine().readings.clear()  # what set_links read back came before this operation
         return result
 
     def take_span(self) -> tuple[float, float] | None:
@@ -158,11 +153,12 @@ class AgentOps:
         Settles this thread's requests first. None when there were none; the whole line
         (-inf, inf) when one cannot be placed (no clock, an answer without its instants), which
         places nothing."""
+        mine = self._mine()
         try:
             self._settle()
         finally:
-            span, self._sent.span = self._span(), _Span()
-            self._readings().clear()  # the next action reads afresh
+            span, mine.span = mine.span, _Span()
+            mine.readings.clear()  # the next action reads afresh
         if span.unstamped:
             return -math.inf, math.inf
         if span.start_s > span.end_s:
@@ -176,19 +172,20 @@ class AgentOps:
         order); an error of it is raised there. The agent reads the link's ends on its host
         back at once and answers with them; `link_state` serves those readings, so a
         link-down and its confirmation cost one round trip in all, on every host at once."""
-        self._unsettled().append(self._send("set_link", node, ifname, up))
+        self._mine().unsettled.append(self._send("set_link", node, ifname, up))
 
     def set_far_end(self, link: str, up: bool) -> None:
         """The carrier of this agent's node on a cross-host link (the hidden end of its veth, or TAP):
         sent, not awaited, like `set_link`, its node's interface read back likewise."""
-        self._unsettled().append(self._send("far_end", link, up))
+        self._mine().unsettled.append(self._send("far_end", link, up))
 
     def link_state(self, node: str, ifname: str) -> LinkState:
         """The interface's state: as the agent read it back right after this thread's last
         set_link or far_end (once; any other operation, or `take_span`, drops such readings),
         else read now."""
-        readings = self._readings()
-        if (node, ifname) not in readings and self._unsettled():
+        mine = self._mine()
+        readings = mine.readings
+        if (node, ifname) not in readings and mine.unsettled:
             self._settle()
         reading = readings.pop((node, ifname), None)
         if reading is not None:
@@ -269,4 +266,4 @@ class AgentOps:
         if getattr(self._client, "lost", None) is None:
             self._op("close")
         else:
-            self._unsettled().clear()
+            self._mine().unsettled.clear()
