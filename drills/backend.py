@@ -257,10 +257,21 @@ class TimedOps(Protocol):
         """Operations the calling thread issues from now on run on their hosts at `instant_s` of
         the drill clock (at once when it is past); None: at once."""
 
-    def take_span(self) -> tuple[float, float] | None:
+    def take_span(self) -> OpsSpan | None:
         """When the operations the calling thread issued since its last call ran on their
-        hosts, on the drill clock: (no earlier than, finished by), each host's clock-offset
-        bound included. None when none ran; (-inf, inf) when one cannot be placed."""
+        hosts, on the drill clock, each host's clock-offset bound included. None when none
+        ran; (-inf, inf, inf) when one cannot be placed."""
+
+
+class OpsSpan(NamedTuple):
+    """When a step's operations ran on their hosts, on the drill clock (TimedOps.take_span)."""
+
+    start_s: float  # no earlier than: the first started
+    end_s: float  # finished by: the last one's read-back
+    # The first change (a link end or carrier set) was made by then: its host's kernel had
+    # acknowledged it, and a read-back after confirmed it. Where any one change alone puts the
+    # fault in force (an end of a cut link), it was in force by then.
+    first_change_s: float
 
 
 # --------------------------------------------------------------------------- the backend

@@ -26,6 +26,15 @@ class StepRecord:
     issued_s: float  # the first change was sent to the kernel: the event instant
     confirmed_s: float  # the kernel showed the change on every object it touches
     detail: str
+    # The change was in force by then: confirmed_s, or earlier where any one change alone puts
+    # a fault in force (an end of a cut link) and its host stamped the first one confirmed.
+    # The event took effect within [issued_s, in_force_s]: that span is the event's uncertainty.
+    in_force_s: float | None = None
+
+    @property
+    def effect_by_s(self) -> float:
+        """When the change was certainly in force (in_force_s, else confirmed_s)."""
+        return self.confirmed_s if self.in_force_s is None else self.in_force_s
 
     @property
     def skew_s(self) -> float:

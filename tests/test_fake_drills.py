@@ -15,7 +15,7 @@ import pytest
 from fakes import FakeBackend, FakeOps, SimClock, World, all_capabilities, in_force
 
 from drills import lifecycle
-from drills.backend import NETEM, NFTABLES, TUNTAP, LinkState, NodeOps
+from drills.backend import NETEM, NFTABLES, TUNTAP, LinkState, NodeOps, OpsSpan
 from drills.clock import Clock
 from drills.engine.drill import DrillResult, preflight, run_drill
 from drills.errors import BackendError, ScenarioError
@@ -318,7 +318,7 @@ class _OtherHostOps(FakeOps):
     """FakeOps as agents on other hosts give them (drills.backend.TimedOps): a step's operations
     are issued `LEAD_S` ahead and the host holds them until the step's instant; each read-back
     costs the controller a round trip of `RTT_S`; the host's own stamps (`take_span`) place the
-    change from 2 ms to 3 ms after the instant it was due."""
+    change from 2 ms to 3 ms after the instant it was due, its first change confirmed at 2.2 ms."""
 
     LEAD_S = 0.050
     RTT_S = 0.010
@@ -343,9 +343,9 @@ class _OtherHostOps(FakeOps):
         self.clock.sleep_until(max(self.clock.now_s(), self.due_s or 0.0) + self.RTT_S)
         return super().link_state(node, ifname)
 
-    def take_span(self) -> tuple[float, float] | None:
+    def take_span(self) -> OpsSpan | None:
         due, self.ran_due = self.ran_due, None
-        return None if due is None else (due + 0.002, due + 0.003)
+        return None if due is None else OpsSpan(due + 0.002, due + 0.003, due + 0.0022)
 
 
 class _OtherHostBackend(FakeBackend):
@@ -369,6 +369,9 @@ def test_a_fault_on_other_hosts_is_sent_ahead_and_placed_by_their_stamps(tmp_pat
     steps = [(s.kind, s.label, round(s.issued_s - s.scheduled_s, 6), round(s.confirmed_s - s.scheduled_s, 6)) for s in result.steps]
     assert steps == [("apply", "step0", 0.0, 0.0), ("apply", "cut", 0.002, 0.003), ("revert", "cut", 0.002, 0.003)]
     assert any("apply cut" in line and "(confirmed +3.00 ms)" in line for line in log), log
-    # ... and the outage's accuracy carries that millisecond, not the 20 ms the controller waited.
+    # A cut link is in force once either end is down: the first change confirmed on its host
+    # (2.2 ms) bounds when the cut took effect. Restored, every end must be up: no such bound.
+    assert [None if s.in_force_s is None else round(s.in_force_s - s.scheduled_s, 6) for s in result.steps] == [None, 0.0022, None]
+    # ... and the outage's accuracy carries those 0.2 ms, not the 20 ms the controller waited.
     metric = _metric(result, "voice", "cut")
-    assert metric.accuracy_s == pytest.approx(1 / RATE + 0.001)
+    assert metric.accuracy_s == pytest.approx(1 / RATE + 0.0002)

@@ -80,15 +80,22 @@ def test_a_cross_host_cut_of_two_seconds_measures_two_seconds(tmp_path: Path, st
     # one machine: tests/test_drill_run.py).
     span_s = revert.issued_s - apply.issued_s
     assert abs(cut.outage_s - span_s) <= cut.accuracy_s, (cut.outage_s, span_s, cut.accuracy_s)
-    # The stated accuracy is one packet gap, the sender's lateness p99, the apply's window
-    # (issued -> confirmed, placed by the hosts' own stamps, each widened by its clock bound)
-    # and the stream's clock bound (h1's, where it runs): nothing else. Its size, about ±2 ms
-    # on the lane, is a benchmark's figure (bench/hosts.py), not asserted here.
-    window_s = apply.confirmed_s - apply.issued_s
+    # The stated accuracy is one packet gap, the sender's lateness p99, the apply's in-force
+    # window and the stream's clock bound (h1's, where it runs): nothing else. The in-force
+    # window runs from the first host starting the cut to the first end the kernel had down
+    # (either end down stops the link), placed by the hosts' own stamps, each widened by its
+    # clock bound: within the window to the last read-back, never wider.
+    assert apply.issued_s <= apply.effect_by_s <= apply.confirmed_s, apply
+    assert apply.in_force_s is not None and revert.in_force_s is None  # restored: every end must be up
+    window_s = apply.effect_by_s - apply.issued_s
     record = next(r for r in result.records if isinstance(r, StreamRecord) and r.name == "stream")
     bound_s = next(float(h["bound_s"]) for h in result.hosts if h["host"] == "h1")
     assert record.clock_bound_s == bound_s
     assert cut.accuracy_s == pytest.approx(1 / 1000 + timestamp_jitter_s(record) + window_s + bound_s, abs=1e-9)
+    # Its size is a benchmark's figure (bench/hosts.py: ±1.7-2.4 ms on the lane, the issue's
+    # target ±3 ms), not asserted here (a shared machine's load must not fail a test); this
+    # catches only a regression by an order of magnitude (a fault spawning a process, 10-20 ms).
+    assert cut.accuracy_s < 0.010, cut
     # The hosts ran the cut at its instant: sent ahead, held by each agent until then.
     assert apply.issued_s >= apply.scheduled_s - 2 * max(float(h["bound_s"]) for h in result.hosts)
     assert not cut.recovered_during_event

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from drills.backend import LinkState
+from drills.backend import LinkState, OpsSpan
 from drills.remote.multi_ops import MultiHostOps
 from drills.scenario import load_scenario
 
@@ -87,3 +87,32 @@ def test_the_far_end_goes_out_before_the_due_instant_changes(ops: tuple[MultiHos
     multi.set_link("b", "e1", up=False)
     multi.due_at(None)
     assert calls == [("h2", "set_link", "b", "e1", False), ("h1", "far_end", "ab", False)]
+
+
+class _Timed(Recorder):
+    """A host's operations with its agent's stamps (drills.backend.TimedOps): a preset span."""
+
+    def __init__(self, host: str, calls: list[tuple[Any, ...]], span: OpsSpan) -> None:
+        super().__init__(host, calls)
+        self.span = span
+
+    def lead_s(self) -> float:
+        return 0.02
+
+    def due_at(self, instant_s: float | None) -> None:
+        pass
+
+    def take_span(self) -> OpsSpan | None:
+        return self.span
+
+
+def test_the_span_over_hosts_is_the_earliest_start_the_latest_end_and_the_earliest_first_change(tmp_path: Path) -> None:
+    # h1 ran late (its host busy): the cut took effect when h2 confirmed its end, 1.5 ms in,
+    # though the last read-back, h1's, came at 4 ms.
+    path = tmp_path / "s.yaml"
+    topology = {"nodes": {"a": {}, "b": {}}, "links": [{"name": "ab", "endpoints": ["a:e1", "b:e1"]}]}
+    path.write_text(yaml.safe_dump({"version": 1, "name": "t", "topology": topology}))
+    calls: list[tuple[Any, ...]] = []
+    hosts = {"h1": _Timed("h1", calls, OpsSpan(1.002, 1.004, 1.003)), "h2": _Timed("h2", calls, OpsSpan(1.0, 1.002, 1.0015))}
+    multi = MultiHostOps(load_scenario(path).topology, HOST_OF, hosts, ["ab"], lambda *_: None, {"ab": "kernel"})  # type: ignore[arg-type]
+    assert multi.take_span() == OpsSpan(1.0, 1.004, 1.0015)

@@ -167,13 +167,13 @@ def test_agent_ops_through_a_local_agent(tmp_path: Path, state_dir: Path, host_s
         after_s = client.clock.now_s()
         span = timed.take_span()
         assert span is not None
-        assert before_s - 2 * offset.bound_s <= span[0] <= span[1] <= after_s + 2 * offset.bound_s, (before_s, span, after_s)
+        assert before_s - 2 * offset.bound_s <= span.start_s <= span.first_change_s <= span.end_s <= after_s + 2 * offset.bound_s, (before_s, span, after_s)
         assert timed.take_span() is None  # taken: the next action starts afresh
         # Without its clock the agent's instants place nothing: the whole line.
         untimed = AgentOps(client)
         untimed.set_link("a", "e1", up=True)
         assert untimed.link_state("b", "e1") == LinkState(True, True)
-        assert untimed.take_span() == (-math.inf, math.inf)
+        assert untimed.take_span() == (-math.inf, math.inf, math.inf)
         ops.close()
         report = client.call("teardown")
         assert report.clean and f"namespace drill-{RUN_ID}-a" in report.removed

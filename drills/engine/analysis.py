@@ -42,7 +42,7 @@ def analyse_drill(
     windows = [
         (
             Window(step.label, step.kind, t0 + step.issued_s, t0 + (fault_steps[i + 1].issued_s if i + 1 < len(fault_steps) else scenario.duration_s)),
-            step.confirmed_s - step.issued_s,
+            step.effect_by_s - step.issued_s,  # it took effect somewhere in there
         )
         for i, step in enumerate(fault_steps)
     ]  # fmt: skip

@@ -40,6 +40,7 @@ class LinkDegrade:
     directions: tuple[Direction, ...]
     profile: str | None = None
     reversible: bool = True
+    in_force_at_first_change = False
     # Ramps and handovers: the driver playing them while the degrade is applied (timevarying).
     _driver: dict[str, timevarying.Driver] = field(default_factory=dict, compare=False, repr=False)
     _played: list[timevarying.ChangeRecord] = field(default_factory=list, compare=False, repr=False)

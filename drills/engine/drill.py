@@ -300,13 +300,18 @@ def _perform(
         if timed is not None:
             timed.due_at(None)
     confirmed = clock.now_s() - t0
+    in_force: float | None = None
     if timed is not None:
         span = timed.take_span()
         if span is not None:
             # Their clocks place the change within [span], tighter than this side's send and
             # answer (which add the channel's round trips, and the lead). Never outside them:
             # nothing ran before it was sent, and it was done when the answer came.
-            issued, confirmed = max(issued, span[0] - t0), min(confirmed, span[1] - t0)
+            issued, confirmed = max(issued, span.start_s - t0), min(confirmed, span.end_s - t0)
+            if action.kind == "apply" and fault.in_force_at_first_change:
+                # One end of a cut link, down on its host, stops the link: the hosts cut their
+                # ends at the same instant, and the first to confirm bounds when it took effect.
+                in_force = max(issued, min(confirmed, span.first_change_s - t0))
         else:  # no operation ran (a note): the step is placed at its instant
             issued = max(issued, action.at_s)
         confirmed = max(confirmed, issued)
@@ -314,4 +319,4 @@ def _perform(
     detail = fault.describe(reverted=action.kind == "revert")
     lag_ms = (confirmed - action.at_s) * 1e3
     ctx.log(f"T+{action.at_s:06.2f} {action.kind} {action.label}: {detail} (confirmed +{lag_ms:.2f} ms)")
-    return StepRecord(action.label, action.kind, action.step.kind, action.at_s, issued, confirmed, detail)
+    return StepRecord(action.label, action.kind, action.step.kind, action.at_s, issued, confirmed, detail, in_force)

@@ -49,6 +49,12 @@ class Fault(Protocol):
     def reversible(self) -> bool:
         """False for one-shot steps (note, exec): nothing to undo."""
 
+    @property
+    def in_force_at_first_change(self) -> bool:
+        """True when any one of its changes alone puts it in force (each end of a cut link
+        stops every packet crossing it): applied, it was in force once the first change was
+        confirmed, not only the last, which narrows when it took effect."""
+
     def describe(self, reverted: bool = False) -> str:
         """One line for the log and the report."""
 

@@ -96,6 +96,7 @@ class Blackhole:
     link: Link
     tables: tuple[Table, ...]
     reversible: bool = True
+    in_force_at_first_change = False
 
     @classmethod
     def from_step(cls, step: BlackholeStep) -> Blackhole:
@@ -190,6 +191,7 @@ class Partition:
     tables: tuple[Table, ...]
     sources: tuple[tuple[str, tuple[str, ...]], ...]  # target node -> the nodes it drops
     reversible: bool = True
+    in_force_at_first_change = False
 
     @classmethod
     def from_step(cls, step: PartitionStep) -> Partition:

@@ -21,6 +21,7 @@ class LinkDown:
     ends: tuple[Interface, ...]
     routes: tuple[tuple[Interface, tuple[Route, ...]], ...]  # per downed end: its node's routes through it
     reversible: bool = True
+    in_force_at_first_change = True  # either end down stops every packet crossing the link
 
     @classmethod
     def from_step(cls, step: LinkDownStep) -> LinkDown:

@@ -51,6 +51,7 @@ class NodeLoss:
     node: Node
     links: tuple[tuple[Interface, Interface], ...]  # (the node's end, the peer's end) of each link
     reversible: bool = True
+    in_force_at_first_change = False
 
     @classmethod
     def from_step(cls, step: NodeLossStep) -> NodeLoss:
@@ -150,6 +151,7 @@ class NodeFreeze:
 
     node: Node
     reversible: bool = True
+    in_force_at_first_change = False
 
     @classmethod
     def from_step(cls, step: NodeFreezeStep) -> NodeFreeze:
@@ -194,6 +196,7 @@ class ServiceStop:
     node: str
     service: Service
     reversible: bool = True
+    in_force_at_first_change = False
 
     @classmethod
     def from_step(cls, step: ServiceStopStep) -> ServiceStop:

@@ -17,6 +17,7 @@ class Note:
 
     text: str
     reversible: bool = False
+    in_force_at_first_change = False
 
     def describe(self, reverted: bool = False) -> str:
         return f"note: {self.text}"
@@ -39,6 +40,7 @@ class Exec:
     node: str
     command: str
     reversible: bool = False
+    in_force_at_first_change = False
 
     def describe(self, reverted: bool = False) -> str:
         return f"exec on {self.node}: {self.command}"

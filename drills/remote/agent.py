@@ -236,26 +236,35 @@ class Agent:
         """One ProbeService method (drills.remote.probe_service.METHODS)."""
         return _call_allowed(self.probes, PROBE_METHODS, "probe method", name, args, kwargs)
 
-    def do_set_link(self, node: str, ifname: str, up: bool) -> list[tuple[str, str, LinkState]]:
+    def do_set_link(self, node: str, ifname: str, up: bool) -> tuple[float | None, list[tuple[str, str, LinkState]]]:
         """NodeOps.set_link, then the state of its link's ends on this host read back at once:
         the controller confirms the change from these readings, with no round trip more
         (drills.remote.agent_ops). A reading not yet settled (a relay's carrier follows late)
-        makes the controller poll, as on one machine."""
+        makes the controller poll, as on one machine. Answered with when the kernel had made
+        the change (its netlink acknowledgement, on this host's clock), if the reading of the
+        interface set confirms it, else None."""
         if self.ops is None:
             raise BadInput("no part deployed on this host: deploy first")
         self.ops.set_link(node, ifname, up=up)
+        changed_s = self.clock.now_s()
         ends = self.link_ends.get((node, ifname), ((node, ifname),))
-        return [(n, i, self.ops.link_state(n, i)) for n, i in ends]
+        readings = [(n, i, self.ops.link_state(n, i)) for n, i in ends]
+        shown = any((n, i) == (node, ifname) and state.admin_up == up for n, i, state in readings)
+        return (changed_s if shown else None), readings
 
-    def do_far_end(self, link: str, up: bool) -> list[tuple[str, str, LinkState]]:
+    def do_far_end(self, link: str, up: bool) -> tuple[float | None, list[tuple[str, str, LinkState]]]:
         """Set the hidden end of a cross link's veth (or TAP) on this host: the carrier of this host's
         node on that link (the other host cut, or restored, its own end); that node's interface
-        read back, as for set_link."""
+        read back, and when the change was made if that reading shows it, as for set_link."""
         if self.part_ops is None:
             raise BadInput("no part deployed on this host: deploy first")
         self.part_ops.set_far_end(link, up)
+        changed_s = self.clock.now_s()
         end = self.cross_end.get(link)
-        return [] if end is None else [(end[0], end[1], self.part_ops.link_state(*end))]
+        if end is None:
+            return None, []
+        state = self.part_ops.link_state(*end)
+        return (changed_s if state.carrier == up else None), [(end[0], end[1], state)]
 
     def do_clean(self, run_id: str, state_dir: str | None = None) -> TeardownReport:
         """Tear down what run `run_id` left on this host, from its journal here (the controller

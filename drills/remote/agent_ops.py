@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv6Interface
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from drills.backend import ExecResult, Impairment, LinkState
+from drills.backend import ExecResult, Impairment, LinkState, OpsSpan
 from drills.errors import BackendError, DrillError
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ class _Span:
 
     start_s: float = math.inf  # drill clock, the clock bound subtracted
     end_s: float = -math.inf  # drill clock, the clock bound added
+    first_change_s: float = math.inf  # the first change made (set_link, far_end; read back): drill clock, bound added
     unstamped: int = 0  # answers without a "ran" pair: the span cannot place them
 
 
@@ -94,8 +95,10 @@ class AgentOps:
             mine = self._local.state = _Thread()
         return mine
 
-    def _ran(self, answer: Answer) -> None:
-        """Widen this thread's span by when `answer`'s request ran on the agent."""
+    def _ran(self, answer: Answer, changed_s: float | None = None) -> None:
+        """Widen this thread's span by when `answer`'s request ran on the agent; `changed_s`,
+        when the agent's kernel had made a change its read-back confirmed (set_link,
+        far_end), may be the span's first change."""
         span, ran = self._mine().span, answer.ran
         if ran is None or self._clock is None:
             span.unstamped += 1
@@ -103,6 +106,8 @@ class AgentOps:
         offset_s, bound_s = self._clock.offset_s, self._clock.bound_s
         span.start_s = min(span.start_s, ran[0] - offset_s - bound_s)
         span.end_s = max(span.end_s, ran[1] - offset_s + bound_s)
+        if changed_s is not None:
+            span.first_change_s = min(span.first_change_s, changed_s - offset_s + bound_s)
 
     def _settle(self) -> None:
         """Take the answers of this thread's set_link and far_end requests, keeping the link
@@ -113,11 +118,14 @@ class AgentOps:
         readings = mine.readings
         for answer in answers:
             try:
-                for node, ifname, state in answer.result(self._timeout_s):
+                changed_s, ends = answer.result(self._timeout_s)
+                for node, ifname, state in ends:
                     readings[(node, ifname)] = LinkState(*state)
             except DrillError as exc:
                 first = first or exc
-            self._ran(answer)
+                self._ran(answer)  # a failed change confirmed nothing
+                continue
+            self._ran(answer, None if changed_s is None else float(changed_s))
         if first is not None:
             raise first
 
@@ -147,12 +155,12 @@ class AgentOps:
             self._mine().readings.clear()  # what set_links read back came before this operation
         return result
 
-    def take_span(self) -> tuple[float, float] | None:
+    def take_span(self) -> OpsSpan | None:
         """When this thread's operations since the last call ran on the agent's host, on the
-        drill clock: (no earlier than, finished by), each widened by the clock offset's bound.
-        Settles this thread's requests first. None when there were none; the whole line
-        (-inf, inf) when one cannot be placed (no clock, an answer without its instants), which
-        places nothing."""
+        drill clock: (no earlier than, finished by, first change confirmed by), each widened by
+        the clock offset's bound. Settles this thread's requests first. None when there were
+        none; the whole line (-inf, inf, inf) when one cannot be placed (no clock, an answer
+        without its instants), which places nothing."""
         mine = self._mine()
         try:
             self._settle()
@@ -160,10 +168,10 @@ class AgentOps:
             span, mine.span = mine.span, _Span()
             mine.readings.clear()  # the next action reads afresh
         if span.unstamped:
-            return -math.inf, math.inf
+            return OpsSpan(-math.inf, math.inf, math.inf)
         if span.start_s > span.end_s:
             return None
-        return span.start_s, span.end_s
+        return OpsSpan(span.start_s, span.end_s, span.first_change_s)
 
     # links
     def set_link(self, node: str, ifname: str, *, up: bool) -> None:

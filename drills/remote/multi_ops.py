@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Interface, IPv6Interface
 from typing import TypeVar
 
-from drills.backend import ExecResult, Impairment, LinkState, NodeOps, TimedOps
+from drills.backend import ExecResult, Impairment, LinkState, NodeOps, OpsSpan, TimedOps
 from drills.errors import BackendError
 from drills.rules import Table
 from drills.scenario.resolved import Route, Service, Topology
@@ -200,15 +200,15 @@ class MultiHostOps:
             if isinstance(ops, TimedOps):
                 ops.due_at(instant_s)
 
-    def take_span(self) -> tuple[float, float] | None:
+    def take_span(self) -> OpsSpan | None:
         """When this thread's operations since the last call ran, on the drill clock, over every
-        host (drills.backend.TimedOps): the earliest start and the latest end, each host's own
-        clock bound included; None when none ran."""
+        host (drills.backend.TimedOps): the earliest start, the latest end and the earliest
+        first change, each host's own clock bound included; None when none ran."""
         self._send_far_ends()
         spans = [span for ops in self._ops_of.values() if isinstance(ops, TimedOps) and (span := ops.take_span()) is not None]
         if not spans:
             return None
-        return min(start for start, _ in spans), max(end for _, end in spans)
+        return OpsSpan(min(s.start_s for s in spans), max(s.end_s for s in spans), min(s.first_change_s for s in spans))
 
     def close(self) -> None:
         self._send_far_ends()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from drills import errors
 
-VERSION = 1  # of this protocol: hello refuses a controller speaking another
+VERSION = 2  # of this protocol: hello refuses a controller speaking another
 HEARTBEAT_S = 0.5  # the controller sends a frame at least this often
 DEADMAN_S = 2.0  # an agent that hears nothing for this long takes its controller for dead
 MAX_HOLD_S = 0.25  # a request's "at" further ahead than this is held this long only
