@@ -207,6 +207,8 @@ def _run(args: argparse.Namespace) -> int:
         from drills.reports.compare import compare
 
         comparison = compare(results.read(args.run_a)[0], results.read(args.run_b)[0])
+        if (why := comparison.nothing_in_common()) is not None:
+            raise BadInput(f"drill compare {args.run_a} {args.run_b}: {why}")
         ui.comparison(comparison, args.run_a, args.run_b)
         return ExitCode.OBJECTIVES_MISSED if comparison.regressed else ExitCode.OK
 

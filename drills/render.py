@@ -8,6 +8,7 @@ than acting on the terminal. Styles come only from `Text` spans built here (`_st
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,10 +47,16 @@ def _title(text: str) -> Text:
 
 PASS = _styled(("PASS", "green"))
 FAIL = _styled(("FAIL", "red"))
+LOG_WIDTH = 250  # columns when the output is no terminal and COLUMNS is unset (a CI log)
 
 
 def _console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        # A CI log is no terminal: rich would draw 80 columns and cut names (`dispatc…`) or wrap
+        # a row over lines. Tables take only the width they need, so a wide page costs nothing.
+        console.width = LOG_WIDTH
+    return console
 
 
 class Renderer:

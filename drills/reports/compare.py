@@ -38,6 +38,17 @@ class Comparison:
     def regressed(self) -> bool:
         return any(d.regressed for d in self.differences) or bool(self.pair_regressions)
 
+    def nothing_in_common(self) -> str | None:
+        """Why the two runs cannot be compared (no figure measured by both), else None: a
+        comparison of nothing must never read as "no regression"."""
+        if self.differences:
+            return None
+        measured = "; ".join(
+            f"{side} ({scenario}) measured {', '.join(only[:3]) + (', ...' if len(only) > 3 else '') if only else 'nothing'}"
+            for side, scenario, only in (("A", self.scenario_a, self.only_in_a), ("B", self.scenario_b, self.only_in_b))
+        )
+        return f"the two runs have no figure in common ({measured}): nothing to compare; compare two runs of the same scenario"
+
 
 def _key(metric: dict[str, Any]) -> tuple[str, str, str]:
     return (metric["probe"], metric["event"], metric["kind"])
