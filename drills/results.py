@@ -82,7 +82,7 @@ def to_json(
         "environment": env if env is not None else environment(result.capabilities),
         "method": {
             "outage": "lost packets / offered rate (RFC 6412 loss-derived)",
-            "accuracy": "one packet gap + p99 of the sender's lateness + the time the kernel took to confirm the fault",
+            "accuracy": "one packet gap + p99 of the sender's lateness + the event's window (issued -> in force: confirmed by the kernel) + the stream's clock bound",
             "offered_rate_pps": rates,
             "sample_interval_s": {r.name: r.interval_s for r in result.app_records},
             "packet_size_bytes": {r.name: r.size_bytes for r in result.records},

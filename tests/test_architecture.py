@@ -28,6 +28,7 @@ ROOMS: dict[str, str] = {
     "drills.render": "face",
     "drills.live": "face",
     "drills.trials": "face",  # runs a drill N times and folds the results: a command's body
+    "drills.pytest_plugin": "face",  # pytest's door: runs drills as tests
     "drills.lifecycle": "lifecycle",
     "drills.spread": "lifecycle",  # composes a drill over several hosts
     "drills.backends": "lifecycle",  # the one place that picks a backend
