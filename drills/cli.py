@@ -72,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--out", type=Path, default=None, help="results directory (default: runs/SCENARIO-RUNID)")
     p.add_argument("--trials", type=int, default=1, metavar="N", help="run the drill N times; report min/median/max")
+    p.add_argument("--baseline", type=Path, default=None, metavar="DIR", help="compare with the last good run of this scenario kept in DIR; exit 1 on a regression")
+    p.add_argument("--save-baseline", type=Path, default=None, metavar="DIR", help="keep this run in DIR as the scenario's baseline if it passed (and did not regress)")
     p.add_argument(
         "--no-live", action="store_true", help="plain progress lines even on a terminal (no live view)"
     )
@@ -191,8 +193,13 @@ def _run(args: argparse.Namespace) -> int:
             raise BadInput("--trials needs a positive number")
         live = not args.no_live
         if args.trials > 1:
+            if args.baseline or args.save_baseline:
+                raise BadInput("--baseline and --save-baseline compare and keep one run; drop --trials")
             return _run_trials(args, state_dir, ui, live)
-        return _run_once(args.file, state_dir, args.out, ui, live, args.inventory)[0]
+        code, outcome, out_dir = _run_once(args.file, state_dir, args.out, ui, live, args.inventory)
+        if args.baseline is None and args.save_baseline is None:
+            return code
+        return _against_baseline(args, code, outcome, out_dir, ui)
 
     if command == "report":
         from drills import results
@@ -321,6 +328,32 @@ def _run_once(
     ui.progress(f"reports: {', '.join(str(p) for p in written)}")
     outcome = results.outcome(drill)
     return _exit_for(outcome), outcome, out_dir
+
+
+def _against_baseline(args: argparse.Namespace, code: int, outcome: str, out_dir: Path, ui: Any) -> int:
+    """`--baseline DIR` / `--save-baseline DIR` after one run: compare, then keep it if good."""
+    from drills import results
+    from drills.reports import baseline
+
+    scenario = results.read(out_dir)[0]["scenario"]["name"]
+    regressed = False
+    if args.baseline is not None:
+        comparison = baseline.check(args.baseline, scenario, out_dir)
+        if comparison is None and args.save_baseline is None:
+            raise BadInput(f"no baseline of scenario {scenario} in {args.baseline}: nothing to compare; keep one first with --save-baseline {args.baseline}")
+        if comparison is None:
+            ui.progress(f"no baseline of {scenario} in {args.baseline} yet: nothing compared")
+        else:
+            ui.comparison(comparison, args.baseline / scenario, out_dir)
+            regressed = comparison.regressed
+    if args.save_baseline is not None:
+        if outcome == "passed" and not regressed:
+            ui.progress(f"baseline kept: {baseline.save(args.save_baseline, scenario, out_dir)}")
+        else:
+            ui.progress(f"not kept as the baseline: the run {'regressed' if regressed else outcome}")
+    if code == ExitCode.OK and regressed:
+        return ExitCode.OBJECTIVES_MISSED
+    return code
 
 
 def _exit_for(outcome: str) -> int:

@@ -28,6 +28,7 @@ import pytest
 
 if TYPE_CHECKING:
     from drills.drill_result import DrillResult
+    from drills.reports.compare import Comparison
 
 SCENARIOS_ENV = "DRILLS_SCENARIOS"
 MAX_SCENARIOS = 64  # a test session names a handful; a runaway variable is refused
@@ -39,6 +40,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--drill-state-dir", default=None, metavar="DIR", help="drills' state directory (default: DRILLS_STATE_DIR or /var/lib/drills)")
     group.addoption("--drill-inventory", default=None, metavar="FILE", help="an Ansible inventory: run the scenarios across its hosts")
     group.addoption("--drill-out", default=None, metavar="DIR", help="write each drill's results and reports to DIR/SCENARIO-NAME")
+    group.addoption("--drill-baseline", default=None, metavar="DIR", help="compare each drill with its last good run kept in DIR (an item `baseline` per scenario)")
+    group.addoption("--drill-save-baseline", default=None, metavar="DIR", help="keep each drill that passed and did not regress in DIR as its baseline")
     group.addoption(
         "--drill-keep-up",
         action="store_true",
@@ -94,6 +97,7 @@ class DrillFailed(Exception):
 @dataclass
 class _Outcome:
     result: DrillResult | None = None
+    run_dir: Path | None = None  # where its results.json was written
     error: str | None = None
     ran: bool = False
 
@@ -121,6 +125,8 @@ class DrillScenario(pytest.File):
         for label in dict.fromkeys(labels):
             for probe in probes:
                 yield MeasurementItem.from_parent(self, name=f"{label} x {probe}", step=label, probe=probe)
+        if self.config.getoption("--drill-baseline") or self.config.getoption("--drill-save-baseline"):
+            yield BaselineItem.from_parent(self, name="baseline")
 
     def outcome(self) -> DrillResult:
         """The drill's result, run on first use; DrillError when it could not run or was inconclusive."""
@@ -132,7 +138,7 @@ class DrillScenario(pytest.File):
             from drills.errors import DrillError as _Error
 
             try:
-                outcome.result = _run(self.config, self.path)
+                outcome.result, outcome.run_dir = _run_written(self.config, self.path)
             except Aborted as exc:
                 # Ctrl-C or SIGTERM: the engine has torn the testbed down; the session stops
                 # here, as pytest stops on Ctrl-C, rather than go on to the next drill.
@@ -147,17 +153,28 @@ class DrillScenario(pytest.File):
         return outcome.result
 
 
+def _run_written(config: pytest.Config, path: Path) -> tuple[DrillResult, Path]:
+    """One drill, its results written (to `--drill-out DIR/SCENARIO`, else a private temporary
+    directory): a baseline is compared and kept as results.json."""
+    import tempfile
+
+    from drills import results
+
+    result = _run(config, path)
+    out = config.getoption("--drill-out")
+    run_dir = Path(out) / result.scenario if out else Path(tempfile.mkdtemp(prefix="drills-pytest-"))
+    results.write(result, run_dir, path)
+    return result, run_dir
+
+
 def _run(config: pytest.Config, path: Path) -> DrillResult:
-    from drills import lifecycle, results
+    from drills import lifecycle
     from drills.runs import state_dir_from_env
 
     state = config.getoption("--drill-state-dir")
     state_dir = state_dir_from_env(Path(state) if state else None)
     inventory = config.getoption("--drill-inventory")
     result = lifecycle.run(path, state_dir, inventory=Path(inventory) if inventory else None)
-    out = config.getoption("--drill-out")
-    if out:
-        results.write(result, Path(out) / result.scenario, path)
     if config.getoption("--drill-keep-up"):
         run_id = lifecycle.up(path, state_dir, inventory=Path(inventory) if inventory else None).meta.run_id
         config.get_terminal_writer().line(f"drills: {path.name} is up again as run {run_id} (--drill-keep-up); remove it with `drill down {run_id}`")
@@ -216,6 +233,54 @@ class MeasurementItem(_DrillItem):
                 (f"{m.kind}.time_to_recover_s", recovery),
                 (f"{m.kind}.accuracy_s", f"{m.accuracy_s:.6f}"),
             ]
+
+
+class BaselineItem(_DrillItem):
+    """The drill against its last good run (`--drill-baseline DIR`): fails on a regression
+    beyond both accuracy bounds; a missing baseline or one with no figure in common is an
+    error, never a pass. With `--drill-save-baseline DIR`, a run that passed and did not regress
+    is kept there."""
+
+    comparison: Comparison | None
+
+    def setup(self) -> None:
+        """What to compare with, found in setup: a missing baseline (with nothing to keep) or one
+        with no figure in common is an error, never a pass."""
+        __tracebackhide__ = True
+        from drills.errors import DrillError as _Error
+        from drills.reports import baseline
+
+        super().setup()
+        compare_in, save_in = self.config.getoption("--drill-baseline"), self.config.getoption("--drill-save-baseline")
+        self.comparison = None
+        if not compare_in:
+            return
+        try:
+            self.comparison = baseline.check(Path(compare_in), self.result.scenario, self._run_dir())
+        except _Error as exc:
+            raise DrillError(str(exc)) from None
+        if self.comparison is None and not save_in:
+            raise DrillError(f"no baseline of scenario {self.result.scenario} in {compare_in}: nothing to compare; keep one first with --drill-save-baseline")
+
+    def _run_dir(self) -> Path:
+        scenario = self.parent
+        assert isinstance(scenario, DrillScenario) and scenario._outcome.run_dir is not None
+        return scenario._outcome.run_dir
+
+    def runtest(self) -> None:
+        from drills.reports import baseline
+
+        worse: list[str] = []
+        if (comparison := self.comparison) is not None:
+            worse += [f"{d.probe} / {d.event}: {d.figure} {d.a_s} s -> {d.b_s} s (tolerance {d.tolerance_s:.6f} s)" for d in comparison.differences if d.regressed]
+            worse += [f"{d.probe} / {d.scope}: {d.figure} {d.a_pct:.3f} % -> {d.b_pct:.3f} % (tolerance {d.tolerance_pct:.3f} %)" for d in comparison.shares if d.regressed]
+            worse += [f"partition pair {flip}" for flip in comparison.pair_regressions]
+            self.user_properties.append(("regressions", str(len(worse))))
+        save_in = self.config.getoption("--drill-save-baseline")
+        if save_in and self.result.passed and not worse:
+            self.user_properties.append(("baseline_kept", str(baseline.save(Path(save_in), self.result.scenario, self._run_dir()))))
+        if worse:
+            raise DrillFailed(f"{self.result.scenario} regressed against its baseline in {self.config.getoption('--drill-baseline')}:\n  " + "\n  ".join(worse))
 
 
 # --------------------------------------------------------------------------- the fixture

@@ -385,6 +385,14 @@ class Renderer:
                 mark,
             )
         self.out.print(table)
+        if comparison.shares:
+            shares = Table(title=_title("availability and loss (A against B)"), title_justify="left")
+            for column in ("probe", "scope", "figure", "A", "B", "tolerance", ""):
+                shares.add_column(column)
+            for d in comparison.shares:
+                mark = _styled(("REGRESSED", "red")) if d.regressed else _styled(("improved", "green") if d.improved else "")
+                _row(shares, d.probe, d.scope, d.figure, f"{d.a_pct:.3f} %", f"{d.b_pct:.3f} %", f"± {d.tolerance_pct:.3f} %", mark)
+            self.out.print(shares)
         for label in comparison.only_in_a:
             self.out.print(visible(f"only in A: {label}"))
         for label in comparison.only_in_b:

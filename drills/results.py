@@ -39,6 +39,7 @@ from drills.records import ProbeRecord, StreamRecord
 
 RESULTS_FORMAT = 1
 RESULTS_FILE = "results.json"
+MAX_RESULTS_BYTES = 64 << 20  # read back (reports, compare, baselines): a hostile file is refused, not loaded
 SAMPLES_FILE = "samples.json.gz"
 PAIRS_SECTION = "_pairs"  # samples.json.gz: the pair mesh's samples (no probe name starts with `_`)
 
@@ -213,6 +214,8 @@ def _read_all(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
     path = run_dir / RESULTS_FILE
     try:
+        if path.stat().st_size > MAX_RESULTS_BYTES:
+            raise BadInput(f"{path} is over {MAX_RESULTS_BYTES >> 20} MiB; a results.json drills wrote is far smaller")
         results: dict[str, Any] = json.loads(path.read_text())
     except FileNotFoundError:
         raise BadInput(f"{path} not found; give the directory a `drill run --out` wrote") from None

@@ -26,6 +26,8 @@ def test_runs_with_no_figure_in_common_are_refused(tmp_path: Path, drill: Any) -
     b["scenario"]["name"] = "another"
     for metric in b["metrics"]:
         metric["probe"] = "video"
+    b["phases"] = {"video": b["phases"].pop("voice")}
+    b["availability"] = {"video": b["availability"].pop("voice")}
     done = drill("compare", str(_run_dir(tmp_path, "a", a)), str(_run_dir(tmp_path, "b", b)))
     assert done.returncode == 2, done
     assert "no figure in common" in done.stderr and "voice / cut (apply)" in done.stderr and "video / cut (apply)" in done.stderr, done.stderr

@@ -129,3 +129,21 @@ def test_ctrl_c_during_a_drill_leaves_nothing_behind(pytester: pytest.Pytester, 
     finally:
         proc.kill() if proc.poll() is None else None
         proc.wait()
+
+
+def test_drill_baseline_catches_a_regression_and_refuses_nothing(pytester: pytest.Pytester, state_dir: Path) -> None:
+    path = pytester.path / "good.yaml"
+    good = CUT.replace("SYSCTLS", "sysctls: {}").replace("  - {name: strict, probe: stream, step: cut, max_outage: 100ms}\n", "")
+    path.write_text(good)
+    base = pytester.path / "baselines"
+    common = ["--drill", str(path), "--drill-state-dir", str(state_dir), "-p", "no:cacheprovider"]
+    # Nothing kept yet and nothing to keep: the baseline item is an error, never a pass.
+    pytester.runpytest_subprocess(*common, "--drill-baseline", str(base)).assert_outcomes(passed=3, errors=1)
+    kept = pytester.runpytest_subprocess(*common, "--drill-baseline", str(base), "--drill-save-baseline", str(base))
+    kept.assert_outcomes(passed=4)
+    assert (base / "plugin-cut" / "results.json").is_file()
+    # A cut three times as long: the outage regressed beyond both runs' accuracy.
+    path.write_text(good.replace("for: 1s", "for: 3s").replace("duration: 5s", "duration: 7s"))
+    worse = pytester.runpytest_subprocess(*common, "--drill-baseline", str(base))
+    worse.assert_outcomes(passed=3, failed=1)
+    worse.stdout.fnmatch_lines(["*plugin-cut regressed against its baseline*", "*stream / cut (apply): outage_s 1.0* s -> 3.0* s*"])

@@ -1,15 +1,28 @@
-"""Compare the recovery figures of two runs of a drill: the regression check for CI.
+"""Compare the figures of two runs of a drill: the regression check for CI.
 
 A figure regressed when run B is worse than run A by more than the two accuracy bounds
-together, so noise within the stated accuracy never fails a build.
+together, so noise within the stated accuracy never fails a build. The figures:
+- recovery figures (outage, longest loss period, recovery time) per probe and event, and each
+  partition pair's recovery after the lift: the accuracy each run states;
+- round-trip percentiles (p50, p95, p99) per probe and phase: a percentile's accuracy is taken
+  as its run's baseline jitter (baseline p99 - p50 of that probe): a path's own spread, which a
+  second run may show anywhere inside, is not a regression;
+- availability per probe: one window of each run (100 / windows %);
+- loss per probe and phase: one packet of each run (100 / sent %) plus the sampling error of a
+  loss share at one in a million (4.9 binomial standard deviations), so random loss by design
+  (a satellite link) does not read as a regression.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 FIGURES = ("outage_s", "max_loss_period_s", "time_to_recover_s")
+RTT_FIGURES = ("rtt_p50_s", "rtt_p95_s", "rtt_p99_s")
+PHASES = ("baseline", "fault", "recovery", "all")
+Z_ONE_IN_A_MILLION = 4.89  # normal quantile, two-sided 1e-6: the loss share's sampling error
 
 
 @dataclass(frozen=True)
@@ -25,6 +38,20 @@ class Difference:
 
 
 @dataclass(frozen=True)
+class ShareDifference:
+    """A share (availability, loss) of one probe in both runs, in percent."""
+
+    probe: str
+    scope: str  # "whole drill" or the phase
+    figure: str  # "availability" | "loss"
+    a_pct: float
+    b_pct: float
+    tolerance_pct: float
+    regressed: bool
+    improved: bool
+
+
+@dataclass(frozen=True)
 class Comparison:
     scenario_a: str
     scenario_b: str
@@ -33,15 +60,16 @@ class Comparison:
     only_in_b: list[str]
     # Partition pairs judged as intended in A and not in B ("step: a->b: cut in A, open in B").
     pair_regressions: list[str] = field(default_factory=list)
+    shares: list[ShareDifference] = field(default_factory=list)
 
     @property
     def regressed(self) -> bool:
-        return any(d.regressed for d in self.differences) or bool(self.pair_regressions)
+        return any(d.regressed for d in self.differences) or bool(self.pair_regressions) or any(d.regressed for d in self.shares)
 
     def nothing_in_common(self) -> str | None:
         """Why the two runs cannot be compared (no figure measured by both), else None: a
         comparison of nothing must never read as "no regression"."""
-        if self.differences:
+        if self.differences or self.shares:
             return None
         measured = "; ".join(
             f"{side} ({scenario}) measured {', '.join(only[:3]) + (', ...' if len(only) > 3 else '') if only else 'nothing'}"
@@ -84,6 +112,7 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> Comparison:
             )
 
     pair_regressions = _pairs(a.get("partition_pairs", []), b.get("partition_pairs", []), differences)
+    differences += _latencies(a, b)
 
     def label(key: tuple[str, str, str]) -> str:
         return f"{key[0]} / {key[1]} ({key[2]})"
@@ -95,6 +124,7 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> Comparison:
         only_in_a=[label(k) for k in sorted(metrics_a.keys() - metrics_b.keys())],
         only_in_b=[label(k) for k in sorted(metrics_b.keys() - metrics_a.keys())],
         pair_regressions=pair_regressions,
+        shares=_availability(a, b) + _losses(a, b),
     )
 
 
@@ -118,3 +148,67 @@ def _pairs(a: list[dict[str, Any]], b: list[dict[str, Any]], differences: list[D
         if pa["matches"] is True and pb["matches"] is not True:
             flips.append(f"{key[0]}: {key[1]}->{key[2]}: {pa['observed']} in A, {pb['observed']} in B (intended {pb['expected']})")
     return flips
+
+
+def _phases(results: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(probe, p["phase"]): p for probe, phases in results.get("phases", {}).items() for p in phases}
+
+
+def _jitter_s(phases: dict[tuple[str, str], dict[str, Any]], probe: str) -> float:
+    """A run's baseline spread of a probe's round trip (p99 - p50): its percentiles' accuracy."""
+    base = phases.get((probe, "baseline"), {})
+    p50, p99 = base.get("rtt_p50_s"), base.get("rtt_p99_s")
+    return float(p99) - float(p50) if p50 is not None and p99 is not None else 0.0
+
+
+def _latencies(a: dict[str, Any], b: dict[str, Any]) -> list[Difference]:
+    """Round-trip percentiles of every (probe, phase) both runs measured."""
+    phases_a, phases_b = _phases(a), _phases(b)
+    out = []
+    for key in sorted(phases_a.keys() & phases_b.keys(), key=lambda k: (k[0], PHASES.index(k[1]) if k[1] in PHASES else 9)):
+        pa, pb = phases_a[key], phases_b[key]
+        tolerance = _jitter_s(phases_a, key[0]) + _jitter_s(phases_b, key[0])
+        for figure in RTT_FIGURES:
+            va, vb = pa.get(figure), pb.get(figure)
+            if va is None and vb is None:
+                continue  # nothing came back in either run: no percentile to compare
+            out.append(
+                Difference(
+                    probe=key[0], event=f"{key[1]} phase", figure=figure, a_s=va, b_s=vb, tolerance_s=tolerance,
+                    regressed=_worse(va, vb, tolerance), improved=_worse(vb, va, tolerance),
+                )
+            )  # fmt: skip
+    return out
+
+
+def _availability(a: dict[str, Any], b: dict[str, Any]) -> list[ShareDifference]:
+    avail_a, avail_b = a.get("availability", {}), b.get("availability", {})
+    out = []
+    for probe in sorted(avail_a.keys() & avail_b.keys()):
+        fa, fb = avail_a[probe], avail_b[probe]
+        if not fa["windows"] or not fb["windows"]:
+            continue
+        tolerance = 100.0 / fa["windows"] + 100.0 / fb["windows"]  # one window of each
+        va, vb = float(fa["pct"]), float(fb["pct"])
+        out.append(ShareDifference(probe, "whole drill", "availability", va, vb, tolerance, vb < va - tolerance, vb > va + tolerance))
+    return out
+
+
+def _loss_error_pct(phase: dict[str, Any]) -> float:
+    """One packet of the phase plus its loss share's sampling error at one in a million."""
+    sent = int(phase["sent"])
+    share = float(phase["loss_pct"]) / 100.0
+    return 100.0 / sent + 100.0 * Z_ONE_IN_A_MILLION * math.sqrt(share * (1.0 - share) / sent)
+
+
+def _losses(a: dict[str, Any], b: dict[str, Any]) -> list[ShareDifference]:
+    phases_a, phases_b = _phases(a), _phases(b)
+    out = []
+    for key in sorted(phases_a.keys() & phases_b.keys()):
+        pa, pb = phases_a[key], phases_b[key]
+        if not pa["sent"] or not pb["sent"]:
+            continue
+        tolerance = _loss_error_pct(pa) + _loss_error_pct(pb)
+        va, vb = float(pa["loss_pct"]), float(pb["loss_pct"])
+        out.append(ShareDifference(key[0], f"{key[1]} phase", "loss", va, vb, tolerance, vb > va + tolerance, vb < va - tolerance))
+    return out
