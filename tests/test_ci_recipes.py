@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from test_baseline import CUT
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = {
@@ -39,24 +40,7 @@ def test_every_drills_option_the_recipes_use_exists() -> None:
     assert sorted(option for option in used if option not in help_text) == []
 
 
-QUICK = """
-version: 1
-name: recipe-cut
-seed: 1
-topology:
-  nodes:
-    a: {routes: [{to: b, via: b:e1}]}
-    b: {routes: [{to: a, via: a:e1}]}
-  links:
-    - {name: ab, endpoints: [a:e1, b:e1]}
-probes:
-  - {name: stream, type: udp-stream, from: a, to: b, rate_pps: 200}
-timeline:
-  - {id: cut, at: 2s, fault: link-down, link: ab, for: 500ms}
-expect:
-  - {name: bounded, probe: stream, step: cut, max_outage: 2s}
-duration: 4s
-"""
+QUICK = CUT.replace("CUT", "500ms")  # a 0.5 s cut of a two-node chain
 
 
 def _gitlab_job(project: Path, scenario: Path) -> subprocess.CompletedProcess[str]:
@@ -76,7 +60,7 @@ def test_the_gitlab_job_keeps_a_baseline_then_compares_with_it(tmp_path: Path) -
     scenario.write_text(QUICK)
     first = _gitlab_job(tmp_path, scenario)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert (tmp_path / "drills-baseline" / "recipe-cut" / "results.json").is_file()
+    assert (tmp_path / "drills-baseline" / "baseline-cut" / "results.json").is_file()
     assert (tmp_path / "drills-results" / "junit.xml").is_file()
     second = _gitlab_job(tmp_path, scenario)
     assert second.returncode == 0, second.stdout + second.stderr
