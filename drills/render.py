@@ -315,6 +315,11 @@ class Renderer:
             bounds = ", ".join(([f"template {o.template}"] if o.template else []) + o.bounds)
             _row(objectives, o.name or "-", o.probe or "every probe", o.step or "every fault", bounds)
         out.print(objectives)
+        if plan.known:
+            known = table(count(len(plan.known), "known answer"), "known answer", "probe", "event", "figure", "expected", "source")
+            for k in plan.known:
+                _row(known, k.name, k.probe, f"{k.step} ({k.event})", k.figure, k.expected, k.source)
+            out.print(known)
 
         if plan.refused:
             out.print("drill run would refuse this scenario as it stands:", style="yellow")

@@ -8,6 +8,7 @@ figure, its accuracy and a window. tests/test_trials_known.py runs the real thin
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -288,3 +289,17 @@ def test_a_repeated_steps_rows_name_their_event() -> None:
     lines = validation_lines(rows)
     assert lines[2].startswith("| cut-no-backup | outage")
     assert lines[3].startswith("| cut-no-backup (cut\\#1 (apply)) | outage")  # `#` escaped, as every cell
+
+
+def test_drill_plan_shows_the_known_answers() -> None:
+    path = REPO / "scenarios" / "known-cut-no-backup.yaml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "drills", "plan", "--json", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    (known,) = json.loads(proc.stdout)["known"]
+    assert known == {
+        "name": "cut-no-backup", "probe": "stream", "step": "cut", "event": "apply", "figure": "outage",
+        "expected": "2000.0 ± 10.0 ms",
+        "source": "by construction: a cut of D s with no backup path loses every packet for D s (D = 2 s)",
+    }  # fmt: skip
