@@ -91,6 +91,35 @@ def test_every_problem_of_known_answers_is_reported_at_its_line(tmp_path: Path) 
     assert rendered == BROKEN_PROBLEMS
 
 
+EVENTS = HEAD.replace(
+    "  - {id: cut, at: 2s, fault: link-down, link: wire, for: 2s}\n",
+    "  - {id: cut, at: 2s, fault: link-down, link: wire, for: 2s}\n"
+    "  - {id: said, at: 1s, fault: note, text: hello}\n"
+    "  - {id: down, at: 5s, fault: link-down, link: wire}\n"
+    "  - {id: later, at: 6s, fault: link-down, link: wire}\n"
+    "  - {at: 7s, restore: later}\n",
+) + """\
+  - {name: a, probe: stream, step: said, figure: outage, value: 2s, tolerance: 1s, source: "x"}
+  - {name: b, probe: stream, step: down, event: revert, figure: outage, value: 2s, tolerance: 1s, source: "x"}
+  - {name: c, probe: stream, step: down, figure: outage, value: 2s, tolerance: 1s, source: "x"}
+  - {name: d, probe: stream, step: later, event: revert, figure: outage, value: 2s, tolerance: 1s, source: "x"}
+  - {name: e, probe: stream, step: cut, event: revert, figure: outage, value: 2s, tolerance: 1s, source: "x"}
+"""
+
+
+def test_a_known_answer_names_a_step_with_the_event_it_judges(tmp_path: Path) -> None:
+    path = tmp_path / "events.yaml"
+    path.write_text(EVENTS)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    rendered = [f"{p.line}: {p.path}: {p.message}" for p in caught.value.problems if p.path.startswith("expect_known")]
+    assert rendered == [
+        "17: expect_known[0].step: step 'said' is a note: nothing happens at it to measure; name the id of a fault's step",
+        "18: expect_known[1].event: step 'down' is never lifted (no `for:`, and no step restores it), so it has no "
+        "revert to judge; judge `event: apply`, or give the step a `for:`",
+    ]  # c judges the apply, d a restored step's revert, e a revert after `for:`: all fine
+
+
 def test_drill_validate_exits_2_on_a_broken_known_answer(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text(HEAD + '  - {name: k, probe: stream, step: cut, figure: outage, value: 2s, source: "x"}\n')

@@ -1,10 +1,11 @@
-"""The checks of known answers (`expect_known:`): unique names, the probe and step each names,
-and a window that can hold a measured figure. Run by the resolver with the other drill checks,
+"""The checks of known answers (`expect_known:`): unique names, the probe and step each names
+(and that the step has the event judged), and a window that can hold a measured figure. Run by the resolver with the other drill checks,
 so one pass reports every problem at its key."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from drills.scenario import model
 from drills.scenario.diagnostics import suggest
@@ -29,10 +30,14 @@ def known_refs(
     known: list[tuple[int, model.KnownAnswer]],
     probe_names: Iterable[str],
     step_ids: Iterable[str],
+    timeline: list[tuple[int, Any]],
 ) -> None:
-    """Check every known answer: its name is unique, its probe and step exist, and exactly one
-    of `tolerance` and `window` gives a window of some width around its value."""
+    """Check every known answer: its name is unique, its probe and step exist, the step has the
+    event it judges, and exactly one of `tolerance` and `window` gives a window of some width
+    around its value."""
     probes, steps = set(probe_names), set(step_ids)
+    by_id = {s.id: s for _, s in timeline if not isinstance(s, model.RestoreStep) and s.id is not None}
+    restored = {s.restore for _, s in timeline if isinstance(s, model.RestoreStep)}
     seen: dict[str, int] = {}
     for i, answer in known:
         path: KeyPath = ("expect_known", i)
@@ -47,7 +52,27 @@ def known_refs(
             reporter.err((*path, "probe"), f"unknown probe '{answer.probe}'{suggest(answer.probe, probes)}")
         if answer.step not in steps:
             reporter.err((*path, "step"), f"no timeline step has id '{answer.step}'{suggest(answer.step, steps)}")
+        elif answer.step in by_id:
+            _event(reporter, path, answer, by_id[answer.step], answer.step in restored)
         _window(reporter, path, answer)
+
+
+def _event(reporter: Reporter, path: KeyPath, answer: model.KnownAnswer, step: Any, restored: bool) -> None:
+    """A note has no event to measure; a step never lifted has no revert. Either would leave the
+    answer unjudged at every run: refused now rather than found inconclusive later."""
+    if isinstance(step, model.NoteStep):
+        reporter.err(
+            (*path, "step"),
+            f"step '{answer.step}' is a note: nothing happens at it to measure; name the id of a fault's step",
+        )
+    elif answer.event == "revert" and (
+        isinstance(step, model.ExecStep) or (step.duration is None and not restored and not isinstance(step, model.LinkFlap))
+    ):
+        reporter.err(
+            (*path, "event"),
+            f"step '{answer.step}' is never lifted (no `for:`, and no step restores it), so it has no revert to judge; "
+            "judge `event: apply`, or give the step a `for:`",
+        )
 
 
 def _window(reporter: Reporter, path: KeyPath, answer: model.KnownAnswer) -> None:

@@ -100,7 +100,7 @@ class _Resolver(TopologyResolver, AddressResolver, DrillResolver):
         probe_names = self.probe_refs(parts.probes, topology, nodes, links)
         step_ids, end_s = self.timeline_refs(parts.steps, parts.invalid_steps, topology, nodes, links)
         self.objective_refs(parts, probe_names, step_ids)
-        known_refs(self, parts.known, probe_names | parts.invalid_probes, step_ids.keys() | parts.invalid_steps)
+        known_refs(self, parts.known, probe_names | parts.invalid_probes, step_ids.keys() | parts.invalid_steps, parts.steps)
         return end_s
 
     def objective_refs(self, parts: Parts, probe_names: set[str], step_ids: dict[str, float]) -> None:
