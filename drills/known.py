@@ -1,7 +1,7 @@
 """Known answers (`expect_known:`) judged against measured figures: a verdict per answer and event.
 
-A known answer PASSES when the whole interval [measured - accuracy, measured + accuracy] lies
-inside its window [value - tolerance, value + tolerance] (or the window as written): whatever
+A known answer PASSES when the whole interval [measured - accuracy, measured + accuracy] (from 0
+at the lowest: no figure is negative) lies inside its window [value - tolerance, value + tolerance] (or the window as written): whatever
 the measurement's error, the true figure is then inside. It FAILS when any part of that
 interval lies outside (the figure may be right, but drills cannot show it: a straddle is not a
 pass). It is INCONCLUSIVE when there is nothing to judge: the figure is missing (traffic never
@@ -57,7 +57,9 @@ def judge_one(answer: KnownAnswer, metric: EventMetrics | None, baseline: Baseli
         verdict, reason = INCONCLUSIVE, "the probe's baseline was not clean: nothing can be concluded"
     elif measured is None or accuracy is None:
         verdict, reason = INCONCLUSIVE, "traffic never recovered: the figure is missing"
-    elif answer.low_s <= measured - accuracy and measured + accuracy <= answer.high_s:
+    # No figure is below zero, whatever the accuracy: the interval starts at 0 at the lowest (a
+    # failover measured at 1 ms ± 2 ms is inside a window from 0).
+    elif answer.low_s <= max(0.0, measured - accuracy) and measured + accuracy <= answer.high_s:
         verdict, reason = PASS, "measured ± accuracy lies inside the window"
     elif measured + accuracy < answer.low_s or measured - accuracy > answer.high_s:
         side = "below" if measured + accuracy < answer.low_s else "above"

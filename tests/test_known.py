@@ -23,7 +23,7 @@ from drills.drill_result import DrillResult
 from drills.errors import ScenarioError
 from drills.known import FAIL, INCONCLUSIVE, PASS, judge, judge_one
 from drills.measure import Baseline, EventMetrics
-from drills.reports import render_junit, render_markdown
+from drills.reports import render_html, render_junit, render_markdown
 from drills.reports.validation import render_trials_markdown, validation_lines
 from drills.results import outcome, results_schema
 from drills.scenario import load_scenario
@@ -182,6 +182,12 @@ def test_a_known_answer_passes_only_when_measured_plus_minus_accuracy_is_inside(
     assert (judged.measured_s, judged.accuracy_s, judged.event) == (outage_s, accuracy_s, "cut (apply)")
 
 
+def test_no_figure_is_below_zero_whatever_its_accuracy() -> None:
+    fast = KnownAnswer("fast", "s", "cut", "apply", "outage", 0.0, 0.0, 0.05, "a backup route in the kernel", None)
+    assert judge_one(fast, metric(0.001, 0.003), CLEAN).verdict == PASS  # [0, 4 ms] is inside [0, 50 ms]
+    assert judge_one(fast, metric(0.049, 0.003), CLEAN).verdict == FAIL
+
+
 def test_a_missing_figure_a_dirty_baseline_or_no_event_is_inconclusive() -> None:
     recovery = KnownAnswer("r", "s", "cut", "apply", "time_to_recover", 2.0, 1.9, 2.1, "x", None)
     never = judge_one(recovery, metric(recover_s=None), CLEAN)
@@ -280,6 +286,8 @@ def test_markdown_has_a_known_answers_table_with_escaped_text() -> None:
     # The source is the author's text: its Markdown is inert (| cannot add a column).
     assert "D = 2 s \\| \\*by\\* construction" in row and "2000.0 ± 10.0 ms" in row and "2050.0 ± 2.0 ms" in row
     assert "## Known answers" not in render_markdown(sample_results())
+    page = render_html(with_known(known_entry("fail", 2.05)), {})
+    assert "## Known answers" in page and "D = 2 s | *by* construction" in page  # the Markdown, escaped as HTML
 
 
 # --------------------------------------------------------------------------- the validation table
