@@ -352,6 +352,8 @@ def _run_trials(args: argparse.Namespace, state_dir: Path, ui: Any, live: bool =
     title = str(runs[0]["scenario"]["name"]) if runs else args.file.stem
     outdir.write_file(base / "trials.md", render_trials_markdown(summary, title).encode())
     ui.spreads(spreads, base / "trials.json", overall, pair_spreads, rows)
+    if rows:
+        ui.progress(f"validation table (Markdown): {base / 'trials.md'}")
     return _exit_for(overall)
 
 
