@@ -363,8 +363,11 @@ def _exit_for(outcome: str) -> int:
 
 
 def _run_trials(args: argparse.Namespace, state_dir: Path, ui: Any, live: bool = False) -> int:
-    """`--trials N`: N complete runs, each in `OUT/trial-K`, then the spread of every figure."""
+    """`--trials N`: N complete runs, each in `OUT/trial-K`, then the spread of every figure and
+    the validation table of the known answers (trials.json, trials.md). A trial that failed a
+    known answer fails the set (exit 1), as a missed objective does."""
     from drills import results, trials
+    from drills.reports.validation import render_trials_markdown
 
     base = args.out or Path("runs") / f"{args.file.stem}-trials-{time.strftime('%Y%m%d-%H%M%S')}"
     outcomes, runs = [], []
@@ -378,8 +381,14 @@ def _run_trials(args: argparse.Namespace, state_dir: Path, ui: Any, live: bool =
     pair_spreads = trials.aggregate_pairs(runs)
     summary = {"trials": args.trials, "outcomes": outcomes, "outcome": overall, "spreads": [asdict(s) for s in spreads]}
     summary["pair_spreads"] = trials.pair_spreads_json(pair_spreads)
+    rows = trials.validation(runs)  # the known answers (`expect_known:`) over the trials
+    summary["validation"] = trials.validation_json(rows)
     outdir.write_file(base / "trials.json", json.dumps(summary, indent=2).encode())
-    ui.spreads(spreads, base / "trials.json", overall, pair_spreads)
+    title = str(runs[0]["scenario"]["name"]) if runs else args.file.stem
+    outdir.write_file(base / "trials.md", render_trials_markdown(summary, title).encode())
+    ui.spreads(spreads, base / "trials.json", overall, pair_spreads, rows)
+    if rows:
+        ui.progress(f"validation table (Markdown): {base / 'trials.md'}")
     return _exit_for(overall)
 
 

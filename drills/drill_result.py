@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from drills.known import KnownVerdict
 from drills.measure import Availability, Baseline, EventMetrics, PairResult, PhaseStats
 from drills.objectives import Verdict
 from drills.records import ProbeRecord, StreamRecord
@@ -65,6 +66,7 @@ class DrillResult:
     baselines: dict[str, Baseline] = field(default_factory=dict)
     metrics: list[EventMetrics] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
+    known: list[KnownVerdict] = field(default_factory=list)  # `expect_known`, judged (drills.known)
     sustain_s: float = SUSTAIN_S
     # What the backend declared it can do on this host (drills.backend): the figures depend on it.
     capabilities: dict[str, bool] = field(default_factory=dict)
@@ -86,12 +88,20 @@ class DrillResult:
 
     @property
     def inconclusive(self) -> bool:
-        return not self.baselines or any(not b.clean for b in self.baselines.values())
+        # A known answer that could not be judged (never recovered, not measured) leaves a drill
+        # that otherwise passed inconclusive: it must never read as a pass.
+        dirty = not self.baselines or any(not b.clean for b in self.baselines.values())
+        return dirty or (self.passed and any(k.passed is None for k in self.known))
 
     @property
     def passed(self) -> bool:
         # A pair cut when it should not be, or the reverse, fails the drill like a missed
         # objective; a pair that could not be judged (unreachable before the partition) too.
-        return all(v.passed for v in self.verdicts) and all(p.matches for p in self.pairs)
+        # A known answer fails it when it failed (an inconclusive one: see `inconclusive`).
+        return (
+            all(v.passed for v in self.verdicts)
+            and all(p.matches for p in self.pairs)
+            and all(k.passed is not False for k in self.known)
+        )
 
 

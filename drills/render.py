@@ -171,8 +171,23 @@ class Renderer:
         for verdict in result.verdicts:
             line = f" {verdict.objective} [{verdict.probe} / {verdict.event}]: {verdict.measured} (bound {verdict.bound})"
             self.out.print(Text.assemble(PASS if verdict.passed else FAIL, visible(line)))
+        for known in result.known:
+            self.out.print(self._known_line(known))
         outcome = "inconclusive" if result.inconclusive else ("passed" if result.passed else "FAILED")
         self.out.print(visible(f"drill {outcome}; results: {results_path}"))
+
+    @staticmethod
+    def _known_line(known: Any) -> Text:
+        """A known answer's verdict (drills.known.KnownVerdict): measured ± accuracy against its window."""
+        from drills.known import expected_text, measured_text
+
+        mark = {True: PASS, False: FAIL}.get(known.passed, _styled(("INCONCLUSIVE", "yellow")))
+        line = (
+            f" known {known.name} [{known.probe} / {known.event}]: {known.figure} "
+            f"{measured_text(known.measured_s, known.accuracy_s)}, expected "
+            f"{expected_text(known.value_s, known.low_s, known.high_s, known.tolerance_s)} ({known.source}): {known.reason}"
+        )
+        return Text.assemble(mark, visible(line, one_line=True))
 
     @staticmethod
     def _pairs_table(pairs: Sequence[Any]) -> Table:
@@ -307,15 +322,23 @@ class Renderer:
             bounds = ", ".join(([f"template {o.template}"] if o.template else []) + o.bounds)
             _row(objectives, o.name or "-", o.probe or "every probe", o.step or "every fault", bounds)
         out.print(objectives)
+        if plan.known:
+            known = table(count(len(plan.known), "known answer"), "known answer", "probe", "event", "figure", "expected", "source")
+            for k in plan.known:
+                _row(known, k.name, k.probe, f"{k.step} ({k.event})", k.figure, k.expected, k.source)
+            out.print(known)
 
         if plan.refused:
             out.print("drill run would refuse this scenario as it stands:", style="yellow")
             for reason in plan.refused:
                 out.print(visible(f"  {reason}"))
 
-    def spreads(self, spreads: Sequence[Any], path: Path, outcome: str, pairs: Sequence[Any] = ()) -> None:
+    def spreads(
+        self, spreads: Sequence[Any], path: Path, outcome: str, pairs: Sequence[Any] = (), known: Sequence[Any] = ()
+    ) -> None:
         """`drill run --trials N`: min / median / max of every figure over the trials, then
-        every partition pair's (drills.trials.PairSpread)."""
+        every partition pair's (drills.trials.PairSpread), then the validation table of the
+        known answers (drills.trials.ValidationRow)."""
 
         def ms(value: float | None) -> str:
             return "-" if value is None else f"{value * 1e3:.1f}"
@@ -335,7 +358,31 @@ class Renderer:
             self.out.print(table)
         if pairs:
             self.out.print(self._pair_spreads_table(pairs))
+        if known:
+            self.out.print(self._validation_table(known))
         self.out.print(visible(f"trials {outcome}; summary: {path}"))
+
+    @staticmethod
+    def _validation_table(rows: Sequence[Any]) -> Table:
+        """The known answers over the trials: expected, measured min / median / max ± the largest
+        accuracy, and the verdict (PASS only when every trial passed)."""
+        from drills.known import expected_text
+
+        table = Table(title="validation: known answers over the trials", title_justify="left")
+        for column in ("", "mechanism", "figure", "expected", "source", "measured min / median / max", "passed"):
+            table.add_column(column, no_wrap=column == "mechanism")
+        marks = {"PASS": PASS, "FAIL": FAIL}
+        for row in rows:
+            m = row.measured
+            measured = (
+                "never recovered" if m.missing else "not measured"
+            ) if m.min_s is None else f"{m.min_s * 1e3:.1f} / {m.median_s * 1e3:.1f} / {m.max_s * 1e3:.1f} ± {m.accuracy_s * 1e3:.1f} ms"
+            _row(
+                table, marks.get(row.verdict, _styled(("INCONCLUSIVE", "yellow"))), row.name, row.figure,
+                expected_text(row.value_s, row.low_s, row.high_s, row.tolerance_s), row.source, measured,
+                f"{row.passed} of {row.trials}",
+            )  # fmt: skip
+        return table
 
     @staticmethod
     def _pair_spreads_table(pairs: Sequence[Any]) -> Table:

@@ -3,9 +3,10 @@
 `results.json` follows `drills/data/results.schema.json` (format 1): the scenario, environment
 and capabilities, seed, method (offered rates, sustained validation, delay threshold), the
 timeline with scheduled, issued and confirmed instants, baselines, every metric with its
-accuracy bound, per-phase statistics, and verdicts. Raw samples go to a compact side file,
-`samples.json.gz`: per probe, send instants (ms from the drill clock's zero) and round-trip
-times (µs, -1 for a lost packet). Every report (`drill report`) is rendered from these two files.
+accuracy bound, per-phase statistics, verdicts, and the known answers (`expect_known:`) judged.
+Raw samples go to a compact side file, `samples.json.gz`: per probe, send instants (ms from the
+drill clock's zero) and round-trip times (µs, -1 for a lost packet). Every report (`drill
+report`) is rendered from these two files.
 
 When the timeline has a partition, samples.json.gz also holds the pair mesh's raw samples, in one
 section under the key `_pairs` (a name no probe can have: probe names start with a letter or a
@@ -99,6 +100,8 @@ def to_json(
         "phases": {name: [asdict(p) for p in phases] for name, phases in result.phases.items()},
         "availability": {name: asdict(a) | {"pct": a.pct} for name, a in result.availability.items()},
         "verdicts": [asdict(v) for v in result.verdicts],
+        # `expect_known`, judged: each known answer's window against the measured figure ± accuracy.
+        "known_answers": [asdict(k) | {"passed": k.passed} for k in result.known],
         "partition_pairs": [
             asdict(p)
             | {

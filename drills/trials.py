@@ -4,7 +4,9 @@ Vendors quote failover figures over repeated trials; each trial is a complete ru
 testbed, its own results directory), and this module only aggregates their results.json.
 Partition pairs (`partition_pairs`) get their own spreads (`aggregate_pairs`): detect and
 recovery times, and what each trial observed, so a pair cut as intended in some trials and
-not in others shows.
+not in others shows. Known answers (`known_answers`) make the validation table (`validation`):
+each answer's window, the measured figure's min / median / max ± the largest accuracy, and
+the verdict over the trials.
 """
 
 from __future__ import annotations
@@ -144,6 +146,78 @@ def aggregate_pairs(runs: list[dict[str, Any]]) -> list[PairSpread]:
 def pair_spreads_json(spreads: list[PairSpread]) -> list[dict[str, Any]]:
     """trials.json `pair_spreads`: each spread with `consistent` spelled out."""
     return [asdict(s) | {"consistent": s.consistent} for s in spreads]
+
+
+@dataclass(frozen=True)
+class ValidationRow:
+    """One known answer (at one event of its step) over the trials: a row of the validation
+    table. `verdict` is PASS only when every trial passed; FAIL when any trial failed (a known
+    answer that held in some trials and not in others is not a known answer); INCONCLUSIVE
+    otherwise (a mix of passes and trials that could not judge it, or none judged). A trial
+    without the answer's entry (the drill stopped before the event) counts as inconclusive."""
+
+    name: str
+    probe: str
+    step: str
+    event: str
+    figure: str
+    value_s: float
+    low_s: float
+    high_s: float
+    tolerance_s: float | None
+    source: str
+    trials: int
+    measured: FigureSpread  # over the trials that measured the figure
+    passed: int
+    failed: int
+    inconclusive: int
+
+    @property
+    def verdict(self) -> str:
+        if self.failed:
+            return "FAIL"
+        return "PASS" if self.passed == self.trials else "INCONCLUSIVE"
+
+
+def validation(runs: list[dict[str, Any]]) -> list[ValidationRow]:
+    """The validation table: every known answer × event of every trial's `known_answers`, in
+    order of first appearance, with min / median / max of the measured figure and the largest
+    accuracy over the trials that measured it."""
+    per_run = [{(k["name"], k["event"]): k for k in run.get("known_answers", [])} for run in runs]
+    keys: list[tuple[str, str]] = []
+    for answers in per_run:
+        keys += [key for key in answers if key not in keys]
+    rows = []
+    for key in keys:
+        found = [answers[key] for answers in per_run if key in answers]
+        measured = [k for k in found if k["accuracy_s"] is not None]
+        verdicts = [k["verdict"] for k in found]
+        first = found[0]
+        rows.append(
+            ValidationRow(
+                name=first["name"],
+                probe=first["probe"],
+                step=first["step"],
+                event=first["event"],
+                figure=first["figure"],
+                value_s=first["value_s"],
+                low_s=first["low_s"],
+                high_s=first["high_s"],
+                tolerance_s=first["tolerance_s"],
+                source=first["source"],
+                trials=len(runs),
+                measured=_figure(measured, "measured_s", "accuracy_s"),
+                passed=verdicts.count("pass"),
+                failed=verdicts.count("fail"),
+                inconclusive=len(runs) - verdicts.count("pass") - verdicts.count("fail"),
+            )
+        )
+    return rows
+
+
+def validation_json(rows: list[ValidationRow]) -> list[dict[str, Any]]:
+    """trials.json `validation`: each row with its verdict spelled out."""
+    return [asdict(row) | {"verdict": row.verdict} for row in rows]
 
 
 def overall_outcome(outcomes: list[str]) -> str:

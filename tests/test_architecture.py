@@ -52,6 +52,7 @@ ROOMS: dict[str, str] = {
     "drills.drill_result": "analysis",
     "drills.analysis": "analysis",
     "drills.objectives": "analysis",
+    "drills.known": "analysis",  # known answers (`expect_known:`) judged: verdicts like objectives'
     "drills.results": "analysis",
     "drills.reports": "analysis",
     "drills.errors": "leaf",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from drills.drill_result import SUSTAIN_S, WARMUP_S, DrillResult, StepRecord
 from drills.engine.timeline import Action
+from drills.known import judge as judge_known
 from drills.measure import Window, analyse, availability, baseline, lost_flags, phase_stats
 from drills.measure_samples import analyse_samples, baseline_samples, sample_phase_stats
 from drills.objectives import evaluate
@@ -75,6 +76,7 @@ def analyse_drill(
     result.verdicts = evaluate(
         scenario.objectives, result.metrics, step_ids, result.phases, result.availability
     )
+    result.known = judge_known(scenario.known, result.metrics, step_ids, result.baselines)
 
 
 def fault_spans(fault_steps: list[StepRecord], end_s: float, t0: float) -> list[tuple[float, float]]:

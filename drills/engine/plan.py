@@ -23,6 +23,7 @@ from drills.engine.plan_pairs import LIST_PAIRS_MAX as LIST_PAIRS_MAX
 from drills.engine.plan_pairs import PairMeshPlan, pair_mesh_plan
 from drills.engine.timeline import Action, expand
 from drills.errors import DrillError, ScenarioError
+from drills.known import expected_text
 from drills.scenario.expect import Objective
 from drills.scenario.probes import Spec, UdpStreamSpec
 from drills.scenario.resolved import Node, Route, Scenario, Topology
@@ -131,6 +132,19 @@ class ObjectivePlan:
 
 
 @dataclass(frozen=True)
+class KnownPlan:
+    """A known answer (`expect_known:`): the figure of one probe at one step's event, its window."""
+
+    name: str
+    probe: str
+    step: str
+    event: str
+    figure: str
+    expected: str  # `2000.0 ± 10.0 ms`, or `3610.0 ms in [3400.0, 3900.0] ms`
+    source: str
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything `drill run FILE` would do, in order, with nothing done."""
 
@@ -150,6 +164,7 @@ class Plan:
     objectives: list[ObjectivePlan]
     refused: list[str] = field(default_factory=list)  # what `drill run` would refuse, located
     pair_mesh: PairMeshPlan | None = None  # None: no partition in the timeline
+    known: list[KnownPlan] = field(default_factory=list)  # `expect_known`, in file order
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data (`drill plan --json`), stable for diffs."""
@@ -201,6 +216,10 @@ def build_plan(scenario: Scenario, layout: Layout, kinds: Collection[str] | None
         objectives=[_objective(o) for o in scenario.objectives],
         refused=refused,
         pair_mesh=pair_mesh_plan(scenario, clock_text),
+        known=[
+            KnownPlan(k.name, k.probe, k.step, k.event, k.figure, expected_text(k.value_s, k.low_s, k.high_s, k.tolerance_s), k.source)
+            for k in scenario.known
+        ],
     )
 
 

@@ -1,4 +1,5 @@
-"""junit.xml: a test case per objective verdict, per fault × probe measurement, and per pair across a partition.
+"""junit.xml: a test case per objective verdict, per known answer (and event), per fault × probe
+measurement, and per pair across a partition.
 
 CI systems (GitLab, Jenkins, GitHub actions' JUnit reporters) show a suite per drill. A missed
 objective is a <failure>; an inconclusive drill (baseline not clean) makes every case an
@@ -15,7 +16,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from drills.reports.fmt import ms, recovery
+from drills.known import expected_text, measured_text
+from drills.reports.fmt import ms, recovery, wholly_inconclusive
 from drills.textsafe import visible
 
 
@@ -30,10 +32,34 @@ def _visible_all(value: Any) -> Any:
     return value
 
 
+def _known_case(suite: ET.Element, name: str, known: dict[str, Any], failures: int, errors: int) -> tuple[int, int]:
+    """One test case per known answer and event: a fail is a <failure>, an inconclusive one an
+    <error> (it can never read as green); returns the failure and error counts."""
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        classname=f"{name}.known_answers",
+        name=f"{known['name']} [{known['probe']} / {known['event']} / {known['figure']}]",
+        time="0",
+    )
+    text = (
+        f"expected {expected_text(known['value_s'], known['low_s'], known['high_s'], known['tolerance_s'])} "
+        f"({known['source']}); measured {measured_text(known['measured_s'], known['accuracy_s'])}: {known['reason']}"
+    )
+    if known["verdict"] == "fail":
+        ET.SubElement(case, "failure", message=text).text = text
+        return failures + 1, errors
+    if known["verdict"] != "pass":
+        ET.SubElement(case, "error", message=f"inconclusive: {known['reason']}").text = text
+        return failures, errors + 1
+    ET.SubElement(case, "system-out").text = text
+    return failures, errors
+
+
 def render_junit(results: dict[str, Any]) -> str:
     results = _visible_all(results)
     name = results["scenario"]["name"]
-    inconclusive = results["outcome"] == "inconclusive"
+    inconclusive = wholly_inconclusive(results)
     suite = ET.Element("testsuite", name=f"drill {name}", timestamp=str(results.get("finished_at", "")))
     props = ET.SubElement(suite, "properties")
     for key, value in (("run_id", results["run_id"]), ("seed", results["seed"]), ("outcome", results["outcome"])):
@@ -58,6 +84,9 @@ def render_junit(results: dict[str, Any]) -> str:
             failures += 1
         else:
             ET.SubElement(case, "system-out").text = message
+    for known in results.get("known_answers", []):
+        failures, errors = _known_case(suite, name, known, failures, errors)
+        cases += 1
     for metric in results["metrics"]:
         case = ET.SubElement(
             suite,

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from drills.reports.fmt import ms, recovery
+from drills.known import expected_text, measured_text
+from drills.reports.fmt import ms, recovery, wholly_inconclusive
 from drills.textsafe import visible
 
 Escape = Callable[[object], str]
@@ -56,11 +57,13 @@ def render_markdown(results: dict[str, Any], esc: Escape = md_text) -> str:
         f"{results['duration_s']:g} s · finished {esc(results.get('finished_at', '?'))} · drills {esc(results['drills_version'])}",
         "",
     ]
-    if results["outcome"] == "inconclusive":
+    if wholly_inconclusive(results):
         lines += [
             "> The baseline was not clean (loss, or no traffic, before the first fault): nothing can be concluded.",
             "",
         ]
+    elif results["outcome"] == "inconclusive":
+        lines += ["> A known answer could not be judged (see Known answers): the drill cannot pass.", ""]
     if results["revert_failures"]:
         lines += ["> **Reverts that failed** (the teardown removed what they left):", ""]
         lines += [f"> - {esc(failure)}" for failure in results["revert_failures"]] + [""]
@@ -81,6 +84,7 @@ def render_markdown(results: dict[str, Any], esc: Escape = md_text) -> str:
         lines += table(["", "objective", "probe", "event", "measured", "bound"], rows)
     else:
         lines.append("No objectives were stated.")
+    lines += _known(results.get("known_answers", []), esc)
     lines += ["", "## Recovery per fault event", ""]
     rows = [
         [
@@ -142,6 +146,25 @@ def render_markdown(results: dict[str, Any], esc: Escape = md_text) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+KNOWN_COLUMNS = ["", "known answer", "probe", "event", "figure", "expected", "measured", "source", "why"]
+
+
+def _known(known: list[dict[str, Any]], esc: Escape) -> list[str]:
+    """Each known answer (`expect_known:`) at each event of its step: its window, the measured
+    figure ± accuracy, and the verdict (PASS only when all of measured ± accuracy is inside)."""
+    if not known:
+        return []
+    rows = [
+        [
+            k["verdict"].upper(), k["name"], k["probe"], k["event"], k["figure"],
+            expected_text(k["value_s"], k["low_s"], k["high_s"], k["tolerance_s"]),
+            measured_text(k["measured_s"], k["accuracy_s"]), k["source"], k["reason"],
+        ]
+        for k in known
+    ]  # fmt: skip
+    return ["", "## Known answers", "", *_table(KNOWN_COLUMNS, rows, esc)]
 
 
 PAIR_COLUMNS = [

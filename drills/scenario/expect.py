@@ -1,7 +1,7 @@
-"""Objectives (`expect:`), resolved: what each one bounds, in units named in its fields, and the
-label its verdicts carry. Built at load from the parsed objectives (whose references the
-resolver has checked); the analysis (drills.objectives) and `drill plan` read these, never the
-parsed model. A leaf: records only.
+"""Objectives (`expect:`) and known answers (`expect_known:`), resolved: what each one bounds,
+in units named in its fields, and the label its verdicts carry. Built at load from the parsed
+ones (whose references the resolver has checked); the analysis (drills.objectives, drills.known)
+and `drill plan` read these, never the parsed model. A leaf: records only.
 """
 
 from __future__ import annotations
@@ -63,3 +63,56 @@ def resolve_objective(index: int, objective: model.Objective) -> Objective:
 def resolve_objectives(expect: Sequence[model.Objective]) -> tuple[Objective, ...]:
     """Every objective as its record, in file order."""
     return tuple(resolve_objective(index, objective) for index, objective in enumerate(expect))
+
+
+# The figure a known answer names, as EventMetrics (drills.measure) calls it.
+KNOWN_FIGURES = {"outage": "outage_s", "time_to_recover": "time_to_recover_s", "max_loss_period": "max_loss_period_s"}
+
+
+@dataclass(frozen=True)
+class KnownAnswer:
+    """One known answer (`expect_known:`), resolved: the figure of one probe at one step's event
+    must lie in [low_s, high_s] (value ± tolerance, or the window as written), accuracy included."""
+
+    name: str
+    probe: str
+    step: str
+    event: str  # "apply" or "revert"
+    figure: str  # "outage" | "time_to_recover" | "max_loss_period", as written
+    value_s: float
+    low_s: float
+    high_s: float
+    source: str
+    tolerance_s: float | None = None  # None: a window was written
+
+    @property
+    def metric_field(self) -> str:
+        """The EventMetrics field of `figure` (outage_s, time_to_recover_s, max_loss_period_s)."""
+        return KNOWN_FIGURES[self.figure]
+
+
+def resolve_known(known: Sequence[model.KnownAnswer]) -> tuple[KnownAnswer, ...]:
+    """Every known answer as its record, in file order (the resolver has checked that each has
+    exactly one of `tolerance` and `window`)."""
+    records = []
+    for answer in known:
+        if answer.window is not None:
+            low_s, high_s = answer.window
+        else:
+            tolerance_s = answer.tolerance or 0.0
+            low_s, high_s = max(0.0, answer.value - tolerance_s), answer.value + tolerance_s
+        records.append(
+            KnownAnswer(
+                name=answer.name,
+                probe=answer.probe,
+                step=answer.step,
+                event=answer.event,
+                figure=answer.figure,
+                value_s=answer.value,
+                low_s=low_s,
+                high_s=high_s,
+                source=answer.source,
+                tolerance_s=answer.tolerance if answer.window is None else None,
+            )
+        )
+    return tuple(records)

@@ -76,6 +76,13 @@ MAX_NAME_BYTES = 40
 become namespace names (`drill-RUN-NODE` under /run/netns, 53 bytes at most), container names
 and container host names (the kernel allows 64 bytes)."""
 
+MAX_KNOWN_ANSWERS = 200
+"""Known answers (`expect_known:`) of one drill: each is a row of the validation table, judged
+against every event of its step."""
+
+MAX_SOURCE_BYTES = 500
+"""The longest `source:` of a known answer: a citation or a one-line derivation."""
+
 MAX_PAIR_MESH_PPS = 2_000
 """The partition pair mesh's whole rate (drills.probes.pair_mesh): it must not compete with the
 drill's own probes."""

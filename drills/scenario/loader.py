@@ -203,6 +203,7 @@ def parse(path: Path) -> tuple[Located, model.ScenarioFile | None, Parts, list[P
         ("probes", model.Probe, parts.probes, parts.invalid_probes, "name"),
         ("timeline", model.Step, parts.steps, parts.invalid_steps, "id"),
         ("expect", model.Objective, parts.objectives, None, None),
+        ("expect_known", model.KnownAnswer, parts.known, None, None),
     ):
         items = data.get(key)
         if isinstance(items, list):

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Discriminator, Field, Tag
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
-from drills.scenario import limits
+from drills.scenario import limits, values
 from drills.scenario.fields import (
     Command,
     Endpoint,
@@ -72,6 +72,7 @@ from drills.scenario.model_topology import (
     Service,
     Topology,
 )
+from drills.scenario.values import validator
 
 __all__ = [
     "FAULT_KINDS",
@@ -95,6 +96,7 @@ __all__ = [
     "IcmpProbe",
     "Impairment",
     "InterfaceConfig",
+    "KnownAnswer",
     "LatencyBound",
     "Link",
     "LinkDown",
@@ -163,6 +165,45 @@ class Objective(Strict):
     availability: Percent | None = None
 
 
+def _two_durations(value: object) -> object:
+    """A known answer's window is a list of exactly two durations (pydantic would name a missing
+    tuple item by its index)."""
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        count = f"{len(value)} item(s)" if isinstance(value, list | tuple) else "one value"
+        raise ValueError(f"a window is two durations, [low, high], such as [3.4s, 3.9s]; got {count}")
+    return value
+
+
+def _source(text: str) -> str:
+    if not text.strip():
+        raise ValueError("a known answer names its source: the standard and its section, or the derivation")
+    return validator(values.command_text)(text)
+
+
+class KnownAnswer(Strict):
+    """A known answer (`expect_known:`): the figure a mechanism is known to give, with its
+    tolerance and its source. It passes when the measured figure, its accuracy counted both ways,
+    lies inside the known value's window; it is the validation table's row."""
+
+    name: Name = Field(description="Unique name of this known answer (the validation table's mechanism).")
+    probe: Name = Field(description="The probe whose figure is judged.")
+    step: Name = Field(description="Timeline step id of the event judged.")
+    event: Literal["apply", "revert"] = Field(
+        "apply", description="Judge the step being applied (default) or being lifted."
+    )
+    figure: Literal["outage", "time_to_recover", "max_loss_period"] = Field(
+        description="Which figure of that event: the loss-derived outage, the time to recover, or the longest loss period."
+    )
+    value: Seconds = Field(description="The known answer.")
+    tolerance: Seconds | None = Field(None, description="The answer holds within value ± tolerance (or give `window`).")
+    window: Annotated[tuple[Seconds, Seconds], BeforeValidator(_two_durations)] | None = Field(
+        None, description="The answer holds within [low, high] (instead of `tolerance`)."
+    )
+    source: Annotated[str, Field(max_length=limits.MAX_SOURCE_BYTES), AfterValidator(_source)] = Field(
+        description="Where the answer comes from: the standard and section, or the derivation."
+    )
+
+
 # --------------------------------------------------------------------------- several machines
 
 DEFAULT_VXLAN_PORT = 14789  # drills.hosts.records.VXLAN_PORT (the scenario room cannot import it)
@@ -207,6 +248,11 @@ class ScenarioFile(Strict):
     probes: list[Probe] = Field(default_factory=list, max_length=limits.MAX_PROBES)
     timeline: list[Step] = Field(default_factory=list, max_length=limits.MAX_STEPS)
     expect: list[Objective] = Field(default_factory=list)
+    expect_known: list[KnownAnswer] = Field(
+        default_factory=list,
+        max_length=limits.MAX_KNOWN_ANSWERS,
+        description="Known answers: figures a mechanism is known to give, each with its tolerance and source.",
+    )
     duration: Seconds | None = Field(None, description="Total drill length; default: last step + 10 s.")
     hosts: HostsSection | None = Field(None, description="Spread the testbed over several machines.")
 

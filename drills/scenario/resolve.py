@@ -21,7 +21,8 @@ from drills.impairment import degraded_with_netem
 from drills.scenario import model
 from drills.scenario.bounds import check_resolved, check_sizes
 from drills.scenario.diagnostics import suggest
-from drills.scenario.expect import resolve_objectives
+from drills.scenario.expect import resolve_known, resolve_objectives
+from drills.scenario.known import known_refs
 from drills.scenario.probes import resolve_probes
 from drills.scenario.resolve_addresses import AddressResolver
 from drills.scenario.resolve_timeline import DrillResolver, link_index
@@ -42,6 +43,7 @@ class Parts:
     probes: list[tuple[int, Any]] = field(default_factory=list)
     steps: list[tuple[int, Any]] = field(default_factory=list)
     objectives: list[tuple[int, model.Objective]] = field(default_factory=list)
+    known: list[tuple[int, model.KnownAnswer]] = field(default_factory=list)  # `expect_known`
     # When the topology has shape errors: its node names and the links valid on their own, so
     # that link references are still checked in the same pass.
     node_names: set[str] | None = None
@@ -61,6 +63,7 @@ class Parts:
             probes=list(enumerate(whole.probes)),
             steps=list(enumerate(whole.timeline)),
             objectives=list(enumerate(whole.expect)),
+            known=list(enumerate(whole.expect_known)),
         )
 
 
@@ -97,6 +100,7 @@ class _Resolver(TopologyResolver, AddressResolver, DrillResolver):
         probe_names = self.probe_refs(parts.probes, topology, nodes, links)
         step_ids, end_s = self.timeline_refs(parts.steps, parts.invalid_steps, topology, nodes, links)
         self.objective_refs(parts, probe_names, step_ids)
+        known_refs(self, parts.known, probe_names | parts.invalid_probes, step_ids.keys() | parts.invalid_steps, parts.steps)
         return end_s
 
     def objective_refs(self, parts: Parts, probe_names: set[str], step_ids: dict[str, float]) -> None:
@@ -173,6 +177,7 @@ def resolve(
         steps=resolve_steps(whole.timeline, topology, profiles),
         probes=resolve_probes(whole.probes, topology),
         objectives=resolve_objectives(whole.expect),
+        known=resolve_known(whole.expect_known),
     )
     return resolved, []
 

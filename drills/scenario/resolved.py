@@ -17,7 +17,7 @@ from drills.scenario.yamlpos import Located, path_text
 
 if TYPE_CHECKING:
     from drills.scenario import model
-    from drills.scenario.expect import Objective
+    from drills.scenario.expect import KnownAnswer, Objective
     from drills.scenario.probes import Spec
     from drills.scenario.steps import Step
 
@@ -216,6 +216,7 @@ class Scenario:
     objectives: tuple[Objective, ...] = field(default=(), hash=False, repr=False)  # `expect`, resolved
     duration_given: bool = False  # False: `duration_s` is the default, the last step's end + 10 s
     hosts: HostsSpec | None = None  # several machines: `hosts:` and the nodes' `host:`; None: this machine
+    known: tuple[KnownAnswer, ...] = field(default=(), hash=False, repr=False)  # `expect_known`, resolved
 
     def problem(self, path: tuple[str | int, ...], message: str) -> Problem:
         """A problem found after loading (a capability, an engine limit), still located at the
