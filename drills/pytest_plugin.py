@@ -6,6 +6,8 @@ names scenarios. Each scenario becomes a collector whose items are known before 
 from the scenario alone (so `--collect-only` deploys nothing):
 
 - one item per objective (`expect:` entry): passes when every verdict of it passed;
+- one item per known answer (`expect_known:`): passes when every event of it passed, fails when
+  one failed, and is an error when one could not be judged;
 - one item per fault step x probe: the step's figures for that probe (outage, recovery, each
   with its accuracy), failing only when the drill measured nothing for it.
 
@@ -119,6 +121,8 @@ class DrillScenario(pytest.File):
         self._outcome = _Outcome()
         for label in dict.fromkeys(o.label for o in scenario.objectives):
             yield ObjectiveItem.from_parent(self, name=f"objective {label}", objective=label)
+        for known in scenario.known:
+            yield KnownItem.from_parent(self, name=f"known {known.name}", known=known.name)
         probes = [p.name for p in scenario.probes]
         seed = scenario.seed if scenario.seed is not None else 0
         labels = [a.label for a in expand(scenario, seed) if a.kind == "apply" and a.step.kind != "note"]
@@ -215,6 +219,23 @@ class ObjectiveItem(_DrillItem):
         missed = [line for v, line in zip(verdicts, lines, strict=True) if v.passed is not True]
         if missed:
             raise DrillFailed(f"objective {self.objective} missed:\n  " + "\n  ".join(missed))
+
+
+class KnownItem(_DrillItem):
+    def __init__(self, *, known: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.known = known
+
+    def runtest(self) -> None:
+        verdicts = [k for k in self.result.known if k.name == self.known]
+        for i, k in enumerate(verdicts):
+            measured = "none" if k.measured_s is None else f"{k.measured_s:.6f}"
+            self.user_properties += [(f"{i}.measured_s", measured), (f"{i}.accuracy_s", str(k.accuracy_s)), (f"{i}.window_s", f"{k.low_s:.6f}..{k.high_s:.6f}")]
+        lines = [f"{k.event}: {k.verdict} ({k.reason})" for k in verdicts]
+        if not verdicts or any(k.passed is None for k in verdicts):
+            raise DrillError(f"known answer {self.known} could not be judged:\n  " + "\n  ".join(lines or ["no event of its step was measured"]))
+        if any(k.passed is False for k in verdicts):
+            raise DrillFailed(f"known answer {self.known} failed:\n  " + "\n  ".join(lines))
 
 
 class MeasurementItem(_DrillItem):

@@ -147,3 +147,18 @@ def test_drill_baseline_catches_a_regression_and_refuses_nothing(pytester: pytes
     worse = pytester.runpytest_subprocess(*common, "--drill-baseline", str(base))
     worse.assert_outcomes(passed=3, failed=1)
     worse.stdout.fnmatch_lines(["*plugin-cut regressed against its baseline*", "*stream / cut (apply): outage_s 1.0* s -> 3.0* s*"])
+
+
+def test_known_answers_are_items(pytester: pytest.Pytester, state_dir: Path) -> None:
+    path = pytester.path / "known.yaml"
+    known = (
+        "expect_known:\n"
+        "  - {name: right, probe: stream, step: cut, figure: outage, value: 1s, tolerance: 100ms, source: 'a 1 s cut, no backup'}\n"
+        "  - {name: wrong, probe: stream, step: cut, figure: outage, value: 3s, tolerance: 10ms, source: 'deliberately wrong'}\n"
+    )
+    path.write_text(CUT.replace("SYSCTLS", "sysctls: {}").replace("duration: 5s", known + "duration: 5s"))
+    result = pytester.runpytest_subprocess("--drill", str(path), "--drill-state-dir", str(state_dir), "-p", "no:cacheprovider", "-rA")
+    # generous + right + two measurements pass; strict and the wrong known answer fail.
+    result.assert_outcomes(passed=4, failed=2)
+    result.stdout.fnmatch_lines(["*known answer wrong failed*"])
+    result.stdout.fnmatch_lines(["PASSED *known right*"])
