@@ -81,6 +81,7 @@ class DrillResult:
     phases: dict[str, list[PhaseStats]] = field(default_factory=dict)  # probe -> baseline/fault/recovery
     availability: dict[str, Availability] = field(default_factory=dict)  # probe -> windows after warm-up
     late_after_s: dict[str, float] = field(default_factory=dict)
+    tolerated_loss_pct: dict[str, float] = field(default_factory=dict)  # probe -> its `tolerated_loss` (> 0 only)
     engines: dict[str, str] = field(default_factory=dict)  # link -> engine that served it (kernel, userspace)
     # Every ordered node pair across each partition, intended against observed (one way).
     pairs: list[PairResult] = field(default_factory=list)

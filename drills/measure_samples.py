@@ -43,19 +43,36 @@ SETTLE_S = 0.2  # a packet sent less than this ago may still be in flight: not j
 WINDOW_S = 1.0  # "the last second"
 
 
-def baseline_samples(record: ProbeRecord, start_s: float, end_s: float) -> Baseline:
-    """Failed samples before the first fault, after the warm-up: must be none for a conclusive drill."""
+def baseline_samples(record: ProbeRecord, start_s: float, end_s: float, tolerated_pct: float = 0.0) -> Baseline:
+    """Failed samples before the first fault, after the warm-up: none for a conclusive drill, or
+    up to `tolerated_pct` of them on a path with random loss by design."""
     picked = [sample.ok for sample in record.samples if start_s <= sample.sent_s < end_s]
-    return Baseline(len(picked), picked.count(False))
+    return Baseline(len(picked), picked.count(False), tolerated_pct)
 
 
-def _recovery(record: ProbeRecord, after: int, sustain_s: float) -> int | None:
-    """Index of the first success, after sample `after`, that starts a run of successes lasting
-    `sustain_s` (from its first to its last sample's send instant); None if none does."""
+def tolerated_failures(record: ProbeRecord, indices: list[int], tolerated_pct: float) -> set[int]:
+    """The failed samples among `indices` a path with random loss by design may have without an
+    outage: each failed in isolation (the samples before and after it succeeded), and no more of
+    them than `tolerated_pct` of the samples; beyond that share none is tolerated."""
+    if tolerated_pct <= 0:
+        return set()
     samples = record.samples
+    isolated = {
+        i for i in indices
+        if not samples[i].ok and 0 < i < len(samples) - 1 and samples[i - 1].ok and samples[i + 1].ok
+    }  # fmt: skip
+    return isolated if len(isolated) <= len(indices) * tolerated_pct / 100 else set()
+
+
+def _recovery(record: ProbeRecord, after: int, sustain_s: float, tolerated: set[int] | None = None) -> int | None:
+    """Index of the first success, after sample `after`, that starts a run of successes lasting
+    `sustain_s` (from its first to its last sample's send instant); None if none does. A
+    `tolerated` failure does not break a run."""
+    samples = record.samples
+    tolerated = tolerated or set()
     run_start: int | None = None
     for i in range(after + 1, len(samples)):
-        if not samples[i].ok:
+        if not samples[i].ok and i not in tolerated:
             run_start = None
             continue
         if run_start is None:
@@ -73,7 +90,7 @@ def _covered_until(record: ProbeRecord, index: int) -> float:
 
 
 def analyse_samples(
-    record: ProbeRecord, window: Window, sustain_s: float, event_uncertainty_s: float = 0.0
+    record: ProbeRecord, window: Window, sustain_s: float, event_uncertainty_s: float = 0.0, tolerated_pct: float = 0.0
 ) -> EventMetrics:
     """Outage, longest failure period, detection and recovery of `record` around one event.
 
@@ -88,10 +105,16 @@ def analyse_samples(
     - `time_to_recover_s`: recovery sample's start − event (it may lie after the window:
       `recovered_during_event` False); None if never; 0 when nothing failed.
     - `accuracy_s`: gap + timeout + `event_uncertainty_s` (see the module docstring).
+    On a path with random loss by design (`tolerated_pct` > 0), failures that are tolerated
+    (`tolerated_failures`: isolated, within that share of the window's samples) are counted in
+    `lost` but start no outage and break no sustained run: one random failure on a satellite
+    link is not an outage.
     """
     samples = record.samples
     indices = [i for i, sample in enumerate(samples) if window.start_s <= sample.sent_s < window.end_s]
-    failed = [i for i in indices if not samples[i].ok]
+    every_failure = [i for i in indices if not samples[i].ok]
+    tolerated = tolerated_failures(record, indices, tolerated_pct)
+    failed = [i for i in every_failure if i not in tolerated]
     longest = 0.0
     run_first = previous = -2
     for i in failed:
@@ -107,7 +130,7 @@ def analyse_samples(
     if failed:
         first = failed[0]
         detect = samples[first].sent_s - window.start_s
-        found = _recovery(record, first, sustain_s)
+        found = _recovery(record, first, sustain_s, tolerated)
         recover = None if found is None else samples[found].sent_s - window.start_s
         during = found is None or samples[found].sent_s < window.end_s
         # The outage ends at the recovery sample or at the first sample past the window.
@@ -124,7 +147,7 @@ def analyse_samples(
         event=window.label,
         kind=window.kind,
         sent=len(indices),
-        lost=len(failed),
+        lost=len(every_failure),
         outage_s=outage,
         max_loss_period_s=longest,
         time_to_detect_s=detect,

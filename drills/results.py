@@ -40,6 +40,12 @@ from drills.records import ProbeRecord, StreamRecord
 
 RESULTS_FORMAT = 1
 RESULTS_FILE = "results.json"
+# How a probe's `tolerated_loss` (random loss by design) enters the figures: stated in `method`.
+TOLERATED_RULE = (
+    "a stream's baseline, and the sustained stretch that marks its recovery, may lose up to this share of packets; "
+    "an application probe's baseline likewise, and up to this share of an event's samples may fail in isolation "
+    "(each between two successes): counted as lost, they start no outage and break no sustained run"
+)
 MAX_RESULTS_BYTES = 64 << 20  # read back (reports, compare, baselines): a hostile file is refused, not loaded
 SAMPLES_FILE = "samples.json.gz"
 PAIRS_SECTION = "_pairs"  # samples.json.gz: the pair mesh's samples (no probe name starts with `_`)
@@ -89,6 +95,8 @@ def to_json(
             "sample_interval_s": {r.name: r.interval_s for r in result.app_records},
             "packet_size_bytes": {r.name: r.size_bytes for r in result.records},
             "sustained_validation_s": result.sustain_s,
+            "application_outage": "from the first failed sample to the first success starting a sustained run (RFC 6413)",
+            **({"tolerated_loss_pct": dict(result.tolerated_loss_pct), "tolerated_loss": TOLERATED_RULE} if result.tolerated_loss_pct else {}),
             "forwarding_delay_threshold_s": result.late_after_s,
             **({"pair_mesh": pair_mesh_method(result.pair_records)} if result.pair_records else {}),
         },

@@ -57,6 +57,8 @@ def analyse_drill(
         rtt_p99_s = phase_stats(record, flags, "pre", phase_spans["baseline"]).rtt_p99_s or 0.0
         guard_s = max(2 * rtt_p99_s, 2.0 / record.rate_pps)
         tolerated_pct = streams[record.name].tolerated_loss_pct
+        if tolerated_pct > 0:
+            result.tolerated_loss_pct[record.name] = tolerated_pct
         result.baselines[record.name] = baseline(
             record, flags, t0 + WARMUP_S, t0 + first_fault_s - guard_s, tolerated_pct
         )
@@ -65,11 +67,15 @@ def analyse_drill(
         result.phases[record.name] = [phase_stats(record, flags, name, sp) for name, sp in phase_spans.items()]
         observed = list(zip(record.sent, flags, strict=True))
         result.availability[record.name] = availability(observed, t0 + WARMUP_S, t0 + scenario.duration_s)
+    specs = {p.name: p for p in scenario.probes}
     for app in app_records:
+        tolerated_pct = specs[app.name].tolerated_failures_pct if app.name in specs else 0.0
+        if tolerated_pct > 0:
+            result.tolerated_loss_pct[app.name] = tolerated_pct
         # A sample started within one timeout of the first fault may fail because of it.
-        result.baselines[app.name] = baseline_samples(app, t0 + WARMUP_S, t0 + first_fault_s - app.timeout_s)
+        result.baselines[app.name] = baseline_samples(app, t0 + WARMUP_S, t0 + first_fault_s - app.timeout_s, tolerated_pct)
         for window, uncertainty_s in windows:
-            result.metrics.append(analyse_samples(app, window, SUSTAIN_S, uncertainty_s))
+            result.metrics.append(analyse_samples(app, window, SUSTAIN_S, uncertainty_s, tolerated_pct))
         result.phases[app.name] = [sample_phase_stats(app, name, sp) for name, sp in phase_spans.items()]
         samples = [(sample.sent_s, not sample.ok) for sample in app.samples]
         result.availability[app.name] = availability(samples, t0 + WARMUP_S, t0 + scenario.duration_s)

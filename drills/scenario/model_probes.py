@@ -25,6 +25,13 @@ class _Probe(Strict):
         seconds_within("a probe's interval", limits.MIN_APP_PROBE_INTERVAL_S, limits.MAX_PROBE_INTERVAL_S),
     ] = Field(1.0, description="Sampling interval (application probes), 10 ms to 1 h.")
     timeout: Timeout = Field(1.0, description="A sample not answered within this is a failure.")
+    tolerated_loss: Percent = Field(
+        0.0,
+        description="Random loss the path has by design (a satellite or radio profile). A stream's baseline, and "
+        "the sustained stretch that marks recovery, may lose up to this share and still count as clean; an "
+        "application probe's baseline likewise, and up to this share of an event's samples may fail in isolation "
+        "(each between two successes) without counting as an outage.",
+    )
 
 
 class UdpStreamProbe(_Probe):
@@ -37,11 +44,6 @@ class UdpStreamProbe(_Probe):
     dscp: int = Field(0, ge=0, le=63)
     echo: bool = Field(True, description="Echo back to the sender (round trip) or one-way.")
     late_after: Timeout = Field(2.0, description="A packet later than this counts as lost (RFC 2544).")
-    tolerated_loss: Percent = Field(
-        0.0,
-        description="Random loss the path has by design (a satellite or radio profile): the baseline, and the "
-        "sustained stretch that marks recovery, may lose up to this share and still count as clean.",
-    )
 
 
 class IcmpProbe(_Probe):

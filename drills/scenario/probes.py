@@ -9,7 +9,7 @@ reads the parsed YAML model of a probe or looks a probe's node or target up agai
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
 from drills.scenario import model
@@ -31,6 +31,9 @@ class ProbeSpec:
     to: str | None
     interval_s: float
     timeout_s: float
+    # Application probes: the share of an event's samples that may fail in isolation on a path
+    # with random loss by design (`tolerated_loss`; drills.measure_samples.tolerated_failures).
+    tolerated_failures_pct: float = field(default=0.0, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -124,12 +127,13 @@ def probe_spec(
             *common, target_node, target_address, probe.rate_pps, probe.size_bytes, probe.dscp, probe.echo,
             float(probe.late_after), float(probe.tolerated_loss),
         )  # fmt: skip
+    tolerated = float(probe.tolerated_loss)
     if isinstance(probe, model.IcmpProbe):
-        return IcmpSpec(*common, target_address)
+        return IcmpSpec(*common, target_address, tolerated_failures_pct=tolerated)
     if isinstance(probe, model.TcpConnectProbe):
-        return TcpConnectSpec(*common, target_address, probe.port)
+        return TcpConnectSpec(*common, target_address, probe.port, tolerated_failures_pct=tolerated)
     if isinstance(probe, model.HttpProbe):
-        return HttpSpec(*common, target_address, probe.port, probe.path, probe.status, probe.body_contains)
+        return HttpSpec(*common, target_address, probe.port, probe.path, probe.status, probe.body_contains, tolerated_failures_pct=tolerated)
     if isinstance(probe, model.DnsProbe):
-        return DnsSpec(*common, target_address, probe.query, probe.record)
-    return CommandSpec(*common, probe.command)
+        return DnsSpec(*common, target_address, probe.query, probe.record, tolerated_failures_pct=tolerated)
+    return CommandSpec(*common, probe.command, tolerated_failures_pct=tolerated)
