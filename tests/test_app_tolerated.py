@@ -3,9 +3,10 @@ sample is no outage, a failover's run of failures still is (drills.measure_sampl
 
 from __future__ import annotations
 
+from test_app_probes import figures, record
+
 from drills.measure import Window
 from drills.measure_samples import analyse_samples, baseline_samples
-from test_app_probes import figures, record
 
 CUT = Window("cut", "apply", 5.0, 25.0)  # 20 one-second samples
 
