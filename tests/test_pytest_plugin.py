@@ -162,3 +162,17 @@ def test_known_answers_are_items(pytester: pytest.Pytester, state_dir: Path) -> 
     result.assert_outcomes(passed=4, failed=2)
     result.stdout.fnmatch_lines(["*known answer wrong failed*"])
     result.stdout.fnmatch_lines(["PASSED *known right*"])
+
+
+def test_keep_up_leaves_the_testbed_up_for_debugging(pytester: pytest.Pytester, state_dir: Path) -> None:
+    from drills import lifecycle
+
+    path = _scenario(pytester)
+    try:
+        result = pytester.runpytest_subprocess("--drill", str(path), "--drill-state-dir", str(state_dir), "--drill-keep-up", "-p", "no:cacheprovider", "-s")
+        result.assert_outcomes(passed=3, failed=1)
+        result.stdout.fnmatch_lines(["*cut.yaml is up again as run * (--drill-keep-up); remove it with `drill down *`*"])
+        assert len(lifecycle.list_runs(state_dir)) == 1  # up, for `drill exec` and friends
+    finally:
+        lifecycle.clean(state_dir, include_up=True)
+    assert lifecycle.list_runs(state_dir) == []
