@@ -39,7 +39,7 @@ def test_probes_are_resolved_at_load() -> None:
         ),
         HttpSpec(
             "dispatch-web", "http", "cp", cp, "dispatch", 1.0, 2.0,
-            target_address=dispatch, port=8080, path="/", status=200, body_contains=None,
+            target_address=dispatch, port=8080, path="/", status=200, body_contains=None, tolerated_failures_pct=10.0,
         ),
     )  # fmt: skip
     agencies = load_scenario(SCENARIOS / "agencies-partition.yaml")

@@ -238,9 +238,10 @@ class PairMesh:
             sender = senders[pair]
             assert sender is not None  # every pair in `local` has its sender
             # No route / unreachable while the partition holds: the packet is simply lost.
+            # Never blocking (MSG_DONTWAIT), as a stream's sender (drills.probes.udp_stream).
             with contextlib.suppress(OSError):
                 sender.sendto(
-                    _HEADER.pack(self._tag, _MAGIC, pair, sequence, now) + padding, self._targets[pair]
+                    _HEADER.pack(self._tag, _MAGIC, pair, sequence, now) + padding, socket.MSG_DONTWAIT, self._targets[pair]
                 )
             slot += 1
 

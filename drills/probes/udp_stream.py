@@ -39,6 +39,7 @@ _HEADER = struct.Struct("!IIQd")  # tag, magic/version, sequence, send instant (
 _MAGIC = 0xD5111001
 _MAX_DATAGRAM = 65535
 _MAX_BURST = 256  # packets sent back to back before the stop flag is looked at again
+_DONTWAIT = socket.MSG_DONTWAIT
 
 
 class _Reopenable:
@@ -235,9 +236,13 @@ class UdpStream(_Reopenable):
                         self._moved_off(previous)
                 sent(now)
                 lateness(now - scheduled)
-                # No route / unreachable during a fault: the packet is simply lost.
+                # No route / unreachable during a fault: the packet is simply lost. Never
+                # blocking (MSG_DONTWAIT): packets waiting for a neighbour that no longer
+                # answers (a dead VRRP master's MAC) fill the socket's send buffer, and a
+                # blocking send would stall the schedule for seconds; a packet the host cannot
+                # even queue is lost, as on a router.
                 with contextlib.suppress(OSError):
-                    sendto(pack(tag, _MAGIC, sequence, now) + padding, target)
+                    sendto(pack(tag, _MAGIC, sequence, now) + padding, _DONTWAIT, target)
                 sequence += 1
                 scheduled = start_s + sequence * gap_s
                 now = now_s()
@@ -352,8 +357,8 @@ class UdpEcho(_Reopenable):
                 self._moved_off(previous)
                 continue
             if size and peer is not None:
-                with contextlib.suppress(OSError):
-                    sendto(view[:size], peer)
+                with contextlib.suppress(OSError):  # never blocking: see _send_loop
+                    sendto(view[:size], _DONTWAIT, peer)
 
 
 class Retiring:
