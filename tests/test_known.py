@@ -148,7 +148,7 @@ def test_a_valid_known_answer_resolves_to_its_window(tmp_path: Path) -> None:
 
 def test_the_example_scenario_states_its_known_answer() -> None:
     (known,) = load_scenario(REPO / "scenarios" / "known-cut-no-backup.yaml").known
-    assert (known.figure, known.value_s, known.tolerance_s) == ("outage", 2.0, 0.01)
+    assert (known.figure, known.value_s, known.tolerance_s) == ("outage", 2.0, 0.05)
 
 
 # --------------------------------------------------------------------------- the verdict rule
@@ -337,6 +337,6 @@ def test_drill_plan_shows_the_known_answers() -> None:
     (known,) = json.loads(proc.stdout)["known"]
     assert known == {
         "name": "cut-no-backup", "probe": "stream", "step": "cut", "event": "apply", "figure": "outage",
-        "expected": "2000.0 ± 10.0 ms",
+        "expected": "2000.0 ± 50.0 ms",
         "source": "by construction: a cut of D s with no backup path loses every packet for D s (D = 2 s)",
     }  # fmt: skip
