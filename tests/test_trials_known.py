@@ -35,12 +35,12 @@ def test_trials_of_known_answers_print_and_write_the_validation_table(
     tmp_path: Path, state_dir: Path, host_snapshot: object
 ) -> None:
     text = (REPO / "scenarios" / "known-cut-no-backup.yaml").read_text()
-    # The example as it is, but for its tolerance: 10 ms holds on an idle host; a test must hold
+    # The example as it is, but for its tolerance: 50 ms holds on an idle or busy host; a test must hold
     # on a loaded one too, where the revert may be issued tens of ms late (the outage is what the
     # kernel did, and the stream measures it, so the figure is then longer than 2 s: truly).
     # 300 ms is far beyond any lateness seen; the verdict rule itself is tested in test_known.py.
-    assert "tolerance: 10ms" in text and "duration: 8s" in text
-    text = text.replace("tolerance: 10ms", "tolerance: 300ms").replace("duration: 8s", f"{WRONG}duration: 8s")
+    assert "tolerance: 50ms" in text and "duration: 8s" in text
+    text = text.replace("tolerance: 50ms", "tolerance: 300ms").replace("duration: 8s", f"{WRONG}duration: 8s")
     path = tmp_path / "known.yaml"
     path.write_text(text)
     out = tmp_path / "trials"
