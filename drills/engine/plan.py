@@ -26,7 +26,7 @@ from drills.errors import DrillError, ScenarioError
 from drills.scenario.expect import Objective
 from drills.scenario.probes import Spec, UdpStreamSpec
 from drills.scenario.resolved import Node, Route, Scenario, Topology
-from drills.scenario.steps import DegradeStep, Flap, LinkDownStep, Step
+from drills.scenario.steps import DegradeStep, Flap, LinkDownStep, SegmentDownStep, Step
 
 if TYPE_CHECKING:
     from drills.backends import Layout
@@ -278,7 +278,7 @@ def _actions(scenario: Scenario, namespaces: Mapping[str, str], kinds: set[str])
         problem = problems.get(action.label)
         reverted = action.kind == "revert"
         at_s, jitter_s = action.at_s, None
-        flap = step.flap if isinstance(step, LinkDownStep) else None
+        flap = step.flap if isinstance(step, LinkDownStep | SegmentDownStep) else None
         if flap is not None and flap.jitter_s and seed is None:
             at_s, jitter_s = _earliest(action, step.timing.at_s, flap), flap.jitter_s
         if fault is not None:
@@ -337,6 +337,10 @@ def _earliest(action: Action, at_s: float, flap: Flap) -> float:
 def _summary(step: Step) -> str:
     """A fault in words, from its step alone (for faults `drill run` cannot build yet)."""
     parts = []
+    if isinstance(step, SegmentDownStep):
+        parts.append(f"segment {step.segment.name}")
+        if len(step.ends) == 1:
+            parts.append(f"port {step.ends[0].endpoint}")
     for key in ("link", "node", "service"):
         value = getattr(step, key, None)
         if value is not None:

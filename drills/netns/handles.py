@@ -40,10 +40,11 @@ class Handles:
 
     def warm(self, topology: Topology) -> None:
         """Open every handle and look up every link interface before the clock starts."""
-        for link in topology.links:
-            for end in (link.a, link.b):
-                self.index(end.node, end.name)
-                self.raw(end.node)
+        ends = [end for link in topology.links for end in (link.a, link.b)]
+        ends += [member for segment in topology.segments for member in segment.members]
+        for end in ends:
+            self.index(end.node, end.name)
+            self.raw(end.node)
 
     def forget(self, node: str) -> None:
         """Close a node's handles and drop its cached indices: its namespace was replaced (a

@@ -60,8 +60,17 @@ def claims(step: Any, nodes: dict[str, Node], links: dict[str, Link], topology: 
             ends = {"both": ends, "a-to-b": (link.a,), "b-to-a": (link.b,)}[step.direction]
             return {("qdisc", link.name, end.endpoint): True for end in ends}
         return {("admin", link.name, end.endpoint): kind != "blackhole" for end in ends}
+    if kind in ("link-down", "link-flap") and step.link in topology.segment_refs:
+        segment = topology.segment(step.link)
+        end = getattr(step, "end", None) or (step.link if step.link != segment.name else None)
+        downed = [m for m in segment.members if end is None or m.endpoint == end]
+        return {("admin", segment.name, m.endpoint): True for m in downed}
     if kind == "node-loss" and node in nodes:
         claims: dict[Aspect, bool] = {("procs", node): True}
+        for segment in topology.segments:
+            for member in segment.members:
+                if member.node == node:
+                    claims[("admin", segment.name, member.endpoint)] = True
         for link in topology.links:
             for end in (link.a, link.b):
                 if end.node == node:

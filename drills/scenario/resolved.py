@@ -54,6 +54,22 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """A LAN segment: one broadcast domain (a bridge) joining `members`, in file order, each
+    addressed from the segment's subnet. A member's port goes down alone, or the whole segment."""
+
+    name: str
+    members: tuple[Interface, ...]
+    mtu: int | None = None
+
+    def member(self, endpoint: str) -> Interface:
+        for iface in self.members:
+            if iface.endpoint == endpoint:
+                return iface
+        raise KeyError(endpoint)
+
+
+@dataclass(frozen=True)
 class Route:
     """A static route; `gateway` None means a directly connected route through `device`.
     `source` is the preferred source address (the node's loopback), so that replies come back
@@ -138,6 +154,7 @@ class Node:
 class Topology:
     nodes: tuple[Node, ...]
     links: tuple[Link, ...]
+    segments: tuple[Segment, ...] = ()
 
     def node(self, name: str) -> Node:
         return self._by_name[name]
@@ -145,6 +162,19 @@ class Topology:
     def link(self, ref: str) -> Link:
         """The link named `ref` or having `ref` as an endpoint (the first such in file order)."""
         return self._links_by_ref[ref]
+
+    def segment(self, ref: str) -> Segment:
+        """The segment named `ref` or having `ref` as a member endpoint."""
+        return self.segment_refs[ref]
+
+    @cached_property
+    def segment_refs(self) -> dict[str, Segment]:
+        """Segments by name and by each member endpoint, the two ways a step can name one."""
+        index: dict[str, Segment] = {}
+        for segment in self.segments:
+            for ref in (segment.name, *(member.endpoint for member in segment.members)):
+                index.setdefault(ref, segment)
+        return index
 
     # Indexes built on first use (the dataclass is frozen; cached_property writes past that):
     # lookups by a scan of every node made validation of large testbeds quadratic.

@@ -17,7 +17,7 @@ from typing import Any
 
 from drills.impairment import Direction, plan
 from drills.scenario import model
-from drills.scenario.resolved import Interface, Link, Node, Route, Service, Topology
+from drills.scenario.resolved import Interface, Link, Node, Route, Segment, Service, Topology
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,17 @@ class LinkDownStep(Step):
     # Per downed end, the static routes of its node through it: the kernel drops them when the
     # interface goes down, and the revert installs them again, as a router's configuration does.
     routes: tuple[tuple[Interface, tuple[Route, ...]], ...]
+    flap: Flap | None = None
+
+
+@dataclass(frozen=True)
+class SegmentDownStep(Step):
+    """`link-down` and `link-flap` of a LAN segment: `ends` (every member: the switch failed; or
+    one: that member's port) go administratively down; the other members keep their carrier."""
+
+    segment: Segment
+    ends: tuple[Interface, ...]
+    routes: tuple[tuple[Interface, tuple[Route, ...]], ...]  # as LinkDownStep's
     flap: Flap | None = None
 
 
@@ -170,11 +181,24 @@ def _links_of(topology: Topology, node: str) -> tuple[tuple[Interface, Interface
     return tuple(found)
 
 
+def _segment_down(index: int, step: Any, topology: Topology) -> SegmentDownStep:
+    segment = topology.segment(step.link)
+    end = getattr(step, "end", None) or (step.link if step.link != segment.name else None)
+    ends = segment.members if end is None else (segment.member(end),)
+    flap = None
+    if isinstance(step, model.LinkFlap):
+        flap = Flap(float(step.period), float(step.duty), step.count, float(step.jitter))
+    routes = tuple((e, tuple(routes_through(topology.node(e.node), e))) for e in ends)
+    return SegmentDownStep(index, step.id, step.fault, _timing(step), segment, ends, routes, flap)
+
+
 def resolve_step(index: int, step: Any, topology: Topology, profiles: Mapping[str, model.Profile], ids: Mapping[str, int]) -> Step:
     """One parsed step as its resolved record (references already checked by the loader)."""
     if isinstance(step, model.RestoreStep):
         return RestoreStep(index, None, "restore", Timing(float(step.at)), ids[step.restore])
     base = (index, step.id, step.fault, _timing(step))
+    if isinstance(step, model.LinkDown | model.LinkFlap) and step.link in topology.segment_refs:
+        return _segment_down(index, step, topology)
     if isinstance(step, model.LinkDown | model.LinkFlap):
         link = topology.link(step.link)
         end = getattr(step, "end", None)
