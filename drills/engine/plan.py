@@ -83,6 +83,17 @@ class LinkPlan:
 
 
 @dataclass(frozen=True)
+class SegmentPlan:
+    """A LAN segment: a bridge in a namespace of its own, a port per member."""
+
+    name: str
+    namespace: str  # `drill-RUN-_seg.<segment>`
+    members: list[str]  # `node:iface`, in the order they are addressed
+    subnets: list[str]
+    mtu: int | None
+
+
+@dataclass(frozen=True)
 class Touch:
     """One object an action changes: `what` as the fault's `touches()` says it, and the
     namespace it lives in (None when the fault does not name a node)."""
@@ -150,6 +161,7 @@ class Plan:
     objectives: list[ObjectivePlan]
     refused: list[str] = field(default_factory=list)  # what `drill run` would refuse, located
     pair_mesh: PairMeshPlan | None = None  # None: no partition in the timeline
+    segments: list[SegmentPlan] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data (`drill plan --json`), stable for diffs."""
@@ -201,6 +213,16 @@ def build_plan(scenario: Scenario, layout: Layout, kinds: Collection[str] | None
         objectives=[_objective(o) for o in scenario.objectives],
         refused=refused,
         pair_mesh=pair_mesh_plan(scenario, clock_text),
+        segments=[
+            SegmentPlan(
+                segment.name,
+                layout.segment_namespaces.get(segment.name, ""),
+                [member.endpoint for member in segment.members],
+                [str(a.network) for a in (segment.members[0].ipv4, segment.members[0].ipv6) if a is not None],
+                segment.mtu,
+            )
+            for segment in topology.segments
+        ],
     )
 
 
@@ -210,13 +232,17 @@ def build_plan(scenario: Scenario, layout: Layout, kinds: Collection[str] | None
 def _node(topology: Topology, node: Node, namespace: str) -> NodePlan:
     interfaces = []
     for iface in node.interfaces:
-        link = next(li for li in topology.links if iface in (li.a, li.b))
-        peer = link.b if link.a == iface else link.a
+        link = topology.link(iface.endpoint) if iface.endpoint not in topology.segment_refs else None
+        if link is not None:
+            name, peer = link.name, (link.b if link.a == iface else link.a).endpoint
+        else:  # a LAN segment's member: its peers are the other members, through the bridge
+            name = topology.segment(iface.endpoint).name
+            peer = f"segment {name}"
         interfaces.append(
             InterfacePlan(
                 iface.name,
-                link.name,
-                peer.endpoint,
+                name,
+                peer,
                 str(iface.ipv4) if iface.ipv4 else None,
                 str(iface.ipv6) if iface.ipv6 else None,
                 iface.mtu,

@@ -40,13 +40,15 @@ Log = Callable[[str], None]
 def restrict(topology: Topology, part: HostPart) -> Topology:
     """The part's nodes, in the topology's order, with all their interfaces (a cross interface
     with its MTU lowered to the tunnel's, unless the scenario asked for less), and only the links
-    with both ends here. BadInput listing every way `part` does not fit `topology`."""
+    with both ends here, and the LAN segments whose members are all here. BadInput listing every way `part` does not fit `topology`."""
     _check_part(topology, part)
     here = set(part.nodes)
     mtus = {(end.node, end.ifname): end.mtu for end in part.cross}
     nodes = tuple(_lower_mtus(node, mtus) for node in topology.nodes if node.name in here)
     links = tuple(link for link in topology.links if {link.a.node, link.b.node} <= here)
-    return Topology(nodes=nodes, links=links)
+    # Placement keeps a segment's members on one host (drills.hosts.placement refuses otherwise).
+    segments = tuple(s for s in topology.segments if {m.node for m in s.members} <= here)
+    return Topology(nodes=nodes, links=links, segments=segments)
 
 
 def _lower_mtus(node: Node, mtus: dict[tuple[str, str], int]) -> Node:

@@ -109,7 +109,7 @@ class PartitionStep(Step):
 @dataclass(frozen=True)
 class NodeLossStep(Step):
     node: Node
-    links: tuple[tuple[Interface, Interface], ...]  # (the node's end, the peer's end) of each link
+    links: tuple[tuple[Interface, Interface], ...]  # (the node's end, the peer's end) of each link; a segment port: (port, port)
 
 
 @dataclass(frozen=True)
@@ -178,6 +178,10 @@ def _links_of(topology: Topology, node: str) -> tuple[tuple[Interface, Interface
             found.append((link.a, link.b))
         if link.b.node == node:
             found.append((link.b, link.a))
+    # A segment port's "peer" is itself: set down, the member has no carrier, and the other
+    # members keep theirs (a switch port, not a wire, is all the lost node took down).
+    for segment in topology.segments:
+        found += [(member, member) for member in segment.members if member.node == node]
     return tuple(found)
 
 
