@@ -1,0 +1,280 @@
+"""LAN segments on a real kernel: three namespace nodes on one bridge talk to each other; a
+member's port down cuts that member only, a segment failure cuts every member, each reverted;
+nothing of a segment is left after teardown, nor after SIGKILL of `drill run` and `drill clean`;
+a drill over a segment measures a member port's outage."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from ipaddress import IPv4Interface, IPv6Interface
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from drills import lifecycle
+from drills.clock import SystemClock
+from drills.engine.fault import FaultContext
+from drills.engine.link_faults import SegmentDown, link_down
+from drills.lifecycle import run as run_drill
+from drills.netns import kernel
+from drills.netns.backend import NetnsBackend
+from drills.netns.ops import NetnsOps
+from drills.netns.segments import BRIDGE, port_name, segment_namespace
+from drills.runs import RunStore
+from drills.scenario import load_scenario
+from drills.scenario.resolved import Interface, Topology
+from drills.scenario.steps import SegmentDownStep
+
+pytestmark = pytest.mark.netns
+
+NETNS_DIR = Path("/run/netns")
+TIMEOUT_S = 5.0  # a datagram between two veths on one bridge arrives in microseconds
+CUT_WAIT_S = 0.3  # a cut member: nothing can arrive (its interface is down), so a short wait is exact
+MEMBERS = ("gw1:lan0", "gw2:lan0", "pc:eth0")
+
+LAN: dict[str, Any] = {
+    "version": 1,
+    "name": "lan",
+    "topology": {
+        "addressing": {"ipv6": "fd00:d811:5e9::/48"},
+        "nodes": {"gw1": {}, "gw2": {}, "pc": {"loopback": "none"}},
+        "segments": [{"name": "lan", "members": list(MEMBERS), "subnet": "198.18.50.0/24"}],
+    },
+    "timeline": [
+        {"id": "port", "at": "1s", "fault": "link-down", "link": "gw1:lan0", "for": "1s"},
+        {"id": "switch", "at": "3s", "fault": "link-down", "link": "lan", "for": "1s"},
+    ],
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def ip_json(namespace: str, *args: str) -> Any:
+    out = subprocess.run(["ip", "-n", namespace, "-j", *args], check=True, capture_output=True, text=True, timeout=30)
+    return json.loads(out.stdout)
+
+
+def has_carrier(namespace: str, ifname: str) -> bool:
+    flags = ip_json(namespace, "link", "show", "dev", ifname)[0]["flags"]
+    return "NO-CARRIER" not in flags and "UP" in flags and "LOWER_UP" in flags
+
+
+def reaches(ns: dict[str, str], src: Interface, dst: Interface, *, v6: bool = False, wait_s: float = TIMEOUT_S) -> bool:
+    """Whether a datagram from `src`'s address arrives at `dst`'s, through the segment."""
+    family = socket.AF_INET6 if v6 else socket.AF_INET
+    s_addr, d_addr = (src.ipv6, dst.ipv6) if v6 else (src.ipv4, dst.ipv4)
+    assert s_addr is not None and d_addr is not None
+    server = kernel.run_in_namespace(ns[dst.node], lambda: socket.socket(family, socket.SOCK_DGRAM))
+    client = kernel.run_in_namespace(ns[src.node], lambda: socket.socket(family, socket.SOCK_DGRAM))
+    try:
+        server.bind((str(d_addr.ip), 0))
+        server.settimeout(wait_s)
+        client.bind((str(s_addr.ip), 0))
+        try:
+            client.sendto(b"hello", (str(d_addr.ip), server.getsockname()[1]))
+            data, sender = server.recvfrom(64)
+        except OSError:  # unreachable (a down interface), or nothing arrived in time
+            return False
+        return data == b"hello" and sender[0] == str(s_addr.ip)
+    finally:
+        server.close()
+        client.close()
+
+
+@dataclass
+class LanBed:
+    topology: Topology
+    ns: dict[str, str]
+    segment_ns: str
+    ctx: FaultContext
+    steps: dict[str, SegmentDownStep]
+    log: list[str] = field(default_factory=list)
+
+    def member(self, endpoint: str) -> Interface:
+        return self.topology.segment("lan").member(endpoint)
+
+    def talking(self, wait_s: float = TIMEOUT_S) -> set[tuple[str, str]]:
+        """The ordered pairs of members whose datagrams arrive."""
+        members = [self.member(e) for e in MEMBERS]
+        return {(a.endpoint, b.endpoint) for a in members for b in members if a != b and reaches(self.ns, a, b, wait_s=wait_s)}
+
+
+def all_pairs(*endpoints: str) -> set[tuple[str, str]]:
+    return {(a, b) for a in endpoints for b in endpoints if a != b}
+
+
+@pytest.fixture
+def lan(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> Iterator[LanBed]:
+    path = tmp_path / "lan.yaml"
+    path.write_text(yaml.safe_dump(LAN, sort_keys=False))
+    ops: NetnsOps | None = None
+    try:
+        up = lifecycle.up(path, state_dir)
+        run = RunStore(state_dir).get(up.meta.run_id)
+        log: list[str] = []
+        backend = NetnsBackend(log.append, service_cwd=tmp_path)
+        ops = NetnsOps(run, up.topology, up.meta.nodes, {}, SystemClock(), log.append, backend.start_service)
+        ops.warm()
+        ctx = FaultContext(ops, SystemClock(), log.append, random.Random(1))
+        steps = {s.name: s for s in load_scenario(path).steps if isinstance(s, SegmentDownStep)}
+        yield LanBed(up.topology, dict(up.meta.nodes), segment_namespace(run.run_id, "lan"), ctx, steps, log)
+    finally:
+        if ops is not None:
+            ops.close()
+        lifecycle.clean(state_dir, include_up=True)
+
+
+# --------------------------------------------------------------------------- the data path
+
+
+def test_members_are_addressed_in_order_and_talk_through_one_bridge(lan: LanBed) -> None:
+    members = [lan.member(e) for e in MEMBERS]
+    assert [m.ipv4 for m in members] == [IPv4Interface(f"198.18.50.{n}/24") for n in (1, 2, 3)]
+    assert [m.ipv6 for m in members] == [IPv6Interface(f"fd00:d811:5e9::{n}/64") for n in (1, 2, 3)]
+    assert lan.talking() == all_pairs(*MEMBERS)
+    assert reaches(lan.ns, members[2], members[0], v6=True) and reaches(lan.ns, members[0], members[1], v6=True)
+
+    # The bridge as the module says: in the segment's own namespace, STP, forward delay and
+    # snooping off, one port per member in member order; nothing of it in the host's namespace.
+    assert (NETNS_DIR / lan.segment_ns).exists()
+    bridge = ip_json(lan.segment_ns, "-d", "link", "show", "dev", BRIDGE)[0]["linkinfo"]["info_data"]
+    assert (bridge["stp_state"], bridge["forward_delay"], bridge["mcast_snooping"]) == (0, 0, 0)
+    ports = {p["ifname"]: p for p in ip_json(lan.segment_ns, "link", "show", "master", BRIDGE)}
+    assert sorted(ports) == [port_name(i) for i in range(3)]
+    # Each member's interface is the peer of its port (same veth pair: the port's peer index).
+    for i, member in enumerate(members):
+        iface = ip_json(lan.ns[member.node], "link", "show", "dev", member.name)[0]
+        assert iface["link_index"] == ports[port_name(i)]["ifindex"], member.endpoint
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_a_member_port_down_cuts_only_that_member_and_revert_restores(lan: LanBed) -> None:
+    fault = link_down(lan.steps["port"])
+    assert isinstance(fault, SegmentDown) and [e.endpoint for e in fault.step.ends] == ["gw1:lan0"]
+    fault.apply(lan.ctx)
+    try:
+        assert not has_carrier(lan.ns["gw1"], "lan0"), "the cut member must see its link go"
+        assert has_carrier(lan.ns["gw2"], "lan0") and has_carrier(lan.ns["pc"], "eth0")
+        # gw2 and pc still talk; nothing reaches gw1 nor leaves it.
+        assert reaches(lan.ns, lan.member("gw2:lan0"), lan.member("pc:eth0"))
+        assert reaches(lan.ns, lan.member("pc:eth0"), lan.member("gw2:lan0"))
+        assert lan.talking(CUT_WAIT_S) == all_pairs("gw2:lan0", "pc:eth0")
+    finally:
+        fault.revert(lan.ctx)
+    assert has_carrier(lan.ns["gw1"], "lan0")
+    assert lan.talking() == all_pairs(*MEMBERS)
+
+
+def test_a_segment_failure_cuts_every_member_and_revert_restores(lan: LanBed) -> None:
+    fault = link_down(lan.steps["switch"])
+    assert isinstance(fault, SegmentDown) and len(fault.step.ends) == 3
+    assert fault.describe().startswith("segment lan: every port")
+    fault.apply(lan.ctx)
+    try:
+        assert not any(has_carrier(lan.ns[m.split(":")[0]], m.split(":")[1]) for m in MEMBERS)
+        assert lan.talking(CUT_WAIT_S) == set()
+    finally:
+        fault.revert(lan.ctx)
+    assert all(has_carrier(lan.ns[m.split(":")[0]], m.split(":")[1]) for m in MEMBERS)
+    assert lan.talking() == all_pairs(*MEMBERS)
+
+
+def test_teardown_removes_the_segment(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:
+    path = tmp_path / "lan.yaml"
+    path.write_text(yaml.safe_dump(LAN, sort_keys=False))
+    try:
+        up = lifecycle.up(path, state_dir)
+        seg_ns = segment_namespace(up.meta.run_id, "lan")
+        assert (NETNS_DIR / seg_ns).exists()
+        _run_id, report = lifecycle.down(state_dir, up.meta.run_id)
+        assert report.clean and f"namespace {seg_ns}" in report.removed
+        assert not (NETNS_DIR / seg_ns).exists()
+        assert host_snapshot.leftovers() == []
+    finally:
+        lifecycle.clean(state_dir, include_up=True)
+
+
+# --------------------------------------------------------------------------- a drill, and SIGKILL
+
+DRILL = """
+version: 1
+name: lan-port-cut
+topology:
+  nodes:
+    gw1: {}
+    gw2: {}
+    pc: {loopback: none}
+  segments:
+    - {name: lan, members: [gw1:lan0, gw2:lan0, pc:eth0]}
+probes:
+  - {name: to-gw1, type: udp-stream, from: pc, to: gw1:lan0, rate_pps: 1000}
+  - {name: to-gw2, type: udp-stream, from: pc, to: gw2:lan0, rate_pps: 1000}
+timeline:
+  - {id: port, at: 2.0005s, fault: link-down, link: lan, end: gw1:lan0, for: 1s}
+duration: 5s
+"""
+
+
+def test_a_drill_measures_a_member_port_outage(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:
+    (tmp_path / "drill.yaml").write_text(DRILL)
+    result = run_drill(tmp_path / "drill.yaml", state_dir, log=lambda _m: None)
+    steps = {s.kind: s for s in result.steps if s.label == "port"}
+    assert steps["apply"].detail == "segment lan: port of gw1:lan0 down", steps
+    cut = next(m for m in result.metrics if m.kind == "apply" and m.probe == "to-gw1")
+    # gw1 was cut from [apply.issued, apply.confirmed] to [revert.issued, revert.confirmed],
+    # plus gw1's ARP for pc after (a fraction of a millisecond on a veth), give or take the
+    # stream's 1 ms spacing: 50 ms of slack is far more than either.
+    shortest = steps["revert"].issued_s - steps["apply"].confirmed_s
+    longest = steps["revert"].confirmed_s - steps["apply"].issued_s
+    assert shortest - 0.05 <= cut.outage_s <= longest + 0.05 and abs(cut.outage_s - 1.0) <= 0.05, cut
+    other = next(m for m in result.metrics if m.kind == "apply" and m.probe == "to-gw2")
+    assert other.outage_s == 0.0 and other.lost == 0, other  # gw2 kept talking to pc
+    assert not result.inconclusive and not result.revert_failures
+
+
+def test_sigkill_then_clean_removes_the_segment(tmp_path: Path, state_dir: Path, host_snapshot: Any, drill: Any) -> None:
+    path = tmp_path / "drill.yaml"
+    path.write_text(DRILL.replace("duration: 5s", "duration: 30s"))
+    proc = drill.popen("run", str(path), "--out", str(tmp_path / "out"))
+    try:
+        seg_ns = _wait_for_segment(state_dir, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert (NETNS_DIR / seg_ns).exists(), "killed after the segment was made: it is there until clean"
+    done = drill("clean")
+    assert done.returncode == 0, done.stderr
+    assert not (NETNS_DIR / seg_ns).exists()
+    assert host_snapshot.leftovers() == []
+
+
+def _wait_for_segment(state_dir: Path, proc: subprocess.Popen[str]) -> str:
+    """The segment's namespace once the drill clock runs (a fault intent is journaled)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for journal in (state_dir / "runs").glob("*/journal.jsonl"):
+            try:
+                entries = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
+            except (OSError, ValueError):  # a line half written
+                continue
+            names = [e["name"] for e in entries if e.get("op") == "netns" and "_seg." in e.get("name", "")]
+            if names and any(e.get("op") == "fault" for e in entries):
+                return str(names[0])
+        assert proc.poll() is None, f"drill run ended (rc {proc.returncode}) before it was killed"
+        time.sleep(0.01)
+    raise AssertionError("the journal never showed the segment and a fault")
