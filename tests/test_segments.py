@@ -22,17 +22,18 @@ import yaml
 
 from drills import lifecycle
 from drills.clock import SystemClock
+from drills.engine.degrade import LinkDegrade
 from drills.engine.fault import FaultContext
 from drills.engine.link_faults import SegmentDown, link_down
 from drills.lifecycle import run as run_drill
 from drills.netns import kernel
 from drills.netns.backend import NetnsBackend
 from drills.netns.ops import NetnsOps
-from drills.netns.segments import BRIDGE, port_name, segment_namespace
+from drills.netns.segments import BRIDGE, port_engines, segment_namespace, segment_namespaces
 from drills.runs import RunStore
 from drills.scenario import load_scenario
-from drills.scenario.resolved import Interface, Topology
-from drills.scenario.steps import SegmentDownStep
+from drills.scenario.resolved import Interface, Topology, port_ifname
+from drills.scenario.steps import DegradeStep, SegmentDownStep, Step
 
 pytestmark = pytest.mark.netns
 
@@ -52,6 +53,8 @@ LAN: dict[str, Any] = {
     "timeline": [
         {"id": "port", "at": "1s", "fault": "link-down", "link": "gw1:lan0", "for": "1s"},
         {"id": "switch", "at": "3s", "fault": "link-down", "link": "lan", "for": "1s"},
+        {"id": "slow", "at": "5s", "fault": "degrade", "link": "gw1:lan0", "rate": "10mbit", "for": "1s"},
+        {"id": "lossy", "at": "7s", "fault": "degrade", "link": "pc:eth0", "direction": "b-to-a", "loss": 30, "for": "1s"},
     ],
 }
 
@@ -97,7 +100,7 @@ class LanBed:
     ns: dict[str, str]
     segment_ns: str
     ctx: FaultContext
-    steps: dict[str, SegmentDownStep]
+    steps: dict[str, Step]
     log: list[str] = field(default_factory=list)
 
     def member(self, endpoint: str) -> Interface:
@@ -123,10 +126,12 @@ def lan(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> Iterator[LanBed]
         run = RunStore(state_dir).get(up.meta.run_id)
         log: list[str] = []
         backend = NetnsBackend(log.append, service_cwd=tmp_path)
-        ops = NetnsOps(run, up.topology, up.meta.nodes, {}, SystemClock(), log.append, backend.start_service)
+        # The node operations as `drill run` makes them (backend.ops after deploy).
+        namespaces = {**up.meta.nodes, **segment_namespaces(run.run_id, up.topology)}
+        ops = NetnsOps(run, up.topology, namespaces, port_engines(up.topology), SystemClock(), log.append, backend.start_service)
         ops.warm()
         ctx = FaultContext(ops, SystemClock(), log.append, random.Random(1))
-        steps = {s.name: s for s in load_scenario(path).steps if isinstance(s, SegmentDownStep)}
+        steps = {s.name: s for s in load_scenario(path).steps}
         yield LanBed(up.topology, dict(up.meta.nodes), segment_namespace(run.run_id, "lan"), ctx, steps, log)
     finally:
         if ops is not None:
@@ -150,18 +155,20 @@ def test_members_are_addressed_in_order_and_talk_through_one_bridge(lan: LanBed)
     bridge = ip_json(lan.segment_ns, "-d", "link", "show", "dev", BRIDGE)[0]["linkinfo"]["info_data"]
     assert (bridge["stp_state"], bridge["forward_delay"], bridge["mcast_snooping"]) == (0, 0, 0)
     ports = {p["ifname"]: p for p in ip_json(lan.segment_ns, "link", "show", "master", BRIDGE)}
-    assert sorted(ports) == [port_name(i) for i in range(3)]
+    assert sorted(ports) == [port_ifname(i) for i in range(3)]
     # Each member's interface is the peer of its port (same veth pair: the port's peer index).
     for i, member in enumerate(members):
         iface = ip_json(lan.ns[member.node], "link", "show", "dev", member.name)[0]
-        assert iface["link_index"] == ports[port_name(i)]["ifindex"], member.endpoint
+        assert iface["link_index"] == ports[port_ifname(i)]["ifindex"], member.endpoint
 
 
 # --------------------------------------------------------------------------- faults
 
 
 def test_a_member_port_down_cuts_only_that_member_and_revert_restores(lan: LanBed) -> None:
-    fault = link_down(lan.steps["port"])
+    port = lan.steps["port"]
+    assert isinstance(port, SegmentDownStep)
+    fault = link_down(port)
     assert isinstance(fault, SegmentDown) and [e.endpoint for e in fault.step.ends] == ["gw1:lan0"]
     fault.apply(lan.ctx)
     try:
@@ -178,7 +185,9 @@ def test_a_member_port_down_cuts_only_that_member_and_revert_restores(lan: LanBe
 
 
 def test_a_segment_failure_cuts_every_member_and_revert_restores(lan: LanBed) -> None:
-    fault = link_down(lan.steps["switch"])
+    switch = lan.steps["switch"]
+    assert isinstance(switch, SegmentDownStep)
+    fault = link_down(switch)
     assert isinstance(fault, SegmentDown) and len(fault.step.ends) == 3
     assert fault.describe().startswith("segment lan: every port")
     fault.apply(lan.ctx)
@@ -189,6 +198,46 @@ def test_a_segment_failure_cuts_every_member_and_revert_restores(lan: LanBed) ->
         fault.revert(lan.ctx)
     assert all(has_carrier(lan.ns[m.split(":")[0]], m.split(":")[1]) for m in MEMBERS)
     assert lan.talking() == all_pairs(*MEMBERS)
+
+
+def root_qdisc(namespace: str, ifname: str) -> str:
+    out = subprocess.run(
+        ["tc", "-n", namespace, "-j", "qdisc", "show", "dev", ifname], check=True, capture_output=True, text=True, timeout=30
+    )
+    return str(next(q for q in json.loads(out.stdout) if q.get("root"))["kind"])
+
+
+def test_a_member_port_degrade_puts_qdiscs_on_both_sides_of_the_port(lan: LanBed) -> None:
+    """Member -> segment (a-to-b) is the member's egress; segment -> member (b-to-a) the
+    egress of its bridge port, in the segment's namespace. A rate limit alone is tbf, which
+    this kernel has (netem's parameters: the VM lane, below)."""
+    step = lan.steps["slow"]
+    assert isinstance(step, DegradeStep) and step.link.name == "lan/gw1:lan0"
+    assert [(d.name, d.end.endpoint) for d in step.directions] == [("a-to-b", "gw1:lan0"), ("b-to-a", "_seg.lan:p0")]
+    before = (root_qdisc(lan.ns["gw1"], "lan0"), root_qdisc(lan.segment_ns, port_ifname(0)))
+    fault = LinkDegrade.from_step(step)
+    fault.apply(lan.ctx)
+    try:
+        assert root_qdisc(lan.ns["gw1"], "lan0") == "tbf" and root_qdisc(lan.segment_ns, port_ifname(0)) == "tbf"
+        assert root_qdisc(lan.ns["gw2"], "lan0") == before[0]  # the other members untouched
+        assert lan.talking() == all_pairs(*MEMBERS)  # slower, not cut
+    finally:
+        fault.revert(lan.ctx)
+    assert (root_qdisc(lan.ns["gw1"], "lan0"), root_qdisc(lan.segment_ns, port_ifname(0))) == before
+
+
+@pytest.mark.netem
+def test_a_member_port_loss_is_netem_on_its_bridge_port(lan: LanBed) -> None:
+    step = lan.steps["lossy"]
+    assert isinstance(step, DegradeStep) and [d.end.endpoint for d in step.directions] == ["_seg.lan:p2"]
+    fault = LinkDegrade.from_step(step)
+    fault.apply(lan.ctx)
+    try:
+        assert root_qdisc(lan.segment_ns, port_ifname(2)) == "netem"
+        assert root_qdisc(lan.ns["pc"], "eth0") != "netem"  # b-to-a only: pc's own egress untouched
+    finally:
+        fault.revert(lan.ctx)
+    assert root_qdisc(lan.segment_ns, port_ifname(2)) != "netem"
 
 
 def test_teardown_removes_the_segment(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:

@@ -20,7 +20,7 @@ from drills.docker.ops import DockerOps
 from drills.engine.fault import FaultContext
 from drills.engine.link_faults import link_down
 from drills.engine.node_faults import NodeLoss
-from drills.netns.segments import segment_namespace
+from drills.netns.segments import segment_namespace, segment_namespaces
 from drills.runs import RunStore
 from drills.scenario import load_scenario
 from drills.scenario.steps import NodeLossStep, SegmentDownStep
@@ -59,7 +59,8 @@ def test_containers_and_a_namespace_node_on_one_segment(tmp_path: Path, state_di
     run = RunStore(state_dir).get(up.meta.run_id)
     backend = DockerBackend()
     clock = SystemClock()
-    ops = DockerOps(run, up.topology, ns, {}, clock, lambda _m: None, backend.start_service, backend.docker)
+    namespaces = {**ns, **segment_namespaces(run.run_id, up.topology)}
+    ops = DockerOps(run, up.topology, namespaces, {}, clock, lambda _m: None, backend.start_service, backend.docker)
     ctx = FaultContext(ops, clock, lambda _m: None, random.Random(1))
     steps = {s.name: s for s in load_scenario(path).steps}
     gw1, gw2, pc = "198.18.70.1", "198.18.70.2", "198.18.70.3"  # in member order

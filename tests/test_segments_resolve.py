@@ -164,14 +164,23 @@ BROKEN = {
         + "timeline:\n  - {at: 1s, fault: link-down, link: lan, end: c:e0, for: 1s}\n",
         ["8:48: timeline[0].end: 'c:e0' is not a member of segment lan (a:e0, b:e0)"],
     ),
-    "degrade-a-member": (
+    "degrade-a-segment": (
         NODES
         + "  segments:\n    - {name: lan, members: [a:e0, b:e0]}\n"
-        + "timeline:\n  - {at: 1s, fault: degrade, link: a:e0, loss: 5%, for: 1s}\n",
+        + "timeline:\n  - {at: 1s, fault: degrade, link: lan, loss: 5%, for: 1s}\n",
         [
-            "8:36: timeline[0].link: 'a:e0' is on LAN segment lan; degrade applies to point-to-point links only: "
-            "degrade a member's port with netem from its node (an `exec` step running tc), or degrade a "
-            "point-to-point link"
+            "8:36: timeline[0].link: 'lan' is a LAN segment; degrade one member's port: `link: NODE:IFACE` "
+            "(one of a:e0, b:e0; a-to-b is member -> segment)"
+        ],
+    ),
+    "two-degrades-of-one-port": (
+        NODES
+        + "  segments:\n    - {name: lan, members: [a:e0, b:e0]}\n"
+        + "timeline:\n  - {at: 1s, fault: degrade, link: a:e0, rate: 1mbit, for: 2s}\n"
+        + "  - {at: 2s, fault: degrade, link: a:e0, direction: a-to-b, rate: 2mbit, for: 2s}\n",
+        [
+            "9:5: timeline[1]: degrade at T+00:02 overlaps degrade on link lan/a:e0 (line 8) from T+00:01 to T+00:03; "
+            "one direction of a link takes one degrade at a time: move one, or shorten the first one's `for:`"
         ],
     ),
     "blackhole-a-segment": (

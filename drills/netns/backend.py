@@ -30,7 +30,7 @@ from drills.netns import kernel, procs, qdisc, services
 from drills.netns.handles import Handles
 from drills.netns.nft import find_nft
 from drills.netns.ops import NetnsOps
-from drills.netns.segments import deploy_segments
+from drills.netns.segments import deploy_segments, port_engines, segment_namespaces
 from drills.runs import Run
 from drills.scenario.resolved import Link, Node, Service, Topology
 from drills.userspace import select
@@ -132,6 +132,7 @@ class NetnsBackend:
         """The node operations of `run`, deployed by this backend (`deploy` sets the topology)."""
         assert self._topology is not None, "deploy first"
         namespaces = {node.name: self.namespace_of(run, node.name) for node in self._topology.nodes}
+        namespaces |= segment_namespaces(run.run_id, self._topology)  # a member port's degrade
         return NetnsOps(run, self._topology, namespaces, self.engines, clock, self._log, self.start_service)
 
     def namespace_of(self, run: Run, node: str) -> str:
@@ -163,6 +164,7 @@ class NetnsBackend:
         # A link that exists already is a veth pair of the lab's: the kernel serves it.
         chosen = select.engines(new, self._capabilities or host_capabilities)
         self.engines = {link.name: chosen.get(link.name, select.KERNEL) for link in topology.links}
+        self.engines |= port_engines(topology)
         self._create_links(run, new, ns)
         attached = [m.endpoint for seg in topology.segments for m in seg.members if m.node in joins.found]
         if attached:

@@ -30,6 +30,7 @@ from drills.netns import kernel, qdisc, tc, wire
 from drills.netns.backend import Joins, Namespaces, NetnsBackend, namespace_name
 from drills.netns.handles import Handles
 from drills.netns.ops import NetnsOps
+from drills.netns.segments import segment_namespaces
 from drills.runs import Run
 from drills.scenario.resolved import Interface, Link, Node, Topology
 from drills.userspace.profile import profile_impairments
@@ -212,9 +213,11 @@ class PartOps(NetnsOps):
         clock: Clock,
         log: Log,
     ) -> None:
+        here = restrict(topology, part)
         namespaces = {node: namespace_name(run.run_id, node) for node in part.nodes}
+        namespaces |= segment_namespaces(run.run_id, here)  # a member port's degrade
         # deploy_part recorded the engine chosen for each cross link beside the local links'.
-        super().__init__(run, restrict(topology, part), namespaces, dict(backend.engines), clock, log, backend.start_service)
+        super().__init__(run, here, namespaces, dict(backend.engines), clock, log, backend.start_service)
         self.cross: tuple[CrossEnd, ...] = part.cross
         self.wire = wire.Wire(run.run_id, part.host, part.cross)
 

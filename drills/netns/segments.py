@@ -34,7 +34,7 @@ from drills.errors import BackendError
 from drills.netns import kernel
 from drills.netns.wire import WIRE_SYSCTLS
 from drills.runs import Run
-from drills.scenario.resolved import Segment
+from drills.scenario.resolved import Segment, Topology, port_ifname, segment_node
 
 Log = Callable[[str], None]
 BRIDGE = "br"
@@ -46,9 +46,15 @@ def segment_namespace(run_id: str, name: str) -> str:
     return f"drill-{run_id}-_seg.{name}"
 
 
-def port_name(position: int) -> str:
-    """The bridge port of the member at `position` (0-based, member order)."""
-    return f"p{position}"
+def segment_namespaces(run_id: str, topology: Topology) -> dict[str, str]:
+    """The segments' bridge sides as node operations reach them (a degrade of a member's port
+    puts a qdisc on its bridge port): `segment_node(NAME)` -> its namespace."""
+    return {segment_node(s.name): segment_namespace(run_id, s.name) for s in topology.segments}
+
+
+def port_engines(topology: Topology) -> dict[str, str]:
+    """Every member port (`Segment.port`) -> its engine: the kernel's."""
+    return {segment.port(m.endpoint).name: "kernel" for segment in topology.segments for m in segment.members}
 
 
 def port_mtu(segment: Segment) -> int:
@@ -66,7 +72,7 @@ def deploy_segments(run: Run, segments: Sequence[Segment], namespaces: Mapping[s
     entries: list[dict[str, Any]] = [{"op": "netns", "name": name} for name in names]
     for segment, ns in zip(segments, names, strict=True):
         entries += [
-            {"op": "veth", "a": [namespaces[member.node], member.name], "b": [ns, port_name(i)]}
+            {"op": "veth", "a": [namespaces[member.node], member.name], "b": [ns, port_ifname(i)]}
             for i, member in enumerate(segment.members)
         ]
     run.journal.record(entries)
@@ -76,7 +82,7 @@ def deploy_segments(run: Run, segments: Sequence[Segment], namespaces: Mapping[s
     try:
         for segment, ns in zip(segments, names, strict=True):
             for i, member in enumerate(segment.members):
-                kernel.add_veth(root, namespaces[member.node], member.name, ns, port_name(i))
+                kernel.add_veth(root, namespaces[member.node], member.name, ns, port_ifname(i))
     finally:
         root.close()
     by_ns = dict(zip(names, segments, strict=True))
@@ -95,7 +101,7 @@ def _bridge_and_verify(ipr: Any, segment: Segment) -> None:
         ipr.link("add", ifname=BRIDGE, kind="bridge", br_stp_state=0, br_forward_delay=0, br_mcast_snooping=0)
         index = kernel.local_link_index(BRIDGE)
         for i in range(len(segment.members)):
-            ipr.link("set", index=kernel.local_link_index(port_name(i)), master=index, mtu=mtu, state="up")
+            ipr.link("set", index=kernel.local_link_index(port_ifname(i)), master=index, mtu=mtu, state="up")
         ipr.link("set", index=index, state="up")
     _verify(ipr, segment, index, mtu)
 
@@ -112,7 +118,7 @@ def _verify(ipr: Any, segment: Segment, bridge: int, mtu: int) -> None:
     if shown != {"stp": 0, "forward_delay": 0, "mcast_snooping": 0}:
         raise BackendError(f"segment {segment.name}: bridge reads back as {shown}, asked STP, forward delay and snooping off")
     for i, member in enumerate(segment.members):
-        port = port_name(i)
+        port = port_ifname(i)
         with kernel.netlink_errors(f"segment {segment.name}: read port {port}"):
             msg = ipr.link("get", index=kernel.local_link_index(port))[0]
         seen = {"master": msg.get_attr("IFLA_MASTER"), "mtu": msg.get_attr("IFLA_MTU"), "up": bool(msg["flags"] & 1)}

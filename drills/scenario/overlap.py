@@ -54,6 +54,8 @@ def claims(step: Any, nodes: dict[str, Node], links: dict[str, Link], topology: 
     kind = getattr(step, "fault", None)
     node = getattr(step, "node", None)
     link = links.get(step.link) if kind in ("link-down", "link-flap", "degrade", "blackhole") else None
+    if kind == "degrade" and link is None and step.link in topology.segment_refs and ":" in step.link:
+        link = topology.segment(step.link).port(step.link)
     if link is not None:
         ends: tuple[Interface, ...] = (link.a, link.b)
         if kind == "degrade":

@@ -196,15 +196,18 @@ class DrillResolver(Reporter):
         """A step naming a segment (`link: lan`) or a member of one (`link: gw1:lan0`): a
         link-down or link-flap of the whole segment or of one member's port."""
         kind = step.fault
-        if kind not in ("link-down", "link-flap"):
-            what = (
-                "degrade a member's port with netem from its node (an `exec` step running tc), or degrade a point-to-point link"
-                if kind == "degrade"
-                else "cut the nodes apart with a `partition`, or blackhole a point-to-point link"
-            )
+        if kind == "degrade" and step.link == segment.name:
             self.err(
                 (*spath, "link"),
-                f"'{step.link}' is on LAN segment {segment.name}; {kind} applies to point-to-point links only: {what}",
+                f"'{step.link}' is a LAN segment; degrade one member's port: `link: NODE:IFACE` "
+                f"(one of {', '.join(m.endpoint for m in segment.members)}; a-to-b is member -> segment)",
+            )
+            return
+        if kind not in ("link-down", "link-flap", "degrade"):
+            self.err(
+                (*spath, "link"),
+                f"'{step.link}' is on LAN segment {segment.name}; {kind} applies to point-to-point links only: "
+                "cut the nodes apart with a `partition`, or blackhole a point-to-point link",
             )
             return
         end = getattr(step, "end", None)

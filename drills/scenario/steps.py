@@ -213,7 +213,9 @@ def resolve_step(index: int, step: Any, topology: Topology, profiles: Mapping[st
         routes = tuple((e, tuple(routes_through(topology.node(e.node), e))) for e in ends)
         return LinkDownStep(*base, link, ends, routes, flap)
     if isinstance(step, model.Degrade):
-        link = topology.link(step.link)
+        # A segment member's port is degraded as a link: member -> segment is a-to-b.
+        in_segment = step.link in topology.segment_refs
+        link = topology.segment(step.link).port(step.link) if in_segment else topology.link(step.link)
         return DegradeStep(*base, link, plan(link, step, profiles), step.profile)
     if isinstance(step, model.Blackhole):
         return BlackholeStep(*base, topology.link(step.link), table_name(step))
