@@ -24,6 +24,7 @@ from drills import lifecycle
 from drills.clock import SystemClock
 from drills.engine.degrade import LinkDegrade
 from drills.engine.fault import FaultContext
+from drills.engine.filter_faults import Partition
 from drills.engine.link_faults import SegmentDown, link_down
 from drills.lifecycle import run as run_drill
 from drills.netns import kernel
@@ -33,7 +34,7 @@ from drills.netns.segments import BRIDGE, port_engines, segment_namespace, segme
 from drills.runs import RunStore
 from drills.scenario import load_scenario
 from drills.scenario.resolved import Interface, Topology, port_ifname
-from drills.scenario.steps import DegradeStep, SegmentDownStep, Step
+from drills.scenario.steps import DegradeStep, PartitionStep, SegmentDownStep, Step
 
 pytestmark = pytest.mark.netns
 
@@ -54,6 +55,7 @@ LAN: dict[str, Any] = {
         {"id": "port", "at": "1s", "fault": "link-down", "link": "gw1:lan0", "for": "1s"},
         {"id": "switch", "at": "3s", "fault": "link-down", "link": "lan", "for": "1s"},
         {"id": "slow", "at": "5s", "fault": "degrade", "link": "gw1:lan0", "rate": "10mbit", "for": "1s"},
+        {"id": "split", "at": "9s", "fault": "partition", "groups": [["gw1"], ["pc"]], "for": "1s"},
         {"id": "lossy", "at": "7s", "fault": "degrade", "link": "pc:eth0", "direction": "b-to-a", "loss": 30, "for": "1s"},
     ],
 }
@@ -238,6 +240,20 @@ def test_a_member_port_loss_is_netem_on_its_bridge_port(lan: LanBed) -> None:
     finally:
         fault.revert(lan.ctx)
     assert root_qdisc(lan.segment_ns, port_ifname(2)) != "netem"
+
+
+def test_a_partition_cuts_nodes_across_a_segment_and_only_them(lan: LanBed) -> None:
+    """A partition is per node: gw1 and pc stop hearing each other on the segment, while gw2
+    still talks to both (their addresses are dropped, not the segment)."""
+    step = lan.steps["split"]
+    assert isinstance(step, PartitionStep)
+    fault = Partition.from_step(step)
+    fault.apply(lan.ctx)
+    try:
+        assert lan.talking(CUT_WAIT_S) == all_pairs(*MEMBERS) - all_pairs("gw1:lan0", "pc:eth0")
+    finally:
+        fault.revert(lan.ctx)
+    assert lan.talking() == all_pairs(*MEMBERS)
 
 
 def test_teardown_removes_the_segment(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:
