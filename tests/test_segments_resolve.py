@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from drills.errors import ScenarioError
+from drills.hosts.placement import for_scenario
 from drills.scenario import load_scenario
 from drills.scenario.loader import validate_file
 from drills.scenario.reachability import trace
@@ -230,3 +232,39 @@ def test_the_default_subnet_skips_a_given_one(tmp_path: Path) -> None:
     lan1, lan2 = load_scenario(write(tmp_path, body)).topology.segments
     assert lan1.members[0].ipv4 is not None and lan1.members[0].ipv4.network == IPv4Network("10.9.0.8/29")
     assert lan2.members[1].ipv4 == IPv4Interface("10.9.0.2/29")
+
+
+# --------------------------------------------------------------------------- several machines
+
+INVENTORY = "[lab]\nh1 ansible_host=192.0.2.1\nh2 ansible_host=192.0.2.2\n"
+
+
+def placed(tmp_path: Path, nodes: str) -> Path:
+    (tmp_path / "hosts.ini").write_text(INVENTORY)
+    return write(
+        tmp_path,
+        "hosts: {inventory: hosts.ini}\ntopology:\n  nodes:\n"
+        + nodes
+        + "  segments:\n    - {name: lan, members: [a:e0, b:e0, c:e0]}\n"
+        + "  links: [{endpoints: [c:e1, d:e0]}, {endpoints: [d:e1, e:e0]}, {endpoints: [e:e1, f:e0]}]\n",
+    )
+
+
+def test_a_segment_split_across_hosts_is_refused_at_its_line(tmp_path: Path) -> None:
+    nodes = "".join(f"    {n}: {{host: {h}}}\n" for n, h in zip("abcdef", ("h1", "h2", "h1", "h2", "h2", "h2"), strict=True))
+    path = placed(tmp_path, nodes)
+    with pytest.raises(ScenarioError) as caught:
+        for_scenario(load_scenario(path))
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:13:7: topology.segments[0]: segment lan has members on 2 hosts (h1: a, c; h2: b); a segment is a "
+        "bridge on one machine: give its members' nodes the same `host:`"
+    ]
+
+
+def test_automatic_placement_keeps_a_segment_on_one_host(tmp_path: Path) -> None:
+    # Balanced 3/3: the members together, the chain d-e-f on the other host (one cross link).
+    path = placed(tmp_path, "".join(f"    {n}: {{}}\n" for n in "abcdef"))
+    found = for_scenario(load_scenario(path))
+    assert found is not None
+    _inventory, placement = found
+    assert len({placement.host_of[n] for n in "abc"}) == 1
