@@ -175,6 +175,16 @@ BROKEN = {
             "(one of a:e0, b:e0; a-to-b is member -> segment)"
         ],
     ),
+    "node-loss-and-its-port": (
+        NODES
+        + "  segments:\n    - {name: lan, members: [a:e0, b:e0]}\n"
+        + "timeline:\n  - {at: 1s, fault: node-loss, node: b, for: 2s}\n"
+        + "  - {at: 2s, fault: link-down, link: lan, end: b:e0, for: 2s}\n",
+        [
+            "9:5: timeline[1]: link-down at T+00:02 overlaps node-loss on segment lan (line 8) from T+00:01 to T+00:03; "
+            "a segment's port may not be set down by two faults at once: move one, or shorten the first one's `for:`"
+        ],
+    ),
     "two-degrades-of-one-port": (
         NODES
         + "  segments:\n    - {name: lan, members: [a:e0, b:e0]}\n"
@@ -200,9 +210,8 @@ BROKEN = {
         + "timeline:\n  - {at: 1s, fault: link-down, link: lan, for: 2s}\n"
         + "  - {at: 2s, fault: link-down, link: a:e0, for: 2s}\n",
         [
-            "9:5: timeline[1]: link-down at T+00:02 overlaps link-down on link lan (line 8) from T+00:01 to T+00:03; "
-            "a link may not be set down by two faults at once, nor while a blackhole needs it up: move one, "
-            "or shorten the first one's `for:`"
+            "9:5: timeline[1]: link-down at T+00:02 overlaps link-down on segment lan (line 8) from T+00:01 to T+00:03; "
+            "a segment's port may not be set down by two faults at once: move one, or shorten the first one's `for:`"
         ],
     ),
 }
