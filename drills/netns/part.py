@@ -41,7 +41,8 @@ Log = Callable[[str], None]
 def restrict(topology: Topology, part: HostPart) -> Topology:
     """The part's nodes, in the topology's order, with all their interfaces (a cross interface
     with its MTU lowered to the tunnel's, unless the scenario asked for less), and only the links
-    with both ends here, and the LAN segments whose members are all here. BadInput listing every way `part` does not fit `topology`."""
+    with both ends here, and the LAN segments whose members are all here. BadInput listing every
+    way `part` does not fit `topology`."""
     _check_part(topology, part)
     here = set(part.nodes)
     mtus = {(end.node, end.ifname): end.mtu for end in part.cross}

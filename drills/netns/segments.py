@@ -43,7 +43,7 @@ DEFAULT_MTU = 1500
 
 def segment_namespace(run_id: str, name: str) -> str:
     """The namespace holding segment `name`'s bridge in run `run_id`."""
-    return f"drill-{run_id}-_seg.{name}"
+    return f"drill-{run_id}-{segment_node(name)}"  # as a node's namespace is named
 
 
 def segment_namespaces(run_id: str, topology: Topology) -> dict[str, str]:

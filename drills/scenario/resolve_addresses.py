@@ -160,9 +160,7 @@ class AddressResolver(SegmentResolver):
         built: dict[tuple[str, str], Interface] = {}
         # Segments first: their subnets are larger than a link's /30, and taken in pool order
         # before the links fill the pool's gaps.
-        built_segments = self.build_segments(
-            topo, segments or [], seg_fixed, taken4, taken6, (pool4, pool6), built  # type: ignore[arg-type]
-        )
+        built_segments = self.build_segments(topo, segments or [], seg_fixed, taken4, taken6, (pool4, pool6), built)
         if built_segments is None:
             return None
         links: list[Link] = []

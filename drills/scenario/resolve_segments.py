@@ -12,7 +12,7 @@ from typing import Any
 from drills.scenario import addrspace, model, values
 from drills.scenario.diagnostics import suggest
 from drills.scenario.reporter import Reporter
-from drills.scenario.resolved import Interface, Segment
+from drills.scenario.resolved import Interface, IPNetwork, Segment
 from drills.scenario.yamlpos import KeyPath
 
 Members = list[tuple[str, str]]  # (node, interface) in file order
@@ -96,8 +96,8 @@ class SegmentResolver(Reporter):
         plans: list[SegmentPlan],
         index4: addrspace.Disjoint,
         index6: addrspace.Disjoint,
-        used4: list[tuple[IPv4Network, KeyPath]],
-        used6: list[tuple[IPv6Network, KeyPath]],
+        used4: list[tuple[Any, KeyPath]],
+        used6: list[tuple[Any, KeyPath]],
     ) -> dict[int, Nets]:
         """The subnets written by hand, checked (large enough, overlapping nothing given before)
         and claimed; also refuses addresses written on a member's interface (members are
@@ -139,7 +139,7 @@ class SegmentResolver(Reporter):
                         f"subnet {net} overlaps {overlap[0]} given at {self.line_of(overlap[1])}; segments and links need separate subnets",
                     )
                 else:
-                    used.append((net, (*spath, key)))  # type: ignore[arg-type]
+                    used.append((net, (*spath, key)))
                     index.add(net, (net, (*spath, key)))
                     nets.append(net)
                     continue
@@ -154,7 +154,7 @@ class SegmentResolver(Reporter):
         fixed: dict[int, Nets],
         taken4: list[Any],
         taken6: list[Any],
-        pools: tuple[IPv4Network, IPv6Network | None],
+        pools: tuple[IPNetwork, IPNetwork | None],
         built: dict[tuple[str, str], Interface],
     ) -> tuple[Segment, ...] | None:
         """Each segment with its members addressed in order, automatic subnets taken from the
@@ -193,4 +193,3 @@ def _next_free(pool: Any, prefix: int, taken: list[Any]) -> Any:
     if net is not None:
         taken.append(net)
     return net
-

@@ -194,7 +194,8 @@ class DrillResolver(Reporter):
 
     def _segment_step(self, step: Any, spath: KeyPath, segment: Segment) -> None:
         """A step naming a segment (`link: lan`) or a member of one (`link: gw1:lan0`): a
-        link-down or link-flap of the whole segment or of one member's port."""
+        link-down or link-flap of the whole segment or of one member's port (`end` names that
+        member too), or a degrade of one member's port; no other fault takes a segment."""
         kind = step.fault
         if kind == "degrade" and step.link == segment.name:
             self.err(
@@ -218,7 +219,7 @@ class DrillResolver(Reporter):
             self.err((*spath, "end"), f"'{end}' is not the member '{step.link}' this step names; drop `end` or name the segment")
 
     def _target(
-        self, text: str, path: KeyPath, nodes: dict[str, Node], links: dict[str, Link], topology_segments: Topology | None = None
+        self, text: str, path: KeyPath, nodes: dict[str, Node], links: dict[str, Link], topology: Topology | None = None
     ) -> None:
         if text in nodes:
             if nodes[text].primary_address is None:
@@ -226,7 +227,7 @@ class DrillResolver(Reporter):
             return
         if text in links and ":" in text:
             return
-        if topology_segments is not None and ":" in text and text in topology_segments.segment_refs:
+        if topology is not None and ":" in text and text in topology.segment_refs:  # a segment member
             return
         try:
             ipaddress.ip_address(text)
