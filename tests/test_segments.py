@@ -343,3 +343,15 @@ def _wait_for_segment(state_dir: Path, proc: subprocess.Popen[str]) -> str:
         assert proc.poll() is None, f"drill run ended (rc {proc.returncode}) before it was killed"
         time.sleep(0.01)
     raise AssertionError("the journal never showed the segment and a fault")
+
+
+def test_the_example_scenario_passes(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:
+    """scenarios/command-post-lan.yaml: a port failure cuts one console only, a switch failure
+    cuts both for exactly its 2 s (its objectives say so)."""
+    example = Path(__file__).resolve().parents[1] / "scenarios" / "command-post-lan.yaml"
+    result = run_drill(example, state_dir, log=lambda _m: None)
+    # The bounds have tens of milliseconds of room over the fault's own span (ARP after the
+    # ports come back is a fraction of a millisecond on veths).
+    assert result.passed and not result.inconclusive and not result.revert_failures, result.verdicts
+    switch = [m for m in result.metrics if m.event == "switch" and m.kind == "apply"]
+    assert {m.probe for m in switch} == {"ops1-voice", "ops2-voice"} and all(m.lost > 0 for m in switch)
