@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from drills import lifecycle
+from drills.backend import HostPart
 from drills.clock import SystemClock
 from drills.engine.degrade import LinkDegrade
 from drills.engine.fault import FaultContext
@@ -28,8 +29,9 @@ from drills.engine.filter_faults import Partition
 from drills.engine.link_faults import SegmentDown, link_down
 from drills.lifecycle import run as run_drill
 from drills.netns import kernel
-from drills.netns.backend import NetnsBackend
+from drills.netns.backend import NetnsBackend, namespace_name
 from drills.netns.ops import NetnsOps
+from drills.netns.part import deploy_part, part_ops
 from drills.netns.segments import BRIDGE, port_engines, segment_namespace, segment_namespaces
 from drills.runs import RunStore
 from drills.scenario import load_scenario
@@ -355,3 +357,43 @@ def test_the_example_scenario_passes(tmp_path: Path, state_dir: Path, host_snaps
     assert result.passed and not result.inconclusive and not result.revert_failures, result.verdicts
     switch = [m for m in result.metrics if m.event == "switch" and m.kind == "apply"]
     assert {m.probe for m in switch} == {"ops1-voice", "ops2-voice"} and all(m.lost > 0 for m in switch)
+
+
+def test_a_host_part_deploys_its_segments_and_its_operations_reach_them(
+    tmp_path: Path, state_dir: Path, host_snapshot: Any
+) -> None:
+    """Several machines: an agent deploys its part (drills.netns.part) with the segments whose
+    members are all on its host, and its node operations cut a member's port and degrade it."""
+    path = tmp_path / "lan.yaml"
+    path.write_text(yaml.safe_dump(LAN, sort_keys=False))
+    scenario = load_scenario(path)
+    run = RunStore(state_dir).create("lan", path)
+    backend = NetnsBackend()
+    part = HostPart("h1", ("gw1", "gw2", "pc"))
+    ops = None
+    try:
+        deploy_part(backend, scenario.topology, part, run)
+        ops = part_ops(backend, scenario.topology, part, run, SystemClock())
+        ops.warm()
+        ctx = FaultContext(ops, SystemClock(), lambda _m: None, random.Random(1))
+        ns = {node: namespace_name(run.run_id, node) for node in part.nodes}
+        members = [scenario.topology.segment("lan").member(e) for e in MEMBERS]
+        assert reaches(ns, members[0], members[2]) and reaches(ns, members[1], members[2])
+        steps = {s.name: s for s in scenario.steps}
+        port, slow = steps["port"], steps["slow"]
+        assert isinstance(port, SegmentDownStep) and isinstance(slow, DegradeStep)
+        cut = link_down(port)
+        cut.apply(ctx)
+        assert not reaches(ns, members[0], members[2], wait_s=CUT_WAIT_S) and reaches(ns, members[1], members[2])
+        cut.revert(ctx)
+        degrade = LinkDegrade.from_step(slow)
+        degrade.apply(ctx)
+        assert root_qdisc(segment_namespace(run.run_id, "lan"), port_ifname(0)) == "tbf"
+        degrade.revert(ctx)
+        assert reaches(ns, members[0], members[2])
+    finally:
+        if ops is not None:
+            ops.close()
+        report = backend.teardown(run)
+        assert report.clean and f"namespace {segment_namespace(run.run_id, 'lan')}" in report.removed, report
+        run.remove()
