@@ -1,5 +1,6 @@
 """Link faults: `link-down` (both ends administratively down, or one) and `link-flap` (the
-timeline expands a flap into down/up periods of the same fault)."""
+timeline expands a flap into down/up periods of the same fault), of a link or of a LAN segment
+(every member's port, or one)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,11 @@ class SegmentDown:
 
     step: SegmentDownStep
     reversible: bool = True
-    in_force_at_first_change = False  # a whole segment is cut once every member is
+
+    @property
+    def in_force_at_first_change(self) -> bool:
+        # One port: its change is the fault. A whole segment is cut only once every port is.
+        return len(self.step.ends) == 1
 
     @classmethod
     def from_step(cls, step: SegmentDownStep) -> SegmentDown:
