@@ -14,7 +14,7 @@ too, so `drill plan` shows it without the engine importing any backend.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -104,6 +104,7 @@ class Layout:
     node_sysctls: tuple[tuple[str, str], ...]
     engines: Mapping[str, str]  # link -> engine and why: "userspace (auto: this kernel has no netem)"
     capabilities: CapabilityLookup  # what the backend would declare: probed at most once, when asked
+    segment_namespaces: Mapping[str, str] = field(default_factory=dict)  # LAN segment -> its bridge's namespace
 
 
 def layout(topology: Topology, run_id: str, capabilities: CapabilityLookup | None = None) -> Layout:
@@ -111,6 +112,7 @@ def layout(topology: Topology, run_id: str, capabilities: CapabilityLookup | Non
     kernel is probed (`capabilities`, default `drill doctor`'s) only when an `auto` link's
     engine depends on netem. Creates nothing."""
     from drills.netns.backend import NODE_SYSCTLS, namespace_name  # container nodes share the naming
+    from drills.netns.segments import segment_namespace
     from drills.userspace import select
 
     cache: dict[str, Mapping[str, bool]] = {}
@@ -127,4 +129,5 @@ def layout(topology: Topology, run_id: str, capabilities: CapabilityLookup | Non
         node_sysctls=NODE_SYSCTLS,
         engines={link.name: select.reason(link, engines[link.name]) for link in topology.links},
         capabilities=cached,
+        segment_namespaces={segment.name: segment_namespace(run_id, segment.name) for segment in topology.segments},
     )

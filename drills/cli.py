@@ -155,7 +155,9 @@ def _run(args: argparse.Namespace) -> int:
             spread = f"; {describe.validate_text(placed[1])}" if placed is not None else ""
             ui.valid(
                 path,
-                f"{len(topo.nodes)} nodes, {len(topo.links)} links, {len(scenario.steps)} steps, "
+                f"{len(topo.nodes)} nodes, {len(topo.links)} links, "
+                + (f"{len(topo.segments)} segments, " if topo.segments else "")
+                + f"{len(scenario.steps)} steps, "
                 f"{scenario.duration_s:g} s{spread}",
             )
             if placed is not None:

@@ -12,7 +12,8 @@ What an entry may name:
   only as a namespace to create and remove, as a veth end, or as the far end of a relay whose
   other end is a node's (and that relay's process), never where a service or container is named,
   the run's wire namespace of a host, `drill-RUN-_HOST`, which holds the VXLAN ends of links to
-  other hosts (drills.netns.wire; no node name begins with `_`);
+  other hosts (drills.netns.wire; no node name begins with `_`), or a LAN segment's bridge
+  namespace, `drill-RUN-_seg.NAME` (drills.netns.segments), which the same rule admits;
 - processes only with the start time (clock ticks since boot, /proc/PID/stat field 22)
   recorded when they were created, never pid 1 or below;
 - containers only under this run's naming (and teardown removes one only when it carries the

@@ -277,6 +277,11 @@ class Renderer:
         for link in plan.links:
             _row(links, link.name, link.a, link.b, ", ".join(link.subnets), link.profile or "-", link.engine or "-")
         out.print(links)
+        if plan.segments:
+            segments = table(count(len(plan.segments), "segment"), "segment", "members", "subnets", "bridge namespace")
+            for segment in plan.segments:
+                _row(segments, segment.name, ", ".join(segment.members), ", ".join(segment.subnets), segment.namespace)
+            out.print(segments)
 
         timeline = table(
             f"timeline: {count(len(plan.actions), 'action')}", "at", "action", "step", "what it does, and touches"

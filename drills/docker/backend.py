@@ -46,6 +46,7 @@ from drills.netns.backend import (
     namespace_name,
     owned_namespaces,
 )
+from drills.netns.segments import segment_namespaces
 from drills.runs import Run
 from drills.scenario.resolved import Node, Service, Topology
 from drills.userspace.deploy import RelayHandle
@@ -115,6 +116,7 @@ class DockerBackend:
         """The node operations of `run`, deployed by this backend (`deploy` sets the topology)."""
         assert self._topology is not None, "deploy first"
         namespaces = {node.name: self.namespace_of(run, node.name) for node in self._topology.nodes}
+        namespaces |= segment_namespaces(run.run_id, self._topology)  # a member port's degrade
         return DockerOps(run, self._topology, namespaces, self.engines, clock, self._log, self.start_service, self.docker)
 
     def namespace_of(self, run: Run, node: str) -> str:

@@ -80,12 +80,8 @@ class DockerOps(NetnsOps):
         if container is None:
             return super().boot(node)
         handles = self.handles
-        moved = [
-            (end.name, handles.index(node, end.name))
-            for link in self.topology.links
-            for end in (link.a, link.b)
-            if end.node == node
-        ]
+        # Every interface of the node: its links' ends and its LAN segment ports.
+        moved = [(iface.name, handles.index(node, iface.name)) for iface in self.topology.node(node).interfaces]
         before = kernel.namespace_inode(self.namespaces[node])
         container.start(handles.of(node), moved)
         self.forget(node)

@@ -13,8 +13,13 @@ from drills.engine import timevarying
 from drills.engines import AUTO, KERNEL, USERSPACE, engines
 from drills.errors import Problem
 from drills.impairment import MAX_NETEM_DELAY_S, NO_NETEM, Direction, Settings, impairment_needs_netem, microseconds
-from drills.scenario.resolved import Scenario
+from drills.scenario.resolved import Scenario, is_segment_port
 from drills.scenario.steps import DegradeStep
+
+SEGMENT_NO_NETEM = (
+    "this kernel has no sch_netem; a LAN segment's ports are served by the kernel only (no userspace engine): "
+    "run on a kernel with CONFIG_NET_SCH_NETEM, degrade a point-to-point link instead, or limit only the `rate` (tbf)"
+)
 
 NOTHING = "nothing to impair: give a parameter or a profile"
 
@@ -92,7 +97,7 @@ def requirements(scenario: Scenario, capabilities: CapabilityLookup) -> list[Pro
     problems = _link_requirements(scenario, chosen, caps) if probed else []
     for step in steps:
         link, at = step.link, ("timeline", step.index)
-        userspace = chosen[link.name] == USERSPACE
+        userspace = chosen.get(link.name, KERNEL) == USERSPACE  # a segment member's port: the kernel's
         directions = step.directions
         messages = _per_direction(directions, lambda s: invalid(s) + ([NOTHING] if s.empty else []))
         if messages:
@@ -111,6 +116,9 @@ def requirements(scenario: Scenario, capabilities: CapabilityLookup) -> list[Pro
         if needs and not caps().get(NETEM, False):
             via = f" (from profile '{step.profile or link.profile}')" if step.profile or link.profile else ""
             verb = "needs" if len(needs) == 1 else "need"
+            if is_segment_port(link):
+                problems.append(scenario.problem(at, f"{_join(needs)} {verb} the netem qdisc, and {SEGMENT_NO_NETEM}"))
+                continue
             asked = (
                 f" (link {link.name} asks for `engine: kernel`; the userspace engine, `engine: userspace` or `auto`, runs it here)"
                 if link.engine == KERNEL and caps().get(TUNTAP, False)

@@ -27,7 +27,7 @@ from drills.known import expected_text
 from drills.scenario.expect import Objective
 from drills.scenario.probes import Spec, UdpStreamSpec
 from drills.scenario.resolved import Node, Route, Scenario, Topology
-from drills.scenario.steps import DegradeStep, Flap, LinkDownStep, Step
+from drills.scenario.steps import DegradeStep, Flap, LinkDownStep, SegmentDownStep, Step
 
 if TYPE_CHECKING:
     from drills.backends import Layout
@@ -81,6 +81,17 @@ class LinkPlan:
     subnets: list[str]
     profile: str | None
     engine: str = ""  # which engine serves it, and why: "userspace (auto: this kernel has no netem)"
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    """A LAN segment: a bridge in a namespace of its own, a port per member."""
+
+    name: str
+    namespace: str  # `drill-RUN-_seg.<segment>`
+    members: list[str]  # `node:iface`, in the order they are addressed
+    subnets: list[str]
+    mtu: int | None
 
 
 @dataclass(frozen=True)
@@ -165,6 +176,7 @@ class Plan:
     refused: list[str] = field(default_factory=list)  # what `drill run` would refuse, located
     pair_mesh: PairMeshPlan | None = None  # None: no partition in the timeline
     known: list[KnownPlan] = field(default_factory=list)  # `expect_known`, in file order
+    segments: list[SegmentPlan] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data (`drill plan --json`), stable for diffs."""
@@ -220,6 +232,16 @@ def build_plan(scenario: Scenario, layout: Layout, kinds: Collection[str] | None
             KnownPlan(k.name, k.probe, k.step, k.event, k.figure, expected_text(k.value_s, k.low_s, k.high_s, k.tolerance_s), k.source)
             for k in scenario.known
         ],
+        segments=[
+            SegmentPlan(
+                segment.name,
+                layout.segment_namespaces.get(segment.name, ""),
+                [member.endpoint for member in segment.members],
+                [str(a.network) for a in (segment.members[0].ipv4, segment.members[0].ipv6) if a is not None],
+                segment.mtu,
+            )
+            for segment in topology.segments
+        ],
     )
 
 
@@ -229,13 +251,17 @@ def build_plan(scenario: Scenario, layout: Layout, kinds: Collection[str] | None
 def _node(topology: Topology, node: Node, namespace: str) -> NodePlan:
     interfaces = []
     for iface in node.interfaces:
-        link = next(li for li in topology.links if iface in (li.a, li.b))
-        peer = link.b if link.a == iface else link.a
+        link = topology.link(iface.endpoint) if iface.endpoint not in topology.segment_refs else None
+        if link is not None:
+            name, peer = link.name, (link.b if link.a == iface else link.a).endpoint
+        else:  # a LAN segment's member: its peers are the other members, through the bridge
+            name = topology.segment(iface.endpoint).name
+            peer = f"segment {name}"
         interfaces.append(
             InterfacePlan(
                 iface.name,
-                link.name,
-                peer.endpoint,
+                name,
+                peer,
                 str(iface.ipv4) if iface.ipv4 else None,
                 str(iface.ipv6) if iface.ipv6 else None,
                 iface.mtu,
@@ -297,7 +323,7 @@ def _actions(scenario: Scenario, namespaces: Mapping[str, str], kinds: set[str])
         problem = problems.get(action.label)
         reverted = action.kind == "revert"
         at_s, jitter_s = action.at_s, None
-        flap = step.flap if isinstance(step, LinkDownStep) else None
+        flap = step.flap if isinstance(step, LinkDownStep | SegmentDownStep) else None
         if flap is not None and flap.jitter_s and seed is None:
             at_s, jitter_s = _earliest(action, step.timing.at_s, flap), flap.jitter_s
         if fault is not None:
@@ -356,6 +382,10 @@ def _earliest(action: Action, at_s: float, flap: Flap) -> float:
 def _summary(step: Step) -> str:
     """A fault in words, from its step alone (for faults `drill run` cannot build yet)."""
     parts = []
+    if isinstance(step, SegmentDownStep):
+        parts.append(f"segment {step.segment.name}")
+        if len(step.ends) == 1:
+            parts.append(f"port {step.ends[0].endpoint}")
     for key in ("link", "node", "service"):
         value = getattr(step, key, None)
         if value is not None:

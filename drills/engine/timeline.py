@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from drills.engine.faults import supported_kinds
 from drills.errors import Problem
 from drills.scenario.resolved import Scenario
-from drills.scenario.steps import Flap, LinkDownStep, RestoreStep, Step
+from drills.scenario.steps import Flap, LinkDownStep, RestoreStep, SegmentDownStep, Step
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def step_rng(seed: int, step_index: int) -> random.Random:
     return random.Random(f"drills:{seed}:{step_index}")
 
 
-def _flap(step: LinkDownStep, flap: Flap, seed: int) -> list[Action]:
+def _flap(step: LinkDownStep | SegmentDownStep, flap: Flap, seed: int) -> list[Action]:
     rng = step_rng(seed, step.index)
     down_s = flap.period_s * flap.duty_pct / 100.0
     actions = []
@@ -72,7 +72,7 @@ def expand(scenario: Scenario, seed: int = 0) -> list[Action]:
         if isinstance(step, RestoreStep):
             actions.append(Action(timing.at_s, "revert", step.target, 0, steps[step.target]))
             continue
-        if isinstance(step, LinkDownStep) and step.flap is not None:
+        if isinstance(step, LinkDownStep | SegmentDownStep) and step.flap is not None:
             actions.extend(_flap(step, step.flap, seed))
             continue
         for n in range(timing.repeat_count):

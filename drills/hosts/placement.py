@@ -33,6 +33,9 @@ VNI_SPACE = 2**24 - 1  # VNIs 1 .. 2^24 - 1: 24 bits, and 0 avoided (some stacks
 ProblemAt = Callable[[KeyPath, str], Problem]
 
 
+SEGMENT_WEIGHT = 1000  # an edge between LAN segment members, against 1 for each link
+
+
 def _unlocated(path: KeyPath, message: str) -> Problem:
     return Problem("?", 0, 0, path_text(path), message)
 
@@ -66,6 +69,7 @@ def place(topology: Topology, inventory: Inventory, spec: HostsSpec, *, problem:
         host_of = {node.name: str(node.host) for node in topology.nodes}
     else:
         host_of = _auto(topology, inventory.hosts, problem)
+    _check_segments(topology, host_of, problem)
     cross = _cross_links(topology, host_of, hosts, inventory.path, problem)
     return Placement(host_of, cross, spec.vxlan_port, spec.placement)
 
@@ -154,6 +158,27 @@ def for_scenario(scenario: Scenario, inventory_path: Path | None = None) -> tupl
     return inventory, place(scenario.topology, inventory, spec, problem=scenario.problem)
 
 
+def _check_segments(topology: Topology, host_of: dict[str, str], problem: ProblemAt) -> None:
+    """A LAN segment is a bridge on one machine: ScenarioError for each whose members were
+    placed on different hosts."""
+    problems = []
+    for i, segment in enumerate(topology.segments):
+        on: dict[str, list[str]] = {}
+        for member in segment.members:
+            on.setdefault(host_of[member.node], []).append(member.node)
+        if len(on) > 1:
+            shown = "; ".join(f"{host}: {', '.join(nodes)}" for host, nodes in on.items())
+            problems.append(
+                problem(
+                    ("topology", "segments", i),
+                    f"segment {segment.name} has members on {len(on)} hosts ({shown}); a segment is a bridge on one "
+                    "machine: give its members' nodes the same `host:`",
+                )
+            )
+    if problems:
+        raise ScenarioError(problems)
+
+
 # --------------------------------------------------------------------------- cross links
 
 
@@ -223,6 +248,14 @@ def _auto(topology: Topology, hosts: Sequence[Host], problem: ProblemAt) -> dict
         if a != b:
             adjacency[a][b] = adjacency[a].get(b, 0) + 1
             adjacency[b][a] = adjacency[b].get(a, 0) + 1
+    for segment in topology.segments:
+        # A star of heavy edges: the partitioner keeps a segment's members on one host.
+        hub = index[segment.members[0].node]
+        for member in segment.members[1:]:
+            other = index[member.node]
+            if other != hub:
+                adjacency[hub][other] = adjacency[hub].get(other, 0) + SEGMENT_WEIGHT
+                adjacency[other][hub] = adjacency[other].get(hub, 0) + SEGMENT_WEIGHT
     host_index = {host.name: h for h, host in enumerate(hosts)}
     pinned = [host_index[node.host] if node.host is not None else -1 for node in topology.nodes]
     where = partition(adjacency, pinned, weights)

@@ -30,6 +30,7 @@ from drills.netns import kernel, procs, qdisc, services
 from drills.netns.handles import Handles
 from drills.netns.nft import find_nft
 from drills.netns.ops import NetnsOps
+from drills.netns.segments import deploy_segments, port_engines, segment_namespaces
 from drills.runs import Run
 from drills.scenario.resolved import Link, Node, Service, Topology
 from drills.userspace import select
@@ -131,6 +132,7 @@ class NetnsBackend:
         """The node operations of `run`, deployed by this backend (`deploy` sets the topology)."""
         assert self._topology is not None, "deploy first"
         namespaces = {node.name: self.namespace_of(run, node.name) for node in self._topology.nodes}
+        namespaces |= segment_namespaces(run.run_id, self._topology)  # a member port's degrade
         return NetnsOps(run, self._topology, namespaces, self.engines, clock, self._log, self.start_service)
 
     def namespace_of(self, run: Run, node: str) -> str:
@@ -162,7 +164,15 @@ class NetnsBackend:
         # A link that exists already is a veth pair of the lab's: the kernel serves it.
         chosen = select.engines(new, self._capabilities or host_capabilities)
         self.engines = {link.name: chosen.get(link.name, select.KERNEL) for link in topology.links}
+        self.engines |= port_engines(topology)
         self._create_links(run, new, ns)
+        attached = [m.endpoint for seg in topology.segments for m in seg.members if m.node in joins.found]
+        if attached:
+            raise BackendError(
+                f"segment member {attached[0]} is an attached container's: a segment joins only nodes this run "
+                "creates; make the lab's own switch a node, or create the container with `image:`"
+            )
+        deploy_segments(run, topology.segments, ns, self._log)
 
         nodes = {ns[node.name]: node for node in topology.nodes if node.name not in joins.found}
         kernel.in_each_namespace(list(nodes), lambda name, ipr: _configure(nodes[name], ipr))
@@ -176,7 +186,8 @@ class NetnsBackend:
             self._log(f"link {handle.link}: userspace engine (relay pid {handle.pid}, seed {handle.seed})")
         routed = [name for name, node in nodes.items() if node.routes]
         kernel.in_each_namespace(routed, lambda name, ipr: install_routes(nodes[name], ipr, kernel.local_link_index))
-        self._log(f"{len(ns)} nodes and {len(topology.links)} links up in {time.perf_counter() - started:.3f} s")
+        segments = f", {len(topology.segments)} segments" if topology.segments else ""
+        self._log(f"{len(ns)} nodes and {len(topology.links)} links{segments} up in {time.perf_counter() - started:.3f} s")
 
         for node in topology.nodes:
             if node.name not in joins.provided:

@@ -40,10 +40,13 @@ class Handles:
 
     def warm(self, topology: Topology) -> None:
         """Open every handle and look up every link interface before the clock starts."""
-        for link in topology.links:
-            for end in (link.a, link.b):
-                self.index(end.node, end.name)
-                self.raw(end.node)
+        ends = [end for link in topology.links for end in (link.a, link.b)]
+        # A segment's members, and their ports on its bridge (a degrade puts qdiscs on those).
+        ports = [s.port(m.endpoint) for s in topology.segments for m in s.members]
+        ends += [end for port in ports for end in (port.a, port.b)]
+        for end in ends:
+            self.index(end.node, end.name)
+            self.raw(end.node)
 
     def forget(self, node: str) -> None:
         """Close a node's handles and drop its cached indices: its namespace was replaced (a

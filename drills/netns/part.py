@@ -30,6 +30,7 @@ from drills.netns import kernel, qdisc, tc, wire
 from drills.netns.backend import Joins, Namespaces, NetnsBackend, namespace_name
 from drills.netns.handles import Handles
 from drills.netns.ops import NetnsOps
+from drills.netns.segments import segment_namespaces
 from drills.runs import Run
 from drills.scenario.resolved import Interface, Link, Node, Topology
 from drills.userspace.profile import profile_impairments
@@ -40,13 +41,16 @@ Log = Callable[[str], None]
 def restrict(topology: Topology, part: HostPart) -> Topology:
     """The part's nodes, in the topology's order, with all their interfaces (a cross interface
     with its MTU lowered to the tunnel's, unless the scenario asked for less), and only the links
-    with both ends here. BadInput listing every way `part` does not fit `topology`."""
+    with both ends here, and the LAN segments whose members are all here. BadInput listing every
+    way `part` does not fit `topology`."""
     _check_part(topology, part)
     here = set(part.nodes)
     mtus = {(end.node, end.ifname): end.mtu for end in part.cross}
     nodes = tuple(_lower_mtus(node, mtus) for node in topology.nodes if node.name in here)
     links = tuple(link for link in topology.links if {link.a.node, link.b.node} <= here)
-    return Topology(nodes=nodes, links=links)
+    # Placement keeps a segment's members on one host (drills.hosts.placement refuses otherwise).
+    segments = tuple(s for s in topology.segments if {m.node for m in s.members} <= here)
+    return Topology(nodes=nodes, links=links, segments=segments)
 
 
 def _lower_mtus(node: Node, mtus: dict[tuple[str, str], int]) -> Node:
@@ -210,9 +214,11 @@ class PartOps(NetnsOps):
         clock: Clock,
         log: Log,
     ) -> None:
+        here = restrict(topology, part)
         namespaces = {node: namespace_name(run.run_id, node) for node in part.nodes}
+        namespaces |= segment_namespaces(run.run_id, here)  # a member port's degrade
         # deploy_part recorded the engine chosen for each cross link beside the local links'.
-        super().__init__(run, restrict(topology, part), namespaces, dict(backend.engines), clock, log, backend.start_service)
+        super().__init__(run, here, namespaces, dict(backend.engines), clock, log, backend.start_service)
         self.cross: tuple[CrossEnd, ...] = part.cross
         self.wire = wire.Wire(run.run_id, part.host, part.cross)
 

@@ -25,7 +25,7 @@ from typing import TypeVar
 from drills.backend import ExecResult, Impairment, LinkState, NodeOps, OpsSpan, TimedOps
 from drills.errors import BackendError
 from drills.rules import Table
-from drills.scenario.resolved import Route, Service, Topology
+from drills.scenario.resolved import Route, Service, Topology, segment_node
 
 T = TypeVar("T")
 # Set the hidden end of a cross link's interface on `host` (up or down): the far node's carrier.
@@ -45,11 +45,14 @@ class MultiHostOps:
         engines: Mapping[str, str],
     ) -> None:
         self._host_of = dict(host_of)
+        for segment in topology.segments:  # a segment's bridge is on its members' host (placement)
+            self._host_of[segment_node(segment.name)] = self._host_of[segment.members[0].node]
         self._ops_of = dict(ops_of)
         self._far_end = far_end
         self._waiting = threading.local()  # per calling thread: far-end cuts not yet sent
         self._hidden_down: set[tuple[str, str]] = set()  # (host, cross link): its hidden end cut
         self._engines = dict(engines)
+        self._engines.update({s.port(m.endpoint).name: "kernel" for s in topology.segments for m in s.members})
         # (node, interface) of a cross link's end -> (link, the host of the OTHER end)
         self._cross_end: dict[tuple[str, str], tuple[str, str]] = {}
         crossing = set(cross_links)

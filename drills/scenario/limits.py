@@ -58,6 +58,13 @@ MAX_NODES = 5_000
 MAX_LINKS = 20_000
 """Links (veth pairs, two interfaces each) of one testbed."""
 
+MAX_SEGMENTS = 1_000
+"""LAN segments of one testbed (each is a namespace holding a bridge)."""
+
+MAX_SEGMENT_MEMBERS = 64
+"""Members of one LAN segment (each a veth pair, one end a port of the segment's bridge): a
+switch's ports; a larger broadcast domain is a routing design to split, not a drill to run."""
+
 MAX_PROBES = 1_000
 """Probes of one drill (each is a thread or two of this process)."""
 

@@ -69,6 +69,7 @@ from drills.scenario.model_topology import (
     Profile,
     Readiness,
     Route,
+    Segment,
     Service,
     Topology,
 )
@@ -122,6 +123,7 @@ __all__ = [
     "Route",
     "ScenarioFile",
     "Seconds",
+    "Segment",
     "Service",
     "ServiceStop",
     "Step",

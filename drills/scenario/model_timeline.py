@@ -34,8 +34,11 @@ class LinkDown(_Step):
     """Carrier loss on a link (both ends, or one)."""
 
     fault: Literal["link-down"]
-    link: str = Field(description="Link name or one of its endpoints.")
-    end: str | None = Field(None, description="Only this endpoint goes down.")
+    link: str = Field(
+        description="Link name or one of its endpoints; or a LAN segment's name (every member loses its port: "
+        "a switch failure) or one of its members `node:iface` (that member's port only)."
+    )
+    end: str | None = Field(None, description="Only this endpoint goes down (of a segment: this member's port).")
 
 
 class LinkFlap(_Step):

@@ -197,9 +197,36 @@ class Link(Strict):
     )
 
 
+class Segment(Strict):
+    """A LAN segment: one L2 broadcast domain (a switch) joining any number of node interfaces."""
+
+    name: Name = Field(description="Name to refer to this segment; unique among links and segments.")
+    members: list[Endpoint] = Field(
+        min_length=2,
+        max_length=limits.MAX_SEGMENT_MEMBERS,
+        description="Endpoints `node:iface` on the segment; addressed in this order from `subnet` (.1, .2, ...). "
+        "A virtual address (a VRRP VIP) is any other free address of the subnet, such as its last host address.",
+    )
+    subnet: Prefix | None = Field(
+        None,
+        description="IPv4 subnet of the segment (such as 198.18.50.0/24); default: the smallest subnet holding "
+        "every member, from `addressing.ipv4`.",
+    )
+    ipv6: Prefix | None = Field(
+        None, description="IPv6 subnet of the segment; default: a /64 from `addressing.ipv6` when that is set."
+    )
+    mtu: int | None = Field(None, ge=68, le=65535, description="MTU in bytes of every member interface.")
+
+
 class Topology(Strict):
-    """Nodes, links and addressing."""
+    """Nodes, links, LAN segments and addressing."""
 
     addressing: Addressing = Field(default_factory=lambda: Addressing())
     nodes: dict[Name, Node] = Field(max_length=limits.MAX_NODES, description="Nodes by name.")
     links: list[Link] = Field(default_factory=list, max_length=limits.MAX_LINKS)
+    segments: list[Segment] = Field(
+        default_factory=list,
+        max_length=limits.MAX_SEGMENTS,
+        description="LAN segments (multi-access: a switch joining several nodes); a `link-down` naming one "
+        "fails the whole segment, naming a member `node:iface` cuts that member's port only.",
+    )

@@ -16,7 +16,8 @@ from drills.scenario import model
 from drills.scenario.resolved import Interface, Link, Node, Topology
 
 # One thing in the kernel a fault changes or relies on: ("admin" | "qdisc", link, endpoint) is an
-# interface's up/down state or its egress root qdisc; ("procs", node) the processes of a node;
+# interface's up/down state or its egress root qdisc; ("port", segment, endpoint) a LAN segment
+# member's up/down state; ("procs", node) the processes of a node;
 # ("service", node, service) one service's processes.
 Aspect = tuple[str, ...]
 ONE_SHOT_FAULTS = ("note", "exec")  # nothing to revert: they never overlap anything
@@ -25,6 +26,7 @@ ONE_SHOT_FAULTS = ("note", "exec")  # nothing to revert: they never overlap anyt
 CONFLICT_REASON = {
     "admin": "a link may not be set down by two faults at once, nor while a blackhole needs it up",
     "qdisc": "one direction of a link takes one degrade at a time",
+    "port": "a segment's port may not be set down by two faults at once",
     "procs": "a node's processes may not be stopped, killed or restarted by two faults at once",
     "service": "a service may not be stopped by two faults at once",
 }
@@ -54,14 +56,25 @@ def claims(step: Any, nodes: dict[str, Node], links: dict[str, Link], topology: 
     kind = getattr(step, "fault", None)
     node = getattr(step, "node", None)
     link = links.get(step.link) if kind in ("link-down", "link-flap", "degrade", "blackhole") else None
+    if kind == "degrade" and link is None and step.link in topology.segment_refs and ":" in step.link:
+        link = topology.segment(step.link).port(step.link)
     if link is not None:
         ends: tuple[Interface, ...] = (link.a, link.b)
         if kind == "degrade":
             ends = {"both": ends, "a-to-b": (link.a,), "b-to-a": (link.b,)}[step.direction]
             return {("qdisc", link.name, end.endpoint): True for end in ends}
         return {("admin", link.name, end.endpoint): kind != "blackhole" for end in ends}
+    if kind in ("link-down", "link-flap") and step.link in topology.segment_refs:
+        segment = topology.segment(step.link)
+        end = getattr(step, "end", None) or (step.link if step.link != segment.name else None)
+        downed = [m for m in segment.members if end is None or m.endpoint == end]
+        return {("port", segment.name, m.endpoint): True for m in downed}
     if kind == "node-loss" and node in nodes:
         claims: dict[Aspect, bool] = {("procs", node): True}
+        for segment in topology.segments:
+            for member in segment.members:
+                if member.node == node:
+                    claims[("port", segment.name, member.endpoint)] = True
         for link in topology.links:
             for end in (link.a, link.b):
                 if end.node == node:
@@ -157,6 +170,8 @@ def candidate_pairs(claims: list[dict[Aspect, bool]], spans: list[list[tuple[flo
 def aspect_text(aspect: Aspect) -> str:
     if aspect[0] in ("admin", "qdisc"):
         return f"link {aspect[1]}"
+    if aspect[0] == "port":
+        return f"segment {aspect[1]}"
     if aspect[0] == "service":
         return f"service {aspect[1]}/{aspect[2]}"
     return f"node {aspect[1]}"

@@ -94,10 +94,15 @@ class _Forwarding:
 
     def __init__(self, topology: Topology) -> None:
         self.topology = topology
-        self.peers: dict[tuple[str, str], Interface] = {}
+        # Every interface an interface reaches in one hop: a link's other end, or every other
+        # member of its LAN segment (a segment connects each member to each other).
+        self.peers: dict[tuple[str, str], tuple[Interface, ...]] = {}
         for link in topology.links:
-            self.peers[(link.a.node, link.a.name)] = link.b
-            self.peers[(link.b.node, link.b.name)] = link.a
+            self.peers[(link.a.node, link.a.name)] = (link.b,)
+            self.peers[(link.b.node, link.b.name)] = (link.a,)
+        for segment in topology.segments:
+            for member in segment.members:
+                self.peers[(member.node, member.name)] = tuple(m for m in segment.members if m != member)
         self._tables: dict[str, list[_Entry]] = {}
 
     def table(self, node: Node) -> list[_Entry]:
@@ -125,19 +130,19 @@ def _trace(forwarding: _Forwarding, source: str, destination: IPAddress) -> Path
         if chosen_source is None:
             chosen_source = entry.source or _interface_address(node, entry.device, destination.version)
         next_hop = entry.gateway or destination
-        peer = peers.get((node.name, entry.device))
-        if peer is None:
+        reached = peers.get((node.name, entry.device))
+        if reached is None:
             raise NoPath(f"node {node.name} sends {destination} out of {entry.device}, which is on no link")
-        if next_hop not in {a.ip for a in (peer.ipv4, peer.ipv6) if a is not None}:
+        holding = [p for p in reached if next_hop in {a.ip for a in (p.ipv4, p.ipv6) if a is not None}]
+        peer = holding[0] if holding else reached[0]
+        if not holding:
             if entry.gateway is not None:
-                raise NoPath(
-                    f"node {node.name}'s next hop {next_hop} for {destination} is not {peer.endpoint}'s address"
-                )
+                held_by = f"is not {peer.endpoint}'s address" if len(reached) == 1 else "is held by no member of its segment"
+                raise NoPath(f"node {node.name}'s next hop {next_hop} for {destination} {held_by}")
             # A connected subnet reaching a destination the peer does not hold: the peer would
             # not answer ARP for it.
-            raise NoPath(
-                f"node {node.name} expects {destination} on {entry.device}, but {peer.endpoint} does not hold it"
-            )
+            holder = f"{peer.endpoint} does not hold it" if len(reached) == 1 else "no member of its segment holds it"
+            raise NoPath(f"node {node.name} expects {destination} on {entry.device}, but {holder}")
         if peer.node in crossed:
             raise NoPath(f"routing loop for {destination}: {' → '.join([*crossed, peer.node])}")
         crossed.append(peer.node)

@@ -75,23 +75,24 @@ class _Resolver(TopologyResolver, AddressResolver, DrillResolver):
         base: KeyPath = ("topology",)
         before = len(self.problems)
         ends, link_names, link_ends = self.links(topo.nodes, list(enumerate(topo.links)))
+        segments = self.segment_refs(topo.nodes, topo.segments, ends, link_names)
         for node_name, node in topo.nodes.items():
             for iface in node.interfaces:
                 if (node_name, iface) not in ends:
                     self.err(
                         (*base, "nodes", node_name, "interfaces", iface),
-                        f"interface '{iface}' of node '{node_name}' is on no link; add a link with endpoint {node_name}:{iface}",
+                        f"interface '{iface}' of node '{node_name}' is on no link or segment; add a link with endpoint {node_name}:{iface}",
                         key=True,
                     )
         if len(self.problems) > before:
             return None
-        addressed = self.assign_addresses(topo, link_ends, link_names)
+        addressed = self.assign_addresses(topo, link_ends, link_names, segments)
         if addressed is None:
             return None
         nodes = self.nodes(topo, addressed.loopbacks, addressed.interfaces)
         if self.problems:
             return None
-        return Topology(nodes, addressed.links)
+        return Topology(nodes, addressed.links, addressed.segments)
 
     def drill(self, parts: Parts, topology: Topology | None) -> float:
         """Check the references of probes, timeline and objectives; return the drill's end time."""

@@ -10,8 +10,8 @@ from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 from typing import Any
 
 from drills.scenario import addrspace, model
-from drills.scenario.reporter import Reporter
-from drills.scenario.resolved import Interface, IPAddress, Link
+from drills.scenario.resolve_segments import SegmentPlan, SegmentResolver
+from drills.scenario.resolved import Interface, IPAddress, Link, Segment
 from drills.scenario.yamlpos import KeyPath
 
 
@@ -22,14 +22,16 @@ class Addressed:
     links: tuple[Link, ...]
     loopbacks: dict[str, IPv4Interface | None]
     interfaces: dict[tuple[str, str], Interface]
+    segments: tuple[Segment, ...] = ()
 
 
-class AddressResolver(Reporter):
+class AddressResolver(SegmentResolver):
     def assign_addresses(
         self,
         topo: model.Topology,
         link_ends: list[tuple[tuple[str, str], tuple[str, str]] | None],
         link_names: dict[str, int],
+        segments: list[SegmentPlan] | None = None,
     ) -> Addressed | None:
         """Every link's and loopback's addresses; None when one is wrong or a pool runs dry."""
         base: KeyPath = ("topology",)
@@ -127,6 +129,7 @@ class AddressResolver(Reporter):
                         claim_address(ip, at)
                 fixed[i] = (a, b)
 
+        seg_fixed = self.segment_subnets(topo, segments or [], index4, index6, used4, used6)
         loopbacks: dict[str, IPv4Interface | None] = {}
         for name, node in topo.nodes.items():
             if node.loopback not in ("auto", "none"):
@@ -151,9 +154,15 @@ class AddressResolver(Reporter):
         # automatic loopbacks never land in an automatic link subnet when the two pools overlap.
         taken4: list[Any] = [n for n, _ in used4] + [IPv4Network(f"{a}/32") for a in addrs if a.version == 4]
         subnets4 = addrspace.free_subnets(pool4, 30, taken4)
-        subnets6 = addrspace.free_subnets(pool6, 64, [n for n, _ in used6]) if pool6 else None
+        taken6: list[Any] = [n for n, _ in used6]
+        subnets6 = addrspace.free_subnets(pool6, 64, taken6) if pool6 else None
         auto_lo = addrspace.free_hosts(pool_lo, taken4)
         built: dict[tuple[str, str], Interface] = {}
+        # Segments first: their subnets are larger than a link's /30, and taken in pool order
+        # before the links fill the pool's gaps.
+        built_segments = self.build_segments(topo, segments or [], seg_fixed, taken4, taken6, (pool4, pool6), built)
+        if built_segments is None:
+            return None
         links: list[Link] = []
         names_by_index = {i: n for n, i in link_names.items()}
         for i, ends in enumerate(link_ends):
@@ -204,7 +213,7 @@ class AddressResolver(Reporter):
                 loopbacks[name] = IPv4Interface(f"{host}/32")
             elif node.loopback == "none":
                 loopbacks[name] = None
-        return Addressed(tuple(links), loopbacks, built)
+        return Addressed(tuple(links), loopbacks, built, built_segments)
 
 
 def _other_host(given: IPv4Interface | IPv6Interface) -> Any:

@@ -14,7 +14,7 @@ from drills.scenario import model, overlap
 from drills.scenario.bounds import step_end_s
 from drills.scenario.diagnostics import suggest
 from drills.scenario.reporter import Reporter
-from drills.scenario.resolved import Link, Node, Topology
+from drills.scenario.resolved import Link, Node, Segment, Topology
 from drills.scenario.yamlpos import KeyPath
 
 
@@ -35,7 +35,7 @@ class DrillResolver(Reporter):
                 self.err((*ppath, "from"), f"unknown node '{probe.source}'{suggest(probe.source, nodes)}")
             target = getattr(probe, "to", None)
             if target is not None:
-                self._target(target, (*ppath, "to"), nodes, links)
+                self._target(target, (*ppath, "to"), nodes, links, topology)
         return probe_names
 
     def timeline_refs(
@@ -81,7 +81,9 @@ class DrillResolver(Reporter):
             link = None
             if link_ref is not None:
                 link = links.get(link_ref)
-                if link is None:
+                if link is None and link_ref in topology.segment_refs:
+                    self._segment_step(step, spath, topology.segment(link_ref))
+                elif link is None:
                     self.err(
                         (*spath, "link"),
                         f"unknown link '{link_ref}' (name a link or one of its endpoints node:interface){suggest(link_ref, links)}",
@@ -190,12 +192,42 @@ class DrillResolver(Reporter):
                 f"each repetition lasts {step.duration:g} s but one starts every {step.repeat.every:g} s, so they overlap; make `repeat.every` longer than `for`",
             )
 
-    def _target(self, text: str, path: KeyPath, nodes: dict[str, Node], links: dict[str, Link]) -> None:
+    def _segment_step(self, step: Any, spath: KeyPath, segment: Segment) -> None:
+        """A step naming a segment (`link: lan`) or a member of one (`link: gw1:lan0`): a
+        link-down or link-flap of the whole segment or of one member's port (`end` names that
+        member too), or a degrade of one member's port; no other fault takes a segment."""
+        kind = step.fault
+        if kind == "degrade" and step.link == segment.name:
+            self.err(
+                (*spath, "link"),
+                f"'{step.link}' is a LAN segment; degrade one member's port: `link: NODE:IFACE` "
+                f"(one of {', '.join(m.endpoint for m in segment.members)}; a-to-b is member -> segment)",
+            )
+            return
+        if kind not in ("link-down", "link-flap", "degrade"):
+            self.err(
+                (*spath, "link"),
+                f"'{step.link}' is on LAN segment {segment.name}; {kind} applies to point-to-point links only: "
+                "cut the nodes apart with a `partition`, or blackhole a point-to-point link",
+            )
+            return
+        end = getattr(step, "end", None)
+        members = [member.endpoint for member in segment.members]
+        if end is not None and end not in members:
+            self.err((*spath, "end"), f"'{end}' is not a member of segment {segment.name} ({', '.join(members)})")
+        elif end is not None and step.link != segment.name and end != step.link:
+            self.err((*spath, "end"), f"'{end}' is not the member '{step.link}' this step names; drop `end` or name the segment")
+
+    def _target(
+        self, text: str, path: KeyPath, nodes: dict[str, Node], links: dict[str, Link], topology: Topology | None = None
+    ) -> None:
         if text in nodes:
             if nodes[text].primary_address is None:
                 self.err(path, f"node '{text}' has no address to aim at; give it a loopback or name an endpoint")
             return
         if text in links and ":" in text:
+            return
+        if topology is not None and ":" in text and text in topology.segment_refs:  # a segment member
             return
         try:
             ipaddress.ip_address(text)

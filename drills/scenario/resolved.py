@@ -53,6 +53,51 @@ class Link:
     degraded_netem: bool = False  # a degrade step on this link needs netem parameters
 
 
+SEGMENT_NODE_PREFIX = "_seg."  # node names never begin with "_": no node can have these names
+
+
+def segment_node(segment: str) -> str:
+    """The name under which backends reach a segment's bridge side (its namespace is named as a
+    node's would be: `drill-RUN-_seg.NAME`)."""
+    return f"{SEGMENT_NODE_PREFIX}{segment}"
+
+
+def port_ifname(position: int) -> str:
+    """The bridge port of the member at `position` (0-based, member order)."""
+    return f"p{position}"
+
+
+def is_segment_port(link: Link) -> bool:
+    """Whether `link` is a LAN segment member's port (`Segment.port`), not a link of the file."""
+    return link.b.node.startswith(SEGMENT_NODE_PREFIX)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A LAN segment: one broadcast domain (a bridge) joining `members`, in file order, each
+    addressed from the segment's subnet. A member's port goes down alone, or the whole segment."""
+
+    name: str
+    members: tuple[Interface, ...]
+    mtu: int | None = None
+
+    def member(self, endpoint: str) -> Interface:
+        for iface in self.members:
+            if iface.endpoint == endpoint:
+                return iface
+        raise KeyError(endpoint)
+
+    def port(self, endpoint: str) -> Link:
+        """A member's port as a point-to-point link, for a `degrade` of it: `a` is the member's
+        interface, `b` the bridge port facing it (in the segment's namespace), so "a-to-b" is
+        member -> segment (the member's egress) and "b-to-a" is segment -> member (the port's
+        egress). Served by the kernel (qdiscs on either end)."""
+        position = next(i for i, iface in enumerate(self.members) if iface.endpoint == endpoint)
+        member = self.members[position]
+        bridge_side = Interface(segment_node(self.name), port_ifname(position), None, None, member.mtu)
+        return Link(f"{self.name}/{endpoint}", member, bridge_side, None, "kernel")
+
+
 @dataclass(frozen=True)
 class Route:
     """A static route; `gateway` None means a directly connected route through `device`.
@@ -138,6 +183,7 @@ class Node:
 class Topology:
     nodes: tuple[Node, ...]
     links: tuple[Link, ...]
+    segments: tuple[Segment, ...] = ()
 
     def node(self, name: str) -> Node:
         return self._by_name[name]
@@ -145,6 +191,19 @@ class Topology:
     def link(self, ref: str) -> Link:
         """The link named `ref` or having `ref` as an endpoint (the first such in file order)."""
         return self._links_by_ref[ref]
+
+    def segment(self, ref: str) -> Segment:
+        """The segment named `ref` or having `ref` as a member endpoint."""
+        return self.segment_refs[ref]
+
+    @cached_property
+    def segment_refs(self) -> dict[str, Segment]:
+        """Segments by name and by each member endpoint, the two ways a step can name one."""
+        index: dict[str, Segment] = {}
+        for segment in self.segments:
+            for ref in (segment.name, *(member.endpoint for member in segment.members)):
+                index.setdefault(ref, segment)
+        return index
 
     # Indexes built on first use (the dataclass is frozen; cached_property writes past that):
     # lookups by a scan of every node made validation of large testbeds quadratic.

@@ -17,7 +17,7 @@ from typing import Any
 
 from drills.impairment import Direction, plan
 from drills.scenario import model
-from drills.scenario.resolved import Interface, Link, Node, Route, Service, Topology
+from drills.scenario.resolved import Interface, Link, Node, Route, Segment, Service, Topology
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,17 @@ class LinkDownStep(Step):
 
 
 @dataclass(frozen=True)
+class SegmentDownStep(Step):
+    """`link-down` and `link-flap` of a LAN segment: `ends` (every member: the switch failed; or
+    one: that member's port) go administratively down; the other members keep their carrier."""
+
+    segment: Segment
+    ends: tuple[Interface, ...]
+    routes: tuple[tuple[Interface, tuple[Route, ...]], ...]  # as LinkDownStep's
+    flap: Flap | None = None
+
+
+@dataclass(frozen=True)
 class DegradeStep(Step):
     """`degrade`: each direction with its merged settings; `profile` as the step named it."""
 
@@ -98,7 +109,7 @@ class PartitionStep(Step):
 @dataclass(frozen=True)
 class NodeLossStep(Step):
     node: Node
-    links: tuple[tuple[Interface, Interface], ...]  # (the node's end, the peer's end) of each link
+    links: tuple[tuple[Interface, Interface], ...]  # (the node's end, the peer's end) of each link; a segment port: (port, port)
 
 
 @dataclass(frozen=True)
@@ -167,7 +178,22 @@ def _links_of(topology: Topology, node: str) -> tuple[tuple[Interface, Interface
             found.append((link.a, link.b))
         if link.b.node == node:
             found.append((link.b, link.a))
+    # A segment port's "peer" is itself: set down, the member has no carrier, and the other
+    # members keep theirs (a switch port, not a wire, is all the lost node took down).
+    for segment in topology.segments:
+        found += [(member, member) for member in segment.members if member.node == node]
     return tuple(found)
+
+
+def _segment_down(index: int, step: Any, topology: Topology) -> SegmentDownStep:
+    segment = topology.segment(step.link)
+    end = getattr(step, "end", None) or (step.link if step.link != segment.name else None)
+    ends = segment.members if end is None else (segment.member(end),)
+    flap = None
+    if isinstance(step, model.LinkFlap):
+        flap = Flap(float(step.period), float(step.duty), step.count, float(step.jitter))
+    routes = tuple((e, tuple(routes_through(topology.node(e.node), e))) for e in ends)
+    return SegmentDownStep(index, step.id, step.fault, _timing(step), segment, ends, routes, flap)
 
 
 def resolve_step(index: int, step: Any, topology: Topology, profiles: Mapping[str, model.Profile], ids: Mapping[str, int]) -> Step:
@@ -175,6 +201,8 @@ def resolve_step(index: int, step: Any, topology: Topology, profiles: Mapping[st
     if isinstance(step, model.RestoreStep):
         return RestoreStep(index, None, "restore", Timing(float(step.at)), ids[step.restore])
     base = (index, step.id, step.fault, _timing(step))
+    if isinstance(step, model.LinkDown | model.LinkFlap) and step.link in topology.segment_refs:
+        return _segment_down(index, step, topology)
     if isinstance(step, model.LinkDown | model.LinkFlap):
         link = topology.link(step.link)
         end = getattr(step, "end", None)
@@ -185,7 +213,9 @@ def resolve_step(index: int, step: Any, topology: Topology, profiles: Mapping[st
         routes = tuple((e, tuple(routes_through(topology.node(e.node), e))) for e in ends)
         return LinkDownStep(*base, link, ends, routes, flap)
     if isinstance(step, model.Degrade):
-        link = topology.link(step.link)
+        # A segment member's port is degraded as a link: member -> segment is a-to-b.
+        in_segment = step.link in topology.segment_refs
+        link = topology.segment(step.link).port(step.link) if in_segment else topology.link(step.link)
         return DegradeStep(*base, link, plan(link, step, profiles), step.profile)
     if isinstance(step, model.Blackhole):
         return BlackholeStep(*base, topology.link(step.link), table_name(step))
