@@ -48,12 +48,13 @@ def requirements(scenario: Scenario, capabilities: CapabilityLookup) -> list[Pro
     (`Backend.capabilities`), asked only when a choice depends on it. `drill validate` and
     `drill run` both report these."""
     from drills.engine import degrade, filter_faults
-    from drills.scenario import reachability
+    from drills.scenario import daemons, reachability
 
     problems = unsupported(scenario)
     problems += reachability.problems(scenario)
     problems += degrade.requirements(scenario, capabilities)
     problems += filter_faults.requirements(scenario, capabilities)
+    problems += daemons.requirements(scenario, capabilities)
     return problems
 
 
