@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from drills.drill_result import DrillResult
-from drills.lifecycle import down, up
+from drills.lifecycle import clean, down, up
 from drills.lifecycle import run as run_drill
 from drills.netns.backend import namespace_name
 from drills.scenario import daemons, load_scenario
@@ -349,4 +350,32 @@ def test_two_keepalived_instances_elect_one_master(tmp_path: Path, state_dir: Pa
         assert not _holds(run_id, "gw2", "198.18.99.254")
     finally:
         down(state_dir, run_id)
+    assert not _daemons_under(state_dir)
+
+
+@needs_frr
+def test_drill_clean_after_sigkill_stops_every_daemon(tmp_path: Path, state_dir: Path, host_snapshot: object) -> None:
+    """`drill run` killed with SIGKILL while its drill runs (daemons up, adjacencies Full): one
+    `drill clean` stops every daemon it started (journaled like any service) and removes the
+    namespaces."""
+    path = tmp_path / "two.yaml"
+    path.write_text(TWO_ROUTERS.replace("FRR", str(ROOT / "testbed" / "frr")).replace("duration: 2s", "duration: 60s"))
+    argv = [sys.executable, "-m", "drills", "--state-dir", str(state_dir), "run", str(path), "--out", str(tmp_path / "out")]
+    with open(tmp_path / "run.log", "wb") as sink:
+        process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        # Until the drill's clock runs (deploy waited for every daemon and the adjacencies).
+        deadline_s = time.monotonic() + 60.0
+        while time.monotonic() < deadline_s and process.poll() is None:
+            if "drill clock started" in (tmp_path / "run.log").read_text():
+                break
+            time.sleep(0.1)
+        assert process.poll() is None, (tmp_path / "run.log").read_text()
+        assert len(_daemons_under(state_dir)) == 6  # zebra, ospfd, bfdd in each router
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+    assert len(_daemons_under(state_dir)) == 6  # SIGKILL took drills, not the daemons
+    report = clean(state_dir)
+    assert report.clean and len(report.cleaned) == 1 and not report.skipped, report
     assert not _daemons_under(state_dir)
