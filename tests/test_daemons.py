@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from drills.drill_result import DrillResult
+from drills.errors import ScenarioError
 from drills.lifecycle import clean, down, up
 from drills.lifecycle import run as run_drill
 from drills.netns.backend import namespace_name
@@ -379,3 +380,53 @@ def test_drill_clean_after_sigkill_stops_every_daemon(tmp_path: Path, state_dir:
     report = clean(state_dir)
     assert report.clean and len(report.cleaned) == 1 and not report.skipped, report
     assert not _daemons_under(state_dir)
+
+
+# --------------------------------------------------------------------------- resolution (no kernel)
+
+BROKEN = """
+version: 1
+name: broken
+topology:
+  nodes:
+    r1:
+      services: [{name: zebra, command: sleep 1}]
+      daemons:
+        frr: {config: missing.conf}
+    c1:
+      kind: container
+      image: drills-node
+      daemons:
+        keepalived: {config: "vrrp_instance v {\\n}\\n"}
+  links: [{endpoints: [r1:e0, c1:e0]}]
+probes:
+  - {name: ping, type: icmp, from: r1, to: c1}
+duration: 2s
+"""
+
+
+def test_daemon_problems_are_located(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(BROKEN)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:8:7: topology.nodes.r1.daemons: node 'r1' has a service named 'zebra', as one of its daemons; rename the service",
+        f"{path}:9:23: topology.nodes.r1.daemons.frr.config: configuration file {tmp_path}/missing.conf: file not found; check the path",
+        f"{path}:13:7: topology.nodes.c1.daemons: `daemons` run in namespace nodes only; remove `kind: container`, or start them in the image",
+    ]
+
+
+def test_daemons_become_services_with_private_paths(tmp_path: Path) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text(TWO_ROUTERS.replace("FRR", str(ROOT / "testbed" / "frr")))
+    r1 = load_scenario(path).topology.node("r1")
+    assert [s.name for s in r1.services] == ["zebra", "ospfd", "bfdd"]
+    config = (ROOT / "testbed" / "frr" / "r1-bfd.conf").read_text()
+    for service in r1.services:
+        assert service.private is not None and service.private.name == "frr"
+        assert dict(service.private.files)["frr.conf"] == config
+        # Every path the daemon opens is relative to its private directory (or /dev/null).
+        assert service.command.startswith('cd "$DRILLS_DIR" && exec /usr/lib/frr/')
+        assert "/etc/frr" not in service.command and "/var/run" not in service.command
+    assert r1.services[1].settled is not None and "Full" in (r1.services[1].settled.command or "")
