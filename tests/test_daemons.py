@@ -16,6 +16,7 @@ which such isolated losses do not lengthen.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from drills.drill_result import DrillResult
-from drills.errors import ScenarioError
+from drills.errors import BackendError, ScenarioError
 from drills.lifecycle import clean, down, up
 from drills.lifecycle import run as run_drill
 from drills.netns.backend import namespace_name
@@ -430,3 +431,21 @@ def test_daemons_become_services_with_private_paths(tmp_path: Path) -> None:
         assert service.command.startswith('cd "$DRILLS_DIR" && exec /usr/lib/frr/')
         assert "/etc/frr" not in service.command and "/var/run" not in service.command
     assert r1.services[1].settled is not None and "Full" in (r1.services[1].settled.command or "")
+
+
+# Kills the ospfd of this node's namespace only (its network namespace compared), never by name alone.
+KILL_OSPFD = (
+    'me=$(readlink /proc/self/ns/net); for p in /proc/[0-9]*; do '
+    '[ "$(cat $p/comm 2>/dev/null)" = ospfd ] && [ "$(readlink $p/ns/net)" = "$me" ] && kill -9 ${p#/proc/}; done; true'
+)
+
+
+@needs_frr
+def test_a_daemon_that_dies_during_the_drill_is_an_error(tmp_path: Path, state_dir: Path, host_snapshot: object) -> None:
+    path = tmp_path / "two.yaml"
+    text = TWO_ROUTERS.replace("FRR", str(ROOT / "testbed" / "frr"))
+    text = text.replace("  - {at: 1s, fault: note, text: nothing}", f"  - {{at: 1s, fault: exec, node: r1, command: {json.dumps(KILL_OSPFD)}}}")
+    path.write_text(text)
+    with pytest.raises(BackendError, match="daemon r1/ospfd died during the drill"):
+        run_drill(path, state_dir, log=lambda _m: None)
+    assert not _daemons_under(state_dir)

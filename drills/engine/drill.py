@@ -23,7 +23,7 @@ from drills.backend import Backend, CapabilityLookup, NodeOps, TimedOps
 from drills.clock import Clock
 from drills.drill_result import SUSTAIN_S as SUSTAIN_S
 from drills.drill_result import WARMUP_S, ChangeStep, DrillResult, StepRecord
-from drills.engine import pair_probes, probe_start
+from drills.engine import daemon_check, pair_probes, probe_start
 from drills.engine.analysis import analyse_drill
 from drills.engine.faults import Fault, FaultContext, build
 from drills.engine.progress import ClockStarted, ClockStopped, ProbeHealth, Progress, Scheduled, StepDone, ignore
@@ -166,6 +166,7 @@ def run_drill(
                 progress(StepDone(step.scheduled_s, step.kind, step.label, step.fault, step.detail, step.issued_s, step.confirmed_s))
             clock.sleep_until(t0 + scenario.duration_s)
             progress(ClockStopped(clock.now_s() - t0))
+            daemon_check.check(scenario, ctx.ops, (line for _, f in undo for line in f.touches()))
             result.changes = _changes(faults, t0)
             records, pair_records = running.stop()
             running = None
