@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -142,7 +143,7 @@ duration: 2s
 
 def _vtysh(run_id: str, run_dir: Path, node: str, command: str) -> str:
     directory = run_dir / "nodes" / node / "frr"
-    shell = f"{daemons.vtysh_command(str(directory))} -c '{command}'"
+    shell = f"{daemons.vtysh_command(shlex.quote(str(directory)))} -c '{command}'"
     result = subprocess.run(
         ["ip", "netns", "exec", namespace_name(run_id, node), "/bin/sh", "-c", shell],
         capture_output=True,

@@ -15,16 +15,16 @@ as $DRILLS_DIR), never the host's /etc/frr, /var/run/frr or /tmp/keepalived.data
   answers: a daemon reading the whole file would stop at the first `exit` of a block it does
   not know), `-i` pid file, `-z` zebra's socket, `--vty_socket .`, bfdd's `--bfdctl`, `-P 0`
   (no TCP vty), `--log stdout` (the service's log in the run directory), as root.
-  The daemons drop privileges to the `frr` user, so the directory belongs to it.
 - keepalived: `-n` (foreground), `-P` (VRRP only), `-l -D -G` (console log, detailed, no
   syslog), `-p/-r/-c/-b` pid files, `-i` a config id of the node's own (pid files are locked
   per config id, the host name by default: the same in every namespace), and TMPDIR the private
   directory (where it writes keepalived.data on SIGUSR1).
 
-A daemon is ready when it answers: FRR's through `vtysh --vty_socket DIR -d DAEMON`, and took
-its configuration,
-keepalived once its VRRP process wrote its pid file. A daemon that is not ready in time fails
-the deploy (a scenario whose daemon does not run is an error, never a pass).
+A daemon is ready when it answers and took its configuration (FRR's through `vtysh
+--vty_socket DIR -d DAEMON`), keepalived once its VRRP process wrote its pid file; `settled`
+checks (OSPF adjacencies, routes) are waited once every node runs. A daemon that is not ready
+in time fails the deploy, and one found dead when the drill's clock stops makes the drill an
+error (drills.engine.daemon_check): a scenario whose daemon does not run is never a pass.
 """
 
 from __future__ import annotations
@@ -53,10 +53,9 @@ MAX_CONFIG_BYTES = 65_536  # a daemon's configuration file; a router's is a few 
 FRR_ORDER = ("zebra", "staticd", "ospfd", "bfdd")  # zebra first: the others connect to it
 
 
-
 def vtysh_command(directory: str = '"$DRILLS_DIR"') -> str:
     """A shell command that runs vtysh on the FRR instance whose private directory is `directory`
-    (add `-c 'show ...'`). Relative socket paths, from that directory: a unix socket's path is at
+    (shell-quoted; add `-c 'show ...'`). Relative socket paths, from that directory: a unix socket's path is at
     most 107 bytes, and a run directory may be deeper than that."""
     return f"cd {directory} && {VTYSH} --vty_socket ."
 
