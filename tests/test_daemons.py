@@ -452,3 +452,19 @@ def test_a_daemon_that_dies_during_the_drill_is_an_error(tmp_path: Path, state_d
     with pytest.raises(BackendError, match="daemon r1/ospfd died during the drill"):
         run_drill(path, state_dir, log=lambda _m: None)
     assert not _daemons_under(state_dir)
+
+
+@pytest.mark.skipif(not os.access(daemons.KEEPALIVED, os.X_OK), reason="keepalived is not installed")
+def test_node_loss_restarts_keepalived(tmp_path: Path, state_dir: Path, host_snapshot: object) -> None:
+    path = tmp_path / "pair.yaml"
+    text = KEEPALIVED_PAIR.replace("  - {name: ping, type: icmp, from: gw1, to: gw2}", "  - {name: ping, type: icmp, from: gw2, to: gw1}")
+    text = text.replace("  - {at: 1s, fault: note, text: nothing}", "  - {id: loss, at: 2s, fault: node-loss, node: gw1, for: 2s}")
+    path.write_text(text.replace("duration: 2s", "duration: 6s"))
+    log: list[str] = []
+    result = run_drill(path, state_dir, log=log.append)
+    assert not result.revert_failures
+    # Started at deploy and again at the restore, its stale pid files removed first (its
+    # readiness reads vrrp.pid): journaled and checked both times; gw2's once.
+    assert sum("service gw1/keepalived started" in line for line in log) == 2, log
+    assert sum("service gw2/keepalived started" in line for line in log) == 1, log
+    assert not _daemons_under(state_dir)

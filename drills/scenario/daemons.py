@@ -181,7 +181,8 @@ def _converged(frr: model.Frr) -> Readiness | None:
 def _keepalived(node: str, keepalived: model.Keepalived, text: str) -> Service:
     private = PrivateDir("keepalived", (("keepalived.conf", text),))
     command = (
-        'cd "$DRILLS_DIR" && export TMPDIR="$DRILLS_DIR" && '
+        # The pid files of a killed instance go first: its readiness check reads vrrp.pid.
+        'cd "$DRILLS_DIR" && rm -f keepalived.pid vrrp.pid checkers.pid bfd.pid && export TMPDIR="$DRILLS_DIR" && '
         f'exec {KEEPALIVED} -n -P -l -D -G -f "$DRILLS_DIR/keepalived.conf" -p "$DRILLS_DIR/keepalived.pid" '
         f'-r "$DRILLS_DIR/vrrp.pid" -c "$DRILLS_DIR/checkers.pid" -b "$DRILLS_DIR/bfd.pid" -i drills-{node}'
     )  # keepalived makes no unix socket: absolute paths are fine
