@@ -42,6 +42,8 @@ PYTHON = "Python version"
 IPTABLES = "iptables"
 ANSIBLE = "Ansible"
 MININET = "Mininet"
+FRR = "FRR daemons"
+KEEPALIVED = "keepalived"
 
 
 def run_checks(*, docker_timeout_s: float = DOCKER_TIMEOUT_S) -> list[Check]:
@@ -59,7 +61,24 @@ def run_checks(*, docker_timeout_s: float = DOCKER_TIMEOUT_S) -> list[Check]:
         _docker_check(docker_timeout_s),
         _ansible_check(),
         _mininet_check(),
+        *_daemon_checks(),
     ]
+
+
+def _daemon_checks() -> list[Check]:
+    """FRR's and keepalived's programs, which a node's `daemons:` runs (drills.scenario.daemons)."""
+    from drills.scenario import daemons
+
+    out = []
+    for name, package, programs in (
+        (FRR, "frr", [p for p in daemons.programs() if p != daemons.KEEPALIVED]),
+        (KEEPALIVED, "keepalived", [daemons.KEEPALIVED]),
+    ):
+        missing = [p for p in programs if not os.access(p, os.X_OK)]
+        detail = f"missing: {', '.join(missing)}" if missing else ", ".join(os.path.basename(p) for p in programs) + " found"
+        fix = f"apt-get install {package} (Debian's package)" if missing else ""
+        out.append(Check(name, not missing, detail, fix, f"nodes' `daemons: {{{package}: ...}}`"))
+    return out
 
 
 def capabilities() -> dict[str, bool]:

@@ -39,6 +39,8 @@ EXPECTED_NAMES = [
     "Docker engine",
     "Ansible",
     "Mininet",
+    "FRR daemons",
+    "keepalived",
 ]
 
 

@@ -23,7 +23,7 @@ from drills.backend import Backend, CapabilityLookup, NodeOps, TimedOps
 from drills.clock import Clock
 from drills.drill_result import SUSTAIN_S as SUSTAIN_S
 from drills.drill_result import WARMUP_S, ChangeStep, DrillResult, StepRecord
-from drills.engine import pair_probes, probe_start
+from drills.engine import daemon_check, pair_probes, probe_start
 from drills.engine.analysis import analyse_drill
 from drills.engine.faults import Fault, FaultContext, build
 from drills.engine.progress import ClockStarted, ClockStopped, ProbeHealth, Progress, Scheduled, StepDone, ignore
@@ -48,12 +48,13 @@ def requirements(scenario: Scenario, capabilities: CapabilityLookup) -> list[Pro
     (`Backend.capabilities`), asked only when a choice depends on it. `drill validate` and
     `drill run` both report these."""
     from drills.engine import degrade, filter_faults
-    from drills.scenario import reachability
+    from drills.scenario import daemons, reachability
 
     problems = unsupported(scenario)
     problems += reachability.problems(scenario)
     problems += degrade.requirements(scenario, capabilities)
     problems += filter_faults.requirements(scenario, capabilities)
+    problems += daemons.requirements(scenario, capabilities)
     return problems
 
 
@@ -165,6 +166,7 @@ def run_drill(
                 progress(StepDone(step.scheduled_s, step.kind, step.label, step.fault, step.detail, step.issued_s, step.confirmed_s))
             clock.sleep_until(t0 + scenario.duration_s)
             progress(ClockStopped(clock.now_s() - t0))
+            daemon_check.check(scenario, ctx.ops, (line for _, f in undo for line in f.touches()))
             result.changes = _changes(faults, t0)
             records, pair_records = running.stop()
             running = None

@@ -26,7 +26,7 @@ from drills.errors import DrillError, ScenarioError
 from drills.known import expected_text
 from drills.scenario.expect import Objective
 from drills.scenario.probes import Spec, UdpStreamSpec
-from drills.scenario.resolved import Node, Route, Scenario, Topology
+from drills.scenario.resolved import Node, Route, Scenario, Service, Topology
 from drills.scenario.steps import DegradeStep, Flap, LinkDownStep, SegmentDownStep, Step
 
 if TYPE_CHECKING:
@@ -275,7 +275,7 @@ def _node(topology: Topology, node: Node, namespace: str) -> NodePlan:
         routes=[_route_text(route) for route in node.routes],
         sysctls=[f"{key}={value}" for key, value in node.sysctls],
         services=[
-            ServicePlan(service.name, service.command, dict(service.env), _ready_text(service.ready))
+            ServicePlan(service.name, service.command, dict(service.env), _service_ready_text(service))
             for service in node.services
         ],
     )
@@ -292,6 +292,15 @@ def _route_text(route: Route) -> str:
     if route.source is not None:
         text += f" src {route.source}"
     return text
+
+
+def _service_ready_text(service: Service) -> str | None:
+    """Its readiness check, and the one deploy waits for once every node runs (a daemon's)."""
+    ready = _ready_text(service.ready)
+    settled = _ready_text(service.settled)
+    if settled is None:
+        return ready
+    return f"{ready or 'started'}; once every node runs, {settled}"
 
 
 def _ready_text(ready: Any) -> str | None:

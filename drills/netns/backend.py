@@ -26,12 +26,13 @@ from drills.backend import NFTABLES, Capabilities, NodeOps, TeardownReport
 from drills.clock import Clock, SystemClock
 from drills.errors import BackendError
 from drills.journal import Checked
-from drills.netns import kernel, procs, qdisc, services
+from drills.netns import kernel, private_dirs, procs, qdisc, services
 from drills.netns.handles import Handles
 from drills.netns.nft import find_nft
 from drills.netns.ops import NetnsOps
 from drills.netns.segments import deploy_segments, port_engines, segment_namespaces
 from drills.runs import Run
+from drills.scenario import daemons
 from drills.scenario.resolved import Link, Node, Service, Topology
 from drills.userspace import select
 from drills.userspace.deploy import RelayHandle, labelled_relays, relay_seed, start_relay, wait_ready
@@ -66,7 +67,8 @@ def host_capabilities() -> Mapping[str, bool]:
     run: the `nft` command is found (in sbin too), which is what the preflight refuses without."""
     from drills.netns.host_checks import kernel_capabilities  # a scratch namespace: only when asked
 
-    return {**kernel_capabilities(), NFTABLES: find_nft() is not None}
+    programs = {daemons.capability(p): os.access(p, os.X_OK) for p in daemons.programs()}
+    return {**kernel_capabilities(), NFTABLES: find_nft() is not None, **programs}
 
 
 def namespace_name(run_id: str, node: str) -> str:
@@ -193,6 +195,10 @@ class NetnsBackend:
             if node.name not in joins.provided:
                 for service in node.services:
                     self.start_service(run, ns[node.name], node, service)
+        for node in topology.nodes:
+            for service in node.services:
+                if service.settled is not None and node.name not in joins.provided:
+                    services.wait_settled(ns[node.name], service, self._clock, self._private_env(run, node, service))
         joins.finish(ns)
 
     def _create_links(self, run: Run, links: list[Link], ns: Namespaces) -> None:
@@ -250,7 +256,10 @@ class NetnsBackend:
         find it too."""
         run.journal.record([{"op": "service", "ns": namespace, "node": node.name, "name": service.name}])
         log_path = run.dir / f"{node.name}.{service.name}.log"
-        process = services.start(namespace, service, log_path, self._service_cwd)
+        if service.private is not None:  # a daemon's own paths (drills.scenario.daemons)
+            private_dirs.prepare(run.dir, node.name, service.private)
+        env = self._private_env(run, node, service)
+        process = services.start(namespace, service, log_path, self._service_cwd, env)
         run.journal.record(
             [
                 {
@@ -262,9 +271,20 @@ class NetnsBackend:
                 }
             ]
         )
-        services.wait_ready(namespace, service, process, log_path, self._clock)
+        services.wait_ready(namespace, service, process, log_path, self._clock, env)
         self._log(f"service {node.name}/{service.name} started (pid {process.pid})")
         return process.pid
+
+    @staticmethod
+    def _private_env(run: Run, node: Node, service: Service) -> dict[str, str]:
+        """DRILLS_DIR and DRILLS_LOG (the service's log) for a service with a private directory:
+        its command and checks use them."""
+        if service.private is None:
+            return {}
+        return {
+            "DRILLS_DIR": str(private_dirs.path(run.dir, node.name, service.private)),
+            "DRILLS_LOG": str(run.dir / f"{node.name}.{service.name}.log"),
+        }
 
     def service_processes(self, run: Run, namespace: str, service: str) -> list[tuple[int, int | None]]:
         """(pid, start ticks) of every process journaled for `service` in `namespace`, oldest

@@ -7,7 +7,8 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from drills.clock import Clock, SystemClock
@@ -20,11 +21,15 @@ READY_POLL_S = 0.05
 STOP_GRACE_S = 2.0
 
 
-def start(namespace: str, service: Service, log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
+def start(
+    namespace: str, service: Service, log_path: Path, cwd: Path, extra_env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start `service` in `namespace`, in its own session so its whole process group can be
-    signalled at teardown. Output goes to `log_path`."""
+    signalled at teardown. Output goes to `log_path`; `extra_env` (such as DRILLS_DIR, the
+    service's private directory) is added to its environment."""
     env = dict(os.environ)
     env.update(dict(service.env))
+    env.update(extra_env or {})
     with open(log_path, "ab", opener=open_private) as log:
         try:
             return kernel.run_in_namespace(
@@ -50,9 +55,16 @@ def _tail(path: Path, lines: int = 5) -> str:
         return ""
 
 
-def wait_ready(namespace: str, service: Service, process: subprocess.Popen[bytes], log_path: Path, clock: Clock) -> None:
-    """Block until the readiness check passes; BackendError when the process exits or the
-    check times out on `clock` (with the end of its log)."""
+def wait_ready(
+    namespace: str,
+    service: Service,
+    process: subprocess.Popen[bytes],
+    log_path: Path,
+    clock: Clock,
+    extra_env: Mapping[str, str] | None = None,
+) -> None:
+    """Block until the readiness check passes (a command check sees `extra_env`); BackendError
+    when the process exits or the check times out on `clock` (with the end of its log)."""
     ready = service.ready
     if ready is None:
         return
@@ -62,7 +74,7 @@ def wait_ready(namespace: str, service: Service, process: subprocess.Popen[bytes
             raise BackendError(
                 f"service {service.name} in {namespace} exited with status {process.returncode} before it was ready:\n{_tail(log_path)}"
             )
-        if _check_once(namespace, service):
+        if _check_once(namespace, service, extra_env):
             return
         if clock.now_s() > deadline:
             raise BackendError(
@@ -71,7 +83,24 @@ def wait_ready(namespace: str, service: Service, process: subprocess.Popen[bytes
         clock.sleep_until(clock.now_s() + READY_POLL_S)
 
 
-def _check_once(namespace: str, service: Service) -> bool:
+def wait_settled(namespace: str, service: Service, clock: Clock, extra_env: Mapping[str, str] | None = None) -> None:
+    """Block until `service.settled` passes (deploy calls it once every node's services run);
+    BackendError after its timeout on `clock`."""
+    settled = service.settled
+    if settled is None:
+        return
+    check = replace(service, ready=settled)
+    deadline = clock.now_s() + settled.timeout_s
+    while not _check_once(namespace, check, extra_env):
+        if clock.now_s() > deadline:
+            raise BackendError(
+                f"service {service.name} in {namespace}: `{settled.command}` did not pass within {settled.timeout_s:g} s "
+                "of every service running (the network did not settle: see the daemons' logs in the run directory)"
+            )
+        clock.sleep_until(clock.now_s() + READY_POLL_S)
+
+
+def _check_once(namespace: str, service: Service, extra_env: Mapping[str, str] | None = None) -> bool:
     ready = service.ready
     assert ready is not None
     if ready.tcp_port is not None:
@@ -85,15 +114,18 @@ def _check_once(namespace: str, service: Service) -> bool:
         return kernel.run_in_namespace(namespace, probe)
     assert ready.command is not None
     try:
-        result = run_shell(namespace, ready.command, ready.timeout_s)
+        result = run_shell(namespace, ready.command, ready.timeout_s, extra_env)
     except subprocess.TimeoutExpired:
         return False  # a check that hangs is a check that did not pass; wait_ready's deadline decides
     return result.returncode == 0
 
 
-def run_shell(namespace: str, command: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
-    """Run `/bin/sh -c command` inside `namespace`, output captured; TimeoutExpired after
-    `timeout_s` (the child is killed)."""
+def run_shell(
+    namespace: str, command: str, timeout_s: float, extra_env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `/bin/sh -c command` inside `namespace`, output captured, `extra_env` added to the
+    environment; TimeoutExpired after `timeout_s` (the child is killed)."""
+    env = {**os.environ, **extra_env} if extra_env else None
     return kernel.run_in_namespace(
         namespace,
         lambda: subprocess.run(
@@ -103,6 +135,7 @@ def run_shell(namespace: str, command: str, timeout_s: float) -> subprocess.Comp
             text=True,
             timeout=timeout_s,
             check=False,
+            env=env,
         ),
     )
 

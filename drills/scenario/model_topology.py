@@ -131,6 +131,57 @@ class Service(Strict):
     ready: Readiness | None = Field(None, description="Readiness check; deploy waits for it.")
 
 
+FrrDaemon = Literal["zebra", "ospfd", "bfdd", "staticd"]
+
+
+def _zebra_ospfd() -> list[FrrDaemon]:
+    return ["zebra", "ospfd"]
+
+
+class Frr(Strict):
+    """FRR's daemons in one namespace node, each with its own paths (drills.scenario.daemons)."""
+
+    config: Command = Field(
+        description="The integrated configuration (frr.conf): a path relative to the file that names it, "
+        "or the text itself (several lines, `config: |`)."
+    )
+    daemons: list[FrrDaemon] = Field(
+        default_factory=_zebra_ospfd,
+        max_length=4,
+        description="Daemons to run (zebra always runs, first): zebra, ospfd, bfdd, staticd.",
+    )
+    ospf_neighbors: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Deploy waits until ospfd has this many neighbours in state Full (the drill starts converged).",
+    )
+    ospf_routes: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="Deploy waits until zebra has installed this many OSPF routes in the kernel (`O>*`): "
+        "Full adjacencies are not yet routes (a router-LSA waits up to 5 s, MinLSInterval).",
+    )
+    ready_timeout: Timeout = Field(15.0, description="How long each daemon may take to be ready.")
+
+
+class Keepalived(Strict):
+    """keepalived (VRRP only) in one namespace node, with its own pid files and config id."""
+
+    config: Command = Field(
+        description="keepalived.conf: a path relative to the file that names it, or the text itself (`config: |`)."
+    )
+    ready_timeout: Timeout = Field(10.0, description="How long keepalived may take to write its VRRP pid file.")
+
+
+class Daemons(Strict):
+    """Routing and failover daemons from the host's packages, run as the node's services."""
+
+    frr: Frr | None = Field(None, description="FRR (zebra, ospfd, bfdd, staticd).")
+    keepalived: Keepalived | None = Field(None, description="keepalived's VRRP.")
+
+
 class Node(Strict):
     """A node of the testbed."""
 
@@ -146,6 +197,11 @@ class Node(Strict):
         default_factory=dict, description="Namespace sysctls, such as net.ipv4.tcp_syncookies: 0."
     )
     services: list[Service] = Field(default_factory=list, description="Processes started in the node.")
+    daemons: Daemons | None = Field(
+        None,
+        description="FRR and keepalived run in the node (namespace nodes), each instance with private "
+        "config, pid, socket and log paths in the run directory; started after the node's services.",
+    )
     # Container nodes only (`kind: container`).
     image: Annotated[str, AfterValidator(validator(values.image))] | None = Field(
         None, description="Container image (built locally: `drill image build`)."

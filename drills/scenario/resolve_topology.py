@@ -9,7 +9,7 @@ from ipaddress import IPv4Interface, IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
 
-from drills.scenario import model, values
+from drills.scenario import daemons, model, values
 from drills.scenario.diagnostics import suggest
 from drills.scenario.reporter import Reporter
 from drills.scenario.resolved import Container, Interface, IPAddress, IPNetwork, Node, Readiness, Route, Service
@@ -287,6 +287,15 @@ class TopologyResolver(Reporter):
             seen.add(service.name)
             ready = self._readiness(service.ready, (*spath, "ready"))
             out.append(Service(service.name, service.command, tuple(sorted(service.env.items())), ready))
+        dpath: KeyPath = ("topology", "nodes", name, "daemons")
+        if node.daemons is not None and node.kind != "netns":
+            self.err(dpath, "`daemons` run in namespace nodes only; remove `kind: container`, or start them in the image", key=True)
+            return tuple(out)
+        for daemon in daemons.services(self, name, node.daemons, dpath):
+            if daemon.name in seen:
+                self.err(dpath, f"node '{name}' has a service named '{daemon.name}', as one of its daemons; rename the service", key=True)
+            seen.add(daemon.name)
+            out.append(daemon)
         return tuple(out)
 
     def _readiness(self, ready: model.Readiness | None, path: KeyPath) -> Readiness | None:

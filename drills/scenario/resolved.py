@@ -119,11 +119,26 @@ class Readiness:
 
 
 @dataclass(frozen=True)
+class PrivateDir:
+    """A directory of a service's own, `<run dir>/nodes/<node>/<name>`, made before the service
+    starts (again at each restart), `files` written in it; the command and the readiness check
+    find its path in $DRILLS_DIR. Daemons keep their config, pid files and sockets there, so
+    no two instances, runs or the host share a path (drills.scenario.daemons)."""
+
+    name: str
+    files: tuple[tuple[str, str], ...]  # (file name, text)
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     command: str
     env: tuple[tuple[str, str], ...]
     ready: Readiness | None
+    private: PrivateDir | None = None
+    # Waited once every node's services started, at deploy only (a routing daemon's adjacencies
+    # need its neighbours running): the drill's clock starts on a converged network.
+    settled: Readiness | None = None
 
 
 @dataclass(frozen=True)
