@@ -66,6 +66,10 @@ class LinkDown:
                 if down:
                     raise BackendError(f"{end.endpoint} still has carrier after link-down; the fault did not take effect")
                 raise BackendError(f"{end.endpoint} is not up with carrier after reverting link-down")
+            if down:
+                # One end read back without carrier: nothing crosses the link any more, whatever
+                # the other end's read-back still has to confirm.
+                ctx.mark_in_force()
 
 
 register("link-down")(LinkDown.from_step)

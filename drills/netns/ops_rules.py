@@ -1,18 +1,27 @@
-"""Packet-filter operations on namespaces, through nftables (drills.netns.nft): every node's
-table created at once, then each read back; deletes likewise, idempotent."""
+"""Packet-filter operations on namespaces, through nftables: every node's table created, then
+each read back; deletes likewise, idempotent.
+
+In-process by default: libnftables (drills.netns.libnft) with one context per node, made before
+the drill clock starts, so applying a fault on the clock starts no process. Where the library
+is missing, the `nft` command is run instead (drills.netns.nft: one process per node and per
+read-back, a wider window for the fault's instant, which the figures' accuracy then states).
+Both send the same commands and read back the same JSON listing (`nft.check_listing`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from drills.errors import BackendError
-from drills.netns import nft
+from drills.netns import libnft, nft
 from drills.netns.ops_base import OpsBase
 from drills.rules import Table
 
 
 class RuleOpsMixin(OpsBase):
     _nft_path: str | None = None
+    _library: libnft.Library | None = None
+    _library_looked_up = False
+    _contexts: dict[str, libnft.Context] | None = None
 
     def _nft(self) -> str:
         # Looked up once per run, before the first rule goes in (not on every apply).
@@ -20,26 +29,85 @@ class RuleOpsMixin(OpsBase):
             self._nft_path = nft.require_nft()
         return self._nft_path
 
+    def nft_library(self) -> libnft.Library | None:
+        """libnftables, loaded once per run (None: run the `nft` command instead)."""
+        if not self._library_looked_up:
+            self._library, self._library_looked_up = libnft.load(), True
+            if self._library is None:
+                self.log("nftables: libnftables not found; packet-filter faults run the `nft` command on the clock")
+        return self._library
+
+    def use_nft_library(self, library: libnft.Library | None) -> None:
+        """Use this library (None: the `nft` command) from now on, instead of looking it up."""
+        self._close_contexts()
+        self._library, self._library_looked_up = library, True
+
+    def _context(self, node: str) -> libnft.Context | None:
+        library = self.nft_library()
+        if library is None:
+            return None
+        with self._lock:
+            contexts = self._contexts if self._contexts is not None else {}
+            self._contexts = contexts
+            context = contexts.get(node)
+        if context is None:
+            context = libnft.Context.open(library, node, self.namespaces[node])
+            with self._lock:
+                contexts[node] = context
+        return context
+
+    def warm(self) -> None:
+        super().warm()
+        # A context per node before the clock: on it, a fault costs its commands only.
+        if self.nft_library() is not None:
+            for node in self.topology.nodes:
+                self._context(node.name)
+
+    def forget(self, node: str) -> None:
+        super().forget(node)
+        with self._lock:
+            context = (self._contexts or {}).pop(node, None)
+        if context is not None:
+            context.close()  # bound to the namespace that was replaced; the next use opens one
+
+    def close(self) -> None:
+        self._close_contexts()
+        super().close()
+
+    def _close_contexts(self) -> None:
+        with self._lock:
+            contexts, self._contexts = self._contexts or {}, None
+        for context in contexts.values():
+            context.close()
+
     def apply_rules(self, tables: Sequence[Table]) -> None:
-        path, what = self._nft(), _what("apply", tables)
-        jobs = [nft.NftJob(t.node, (nft.script(t),)) for t in tables]
-        nft.run_nft(path, self.namespaces, jobs, what, self.clock)
-        reads = [nft.NftJob(t.node, ("-j", "list", "table", t.family, t.name)) for t in tables]
-        for table, listing in zip(
-            tables, nft.run_nft(path, self.namespaces, reads, f"{what}: read back", self.clock), strict=True
-        ):
+        what = _what("apply", tables)
+        commands = [nft.script(t) for t in tables]
+        reads = [f"list table {t.family} {t.name}" for t in tables]
+        for table, listing in zip(tables, self._run_all(tables, commands, reads, what), strict=True):
             nft.check_listing(table, listing)
 
     def remove_rules(self, tables: Sequence[Table]) -> None:
-        path, what = self._nft(), _what("remove", tables)
-        jobs = [nft.NftJob(t.node, (nft.delete_script(t),)) for t in tables]
-        nft.run_nft(path, self.namespaces, jobs, what, self.clock)
-        reads = [nft.NftJob(t.node, ("-j", "list", "tables", t.family)) for t in tables]
-        for table, listing in zip(
-            tables, nft.run_nft(path, self.namespaces, reads, f"{what}: read back", self.clock), strict=True
-        ):
+        what = _what("remove", tables)
+        commands = [nft.delete_script(t) for t in tables]
+        reads = [f"list tables {t.family}" for t in tables]
+        for table, listing in zip(tables, self._run_all(tables, commands, reads, what), strict=True):
             if table.name in nft.listed_tables(listing, f"{what}: node {table.node}"):
                 raise BackendError(f"{what}: node {table.node} still has table {table.family} {table.name}")
+
+    def _run_all(self, tables: Sequence[Table], commands: list[str], reads: list[str], what: str) -> list[str]:
+        """Every node's change (all acknowledged), then every node's read-back listing."""
+        contexts = [self._context(t.node) for t in tables]
+        if all(context is not None for context in contexts):
+            live = [c for c in contexts if c is not None]
+            for context, command in zip(live, commands, strict=True):
+                context.run(command, what)
+            return [context.run(read, f"{what}: read back") for context, read in zip(live, reads, strict=True)]
+        path = self._nft()
+        jobs = [nft.NftJob(t.node, (command,)) for t, command in zip(tables, commands, strict=True)]
+        nft.run_nft(path, self.namespaces, jobs, what, self.clock)
+        jobs = [nft.NftJob(t.node, ("-j", *read.split())) for t, read in zip(tables, reads, strict=True)]
+        return nft.run_nft(path, self.namespaces, jobs, f"{what}: read back", self.clock)
 
 
 def _what(verb: str, tables: Sequence[Table]) -> str:
