@@ -9,7 +9,7 @@ Both send the same commands and read back the same JSON listing (`nft.check_list
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from drills.errors import BackendError
 from drills.netns import libnft, nft
@@ -80,11 +80,11 @@ class RuleOpsMixin(OpsBase):
         for context in contexts.values():
             context.close()
 
-    def apply_rules(self, tables: Sequence[Table]) -> None:
+    def apply_rules(self, tables: Sequence[Table], on_applied: Callable[[], None] | None = None) -> None:
         what = _what("apply", tables)
         commands = [nft.script(t) for t in tables]
         reads = [f"list table {t.family} {t.name}" for t in tables]
-        for table, listing in zip(tables, self._run_all(tables, commands, reads, what), strict=True):
+        for table, listing in zip(tables, self._run_all(tables, commands, reads, what, on_applied), strict=True):
             nft.check_listing(table, listing)
 
     def remove_rules(self, tables: Sequence[Table]) -> None:
@@ -95,17 +95,29 @@ class RuleOpsMixin(OpsBase):
             if table.name in nft.listed_tables(listing, f"{what}: node {table.node}"):
                 raise BackendError(f"{what}: node {table.node} still has table {table.family} {table.name}")
 
-    def _run_all(self, tables: Sequence[Table], commands: list[str], reads: list[str], what: str) -> list[str]:
-        """Every node's change (all acknowledged), then every node's read-back listing."""
+    def _run_all(
+        self,
+        tables: Sequence[Table],
+        commands: list[str],
+        reads: list[str],
+        what: str,
+        on_applied: Callable[[], None] | None = None,
+    ) -> list[str]:
+        """Every node's change (all acknowledged: `on_applied` is called then), then every
+        node's read-back listing."""
         contexts = [self._context(t.node) for t in tables]
         if all(context is not None for context in contexts):
             live = [c for c in contexts if c is not None]
             for context, command in zip(live, commands, strict=True):
-                context.run(command, what)
+                context.run(command, what)  # returns once the kernel committed the batch
+            if on_applied is not None:
+                on_applied()
             return [context.run(read, f"{what}: read back") for context, read in zip(live, reads, strict=True)]
         path = self._nft()
         jobs = [nft.NftJob(t.node, (command,)) for t, command in zip(tables, commands, strict=True)]
         nft.run_nft(path, self.namespaces, jobs, what, self.clock)
+        if on_applied is not None:
+            on_applied()
         jobs = [nft.NftJob(t.node, ("-j", *read.split())) for t, read in zip(tables, reads, strict=True)]
         return nft.run_nft(path, self.namespaces, jobs, f"{what}: read back", self.clock)
 
