@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from drills.errors import BackendError
-from drills.netns import libnft, nft
+from drills.netns import kernel, libnft, nfmsg, nft
 from drills.netns.ops_base import OpsBase
 from drills.rules import Table
 
@@ -22,6 +22,8 @@ class RuleOpsMixin(OpsBase):
     _library: libnft.Library | None = None
     _library_looked_up = False
     _contexts: dict[str, libnft.Context] | None = None
+    _nf_sockets: dict[str, nfmsg.NfSocket] | None = None
+    _batches: dict[Table, tuple[bytes, int]] | None = None
 
     def _nft(self) -> str:
         # Looked up once per run, before the first rule goes in (not on every apply).
@@ -62,13 +64,37 @@ class RuleOpsMixin(OpsBase):
         if self.nft_library() is not None:
             for node in self.topology.nodes:
                 self._context(node.name)
+                self._nf_socket(node.name)
+
+    def _nf_socket(self, node: str) -> nfmsg.NfSocket:
+        with self._lock:
+            sockets = self._nf_sockets if self._nf_sockets is not None else {}
+            self._nf_sockets = sockets
+            found = sockets.get(node)
+        if found is None:
+            found = kernel.run_in_namespace(self.namespaces[node], lambda: nfmsg.open_socket(node))
+            with self._lock:
+                sockets[node] = found
+        return found
+
+    def _batch(self, table: Table) -> tuple[bytes, int]:
+        # Built once per table (a fault applied again sends the same bytes).
+        with self._lock:
+            batches = self._batches if self._batches is not None else {}
+            self._batches = batches
+        if table not in batches:
+            batches[table] = nfmsg.create_batch(table)
+        return batches[table]
 
     def forget(self, node: str) -> None:
         super().forget(node)
         with self._lock:
             context = (self._contexts or {}).pop(node, None)
+            sock = (self._nf_sockets or {}).pop(node, None)
         if context is not None:
             context.close()  # bound to the namespace that was replaced; the next use opens one
+        if sock is not None:
+            sock.close()
 
     def close(self) -> None:
         self._close_contexts()
@@ -77,14 +103,18 @@ class RuleOpsMixin(OpsBase):
     def _close_contexts(self) -> None:
         with self._lock:
             contexts, self._contexts = self._contexts or {}, None
+            sockets, self._nf_sockets = self._nf_sockets or {}, None
         for context in contexts.values():
             context.close()
+        for sock in sockets.values():
+            sock.close()
 
     def apply_rules(self, tables: Sequence[Table], on_applied: Callable[[], None] | None = None) -> None:
         what = _what("apply", tables)
         commands = [nft.script(t) for t in tables]
         reads = [f"list table {t.family} {t.name}" for t in tables]
-        for table, listing in zip(tables, self._run_all(tables, commands, reads, what, on_applied), strict=True):
+        listings = self._run_all(tables, commands, reads, what, on_applied, create=True)
+        for table, listing in zip(tables, listings, strict=True):
             nft.check_listing(table, listing)
 
     def remove_rules(self, tables: Sequence[Table]) -> None:
@@ -102,14 +132,20 @@ class RuleOpsMixin(OpsBase):
         reads: list[str],
         what: str,
         on_applied: Callable[[], None] | None = None,
+        *,
+        create: bool = False,
     ) -> list[str]:
         """Every node's change (all acknowledged: `on_applied` is called then), then every
-        node's read-back listing."""
+        node's read-back listing. `create`: the commands create the tables, which go as
+        in-process netlink batches where drills.netns.nfmsg encodes them."""
         contexts = [self._context(t.node) for t in tables]
         if all(context is not None for context in contexts):
             live = [c for c in contexts if c is not None]
-            for context, command in zip(live, commands, strict=True):
-                context.run(command, what)  # returns once the kernel committed the batch
+            if create and all(nfmsg.encodable(t) for t in tables):
+                self._send_batches(tables, what)
+            else:
+                for context, command in zip(live, commands, strict=True):
+                    context.run(command, what)  # returns once the kernel committed the batch
             if on_applied is not None:
                 on_applied()
             return [context.run(read, f"{what}: read back") for context, read in zip(live, reads, strict=True)]
@@ -120,6 +156,25 @@ class RuleOpsMixin(OpsBase):
             on_applied()
         jobs = [nft.NftJob(t.node, ("-j", *read.split())) for t, read in zip(tables, reads, strict=True)]
         return nft.run_nft(path, self.namespaces, jobs, f"{what}: read back", self.clock)
+
+
+    def _send_batches(self, tables: Sequence[Table], what: str) -> None:
+        """Every node's batch sent, then every commit's acknowledgements awaited: the nodes'
+        kernels commit side by side, and nothing is parsed or fetched on the clock."""
+        sent = []
+        for table in tables:
+            batch, acks = self._batch(table)
+            sock = self._nf_socket(table.node)
+            sock.send(batch, what)
+            sent.append((sock, acks))
+        failure: BackendError | None = None
+        for sock, acks in sent:
+            try:
+                sock.acknowledged(acks, what)
+            except BackendError as exc:  # the others' answers are still read: each socket stays in step
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
 
 def _what(verb: str, tables: Sequence[Table]) -> str:
