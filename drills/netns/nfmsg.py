@@ -196,12 +196,12 @@ def _match(batch: _Batch, chain_table: str, match: Match) -> Iterator[bytes]:
     set_id = next(batch.set_ids)
     name = "__set%d"
     batch.add(
-        NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_ACK,
+        NFT_MSG_NEWSET, NLM_F_CREATE,
         _text(1, chain_table), _text(2, name), _u32(3, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT),
         _u32(4, field.key_type), _u32(5, field.key_len), _nest(9, _u32(1, len(match.values))), _u32(10, set_id),
     )  # fmt: skip
     elements = b"".join(_nest(1, _data(1, _value(match.field, v))) for v in match.values)  # LIST_ELEM { KEY }
-    batch.add(NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_ACK, _text(1, chain_table), _text(2, name), _nest(3, elements), _u32(4, set_id))
+    batch.add(NFT_MSG_NEWSETELEM, NLM_F_CREATE, _text(1, chain_table), _text(2, name), _nest(3, elements), _u32(4, set_id))
     yield _expr("lookup", _text(1, name), _u32(2, NFT_REG_1), _u32(4, set_id))  # SET, SREG, SET_ID
 
 
@@ -219,21 +219,27 @@ def create_batch(table: Table) -> tuple[bytes, int]:
     acknowledgements the kernel sends for it once committed. Only for `encodable` tables."""
     batch = _Batch(FAMILIES[table.family], table.name)
     batch.add(NFNL_MSG_BATCH_BEGIN, 0, family=0, res_id=NFNL_SUBSYS_NFTABLES)
-    batch.add(NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, _text(1, table.name), _u32(2, 0))
+    batch.add(NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL, _text(1, table.name), _u32(2, 0))
     for chain in table.chains:
         hook = [_u32(1, HOOKS[chain.hook]), _u32(2, chain.priority & 0xFFFFFFFF)]
         if chain.device:
             hook.append(_text(3, chain.device))
         batch.add(
-            NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_ACK,
+            NFT_MSG_NEWCHAIN, NLM_F_CREATE,
             _text(1, table.name), _text(3, chain.name), _nest(4, *hook), _u32(5, NF_ACCEPT), _text(7, "filter"),
         )  # fmt: skip
         for rule in chain.rules:
             exprs = _rule_exprs(batch, rule)  # adds the rule's anonymous sets first
-            batch.add(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK, _text(1, table.name), _text(2, chain.name), exprs)
-    acks = len(batch.messages) - 1  # every message but BATCH_BEGIN asks for one
+            batch.add(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, _text(1, table.name), _text(2, chain.name), exprs)
+    # One acknowledgement, asked by the last message: the kernel answers a batch's messages in
+    # order once it committed (or aborted) the whole, and a refused message always answers with
+    # its error, so an error is read before that acknowledgement, and the acknowledgement means
+    # committed. (One per message would cost a receive each on the clock.)
+    last = batch.messages[-1]
+    flags = _NLMSG.unpack_from(last)[2] | NLM_F_ACK
+    batch.messages[-1] = last[:6] + struct.pack("=H", flags) + last[8:]
     batch.add(NFNL_MSG_BATCH_END, 0, family=0, res_id=NFNL_SUBSYS_NFTABLES)
-    return b"".join(batch.messages), acks
+    return b"".join(batch.messages), 1
 
 
 class NfSocket:
