@@ -93,7 +93,7 @@ def measure(work: Path, state: Path, repeats: int, rng: random.Random, progress:
     try:
         for method in METHODS:
             ops[method] = common.node_ops(up.topology, namespaces, run)
-        ops["nft subprocess"].use_nft_library(None)  # its contexts closed: every command runs `nft`
+        ops["nft subprocess"].use_nft_library(None, netlink=False)  # every command runs `nft`
         ctxs = {m: FaultContext(o, SystemClock(), lambda _m: None, random.Random(0)) for m, o in ops.items()}
         faults = {s.id: build(s) for s in scenario.steps if s.id}
         samples: dict[str, Any] = {

@@ -11,6 +11,7 @@ import struct
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from drills.clock import SystemClock
 from drills.engine.faults import FaultContext, build
 from drills.engine.filter_faults import Blackhole, Partition
 from drills.errors import BackendError
-from drills.netns import libnft, nfmsg, nft
+from drills.netns import libnft, nfmsg, nfread, nft
 from drills.netns.ops import NetnsOps
 from drills.rules import ICMPV6_TYPE, IN_INTERFACE, IPV4_SOURCE, IPV6_SOURCE, Chain, Match, Rule, Table
 from drills.runs import RunStore
@@ -193,6 +194,28 @@ def test_the_batches_built_here_load_exactly_what_nft_loads(tmp_path: Path, stat
             for table in tables:  # nft's own encoding of the same commands
                 subprocess.run(["ip", "netns", "exec", namespaces[table.node], "nft", nft.script(table)], check=True)
             theirs = {t.node: ruleset(namespaces[t.node]) for t in tables}
+            for table in tables:  # the in-process read-back accepts what nft loaded ...
+                nfread.check_table(ops._nf_socket(table.node), table, "test")
+            first = tables[0]  # ... and refuses a table other than the one loaded
+            chain = first.chains[0]
+            other = replace(first, chains=(replace(chain, rules=(*chain.rules, Rule((), "accept"))),))
+            with pytest.raises(BackendError, match=r"lists \d+ rule\(s\) other than the \d+ loaded"):
+                nfread.check_table(ops._nf_socket(first.node), other, "test")
+            fewer = replace(first, chains=(replace(chain, rules=chain.rules[:-1]),))
+            if chain.rules[:-1]:
+                with pytest.raises(BackendError, match="other than"):
+                    nfread.check_table(ops._nf_socket(first.node), fewer, "test")
+            sets = [i for i, r in enumerate(chain.rules) if any(len(m.values) > 1 for m in r.matches)]
+            for index in sets:  # a set's elements are read back too: one address fewer differs
+                rule = chain.rules[index]
+                short = replace(rule, matches=tuple(replace(m, values=m.values[1:]) for m in rule.matches))
+                rules = (*chain.rules[:index], short, *chain.rules[index + 1 :])
+                with pytest.raises(BackendError, match="other than"):
+                    nfread.check_table(ops._nf_socket(first.node), replace(first, chains=(replace(chain, rules=rules),)), "test")
+            assert step == "gray" or sets, "the partition's sets were not exercised"
+            moved = replace(first, chains=(replace(chain, priority=chain.priority + 1),))
+            with pytest.raises(BackendError, match="priority"):
+                nfread.check_table(ops._nf_socket(first.node), moved, "test")
             ops.remove_rules(tables)
             assert marks == [1] and ours == theirs and all(f"table {t.family} {t.name}" in ours[t.node] for t in tables)
 
@@ -214,7 +237,7 @@ def test_a_table_already_there_is_a_clash_and_the_sockets_stay_in_step(
 @pytest.mark.netns
 def test_without_libnftables_the_nft_command_does_the_same(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:
     with star(tmp_path, state_dir) as (scenario, namespaces, ops):
-        ops.use_nft_library(None)
+        ops.use_nft_library(None, netlink=False)
         ctx = FaultContext(ops, SystemClock(), lambda _m: None, random.Random(0))
         for step in ("gray", "split"):
             fault = build(next(s for s in scenario.steps if s.id == step))

@@ -42,7 +42,8 @@ NFNL_SUBSYS_NFTABLES = 10
 NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END = 0x10, 0x11
 NFT_MSG_NEWTABLE, NFT_MSG_NEWCHAIN, NFT_MSG_NEWRULE, NFT_MSG_NEWSET, NFT_MSG_NEWSETELEM = 0, 3, 6, 9, 12
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x1, 0x4, 0x200, 0x400, 0x800
-NLMSG_ERROR = 2
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+NLM_F_DUMP = 0x300
 NLA_F_NESTED = 0x8000
 FAMILIES = {"inet": 1, "ip": 2, "ip6": 10, "netdev": 5}
 HOOKS = {"prerouting": 0, "ingress": 0}  # NF_INET_PRE_ROUTING, NF_NETDEV_INGRESS
@@ -274,6 +275,34 @@ class NfSocket:
                             name = errno.errorcode.get(-code, str(-code))
                             raise BackendError(f"{what}: nf_tables in node {self.node} refused the batch: {name} ({os.strerror(-code)})")
                         seen += 1
+                    offset += (length + 3) & ~3
+        except TimeoutError:
+            raise BackendError(f"{what}: nf_tables in node {self.node} did not answer in {RECV_TIMEOUT_S:g} s") from None
+
+    def request(self, kind: int, family: int, attrs: bytes, what: str, *, dump: bool = False) -> list[bytes]:
+        """One nf_tables request (a dump of many objects with `dump`); the attributes of each
+        object answered, after its nfgenmsg. BackendError naming the kernel's refusal."""
+        flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else NLM_F_ACK)
+        body = _NFGEN.pack(family, 0, 0) + attrs
+        self.send(_NLMSG.pack(_NLMSG.size + len(body), (NFNL_SUBSYS_NFTABLES << 8) | kind, flags, 0, 0) + body, what)
+        found: list[bytes] = []
+        try:
+            while True:
+                data = self.sock.recv(ANSWER_BYTES)
+                offset = 0
+                while offset + _NLMSG.size <= len(data):
+                    length, msg_type, _flags, _seq, _pid = _NLMSG.unpack_from(data, offset)
+                    if length < _NLMSG.size:
+                        return found
+                    if msg_type == NLMSG_DONE:
+                        return found
+                    if msg_type == NLMSG_ERROR:
+                        (code,) = struct.unpack_from("=i", data, offset + _NLMSG.size)
+                        if code != 0:
+                            name = errno.errorcode.get(-code, str(-code))
+                            raise BackendError(f"{what}: nf_tables in node {self.node} refused a read: {name} ({os.strerror(-code)})")
+                        return found  # the acknowledgement of a plain get, after its answer
+                    found.append(data[offset + _NLMSG.size + _NFGEN.size : offset + length])
                     offset += (length + 3) & ~3
         except TimeoutError:
             raise BackendError(f"{what}: nf_tables in node {self.node} did not answer in {RECV_TIMEOUT_S:g} s") from None

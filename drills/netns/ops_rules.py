@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from drills.errors import BackendError
-from drills.netns import kernel, libnft, nfmsg, nft
+from drills.netns import kernel, libnft, nfmsg, nfread, nft
 from drills.netns.ops_base import OpsBase
 from drills.rules import Table
 
@@ -21,6 +21,7 @@ class RuleOpsMixin(OpsBase):
     _nft_path: str | None = None
     _library: libnft.Library | None = None
     _library_looked_up = False
+    _netlink_batches = True  # encodable tables go in and are read back over nf_tables netlink
     _contexts: dict[str, libnft.Context] | None = None
     _nf_sockets: dict[str, nfmsg.NfSocket] | None = None
     _batches: dict[Table, tuple[bytes, int]] | None = None
@@ -39,10 +40,12 @@ class RuleOpsMixin(OpsBase):
                 self.log("nftables: libnftables not found; packet-filter faults run the `nft` command on the clock")
         return self._library
 
-    def use_nft_library(self, library: libnft.Library | None) -> None:
-        """Use this library (None: the `nft` command) from now on, instead of looking it up."""
+    def use_nft_library(self, library: libnft.Library | None, *, netlink: bool = True) -> None:
+        """Use this library (None: the `nft` command) from now on, instead of looking it up;
+        `netlink` False: every table through it (or the command), none as in-process batches."""
         self._close_contexts()
         self._library, self._library_looked_up = library, True
+        self._netlink_batches = netlink
 
     def _context(self, node: str) -> libnft.Context | None:
         library = self.nft_library()
@@ -61,9 +64,11 @@ class RuleOpsMixin(OpsBase):
     def warm(self) -> None:
         super().warm()
         # A context per node before the clock: on it, a fault costs its commands only.
-        if self.nft_library() is not None:
-            for node in self.topology.nodes:
+        library = self.nft_library()
+        for node in self.topology.nodes:
+            if library is not None:
                 self._context(node.name)
+            if self._netlink_batches:
                 self._nf_socket(node.name)
 
     def _nf_socket(self, node: str) -> nfmsg.NfSocket:
@@ -111,9 +116,16 @@ class RuleOpsMixin(OpsBase):
 
     def apply_rules(self, tables: Sequence[Table], on_applied: Callable[[], None] | None = None) -> None:
         what = _what("apply", tables)
+        if self._netlink_batches and all(nfmsg.encodable(t) for t in tables):
+            self._send_batches(tables, what)
+            if on_applied is not None:
+                on_applied()
+            for table in tables:
+                nfread.check_table(self._nf_socket(table.node), table, what)
+            return
         commands = [nft.script(t) for t in tables]
         reads = [f"list table {t.family} {t.name}" for t in tables]
-        listings = self._run_all(tables, commands, reads, what, on_applied, create=True)
+        listings = self._run_all(tables, commands, reads, what, on_applied)
         for table, listing in zip(tables, listings, strict=True):
             nft.check_listing(table, listing)
 
@@ -132,20 +144,14 @@ class RuleOpsMixin(OpsBase):
         reads: list[str],
         what: str,
         on_applied: Callable[[], None] | None = None,
-        *,
-        create: bool = False,
     ) -> list[str]:
         """Every node's change (all acknowledged: `on_applied` is called then), then every
-        node's read-back listing. `create`: the commands create the tables, which go as
-        in-process netlink batches where drills.netns.nfmsg encodes them."""
+        node's read-back listing."""
         contexts = [self._context(t.node) for t in tables]
         if all(context is not None for context in contexts):
             live = [c for c in contexts if c is not None]
-            if create and all(nfmsg.encodable(t) for t in tables):
-                self._send_batches(tables, what)
-            else:
-                for context, command in zip(live, commands, strict=True):
-                    context.run(command, what)  # returns once the kernel committed the batch
+            for context, command in zip(live, commands, strict=True):
+                context.run(command, what)  # returns once the kernel committed the batch
             if on_applied is not None:
                 on_applied()
             return [context.run(read, f"{what}: read back") for context, read in zip(live, reads, strict=True)]
