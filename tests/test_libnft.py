@@ -87,6 +87,18 @@ def test_a_blackhole_table_is_one_batch_acknowledged_once() -> None:
     assert b"eth1\0" in batch and b"drills_t_2\0" in batch
 
 
+def test_a_delete_adds_the_table_first_so_it_is_idempotent() -> None:
+    batch, acks = nfmsg.delete_batch(PARTITION_TABLE)
+    kinds = [(kind & 0xFF if kind >> 8 else kind, flags) for kind, flags in messages(batch)]
+    assert kinds == [
+        (nfmsg.NFNL_MSG_BATCH_BEGIN, nfmsg.NLM_F_REQUEST),
+        (nfmsg.NFT_MSG_NEWTABLE, nfmsg.NLM_F_REQUEST | nfmsg.NLM_F_CREATE),  # no EXCL: no change if it exists
+        (nfmsg.NFT_MSG_DELTABLE, nfmsg.NLM_F_REQUEST | nfmsg.NLM_F_ACK),
+        (nfmsg.NFNL_MSG_BATCH_END, nfmsg.NLM_F_REQUEST),
+    ]
+    assert acks == 1
+
+
 def test_a_set_valued_match_sends_its_anonymous_set_before_its_rule() -> None:
     batch, _acks = nfmsg.create_batch(PARTITION_TABLE)
     kinds = [kind & 0xFF for kind, _flags in messages(batch)[1:-1]]

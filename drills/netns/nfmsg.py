@@ -41,6 +41,7 @@ NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
 NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END = 0x10, 0x11
 NFT_MSG_NEWTABLE, NFT_MSG_NEWCHAIN, NFT_MSG_NEWRULE, NFT_MSG_NEWSET, NFT_MSG_NEWSETELEM = 0, 3, 6, 9, 12
+NFT_MSG_GETTABLE, NFT_MSG_DELTABLE = 1, 2
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x1, 0x4, 0x200, 0x400, 0x800
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_DUMP = 0x300
@@ -241,6 +242,27 @@ def create_batch(table: Table) -> tuple[bytes, int]:
     batch.messages[-1] = last[:6] + struct.pack("=H", flags) + last[8:]
     batch.add(NFNL_MSG_BATCH_END, 0, family=0, res_id=NFNL_SUBSYS_NFTABLES)
     return b"".join(batch.messages), 1
+
+
+def delete_batch(table: Table) -> tuple[bytes, int]:
+    """The batch deleting `table`, idempotent as `nft.delete_script` (the table added first,
+    which is no change where it exists), acknowledged once committed."""
+    batch = _Batch(FAMILIES[table.family], table.name)
+    batch.add(NFNL_MSG_BATCH_BEGIN, 0, family=0, res_id=NFNL_SUBSYS_NFTABLES)
+    batch.add(NFT_MSG_NEWTABLE, NLM_F_CREATE, _text(1, table.name))
+    batch.add(NFT_MSG_DELTABLE, NLM_F_ACK, _text(1, table.name))
+    batch.add(NFNL_MSG_BATCH_END, 0, family=0, res_id=NFNL_SUBSYS_NFTABLES)
+    return b"".join(batch.messages), 1
+
+
+def table_exists(sock: NfSocket, table: Table, what: str) -> bool:
+    """Whether the node's kernel still lists the table (a get of it: ENOENT when gone)."""
+    try:
+        return bool(sock.request(NFT_MSG_GETTABLE, FAMILIES[table.family], _text(1, table.name), what))
+    except BackendError as exc:
+        if "ENOENT" in str(exc):
+            return False
+        raise
 
 
 class NfSocket:

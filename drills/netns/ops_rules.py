@@ -131,6 +131,12 @@ class RuleOpsMixin(OpsBase):
 
     def remove_rules(self, tables: Sequence[Table]) -> None:
         what = _what("remove", tables)
+        if self._netlink_batches and all(t.family in nfmsg.FAMILIES for t in tables):
+            self._send_batches(tables, what, nfmsg.delete_batch)
+            for table in tables:
+                if nfmsg.table_exists(self._nf_socket(table.node), table, f"{what}: read back"):
+                    raise BackendError(f"{what}: node {table.node} still has table {table.family} {table.name}")
+            return
         commands = [nft.delete_script(t) for t in tables]
         reads = [f"list tables {t.family}" for t in tables]
         for table, listing in zip(tables, self._run_all(tables, commands, reads, what), strict=True):
@@ -164,12 +170,14 @@ class RuleOpsMixin(OpsBase):
         return nft.run_nft(path, self.namespaces, jobs, f"{what}: read back", self.clock)
 
 
-    def _send_batches(self, tables: Sequence[Table], what: str) -> None:
+    def _send_batches(
+        self, tables: Sequence[Table], what: str, build: Callable[[Table], tuple[bytes, int]] = nfmsg.create_batch
+    ) -> None:
         """Every node's batch sent, then every commit's acknowledgements awaited: the nodes'
         kernels commit side by side, and nothing is parsed or fetched on the clock."""
         sent = []
         for table in tables:
-            batch, acks = self._batch(table)
+            batch, acks = self._batch(table) if build is nfmsg.create_batch else build(table)
             sock = self._nf_socket(table.node)
             sock.send(batch, what)
             sent.append((sock, acks))
