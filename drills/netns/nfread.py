@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Mapping
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, ip_network
+from types import MappingProxyType
 
 from drills.errors import BackendError
 from drills.netns.nfmsg import (
@@ -40,19 +42,24 @@ _ICMPV6_NAMES = {code: name for name, code in ICMPV6_TYPES.items()}
 UNKNOWN = "unknown expression"  # a field no rule of ours matches on
 
 
-def _attrs(buf: bytes) -> dict[int, bytes]:
-    """Top-level netlink attributes of `buf` by type (nested flag cleared); the last wins."""
-    return dict(_attr_list(buf))
+@lru_cache(maxsize=4096)
+def _attrs(buf: bytes) -> Mapping[int, bytes]:
+    """Top-level netlink attributes of `buf` by type (nested flag cleared); the last wins.
+    Cached: a fault read back again gets the same expressions' bytes, decoded once (the
+    decoding in Python was most of a read-back's cost)."""
+    return MappingProxyType(dict(_attr_list(buf)))
 
 
-def _attr_list(buf: bytes) -> Iterator[tuple[int, bytes]]:
-    offset = 0
+@lru_cache(maxsize=4096)
+def _attr_list(buf: bytes) -> tuple[tuple[int, bytes], ...]:
+    found, offset = [], 0
     while offset + _NLA.size <= len(buf):
         length, kind = _NLA.unpack_from(buf, offset)
         if length < _NLA.size:
-            return
-        yield kind & 0x3FFF, buf[offset + _NLA.size : offset + length]
+            break
+        found.append((kind & 0x3FFF, buf[offset + _NLA.size : offset + length]))
         offset += (length + 3) & ~3
+    return tuple(found)
 
 
 def _text(value: bytes) -> str:
@@ -99,7 +106,7 @@ class _Rule:
         self.verdict = ""
         self.matches: list[tuple[str, list[str]]] = []
 
-    def expr(self, name: str, data: dict[int, bytes]) -> None:
+    def expr(self, name: str, data: Mapping[int, bytes]) -> None:
         if name == "meta":
             key = _u32(data.get(2, b"\xff\xff\xff\xff"))
             self.loaded, self.mask = {NFT_META_NFPROTO: "nfproto", NFT_META_L4PROTO: "l4proto", NFT_META_IIFNAME: IN_INTERFACE}.get(key, UNKNOWN), None
@@ -124,7 +131,7 @@ class _Rule:
         elif name != "counter":
             self.matches.append((UNKNOWN, [name]))
 
-    def _compare(self, data: dict[int, bytes]) -> None:
+    def _compare(self, data: Mapping[int, bytes]) -> None:
         value, op = _data(data.get(3, b"")), _u32(data.get(2, b"\xff\xff\xff\xff"))
         field = self.loaded or UNKNOWN
         if op != 0:
@@ -142,7 +149,7 @@ class _Rule:
             self.matches.append((field, [_value(field, value)]))
         self.loaded, self.mask = None, None
 
-    def _lookup(self, data: dict[int, bytes]) -> None:
+    def _lookup(self, data: Mapping[int, bytes]) -> None:
         field, name = self.loaded or UNKNOWN, _text(data.get(1, b""))
         if _u32(data.get(5, b"\0" * 4)) != 0:  # an inverted lookup (`!=`) is not one of ours
             self.matches.append((UNKNOWN, ["inverted lookup"]))
