@@ -1,11 +1,14 @@
-"""Packet-filter operations on namespaces, through nftables: every node's table created, then
+"""Packet-filter operations on namespaces, through nf_tables: every node's table created, then
 each read back; deletes likewise, idempotent.
 
-In-process by default: libnftables (drills.netns.libnft) with one context per node, made before
-the drill clock starts, so applying a fault on the clock starts no process. Where the library
-is missing, the `nft` command is run instead (drills.netns.nft: one process per node and per
-read-back, a wider window for the fault's instant, which the figures' accuracy then states).
-Both send the same commands and read back the same JSON listing (`nft.check_listing`)."""
+In-process, no process and no parser on the clock: each table goes as one netlink batch built
+here (drills.netns.nfmsg, nft's own encoding) on a socket per node opened before the clock,
+every node's batch sent before any acknowledgement is read, and is read back over the same
+sockets (drills.netns.nfread). A table nfmsg cannot encode goes through libnftables in-process
+(drills.netns.libnft, a context per node); without the library, through the `nft` command
+(drills.netns.nft: a process per node and per read-back, a wider window for the fault's
+instant, which the figures' accuracy then states). Those two read back nft's JSON listing
+(`nft.check_listing`); nfread compares the same signatures."""
 
 from __future__ import annotations
 
