@@ -1,4 +1,6 @@
 """libnftables in this process (ctypes): the `nft` command's own library, without its process.
+drills.netns.ops_rules uses it for what drills.netns.nfmsg does not encode (and `nft` itself
+only where this library is missing).
 
 A context's netlink socket belongs to the network namespace that was current when the context
 was created (nftables opens it in `nft_ctx_new`), so each node gets its own context, created by
