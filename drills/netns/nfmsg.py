@@ -4,8 +4,9 @@ the `nft` command would send for `nft.script(table)`, and a socket to send it on
 Applying a filter fault on the clock then costs one `send` per node and the kernel's commit,
 acknowledged, with no parser, no cache fetch and no process (libnftables spends ~0.3 ms per
 table on those; nftables' own encoding, read with `nft --debug=netlink`, is reproduced here).
-The read-back stays nft's (drills.netns.libnft: `list table` as JSON, `nft.check_listing`): an
-independent decoder of what the kernel holds, so a message built wrong is refused there.
+The read-back (drills.netns.nfread) decodes what the kernel holds on the same socket; that
+these batches load exactly what `nft` loads, and that the read-back accepts what `nft` loaded,
+is checked against nft itself in tests/test_libnft.py. Deleting a table is a batch too.
 
 Encoded: tables of the `inet` family whose matches are IPv4/IPv6 sources (addresses, or one
 prefix), input interface names and ICMPv6 types, and match-less rules in any family (a

@@ -120,7 +120,7 @@ class RuleOpsMixin(OpsBase):
     def apply_rules(self, tables: Sequence[Table], on_applied: Callable[[], None] | None = None) -> None:
         what = _what("apply", tables)
         if self._netlink_batches and all(nfmsg.encodable(t) for t in tables):
-            self._send_batches(tables, what)
+            self._send_batches(tables, [self._batch(t) for t in tables], what)
             if on_applied is not None:
                 on_applied()
             for table in tables:
@@ -135,7 +135,7 @@ class RuleOpsMixin(OpsBase):
     def remove_rules(self, tables: Sequence[Table]) -> None:
         what = _what("remove", tables)
         if self._netlink_batches and all(t.family in nfmsg.FAMILIES for t in tables):
-            self._send_batches(tables, what, nfmsg.delete_batch)
+            self._send_batches(tables, [nfmsg.delete_batch(t) for t in tables], what)
             for table in tables:
                 if nfmsg.table_exists(self._nf_socket(table.node), table, f"{what}: read back"):
                     raise BackendError(f"{what}: node {table.node} still has table {table.family} {table.name}")
@@ -173,18 +173,20 @@ class RuleOpsMixin(OpsBase):
         return nft.run_nft(path, self.namespaces, jobs, f"{what}: read back", self.clock)
 
 
-    def _send_batches(
-        self, tables: Sequence[Table], what: str, build: Callable[[Table], tuple[bytes, int]] = nfmsg.create_batch
-    ) -> None:
-        """Every node's batch sent, then every commit's acknowledgements awaited: the nodes'
-        kernels commit side by side, and nothing is parsed or fetched on the clock."""
-        sent = []
-        for table in tables:
-            batch, acks = self._batch(table) if build is nfmsg.create_batch else build(table)
-            sock = self._nf_socket(table.node)
-            sock.send(batch, what)
-            sent.append((sock, acks))
+    def _send_batches(self, tables: Sequence[Table], batches: Sequence[tuple[bytes, int]], what: str) -> None:
+        """Every node's batch sent, then every one's acknowledgement read. The kernel runs a
+        batch within its `send` (nfnetlink works in the sender's context), so the commits follow
+        each other without a read between them; nothing is parsed or fetched on the clock."""
+        sent: list[tuple[nfmsg.NfSocket, int]] = []
         failure: BackendError | None = None
+        for table, (batch, acks) in zip(tables, batches, strict=True):
+            sock = self._nf_socket(table.node)
+            try:
+                sock.send(batch, what)
+            except BackendError as exc:  # the batches already sent are still answered: read them
+                failure = exc
+                break
+            sent.append((sock, acks))
         for sock, acks in sent:
             try:
                 sock.acknowledged(acks, what)
