@@ -271,6 +271,7 @@ class NfSocket:
 
     def __init__(self, sock: socket.socket, node: str) -> None:
         self.sock, self.node = sock, node
+        self.seq = 1 << 16  # reads are numbered from here; a batch's messages, from 0
         sock.settimeout(RECV_TIMEOUT_S)
 
     def send(self, batch: bytes, what: str) -> None:
@@ -307,16 +308,21 @@ class NfSocket:
         object answered, after its nfgenmsg. BackendError naming the kernel's refusal."""
         flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else NLM_F_ACK)
         body = _NFGEN.pack(family, 0, 0) + attrs
-        self.send(_NLMSG.pack(_NLMSG.size + len(body), (NFNL_SUBSYS_NFTABLES << 8) | kind, flags, 0, 0) + body, what)
+        self.seq = self.seq + 1 if self.seq < 0xFFFFFFFF else 1 << 16
+        seq = self.seq
+        self.send(_NLMSG.pack(_NLMSG.size + len(body), (NFNL_SUBSYS_NFTABLES << 8) | kind, flags, seq, 0) + body, what)
         found: list[bytes] = []
         try:
             while True:
                 data = self.sock.recv(ANSWER_BYTES)
                 offset = 0
                 while offset + _NLMSG.size <= len(data):
-                    length, msg_type, _flags, _seq, _pid = _NLMSG.unpack_from(data, offset)
+                    length, msg_type, _flags, answered, _pid = _NLMSG.unpack_from(data, offset)
                     if length < _NLMSG.size:
                         return found
+                    if answered != seq:  # a late answer to an earlier request: not this one's
+                        offset += (length + 3) & ~3
+                        continue
                     if msg_type == NLMSG_DONE:
                         return found
                     if msg_type == NLMSG_ERROR:

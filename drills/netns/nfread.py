@@ -188,8 +188,11 @@ def check_table(sock: NfSocket, table: Table, what: str) -> None:
         rules = sock.request(NFT_MSG_GETRULE, family, attrs[: len(_named(1, table.name))] + _named(2, chain.name), f"{what}: read back", dump=True)
         listed: Counter[Signature] = Counter()
         for reply in rules:
+            top = _attrs(reply)
+            if _text(top.get(2, b"")) != chain.name:  # a kernel that ignored the dump's filter
+                continue
             decoded = _Rule(sock, family, table.name, what)
-            for _kind, elem in _attr_list(_attrs(reply).get(4, b"")):  # NFTA_RULE_EXPRESSIONS
+            for _kind, elem in _attr_list(top.get(4, b"")):  # NFTA_RULE_EXPRESSIONS
                 expr = _attrs(elem)
                 decoded.expr(_text(expr.get(1, b"")), _attrs(expr.get(2, b"")))
             listed[decoded.signature()] += 1
