@@ -317,8 +317,8 @@ def _perform(
             issued = max(issued, action.at_s)
         confirmed = max(confirmed, issued)
     if action.kind == "apply" and ctx.in_force_s is not None:
-        # The fault marked when it was in force (its changes acknowledged and read back, on this
-        # clock): the event's window ends there, not after what only confirms it (a node's kill).
+        # The fault marked when it was in force (FaultContext.mark_in_force, on this clock): the
+        # event's window ends there, not after what only confirms it (a node's kill, a read-back).
         marked = min(confirmed, max(issued, ctx.in_force_s - t0))
         in_force = marked if in_force is None else min(in_force, marked)
     run.journal.record([{"op": f"fault-{action.kind}", "step": action.label, "at_s": confirmed}], sync=False)

@@ -40,10 +40,11 @@ class FaultContext:
     in_force_s: float | None = None
 
     def mark_in_force(self) -> None:
-        """The fault being applied is in force now: what it changed was acknowledged and read
-        back, and what it still does before returning (a process kill and its wait, the read-back
-        of the rest) only confirms it. Narrows the event's window to [issued, now]; the first
-        mark of a step counts. Confirmation stays the apply's return."""
+        """The fault being applied is in force now: its kernel acknowledged what it changed (and
+        read it back, where an acknowledgement alone does not prove it: a link's carrier), and
+        what it still does before returning (a process kill and its wait, the read-back of the
+        rest) only confirms it. Narrows the event's window to [issued, now]; the first mark of a
+        step counts. Confirmation stays the apply's return."""
         if self.in_force_s is None:
             self.in_force_s = self.clock.now_s()
 

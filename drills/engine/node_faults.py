@@ -88,7 +88,8 @@ class NodeLoss:
         # the event is in force there. The kill and its wait for every process to be gone
         # follow; they confirm the crash but do not widen the event's window.
         self._confirm(ctx, down=True)
-        ctx.mark_in_force()
+        if self.links:  # a node with no link is lost only once its processes are
+            ctx.mark_in_force()
         killed = ctx.ops.kill_all(name)
         self._confirm(ctx, down=True)  # still down with no process left: nothing brought a link back
         ctx.log(f"  {name}: {killed} process(es) killed")
