@@ -76,6 +76,7 @@ from typing import Any, Protocol
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))  # bench/ is not a package: for common
 
+import apply_filters  # noqa: E402
 import common  # noqa: E402
 
 from drills import doctor, lifecycle  # noqa: E402
@@ -1043,6 +1044,11 @@ def main(argv: list[str] | None = None) -> int:
         "--skew-runs", type=int, default=2, help="run_drill skew runs per rate and variant (12 s each; 0: none)"
     )
     parser.add_argument("--no-profile", action="store_true", help="skip the profile of the drills path")
+    parser.add_argument(
+        "--filters", action="store_true",
+        help="only the blackhole/partition (libnftables in-process beside `nft`) and node-loss rows "
+        "(bench/apply_filters.py), written to <out stem>-filters.json/.md",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.links < 3:
         parser.error("--links: a ring needs at least 3")
@@ -1052,6 +1058,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def progress(message: str) -> None:
         print(message, flush=True)
+
+    if args.filters:
+        return filters_only(args.out.with_name(args.out.stem + "-filters.json"), args.repeats, args.seed, progress)
 
     capabilities = doctor.capabilities()
     netem, tbf = capabilities.get(doctor.NETEM, False), capabilities.get(doctor.TBF, False)
@@ -1139,6 +1148,42 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table)
     print(f"written: {args.out}, {args.out.with_suffix('.md')}, {args.out.with_suffix('.samples.json')}")
+    return 1 if stop.left else 0
+
+
+def filters_only(out: Path, repeats: int, seed: int, progress: Callable[[str], None]) -> int:
+    """The packet-filter and node-loss rows alone (bench/apply_filters.py), in one run."""
+    work = Path(tempfile.mkdtemp(prefix="drills-bench-filters-"))
+    state = work / "state"
+    state.mkdir()
+    samples: dict[str, Any] = {}
+    loadavg_start = os.getloadavg()
+    started = time.perf_counter()
+    with common.interruptible(lambda: common.clean_state(state, work)) as stop:
+        samples = apply_filters.measure(work, state, repeats, random.Random(seed), progress)
+    if stop.interrupted:
+        return 130
+    result = {
+        "meta": {
+            **common.host_meta(),
+            "repeats": repeats,
+            "seed": seed,
+            "nftables": common.debian_version("nftables"),
+            "loadavg_start": [round(x, 2) for x in loadavg_start],
+            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+            "wall_s": time.perf_counter() - started,
+        },
+        "analysis": apply_filters.analyse(samples),
+        "cleanup_problems": stop.left,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    out.with_suffix(".samples.json").write_text(json.dumps(samples, separators=(",", ":")) + "\n")
+    table = apply_filters.markdown(result["analysis"])
+    out.with_suffix(".md").write_text(table)
+    print()
+    print(table)
+    print(f"written: {out}, {out.with_suffix('.md')}, {out.with_suffix('.samples.json')}")
     return 1 if stop.left else 0
 
 

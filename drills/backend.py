@@ -169,10 +169,12 @@ class ImpairmentOps(Protocol):
 
 
 class RuleOps(Protocol):
-    def apply_rules(self, tables: Sequence[Table]) -> None:
+    def apply_rules(self, tables: Sequence[Table], on_applied: Callable[[], None] | None = None) -> None:
         """Create each table of packet-filter rules in its node (all at once), then read each
         back; BackendError unless every node shows exactly those chains and rules. A table of
-        the same name already there is a clash, not something to merge."""
+        the same name already there is a clash, not something to merge. `on_applied`, if the
+        backend can tell, is called once every node's kernel acknowledged its table, before
+        the read-back (the rules were in force from then on); a backend may never call it."""
 
     def remove_rules(self, tables: Sequence[Table]) -> None:
         """Delete each table (idempotent: one never created is not an error), then confirm that

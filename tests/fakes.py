@@ -237,13 +237,15 @@ class FakeOps:
         return "kernel"
 
     # rules
-    def apply_rules(self, tables: Sequence[Table]) -> None:
+    def apply_rules(self, tables: Sequence[Table], on_applied: Callable[[], None] | None = None) -> None:
         now = self._now("apply_rules", tuple(tables))
         present = {(t.node, t.family, t.name) for t in self.world.state.tables}
         for table in tables:
             if (table.node, table.family, table.name) in present:
                 raise BackendError(f"node {table.node}: table {table.family} {table.name} exists already")
         self.world.change(now, tables=self.world.state.tables + tuple(tables))
+        if on_applied is not None:
+            on_applied()
 
     def remove_rules(self, tables: Sequence[Table]) -> None:
         now = self._now("remove_rules", tuple(tables))

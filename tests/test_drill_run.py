@@ -47,7 +47,7 @@ def test_two_second_cut_yields_a_two_second_outage(tmp_path: Path, state_dir: Pa
     shortest_s = revert.issued_s - apply.confirmed_s
     longest_s = revert.confirmed_s - apply.issued_s
     cut = next(m for m in result.metrics if m.kind == "apply")
-    jitter_s = cut.accuracy_s - (apply.confirmed_s - apply.issued_s)
+    jitter_s = cut.accuracy_s - (apply.effect_by_s - apply.issued_s)  # the window: issued -> in force
     assert shortest_s - jitter_s <= cut.outage_s <= longest_s + jitter_s
     # Deterministic, not timed: the outage is a count of lost packets times the gap (1 ms), and
     # packets are lost exactly while the link is down. The link was down for the span between

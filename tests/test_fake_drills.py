@@ -253,6 +253,35 @@ def test_node_loss_fails_over_and_the_node_comes_back(tmp_path: Path, state_dir:
     assert backend.world.state.down == frozenset()
 
 
+class _SlowKillOps(FakeOps):
+    KILL_S = 0.0078125  # the kill and its wait for every process to be gone (1/128 s: exact)
+
+    def kill_all(self, node: str) -> int:
+        self.clock.sleep_until(self.clock.now_s() + self.KILL_S)
+        return super().kill_all(node)
+
+
+class _SlowKillBackend(FakeBackend):
+    def ops(self, run: Run, clock: Clock) -> NodeOps:
+        assert self.world is not None
+        return _SlowKillOps(self.world, clock, self.containers)
+
+
+def test_node_loss_is_in_force_before_its_kill_and_the_kill_does_not_widen_the_accuracy(
+    tmp_path: Path, state_dir: Path
+) -> None:
+    backend = _SlowKillBackend(paths={"flow": [["a-r1", "r1-b"]], "ping": [["a-r1", "r1-b"]]})
+    result, _log = _drill(tmp_path, state_dir, ROUTERS, "{id: crash, at: 4s, fault: node-loss, node: r1, for: 4s}", backend)
+    apply = next(s for s in result.steps if s.label == "crash" and s.kind == "apply")
+    # Off the network at once (its links read back down); confirmed only once every process is gone.
+    assert (apply.issued_s, apply.in_force_s, apply.confirmed_s) == (4.0, 4.0, 4.0 + _SlowKillOps.KILL_S)
+    revert = next(s for s in result.steps if s.label == "crash" and s.kind == "revert")
+    assert revert.in_force_s is None
+    # The event's window is issued -> in force: the kill's wait is not in the accuracy.
+    flow = _metric(result, "flow", "crash")
+    assert flow.accuracy_s == pytest.approx(1 / RATE)
+
+
 def test_a_container_restored_in_a_new_namespace_takes_its_probes_along(tmp_path: Path, state_dir: Path) -> None:
     backend = FakeBackend(paths=VIA_R1_THEN_R2, containers=["r1"])
     _drill(tmp_path, state_dir, ROUTERS, "{id: crash, at: 4s, fault: node-loss, node: r1, for: 4s}", backend)

@@ -314,7 +314,7 @@ class FakeOps:
     calls: list[tuple[str, tuple[Any, ...]]]
     carrier: dict[tuple[str, str], bool]
 
-    def apply_rules(self, tables: Any) -> None:
+    def apply_rules(self, tables: Any, on_applied: Any = None) -> None:
         self.calls.append(("apply_rules", tuple(tables)))
 
     def remove_rules(self, tables: Any) -> None:
@@ -670,7 +670,9 @@ def test_two_second_partition_yields_a_two_second_outage(tmp_path: Path, state_d
     shortest_s = revert.issued_s - apply.confirmed_s
     longest_s = revert.confirmed_s - apply.issued_s
     cut = next(m for m in result.metrics if m.kind == "apply")
-    jitter_s = cut.accuracy_s - (apply.confirmed_s - apply.issued_s)
+    # In force once every node's kernel committed its table: before the read-back confirmed it.
+    assert apply.in_force_s is not None and apply.issued_s <= apply.in_force_s < apply.confirmed_s
+    jitter_s = cut.accuracy_s - (apply.effect_by_s - apply.issued_s)
     assert shortest_s - jitter_s <= cut.outage_s <= longest_s + jitter_s
     # Lost packets times the gap, within the span the engine issued (2 s plus the scheduler's
     # lateness on a loaded machine, which is not the measurement's error): see test_drill_run.

@@ -363,7 +363,10 @@ def test_drill_with_a_two_second_node_loss(tmp_path: Path, state_dir: Path, host
     crash = next(m for m in result.metrics if m.kind == "apply")
     # b was dark from [apply.issued, apply.confirmed] to [revert.issued, revert.confirmed]; the
     # revert is confirmed only once the service is ready again, well after packets flow.
-    jitter_s = crash.accuracy_s - (apply.confirmed_s - apply.issued_s)
+    # In force once b's links read back down, before its processes were killed and confirmed
+    # gone: the event's window (in the accuracy) ends there, not at the confirmation.
+    assert apply.in_force_s is not None and apply.issued_s <= apply.in_force_s < apply.confirmed_s
+    jitter_s = crash.accuracy_s - (apply.effect_by_s - apply.issued_s)
     assert (
         revert.issued_s - apply.confirmed_s - jitter_s
         <= crash.outage_s

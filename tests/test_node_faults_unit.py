@@ -121,6 +121,27 @@ def test_node_loss_downs_the_links_first_then_kills_and_confirms() -> None:
     assert log == ["  b: 3 process(es) killed"]
 
 
+def test_node_loss_is_in_force_once_its_links_read_back_down_before_the_kill_and_its_wait() -> None:
+    ops = FakeOps()
+    ctx, _log, clock = context(ops)
+    kill_s = 0.007  # the kill and its wait for every process to be gone, on the clock
+    real_kill = ops.kill_all
+
+    def slow_kill(node: str) -> int:
+        assert ctx.in_force_s == clock.now_s(), "not marked in force before the kill"
+        assert not any(ops.link_state(own.node, own.name).admin_up for own, _peer in LINKS)
+        clock.t += kill_s
+        return real_kill(node)
+
+    ops.kill_all = slow_kill  # type: ignore[method-assign]
+    started_s = clock.now_s()
+    loss().apply(ctx)
+    assert ctx.in_force_s == started_s and clock.now_s() == started_s + kill_s
+    ctx.in_force_s = None
+    loss().revert(ctx)
+    assert ctx.in_force_s is None, "a revert marks nothing"
+
+
 def test_node_loss_revert_on_a_namespace_node_in_order() -> None:
     ops = FakeOps()
     ctx, _log, _clock = context(ops)

@@ -288,6 +288,7 @@ def _perform(
     if timed is not None:
         timed.take_span()  # what ran before this action is not this action's
         timed.due_at(ctx.due_s)
+    ctx.in_force_s = None
     issued = clock.now_s() - t0
     try:
         if action.kind == "apply":
@@ -317,6 +318,11 @@ def _perform(
         else:  # no operation ran (a note): the step is placed at its instant
             issued = max(issued, action.at_s)
         confirmed = max(confirmed, issued)
+    if action.kind == "apply" and ctx.in_force_s is not None:
+        # The fault marked when it was in force (FaultContext.mark_in_force, on this clock): the
+        # event's window ends there, not after what only confirms it (a node's kill, a read-back).
+        marked = min(confirmed, max(issued, ctx.in_force_s - t0))
+        in_force = marked if in_force is None else min(in_force, marked)
     run.journal.record([{"op": f"fault-{action.kind}", "step": action.label, "at_s": confirmed}], sync=False)
     detail = fault.describe(reverted=action.kind == "revert")
     lag_ms = (confirmed - action.at_s) * 1e3

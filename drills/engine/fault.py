@@ -35,6 +35,18 @@ class FaultContext:
     # container gets a new one): the runner subscribes its probes, which open their sockets
     # of that node again in the new namespace before the fault's step reports done.
     namespace_listeners: list[Callable[[str], None]] = field(default_factory=list)
+    # When the step being applied was certainly in force (drill clock; None: not marked). The
+    # runner clears it before each step and records it as the step's `in_force_s`.
+    in_force_s: float | None = None
+
+    def mark_in_force(self) -> None:
+        """The fault being applied is in force now: its kernel acknowledged what it changed (and
+        read it back, where an acknowledgement alone does not prove it: a link's carrier), and
+        what it still does before returning (a process kill and its wait, the read-back of the
+        rest) only confirms it. Narrows the event's window to [issued, now]; the first mark of a
+        step counts. Confirmation stays the apply's return."""
+        if self.in_force_s is None:
+            self.in_force_s = self.clock.now_s()
 
     def namespace_replaced(self, node: str) -> None:
         """Announce that `node`'s namespace was replaced (its name now denotes a new one)."""

@@ -123,7 +123,9 @@ class Blackhole:
         ]
 
     def apply(self, ctx: FaultContext) -> None:
-        ctx.ops.apply_rules(self.tables)
+        # In force once every node's kernel committed its table; the read-back and the carrier
+        # check after it confirm the gray failure without widening the event's window.
+        ctx.ops.apply_rules(self.tables, ctx.mark_in_force)
         self._confirm_carrier(ctx)
 
     def revert(self, ctx: FaultContext) -> None:
@@ -243,7 +245,7 @@ class Partition:
         ]
 
     def apply(self, ctx: FaultContext) -> None:
-        ctx.ops.apply_rules(self.tables)
+        ctx.ops.apply_rules(self.tables, ctx.mark_in_force)  # in force once every table is committed
 
     def revert(self, ctx: FaultContext) -> None:
         ctx.ops.remove_rules(self.tables)

@@ -39,7 +39,8 @@ class LinkDown:
     def apply(self, ctx: FaultContext) -> None:
         # A veth shows the new state at once. A userspace link's carrier is set by its relay when
         # it sees the far end change (drills.userspace): both ends are polled, within a bound.
-        ports_down(ctx, self.ends, watched=(self.link.a, self.link.b), what="link-down")
+        # Either end without carrier: nothing crosses the link any more (in force at the first).
+        ports_down(ctx, self.ends, watched=(self.link.a, self.link.b), what="link-down", in_force_after=1)
 
     def revert(self, ctx: FaultContext) -> None:
         ports_up(ctx, self.ends, self.routes, watched=(self.link.a, self.link.b), what="link-down")
@@ -73,17 +74,22 @@ class SegmentDown:
         return [f"{e.endpoint} admin state (down, then up; its static routes re-installed)" for e in self.step.ends]
 
     def apply(self, ctx: FaultContext) -> None:
-        ports_down(ctx, self.step.ends, watched=self.step.ends, what="segment link-down")
+        # One port: in force once it is down; the whole switch only once every port is.
+        ends = self.step.ends
+        ports_down(ctx, ends, watched=ends, what="segment link-down", in_force_after=1 if len(ends) == 1 else len(ends))
 
     def revert(self, ctx: FaultContext) -> None:
         ports_up(ctx, self.step.ends, self.step.routes, watched=self.step.ends, what="segment link-down")
 
 
-def ports_down(ctx: FaultContext, ends: tuple[Interface, ...], *, watched: tuple[Interface, ...], what: str) -> None:
-    """Set `ends` administratively down, then confirm `watched` lost carrier."""
+def ports_down(
+    ctx: FaultContext, ends: tuple[Interface, ...], *, watched: tuple[Interface, ...], what: str, in_force_after: int
+) -> None:
+    """Set `ends` administratively down, then confirm `watched` lost carrier; the fault is in
+    force (`FaultContext.mark_in_force`) once `in_force_after` of them read back without it."""
     for end in ends:
         ctx.ops.set_link(end.node, end.name, up=False)
-    _settle(ctx, watched, down=True, what=what)
+    _settle(ctx, watched, down=True, what=what, in_force_after=in_force_after)
 
 
 def ports_up(
@@ -107,9 +113,10 @@ def ports_up(
             ctx.ops.replace_routes(end.node, through)
 
 
-def _settle(ctx: FaultContext, ends: tuple[Interface, ...], *, down: bool, what: str) -> None:
-    """Each of `ends` without carrier (`down`), or up with carrier again, within the bound."""
-    for end in ends:
+def _settle(ctx: FaultContext, ends: tuple[Interface, ...], *, down: bool, what: str, in_force_after: int = 0) -> None:
+    """Each of `ends` without carrier (`down`), or up with carrier again, within the bound; the
+    change marked in force once `in_force_after` of them settled (0: not marked here)."""
+    for settled_count, end in enumerate(ends, 1):
 
         def settled(end: Interface = end) -> bool:
             admin_up, carrier = ctx.ops.link_state(end.node, end.name)
@@ -120,6 +127,8 @@ def _settle(ctx: FaultContext, ends: tuple[Interface, ...], *, down: bool, what:
             if down:
                 raise BackendError(f"{end.endpoint} still has carrier after {what}; the fault did not take effect")
             raise BackendError(f"{end.endpoint} is not up with carrier after reverting {what}")
+        if settled_count == in_force_after:
+            ctx.mark_in_force()
 
 
 def link_down(step: LinkDownStep | SegmentDownStep) -> LinkDown | SegmentDown:

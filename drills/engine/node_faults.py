@@ -84,8 +84,14 @@ class NodeLoss:
         # Interfaces first: the event instant is when the node fell off the network.
         for own, _peer in self.links:
             ctx.ops.set_link(own.node, own.name, up=False)
-        killed = ctx.ops.kill_all(name)
+        # Off the network once its interfaces read back down and their peers without carrier:
+        # the event is in force there. The kill and its wait for every process to be gone
+        # follow; they confirm the crash but do not widen the event's window.
         self._confirm(ctx, down=True)
+        if self.links:  # a node with no link is lost only once its processes are
+            ctx.mark_in_force()
+        killed = ctx.ops.kill_all(name)
+        self._confirm(ctx, down=True)  # still down with no process left: nothing brought a link back
         ctx.log(f"  {name}: {killed} process(es) killed")
 
     def revert(self, ctx: FaultContext) -> None:

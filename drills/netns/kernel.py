@@ -226,22 +226,29 @@ def process_namespace_inode(pid: int) -> tuple[int, int] | None:
 
 def pids_in_namespaces(names: Iterable[str]) -> dict[str, list[int]]:
     """Processes whose network namespace is one of `names` (one scan of /proc for all)."""
-    inodes: dict[tuple[int, int], str] = {}
+    # Each process's namespace is read as its link ("net:[INODE]"): half the cost of a stat
+    # of it (the scan is on the clock for node-freeze, about 10 us a process here). Every
+    # network namespace is an inode of the one nsfs, so the inode names it; a named one whose
+    # file is not on nsfs (a leftover, unmounted) matches no process, as before.
+    nsfs_dev = os.stat("/proc/self/ns/net").st_dev
+    links: dict[str, str] = {}
+    found: dict[str, list[int]] = {}
     for name in names:
         inode = namespace_inode(name)
         if inode is not None:
-            inodes[inode] = name
-    found: dict[str, list[int]] = {name: [] for name in inodes.values()}
-    if not inodes:
+            found[name] = []
+            if inode[0] == nsfs_dev:
+                links[f"net:[{inode[1]}]"] = name
+    if not links:
         return found
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
-            info = os.stat(f"/proc/{entry.name}/ns/net")
+            link = os.readlink(f"/proc/{entry.name}/ns/net")
         except OSError:
             continue
-        owner = inodes.get((info.st_dev, info.st_ino))
+        owner = links.get(link)
         if owner is not None:
             found[owner].append(int(entry.name))
     return found

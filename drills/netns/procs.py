@@ -21,6 +21,10 @@ from drills.netns import kernel
 from drills.runs import Run
 
 POLL_S = 0.002  # the time to confirm is part of an event's accuracy: poll tight
+# The signalled processes themselves are watched this often (one /proc read each) for up to
+# POLL_S before the namespace is scanned again: the kernel acts on a signal when the process next
+# runs, usually within tens of microseconds, and a fixed 2 ms sleep was most of node-freeze's window.
+WATCH_POLL_S = 0.0001
 GONE_TIMEOUT_S = 5.0  # for SIGKILLed processes to disappear from the namespace
 STATE_TIMEOUT_S = 2.0  # for signalled processes to show the stopped (or running) state
 
@@ -86,6 +90,20 @@ def group_members(namespace: str, leaders: set[int]) -> list[int]:
     return [pid for pid in namespace_pids(namespace) if (found := stat(pid)) is not None and found[1] in leaders]
 
 
+def _watch(pids: Sequence[int], states: frozenset[str] | None, clock: Clock) -> None:
+    """Wait until every one of `pids` shows one of `states` (None: any but stopped), or POLL_S
+    passed; the caller then scans the namespace again, which confirms (and catches a process
+    forked meanwhile)."""
+
+    def settled(pid: int) -> bool:
+        now = _state_or_dead(pid)
+        return now not in STOPPED if states is None else now in states
+
+    until_s = clock.now_s() + POLL_S
+    while not all(settled(pid) for pid in pids) and clock.now_s() < until_s:
+        clock.sleep_until(clock.now_s() + WATCH_POLL_S)
+
+
 def kill_everything(namespace: str, what: str, clock: Clock) -> int:
     """SIGKILL every process in `namespace` until /proc shows none there (a process forked
     meanwhile is caught by the next scan); returns how many were killed. Polls every 2 ms rather
@@ -97,7 +115,7 @@ def kill_everything(namespace: str, what: str, clock: Clock) -> int:
             raise BackendError(f"{what}: processes {sorted(pids)} still run in {namespace} after SIGKILL")
         send([pid for pid in pids if pid not in killed], signal.SIGKILL)
         killed.update(pids)
-        clock.sleep_until(clock.now_s() + POLL_S)
+        _watch(pids, DEAD, clock)
     for pid in killed:  # a service is this process's child: reap it rather than leave a zombie
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
@@ -116,7 +134,7 @@ def stop_everything(namespace: str, what: str, clock: Clock) -> int:
         if clock.now_s() > deadline_s:
             raise BackendError(f"{what}: processes {sorted(running)} in {namespace} are not stopped after SIGSTOP")
         send(running, signal.SIGSTOP)
-        clock.sleep_until(clock.now_s() + POLL_S)
+        _watch(running, STOPPED | DEAD, clock)
 
 
 def continue_everything(namespace: str, what: str, clock: Clock) -> None:
@@ -126,4 +144,4 @@ def continue_everything(namespace: str, what: str, clock: Clock) -> None:
         if clock.now_s() > deadline_s:
             raise BackendError(f"{what}: processes {sorted(stopped)} in {namespace} are still stopped after SIGCONT")
         send(stopped, signal.SIGCONT)
-        clock.sleep_until(clock.now_s() + POLL_S)
+        _watch(stopped, None, clock)

@@ -215,7 +215,8 @@ class AgentOps:
         return str(self._op("link_engine", link))
 
     # packet filters
-    def apply_rules(self, tables: Sequence[Table]) -> None:
+    def apply_rules(self, tables: Sequence[Table], on_applied: Callable[[], None] | None = None) -> None:
+        # `on_applied` is not called: the agent's answer comes after its read-back.
         self._op("apply_rules", tuple(tables))
 
     def remove_rules(self, tables: Sequence[Table]) -> None:

@@ -128,7 +128,8 @@ class MultiHostOps:
     def link_engine(self, link: str) -> str:
         return self._engines[link]
 
-    def apply_rules(self, tables: Sequence[Table]) -> None:
+    def apply_rules(self, tables: Sequence[Table], on_applied: Callable[[], None] | None = None) -> None:
+        # `on_applied` is not called: the hosts' tables are in force at different instants.
         self._send_far_ends()
         for host, subset in self._tables_by_host(tables).items():
             self._ops_of[host].apply_rules(subset)

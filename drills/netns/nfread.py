@@ -1,0 +1,204 @@
+"""A table of ours read back from nf_tables over netlink, in-process: each chain's hook, priority
+and device, and each rule decoded into the order-free form `Rule.signature` gives.
+
+What `nft -j list table` shows, without nft's parser, cache or JSON (libnftables spends
+0.3-0.6 ms a table on those): a get per chain, a dump of the table's rules and a dump of each
+anonymous set's elements, all on the node's socket opened before the clock. The decoder knows
+the expressions drills.netns.nfmsg (and nft) build for drills' matches; anything else decodes
+to a field no rule of ours has, so it never compares equal. tests/test_libnft.py checks it
+accepts what `nft` itself loads and refuses a rule that differs.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from collections.abc import Mapping
+from functools import lru_cache
+from ipaddress import IPv4Address, IPv6Address, ip_network
+from types import MappingProxyType
+
+from drills.errors import BackendError
+from drills.netns.nfmsg import (
+    FAMILIES,
+    HOOKS,
+    ICMPV6_TYPES,
+    NFPROTO_IPV4,
+    NFPROTO_IPV6,
+    NFT_META_IIFNAME,
+    NFT_META_L4PROTO,
+    NFT_META_NFPROTO,
+    NFT_PAYLOAD_NETWORK_HEADER,
+    NFT_PAYLOAD_TRANSPORT_HEADER,
+    NfSocket,
+)
+from drills.rules import ICMPV6_TYPE, IN_INTERFACE, IPV4_SOURCE, IPV6_SOURCE, Signature, Table, signature
+
+NFT_MSG_GETCHAIN, NFT_MSG_GETRULE, NFT_MSG_GETSETELEM = 4, 7, 13
+NF_DROP, NF_ACCEPT = 0, 1
+_NLA = struct.Struct("=HH")
+_VERDICT_NAMES = {NF_DROP: "drop", NF_ACCEPT: "accept"}
+_ICMPV6_NAMES = {code: name for name, code in ICMPV6_TYPES.items()}
+UNKNOWN = "unknown expression"  # a field no rule of ours matches on
+
+
+@lru_cache(maxsize=4096)
+def _attrs(buf: bytes) -> Mapping[int, bytes]:
+    """Top-level netlink attributes of `buf` by type (nested flag cleared); the last wins.
+    Cached: a fault read back again gets the same expressions' bytes, decoded once (the
+    decoding in Python was most of a read-back's cost)."""
+    return MappingProxyType(dict(_attr_list(buf)))
+
+
+@lru_cache(maxsize=4096)
+def _attr_list(buf: bytes) -> tuple[tuple[int, bytes], ...]:
+    found, offset = [], 0
+    while offset + _NLA.size <= len(buf):
+        length, kind = _NLA.unpack_from(buf, offset)
+        if length < _NLA.size:
+            break
+        found.append((kind & 0x3FFF, buf[offset + _NLA.size : offset + length]))
+        offset += (length + 3) & ~3
+    return tuple(found)
+
+
+def _text(value: bytes) -> str:
+    return value.split(b"\0", 1)[0].decode(errors="replace")
+
+
+def _u32(value: bytes) -> int:
+    return int(struct.unpack(">I", value[:4])[0])
+
+
+def _i32(value: bytes) -> int:
+    return int(struct.unpack(">i", value[:4])[0])
+
+
+def _data(value: bytes) -> bytes:
+    return _attrs(value).get(1, b"")  # NFTA_DATA_VALUE
+
+
+def _named(kind: int, text: str) -> bytes:
+    data = text.encode() + b"\0"
+    out = _NLA.pack(_NLA.size + len(data), kind) + data
+    return out + b"\0" * (-len(out) % 4)
+
+
+def _value(field: str, raw: bytes) -> str:
+    if field == IPV4_SOURCE and len(raw) == 4:
+        return str(IPv4Address(raw))
+    if field == IPV6_SOURCE and len(raw) == 16:
+        return str(IPv6Address(raw))
+    if field == IN_INTERFACE:
+        return raw.split(b"\0", 1)[0].decode(errors="replace")
+    if field == ICMPV6_TYPE and len(raw) == 1:
+        return _ICMPV6_NAMES.get(raw[0], str(raw[0]))
+    return raw.hex()
+
+
+class _Rule:
+    """Decodes one rule's expressions, tracking what register 1 holds."""
+
+    def __init__(self, sock: NfSocket, family: int, table: str, what: str) -> None:
+        self.sock, self.family, self.table, self.what = sock, family, table, what
+        self.loaded: str | None = None  # the field in register 1
+        self.mask: bytes | None = None
+        self.verdict = ""
+        self.matches: list[tuple[str, list[str]]] = []
+
+    def expr(self, name: str, data: Mapping[int, bytes]) -> None:
+        if name == "meta":
+            key = _u32(data.get(2, b"\xff\xff\xff\xff"))
+            self.loaded, self.mask = {NFT_META_NFPROTO: "nfproto", NFT_META_L4PROTO: "l4proto", NFT_META_IIFNAME: IN_INTERFACE}.get(key, UNKNOWN), None
+        elif name == "payload":
+            place = (_u32(data.get(2, b"\0" * 4)), _u32(data.get(3, b"\0" * 4)), _u32(data.get(4, b"\0" * 4)))
+            fields = {
+                (NFT_PAYLOAD_NETWORK_HEADER, 12, 4): IPV4_SOURCE,
+                (NFT_PAYLOAD_NETWORK_HEADER, 8, 16): IPV6_SOURCE,
+                (NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1): ICMPV6_TYPE,
+            }
+            self.loaded, self.mask = fields.get(place, UNKNOWN), None
+        elif name == "bitwise":
+            xor = _data(data.get(5, b""))
+            self.mask = _data(data.get(4, b"")) if not any(xor) else b""
+        elif name == "cmp":
+            self._compare(data)
+        elif name == "lookup":
+            self._lookup(data)
+        elif name == "immediate":
+            verdict = _attrs(_attrs(data.get(2, b"")).get(2, b""))  # DATA { VERDICT { CODE } }
+            self.verdict = _VERDICT_NAMES.get(_i32(verdict.get(1, b"\xff\xff\xff\xff")), UNKNOWN)
+        elif name != "counter":
+            self.matches.append((UNKNOWN, [name]))
+
+    def _compare(self, data: Mapping[int, bytes]) -> None:
+        value, op = _data(data.get(3, b"")), _u32(data.get(2, b"\xff\xff\xff\xff"))
+        field = self.loaded or UNKNOWN
+        if op != 0:
+            self.matches.append((UNKNOWN, [f"cmp op {op}"]))
+        elif field == "nfproto":
+            if value not in (bytes([NFPROTO_IPV4]), bytes([NFPROTO_IPV6])):
+                self.matches.append((UNKNOWN, [f"nfproto {value.hex()}"]))
+        elif field == "l4proto":
+            if value != bytes([58]):
+                self.matches.append((UNKNOWN, [f"l4proto {value.hex()}"]))
+        elif self.mask:
+            prefix = sum(bin(b).count("1") for b in self.mask)
+            self.matches.append((field, [f"{ip_network((value, prefix), strict=False)}"]))
+        else:
+            self.matches.append((field, [_value(field, value)]))
+        self.loaded, self.mask = None, None
+
+    def _lookup(self, data: Mapping[int, bytes]) -> None:
+        field, name = self.loaded or UNKNOWN, _text(data.get(1, b""))
+        if _u32(data.get(5, b"\0" * 4)) != 0:  # an inverted lookup (`!=`) is not one of ours
+            self.matches.append((UNKNOWN, ["inverted lookup"]))
+            return
+        attrs = _named(1, self.table) + _named(2, name)
+        values: list[str] = []
+        for reply in self.sock.request(NFT_MSG_GETSETELEM, self.family, attrs, f"{self.what}: read back", dump=True):
+            for kind, payload in _attr_list(reply):
+                if kind == 3:  # NFTA_SET_ELEM_LIST_ELEMENTS
+                    for _elem_kind, elem in _attr_list(payload):
+                        values.append(_value(field, _data(_attrs(elem).get(1, b""))))
+        self.matches.append((field, values))
+        self.loaded = None
+
+    def signature(self) -> Signature:
+        return signature(self.verdict, self.matches)
+
+
+def check_table(sock: NfSocket, table: Table, what: str) -> None:
+    """BackendError unless the node's kernel holds exactly the table's chains (hook, priority,
+    device) and rules, as `nft.check_listing` requires of nft's listing."""
+    where = f"node {table.node}: table {table.family} {table.name}"
+    family = FAMILIES[table.family]
+    for chain in table.chains:
+        attrs = _named(1, table.name) + _named(3, chain.name)
+        replies = sock.request(NFT_MSG_GETCHAIN, family, attrs, f"{what}: read back")
+        if not replies:
+            raise BackendError(f"{where}: chain {chain.name} is missing; the fault did not take effect")
+        hook = _attrs(_attrs(replies[0]).get(4, b""))
+        hooknum, prio = _u32(hook.get(1, b"\xff" * 4)), _i32(hook.get(2, b"\0" * 4))
+        if (hooknum, prio) != (HOOKS[chain.hook], chain.priority):
+            raise BackendError(f"{where}: chain {chain.name} is hooked at {hooknum} priority {prio}, not {chain.hook} priority {chain.priority}")
+        device = _text(hook.get(3, b"")) if 3 in hook else None
+        if chain.device and device is not None and device != chain.device:
+            raise BackendError(f"{where}: chain {chain.name} is bound to {device}, not {chain.device}")
+        rules = sock.request(NFT_MSG_GETRULE, family, attrs[: len(_named(1, table.name))] + _named(2, chain.name), f"{what}: read back", dump=True)
+        listed: Counter[Signature] = Counter()
+        for reply in rules:
+            top = _attrs(reply)
+            if _text(top.get(2, b"")) != chain.name:  # a kernel that ignored the dump's filter
+                continue
+            decoded = _Rule(sock, family, table.name, what)
+            for _kind, elem in _attr_list(top.get(4, b"")):  # NFTA_RULE_EXPRESSIONS
+                expr = _attrs(elem)
+                decoded.expr(_text(expr.get(1, b"")), _attrs(expr.get(2, b"")))
+            listed[decoded.signature()] += 1
+        wanted = Counter(rule.signature() for rule in chain.rules)
+        if listed != wanted:
+            raise BackendError(
+                f"{where}: chain {chain.name} lists {listed.total()} rule(s) other than the {wanted.total()} loaded; "
+                "the fault did not take effect as built"
+            )
