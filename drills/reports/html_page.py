@@ -78,10 +78,12 @@ def esc(value: object) -> str:
 
 @dataclass(frozen=True)
 class Cell:
-    """A table cell: its text (escaped when rendered) and its CSS class (`num`, `mark`, a verdict)."""
+    """A table cell: its text (escaped when rendered) and its CSS class (`num`, `mark`, a verdict).
+    `markup`: the text is our own markup (an SVG drawn from numbers), put in as it is."""
 
     text: object
     cls: str = ""
+    markup: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def table(header: Sequence[str], rows: Sequence[Row | Sequence[object]], cls: st
         for cell in r.cells:
             c = cell if isinstance(cell, Cell) else Cell(cell)
             attr = f' class="{esc(c.cls)}"' if c.cls else ""
-            cells.append(f"<td{attr}>{esc(c.text)}</td>")
+            cells.append(f"<td{attr}>{c.text if c.markup else esc(c.text)}</td>")
         attr = f' class="{esc(r.cls)}"' if r.cls else ""
         body.append(f"<tr{attr}>{''.join(cells)}</tr>")
     attr = f' class="{esc(cls)}"' if cls else ""
