@@ -161,9 +161,8 @@ def full_results(probes: int = 3) -> tuple[dict[str, Any], dict[str, Any]]:
     for k in range(probes):
         name = f"probe-{k:02d}"
         results["metrics"].append(base_metric | {"probe": name, "time_to_recover_s": 2.0 + 0.01 * k})
-        results["phases"][name] = copy.deepcopy(base_phases) + [
-            {"phase": "all", "sent": 9000, "lost": 2000 + k, "loss_pct": 22.2, "rtt_p50_s": 0.0001, "rtt_p95_s": 0.0002, "rtt_p99_s": 0.0003}
-        ]
+        whole = {"phase": "all", "sent": 9000, "lost": 2000 + k, "loss_pct": 22.2, "rtt_p50_s": 0.0001, "rtt_p95_s": 0.0002, "rtt_p99_s": 0.0003}
+        results["phases"][name] = [*copy.deepcopy(base_phases), whole]
         results["baselines"][name] = {"sent": 1000, "lost": 0, "clean": True}
         results["availability"][name] = {"window_s": 1.0, "threshold": 0.5, "windows": 9, "unavailable": 2, "pct": 77.778}
         # 100 packets/s for 10 s; lost while the cut held (2.0 .. 4.0 s); round trips rise with k.

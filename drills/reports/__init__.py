@@ -17,6 +17,8 @@ from drills.reports.html_sets import render_compare_html, render_trials_html
 from drills.reports.junit import render_junit
 from drills.reports.markdown import render_markdown
 
+__all__ = ["render_html", "render_junit", "render_markdown", "write_all", "write_compare_html", "write_trials_html"]
+
 
 def write_all(results: dict[str, Any], samples: dict[str, Any], out_dir: Path) -> list[Path]:
     """junit.xml, report.md and report.html into `out_dir`; returns their paths."""
