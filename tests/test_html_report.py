@@ -327,6 +327,11 @@ def test_trials_page(browser: Any, tmp_path: Path) -> None:
     open_page(browser, write(tmp_path, "trials.html", render_trials_html(summary, "cut")))
     assert browser.find_element("css selector", "header#verdict .outcome").text == "FAILED"
     assert browser.find_element("css selector", "header#verdict .facts").text == "3 trials: failed, failed, failed"
+    assert [li.text for li in css(browser, "header#verdict ul.reasons li")][3:] == [
+        "Known answer FAIL: cut-short (cut (apply)): 0 of 3 trials passed.",
+        "Partition pair split: b → a not as intended (cut) in 3 of 3 trials.",
+        "Partition pair split: a → c could not be judged in 3 of 3 trials.",
+    ]
     validation_rows = rows(browser, "table.validation")
     assert [(r[0], r[-2], r[-1]) for r in validation_rows] == [("cut-held", "3 of 3", "PASS"), ("cut-short", "0 of 3", "FAIL")]
     assert [r.get_attribute("class") for r in css(browser, "table.validation tbody tr")] == ["pass", "fail"]

@@ -59,7 +59,7 @@ def pairs_section(pairs: list[dict[str, Any]]) -> str:
         steps.setdefault(p["step"], []).append(p)
     rows = [
         Row([
-            mark(pair_mark(p)), p["step"], f"{p['source']} → {p['target']}", p["expected"], p["observed"],
+            mark(pair_mark(p)), p["step"], Cell(f"{p['source']} → {p['target']}", "nowrap"), p["expected"], p["observed"],
             Cell(f"{p['fault_delivered']} of {p['fault_sent']}", "num"),
             "yes" if p["reachable_in_baseline"] else f"no ({p['baseline_lost']} of {p['baseline_sent']} lost)",
             Cell(ms(p["time_to_detect_s"], p["detect_accuracy_s"]), "num"),

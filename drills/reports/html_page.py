@@ -41,7 +41,8 @@ h3{font-size:1em;margin:1em 0 .4em}
 table{border-collapse:collapse;margin:.4em 0;font-size:.88em}
 th,td{border:1px solid #d0d7de;padding:.25em .5em;text-align:left;vertical-align:top;white-space:pre-wrap}
 th{background:#f6f8fa}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.mark,td.nowrap{white-space:nowrap}
 tr.pass td.mark,td.pass{background:var(--pass-bg);color:var(--pass);font-weight:600}
 tr.fail td.mark,td.fail{background:var(--fail-bg);color:var(--fail);font-weight:600}
 tr.inconclusive td.mark,tr.error td.mark,td.inconclusive,td.error{background:var(--inc-bg);color:var(--inc);font-weight:600}

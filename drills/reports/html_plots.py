@@ -10,6 +10,7 @@ line. Samples are bucketed to one per pixel, so a plot's size does not grow with
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from drills.reports.html_page import esc
@@ -31,6 +32,14 @@ LEGEND = (
     '<span style="color:#d0021b">| lost packets</span><span style="color:#a35f00">▇ fault in force</span>'
     '<span style="color:#2e7d32">┆ recovered</span><span style="color:#777">┊ note / exec</span></p>'
 )
+
+
+def time_ticks(duration_s: float, most: int = 8) -> list[float]:
+    """Round instants for the time axis: a step of 1, 2 or 5 × 10^k seconds, at most `most` + 1 ticks."""
+    raw = duration_s / most
+    magnitude = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    return [round(i * step, 9) for i in range(int(duration_s / step + 1e-9) + 1)]
 
 
 def fault_bands(results: dict[str, Any]) -> list[tuple[float, float, str]]:
@@ -133,10 +142,11 @@ def probe_svg(probe: str, results: dict[str, Any], samples: dict[str, Any]) -> s
             path = "".join(f"M{pixel} {bottom + 1}v7" for pixel in ticks)
             out.append(f'<path class="loss" d="{path}" stroke="{LOSS_STROKE}" stroke-width="1"/>')
     out += _recoveries(probe, results, x, top, bottom)
-    for i in range(7):
-        t = duration * i / 6
-        anchor = "start" if i == 0 else "end" if i == 6 else "middle"  # the ends stay inside the plot
-        out.append(f'<text x="{x(t):.1f}" y="{HEIGHT - 4}" text-anchor="{anchor}" fill="#555">T+{t:.1f}s</text>')
+    for t in time_ticks(duration):
+        at = x(t)
+        anchor = "start" if t == 0 else "end" if at > WIDTH - RIGHT - 24 else "middle"  # the ends stay inside
+        out.append(f'<line x1="{at:.1f}" y1="{bottom}" x2="{at:.1f}" y2="{bottom + 3}" stroke="#999"/>')
+        out.append(f'<text x="{at:.1f}" y="{HEIGHT - 4}" text-anchor="{anchor}" fill="#555">T+{t:g}s</text>')
     out.append("</svg>")
     return "".join(out)
 

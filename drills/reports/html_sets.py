@@ -140,11 +140,12 @@ def _trials_reasons(summary: dict[str, Any]) -> list[str]:
         for row in summary.get("validation", [])
         if row["verdict"] != "PASS"
     ]
-    out += [
-        f"Partition pair {p['step']}: {p['source']} → {p['target']} not as intended ({p['expected']}) in every trial."
-        for p in summary.get("pair_spreads", [])
-        if not p["consistent"]
-    ]
+    for p in summary.get("pair_spreads", []):
+        pair = f"Partition pair {p['step']}: {p['source']} → {p['target']}"
+        if p["mismatched"]:
+            out.append(f"{pair} not as intended ({p['expected']}) in {p['mismatched']} of {p['trials']} trials.")
+        if p["unjudged"]:
+            out.append(f"{pair} could not be judged in {p['unjudged']} of {p['trials']} trials.")
     return out or [f"Every trial passed ({summary['trials']})."]
 
 
@@ -197,7 +198,7 @@ def _pair_spreads(pairs: list[dict[str, Any]]) -> str:
 
     rows = [
         Row([
-            mark("PASS" if p["consistent"] else "FAIL"), p["step"], f"{p['source']} → {p['target']}", p["expected"],
+            mark("PASS" if p["consistent"] else "FAIL"), p["step"], Cell(f"{p['source']} → {p['target']}", "nowrap"), p["expected"],
             ", ".join(o or "-" for o in p["observed"]), Cell(f"{p['matched']} / {p['mismatched']} / {p['unjudged']}", "num"),
             Cell(spread(p["time_to_detect_s"]), "num"), Cell(spread(p["time_to_recover_s"]), "num"),
         ], PASS if p["consistent"] else FAIL)
