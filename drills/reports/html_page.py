@@ -11,6 +11,7 @@ newlines (a note's second line stays a second line in its cell: cells wrap with 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from drills.textsafe import visible
 # be judged (an unreachable partition pair), shown like an inconclusive one.
 PASS, FAIL, INCONCLUSIVE, ERROR, NEUTRAL = "pass", "fail", "inconclusive", "error", ""
 OUTCOME_CLASS = {"passed": PASS, "failed": FAIL, "inconclusive": INCONCLUSIVE}
+
+_NUMBER_UNIT = re.compile(r"(\d) (ms|s|%|packets/s)(?!\w)")
 
 CSS = """
 :root{--pass:#1e7d32;--pass-bg:#e6f4ea;--fail:#b3261e;--fail-bg:#fce8e6;--inc:#8a5300;--inc-bg:#fff4e0}
@@ -41,7 +44,7 @@ h3{font-size:1em;margin:1em 0 .4em}
 table{border-collapse:collapse;margin:.4em 0;font-size:.88em}
 th,td{border:1px solid #d0d7de;padding:.25em .5em;text-align:left;vertical-align:top;white-space:pre-wrap}
 th{background:#f6f8fa}
-td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.mark,td.nowrap{white-space:nowrap}
 tr.pass td.mark,td.pass{background:var(--pass-bg);color:var(--pass);font-weight:600}
 tr.fail td.mark,td.fail{background:var(--fail-bg);color:var(--fail);font-weight:600}
@@ -105,6 +108,9 @@ def table(header: Sequence[str], rows: Sequence[Row | Sequence[object]], cls: st
         for cell in r.cells:
             c = cell if isinstance(cell, Cell) else Cell(cell)
             attr = f' class="{esc(c.cls)}"' if c.cls else ""
+            if c.cls == "num" and not c.markup:
+                # A figure wraps at its ± or /, never between a number and its unit.
+                c = Cell(_NUMBER_UNIT.sub("\\1\u00a0\\2", str(c.text)), c.cls)
             cells.append(f"<td{attr}>{c.text if c.markup else esc(c.text)}</td>")
         attr = f' class="{esc(r.cls)}"' if r.cls else ""
         body.append(f"<tr{attr}>{''.join(cells)}</tr>")
