@@ -22,7 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_testing import WINDOW, browser_fixture, colours, css, full_results, open_page, pixel, read_png, rows
+from browser_testing import (
+    WINDOW,
+    browser_fixture,
+    colours,
+    css,
+    full_results,
+    open_page,
+    pixel,
+    read_png,
+    rows,
+    unavailable,
+)
 from test_output_hygiene import NOTE, SHOWN
 from test_reports import SAMPLES, sample_results
 
@@ -368,3 +379,12 @@ def test_write_all_writes_the_page(tmp_path: Path) -> None:
     written = write_all(*full_results(), tmp_path)
     assert (tmp_path / "report.html") in written
     assert (tmp_path / "report.html").read_text().startswith("<!doctype html>")
+
+
+def test_a_missing_browser_fails_under_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true and the browser tests cannot run: no chromium"):
+        unavailable("no chromium")
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception, match="no chromium"):
+        unavailable("no chromium")
