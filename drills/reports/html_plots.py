@@ -67,14 +67,20 @@ def plot_probes(results: dict[str, Any], samples: dict[str, Any]) -> list[str]:
     return names
 
 
-def _buckets(data: dict[str, Any], x: Any) -> dict[int, tuple[int, bool, bool]]:
-    """Per pixel: the largest round trip (µs), whether any packet was lost, whether any arrived."""
-    buckets: dict[int, tuple[int, bool, bool]] = {}
+def _buckets(data: dict[str, Any], duration_s: float) -> dict[int, tuple[int, bool, bool]]:
+    """Per pixel: the largest round trip (µs), whether any packet was lost, whether any arrived.
+    One pass, arithmetic inlined: a minute at 1000 packets/s is 60 000 samples a probe."""
+    worst: dict[int, int] = {}
+    lost: set[int] = set()
+    per_ms = (WIDTH - LEFT - RIGHT) / (duration_s * 1e3)
+    last = WIDTH - RIGHT
     for sent_ms, rtt_us in zip(data.get("sent_ms", []), data.get("rtt_us", []), strict=False):
-        pixel = int(x(float(sent_ms) / 1e3))
-        worst, lost, arrived = buckets.get(pixel, (0, False, False))
-        buckets[pixel] = (max(worst, int(rtt_us)), lost or rtt_us < 0, arrived or rtt_us >= 0)
-    return buckets
+        pixel = min(max(int(LEFT + sent_ms * per_ms), LEFT), last)
+        if rtt_us < 0:
+            lost.add(pixel)
+        elif rtt_us > worst.get(pixel, -1):
+            worst[pixel] = int(rtt_us)
+    return {pixel: (worst.get(pixel, -1), pixel in lost, pixel in worst) for pixel in worst.keys() | lost}
 
 
 def _polylines(buckets: dict[int, tuple[int, bool, bool]], y: Any) -> list[str]:
@@ -128,7 +134,7 @@ def probe_svg(probe: str, results: dict[str, Any], samples: dict[str, Any]) -> s
     if not isinstance(data, dict) or not data.get("sent_ms"):
         out.append(f'<text x="{LEFT + 6}" y="{bottom - 6}" fill="#999">no samples</text>')
     else:
-        buckets = _buckets(data, x)
+        buckets = _buckets(data, duration)
         peak = max((rtt for rtt, _, arrived in buckets.values() if arrived), default=0) or 1
 
         def y(rtt_us: float) -> float:
