@@ -107,7 +107,7 @@ class _Tags(HTMLParser):
 OWN_TAGS = {
     "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "p", "ul", "li", "section", "div",
     "table", "thead", "tbody", "tr", "th", "td", "span", "figure", "figcaption", "svg", "rect", "text", "line",
-    "polyline", "path", "circle",
+    "polyline", "path", "circle", "strong",
 }  # fmt: skip
 
 
@@ -161,6 +161,16 @@ def test_scenario_text_is_inert_everywhere() -> None:
     assert "<script" not in page and "\x1b" not in page and "\u202e" not in page and "\r" not in page
     # The note shows as written, its controls as escapes: in a cell, a caption, a header.
     assert page.count(SHOWN.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")) >= 8
+
+
+def test_the_header_lists_a_dozen_reasons_then_counts_the_rest() -> None:
+    results, samples = full_results()
+    pair = results["partition_pairs"][1]  # not as intended
+    results["partition_pairs"] = [pair | {"target": f"n{k}"} for k in range(20)]
+    header = render_html(results, samples).split("</header>")[0]
+    reasons = re.findall(r"<li>(.*?)</li>", header)
+    # The objective, the known answer, then ten of the twenty pairs, then the count.
+    assert len(reasons) == 13 and reasons[-1] == "… and 10 more (see below)."
 
 
 def test_compare_and_trials_pages_are_self_contained() -> None:

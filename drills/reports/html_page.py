@@ -139,8 +139,14 @@ def bullets(items: Sequence[str], cls: str = "") -> str:
     return f"<ul{attr}>" + "".join(f"<li>{esc(item)}</li>" for item in items) + "</ul>"
 
 
+REASONS_SHOWN = 12  # the header stays a header: the tables below list every one
+
+
 def verdict_header(title: str, outcome_cls: str, outcome_text: str, facts: str, reasons: Sequence[str]) -> str:
-    """The page's head: its title, the outcome in its colour, one line of facts, and why."""
+    """The page's head: its title, the outcome in its colour, one line of facts, and why (the
+    first REASONS_SHOWN reasons, then how many more)."""
+    if len(reasons) > REASONS_SHOWN:
+        reasons = [*reasons[:REASONS_SHOWN], f"… and {len(reasons) - REASONS_SHOWN} more (see below)."]
     return (
         f'<header id="verdict" class="verdict {esc(outcome_cls)}"><h1>{esc(title)}</h1>'
         f'<p class="outcome">{esc(outcome_text)}</p><p class="facts">{esc(facts)}</p>'

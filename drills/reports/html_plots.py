@@ -179,7 +179,7 @@ def _recoveries(probe: str, results: dict[str, Any], x: Any, top: float, bottom:
 
 def _caption(probe: str, results: dict[str, Any], samples: dict[str, Any]) -> str:
     """The probe's figures in one line: sent and lost over the drill, its percentiles, its baseline."""
-    parts = [probe]
+    parts = []
     phases = {p["phase"]: p for p in results.get("phases", {}).get(probe, [])}
     whole = phases.get("all")
     data = samples.get(probe)
@@ -198,9 +198,11 @@ def _caption(probe: str, results: dict[str, Any], samples: dict[str, Any]) -> st
 
 def plots(results: dict[str, Any], samples: dict[str, Any]) -> str:
     """The legend, then one figure per probe."""
-    figures = [
-        f'<figure class="probe-plot" data-probe="{esc(probe)}">{probe_svg(probe, results, samples)}'
-        f"<figcaption>{esc(_caption(probe, results, samples))}</figcaption></figure>"
-        for probe in plot_probes(results, samples)
-    ]
+    figures = []
+    for probe in plot_probes(results, samples):
+        caption = _caption(probe, results, samples)
+        figures.append(
+            f'<figure class="probe-plot" data-probe="{esc(probe)}">{probe_svg(probe, results, samples)}'
+            f"<figcaption><strong>{esc(probe)}</strong>{' · ' + esc(caption) if caption else ''}</figcaption></figure>"
+        )
     return LEGEND + '<div class="plots">' + "\n".join(figures) + "</div>"
