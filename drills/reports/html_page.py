@@ -66,8 +66,8 @@ table.pair-grid .want{display:block;font-size:.75em;color:#57606a;font-weight:40
  section{break-before:page;page-break-before:always}
  section.keep{break-before:auto;page-break-before:auto}
  .table-wrap{overflow:visible}
- table{width:100%;font-size:8pt;table-layout:auto}
- th,td{word-break:break-word}
+ table{max-width:100%;font-size:8pt;table-layout:auto}
+ th,td{overflow-wrap:break-word;padding:.15em .35em}
  tr,figure{break-inside:avoid;page-break-inside:avoid}
  thead{display:table-header-group}
  *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
