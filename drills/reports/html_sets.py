@@ -97,7 +97,11 @@ def render_compare_html(comparison: Comparison, run_a: str, run_b: str) -> str:
     scenarios = comparison.scenario_a if comparison.scenario_a == comparison.scenario_b else f"{comparison.scenario_a} / {comparison.scenario_b}"
     facts = f"A (reference): {run_a} · B (checked): {run_b}"
     body = [verdict_header(f"Compare: {scenarios}", cls, outcome, facts, reasons)]
-    scale = max((v for d in comparison.differences for v in (d.a_s, d.b_s) if v is not None), default=0.0)
+    scale: dict[str, float] = {}  # per figure: rows of one figure compare by eye, RTTs are not drowned by outages
+    for d in comparison.differences:
+        for v in (d.a_s, d.b_s):
+            if v is not None:
+                scale[d.figure] = max(scale.get(d.figure, 0.0), v + d.tolerance_s)
     rows = []
     for d in comparison.differences:
         tag = "REGRESSED" if d.regressed else "improved" if d.improved else "same"
@@ -105,7 +109,7 @@ def render_compare_html(comparison: Comparison, run_a: str, run_b: str) -> str:
         band = (d.a_s - d.tolerance_s, d.a_s + d.tolerance_s) if d.a_s is not None else (0.0, 0.0)
         rows.append(Row([
             mark(tag), d.probe, d.event, d.figure.removesuffix("_s"), Cell(_ms(d.a_s), "num"), Cell(_ms(d.b_s), "num"),
-            Cell(_change(d), "num"), Cell(f"± {d.tolerance_s * 1e3:.1f} ms", "num"), _bar(*band, marks, scale * 1.15),
+            Cell(_change(d), "num"), Cell(f"± {d.tolerance_s * 1e3:.1f} ms", "num"), _bar(*band, marks, scale.get(d.figure, 0.0) * 1.15),
         ], FAIL if d.regressed else PASS if d.improved else ""))  # fmt: skip
     note = paragraph("B regressed on a figure when it is worse than A by more than both runs' accuracy bounds "
                      "together. The bar: A's tolerance shaded, A grey, B green (or red when it regressed).")  # fmt: skip
