@@ -210,4 +210,9 @@ def full_results(probes: int = 3) -> tuple[dict[str, Any], dict[str, Any]]:
         {"host": "h2", "offset_s": -0.0012, "bound_s": 0.0003, "rtt_s": 0.0006},
     ]
     results["link_engines"] = {"l": "kernel", "sat": "userspace"}
+    results["method"] |= {
+        "application_outage": "from the first failed sample to the first success starting a sustained run (RFC 6413)",
+        "tolerated_loss_pct": {"probe-01": 10.0},
+        "tolerated_loss": "up to this share of samples may fail in isolation",
+    }
     return results, samples

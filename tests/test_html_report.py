@@ -241,7 +241,9 @@ def test_report_in_a_browser(browser: Any, tmp_path: Path) -> None:
                                          ["T+5.0000", "apply", "split"], ["T+7.0000", "revert", "split"]]  # fmt: skip
     assert [r[7:] for r in timeline] == [["-", "1.00 ms"], ["-", "2.00 ms"], ["T+5.0010", "3.00 ms"], ["-", "2.00 ms"]]
     assert [r.get_attribute("class") for r in css(browser, "table.changes tbody tr")] == ["", "fail"]
-    assert "Recovery: a sustained loss-free run of 1 s." in browser.find_element("css selector", "#method").text
+    method = browser.find_element("css selector", "#method").text
+    assert "Recovery: a sustained loss-free run of 1 s." in method
+    assert "Tolerated loss (random loss by design): probe-01 10 %: up to this share of samples may fail in isolation." in method
     assert rows(browser, "table.hosts") == [["h1", "0.0 ms", "0.0 ms", "0.0 ms"], ["h2", "-1.2 ms", "0.3 ms", "0.6 ms"]]
     assert rows(browser, "table.engines") == [["l", "kernel"], ["sat", "userspace"]]
     png = screenshot(browser, tmp_path / "report.png")

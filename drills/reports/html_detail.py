@@ -119,15 +119,16 @@ def timeline_section(results: dict[str, Any]) -> str:
 
 
 def _pairs_text(values: dict[str, Any], unit: str) -> str:
-    return ", ".join(f"{name} {value:g} {unit}" if isinstance(value, int | float) else f"{name} {value} {unit}"
+    """`voice 1000 packets/s, web 5 packets/s`: a figure per probe."""
+    return ", ".join(f"{name} {value:g} {unit}".rstrip() if isinstance(value, int | float) else f"{name} {value} {unit}".rstrip()
                      for name, value in values.items())  # fmt: skip
 
 
 def method_section(results: dict[str, Any]) -> str:
     method = results["method"]
     items = [
-        f"Outage: {str(method['outage']).rstrip('.')}.",
-        f"Accuracy of every figure: {str(method['accuracy']).rstrip('.')}.",
+        f"Outage: {str(method['outage']).removesuffix('.')}.",
+        f"Accuracy of every figure: {str(method['accuracy']).removesuffix('.')}.",
         f"Offered rate: {_pairs_text(method.get('offered_rate_pps', {}), 'packets/s') or 'no stream'}.",
     ]
     if method.get("packet_size_bytes"):
@@ -138,17 +139,23 @@ def method_section(results: dict[str, Any]) -> str:
     if method.get("forwarding_delay_threshold_s"):
         items.append(f"A packet later than the forwarding-delay threshold counts as lost: "
                      f"{_pairs_text(method['forwarding_delay_threshold_s'], 's')}.")  # fmt: skip
+    if method.get("application_outage"):
+        items.append(f"Application probes' outage: {str(method['application_outage']).removesuffix('.')}.")
+    if method.get("tolerated_loss_pct"):
+        items.append(f"Tolerated loss (random loss by design): {_pairs_text(method['tolerated_loss_pct'], '%')}: "
+                     f"{str(method.get('tolerated_loss', '')).removesuffix('.')}.")  # fmt: skip
     mesh = method.get("pair_mesh")
     if mesh:
         items.append(f"Partition pair mesh: {mesh.get('pairs')} pairs at {mesh.get('rate_pps')} packets/s, one way.")
     known = [k for k in method if k not in _METHOD_SHOWN]
-    items += [f"{k}: {method[k]}" for k in known]  # a field this page does not know yet still shows
+    # A field this page does not know yet still shows.
+    items += [f"{k}: {_pairs_text(method[k], '') if isinstance(method[k], dict) else method[k]}" for k in known]
     return section("method", "Method and accuracy", bullets(items))
 
 
 _METHOD_SHOWN = {
     "outage", "accuracy", "offered_rate_pps", "packet_size_bytes", "sample_interval_s", "sustained_validation_s",
-    "forwarding_delay_threshold_s", "pair_mesh",
+    "forwarding_delay_threshold_s", "pair_mesh", "application_outage", "tolerated_loss_pct", "tolerated_loss",
 }  # fmt: skip
 
 
