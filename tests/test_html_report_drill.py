@@ -1,5 +1,6 @@
-"""report.html of a real drill (`drill run` on namespaces: a partition measured by real
-streams and the pair mesh), opened in a real headless chromium (tests/browser_testing.py).
+"""report.html and trials.html of a real drill (`drill run --trials 2` on namespaces: a
+partition measured by real streams and the pair mesh), opened in a real headless chromium
+(tests/browser_testing.py).
 
 What the page must show is fixed by the scenario, not by timing: the outage objective (100 ms)
 is missed by a one-second partition whatever the machine's load, the recovery objective (3 s)
@@ -45,16 +46,16 @@ duration: 5s
 """
 
 
-def test_a_real_drills_report_in_a_browser(tmp_path: Path, state_dir: Path, host_snapshot: object, browser: Any) -> None:
+def test_a_real_drills_reports_in_a_browser(tmp_path: Path, state_dir: Path, host_snapshot: object, browser: Any) -> None:
     path = tmp_path / "split.yaml"
     path.write_text(BED)
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "drills", "--state-dir", str(state_dir), "run", "--no-live", str(path), "--out", str(out)],
+        [sys.executable, "-m", "drills", "--state-dir", str(state_dir), "run", "--no-live", "--trials", "2", str(path), "--out", str(out)],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr  # the 100 ms outage objective is missed
-    open_page(browser, out / "report.html")
+    open_page(browser, out / "trial-1" / "report.html")
     assert browser.find_element("css selector", "header#verdict").get_attribute("class") == "verdict fail"
     assert browser.find_element("css selector", "header#verdict .outcome").text == "FAILED"
     reasons = [li.text for li in css(browser, "header#verdict ul.reasons li")]
@@ -90,4 +91,16 @@ def test_a_real_drills_report_in_a_browser(tmp_path: Path, state_dir: Path, host
     ]
     assert all(r[8].endswith(" ms") for r in timeline)
     assert header_colour(browser, screenshot(browser, tmp_path / "report.png")) == FAIL_BG
+    # trials.html: the set failed (the outage objective in both trials); both pairs cut in both.
+    open_page(browser, out / "trials.html")
+    assert browser.find_element("css selector", "header#verdict .outcome").text == "FAILED"
+    assert browser.find_element("css selector", "header#verdict .facts").text == "2 trials: failed, failed"
+    spreads = rows(browser, "table.spreads")
+    assert {(r[0], r[1]) for r in spreads} == {("across", "split (apply)"), ("across", "split (revert)"), ("hub", "split (apply)"), ("hub", "split (revert)")}
+    assert len(css(browser, "table.spreads td.range svg")) == len(spreads)  # every figure measured in both
+    assert [(r[0], r[2], r[4]) for r in rows(browser, "table.pair-spreads")] == [
+        ("PASS", "a1 → b1", "cut, cut"),
+        ("PASS", "b1 → a1", "cut, cut"),
+    ]
+    no_markdown(body_text(browser))
     assert not any(state_dir.glob("runs/*"))
