@@ -18,6 +18,7 @@ from typing import Any
 
 from drills.known import expected_text
 from drills.reports.compare import Comparison
+from drills.reports.fmt import ms
 from drills.reports.html_page import (
     FAIL,
     INCONCLUSIVE,
@@ -39,8 +40,9 @@ from drills.reports.validation import VALIDATION_COLUMNS, measured_spread
 BAR_W, BAR_H = 160, 16
 
 
-def _ms(value_s: float | None, none: str = "never") -> str:
-    return none if value_s is None else f"{value_s * 1e3:.1f} ms"
+def never(value_s: float | None) -> str:
+    """A recovery figure: `12.3 ms`, or `never` (B never recovered where A did)."""
+    return ms(value_s, none="never")
 
 
 def _bar(low: float, high: float, marks: Sequence[tuple[float, str, str]], scale: float) -> Cell:
@@ -81,7 +83,7 @@ def render_compare_html(comparison: Comparison, run_a: str, run_b: str) -> str:
         cls, outcome = (FAIL, "REGRESSED") if comparison.regressed else (PASS, "NO REGRESSION")
     reasons = [f"{nothing[0].upper()}{nothing[1:]}."] if nothing else []
     reasons += [
-        f"{d.probe}, {d.event}: {d.figure.removesuffix('_s')} {_ms(d.a_s)} in A, {_ms(d.b_s)} in B "
+        f"{d.probe}, {d.event}: {d.figure.removesuffix('_s')} {never(d.a_s)} in A, {never(d.b_s)} in B "
         f"(tolerance ± {d.tolerance_s * 1e3:.1f} ms)."
         for d in comparison.differences
         if d.regressed
@@ -105,10 +107,10 @@ def render_compare_html(comparison: Comparison, run_a: str, run_b: str) -> str:
     rows = []
     for d in comparison.differences:
         tag = "REGRESSED" if d.regressed else "improved" if d.improved else "same"
-        marks = [(v, colour, f"{side} {_ms(v)}") for v, colour, side in ((d.a_s, "#57606a", "A"), (d.b_s, "#b3261e" if d.regressed else "#1e7d32", "B")) if v is not None]
+        marks = [(v, colour, f"{side} {never(v)}") for v, colour, side in ((d.a_s, "#57606a", "A"), (d.b_s, "#b3261e" if d.regressed else "#1e7d32", "B")) if v is not None]
         band = (d.a_s - d.tolerance_s, d.a_s + d.tolerance_s) if d.a_s is not None else (0.0, 0.0)
         rows.append(Row([
-            mark(tag), d.probe, d.event, d.figure.removesuffix("_s"), Cell(_ms(d.a_s), "num"), Cell(_ms(d.b_s), "num"),
+            mark(tag), d.probe, d.event, d.figure.removesuffix("_s"), Cell(never(d.a_s), "num"), Cell(never(d.b_s), "num"),
             Cell(_change(d), "num"), Cell(f"± {d.tolerance_s * 1e3:.1f} ms", "num"), _bar(*band, marks, scale.get(d.figure, 0.0) * 1.15),
         ], FAIL if d.regressed else PASS if d.improved else ""))  # fmt: skip
     note = paragraph("B regressed on a figure when it is worse than A by more than both runs' accuracy bounds "
@@ -186,7 +188,7 @@ def _spreads(spreads: list[dict[str, Any]]) -> str:
         )  # fmt: skip
         never = s["never"] if s["figure"] == "time_to_recover_s" else ""
         rows.append(Row([
-            s["probe"], s["event"], s["figure"].removesuffix("_s"), *(Cell(_ms(s[k], "-"), "num") for k in ("min_s", "median_s", "max_s")),
+            s["probe"], s["event"], s["figure"].removesuffix("_s"), *(Cell(ms(s[k]), "num") for k in ("min_s", "median_s", "max_s")),
             bar, Cell(never, "num"), Cell(f"± {s['accuracy_s'] * 1e3:.1f} ms", "num"),
         ], FAIL if never else ""))  # fmt: skip
     header = ["probe", "event", "figure", "min", "median", "max", "range (± accuracy shaded)", "never recovered", "accuracy"]
@@ -198,7 +200,7 @@ def _pair_spreads(pairs: list[dict[str, Any]]) -> str:
         return ""
 
     def spread(f: dict[str, Any]) -> str:
-        return "-" if f["min_s"] is None else f"{_ms(f['min_s'])} / {_ms(f['median_s'])} / {_ms(f['max_s'])}"
+        return "-" if f["min_s"] is None else f"{never(f['min_s'])} / {never(f['median_s'])} / {never(f['max_s'])}"
 
     rows = [
         Row([
