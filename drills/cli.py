@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
         "run_a", type=Path, metavar="RUN_A", help="the reference run's results directory (the last good run)"
     )
     p.add_argument("run_b", type=Path, metavar="RUN_B", help="the run to check")
+    p.add_argument("--html", type=Path, default=None, metavar="FILE", help="also write the comparison as a self-contained page (compare.html)")
     p = add("up", "bring a scenario's testbed up and leave it up")
     p.add_argument("file", type=Path, metavar="FILE")
     inventory(p)
@@ -216,6 +217,10 @@ def _run(args: argparse.Namespace) -> int:
         from drills.reports.compare import compare
 
         comparison = compare(results.read(args.run_a)[0], results.read(args.run_b)[0])
+        if args.html is not None:  # written even when there is nothing to compare: the page says so
+            from drills.reports import write_compare_html
+
+            write_compare_html(comparison, args.run_a, args.run_b, args.html)
         if (why := comparison.nothing_in_common()) is not None:
             raise BadInput(f"drill compare {args.run_a} {args.run_b}: {why}")
         ui.comparison(comparison, args.run_a, args.run_b)
@@ -335,7 +340,7 @@ def _run_once(
 def _against_baseline(args: argparse.Namespace, code: int, outcome: str, out_dir: Path, ui: Any) -> int:
     """`--baseline DIR` / `--save-baseline DIR` after one run: compare, then keep it if good."""
     from drills import results
-    from drills.reports import baseline
+    from drills.reports import baseline, write_compare_html
 
     scenario = results.read(out_dir)[0]["scenario"]["name"]
     regressed = False
@@ -347,6 +352,7 @@ def _against_baseline(args: argparse.Namespace, code: int, outcome: str, out_dir
             ui.progress(f"no baseline of {scenario} in {args.baseline} yet: nothing compared")
         else:
             ui.comparison(comparison, args.baseline / scenario, out_dir)
+            write_compare_html(comparison, args.baseline / scenario, out_dir, out_dir / "compare.html")
             regressed = comparison.regressed
     if args.save_baseline is not None:
         if outcome == "passed" and not regressed:
@@ -369,6 +375,7 @@ def _run_trials(args: argparse.Namespace, state_dir: Path, ui: Any, live: bool =
     the validation table of the known answers (trials.json, trials.md). A trial that failed a
     known answer fails the set (exit 1), as a missed objective does."""
     from drills import results, trials
+    from drills.reports import write_trials_html
     from drills.reports.validation import render_trials_markdown
 
     base = args.out or Path("runs") / f"{args.file.stem}-trials-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -388,6 +395,7 @@ def _run_trials(args: argparse.Namespace, state_dir: Path, ui: Any, live: bool =
     outdir.write_file(base / "trials.json", json.dumps(summary, indent=2).encode())
     title = str(runs[0]["scenario"]["name"]) if runs else args.file.stem
     outdir.write_file(base / "trials.md", render_trials_markdown(summary, title).encode())
+    write_trials_html(summary, title, base)
     ui.spreads(spreads, base / "trials.json", overall, pair_spreads, rows)
     if rows:
         ui.progress(f"validation table (Markdown): {base / 'trials.md'}")

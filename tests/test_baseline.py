@@ -115,4 +115,5 @@ def test_a_regression_against_the_last_good_run_fails_and_is_not_kept(tmp_path: 
     worse = drill("run", str(scenario), "--out", str(tmp_path / "r2"), "--baseline", str(base), "--save-baseline", str(base), timeout_s=120)
     assert worse.returncode == 1, worse.stderr
     assert "B regressed" in worse.stdout and "not kept as the baseline: the run regressed" in worse.stderr, (worse.stdout, worse.stderr)
+    assert '<p class="outcome">REGRESSED</p>' in (tmp_path / "r2" / "compare.html").read_text()  # beside the run's report
     assert json.loads(saved.read_text())["run_id"] == json.loads((tmp_path / "r1" / "results.json").read_text())["run_id"]

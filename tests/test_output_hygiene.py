@@ -175,7 +175,7 @@ def test_report_html_escapes_the_note() -> None:
     page = _Html()
     page.feed(page_text)
     assert "script" not in page.tags
-    # Shown once in the <pre> (Markdown source, HTML-escaped) and in the plot's marker title.
+    # Shown in the timeline's and the objectives' cells, HTML-escaped, and in the plots' marker titles.
     assert sum(SHOWN in chunk for chunk in page.text) >= 1
     assert f"note: {SHOWN}\nline two" in "".join(page.text)
 

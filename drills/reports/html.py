@@ -1,8 +1,12 @@
-"""report.html: one self-contained page (no scripts, no external files) with a timeline plot.
+"""report.html: the drill's report as one self-contained page a manager can open.
 
-The plot draws, per probe, its round-trip time over the drill (a line of per-bucket maxima)
-with lost packets as red ticks, the fault periods as shaded bands across every lane, and each
-measured recovery instant as a green mark. Samples are bucketed to at most one per pixel.
+No script, no network, no other file: inline CSS (with print rules: no clipped table, a page
+per section), inline SVG. From the top: the verdict (PASSED / FAILED / INCONCLUSIVE in its colour,
+and why: the objectives missed, the known answers failed, the pairs not as intended, the baseline
+that was not clean), the objectives, the known answers, recovery per fault event, one plot per
+probe (drills.reports.html_plots), the partition pair grid, loss and latency per phase,
+availability, the timeline with its skews, the method and the environment
+(drills.reports.html_detail).
 
 Every piece of scenario text goes through html.escape; the page as a whole through `visible`,
 so a control character from a scenario shows as its escape (`\\x1b`) rather than raw.
@@ -10,119 +14,179 @@ so a control character from a scenario shows as its escape (`\\x1b`) rather than
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
-from drills.reports.markdown import plain_text, render_markdown
-from drills.textsafe import visible
+from drills.known import expected_text, measured_text
+from drills.reports.fmt import ms, recovery, wholly_inconclusive
+from drills.reports.html_detail import environment_section, method_section, pairs_section, timeline_section
+from drills.reports.html_page import (
+    FAIL,
+    INCONCLUSIVE,
+    OUTCOME_CLASS,
+    PASS,
+    Cell,
+    Row,
+    bullets,
+    mark,
+    page,
+    paragraph,
+    section,
+    table,
+    verdict_header,
+)
+from drills.reports.html_plots import plots
+from drills.reports.markdown import KNOWN_COLUMNS
 
-WIDTH = 960
-LANE_H = 110
-LEFT = 70
-RIGHT = 20
-TOP = 34
-
-
-ONE_SHOT = ("note", "exec")  # drawn as markers: nothing is applied for a while
-
-
-def _bands(results: dict[str, Any]) -> list[tuple[float, float, str]]:
-    opened: dict[str, float] = {}
-    bands = []
-    for step in results["timeline"]:
-        if step["fault"] in ONE_SHOT:
-            continue
-        if step["kind"] == "apply":
-            opened[step["label"]] = step["issued_s"]
-        elif step["label"] in opened:
-            bands.append((opened.pop(step["label"]), step["confirmed_s"], step["label"]))
-    bands += [(start, results["duration_s"], label) for label, start in opened.items()]
-    return bands
+KNOWN_CLASS = {"pass": PASS, "fail": FAIL, "inconclusive": INCONCLUSIVE}
 
 
-def render_svg(results: dict[str, Any], samples: dict[str, Any]) -> str:
-    duration = max(float(results["duration_s"]), 1e-3)
-    probes = list(samples) or list(results["baselines"])
-    height = TOP + LANE_H * max(1, len(probes)) + 30
-    plot_w = WIDTH - LEFT - RIGHT
-
-    def x(t: float) -> float:
-        return LEFT + plot_w * min(max(t / duration, 0.0), 1.0)
-
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="11">'
-    ]
-    for start, end, label in _bands(results):
-        out.append(
-            f'<rect x="{x(start):.1f}" y="{TOP - 12}" width="{max(x(end) - x(start), 1):.1f}" height="{height - TOP - 18}" fill="#f5a623" fill-opacity="0.18"><title>{html.escape(label)}</title></rect>'
-        )
-        out.append(f'<text x="{x(start) + 2:.1f}" y="{TOP - 2}" fill="#a35f00">{html.escape(label)}</text>')
-    for step in results["timeline"]:
-        if step["fault"] in ONE_SHOT:
-            at = x(step["issued_s"])
+def reasons(results: dict[str, Any]) -> list[str]:
+    """Why the drill ended as it did, one line each: what failed, or what kept it from passing."""
+    out = []
+    if wholly_inconclusive(results):
+        baselines = results.get("baselines", {})
+        if not baselines:
+            out.append("No probe measured a baseline: nothing can be concluded.")
+        for probe, b in baselines.items():
+            if not b.get("clean", True):
+                out.append(
+                    f"The baseline of {probe} was not clean: {b.get('lost')} of {b.get('sent')} lost before the "
+                    "first fault (loss, or no traffic): nothing can be concluded."
+                )
+    for v in results["verdicts"]:
+        if not v["passed"]:
+            out.append(f"Objective missed: {v['objective']} ({v['probe']}, {v['event']}): measured {v['measured']}, bound {v['bound']}.")
+    for k in results.get("known_answers", []):
+        if k["verdict"] != "pass":
+            word = "failed" if k["verdict"] == "fail" else "could not be judged"
             out.append(
-                f'<line x1="{at:.1f}" y1="{TOP - 12}" x2="{at:.1f}" y2="{height - 18}" stroke="#777" stroke-dasharray="1,3"><title>{html.escape(step["detail"])}</title></line>'
+                f"Known answer {word}: {k['name']} ({k['probe']}, {k['event']}): measured "
+                f"{measured_text(k['measured_s'], k['accuracy_s'])}, expected "
+                f"{expected_text(k['value_s'], k['low_s'], k['high_s'], k['tolerance_s'])}: {k['reason']}."
             )
-    for lane, probe in enumerate(probes):
-        top = TOP + lane * LANE_H + 8
-        bottom = top + LANE_H - 28
-        out.append(f'<text x="{LEFT + 4}" y="{top + 4}" font-weight="bold">{html.escape(probe)}</text>')
-        out.append(f'<line x1="{LEFT}" y1="{bottom}" x2="{WIDTH - RIGHT}" y2="{bottom}" stroke="#999"/>')
-        data = samples.get(probe)
-        if not data:
-            out.append(f'<text x="{LEFT + 4}" y="{bottom - 4}" fill="#999">no samples</text>')
-            continue
-        buckets: dict[int, tuple[int, bool]] = {}
-        for sent_ms, rtt_us in zip(data["sent_ms"], data["rtt_us"], strict=True):
-            pixel = int(x(sent_ms / 1e3))
-            worst, lost = buckets.get(pixel, (0, False))
-            buckets[pixel] = (max(worst, rtt_us), lost or rtt_us < 0)
-        peak = max((rtt for rtt, _ in buckets.values()), default=1) or 1
-        out.append(f'<text x="{LEFT - 4}" y="{top + 12}" text-anchor="end" fill="#555">{peak / 1e3:.1f} ms</text>')
-        out.append(f'<text x="{LEFT - 4}" y="{bottom}" text-anchor="end" fill="#555">0</text>')
-        points = " ".join(
-            f"{pixel},{bottom - (bottom - top - 6) * rtt / peak:.1f}"
-            for pixel, (rtt, _) in sorted(buckets.items())
-            if rtt >= 0
-        )
-        out.append(f'<polyline points="{points}" fill="none" stroke="#2b6cb0" stroke-width="1"/>')
-        for pixel, (_, lost) in sorted(buckets.items()):
-            if lost:
-                out.append(f'<line x1="{pixel}" y1="{bottom}" x2="{pixel}" y2="{bottom + 8}" stroke="#d0021b"/>')
-        for metric in results["metrics"]:
-            if metric["probe"] != probe or metric["time_to_recover_s"] in (None, 0.0):
-                continue
-            event = next(
-                (s for s in results["timeline"] if s["label"] == metric["event"] and s["kind"] == metric["kind"]), None
-            )
-            if event is None:
-                continue
-            at = x(event["issued_s"] + metric["time_to_recover_s"])
-            out.append(
-                f'<line x1="{at:.1f}" y1="{top}" x2="{at:.1f}" y2="{bottom}" stroke="#2e7d32" stroke-dasharray="3,2"><title>recovered after {metric["time_to_recover_s"] * 1e3:.1f} ms</title></line>'
-            )
-    axis_y = height - 14
-    for i in range(11):
-        t = duration * i / 10
-        out.append(f'<text x="{x(t):.1f}" y="{axis_y}" text-anchor="middle" fill="#555">T+{t:.1f}s</text>')
-    out.append("</svg>")
-    return "\n".join(out)
+    for p in results.get("partition_pairs", []):
+        if p["matches"] is not True:
+            why = "not as intended" if p["matches"] is False else "could not be judged"
+            out.append(f"Partition pair {why}: {p['step']}: {p['source']} → {p['target']} observed {p['observed']}, intended {p['expected']}.")
+    if not out and results["outcome"] == "passed":
+        counts = [f"{len(results['verdicts'])} objectives met"]
+        if results.get("known_answers"):
+            counts.append(f"{len(results['known_answers'])} known answers inside their windows")
+        if results.get("partition_pairs"):
+            counts.append(f"{len(results['partition_pairs'])} partition pairs as intended")
+        out.append(", ".join(counts) + ".")
+    return out
+
+
+def _header(results: dict[str, Any]) -> str:
+    outcome = str(results["outcome"])
+    facts = (
+        f"run {results['run_id']} · seed {results['seed']} · {results['duration_s']:g} s · "
+        f"finished {results.get('finished_at', '?')} · drills {results['drills_version']}"
+        + (f" · {results['scenario']['path']}" if results["scenario"].get("path") else "")
+    )
+    head = verdict_header(
+        f"Drill report: {results['scenario']['name']}", OUTCOME_CLASS.get(outcome, INCONCLUSIVE), outcome.upper(), facts, reasons(results)
+    )
+    notes = []
+    if results["revert_failures"]:
+        notes.append(paragraph("Reverts that failed (the teardown removed what they left):", "note")
+                     + bullets(results["revert_failures"], "revert-failures"))  # fmt: skip
+    userspace = sorted(link for link, engine in results.get("link_engines", {}).items() if engine == "userspace")
+    if userspace:
+        notes.append(paragraph(
+            f"Userspace link emulation: {', '.join(userspace)} ran on the userspace engine (a TAP pair joined by a "
+            "relay process that emulates netem), not on kernel qdiscs: their delay, loss and rate are the relay's.",
+            "note",
+        ))  # fmt: skip
+    return head + "".join(notes)
+
+
+def _objectives(results: dict[str, Any]) -> str:
+    if not results["verdicts"]:
+        return section("objectives", "Objectives", paragraph("No objectives were stated."), keep=True)
+    rows = [
+        Row([mark("PASS" if v["passed"] else "FAIL"), v["objective"], v["probe"], v["event"], Cell(v["measured"], "num"), v["bound"]],
+            PASS if v["passed"] else FAIL)
+        for v in results["verdicts"]
+    ]  # fmt: skip
+    return section("objectives", "Objectives", table(["", "objective", "probe", "event", "measured", "bound"], rows, "objectives"), keep=True)
+
+
+def _known(results: dict[str, Any]) -> str:
+    known = results.get("known_answers", [])
+    if not known:
+        return ""
+    rows = [
+        Row([
+            mark(k["verdict"].upper()), k["name"], k["probe"], k["event"], k["figure"],
+            Cell(expected_text(k["value_s"], k["low_s"], k["high_s"], k["tolerance_s"]), "num"),
+            Cell(measured_text(k["measured_s"], k["accuracy_s"]), "num"), k["source"], k["reason"],
+        ], KNOWN_CLASS.get(k["verdict"], INCONCLUSIVE))
+        for k in known
+    ]  # fmt: skip
+    note = paragraph("A known answer passes only when all of measured ± accuracy lies inside the expected window.")
+    return section("known-answers", "Known answers", note, table(KNOWN_COLUMNS, rows, "known"), keep=True)
+
+
+def _recovery(results: dict[str, Any]) -> str:
+    judged: dict[tuple[str, str], list[bool]] = {}
+    for v in results["verdicts"]:
+        judged.setdefault((v["probe"], v["event"]), []).append(bool(v["passed"]))
+    rows = []
+    for m in results["metrics"]:
+        verdicts = judged.get((m["probe"], f"{m['event']} ({m['kind']})"), [])
+        cls = "" if not verdicts else (PASS if all(verdicts) else FAIL)
+        rows.append(Row([
+            m["probe"], m["event"], m["kind"],
+            Cell(ms(m["outage_s"], m["accuracy_s"]), "num"), Cell(ms(m["max_loss_period_s"], m["accuracy_s"]), "num"),
+            Cell(ms(m["time_to_detect_s"], m["accuracy_s"]), "num"), Cell(recovery(m), "num"),
+            Cell(f"{m['lost']} of {m['sent']}", "num"), Cell(m.get("impaired", m["lost"]), "num"),
+        ], cls))  # fmt: skip
+    header = ["probe", "event", "kind", "outage", "longest loss period", "detect", "recovery", "lost / sent", "impaired"]
+    body = table(header, rows, "recovery") if rows else paragraph("No fault event was measured.")
+    note = paragraph("Every figure ± its accuracy (method below). Recovery \"when lifted\": traffic came back only when "
+                     "the fault was lifted; \"never recovered\": not within the drill.")  # fmt: skip
+    return section("recovery", "Recovery per fault event", note, body)
+
+
+def _phases(results: dict[str, Any]) -> str:
+    rows = [
+        [probe, p["phase"], Cell(p["sent"], "num"), Cell(f"{p['loss_pct']:.3f} %", "num"),
+         Cell(ms(p["rtt_p50_s"]), "num"), Cell(ms(p["rtt_p95_s"]), "num"), Cell(ms(p["rtt_p99_s"]), "num")]
+        for probe, phases in results["phases"].items()
+        for p in phases
+    ]  # fmt: skip
+    parts = [table(["probe", "phase", "sent", "loss", "RTT p50", "RTT p95", "RTT p99"], rows, "phases")]
+    availability = results.get("availability", {})
+    if availability:
+        avail = [
+            [probe, Cell(f"{a['pct']:.3f} %", "num"), Cell(f"{a['windows'] - a['unavailable']} of {a['windows']}", "num"),
+             f"{a['window_s']:g} s", f"> {a['threshold'] * 100:g} % lost"]
+            for probe, a in availability.items()
+        ]  # fmt: skip
+        parts += ["<h3>Availability</h3>",
+                  table(["probe", "availability", "available windows", "window", "unavailable when"], avail, "availability")]  # fmt: skip
+    return section("phases", "Loss and latency per phase", *parts)
 
 
 def render_html(results: dict[str, Any], samples: dict[str, Any]) -> str:
+    """report.html from results.json and its samples (per probe: `sent_ms`, `rtt_us`)."""
     title = f"Drill report: {results['scenario']['name']}"
-    # The Markdown source is shown in a <pre>: escaped once, for HTML, not for Markdown too.
-    markdown = render_markdown(results, esc=plain_text)
-    return visible(f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}}
-pre{{white-space:pre-wrap;background:#f6f8fa;padding:1em;border-radius:4px}}
-.legend span{{margin-right:1.5em}}</style></head>
-<body><h1>{html.escape(title)}</h1>
-<p class="legend"><span style="color:#2b6cb0">━ round-trip time (max per pixel)</span>
-<span style="color:#d0021b">| lost packets</span><span style="color:#a35f00">▇ fault applied</span>
-<span style="color:#2e7d32">┆ recovered</span></p>
-{render_svg(results, samples)}
-<pre>{html.escape(markdown)}</pre>
-</body></html>
-""")
+    return page(
+        title,
+        [
+            _header(results),
+            _objectives(results),
+            _known(results),
+            _recovery(results),
+            section("plots", "Per probe", plots(results, samples)),
+            pairs_section(results.get("partition_pairs", [])),
+            _phases(results),
+            timeline_section(results),
+            method_section(results),
+            environment_section(results),
+        ],
+    )
+
+

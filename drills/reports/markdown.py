@@ -29,12 +29,6 @@ def md_text(value: object) -> str:
     return visible(value, one_line=True).translate(_MARKDOWN)
 
 
-def plain_text(value: object) -> str:
-    """`value` on one line with its control characters escaped, Markdown left as it is: for the
-    HTML report, which shows the Markdown source in a <pre> (html.escape makes it inert there)."""
-    return visible(value, one_line=True)
-
-
 def _table(header: list[str], rows: list[list[str]], esc: Escape) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(esc(cell) for cell in row) + " |" for row in rows]
