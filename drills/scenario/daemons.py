@@ -187,4 +187,9 @@ def _keepalived(node: str, keepalived: model.Keepalived, text: str) -> Service:
         f'-r "$DRILLS_DIR/vrrp.pid" -c "$DRILLS_DIR/checkers.pid" -b "$DRILLS_DIR/bfd.pid" -i drills-{node}'
     )  # keepalived makes no unix socket: absolute paths are fine
     ready = Readiness(None, 'test -s "$DRILLS_DIR/vrrp.pid"', keepalived.ready_timeout)
-    return Service("keepalived", command, (), ready, private)
+    # Its own log (-l -D to stdout, the service's log) says when it became master; a restart
+    # after a node loss is not waited for (the drill measures that).
+    settled = (
+        Readiness(None, 'grep -q "Entering MASTER STATE" "$DRILLS_LOG"', keepalived.ready_timeout) if keepalived.master else None
+    )
+    return Service("keepalived", command, (), ready, private, settled)

@@ -173,6 +173,12 @@ class Keepalived(Strict):
         description="keepalived.conf: a path relative to the file that names it, or the text itself (`config: |`)."
     )
     ready_timeout: Timeout = Field(10.0, description="How long keepalived may take to write its VRRP pid file.")
+    master: bool = Field(
+        False,
+        description="Deploy waits until this node's keepalived entered MASTER state (a VRRPv3 router below "
+        "priority 255 starts as backup and takes over only after Master_Down_Interval, about 3 s), so the "
+        "drill's clock starts with the virtual address answering. Set it on the node meant to hold it.",
+    )
 
 
 class Daemons(Strict):
