@@ -107,6 +107,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--image", action="append", default=[], metavar="LAB_IMAGE=LOCAL", help="map a lab image to a local one")
     p.add_argument("--attach", action="store_true", help="use the lab's running containers (containerlab deployed them)")
     p.add_argument("--topology-data", type=Path, metavar="JSON", help="with --attach: containerlab's topology-data.json names the containers (default: their labels)")
+    p = add("msel", "the timeline as a Master Scenario Events List (CSV for spreadsheets), and back")
+    msel = p.add_subparsers(dest="msel_action", required=True, metavar="ACTION")
+    q = msel.add_parser("export", help="write a scenario's timeline as an MSEL CSV, one row per step")
+    q.add_argument("file", type=Path, metavar="SCENARIO")
+    q.add_argument("-o", "--out", type=Path, required=True, metavar="MSEL.csv")
+    q = msel.add_parser("import", help="write a scenario's timeline from an MSEL CSV (the rest from --into)")
+    q.add_argument("csv", type=Path, metavar="MSEL.csv")
+    q.add_argument("-o", "--out", type=Path, required=True, metavar="SCENARIO", help="scenario file to write")
+    q.add_argument("--into", type=Path, default=None, metavar="BASE.yaml", help="the scenario whose topology, probes, expect and exercise are kept (default: SCENARIO itself)")
     p = add("image", "build node images offline, with no registry (testbed/images/NAME.yaml)")
     p.add_argument("action", choices=["build"])
     p.add_argument("names", nargs="*", metavar="NAME", help="image definitions (default: drills-node)")
@@ -289,6 +298,17 @@ def _run(args: argparse.Namespace) -> int:
         lookup = topology_data_containers(args.topology_data) if args.topology_data else running_lab_containers
         topology = import_lab(args.lab, args.out, parse_image_map(args.image), attach=args.attach, containers=lookup)
         ui.progress(f"wrote {args.out}: {len(topology['nodes'])} nodes, {len(topology['links'])} links")
+        return ExitCode.OK
+
+    if command == "msel":
+        from drills.msel import export, import_
+
+        if args.msel_action == "export":
+            rows = export.write_msel(args.file, args.out)
+            ui.progress(f"wrote {args.out}: {rows} injects")
+        else:
+            rows = import_.import_msel(args.csv, args.out, args.into)
+            ui.progress(f"wrote {args.out}: a timeline of {rows} steps from {args.csv}")
         return ExitCode.OK
 
     if command == "image":

@@ -47,6 +47,7 @@ ROOMS: dict[str, str] = {
     "drills.remote": "remote",  # the resident agent and the backend that drives agents
     "drills.probes": "probes",
     "drills.scenario": "scenario",
+    "drills.msel": "msel",  # the timeline as a spreadsheet's MSEL (CSV) and back
     "drills.measure": "analysis",
     "drills.measure_samples": "analysis",
     "drills.drill_result": "analysis",
@@ -68,7 +69,9 @@ ROOMS: dict[str, str] = {
 # What each room may import (besides itself). State (runs, journal, result directories) is the
 # run's record on disk: lifecycle, engine and backends all write it.
 ALLOWED: dict[str, set[str]] = {
-    "face": {"lifecycle", "state", "engine", "seam", "backends", "hosts", "remote", "probes", "scenario", "analysis", "leaf"},
+    "face": {
+        "lifecycle", "state", "engine", "seam", "backends", "hosts", "remote", "probes", "scenario", "analysis", "msel", "leaf"
+    },
     # `lifecycle.run` composes a drill: it picks the backend and hands it, with the clock, to the engine.
     "lifecycle": {"state", "engine", "seam", "backends", "hosts", "remote", "scenario", "leaf"},
     "hosts": {"state", "seam", "scenario", "leaf"},
@@ -80,6 +83,7 @@ ALLOWED: dict[str, set[str]] = {
     "backends": {"state", "seam", "scenario", "leaf"},
     "probes": {"seam", "scenario", "leaf"},  # sockets come from the seam's SocketOps
     "scenario": {"leaf"},
+    "msel": {"scenario", "leaf"},
     "analysis": {"state", "scenario", "leaf"},
     "state": {"leaf"},
     "leaf": set(),
