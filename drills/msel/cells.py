@@ -163,7 +163,7 @@ def parse_action(cell: str) -> dict[str, Any] | None:
         data = load_located(text, "cell").data
     except YamlError as exc:
         first = exc.problems[0]
-        raise CellError(f"not valid YAML ({first.message} at character {first.column}); {ACTION_HINT}") from None
+        raise CellError(f"not valid YAML ({first.message}); {ACTION_HINT}") from None
     if not isinstance(data, dict):
         raise CellError(f"{shown(text)} is not a mapping; {ACTION_HINT}")
     for key in NOT_ACTION_KEYS:
