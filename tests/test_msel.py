@@ -5,13 +5,15 @@ kernel; import and export need no machines.
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 from pathlib import Path
 
 import pytest
 
 from drills.cli import main
-from drills.errors import ExitCode
+from drills.errors import ExitCode, ScenarioError
 from drills.msel import MselError, cells, csvfile
 from drills.msel.export import msel_text, write_msel
 from drills.msel.import_ import import_msel
@@ -56,6 +58,8 @@ def test_every_example_comes_back_equivalent(repo_copy: Path, path: Path) -> Non
     assert after.steps == before.steps  # resolved: kinds, targets, timing
     assert after.source.timeline == before.source.timeline  # parsed, as the engine reads it
     assert after.objectives == before.objectives
+    assert after.cues == before.cues  # triggers, gates, the MSEL fields
+    assert after.exercise == before.exercise
     assert after.duration_s == before.duration_s
     assert out.read_text().startswith("# timeline: imported from msel.csv")
     # A second trip changes nothing: the MSEL is a fixed point.
@@ -76,9 +80,9 @@ def test_import_with_and_without_bom_quoted_newlines_and_extra_columns(tmp_path:
     text = (
         "Inject #,Time,Weather,Trigger,Gate,Title,Description,Action,Status\r\n"
         'a1,T+00:00:02,rain,,no,Press call,"A reporter asks:\r\nis dispatch down?",none,\r\n'
-        "cut,T+00:00:05,typhoon,manual,yes,Cable cut,,\"{fault: link-down, link: fibre, for: 5s}\",done\r\n"
+        "fibre-cut,T+00:00:05,typhoon,manual,yes,Cable cut,,\"{fault: link-down, link: fibre, for: 5s}\",done\r\n"
         ",,,,,,,,\r\n"  # a blank row, as spreadsheets leave them
-        "later,T+00:00:07.5,,after cut,,Repair crew,Crew on site,none,\r\n"
+        "later,T+00:00:07.5,,after fibre-cut,,Repair crew,Crew on site,none,\r\n"
     )
     (tmp_path / "msel.csv").write_bytes(bom + text.encode())
     out = tmp_path / "out.yaml"
@@ -87,11 +91,14 @@ def test_import_with_and_without_bom_quoted_newlines_and_extra_columns(tmp_path:
     timeline = [step.model_dump(by_alias=True, exclude_none=True) for step in scenario.source.timeline]
     assert [step["at"] for step in timeline] == [2.0, 5.0, 7.5]
     assert timeline[0]["text"] == "A reporter asks:\nis dispatch down?"
-    exported = msel_text(out).splitlines()
-    assert exported[0].endswith("Machine Action,Weather,Status")  # extra columns, in their order
-    assert exported[2].startswith("cut,T+00:00:05,")
-    assert exported[2].endswith(",manual,yes,\"{fault: link-down, link: fibre, for: 5s}\",typhoon,done")
-    assert exported[-1].endswith(",after cut,no,none,,")
+    header, *rows = csv.reader(io.StringIO(msel_text(out).removeprefix("\ufeff")))
+    assert header[-3:] == ["Machine Action", "Weather", "Status"]  # extra columns, in their order
+    assert rows[0][:2] == ["a1", "T+00:00:02"]
+    assert rows[0][9] == "A reporter asks:\nis dispatch down?"
+    assert rows[1][:2] == ["fibre-cut", "T+00:00:05"]
+    assert rows[1][-5:] == ["manual", "yes", "{fault: link-down, link: fibre, for: 5s}", "typhoon", "done"]
+    assert rows[2][-5:] == ["after fibre-cut", "no", "none", "", ""]
+    assert rows[2][1] == "T+00:00:07.5"
 
 
 def test_sub_second_and_long_exercise_times() -> None:
@@ -186,3 +193,29 @@ def test_cli_exit_codes(tmp_path: Path, base: Path, capsys: pytest.CaptureFixtur
     assert main(["-q", "msel", "import", str(csv), "-o", str(out)]) == ExitCode.BAD_INPUT
     assert 'row 2, column "Exercise Time (T+hh:mm:ss)"' in capsys.readouterr().err
     assert main(["-q", "msel", "export", str(tmp_path / "missing.yaml"), "-o", str(csv)]) == ExitCode.BAD_INPUT
+
+
+def test_the_example_exercise_msel_is_what_export_writes() -> None:
+    scenario = REPO / "scenarios" / "pacific-link-exercise.yaml"
+    csv_path = REPO / "scenarios" / "pacific-link-exercise.msel.csv"
+    assert csv_path.read_bytes().decode() == msel_text(scenario), (
+        "run: drill msel export scenarios/pacific-link-exercise.yaml -o scenarios/pacific-link-exercise.msel.csv"
+    )
+
+
+def test_a_problem_outside_the_timeline_is_at_the_base_files_line(tmp_path: Path, base: Path) -> None:
+    (tmp_path / "msel.csv").write_text(HEADER + "\nnote-1,T+00:00:01,,,x,,none\n")
+    with pytest.raises(ScenarioError) as caught:
+        import_msel(tmp_path / "msel.csv", tmp_path / "out.yaml", base)
+    (problem,) = caught.value.problems
+    # Line 35 of the base: the objective that names the cut the MSEL no longer has.
+    assert (problem.file, problem.line, problem.path) == (str(base), 35, "expect[0].step")
+    assert "no timeline step has id 'fibre-cut'" in problem.message
+
+
+def test_header_problems(tmp_path: Path, base: Path) -> None:
+    assert _import_problems(tmp_path, base, "ID,Time,Exercise Time,,Notes,notes\na,T+00:00:01,,x,,\n") == [
+        'msel.csv, row 1, column "Exercise Time": both this column and "Time" are the Exercise Time (T+hh:mm:ss) column; keep one',
+        "msel.csv, row 1, column \"column 4\": a column without a header holds values; name it or delete it",
+        'msel.csv, row 1, column "notes": a second column "Notes"; keep one',
+    ]
