@@ -219,3 +219,16 @@ def test_header_problems(tmp_path: Path, base: Path) -> None:
         "msel.csv, row 1, column \"column 4\": a column without a header holds values; name it or delete it",
         'msel.csv, row 1, column "notes": a second column "Notes"; keep one',
     ]
+
+
+def test_formula_like_cells_are_kept_from_spreadsheets_and_come_back(tmp_path: Path, base: Path) -> None:
+    # `=...` would run as a formula when the CSV is opened (CSV injection): exported behind an
+    # apostrophe, read back without it.
+    csv_path = tmp_path / "msel.csv"
+    csv_path.write_text(HEADER + "\nfibre-cut,T+00:00:05,,,'=1+1,\"'-ping\",\"{fault: link-down, link: fibre, for: 5s}\"\n")
+    import_msel(csv_path, tmp_path / "out.yaml", base)
+    inject = load_scenario(tmp_path / "out.yaml").source.timeline[0].inject
+    assert inject is not None and (inject.title, inject.description) == ("=1+1", "-ping")
+    header, row = csv.reader(io.StringIO(msel_text(tmp_path / "out.yaml").removeprefix("\ufeff")))
+    assert (row[header.index("Title")], row[header.index("Description")]) == ("'=1+1", "'-ping")
+    assert csvfile.unquoted("'- a list item") == "'- a list item"  # not a formula: kept as written

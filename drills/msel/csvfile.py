@@ -25,6 +25,9 @@ MAX_ROWS = 5000
 MAX_COLUMNS = 64
 MAX_CELL_BYTES = 16 * 1024
 _BOM = "\ufeff"
+# A cell a spreadsheet would read as a formula (`=HYPERLINK(...)`, `+cmd|...`): CSV injection.
+# Export writes it behind an apostrophe, as a spreadsheet shows text; import takes it off again.
+_FORMULA = re.compile(r"^'*(?:[=+@]|-(?! ))")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -95,7 +98,7 @@ def read_table(path: Path) -> Table:
         for cells in reader:
             number += 1
             if number == 1:
-                header = tuple(cell.strip() for cell in cells)
+                header = tuple(unquoted(cell.strip()) for cell in cells)
                 if len(header) > MAX_COLUMNS:
                     raise MselError(
                         [RowProblem(name, 1, "", f"{len(header)} columns; the limit is {MAX_COLUMNS}: delete the empty or unused ones")]
@@ -115,7 +118,8 @@ def read_table(path: Path) -> Table:
                 )
                 continue
             # A newline inside a cell as Windows saves it (CRLF) is a newline.
-            padded = tuple(cell.replace("\r\n", "\n") for cell in cells[: len(header)]) + ("",) * (len(header) - len(cells))
+            padded = tuple(unquoted(cell.replace("\r\n", "\n")) for cell in cells[: len(header)])
+            padded += ("",) * (len(header) - len(padded))
             problems.extend(_check_cells(name, number, header, padded))
             rows.append((number, padded))
     except csv.Error as exc:  # a cell over csv's own field limit (128 KiB), a quote left open
@@ -143,13 +147,23 @@ def _check_cells(name: str, number: int, header: tuple[str, ...], cells: tuple[s
     return problems
 
 
+def _quoted(cell: str) -> str:
+    return "'" + cell if _FORMULA.match(cell) else cell
+
+
+def unquoted(cell: str) -> str:
+    """A cell as the scenario holds it: the apostrophe export put before a formula-like cell removed."""
+    return cell[1:] if cell.startswith("'") and _FORMULA.match(cell[1:]) else cell
+
+
 def csv_text(header: list[str], rows: list[list[str]]) -> str:
     """Rows as Excel writes CSV (CRLF, quotes where needed), with a byte-order mark so that
-    Excel opens it as UTF-8 (LibreOffice and Google Sheets read it too)."""
+    Excel opens it as UTF-8 (LibreOffice and Google Sheets read it too). A cell that a
+    spreadsheet would run as a formula starts with an apostrophe."""
     out = io.StringIO(newline="")
     writer = csv.writer(out, dialect="excel")
-    writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerow([_quoted(cell) for cell in header])
+    writer.writerows([_quoted(cell) for cell in row] for row in rows)
     return _BOM + out.getvalue()
 
 

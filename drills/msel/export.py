@@ -46,6 +46,8 @@ def _mapping(value: Any) -> dict[str, Any]:
 
 
 def _text(value: Any) -> str:
+    if isinstance(value, dt.datetime):  # YAML read a scenario time as a timestamp
+        return cells.format_clock(value)
     return "" if value is None else str(value)
 
 
