@@ -14,7 +14,7 @@ import pytest
 
 from drills.cli import main
 from drills.errors import ExitCode, ScenarioError
-from drills.msel import MselError, cells, csvfile
+from drills.msel import MselError, cells, csvfile, scenariotext
 from drills.msel.export import msel_text, write_msel
 from drills.msel.import_ import import_msel
 from drills.scenario.loader import load_scenario
@@ -232,3 +232,27 @@ def test_formula_like_cells_are_kept_from_spreadsheets_and_come_back(tmp_path: P
     header, row = csv.reader(io.StringIO(msel_text(tmp_path / "out.yaml").removeprefix("\ufeff")))
     assert (row[header.index("Title")], row[header.index("Description")]) == ("'=1+1", "'-ping")
     assert csvfile.unquoted("'- a list item") == "'- a list item"  # not a formula: kept as written
+
+
+@pytest.mark.parametrize(
+    ("base_text", "expected"),
+    [
+        # The timeline replaced; the comment before the next key stays with that key.
+        (
+            "version: 1\ntimeline:\n  - {at: 1s, fault: note, text: a}\n\n# the objectives\nexpect: []\n",
+            "version: 1\ntimeline: []\n\n# the objectives\nexpect: []\n",
+        ),
+        # The last key, without a final newline.
+        ("version: 1\ntimeline: [{at: 1s, fault: note, text: a}]", "version: 1\ntimeline: []\n"),
+        # No timeline yet: before `expect:`.
+        ("version: 1\nexpect: []\n", "version: 1\ntimeline: []\nexpect: []\n"),
+        # An earlier import's header is replaced, not repeated.
+        ("# timeline: imported from old.csv (...)\nversion: 1\n", "version: 1\ntimeline: []\n"),
+    ],
+)
+def test_the_timeline_is_spliced_into_the_base(base_text: str, expected: str) -> None:
+    spliced = scenariotext.splice(base_text, "timeline: []\n", "# header\n")
+    assert spliced.text == "# header\n" + expected
+    last = len(spliced.text.splitlines())
+    if last > spliced.block_end:  # a line after the new timeline: at its line in the base
+        assert spliced.base_line(last) == len(base_text.splitlines())

@@ -226,7 +226,12 @@ def import_msel(csv_path: Path, out: Path, into: Path | None = None) -> int:
         located = load_located(base_text, str(base))
     except YamlError as exc:
         raise ScenarioError(exc.problems) from None
-    data = located.data if isinstance(located.data, dict) else {}
+    data = located.data
+    if not isinstance(data, dict) or "topology" not in data:
+        raise BadInput(
+            f"{base} is not a scenario (a mapping with `version: 1` and `topology:`); --into names the scenario "
+            "whose topology, probes and objectives the timeline plays on"
+        )
     exercise = data["exercise"] if isinstance(data.get("exercise"), dict) else {}
     rows = read_rows(read_table(csv_path), exercise.get("scenario_start"))
     if rows.problems:
