@@ -187,6 +187,9 @@ def _located(problem: Problem, rows: Rows, spliced: scenariotext.Spliced, candid
         first = rest.split(".")[0].split("[")[0]
         if first in ("id", "at", "trigger", "gate"):
             key, message = first, problem.message
+        elif first == "inject" and rest.startswith("inject.extra.") and rows.table.header:
+            # An extra column's value: at that column (its header is the key).
+            return RowProblem(rows.table.file, rows.numbers[index], rest.removeprefix("inject.extra."), problem.message)
         elif first == "inject":
             inner = rest.split(".")[1].split("[")[0] if "." in rest else ""
             key = f"inject.{inner}" if f"inject.{inner}" in columns.BY_KEY else "action"
