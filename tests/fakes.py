@@ -237,6 +237,9 @@ class FakeOps:
         return "kernel"
 
     # rules
+    def arm_rules(self, tables: Sequence[Table]) -> None:
+        self._now("arm_rules", tuple(tables))
+
     def apply_rules(self, tables: Sequence[Table], on_applied: Callable[[], None] | None = None) -> None:
         now = self._now("apply_rules", tuple(tables))
         present = {(t.node, t.family, t.name) for t in self.world.state.tables}

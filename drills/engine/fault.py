@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from drills.backend import NodeOps
 from drills.clock import Clock
@@ -78,6 +78,15 @@ class Fault(Protocol):
 
     def revert(self, ctx: FaultContext) -> None:
         """Undo the change and confirm the backend shows the original state."""
+
+
+@runtime_checkable
+class Armable(Protocol):
+    """A fault with something to put in place before the clock, with no effect yet (a packet
+    filter's hooked chains, with no rule), so that applying it on the clock does less."""
+
+    def arm(self, ctx: FaultContext) -> None:
+        """Prepare, before the drill clock starts; nothing may change for traffic."""
 
 
 Builder = Callable[[Any], Fault]  # a resolved step of the kind it is registered for -> its fault

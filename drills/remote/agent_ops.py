@@ -215,6 +215,9 @@ class AgentOps:
         return str(self._op("link_engine", link))
 
     # packet filters
+    def arm_rules(self, tables: Sequence[Table]) -> None:
+        self._op("arm_rules", tuple(tables))
+
     def apply_rules(self, tables: Sequence[Table], on_applied: Callable[[], None] | None = None) -> None:
         # `on_applied` is not called: the agent's answer comes after its read-back.
         self._op("apply_rules", tuple(tables))

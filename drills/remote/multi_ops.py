@@ -128,6 +128,10 @@ class MultiHostOps:
     def link_engine(self, link: str) -> str:
         return self._engines[link]
 
+    def arm_rules(self, tables: Sequence[Table]) -> None:
+        for host, subset in self._tables_by_host(tables).items():
+            self._ops_of[host].arm_rules(subset)
+
     def apply_rules(self, tables: Sequence[Table], on_applied: Callable[[], None] | None = None) -> None:
         # `on_applied` is not called: the hosts' tables are in force at different instants.
         self._send_far_ends()
