@@ -120,7 +120,7 @@ class Blackhole:
 
     def touches(self) -> list[str]:
         return [
-            f"{t.node}:{c.device} nftables table netdev {t.name}, ingress chain {c.name} dropping every packet (in place, empty, before the clock; its rule flushed on revert; deleted at the end)"
+            f"{t.node}:{c.device} nftables table netdev {t.name}, ingress chain {c.name} dropping every packet (empty till applied; flushed on revert)"
             for t in self.tables
             for c in t.chains
         ]
@@ -246,7 +246,7 @@ class Partition:
     def touches(self) -> list[str]:
         return [
             f"{node}: nftables table inet {self.tables[0].name}, prerouting chain dropping packets from "
-            f"{', '.join(cut)} (every address; the chain in place, empty, before the clock; its rules flushed on revert; deleted at the end)"
+            f"{', '.join(cut)} (every address; empty till applied; flushed on revert)"
             for node, cut in self.sources
         ]
 
