@@ -239,8 +239,8 @@ class AgentOps:
     def kill_all(self, node: str) -> int:
         return int(self._op("kill_all", node))
 
-    def stop_all(self, node: str) -> int:
-        return int(self._op("stop_all", node))
+    def stop_all(self, node: str, on_stopped: Callable[[float], None] | None = None) -> int:
+        return int(self._op("stop_all", node))  # the agent's answer is the confirmation
 
     def continue_all(self, node: str) -> None:
         self._op("continue_all", node)
@@ -253,8 +253,8 @@ class AgentOps:
         timeout_s = self._timeout_s + (service.ready.timeout_s if service.ready else 0.0)
         return int(self._op("start_service", node, service, timeout_s=timeout_s))
 
-    def stop_service(self, node: str, service: str) -> None:
-        self._op("stop_service", node, service)
+    def stop_service(self, node: str, service: str, on_stopped: Callable[[float], None] | None = None) -> None:
+        self._op("stop_service", node, service)  # the agent's answer is the confirmation
 
     def service_running(self, node: str, service: str) -> bool:
         return bool(self._op("service_running", node, service))

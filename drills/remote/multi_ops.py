@@ -163,8 +163,8 @@ class MultiHostOps:
     def kill_all(self, node: str) -> int:
         return self._ops(node).kill_all(node)
 
-    def stop_all(self, node: str) -> int:
-        return self._ops(node).stop_all(node)
+    def stop_all(self, node: str, on_stopped: Callable[[float], None] | None = None) -> int:
+        return self._ops(node).stop_all(node)  # its host's clock: the agent's answer is the confirmation
 
     def continue_all(self, node: str) -> None:
         self._ops(node).continue_all(node)
@@ -175,8 +175,8 @@ class MultiHostOps:
     def start_service(self, node: str, service: Service) -> int:
         return self._ops(node).start_service(node, service)
 
-    def stop_service(self, node: str, service: str) -> None:
-        self._ops(node).stop_service(node, service)
+    def stop_service(self, node: str, service: str, on_stopped: Callable[[float], None] | None = None) -> None:
+        self._ops(node).stop_service(node, service)  # its host's clock: the agent's answer is the confirmation
 
     def service_running(self, node: str, service: str) -> bool:
         return self._ops(node).service_running(node, service)
