@@ -69,7 +69,8 @@ def _check_regular(fd: int, limit_bytes: int) -> os.stat_result:
 
 def _too_big(size: int | None, limit_bytes: int) -> str:
     have = f"{size:,} bytes" if size is not None else "larger"
-    return f"file is {have}; the limit is {limit_bytes // 2**20} MiB ({limit_bytes:,} bytes): split it, or shorten it"
+    limit = f"{limit_bytes // 2**20} MiB ({limit_bytes:,} bytes)" if limit_bytes >= 2**20 else f"{limit_bytes:,} bytes"
+    return f"file is {have}; the limit is {limit}: split it, or shorten it"
 
 
 def _open_error(path: Path, exc: OSError) -> FileRefused:
