@@ -4,7 +4,9 @@ GML is `key value` pairs, where a value is a number, a "string" (no escapes; the
 `&quot;` style entities, kept as written) or a list `[ ... ]` of pairs. The reader wants one
 `graph [ ... ]` holding scalar pairs (the graph's metadata), `node [ id N ... ]` and
 `edge [ source N target M ... ]`; lists inside a node or edge (`graphics [ ... ]`) are skipped.
-Bounded by the file's size, the limits of `drills.zoo.graph`, and nesting; errors name the line.
+Bounded by the file's size, the limits of `drills.zoo.graph`, and nesting; errors name the line
+and quote nothing of the file until it has shown a `graph [` (drills runs as root: the file named
+may be anyone's).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ def _tokens(path: Path, text: str) -> Iterator[Token]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None:
-            raise GraphError(path, line, f"unexpected {text[pos]!r}: GML holds keys, numbers, \"strings\" and [ lists ]")
+            shown = repr(text[pos]) if text[pos].isprintable() else f"U+{ord(text[pos]):04X}"
+            raise GraphError(path, line, f"unexpected {shown}: GML holds keys, numbers, \"strings\" and [ lists ]")
         kind, value = match.lastgroup or "", match.group()
         if kind not in ("space", "comment"):
             yield kind, value.strip('"') if kind == "string" else value, line
@@ -69,16 +72,16 @@ class _Parser:
                     raise self.fail("a `]` closes no list")
                 return
             if kind != "key":
-                raise self.fail(f"expected a key, found {key[:40]!r}")
+                raise self.fail(f"expected a key, found a {kind}")  # not quoted: the file may not be a graph's
             value = self.next()
             if value is None:
-                raise self.fail(f"key {key!r} has no value")
+                raise self.fail("the file ends after a key: a value is missing")
             if value[0] == "open":
                 yield key, None, line
             elif value[0] in ("string", "number"):
                 yield key, value[1], line
             else:
-                raise self.fail(f"key {key!r} has no value (found {value[1]!r})")
+                raise self.fail(f"a key followed by a {value[0]}, not a value (a number, a \"string\" or a [ list ])")
 
     def skip(self, depth: int) -> None:
         for _key, value, _line in self.pairs(depth):
