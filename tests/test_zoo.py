@@ -97,6 +97,14 @@ def test_delays_match_a_hand_calculation(tmp_path: Path) -> None:
     assert _links(doubled)["Sydney2-Melbourne2"]["delay"] == "7.14ms"
 
 
+def test_internal_only_leaves_out_external_nodes_and_their_edges(tmp_path: Path) -> None:
+    # WIDE: 11 nodes marked Internal 0 (exchanges and peers: PAIX, NSPIXP-3, ...), all of them
+    # without coordinates, each on one edge to the backbone: 19 nodes and 22 links remain.
+    report, topology = _import(tmp_path, ZOO / "WideJpn.graphml", ZooOptions(internal_only=True))
+    assert (report.nodes, report.links, report.external_left_out) == (19, 22, 11)
+    assert report.unlocated == [] and report.defaulted_links == 0 and "PAIX" not in topology["nodes"]
+
+
 def test_capacity_from_link_speed_and_labels(tmp_path: Path) -> None:
     _, wide = _import(tmp_path, ZOO / "WideJpn.graphml")
     assert _links(wide)["KDDI-Otemachi-Los-Angeles"]["rate"] == "1gbit"  # LinkSpeedRaw 1e9
@@ -241,6 +249,17 @@ def test_a_gml_graph_imports_like_its_graphml(tmp_path: Path) -> None:
     bad.write_text('graph [\n  node [ id 0 label "x" ]\n  node [ id 1 label @ ]\n]\n')
     with pytest.raises(GraphError, match=r"bad\.gml:3: unexpected '@'"):
         import_zoo(bad, tmp_path / "out.yaml")
+
+
+def test_hyperedge_nodes_stay_nodes_and_are_reported(tmp_path: Path) -> None:
+    source = tmp_path / "bus.gml"
+    source.write_text(
+        'graph [\n  node [ id 0 label "A" ]\n  node [ id 1 label "B" ]\n  node [ id 2 label "Ring" hyperedge 1 ]\n'
+        "  edge [ source 0 target 2 ]\n  edge [ source 1 target 2 ]\n]\n"
+    )
+    report, topology = _import(tmp_path, source, ZooOptions(default_delay_ms=0.5))
+    assert report.hyperedges == ["Ring"] and list(topology["nodes"]) == ["A", "B", "Ring"]
+    assert "# kept: 1 hyperedge nodes" in (tmp_path / "topology.yaml").read_text()
 
 
 # --------------------------------------------------------------------------- hostile input

@@ -11,7 +11,8 @@ GML) as a drills topology file, with delays from geography.
   median delay of the links that have both ends located. `rate` from LinkSpeedRaw, LinkSpeed and
   LinkSpeedUnits, else read from LinkLabel (a range or `<` bound: its top).
 - parallel edges become parallel links (`A-B`, `A-B-2`: two fibres are two links), self-loops are
-  dropped; both are reported.
+  dropped; both are reported. Nodes the Zoo marks `hyperedge 1` (a shared medium drawn as a node)
+  stay nodes, routing between their links, and are reported.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class ImportReport:
     parallel_links: int = 0
     self_loops: list[int] = field(default_factory=list)  # their lines
     external_left_out: int = 0
+    hyperedges: list[str] = field(default_factory=list)  # nodes the Zoo marks `hyperedge 1`
     capacity: Counter[str] = field(default_factory=Counter)  # exact | label | bound | unknown | too-fast
     delays_ms: dict[str, float] = field(default_factory=dict)  # link -> derived one-way delay
 
@@ -97,6 +99,11 @@ class ImportReport:
             lines.append(f"parallel edges: {self.parallel_links} extra links, named NAME-2, NAME-3, ...")
         if self.self_loops:
             lines.append(f"dropped: {len(self.self_loops)} self-loops (lines {', '.join(map(str, self.self_loops[:10]))})")
+        if self.hyperedges:
+            lines.append(
+                f"kept: {len(self.hyperedges)} hyperedge nodes (a shared medium in the Zoo) as nodes that route "
+                f"between their links: {', '.join(self.hyperedges[:5])}"
+            )
         if self.external_left_out:
             lines.append(f"left out: {self.external_left_out} external nodes (Internal 0), --internal-only")
         return lines
@@ -159,6 +166,8 @@ def convert(graph: RawGraph, options: ZooOptions) -> tuple[dict[str, Any], Impor
         if label and label != name:
             report.renamed.append((label, name))
         nodes[name] = {"label": _one_line(label)} if label else {}
+        if node.attrs.get("hyperedge", "").strip() == "1":
+            report.hyperedges.append(name)
         where = _coordinates(path, node)
         if where is None:
             report.unlocated.append(name)
@@ -257,7 +266,8 @@ def _header(graph: RawGraph, report: ImportReport, out: Path) -> str:
         f"delay (one way) = great-circle distance (haversine, R 6371 km) × route factor {report.route_factor:g} "
         "÷ 199,861.6 km/s (2/3 c), rounded to 0.01 ms."
     )
-    lines += [line for line in report.summary()[1:] if line.startswith(("guessed", "rate", "dropped", "left out"))]
+    kinds = ("guessed", "rate", "dropped", "left out", "kept")
+    lines += [line for line in report.summary()[1:] if line.startswith(kinds)]
     return "".join(f"# {line}\n" for line in lines)
 
 

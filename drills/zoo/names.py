@@ -26,18 +26,22 @@ def plain(text: str, limit: int) -> str:
 
 
 class Names:
-    """Hands out unique names."""
+    """Hands out unique names, in time linear in their number (a thousand nodes labelled alike
+    do not rescan the same suffixes)."""
 
     def __init__(self) -> None:
         self._taken: set[str] = set()
+        self._next: dict[str, int] = {}  # base (lower case) -> the next suffix to try
 
     def unique(self, base: str, limit: int = MAX_NAME_BYTES) -> str:
         """`base` (cut to `limit`), or `base-2`, `base-3`, ... when that is taken."""
         name = base[:limit]
-        count = 1
+        key = name.lower()
+        count = self._next.get(key, 1)
         while name.lower() in self._taken:
             count += 1
             suffix = f"-{count}"
             name = base[: limit - len(suffix)].rstrip("-_.") + suffix
+        self._next[key] = count
         self._taken.add(name.lower())
         return name
