@@ -21,8 +21,8 @@ from drills.engine.plan import RUN_PLACEHOLDER, build_plan
 from drills.errors import BadInput
 from drills.scenario import load_scenario
 from drills.zoo import geo
-from drills.zoo.graph import MAX_FILE_BYTES, GraphError
-from drills.zoo.importer import ZooOptions, import_zoo, zoo_request
+from drills.zoo.graph import MAX_FILE_BYTES, GraphError, RawEdge, RawGraph, RawNode
+from drills.zoo.importer import ZooOptions, convert, import_zoo, zoo_request
 
 REPO = Path(__file__).resolve().parent.parent
 ZOO = REPO / "testbed" / "zoo"
@@ -260,6 +260,16 @@ def test_hyperedge_nodes_stay_nodes_and_are_reported(tmp_path: Path) -> None:
     report, topology = _import(tmp_path, source, ZooOptions(default_delay_ms=0.5))
     assert report.hyperedges == ["Ring"] and list(topology["nodes"]) == ["A", "B", "Ring"]
     assert "# kept: 1 hyperedge nodes" in (tmp_path / "topology.yaml").read_text()
+
+
+def test_more_links_than_the_default_pool_holds_get_the_whole_benchmarking_range(tmp_path: Path) -> None:
+    # 198.18.0.0/16 holds 2**14 = 16,384 /30s: one link more and the file names 198.18.0.0/15.
+    graph = RawGraph(tmp_path / "g.graphml", nodes=[RawNode("a", 1), RawNode("b", 2)])
+    graph.edges = [RawEdge("a", "b", 3)] * 2**14
+    assert "addressing" not in convert(graph, ZooOptions())[0]
+    graph.edges.append(RawEdge("a", "b", 4))
+    topology, report = convert(graph, ZooOptions())
+    assert topology["addressing"] == {"ipv4": "198.18.0.0/15"} and report.parallel_links == 2**14
 
 
 # --------------------------------------------------------------------------- hostile input

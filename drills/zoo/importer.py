@@ -33,6 +33,7 @@ from drills.zoo.graph import MAX_FILE_BYTES, GraphError, RawGraph, RawNode
 from drills.zoo.graphml import parse_graphml
 from drills.zoo.names import NODE_NAME_CHARS, Names, plain
 
+_LINKS_IN_DEFAULT_POOL = 2**14  # /30s in the default `addressing.ipv4`, 198.18.0.0/16
 FALLBACK_DELAY_MS = 1.0
 """A link's delay when no link of the graph has both ends located and no `--default-delay` is given."""
 
@@ -221,7 +222,12 @@ def convert(graph: RawGraph, options: ZooOptions) -> tuple[dict[str, Any], Impor
             link["rate"] = rate
         links.append(link)
     report.nodes, report.links = len(nodes), len(links)
-    return {"nodes": nodes, "links": links}, report
+    topology: dict[str, Any] = {"nodes": nodes, "links": links}
+    if len(links) > _LINKS_IN_DEFAULT_POOL:
+        # The default link pool, 198.18.0.0/16, holds 16,384 /30s; the whole benchmarking range
+        # holds 32,768, and automatic loopbacks (198.19.0.0/16) skip the subnets links took.
+        topology = {"addressing": {"ipv4": "198.18.0.0/15"}, **topology}
+    return topology, report
 
 
 def _default_delay(options: ZooOptions, derived: list[float], report: ImportReport) -> float:
