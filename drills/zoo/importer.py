@@ -121,7 +121,10 @@ def read_graph(path: Path) -> RawGraph:
         raise GraphError(path, exc.line, exc.reason) from None
 
 
-def _coordinates(path: Path, node: RawNode) -> tuple[float, float] | None:
+Place = tuple[float, float]  # latitude, longitude in degrees
+
+
+def _coordinates(path: Path, node: RawNode) -> Place | None:
     lat_text, lon_text = node.attrs.get("Latitude"), node.attrs.get("Longitude")
     if lat_text is None or lon_text is None:
         return None
@@ -146,13 +149,13 @@ def _one_line(text: str, limit: int = 200) -> str:
     return "".join(c if c.isprintable() else " " for c in text)[:limit].strip()
 
 
-def convert(graph: RawGraph, options: ZooOptions) -> tuple[dict[str, Any], ImportReport]:
-    """The topology (as the YAML mapping) of `graph`, and the report of what was guessed."""
+def _nodes(graph: RawGraph, options: ZooOptions, report: ImportReport) -> tuple[dict[str, Any], dict[str, str], dict[str, Place]]:
+    """The nodes by name, each graph id's name ("" when left out), and the located nodes' places."""
     path = graph.path
-    report = ImportReport(path, _one_line(graph.meta.get("Network") or graph.meta.get("label") or path.stem, 80))
-    report.route_factor = options.route_factor
-    names, node_names, located = Names(), {}, {}
+    names = Names()
     nodes: dict[str, Any] = {}
+    node_names: dict[str, str] = {}
+    located: dict[str, Place] = {}
     for node in graph.nodes:
         if node.id in node_names:
             raise GraphError(path, node.line, f"node id {node.id[:40]!r} is used twice")
@@ -176,7 +179,15 @@ def convert(graph: RawGraph, options: ZooOptions) -> tuple[dict[str, Any], Impor
             located[name] = where
     if len(nodes) > limits.MAX_NODES:
         raise GraphError(path, 0, f"{len(nodes):,} nodes; drills deploys at most {limits.MAX_NODES:,} on a host")
+    return nodes, node_names, located
 
+
+def convert(graph: RawGraph, options: ZooOptions) -> tuple[dict[str, Any], ImportReport]:
+    """The topology (as the YAML mapping) of `graph`, and the report of what was guessed."""
+    path = graph.path
+    report = ImportReport(path, _one_line(graph.meta.get("Network") or graph.meta.get("label") or path.stem, 80))
+    report.route_factor = options.route_factor
+    nodes, node_names, located = _nodes(graph, options, report)
     ends: list[tuple[str, str, dict[str, str]]] = []
     for edge in graph.edges:
         a, b = node_names.get(edge.source), node_names.get(edge.target)
@@ -212,11 +223,11 @@ def convert(graph: RawGraph, options: ZooOptions) -> tuple[dict[str, Any], Impor
         if delay is None:
             report.defaulted_links += 1
             delay = default_ms
+        elif delay == 0:
+            report.colocated_links += 1
         report.delays_ms[name] = delay
         if delay > 0:
             link["delay"] = f"{delay:.2f}ms"
-        else:
-            report.colocated_links += 1
         rate = _rate(attrs, options, report)
         if rate:
             link["rate"] = rate
