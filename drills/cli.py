@@ -101,12 +101,16 @@ def _parser() -> argparse.ArgumentParser:
         "file", nargs="?", type=Path, metavar="FILE", help="also say which engine would serve each link of this scenario here"
     )
     inventory(p)
-    p = add("import", "write a drills topology file from a containerlab lab (*.clab.yml)")
-    p.add_argument("lab", type=Path, metavar="LAB.clab.yml")
+    p = add("import", "write a drills topology file from a containerlab lab, or a Topology Zoo graph (`zoo FILE`)")
+    p.add_argument("source", nargs="+", metavar="[zoo] FILE", help="LAB.clab.yml, or zoo FILE.graphml / FILE.gml")
     p.add_argument("-o", "--out", type=Path, required=True, help="topology file to write (include it with `topology: FILE`)")
     p.add_argument("--image", action="append", default=[], metavar="LAB_IMAGE=LOCAL", help="map a lab image to a local one")
     p.add_argument("--attach", action="store_true", help="use the lab's running containers (containerlab deployed them)")
     p.add_argument("--topology-data", type=Path, metavar="JSON", help="with --attach: containerlab's topology-data.json names the containers (default: their labels)")
+    p.add_argument("--route-factor", type=float, metavar="F", help="zoo: fibre route length ÷ great-circle distance (default 1.5)")
+    p.add_argument("--default-delay", metavar="DELAY", help="zoo: delay of links to nodes without coordinates (default: the median)")
+    p.add_argument("--no-rate", action="store_true", help="zoo: write no link rates (capacities)")
+    p.add_argument("--internal-only", action="store_true", help="zoo: leave out external nodes (Internal 0: peers, exchanges)")
     p = add("image", "build node images offline, with no registry (testbed/images/NAME.yaml)")
     p.add_argument("action", choices=["build"])
     p.add_argument("names", nargs="*", metavar="NAME", help="image definitions (default: drills-node)")
@@ -285,9 +289,17 @@ def _run(args: argparse.Namespace) -> int:
 
     if command == "import":
         from drills.containerlab import import_lab, parse_image_map, running_lab_containers, topology_data_containers
+        from drills.zoo.importer import import_zoo, zoo_request
 
+        source, zoo = zoo_request(args.source, vars(args))
+        if zoo is not None:
+            imported = import_zoo(source, args.out, zoo)
+            for line in imported.summary():
+                ui.progress(line)
+            ui.progress(f"wrote {args.out}: include it with `topology: {args.out.name}`")
+            return ExitCode.OK
         lookup = topology_data_containers(args.topology_data) if args.topology_data else running_lab_containers
-        topology = import_lab(args.lab, args.out, parse_image_map(args.image), attach=args.attach, containers=lookup)
+        topology = import_lab(source, args.out, parse_image_map(args.image), attach=args.attach, containers=lookup)
         ui.progress(f"wrote {args.out}: {len(topology['nodes'])} nodes, {len(topology['links'])} links")
         return ExitCode.OK
 

@@ -26,7 +26,7 @@ from drills.errors import DrillError, ScenarioError
 from drills.known import expected_text
 from drills.scenario.expect import Objective
 from drills.scenario.probes import Spec, UdpStreamSpec
-from drills.scenario.resolved import Node, Route, Scenario, Service, Topology
+from drills.scenario.resolved import Link, Node, Route, Scenario, Service, Topology
 from drills.scenario.steps import DegradeStep, Flap, LinkDownStep, SegmentDownStep, Step
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ class LinkPlan:
     subnets: list[str]
     profile: str | None
     engine: str = ""  # which engine serves it, and why: "userspace (auto: this kernel has no netem)"
+    delay: str = ""  # one-way delay deployed (profile or the link's own), "a-to-b / b-to-a" when they differ
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,7 @@ def build_plan(scenario: Scenario, layout: Layout, kinds: Collection[str] | None
                 [str(a.network) for a in (link.a.ipv4, link.a.ipv6) if a is not None],
                 link.profile,
                 layout.engines[link.name],
+                _delay_text(link),
             )
             for link in topology.links
         ],
@@ -249,6 +251,14 @@ def build_plan(scenario: Scenario, layout: Layout, kinds: Collection[str] | None
 
 
 # --------------------------------------------------------------------------- testbed
+
+
+def _delay_text(link: Link) -> str:
+    spec = link.profile_spec
+    there = spec.delay if spec else None
+    back = spec.reverse.delay if spec and spec.reverse and spec.reverse.delay is not None else there
+    texts = dict.fromkeys(f"{(d or 0.0) * 1e3:.2f} ms" for d in (there, back))  # 0.01 ms: an import's rounding
+    return " / ".join(texts) if there or back else ""
 
 
 def _node(topology: Topology, node: Node, namespace: str) -> NodePlan:
