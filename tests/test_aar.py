@@ -178,6 +178,7 @@ def test_the_aar_shows_the_msel_as_played(tmp_path: Path) -> None:
     for text in (md, html):
         assert "Pacific Link 2026" in text and "2026-03-11T09:30" in text and "JP Telecom" in text
         assert "fired" in text and "released" in text and "skipped" in text
+        assert "2026-03-11T09:30:10" in text  # cut-1 on the scenario's clock: its start + T+10 s
         assert "T+00:01:20" in text  # lte-1 released at drill 95 s, 15 s held before: exercise T+80 s, as planned
         assert "15.0 s in 2 holds" in text and "gate lte-1" in text
         assert "skip cut-1" in text and "refused" in text
@@ -199,7 +200,7 @@ def test_the_improvement_plan_csv(tmp_path: Path) -> None:
     assert [r[:4] for r in rows[1:]] == [
         ["O2 Keep the disaster site connected", "O2.1 LTE backhaul loss costs under 2 s", "M",
          "LTE backhaul loss costs under 2 s: performed with major challenges"],
-        ["O2.1", "O2.1 LTE backhaul loss costs under 2 s", "", "the runbook lacks the LTE fallback"],
+        ["O2 Keep the disaster site connected", "O2.1 LTE backhaul loss costs under 2 s", "", "the runbook lacks the LTE fallback"],
     ]  # fmt: skip
     assert all(r[5:] == [""] * 6 for r in rows[1:])  # the planners' cells
     assert "lte-loss: outage" in rows[1][4]

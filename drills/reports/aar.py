@@ -119,6 +119,19 @@ def wall(exercise: Exercise, drill_s: float | None) -> str:
     return (start + timedelta(seconds=drill_s)).strftime("%H:%M:%S") + ("Z" if start.utcoffset() == timedelta(0) else "")
 
 
+def scenario_time(ex: Exercise, inject: Inject) -> str:
+    """The fictional clock of an inject: its own, else the scenario's start + its planned T+."""
+    if inject.scenario_time:
+        return inject.scenario_time
+    if not ex.scenario_start:
+        return "-"
+    try:
+        start = datetime.fromisoformat(ex.scenario_start)
+    except ValueError:
+        return "-"
+    return (start + timedelta(seconds=inject.planned_s)).isoformat(timespec="seconds")
+
+
 def span(seconds: float) -> str:
     """A length of time: `2.0 s`, `1 min 30.0 s`, `1 h 2 min`."""
     if seconds < 60:
@@ -167,7 +180,7 @@ def participant_rows(ex: Exercise) -> list[list[str]]:
 
 
 MSEL_COLUMNS = [
-    "id", "title", "phase", "trigger", "planned T+", "delivered T+", "difference", "drill time", "wall clock",
+    "id", "title", "phase", "trigger", "planned T+", "scenario time", "delivered T+", "difference", "drill time", "wall clock",
     "how", "status", "by", "action", "objectives",
 ]  # fmt: skip
 INJECT_STATUS_CLASS = {"skipped": "inconclusive", "not-delivered": "fail", "pending": "fail", "gated": "fail"}
@@ -178,7 +191,7 @@ def msel_row(ex: Exercise, inject: Inject) -> list[str]:
     delivered = None if inject.delivered_s is None else inject.delivered_s - held_before(ex, inject.delivered_s)
     difference = "-" if delivered is None else f"{delivered - inject.planned_s:+.2f} s"
     return [
-        inject.id, inject.title, inject.phase, trigger, tplus(inject.planned_s), tplus(delivered), difference,
+        inject.id, inject.title, inject.phase, trigger, tplus(inject.planned_s), scenario_time(ex, inject), tplus(delivered), difference,
         "-" if inject.delivered_s is None else f"{inject.delivered_s:.2f} s", wall(ex, inject.delivered_s),
         inject.how or "-", inject.status, inject.source or "-",
         f"{inject.fault}: {inject.detail}" if inject.detail else inject.fault, ", ".join(inject.objectives),
@@ -235,7 +248,7 @@ def figure_rows(report: TargetReport) -> list[list[str]]:
 
 
 def observation_line(obs: Observation) -> str:
-    return f"T+{tplus(obs.exercise_s)[2:]} ({obs.source}): {obs.text}"
+    return f"{tplus(obs.exercise_s)} ({obs.source}): {obs.text}"
 
 
 def marked(obs: Observation, marks: tuple[str, ...]) -> bool:
@@ -278,11 +291,14 @@ def areas(aar: Aar) -> list[Area]:
         evidence += [observation_line(o) for o in r.observations]
         issue = f"{r.target.title}: {RATING_WORDS[r.final]}"
         out.append(Area(f"{r.objective.id} {r.objective.title}", f"{r.target.id} {r.target.title}", r.final, issue, "; ".join(evidence)))
-    titles = {r.target.id: r.target.title for r in aar.targets} | {o.id: o.title for o in aar.exercise.objectives}
+    # An evaluator's own area for improvement: a row of its own (its corrective action is its own).
+    objectives = {o.id: f"{o.id} {o.title}" for o in aar.exercise.objectives}
+    targets = {r.target.id: (objectives[r.objective.id], f"{r.target.id} {r.target.title}") for r in aar.targets}
     for o in _all_observations(aar):
         if marked(o, AREA_MARKS):
             ident = o.objective or ""
-            out.append(Area(ident, f"{ident} {titles.get(ident, '')}".strip(), "", o.text.lstrip().split(":", 1)[1].strip(), observation_line(o)))
+            objective, target = targets.get(ident, (objectives.get(ident, ident), ""))
+            out.append(Area(objective, target, "", o.text.lstrip().split(":", 1)[1].strip(), observation_line(o)))
     return out
 
 
