@@ -301,3 +301,33 @@ def test_verdicts_carry_their_figures_as_numbers() -> None:
     assert (outage.value, outage.accuracy, outage.limit, outage.unit, outage.at_least) == (0.0485, 0.001, 0.05, "s", False)
     assert outage.passed and grade(read_exercise(exercise_results() | {"verdicts": [asdict(outage)]}).figures[0]).grade == "S"
     assert recovery.value is None and recovery.passed is False and recovery.limit == 1.0
+
+
+HOSTILE = "<script>alert(1)</script> **x** | [l](http://e) \x1b[2J \u202e"
+
+
+def _poison(value: Any) -> Any:
+    """Every text of the exercise section hostile (ids and enumerations kept, so it still reads)."""
+    if isinstance(value, dict):
+        keep = ("id", "status", "how", "trigger", "role", "objective", "objectives", "expect", "after")
+        return {k: (v if k in keep else _poison(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_poison(v) for v in value]
+    return HOSTILE if isinstance(value, str) and not value.startswith(("20", "T")) else value
+
+
+def test_hostile_text_is_inert_in_every_file(tmp_path: Path) -> None:
+    results = exercise_results()
+    results["exercise"] = _poison(results["exercise"])
+    run = _run_dir(tmp_path, results)
+    write_aar(run)
+    html = (run / "aar.html").read_text()
+    md = (run / "aar.md").read_text()
+    csv_text = (run / "improvement-plan.csv").read_text(encoding="utf-8-sig")
+    template = (run / "ratings.yaml").read_text()
+    assert HOSTILE.count("<") and "<script" not in html and "&lt;script&gt;" in html
+    assert not re.search(r"(?<!\\)[<\[*]", md.replace("**", "")) and "\\<script\\>" in md  # every one escaped
+    for text in (html, md, csv_text, template):
+        assert "\x1b" not in text and "\u202e" not in text, text[:200]
+        assert "\\x1b" in text or text is template
+    assert not [line for line in template.splitlines() if not line.startswith(("#", "  #", "ratings:"))]

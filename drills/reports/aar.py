@@ -22,6 +22,7 @@ from typing import Any
 from drills.reports.aar_model import Exercise, ExerciseObjective, Inject, Observation, Target, read_exercise
 from drills.reports.aar_rating import Suggestion, amount, suggest
 from drills.reports.aar_ratings import Override, read_ratings
+from drills.textsafe import visible
 
 PLAN_FILE = "improvement-plan.csv"
 PLAN_COLUMNS = [
@@ -310,7 +311,7 @@ def render_plan_csv(aar: Aar) -> bytes:
 
     UTF-8 with a byte-order mark: Excel opens a CSV without one in the machine's legacy code
     page and garbles every non-ASCII name (Tōkyō, Zürich); LibreOffice and Python's csv read
-    the mark fine. A cell that starts like a formula (=, +, -, @) gets a leading apostrophe, so
+    the mark fine. Control characters show as escapes (drills.textsafe). A cell that starts like a formula (=, +, -, @) gets a leading apostrophe, so
     a spreadsheet shows scenario text as text and never evaluates it (CSV injection)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -321,4 +322,5 @@ def render_plan_csv(aar: Aar) -> bytes:
 
 
 def _cell(text: str) -> str:
+    text = visible(text)  # control and bidi characters shown as escapes, as in every report
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
