@@ -21,6 +21,7 @@ from drills.cli import main
 from drills.errors import BadInput
 from drills.reports import write_aar
 from drills.reports.aar import PLAN_COLUMNS, build, tplus
+from drills.reports.aar_md import render_aar_markdown
 from drills.reports.aar_model import read_exercise
 from drills.reports.aar_rating import grade
 
@@ -28,7 +29,7 @@ from drills.reports.aar_rating import grade
 def _inject(ident: str, planned_s: float, **over: Any) -> dict[str, Any]:
     base = {
         "id": ident, "index": 0, "planned_s": planned_s, "due_s": planned_s, "trigger": "time", "after": None, "gate": False,
-        "status": "delivered", "delivered_s": planned_s + 0.01, "how": "time", "source": None, "reverted_s": None,
+        "status": "delivered", "delivered_s": planned_s + 0.01, "delivered_exercise_s": planned_s + 0.01, "how": "time", "source": None, "reverted_s": None,
         "fault": "link-down", "detail": f"link {ident} down",
         "inject": {"phase": "Move 1", "type": "event", "method": "simulated alarm", "from": "SIMCELL", "to": "NOC Tokyo",
                    "title": f"title of {ident}", "description": "", "expected_actions": "", "objectives": [],
@@ -77,16 +78,16 @@ def exercise_results() -> dict[str, Any]:
         ],
         "injects": [
             _inject("cut-1", 10.0, reverted_s=30.0, inject={"objectives": ["O1.1"]}),
-            _inject("sat-1", 40.0, trigger="manual", delivered_s=45.0, how="fired", source="page", reverted_s=70.0,
+            _inject("sat-1", 40.0, trigger="manual", delivered_s=45.0, delivered_exercise_s=45.0, how="fired", source="page", reverted_s=70.0,
                     inject={"objectives": ["O1.2"]}),
-            _inject("lte-1", 80.0, gate=True, due_s=90.0, delivered_s=95.0, how="released", source="terminal",
+            _inject("lte-1", 80.0, gate=True, due_s=90.0, delivered_s=95.0, delivered_exercise_s=80.0, how="released", source="terminal",
                     reverted_s=110.0, inject={"objectives": ["O2.1"]}),
-            _inject("note-1", 100.0, status="skipped", delivered_s=None, how=None, source="page", fault="note",
+            _inject("note-1", 100.0, status="skipped", delivered_s=None, delivered_exercise_s=None, how=None, source="page", fault="note",
                     detail="Press asks for a statement", inject={"objectives": ["O2"], "title": "=HYPERLINK(\"x\")"}),
         ],
         "holds": [
             {"start_s": 50.0, "end_s": 60.0, "reason": "controller", "source": "page"},
-            {"start_s": 90.0, "end_s": 95.0, "reason": "gate lte-1", "source": "page"},
+            {"start_s": 90.0, "end_s": 95.0, "reason": "gate lte-1", "source": "gate"},
         ],
         "held_s": 15.0,
         "observations": [
@@ -96,12 +97,12 @@ def exercise_results() -> dict[str, Any]:
         ],
         "stop": None,
         "log": [
-            {"at_s": 45.0, "source": "page", "command": "fire sat-1", "ok": True, "message": "sat-1 delivered"},
-            {"at_s": 50.0, "source": "page", "command": "hold", "ok": True, "message": "held"},
-            {"at_s": 60.0, "source": "page", "command": "resume", "ok": True, "message": "resumed after 10.0 s"},
-            {"at_s": 95.0, "source": "terminal", "command": "release lte-1", "ok": True, "message": "lte-1 released"},
-            {"at_s": 96.0, "source": "page", "command": "skip note-1", "ok": True, "message": "note-1 skipped"},
-            {"at_s": 97.0, "source": "page", "command": "skip cut-1", "ok": False, "message": "cut-1 was delivered"},
+            {"at_s": 45.0, "source": "page", "command": "fire", "argument": "sat-1", "ok": True, "message": "sat-1 delivered"},
+            {"at_s": 50.0, "source": "page", "command": "hold", "argument": "", "ok": True, "message": "held"},
+            {"at_s": 60.0, "source": "page", "command": "resume", "argument": "", "ok": True, "message": "resumed after 10.0 s"},
+            {"at_s": 95.0, "source": "terminal", "command": "release", "argument": "lte-1", "ok": True, "message": "lte-1 released"},
+            {"at_s": 96.0, "source": "page", "command": "skip", "argument": "note-1", "ok": True, "message": "note-1 skipped"},
+            {"at_s": 97.0, "source": "page", "command": "skip", "argument": "cut-1", "ok": False, "message": "cut-1 was delivered"},
         ],
     }  # fmt: skip
     return results
@@ -135,14 +136,15 @@ def test_suggested_ratings_follow_the_rule() -> None:
 def test_a_stop_before_a_targets_inject_and_a_figure_never_recovered_are_u() -> None:
     results = exercise_results()
     ex = results["exercise"]
-    ex["stop"] = {"at_s": 85.0, "reason": "ENDEX: real-world emergency", "source": "terminal"}
-    ex["injects"][2] |= {"status": "not-delivered", "delivered_s": None, "how": None, "reverted_s": None}
+    ex["stop"] = {"at_s": 85.0, "exercise_s": 75.0, "reason": "ENDEX: real-world emergency", "source": "terminal"}
+    ex["injects"][2] |= {"status": "not-delivered", "delivered_s": None, "delivered_exercise_s": None, "how": None, "reverted_s": None}
     results["verdicts"][0] = _verdict("dispatch-outage", "outage", "cut-1 (apply)", None, 0.0015, 0.05, False)
     aar = build(results)
     assert _ratings(aar.targets)["O1.1"] == ("U", "U")
     assert _ratings(aar.targets)["O2.1"] == ("U", "U")
     reasons = " / ".join(next(r for r in aar.targets if r.target.id == "O2.1").suggestion.reasons)
     assert "inject lte-1 was never delivered: the exercise was stopped first (ENDEX: real-world emergency)" in reasons
+    assert "T+00:01:15 (drill time 85.00 s, 03:41:25Z) by terminal: ENDEX: real-world emergency" in render_aar_markdown(aar)
 
 
 def test_a_target_whose_figures_are_missing_could_not_be_evaluated() -> None:
@@ -331,3 +333,74 @@ def test_hostile_text_is_inert_in_every_file(tmp_path: Path) -> None:
         assert "\x1b" not in text and "\u202e" not in text, text[:200]
         assert "\\x1b" in text or text is template
     assert not [line for line in template.splitlines() if not line.startswith(("#", "  #", "ratings:"))]
+
+
+def test_the_fixture_follows_the_results_schema() -> None:
+    import jsonschema
+
+    from drills.results import results_schema
+
+    jsonschema.Draft202012Validator(results_schema()).validate(exercise_results())
+
+
+PLAYED = """
+  - {id: cut, at: 10s, fault: link-down, link: l1, for: 5s, inject: {title: Cable A cut, objectives: [O1.1]}}
+  - {id: sat, at: 20s, fault: link-down, link: l2, for: 5s, trigger: manual, inject: {objectives: [O1.2]}}
+  - {id: lte, at: 30s, fault: link-down, link: l1, for: 5s, gate: true, inject: {objectives: [O2.1]}}
+  - {id: news, at: 40s, fault: note, text: "press call", inject: {objectives: [O2]}}
+"""
+PLAYED_EXERCISE = """
+expect:
+  - {name: dispatch-outage, probe: p, step: cut, max_outage: 50ms}
+  - {name: sat-backup, probe: p, step: sat, max_recovery: 5s}
+  - {name: lte-loss, probe: p, step: lte, max_outage: 2s}
+exercise:
+  title: Played for real
+  scenario_start: "2026-03-11T09:30"
+  participants: [{name: NOC Tokyo, organisation: JP Telecom}]
+  objectives:
+    - {id: O1, title: Keep calls up, capability_targets: [
+        {id: O1.1, title: Dispatch back, expect: [dispatch-outage]}, {id: O1.2, title: Backup, expect: [sat-backup]}]}
+    - {id: O2, title: Disaster site, capability_targets: [{id: O2.1, title: LTE loss, expect: [lte-loss]}]}
+"""
+
+
+def test_the_aar_of_what_the_real_player_recorded(tmp_path: Path) -> None:
+    """The exercise section as drills.engine.player records it (a real player and control desk
+    on a scripted fake clock; the figures hand-written): every command shows in the AAR."""
+    from test_player import ScriptedClock, play, scenario
+
+    from drills.engine.control import ExerciseControl
+
+    sc = scenario(tmp_path, PLAYED, PLAYED_EXERCISE)
+    control = ExerciseControl()
+    clock = ScriptedClock([
+        (22.0, lambda: control.fire("sat", "page")), (26.0, lambda: control.hold("page")), (28.0, lambda: control.resume("page")),
+        (34.0, lambda: control.release("lte", "terminal")), (35.0, lambda: control.skip("news", "page")),
+        (36.0, lambda: control.observe("afi: no LTE fallback in the runbook", "O2.1", "terminal")),
+    ])  # fmt: skip
+    player, _ = play(sc, clock, control)
+    assert all(answer.ok for answer in clock.answers), clock.answers
+    results = exercise_results()
+    results["exercise"] = json.loads(json.dumps(player.record()))
+    results["verdicts"] = [
+        _verdict("dispatch-outage", "outage", "cut (apply)", 0.002, 0.0015, 0.05, True),
+        _verdict("sat-backup", "recovery", "sat (apply)", 1.0, 0.01, 5.0, True),
+        _verdict("lte-loss", "outage", "lte (apply)", 9.0, 0.01, 2.0, False),
+    ]
+    import jsonschema
+
+    from drills.results import results_schema
+
+    jsonschema.Draft202012Validator(results_schema()).validate(results)
+    aar = build(results)
+    assert _ratings(aar.targets) == {"O1.1": ("P", "P"), "O1.2": ("S", "S"), "O2.1": ("M", "M")}
+    reasons = {r.target.id: " / ".join(r.suggestion.reasons) for r in aar.targets}
+    assert "inject sat was fired by hand (page)" in reasons["O1.2"]
+    assert "the timeline was held while inject sat was in play (controller)" in reasons["O1.2"]
+    assert "inject lte waited at a decision gate until released" in reasons["O2.1"]
+    assert "inject news was skipped" in reasons["O2.1"]
+    md = render_aar_markdown(aar)
+    assert "| lte | " in md and "| released | delivered | terminal |" in md
+    assert "| skip news | yes |" in md and "| hold | yes |" in md and "no LTE fallback in the runbook" in md
+    assert "2026-03-11T09:30:10" in md  # cut on the scenario's clock

@@ -169,7 +169,8 @@ def stop_text(ex: Exercise) -> str:
     if ex.stop is None:
         return ""
     at = ex.stop.at_s
-    return f"{tplus(at - held_before(ex, at))} (drill time {at:.2f} s, {wall(ex, at)}) by {ex.stop.source}: {ex.stop.reason}"
+    exercise_s = ex.stop.exercise_s if ex.stop.exercise_s is not None else at - held_before(ex, at)
+    return f"{tplus(exercise_s)} (drill time {at:.2f} s, {wall(ex, at)}) by {ex.stop.source}: {ex.stop.reason}"
 
 
 def participant_rows(ex: Exercise) -> list[list[str]]:
@@ -189,13 +190,15 @@ INJECT_STATUS_CLASS = {"skipped": "inconclusive", "not-delivered": "fail", "pend
 
 def msel_row(ex: Exercise, inject: Inject) -> list[str]:
     trigger = inject.trigger + (f" {inject.after}" if inject.after else "") + (" + gate" if inject.gate else "")
-    delivered = None if inject.delivered_s is None else inject.delivered_s - held_before(ex, inject.delivered_s)
+    delivered = inject.delivered_exercise_s
+    if delivered is None and inject.delivered_s is not None:
+        delivered = inject.delivered_s - held_before(ex, inject.delivered_s)
     difference = "-" if delivered is None else f"{delivered - inject.planned_s:+.2f} s"
     return [
         inject.id, inject.title, inject.phase, trigger, tplus(inject.planned_s), scenario_time(ex, inject), tplus(delivered), difference,
         "-" if inject.delivered_s is None else f"{inject.delivered_s:.2f} s", wall(ex, inject.delivered_s),
         inject.how or "-", inject.status, inject.source or "-",
-        f"{inject.fault}: {inject.detail}" if inject.detail else inject.fault, ", ".join(inject.objectives),
+        f"{inject.fault}: {inject.detail}" if inject.detail and inject.detail != inject.fault else inject.fault, ", ".join(inject.objectives),
     ]  # fmt: skip
 
 
@@ -220,7 +223,8 @@ LOG_COLUMNS = ["T+", "drill time", "by", "command", "done", "message"]
 
 def log_rows(ex: Exercise) -> list[list[str]]:
     return [
-        [tplus(g.at_s - held_before(ex, g.at_s)), f"{g.at_s:.2f} s", g.source, g.command, "yes" if g.ok else "refused", g.message]
+        [tplus(g.at_s - held_before(ex, g.at_s)), f"{g.at_s:.2f} s", g.source, f"{g.command} {g.argument}".strip(),
+         "yes" if g.ok else "refused", g.message]
         for g in ex.log
     ]
 

@@ -56,6 +56,7 @@ class Inject:
     gate: bool
     status: str
     delivered_s: float | None
+    delivered_exercise_s: float | None  # None in results written before it was recorded
     how: str | None
     source: str | None
     reverted_s: float | None
@@ -86,7 +87,8 @@ class Observation:
 
 @dataclass(frozen=True)
 class Stop:
-    at_s: float
+    at_s: float  # drill seconds
+    exercise_s: float | None
     reason: str
     source: str
 
@@ -95,7 +97,8 @@ class Stop:
 class LogLine:
     at_s: float
     source: str
-    command: str
+    command: str  # hold, resume, fire, skip, release, observe, stop
+    argument: str  # the inject id, the observation, the stop's reason ("" for hold/resume)
     ok: bool
     message: str
 
@@ -245,9 +248,9 @@ def read_exercise(results: dict[str, Any], file: str = "results.json") -> Exerci
             Observation(o.number("at_s"), o.number("exercise_s", o.number("at_s")), o.text("text"), o.maybe_text("objective"), o.text("source"))
             for o in ex.items("observations")
         ),
-        stop=None if stop is None else Stop(stop.number("at_s"), stop.text("reason"), stop.text("source")),
+        stop=None if stop is None else Stop(stop.number("at_s"), stop.maybe_number("exercise_s"), stop.text("reason"), stop.text("source")),
         log=tuple(
-            LogLine(g.number("at_s"), g.text("source"), g.text("command"), g.flag("ok"), g.text("message"))
+            LogLine(g.number("at_s"), g.text("source"), g.text("command"), g.text("argument"), g.flag("ok"), g.text("message"))
             for g in ex.items("log")
         ),
         figures=tuple(_figure(v) for v in top.items("verdicts")),
@@ -265,6 +268,7 @@ def _inject(i: _Reader) -> Inject:
         gate=i.flag("gate"),
         status=i.text("status", "pending"),
         delivered_s=i.maybe_number("delivered_s"),
+        delivered_exercise_s=i.maybe_number("delivered_exercise_s"),
         how=i.maybe_text("how"),
         source=i.maybe_text("source"),
         reverted_s=i.maybe_number("reverted_s"),
