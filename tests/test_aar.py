@@ -125,7 +125,7 @@ def test_suggested_ratings_follow_the_rule() -> None:
     reasons = {r.target.id: " / ".join(r.suggestion.reasons) for r in aar.targets}
     assert "met with margin 46.5 ms" in reasons["O1.1"]
     assert "met only within its accuracy: margin 100.0 ms < accuracy 400.0 ms" in reasons["O1.2"]
-    assert "inject sat-1 was fired by hand (page)" in reasons["O1.2"]
+    assert "inject sat-1 was fired by hand (page), as planned (trigger: manual)" in reasons["O1.2"]  # lowers nothing
     assert "the timeline was held while inject sat-1 was in play (controller)" in reasons["O1.2"]
     assert "missed: measured 9000.0 ms ± 10.0 ms, bound <= 2000 ms" in reasons["O2.1"]
     assert "inject lte-1 waited at a decision gate until released" in reasons["O2.1"]
@@ -396,7 +396,7 @@ def test_the_aar_of_what_the_real_player_recorded(tmp_path: Path) -> None:
     aar = build(results)
     assert _ratings(aar.targets) == {"O1.1": ("P", "P"), "O1.2": ("S", "S"), "O2.1": ("M", "M")}
     reasons = {r.target.id: " / ".join(r.suggestion.reasons) for r in aar.targets}
-    assert "inject sat was fired by hand (page)" in reasons["O1.2"]
+    assert "inject sat was fired by hand (page), as planned (trigger: manual)" in reasons["O1.2"]
     assert "the timeline was held while inject sat was in play (controller)" in reasons["O1.2"]
     assert "inject lte waited at a decision gate until released" in reasons["O2.1"]
     assert "inject news was skipped" in reasons["O2.1"]
@@ -404,3 +404,14 @@ def test_the_aar_of_what_the_real_player_recorded(tmp_path: Path) -> None:
     assert "| lte | " in md and "| released | delivered | terminal |" in md
     assert "| skip news | yes |" in md and "| hold | yes |" in md and "no LTE fallback in the runbook" in md
     assert "2026-03-11T09:30:10" in md  # cut on the scenario's clock
+
+
+def test_a_timed_inject_fired_by_hand_lowers_the_rating_a_manual_one_does_not() -> None:
+    results = exercise_results()
+    results["exercise"]["observations"] = []
+    cut = results["exercise"]["injects"][0]
+    cut |= {"how": "fired", "source": "terminal", "delivered_s": 5.0, "delivered_exercise_s": 5.0}
+    reasons = build(results).targets[0].suggestion
+    assert reasons.rating == "S" and "inject cut-1 was fired by hand (terminal) instead of at its planned time (trigger: time)" in reasons.reasons
+    cut["trigger"] = "manual"
+    assert build(results).targets[0].suggestion.rating == "P"

@@ -13,9 +13,10 @@ The rule (stated in the report, RULE below), the worst grade found wins (P < S <
   is a miss); U when it has no value (never recovered, no traffic) or could not be evaluated;
 - the target's injects (those naming the target or its objective in `inject.objectives`, and
   those whose fault events its figures judge): S when one waited at a decision gate until
-  released, was fired by hand, was skipped, or the timeline was held while it was in play
-  (a hold overlapping its delivery .. revert); U when one was never delivered (the exercise was
-  stopped before it, or the drill ended first);
+  released, was fired by hand although its trigger is a time or another inject (a `manual`
+  inject fired by hand is played as planned and lowers nothing), was skipped, or the timeline
+  was held while it was in play (a hold overlapping its delivery .. revert); U when one was
+  never delivered (the exercise was stopped before it, or the drill ended first);
 - no figure at all: U when the target names `expect:` entries (they could not be evaluated);
   none suggested when it names none (the evaluators rate it from their observations).
 """
@@ -37,8 +38,9 @@ _ORDER = "PSMU"
 RULE = (
     "Suggested rating (the worst that applies): "
     "P: every measured figure met its bound with margin (measured + accuracy <= bound, and the margin left at least the accuracy again). "
-    "S: a figure met its bound only within its accuracy, or one of the target's injects waited at a decision gate, was fired by hand, "
-    "was skipped, or the timeline was held while it was in play. "
+    "S: a figure met its bound only within its accuracy, or one of the target's injects waited at a decision gate, was fired by hand "
+    "although planned for a time (a manual inject fired by hand is played as planned), was skipped, or the timeline was held while it "
+    "was in play. "
     "M: a figure missed its bound (the accuracy counts against it). "
     "U: a figure never recovered or could not be evaluated, the target's figures are missing, or one of its injects was never "
     "delivered (the exercise was stopped first). A target with no measured figure (no expect: names) gets no suggestion: "
@@ -149,7 +151,11 @@ def _inject_reasons(inject: Inject, exercise: Exercise) -> list[tuple[str, str]]
     if inject.how == "released":
         out.append(("S", f"{name} waited at a decision gate until released"))
     elif inject.how == "fired":
-        out.append(("S", f"{name} was fired by hand" + (f" ({inject.source})" if inject.source else "")))
+        by = f" ({inject.source})" if inject.source else ""
+        if inject.trigger == "manual":  # its trigger says a controller fires it: played as planned
+            out.append(("P", f"{name} was fired by hand{by}, as planned (trigger: manual)"))
+        else:
+            out.append(("S", f"{name} was fired by hand{by} instead of at its planned time (trigger: {inject.trigger})"))
     for reason in held_during(inject, exercise):
         out.append(("S", f"the timeline was held while {name} was in play ({reason})"))
     return out
