@@ -415,3 +415,18 @@ def test_a_timed_inject_fired_by_hand_lowers_the_rating_a_manual_one_does_not() 
     assert reasons.rating == "S" and "inject cut-1 was fired by hand (terminal) instead of at its planned time (trigger: time)" in reasons.reasons
     cut["trigger"] = "manual"
     assert build(results).targets[0].suggestion.rating == "P"
+
+
+def test_a_drill_without_an_exercise_section_in_its_scenario_still_gets_a_report(tmp_path: Path) -> None:
+    results = sample_results()
+    results["exercise"] = {
+        "title": "cut", "scenario_start": None, "participants": [], "objectives": [], "controlled": False,
+        "started_at": "2026-12-04T03:40:00Z", "injects": [_inject("cut", 2.0, how="time")], "holds": [], "held_s": 0.0,
+        "observations": [], "stop": None, "log": [],
+    }  # fmt: skip
+    run = _run_dir(tmp_path, results)
+    assert main(["aar", str(run)]) == 0
+    md = (run / "aar.md").read_text()
+    assert "# After-action report: cut" in md and "No capability target to rate." in md and "| cut | title of cut |" in md
+    assert "nothing to rate" in (run / "ratings.yaml").read_text()
+    assert "NO RATINGS" in (run / "aar.html").read_text()
