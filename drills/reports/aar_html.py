@@ -8,28 +8,8 @@ through `visible`. Ratings are coloured: P green, S amber, M red, U white on red
 
 from __future__ import annotations
 
-from drills.reports.aar import (
-    FIGURE_COLUMNS,
-    HOLD_COLUMNS,
-    INJECT_STATUS_CLASS,
-    LOG_COLUMNS,
-    MSEL_COLUMNS,
-    PLAN_COLUMNS,
-    RATING_COLUMNS,
-    Aar,
-    TargetReport,
-    areas,
-    figure_rows,
-    hold_rows,
-    log_rows,
-    msel_row,
-    observation_line,
-    overview,
-    participant_rows,
-    rating_rows,
-    stop_text,
-    strengths,
-)
+from drills.reports import aar as doc
+from drills.reports.aar import Aar
 from drills.reports.aar_rating import RATINGS, RULE
 from drills.reports.html_page import (
     FAIL,
@@ -78,15 +58,15 @@ def _header(aar: Aar) -> str:
     cls = INCONCLUSIVE if not rated else (FAIL if any(_HEADER_CLASS[g] == FAIL for g in rated) else PASS)
     ex = aar.exercise
     facts = f"{ex.scenario} · run {ex.run_id} · started {ex.started_at or '-'}"
-    reasons = [f"{a.target}: {a.issue}" for a in areas(aar)]
+    reasons = [f"{a.target}: {a.issue}" for a in doc.areas(aar)]
     return verdict_header(f"After-action report: {ex.title}", cls, counts or "NO RATINGS", facts, reasons)
 
 
 def _overview(aar: Aar) -> str:
-    items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in overview(aar))
+    items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in doc.overview(aar))
     ex = aar.exercise
     parts = [f'<dl class="facts-table">{items}</dl>', "<h3>Participants</h3>"]
-    parts.append(table(["role", "organisation", "participants"], participant_rows(ex), "participants") if ex.participants else paragraph("None listed."))
+    parts.append(table(["role", "organisation", "participants"], doc.participant_rows(ex), "participants") if ex.participants else paragraph("None listed."))
     parts.append("<h3>Objectives and capability targets</h3>")
     if not ex.objectives:
         parts.append(paragraph("None stated."))
@@ -99,32 +79,32 @@ def _overview(aar: Aar) -> str:
 def _ratings(aar: Aar) -> str:
     if not aar.targets:
         return section("ratings", "Ratings", paragraph("No capability target to rate."), keep=True)
-    rows = [Row([row[0], row[1], _rating_cell(row[2]), _rating_cell(row[3]), row[4], row[5]]) for row in rating_rows(aar)]
+    rows = [Row([row[0], row[1], _rating_cell(row[2]), _rating_cell(row[3]), row[4], row[5]]) for row in doc.rating_rows(aar)]
     source = paragraph(f"Final ratings from {aar.ratings_file}." if aar.ratings_file else
                        "No ratings.yaml yet: the final ratings are the suggested ones (edit ratings.yaml, run drill aar again).", "note")  # fmt: skip
-    return section("ratings", "Ratings", table(RATING_COLUMNS, rows, "ratings"), source, paragraph(RULE, "facts"), keep=True)
+    return section("ratings", "Ratings", table(doc.RATING_COLUMNS, rows, "ratings"), source, paragraph(RULE, "facts"), keep=True)
 
 
 def _msel(aar: Aar) -> str:
     ex = aar.exercise
     parts = []
     if ex.injects:
-        rows = [Row(msel_row(ex, i), INJECT_STATUS_CLASS.get(i.status, "")) for i in ex.injects]
-        parts.append(table(MSEL_COLUMNS, rows, "msel"))
+        rows = [Row(doc.msel_row(ex, i), doc.INJECT_STATUS_CLASS.get(i.status, "")) for i in ex.injects]
+        parts.append(table(doc.MSEL_COLUMNS, rows, "msel"))
     else:
         parts.append(paragraph("No injects."))
     parts.append("<h3>Holds</h3>")
-    parts.append(table(HOLD_COLUMNS, hold_rows(ex), "holds") if ex.holds else paragraph("The timeline was never held."))
+    parts.append(table(doc.HOLD_COLUMNS, doc.hold_rows(ex), "holds") if ex.holds else paragraph("The timeline was never held."))
     if ex.stop is not None:
         parts.append("<h3>Stop word</h3>")
-        parts.append(paragraph(f"{stop_text(ex)}. Every fault in force was reverted at once and the drill ended.", "note stop"))
+        parts.append(paragraph(f"{doc.stop_text(ex)}. Every fault in force was reverted at once and the drill ended.", "note stop"))
     if ex.log:
         parts.append("<h3>Controller log</h3>")
-        parts.append(table(LOG_COLUMNS, [Row(r, "" if r[4] == "yes" else INCONCLUSIVE) for r in log_rows(ex)], "log"))
+        parts.append(table(doc.LOG_COLUMNS, [Row(r, "" if r[4] == "yes" else INCONCLUSIVE) for r in doc.log_rows(ex)], "log"))
     return section("msel", "The MSEL as played", *parts)
 
 
-def _target(report: TargetReport) -> str:
+def _target(report: doc.TargetReport) -> str:
     parts = [
         f'<div class="target" id="target-{esc(report.target.id)}"><h4>{esc(report.target.id)} {esc(report.target.title)}</h4>',
         f"<p>Suggested: {_badge(report.suggestion.rating)} · Final: {_badge(report.final)}</p>",
@@ -133,10 +113,10 @@ def _target(report: TargetReport) -> str:
         parts.append(paragraph(f"Rated by {report.override.by or 'the evaluators'}: {report.override.reason or 'no reason given'}", "note"))
     parts.append(bullets(list(report.suggestion.reasons), "reasons"))
     if report.suggestion.figures:
-        rows = [Row([_rating_cell(r[0]), *r[1:4], Cell(r[4], "num"), r[5], Cell(r[6], "num"), r[7]]) for r in figure_rows(report)]
-        parts.append(table(FIGURE_COLUMNS, rows, "figures"))
+        rows = [Row([_rating_cell(r[0]), *r[1:4], Cell(r[4], "num"), r[5], Cell(r[6], "num"), r[7]]) for r in doc.figure_rows(report)]
+        parts.append(table(doc.FIGURE_COLUMNS, rows, "figures"))
     if report.observations:
-        parts.append("<h5>Evaluators' observations</h5>" + bullets([observation_line(o) for o in report.observations], "observations"))
+        parts.append("<h5>Evaluators' observations</h5>" + bullets([doc.observation_line(o) for o in report.observations], "observations"))
     return "".join(parts) + "</div>"
 
 
@@ -145,17 +125,17 @@ def _analysis(aar: Aar) -> str:
     for o in aar.exercise.objectives:
         parts.append(f"<h3>{esc(o.id)} {esc(o.title)}</h3>")
         if aar.objective_observations.get(o.id):
-            parts.append(bullets([observation_line(x) for x in aar.objective_observations[o.id]], "observations"))
+            parts.append(bullets([doc.observation_line(x) for x in aar.objective_observations[o.id]], "observations"))
         parts += [_target(r) for r in aar.targets if r.objective.id == o.id]
     if aar.general_observations:
         parts.append("<h3>Other observations</h3>")
-        parts.append(bullets([f"{x.objective or 'general'}: {observation_line(x)}" for x in aar.general_observations], "observations"))
+        parts.append(bullets([f"{x.objective or 'general'}: {doc.observation_line(x)}" for x in aar.general_observations], "observations"))
     return section("analysis", "Analysis of capability targets", *(parts or [paragraph("No objectives were stated.")]))
 
 
 def _findings(aar: Aar) -> str:
-    found = areas(aar)
-    good = strengths(aar)
+    found = doc.areas(aar)
+    good = doc.strengths(aar)
     plan_rows = [Row([a.objective, a.target, _rating_cell(a.rating or None), a.issue, a.evidence] + [""] * 6) for a in found]
     return section(
         "findings", "Strengths, areas for improvement and the improvement plan",
@@ -164,7 +144,7 @@ def _findings(aar: Aar) -> str:
         bullets([f"{a.target} ({a.rating or 'observation'}): {a.evidence}" for a in found], "areas") if found else paragraph("None recorded."),
         "<h3>Improvement plan</h3>",
         paragraph("To be completed by the planners: improvement-plan.csv holds the same rows."),
-        table(PLAN_COLUMNS, plan_rows, "plan") if plan_rows else paragraph("No area for improvement."),
+        table(doc.PLAN_COLUMNS, plan_rows, "plan") if plan_rows else paragraph("No area for improvement."),
     )  # fmt: skip
 
 

@@ -4,26 +4,8 @@ cannot add a column, a link, emphasis or HTML, and its control characters show a
 
 from __future__ import annotations
 
-from drills.reports.aar import (
-    FIGURE_COLUMNS,
-    HOLD_COLUMNS,
-    LOG_COLUMNS,
-    MSEL_COLUMNS,
-    PLAN_COLUMNS,
-    RATING_COLUMNS,
-    Aar,
-    areas,
-    figure_rows,
-    hold_rows,
-    log_rows,
-    msel_row,
-    observation_line,
-    overview,
-    participant_rows,
-    rating_rows,
-    stop_text,
-    strengths,
-)
+from drills.reports import aar as doc
+from drills.reports.aar import Aar
 from drills.reports.aar_rating import RATINGS, RULE
 from drills.reports.markdown import md_text
 
@@ -42,9 +24,9 @@ def render_aar_markdown(aar: Aar) -> str:
     """aar.md of an after-action report."""
     ex = aar.exercise
     lines = [f"# After-action report: {md_text(ex.title)}", ""]
-    lines += [f"- **{md_text(k)}:** {md_text(v)}" for k, v in overview(aar)]
+    lines += [f"- **{md_text(k)}:** {md_text(v)}" for k, v in doc.overview(aar)]
     lines += ["", "## Participants", ""]
-    lines += _table(["role", "organisation", "participants"], participant_rows(ex)) if ex.participants else ["None listed.", ""]
+    lines += _table(["role", "organisation", "participants"], doc.participant_rows(ex)) if ex.participants else ["None listed.", ""]
     lines += ["## Objectives and capability targets", ""]
     for o in ex.objectives:
         lines.append(f"- **{md_text(o.id)}** {md_text(o.title)}")
@@ -52,21 +34,21 @@ def render_aar_markdown(aar: Aar) -> str:
     if not ex.objectives:
         lines.append("None stated.")
     lines += ["", "## Ratings", "", md_text(RULE), ""]
-    lines += _table(RATING_COLUMNS, rating_rows(aar)) if aar.targets else ["No capability target to rate.", ""]
+    lines += _table(doc.RATING_COLUMNS, doc.rating_rows(aar)) if aar.targets else ["No capability target to rate.", ""]
     if aar.ratings_file:
         lines += [f"Final ratings from {md_text(aar.ratings_file)}.", ""]
     lines += ["## The MSEL as played", ""]
-    lines += _table(MSEL_COLUMNS, [msel_row(ex, i) for i in ex.injects]) if ex.injects else ["No injects.", ""]
+    lines += _table(doc.MSEL_COLUMNS, [doc.msel_row(ex, i) for i in ex.injects]) if ex.injects else ["No injects.", ""]
     lines += ["### Holds", ""]
-    lines += _table(HOLD_COLUMNS, hold_rows(ex)) if ex.holds else ["The timeline was never held.", ""]
+    lines += _table(doc.HOLD_COLUMNS, doc.hold_rows(ex)) if ex.holds else ["The timeline was never held.", ""]
     if ex.stop is not None:
-        lines += ["### Stop word", "", f"At {md_text(stop_text(ex))}. Every fault in force was reverted at once and the drill ended.", ""]
+        lines += ["### Stop word", "", f"At {md_text(doc.stop_text(ex))}. Every fault in force was reverted at once and the drill ended.", ""]
     if ex.log:
-        lines += ["### Controller log", "", *_table(LOG_COLUMNS, log_rows(ex))]
+        lines += ["### Controller log", "", *_table(doc.LOG_COLUMNS, doc.log_rows(ex))]
     lines += ["## Analysis of capability targets", ""]
     for o in ex.objectives:
         lines += [f"### {md_text(o.id)} {md_text(o.title)}", ""]
-        lines += [f"- Observation: {md_text(observation_line(obs))}" for obs in aar.objective_observations.get(o.id, ())]
+        lines += [f"- Observation: {md_text(doc.observation_line(obs))}" for obs in aar.objective_observations.get(o.id, ())]
         for r in (r for r in aar.targets if r.objective.id == o.id):
             lines += [f"#### {md_text(r.target.id)} {md_text(r.target.title)}", ""]
             lines.append(f"**Suggested: {md_text(_rating(r.suggestion.rating))}** · **Final: {md_text(_rating(r.final))}**")
@@ -74,18 +56,18 @@ def render_aar_markdown(aar: Aar) -> str:
                 lines.append(f"(rated by {md_text(r.override.by or 'the evaluators')}: {md_text(r.override.reason or 'no reason given')})")
             lines += ["", *[f"- {md_text(reason)}" for reason in r.suggestion.reasons], ""]
             if r.suggestion.figures:
-                lines += _table(FIGURE_COLUMNS, figure_rows(r))
-            lines += [f"- Observation: {md_text(observation_line(obs))}" for obs in r.observations]
+                lines += _table(doc.FIGURE_COLUMNS, doc.figure_rows(r))
+            lines += [f"- Observation: {md_text(doc.observation_line(obs))}" for obs in r.observations]
             lines += [""] if r.observations else []
     if aar.general_observations:
         lines += ["## Other observations", ""]
-        lines += [f"- {md_text(obs.objective or 'general')}: {md_text(observation_line(obs))}" for obs in aar.general_observations]
+        lines += [f"- {md_text(obs.objective or 'general')}: {md_text(doc.observation_line(obs))}" for obs in aar.general_observations]
         lines.append("")
     lines += ["## Strengths", ""]
-    lines += [f"- {md_text(s)}" for s in strengths(aar)] or ["None recorded."]
+    lines += [f"- {md_text(s)}" for s in doc.strengths(aar)] or ["None recorded."]
     lines += ["", "## Areas for improvement", ""]
-    found = areas(aar)
+    found = doc.areas(aar)
     lines += [f"- **{md_text(a.target)}** ({md_text(a.rating or 'observation')}): {md_text(a.evidence)}" for a in found] or ["None recorded."]
     lines += ["", "## Improvement plan", "", "To be completed by the planners (improvement-plan.csv holds the same rows).", ""]
-    lines += _table(PLAN_COLUMNS, [[a.objective, a.target, a.rating, a.issue, a.evidence] + [""] * 6 for a in found])
+    lines += _table(doc.PLAN_COLUMNS, [[a.objective, a.target, a.rating, a.issue, a.evidence] + [""] * 6 for a in found])
     return "\n".join(lines)
