@@ -222,10 +222,14 @@ def test_the_ratings_template_rates_every_target_when_uncommented(tmp_path: Path
     write_aar(run)
     text = (run / "ratings.yaml").read_text()
     assert '"O1.2":  # Satellite backup within 5 s: suggested S' in text
-    (run / "ratings.yaml").write_text(re.sub(r"^  # ", "  ", text, flags=re.MULTILINE))  # as an evaluator would
+    uncommented = re.sub(r"^  # ", "  ", text, flags=re.MULTILINE)  # as an evaluator would
+    (run / "ratings.yaml").write_text(uncommented)
+    with pytest.raises(BadInput, match=r"ratings.yaml:\d+:\d+: ratings.O2.2.rating: rating is missing"):
+        write_aar(run)  # O2.2 has no suggestion: the evaluators must rate it, nothing is assumed
+    (run / "ratings.yaml").write_text(uncommented.replace("rating:  # P, S, M or U", "rating: U  #"))
     write_aar(run)
     aar = build(json.loads((run / "results.json").read_text()), run / "ratings.yaml")
-    assert {k: v[1] for k, v in _ratings(aar.targets).items()} == {"O1.1": "P", "O1.2": "S", "O2.1": "M", "O2.2": "P"}
+    assert {k: v[1] for k, v in _ratings(aar.targets).items()} == {"O1.1": "P", "O1.2": "S", "O2.1": "M", "O2.2": "U"}
 
 
 def test_ratings_yaml_overrides_the_suggestion(tmp_path: Path) -> None:

@@ -149,7 +149,7 @@ def template(exercise: Exercise, suggestions: dict[str, Suggestion]) -> str:
             why = "; ".join(suggestion.reasons[:6]) + (" …" if len(suggestion.reasons) > 6 else "")
             lines += [
                 f"  # {json.dumps(target.id)}:  # {_comment(target.title)}: suggested {suggested}: {_comment(why)}",
-                f"  #   rating: {suggestion.rating or 'P'}",
+                f"  #   rating: {suggestion.rating}" if suggestion.rating else "  #   rating:  # P, S, M or U: nothing measured, rate it",
                 '  #   by: ""',
                 '  #   reason: ""',
             ]
