@@ -36,13 +36,13 @@ dl.facts-table{display:grid;grid-template-columns:max-content 1fr;gap:.15em 1em;
 dl.facts-table dt{font-weight:600} dl.facts-table dd{margin:0;white-space:pre-wrap}
 .target{border:1px solid #d0d7de;border-radius:6px;padding:.3em .9em .6em;margin:.8em 0;break-inside:avoid}
 .target h4{margin:.4em 0}
-table.plan td:nth-child(n+6){min-width:7em}
+table.plan td:nth-child(5){min-width:20em} table.plan td:nth-child(n+6){min-width:6em}
 """
 _HEADER_CLASS = {"P": PASS, "S": PASS, "M": FAIL, "U": FAIL}
 
 
 def _rating_cell(rating: str | None) -> Cell:
-    return Cell(rating or "-", f"mark r{rating}" if rating else "mark")
+    return Cell(rating or "-", f"mark r{rating}" if rating in RATINGS else "mark")  # "-": none
 
 
 def _badge(rating: str | None) -> str:
@@ -58,7 +58,7 @@ def _header(aar: Aar) -> str:
     cls = INCONCLUSIVE if not rated else (FAIL if any(_HEADER_CLASS[g] == FAIL for g in rated) else PASS)
     ex = aar.exercise
     facts = f"{ex.scenario} · run {ex.run_id} · started {ex.started_at or '-'}"
-    reasons = [f"{a.target}: {a.issue}" for a in doc.areas(aar)]
+    reasons = [f"{a.target}: rated {a.rating}" if a.rating else f"{a.target or a.objective}: {a.issue}" for a in doc.areas(aar)]
     return verdict_header(f"After-action report: {ex.title}", cls, counts or "NO RATINGS", facts, reasons)
 
 
