@@ -80,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     inventory(p)
     p = add("report", "render junit.xml, report.md and report.html again from a results directory")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p = add("aar", "write the after-action report of an exercise run: aar.html, aar.md, improvement-plan.csv (and a ratings.yaml to fill in)")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a results directory (`drill run --out`)")
+    p.add_argument("-o", "--out", type=Path, default=None, metavar="DIR", help="where to write the report (default: RUN_DIR); its ratings.yaml wins over RUN_DIR's")
     p = add("compare", "compare the recovery figures of two runs; exit 1 when B regressed beyond the accuracy bounds")
     p.add_argument(
         "run_a", type=Path, metavar="RUN_A", help="the reference run's results directory (the last good run)"
@@ -214,6 +217,12 @@ def _run(args: argparse.Namespace) -> int:
 
         written = write_all(*results.read(args.run_dir), args.run_dir)
         ui.out.print(visible("\n".join(str(p) for p in written)))
+        return ExitCode.OK
+
+    if command == "aar":
+        from drills.reports import write_aar
+
+        ui.out.print(visible("\n".join(str(p) for p in write_aar(args.run_dir, args.out))))
         return ExitCode.OK
 
     if command == "compare":
