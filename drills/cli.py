@@ -80,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     inventory(p)
     p = add("report", "render junit.xml, report.md and report.html again from a results directory")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p = add("aar", "write the after-action report of an exercise run: aar.html, aar.md, improvement-plan.csv (and a ratings.yaml to fill in)")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a results directory (`drill run --out`)")
+    p.add_argument("-o", "--out", type=Path, default=None, metavar="DIR", help="where to write the report (default: RUN_DIR); its ratings.yaml wins over RUN_DIR's")
     p = add("compare", "compare the recovery figures of two runs; exit 1 when B regressed beyond the accuracy bounds")
     p.add_argument(
         "run_a", type=Path, metavar="RUN_A", help="the reference run's results directory (the last good run)"
@@ -101,12 +104,16 @@ def _parser() -> argparse.ArgumentParser:
         "file", nargs="?", type=Path, metavar="FILE", help="also say which engine would serve each link of this scenario here"
     )
     inventory(p)
-    p = add("import", "write a drills topology file from a containerlab lab (*.clab.yml)")
-    p.add_argument("lab", type=Path, metavar="LAB.clab.yml")
+    p = add("import", "write a drills topology file from a containerlab lab, or a Topology Zoo graph (`zoo FILE`)")
+    p.add_argument("source", nargs="+", metavar="[zoo] FILE", help="LAB.clab.yml, or zoo FILE.graphml / FILE.gml")
     p.add_argument("-o", "--out", type=Path, required=True, help="topology file to write (include it with `topology: FILE`)")
     p.add_argument("--image", action="append", default=[], metavar="LAB_IMAGE=LOCAL", help="map a lab image to a local one")
     p.add_argument("--attach", action="store_true", help="use the lab's running containers (containerlab deployed them)")
     p.add_argument("--topology-data", type=Path, metavar="JSON", help="with --attach: containerlab's topology-data.json names the containers (default: their labels)")
+    p.add_argument("--route-factor", type=float, metavar="F", help="zoo: fibre route length ÷ great-circle distance (default 1.5)")
+    p.add_argument("--default-delay", metavar="DELAY", help="zoo: delay of links to nodes without coordinates (default: the median)")
+    p.add_argument("--no-rate", action="store_true", help="zoo: write no link rates (capacities)")
+    p.add_argument("--internal-only", action="store_true", help="zoo: leave out external nodes (Internal 0: peers, exchanges)")
     p = add("msel", "the timeline as a Master Scenario Events List (CSV for spreadsheets), and back")
     msel = p.add_subparsers(dest="msel_action", required=True, metavar="ACTION")
     q = msel.add_parser("export", help="write a scenario's timeline as an MSEL CSV, one row per step")
@@ -221,6 +228,12 @@ def _run(args: argparse.Namespace) -> int:
         ui.out.print(visible("\n".join(str(p) for p in written)))
         return ExitCode.OK
 
+    if command == "aar":
+        from drills.reports import write_aar
+
+        ui.out.print(visible("\n".join(str(p) for p in write_aar(args.run_dir, args.out))))
+        return ExitCode.OK
+
     if command == "compare":
         from drills import results
         from drills.reports.compare import compare
@@ -294,9 +307,17 @@ def _run(args: argparse.Namespace) -> int:
 
     if command == "import":
         from drills.containerlab import import_lab, parse_image_map, running_lab_containers, topology_data_containers
+        from drills.zoo.importer import import_zoo, zoo_request
 
+        source, zoo = zoo_request(args.source, vars(args))
+        if zoo is not None:
+            imported = import_zoo(source, args.out, zoo)
+            for line in imported.summary():
+                ui.progress(line)
+            ui.progress(f"wrote {args.out}: include it with `topology: {args.out.name}`")
+            return ExitCode.OK
         lookup = topology_data_containers(args.topology_data) if args.topology_data else running_lab_containers
-        topology = import_lab(args.lab, args.out, parse_image_map(args.image), attach=args.attach, containers=lookup)
+        topology = import_lab(source, args.out, parse_image_map(args.image), attach=args.attach, containers=lookup)
         ui.progress(f"wrote {args.out}: {len(topology['nodes'])} nodes, {len(topology['links'])} links")
         return ExitCode.OK
 

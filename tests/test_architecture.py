@@ -34,6 +34,7 @@ ROOMS: dict[str, str] = {
     "drills.backends": "lifecycle",  # the one place that picks a backend
     "drills.doctor": "lifecycle",
     "drills.containerlab": "lifecycle",  # an importer
+    "drills.zoo": "lifecycle",  # an importer: Topology Zoo graphs (GraphML, GML)
     "drills.runs": "state",
     "drills.journal": "state",
     "drills.outdir": "state",

@@ -58,7 +58,7 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def _check_regular(fd: int, limit_bytes: int = MAX_FILE_BYTES) -> os.stat_result:
+def _check_regular(fd: int, limit_bytes: int) -> os.stat_result:
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         raise FileRefused(f"not a regular file ({_kind(info.st_mode)}); give a scenario or topology file")
@@ -69,7 +69,8 @@ def _check_regular(fd: int, limit_bytes: int = MAX_FILE_BYTES) -> os.stat_result
 
 def _too_big(size: int | None, limit_bytes: int) -> str:
     have = f"{size:,} bytes" if size is not None else "larger"
-    return f"file is {have}; the limit is {limit_bytes / 2**20:g} MiB ({limit_bytes:,} bytes): split it, or shorten it"
+    limit = f"{limit_bytes // 2**20} MiB ({limit_bytes:,} bytes)" if limit_bytes >= 2**20 else f"{limit_bytes:,} bytes"
+    return f"file is {have}; the limit is {limit}: split it, or shorten it"
 
 
 def _open_error(path: Path, exc: OSError) -> FileRefused:
@@ -88,7 +89,7 @@ def _open_error(path: Path, exc: OSError) -> FileRefused:
 
 def open_regular(path: Path, limit_bytes: int = MAX_FILE_BYTES) -> int:
     """A descriptor open for reading on the regular file `path` (symlinks followed) of at most
-    `limit_bytes` (as the kernel reports its size), or FileRefused."""
+    `limit_bytes`, or FileRefused."""
     try:
         handle = os.open(path, os.O_PATH | os.O_CLOEXEC)
     except OSError as exc:
