@@ -184,7 +184,7 @@ def next_hops(graph: Graph, to: list[array[int]], u: int) -> list[list[tuple[int
         last = -1
         routes = []
         for metric, position in found:
-            last = max(metric, last + 1)
+            last = metric if metric > last else last + 1
             routes.append((last, position))
         table.append(routes)
     return table
@@ -215,7 +215,7 @@ def static_routes(topology: Topology, targets: dict[str, set[IPAddress]] | None 
     routes to a prefix it already has a written route to are left out: written routes win."""
     graph = Graph.of(topology)
     to = distances_to(graph)
-    dests = destinations(topology, targets or {})
+    dests = [[(net, net.version == 6) for net in nets] for nets in destinations(topology, targets or {})]
     out: dict[str, tuple[Route, ...]] = {}
     for u, node in enumerate(topology.nodes):
         written = {route.destination for route in node.routes}
@@ -224,14 +224,14 @@ def static_routes(topology: Topology, targets: dict[str, set[IPAddress]] | None 
         ends = graph.ends[u]
         routes: list[Route] = []
         for d, hops in enumerate(next_hops(graph, to, u)):
-            for net in dests[d]:
-                if net in written:
+            for net, v6 in dests[d]:
+                if written and net in written:  # hashing a network is slow: only when needed
                     continue
-                v6 = net.version == 6
+                source = source6 if v6 else source4
                 for metric, position in hops:
                     end = ends[position]
                     gateway = end.gateway6 if v6 else end.gateway4
                     if gateway is not None:
-                        routes.append(Route(net, gateway, end.device, metric, source6 if v6 else source4))
+                        routes.append(Route(net, gateway, end.device, metric, source))
         out[node.name] = tuple(routes)
     return out
