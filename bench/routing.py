@@ -19,13 +19,21 @@ when carrier is lost on its primary link). Peak memory: the process's maximum re
 (ru_maxrss) after each size (sizes run in increasing order, so each figure bounds that size).
 
 A size whose load took longer than `--budget-s` ends the series (larger sizes are skipped).
-Writes JSON (`--out`) and Markdown (same name, `.md`) and prints the Markdown. Needs no root.
+
+`--install-routes N` (root): the deploy side. Two namespaces `drills-bench-rt-PID-a/b` joined by
+a veth, and N /32 routes installed in one as deploy does (drills.netns.backend.install_routes:
+one netlink `replace` each), timed; the namespaces are deleted afterwards. Routes per second
+gives the deploy cost of a size: its route count divided by it (one thread).
+
+Writes JSON (`--out`) and Markdown (same name, `.md`) and prints the Markdown. Needs no root
+without `--install-routes`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import sys
@@ -109,6 +117,46 @@ def _size(nodes: int, seed: int, work: Path) -> dict[str, Any]:
     }
 
 
+def _install(count: int) -> dict[str, Any]:
+    """Install `count` routes in a fresh namespace as deploy does; time it."""
+    from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+    from drills.netns import backend, kernel
+    from drills.scenario.resolved import Interface, Node, Route
+
+    names = (f"drills-bench-rt-{os.getpid()}-a", f"drills-bench-rt-{os.getpid()}-b")
+    kernel.require_root()
+    kernel.create_namespaces(names, ())
+    try:
+        root = kernel.root_netlink()
+        try:
+            kernel.add_veth(root, names[0], "v", names[1], "v")
+        finally:
+            root.close()
+        for name, address in zip(names, ("10.255.0.1/30", "10.255.0.2/30"), strict=True):
+            def setup(_name: str, ipr: Any, address: str = address) -> None:
+                kernel.add_address(ipr, "v", IPv4Interface(address))
+                kernel.set_link(ipr, "v", up=True)
+            kernel.in_each_namespace([name], setup)
+        gateway = IPv4Address("10.255.0.2")
+        base = int(IPv4Address("172.16.0.0"))
+        routes = tuple(Route(IPv4Network((base + i, 32)), gateway, "v", 100 + i % 7, None) for i in range(count))
+        node = Node("a", "netns", None, (Interface("a", "v", IPv4Interface("10.255.0.1/30"), None, None),), routes, (), ())
+        elapsed: list[float] = []
+
+        def install(_name: str, ipr: Any) -> None:
+            index = kernel.link_index(ipr, "v")
+            started = time.perf_counter()
+            backend.install_routes(node, ipr, lambda _ifname: index)
+            elapsed.append(time.perf_counter() - started)
+
+        kernel.in_each_namespace([names[0]], install)
+    finally:
+        for name in names:
+            kernel.delete_namespace(name)
+    return {"routes": count, "seconds": round(elapsed[0], 3), "routes_per_s": round(count / elapsed[0])}
+
+
 def _markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Automatic routing: resolve time and route counts",
@@ -125,6 +173,13 @@ def _markdown(result: dict[str, Any]) -> str:
             f"{row['dijkstra_s']} | {row['routes_s']} | {row['routes_total']:,} | {row['routes_per_node_mean']} / "
             f"{row['routes_per_node_max']} | {row['backup_coverage_pct']} % | {row['max_rss_mib']} |"
         )
+    install = result.get("install")
+    if install:
+        lines += [
+            "",
+            f"Deploy side: {install['routes']:,} routes installed in one namespace (one netlink `replace` each, as "
+            f"deploy does) in {install['seconds']} s: {install['routes_per_s']:,} routes/s on one thread.",
+        ]
     if result["skipped"]:
         lines += ["", f"Skipped (a smaller size exceeded the {result['budget_s']} s budget): {result['skipped']}"]
     if result.get("note"):
@@ -138,6 +193,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--budget-s", type=float, default=900.0)
     parser.add_argument("--note", default="")
+    parser.add_argument("--install-routes", type=int, default=0)
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "routing.json")
     args = parser.parse_args()
     sizes = [int(n) for n in args.nodes.split(",")]
@@ -151,6 +207,8 @@ def main() -> None:
                 result["skipped"] = sizes[i + 1 :]
                 break
     result["note"] = args.note
+    if args.install_routes:
+        result["install"] = _install(args.install_routes)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     text = _markdown(result)
     args.out.with_suffix(".md").write_text(text)
