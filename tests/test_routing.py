@@ -305,3 +305,9 @@ def test_ospf_refusals(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(ScenarioError) as info:
         load_scenario(_ospf(tmp_path, body))
     assert message in str(info.value)
+
+
+def test_static_routing_is_bounded_in_nodes(tmp_path: Path) -> None:
+    chain = [(f"c{i:04d}", f"c{i + 1:04d}") for i in range(routing.MAX_STATIC_NODES)]
+    with pytest.raises(ScenarioError, match="this topology has 3,001 nodes \\(at most 3,000\\); use `routing: ospf`"):
+        _scenario(tmp_path, chain)

@@ -34,6 +34,13 @@ class RoutingResolver(Reporter):
             self.err((*_BASE, "routing"), routing.disconnected_message(parts))
             return topology
         if topo.routing == "static-shortest-path":
+            if len(topology.nodes) > routing.MAX_STATIC_NODES:
+                self.err(
+                    (*_BASE, "routing"),
+                    f"static-shortest-path computes N² routes, and this topology has {len(topology.nodes):,} nodes "
+                    f"(at most {routing.MAX_STATIC_NODES:,}); use `routing: ospf`",
+                )
+                return topology
             if topo.routing_timers is not None:
                 self.err((*_BASE, "routing_timers"), "`routing_timers` applies to `routing: ospf`, not to static routes", key=True)
             computed = routing.static_routes(topology, _targets(topology, probes))

@@ -39,6 +39,9 @@ COST_UNIT_S = 10e-6  # one unit of link cost: 10 µs of one-way delay
 DEFAULT_DELAY_S = 0.001  # the delay of a link without one (and of a LAN segment)
 MAX_COST = 65_535  # OSPF's interface cost is 16 bits; both modes use the same figures
 _INFINITY = 2**62
+# N² routes: 18 million at 3,000 nodes (about 2 GB and minutes to compute; bench/routing.py).
+# Past that the testbed could not be deployed in reasonable time either.
+MAX_STATIC_NODES = 3000
 
 
 def link_cost(delay_s: float | None) -> int:
