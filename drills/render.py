@@ -48,6 +48,7 @@ def _title(text: str) -> Text:
 PASS = _styled(("PASS", "green"))
 FAIL = _styled(("FAIL", "red"))
 LOG_WIDTH = 250  # columns when the output is no terminal and COLUMNS is unset (a CI log)
+ROUTES_LISTED = 12  # a node with more routes (automatic routing) shows their count in `drill plan`
 
 
 def _console(stderr: bool = False) -> Console:
@@ -257,6 +258,9 @@ class Renderer:
         out.print(nodes)
         routes = table("routes", "node", "route")
         for node in plan.nodes:
+            if len(node.routes) > ROUTES_LISTED:  # automatic routing: N routes a node, or more
+                _row(routes, node.name, f"{len(node.routes)} routes (`drill plan --json` lists them)")
+                continue
             for n, route in enumerate(node.routes):
                 _row(routes, node.name if n == 0 else "", route)
         if routes.row_count:

@@ -296,6 +296,16 @@ class Segment(Strict):
     mtu: int | None = Field(None, ge=68, le=65535, description="MTU in bytes of every member interface.")
 
 
+class RoutingTimers(Strict):
+    """OSPF timers of `routing: ospf` (FRR's defaults when omitted: hello 10 s, dead 40 s)."""
+
+    hello: Seconds | None = Field(None, description="OSPF HelloInterval on every link interface (whole seconds).")
+    dead: Seconds | None = Field(None, description="OSPF RouterDeadInterval (whole seconds, above `hello`).")
+    converge_timeout: Timeout = Field(
+        30.0, description="How long deploy waits for each router's adjacencies and OSPF routes (drills.scenario.routing_ospf)."
+    )
+
+
 class Topology(Strict):
     """Nodes, links, LAN segments and addressing."""
 
@@ -308,3 +318,10 @@ class Topology(Strict):
         description="LAN segments (multi-access: a switch joining several nodes); a `link-down` naming one "
         "fails the whole segment, naming a member `node:iface` cuts that member's port only.",
     )
+    routing: Literal["static-shortest-path", "ospf"] | None = Field(
+        None,
+        description="Automatic routing: `static-shortest-path` (drills computes every node's routes to every other "
+        "node along delay-weighted shortest paths, with loop-free backups by metric) or `ospf` (FRR's ospfd in "
+        "every namespace node, configuration generated); omitted: only the routes written under each node.",
+    )
+    routing_timers: RoutingTimers | None = Field(None, description="OSPF timers and convergence wait of `routing: ospf`.")

@@ -26,6 +26,7 @@ from drills.scenario.expect import resolve_known, resolve_objectives
 from drills.scenario.known import known_refs
 from drills.scenario.probes import resolve_probes
 from drills.scenario.resolve_addresses import AddressResolver
+from drills.scenario.resolve_routing import RoutingResolver
 from drills.scenario.resolve_timeline import DrillResolver, link_index
 from drills.scenario.resolve_topology import TopologyResolver
 from drills.scenario.resolved import HostsSpec, Scenario, Topology
@@ -68,11 +69,11 @@ class Parts:
         )
 
 
-class _Resolver(TopologyResolver, AddressResolver, DrillResolver):
+class _Resolver(TopologyResolver, AddressResolver, RoutingResolver, DrillResolver):
     """Every check of a scenario, in the order its problems are reported: the topology, then the
     probes, the timeline and the objectives."""
 
-    def topology(self, topo: model.Topology) -> Topology | None:
+    def topology(self, topo: model.Topology, probes: list[tuple[int, Any]] | None = None) -> Topology | None:
         base: KeyPath = ("topology",)
         before = len(self.problems)
         ends, link_names, link_ends = self.links(topo.nodes, list(enumerate(topo.links)))
@@ -93,7 +94,9 @@ class _Resolver(TopologyResolver, AddressResolver, DrillResolver):
         nodes = self.nodes(topo, addressed.loopbacks, addressed.interfaces)
         if self.problems:
             return None
-        return Topology(nodes, addressed.links, addressed.segments)
+        # Automatic routing last: it needs every node, link and address.
+        routed = self.routing(topo, Topology(nodes, addressed.links, addressed.segments), probes or [])
+        return None if self.problems else routed
 
     def drill(self, parts: Parts, topology: Topology | None) -> float:
         """Check the references of probes, timeline and objectives; return the drill's end time."""
@@ -141,7 +144,7 @@ def resolve(
     too_large = check_sizes(located, parts)
     if too_large is not None:  # checking further could take long: stop here
         return None, too_large
-    topology = resolver.topology(parts.topology) if parts.topology is not None else None
+    topology = resolver.topology(parts.topology, parts.probes) if parts.topology is not None else None
     if parts.topology is None and parts.node_names is not None:
         resolver.links(parts.node_names, parts.links)
     end_s = resolver.drill(parts, topology)

@@ -99,7 +99,7 @@ class Segment:
         return Link(f"{self.name}/{endpoint}", member, bridge_side, None, "kernel")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: automatic routing makes N² of them
 class Route:
     """A static route; `gateway` None means a directly connected route through `device`.
     `source` is the preferred source address (the node's loopback), so that replies come back
