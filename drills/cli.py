@@ -9,6 +9,7 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from drills.runs import STATE_DIR_ENV, state_dir_from_env
 from drills.textsafe import visible
 
 EXIT_INTERNAL = 70  # a bug in drills (EX_SOFTWARE); the message asks for a report
+EXIT_REFUSED = 1  # `drill control`: the exercise's control refused the command
 
 
 def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
@@ -77,7 +79,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-live", action="store_true", help="plain progress lines even on a terminal (no live view)"
     )
+    p.add_argument("--control", action="store_true", help="serve the exercise control page and socket (hold, fire, skip, release, stop)")
+    p.add_argument("--control-port", type=int, default=None, metavar="N", help="the control page's port (default: one the OS picks)")
+    p.add_argument(
+        "--control-bind", default=None, metavar="ADDR",
+        help="the control page's address (default 127.0.0.1); anyone who reaches it with the token controls the exercise",
+    )  # fmt: skip
     inventory(p)
+    p = add("control", "control a running exercise (`drill run --control`) from the terminal")
+    p.add_argument("run", metavar="RUN", help="run id, as `drill ls` shows it")
+    p.add_argument("action", metavar="ACTION", help="hold | resume | fire ID | skip ID | release ID | observe TEXT | stop REASON | state")
+    p.add_argument("argument", nargs="?", metavar="ARG", help="the inject id, the observation's text or the stop's reason")
+    p.add_argument("--objective", default=None, metavar="O", help="observe: the objective or capability target it is about")
     p = add("report", "render junit.xml, report.md and report.html again from a results directory")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p = add("compare", "compare the recovery figures of two runs; exit 1 when B regressed beyond the accuracy bounds")
@@ -195,14 +208,35 @@ def _run(args: argparse.Namespace) -> int:
         if args.trials < 1:
             raise BadInput("--trials needs a positive number")
         live = not args.no_live
+        if args.control and args.trials > 1:
+            raise BadInput("--control runs one exercise under a controller: drop --trials")
+        if not args.control and (args.control_port is not None or args.control_bind is not None):
+            raise BadInput("--control-port and --control-bind go with --control")
         if args.trials > 1:
             if args.baseline or args.save_baseline:
                 raise BadInput("--baseline and --save-baseline compare and keep one run; drop --trials")
             return _run_trials(args, state_dir, ui, live)
-        code, outcome, out_dir = _run_once(args.file, state_dir, args.out, ui, live, args.inventory)
+        if args.control:
+            from drills.control.session import served
+
+            controlled: Any = served(args.control_bind, args.control_port, ui.progress)
+        else:
+            controlled = nullcontext(None)
+        with controlled as control:
+            code, outcome, out_dir = _run_once(args.file, state_dir, args.out, ui, live, args.inventory, control)
         if args.baseline is None and args.save_baseline is None:
             return code
         return _against_baseline(args, code, outcome, out_dir, ui)
+
+    if command == "control":
+        from drills.control.session import request_for, send
+
+        answer = send(state_dir, args.run, request_for(args.action, args.argument, args.objective))
+        if args.action == "state":
+            print(json.dumps(answer, indent=2))
+            return ExitCode.OK
+        ui.out.print(visible(str(answer.get("message", ""))))
+        return ExitCode.OK if answer.get("ok") is True else EXIT_REFUSED
 
     if command == "report":
         from drills import results
@@ -310,7 +344,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_once(
-    file: Path, state_dir: Path, out: Path | None, ui: Any, live: bool = False, inventory: Path | None = None
+    file: Path, state_dir: Path, out: Path | None, ui: Any, live: bool = False, inventory: Path | None = None,
+    control: Any = None,
 ) -> tuple[int, str, Path]:
     """One drill: results, reports, the recovery table; returns (exit code, outcome, results dir).
     With `live` and a terminal on stdout, a live view while it runs; else plain progress lines."""
@@ -320,11 +355,13 @@ def _run_once(
     outdir.check_dir(out or Path("runs"))  # refused before the drill, not after it
     view = ui.live_view(live)
     if view is None:
-        drill = lifecycle.run(file, state_dir, log=ui.progress, inventory=inventory)
+        drill = lifecycle.run(file, state_dir, log=ui.progress, inventory=inventory, control=control)
     else:
         try:
             with view:
-                drill = lifecycle.run(file, state_dir, log=view.log, progress=view.event, inventory=inventory)
+                drill = lifecycle.run(
+                    file, state_dir, log=view.log, progress=view.event, inventory=inventory, control=control
+                )
         finally:
             for at, message in view.lines:  # the same record as plain mode, in the scrollback
                 ui.progress(message, at=at)
