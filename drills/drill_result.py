@@ -78,6 +78,8 @@ class DrillResult:
     t0_s: float = 0.0  # the drill clock's zero on the monotonic clock (samples are relative to it)
     records: list[StreamRecord] = field(default_factory=list)  # raw samples of every stream
     app_records: list[ProbeRecord] = field(default_factory=list)  # every sample of application probes
+    # The MSEL as played (drills.engine.player.Player.record): injects, holds, observations, stop.
+    exercise: dict[str, object] = field(default_factory=dict)
     phases: dict[str, list[PhaseStats]] = field(default_factory=dict)  # probe -> baseline/fault/recovery
     availability: dict[str, Availability] = field(default_factory=dict)  # probe -> windows after warm-up
     late_after_s: dict[str, float] = field(default_factory=dict)

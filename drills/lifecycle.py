@@ -27,6 +27,7 @@ from drills.signals import abort_on_signals
 
 if TYPE_CHECKING:
     from drills.clock import Clock
+    from drills.engine.control import ExerciseControl
     from drills.engine.drill import DrillResult
     from drills.engine.progress import Progress
 
@@ -88,6 +89,7 @@ def run(
     clock: Clock | None = None,
     *,
     inventory: Path | None = None,
+    control: ExerciseControl | None = None,
 ) -> DrillResult:
     """`drill run`: load the scenario, check it against the backend that would deploy it (before
     anything is deployed, and before the root check, so a scenario this host cannot run is
@@ -104,14 +106,14 @@ def run(
     across = spread.placed(scenario, inventory)
     if across is not None:  # several hosts: the same engine, the agents' backend
         kernel.require_root()
-        return spread.run(scenario, across, state_dir, log, progress or ignore, clock, seed)
+        return spread.run(scenario, across, state_dir, log, progress or ignore, clock, seed, control)
     backend = backends.for_topology(
         scenario.topology, log, service_cwd=scenario_path.resolve().parent, seed=seed, clock=clock
     )
     preflight(scenario, backend.capabilities)
     kernel.require_root()
     drill_run = _new_run(scenario, backend, RunStore(state_dir))
-    return run_drill(scenario, backend, clock, drill_run, log, seed=seed, progress=progress or ignore)
+    return run_drill(scenario, backend, clock, drill_run, log, seed=seed, progress=progress or ignore, control=control)
 
 
 def _new_run(scenario: Scenario, backend: Backend, store: RunStore) -> Run:

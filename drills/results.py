@@ -121,6 +121,9 @@ def to_json(
             for p in result.pairs
         ],
         "revert_failures": list(result.revert_failures),
+        # The MSEL as played: each inject's planned and delivered time, holds, observations, the
+        # stop word (drills.engine.player; read by `drill aar`).
+        "exercise": result.exercise,
         # Which engine realised each link: `userspace` results come through a relay process
         # emulating netem (drills.userspace), not through the kernel's qdiscs.
         "link_engines": dict(getattr(result, "engines", {})),

@@ -16,6 +16,7 @@ from drills.scenario.resolved import Scenario
 
 if TYPE_CHECKING:
     from drills.clock import Clock
+    from drills.engine.control import ExerciseControl
     from drills.engine.drill import DrillResult
     from drills.engine.progress import Progress
     from drills.hosts.records import Inventory, Placement
@@ -94,6 +95,7 @@ def run(
     progress: Progress,
     clock: Clock,
     seed: int,
+    control: ExerciseControl | None = None,
 ) -> DrillResult:
     """`drill run` across the hosts of the inventory (see the module docstring)."""
     from drills.engine.drill import preflight, run_drill
@@ -108,7 +110,9 @@ def run(
     backend, created = _opened(scenario, spread_over, state_dir, log, clock, mode=MODE_RUN, seed=seed, check=check)
     placement = backend.placement
     log(f"run {created.run_id}: {len(placement.hosts)} hosts ({', '.join(placement.hosts)}), {len(placement.cross)} cross-host links")
-    result = run_drill(scenario, backend, clock, created, log, seed=seed, progress=progress, probes=backend.probe_starter())
+    result = run_drill(
+        scenario, backend, clock, created, log, seed=seed, progress=progress, probes=backend.probe_starter(), control=control
+    )
     result.hosts = [
         {"host": c.host, "offset_s": c.offset_s, "bound_s": c.bound_s, "rtt_s": c.rtt_s} for c in backend.clocks.values()
     ]

@@ -21,28 +21,31 @@ def analyse_drill(
     app_records: list[ProbeRecord],
     t0: float,
     actions: list[Action],
+    duration_s: float | None = None,
 ) -> None:
     """Fill `result`'s figures from the probes' records; `t0` is the drill clock's zero and
-    `result.steps` the stamped timeline."""
+    `result.steps` the stamped timeline; `duration_s` how long the drill ran (default: the
+    scenario's duration; longer when the exercise was held, shorter when it was stopped)."""
+    end_s = scenario.duration_s if duration_s is None else duration_s
     result.t0_s = t0
-    result.duration_s = scenario.duration_s
+    result.duration_s = end_s
     result.records = records
     result.app_records = app_records
     fault_steps = [s for s in result.steps if s.fault != "note"]
-    first_fault_s = fault_steps[0].issued_s if fault_steps else scenario.duration_s
+    first_fault_s = fault_steps[0].issued_s if fault_steps else end_s
     step_ids = {a.label: a.step.id or "" for a in actions}
     streams = {p.name: p for p in scenario.probes if isinstance(p, UdpStreamSpec)}
-    spans = fault_spans(fault_steps, scenario.duration_s, t0)
+    spans = fault_spans(fault_steps, end_s, t0)
     last_s = max((end for _, end in spans), default=t0 + first_fault_s)
     phase_spans = {
         "baseline": [(t0 + WARMUP_S, t0 + first_fault_s)],
         "fault": spans,
-        "recovery": [(last_s, t0 + scenario.duration_s)],
-        "all": [(t0 + WARMUP_S, t0 + scenario.duration_s)],
+        "recovery": [(last_s, t0 + end_s)],
+        "all": [(t0 + WARMUP_S, t0 + end_s)],
     }
     windows = [
         (
-            Window(step.label, step.kind, t0 + step.issued_s, t0 + (fault_steps[i + 1].issued_s if i + 1 < len(fault_steps) else scenario.duration_s)),
+            Window(step.label, step.kind, t0 + step.issued_s, t0 + (fault_steps[i + 1].issued_s if i + 1 < len(fault_steps) else end_s)),
             step.effect_by_s - step.issued_s,  # it took effect somewhere in there
         )
         for i, step in enumerate(fault_steps)
@@ -66,7 +69,7 @@ def analyse_drill(
             result.metrics.append(analyse(record, flags, window, SUSTAIN_S, uncertainty_s, tolerated_pct))
         result.phases[record.name] = [phase_stats(record, flags, name, sp) for name, sp in phase_spans.items()]
         observed = list(zip(record.sent, flags, strict=True))
-        result.availability[record.name] = availability(observed, t0 + WARMUP_S, t0 + scenario.duration_s)
+        result.availability[record.name] = availability(observed, t0 + WARMUP_S, t0 + end_s)
     specs = {p.name: p for p in scenario.probes}
     for app in app_records:
         tolerated_pct = specs[app.name].tolerated_failures_pct if app.name in specs else 0.0
@@ -78,7 +81,7 @@ def analyse_drill(
             result.metrics.append(analyse_samples(app, window, SUSTAIN_S, uncertainty_s, tolerated_pct))
         result.phases[app.name] = [sample_phase_stats(app, name, sp) for name, sp in phase_spans.items()]
         samples = [(sample.sent_s, not sample.ok) for sample in app.samples]
-        result.availability[app.name] = availability(samples, t0 + WARMUP_S, t0 + scenario.duration_s)
+        result.availability[app.name] = availability(samples, t0 + WARMUP_S, t0 + end_s)
     result.verdicts = evaluate(
         scenario.objectives, result.metrics, step_ids, result.phases, result.availability
     )

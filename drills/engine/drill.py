@@ -16,7 +16,7 @@ import gc
 import random
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 from drills.backend import Backend, CapabilityLookup, NodeOps, TimedOps
@@ -25,7 +25,9 @@ from drills.drill_result import SUSTAIN_S as SUSTAIN_S
 from drills.drill_result import WARMUP_S, ChangeStep, DrillResult, StepRecord
 from drills.engine import daemon_check, pair_probes, probe_start
 from drills.engine.analysis import analyse_drill
+from drills.engine.control import ExerciseControl
 from drills.engine.faults import Fault, FaultContext, build
+from drills.engine.player import Player
 from drills.engine.progress import ClockStarted, ClockStopped, ProbeHealth, Progress, Scheduled, StepDone, ignore
 from drills.engine.timeline import Action, expand, unsupported
 from drills.errors import DrillError, Problem, ScenarioError
@@ -110,13 +112,15 @@ def run_drill(
     seed: int,
     progress: Progress = ignore,
     probes: ProbeStarter | None = None,
+    control: ExerciseControl | None = None,
 ) -> DrillResult:
     """Run one drill of `scenario` (resolved, and passed by `preflight` against `backend`'s
     capabilities) on `backend`, timed on `clock`. `run` is a new run, locked, its metadata
     written (`drills.lifecycle.run` makes it); it is torn down, and removed unless something
     was left, before this returns or raises. `seed` drives every random choice (the caller gave
     the backend the same). `probes` starts the probes (default: real sockets in the nodes).
-    `log` gets the plain progress lines; `progress` the typed events a live view draws from
+    `control` is the exercise's control desk (drills.engine.control), None for a dry run that
+    plays the MSEL as planned (drills.engine.player). `log` gets the plain progress lines; `progress` the typed events a live view draws from
     (drills.engine.progress); both are called on the engine's threads and must return at once."""
     start_probes = probes or _LocalProbes.start
     result = DrillResult(scenario.name, run.run_id, seed, capabilities=dict(backend.capabilities()))
@@ -134,6 +138,8 @@ def run_drill(
 
     try:
         with abort_on_signals():
+            if control is not None:
+                control.attach(run.dir)  # its socket opens in the run directory
             backend.deploy(scenario.topology, run)
             result.engines = dict(backend.engines)
             run.set_status(STATUS_RUNNING)
@@ -158,13 +164,37 @@ def run_drill(
             # On other hosts a step's operations go out ahead of its instant and the agents run
             # them at it (drills.backend.TimedOps): the channel's latency does not delay it.
             lead_s = ctx.ops.lead_s() if isinstance(ctx.ops, TimedOps) else 0.0
-            for action in actions:
-                if not clock.sleep_until(t0 + action.at_s - lead_s, precise=True):
-                    break
-                step = _perform(action, faults, ctx, undo, run, clock, t0)
+            by_label = {a.label: a for a in actions}
+            fault_ctx = ctx
+
+            def perform(action: Action, due_s: float) -> StepRecord | None:
+                if action.kind == "revert" and all(label != action.label for label, _ in undo):
+                    log(f"{action.label} is not in force (its inject was skipped or not delivered): nothing to revert")
+                    return None
+                step = _perform(action, due_s, faults, fault_ctx, undo, run, clock, t0)
                 result.steps.append(step)
                 progress(StepDone(step.scheduled_s, step.kind, step.label, step.fault, step.detail, step.issued_s, step.confirmed_s))
-            clock.sleep_until(t0 + scenario.duration_s)
+                return step
+
+            def revert_all(now_s: float) -> None:  # the stop word: newest first, each stamped
+                for label, _ in reversed(list(undo)):
+                    perform(replace(by_label[label], kind="revert"), now_s)
+
+            player = Player(
+                scenario,
+                actions,
+                clock,
+                t0,
+                perform,
+                revert_all,
+                control=control,
+                describe=lambda a: faults[a.label].describe(reverted=False),
+                probes=lambda: [asdict(h) for h in running.health(clock.now_s())] if running is not None else [],
+                lead_s=lead_s,
+                log=log,
+            )
+            played_s = player.play()
+            result.exercise = player.record()
             progress(ClockStopped(clock.now_s() - t0))
             daemon_check.check(scenario, ctx.ops, (line for _, f in undo for line in f.touches()))
             result.changes = _changes(faults, t0)
@@ -172,13 +202,16 @@ def run_drill(
             running = None
             app_records = [r for r in records if isinstance(r, ProbeRecord)]
             stream_records = [r for r in records if isinstance(r, StreamRecord)]
-            analyse_drill(result, scenario, stream_records, app_records, t0, actions)
+            analyse_drill(result, scenario, stream_records, app_records, t0, actions, played_s)
             result.pair_records = pair_records
             result.pairs = pair_probes.analyse(result.steps, faults, pair_records, t0, result.duration_s, WARMUP_S, SUSTAIN_S)
     finally:
         if running is not None:
             running.abort()
         with abort_on_signals():
+            if control is not None:
+                control.finish(None)
+                control.detach()
             if ctx is not None:
                 _unwind(undo, ctx, result, log)
                 ctx.ops.close()
@@ -272,6 +305,7 @@ def _clock_started(
 
 def _perform(
     action: Action,
+    due_s: float,
     faults: dict[str, Fault],
     ctx: FaultContext,
     undo: list[tuple[str, Fault]],
@@ -279,12 +313,12 @@ def _perform(
     clock: Clock,
     t0: float,
 ) -> StepRecord:
-    """Apply or revert one action and stamp when it was issued and confirmed. The intent of every
+    """Apply or revert one action, due at drill time `due_s`, and stamp when it was issued and confirmed. The intent of every
     fault was journaled (and synced) before the clock started; the marker written here is not
     synced, so no fsync delays a fault."""
     fault = faults[action.label]
     timed = ctx.ops if isinstance(ctx.ops, TimedOps) else None
-    ctx.due_s = t0 + action.at_s
+    ctx.due_s = t0 + due_s
     if timed is not None:
         timed.take_span()  # what ran before this action is not this action's
         timed.due_at(ctx.due_s)
@@ -316,7 +350,7 @@ def _perform(
                 # ends at the same instant, and the first to confirm bounds when it took effect.
                 in_force = max(issued, min(confirmed, span.first_change_s - t0))
         else:  # no operation ran (a note): the step is placed at its instant
-            issued = max(issued, action.at_s)
+            issued = max(issued, due_s)
         confirmed = max(confirmed, issued)
     if action.kind == "apply" and ctx.in_force_s is not None:
         # The fault marked when it was in force (FaultContext.mark_in_force, on this clock): the
@@ -325,6 +359,6 @@ def _perform(
         in_force = marked if in_force is None else min(in_force, marked)
     run.journal.record([{"op": f"fault-{action.kind}", "step": action.label, "at_s": confirmed}], sync=False)
     detail = fault.describe(reverted=action.kind == "revert")
-    lag_ms = (confirmed - action.at_s) * 1e3
-    ctx.log(f"T+{action.at_s:06.2f} {action.kind} {action.label}: {detail} (confirmed +{lag_ms:.2f} ms)")
-    return StepRecord(action.label, action.kind, action.step.kind, action.at_s, issued, confirmed, detail, in_force)
+    lag_ms = (confirmed - due_s) * 1e3
+    ctx.log(f"T+{due_s:06.2f} {action.kind} {action.label}: {detail} (confirmed +{lag_ms:.2f} ms)")
+    return StepRecord(action.label, action.kind, action.step.kind, due_s, issued, confirmed, detail, in_force)

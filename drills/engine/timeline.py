@@ -26,6 +26,11 @@ class Action:
     step_index: int
     occurrence: int
     step: Step  # the resolved step whose fault this acts on
+    inject: int = -1  # the timeline entry that causes it (a `restore` step reverts another's fault); -1: step_index
+
+    def __post_init__(self) -> None:
+        if self.inject < 0:
+            object.__setattr__(self, "inject", self.step_index)
 
     @property
     def label(self) -> str:
@@ -70,7 +75,7 @@ def expand(scenario: Scenario, seed: int = 0) -> list[Action]:
     for step in steps:
         timing = step.timing
         if isinstance(step, RestoreStep):
-            actions.append(Action(timing.at_s, "revert", step.target, 0, steps[step.target]))
+            actions.append(Action(timing.at_s, "revert", step.target, 0, steps[step.target], step.index))
             continue
         if isinstance(step, LinkDownStep | SegmentDownStep) and step.flap is not None:
             actions.extend(_flap(step, step.flap, seed))

@@ -31,6 +31,15 @@ from drills.scenario.fields import (
     Strict,
     Timeout,
 )
+from drills.scenario.model_exercise import (
+    After,
+    CapabilityTarget,
+    Cued,
+    ExerciseObjective,
+    ExerciseSection,
+    InjectInfo,
+    Participant,
+)
 from drills.scenario.model_probes import (
     PROBE_TYPES,
     CommandProbe,
@@ -80,14 +89,19 @@ __all__ = [
     "FORMAT_VERSION",
     "PROBE_TYPES",
     "Addressing",
+    "After",
     "Blackhole",
+    "CapabilityTarget",
     "Command",
     "CommandProbe",
+    "Cued",
     "Degrade",
     "DnsProbe",
     "Endpoint",
     "Environment",
     "ExecStep",
+    "ExerciseObjective",
+    "ExerciseSection",
     "GilbertElliott",
     "Handover",
     "HostsSection",
@@ -96,6 +110,7 @@ __all__ = [
     "IPv6Iface",
     "IcmpProbe",
     "Impairment",
+    "InjectInfo",
     "InterfaceConfig",
     "KnownAnswer",
     "LatencyBound",
@@ -108,6 +123,7 @@ __all__ = [
     "NodeLoss",
     "NoteStep",
     "Objective",
+    "Participant",
     "Partition",
     "Percent",
     "Period",
@@ -257,6 +273,9 @@ class ScenarioFile(Strict):
     )
     duration: Seconds | None = Field(None, description="Total drill length; default: last step + 10 s.")
     hosts: HostsSection | None = Field(None, description="Spread the testbed over several machines.")
+    exercise: ExerciseSection | None = Field(
+        None, description="An exercise: participants, objectives with capability targets, the scenario clock."
+    )
 
 
 class TopologyFile(Topology):

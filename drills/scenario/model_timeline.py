@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Discriminator, Field, Tag
 
 from drills.scenario.fields import Command, Name, Percent, Period, Seconds, Strict
+from drills.scenario.model_exercise import Cued
 from drills.scenario.model_topology import Impairment
 
 # --------------------------------------------------------------------------- timeline
@@ -23,9 +24,9 @@ class Repeat(Strict):
     count: int = Field(ge=1, le=100_000)
 
 
-class _Step(Strict):
+class _Step(Cued):
     id: Name | None = Field(None, description="Name to refer to this step (restore, expect).")
-    at: Seconds = Field(description="Offset from the start of the drill.")
+    at: Seconds = Field(description="Offset from the start of the drill (of an inject fired by hand: its planned time).")
     duration: Seconds | None = Field(None, alias="for", description="Revert automatically after this long.")
     repeat: Repeat | None = None
 
@@ -122,9 +123,10 @@ class NoteStep(_Step):
     text: str
 
 
-class RestoreStep(Strict):
+class RestoreStep(Cued):
     """Revert an earlier step by its id."""
 
+    id: Name | None = Field(None, description="Name of this inject (the MSEL's id).")
     at: Seconds
     restore: Name
 

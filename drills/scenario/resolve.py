@@ -21,6 +21,7 @@ from drills.impairment import degraded_with_netem
 from drills.scenario import model
 from drills.scenario.bounds import check_resolved, check_sizes
 from drills.scenario.diagnostics import suggest
+from drills.scenario.exercise import exercise_refs, resolve_cues, resolve_exercise
 from drills.scenario.expect import resolve_known, resolve_objectives
 from drills.scenario.known import known_refs
 from drills.scenario.probes import resolve_probes
@@ -154,6 +155,7 @@ def resolve(
         )
         return None, resolver.problems
     hosts = _hosts_spec(resolver, path, whole, topology)
+    exercise_refs(resolver, whole)
     if resolver.problems:
         return None, resolver.problems
     topology = _mark_degraded_links(topology, whole, profiles)
@@ -179,6 +181,8 @@ def resolve(
         probes=resolve_probes(whole.probes, topology),
         objectives=resolve_objectives(whole.expect),
         known=resolve_known(whole.expect_known),
+        cues=resolve_cues(whole.timeline),
+        exercise=resolve_exercise(whole),
     )
     return resolved, []
 

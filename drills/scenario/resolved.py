@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from drills.errors import Problem
+from drills.scenario.exercise import PLANNED, Cue, Exercise
 from drills.scenario.yamlpos import Located, path_text
 
 if TYPE_CHECKING:
@@ -291,6 +292,12 @@ class Scenario:
     duration_given: bool = False  # False: `duration_s` is the default, the last step's end + 10 s
     hosts: HostsSpec | None = None  # several machines: `hosts:` and the nodes' `host:`; None: this machine
     known: tuple[KnownAnswer, ...] = field(default=(), hash=False, repr=False)  # `expect_known`, resolved
+    cues: tuple[Cue, ...] = field(default=(), hash=False, repr=False)  # per step: how it is delivered in play
+    exercise: Exercise | None = field(default=None, hash=False, repr=False)  # `exercise:`, resolved
+
+    def cue(self, step_index: int) -> Cue:
+        """How step `step_index` is delivered in play (as planned, when nothing says otherwise)."""
+        return self.cues[step_index] if step_index < len(self.cues) else PLANNED
 
     def problem(self, path: tuple[str | int, ...], message: str) -> Problem:
         """A problem found after loading (a capability, an engine limit), still located at the

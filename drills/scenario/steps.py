@@ -199,7 +199,7 @@ def _segment_down(index: int, step: Any, topology: Topology) -> SegmentDownStep:
 def resolve_step(index: int, step: Any, topology: Topology, profiles: Mapping[str, model.Profile], ids: Mapping[str, int]) -> Step:
     """One parsed step as its resolved record (references already checked by the loader)."""
     if isinstance(step, model.RestoreStep):
-        return RestoreStep(index, None, "restore", Timing(float(step.at)), ids[step.restore])
+        return RestoreStep(index, step.id, "restore", Timing(float(step.at)), ids[step.restore])
     base = (index, step.id, step.fault, _timing(step))
     if isinstance(step, model.LinkDown | model.LinkFlap) and step.link in topology.segment_refs:
         return _segment_down(index, step, topology)
