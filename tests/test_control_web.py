@@ -218,3 +218,22 @@ def test_a_taken_port_is_bad_input(control: FakeControl) -> None:
 def test_a_bad_bind_address_is_bad_input(control: FakeControl) -> None:
     with pytest.raises(BadInput, match=r"--control-bind no\.such\.host\.invalid"):
         WebServer(control, "no.such.host.invalid", 0)
+
+
+def test_the_real_control_before_the_drill_starts() -> None:
+    """drills.engine.control.ExerciseControl behind the app before its clock starts: the state
+    says deploying, a hold is refused, a stop is remembered (it ends the drill at its start)."""
+    from drills.engine.control import ExerciseControl
+
+    app = ControlApp(ExerciseControl(), TOKEN)
+    try:
+        with TestClient(app.app) as client:
+            assert client.get(f"/state?token={TOKEN}").json()["phase"] == "deploying"
+            refused = post(client, {"command": "hold"}).json()
+            assert refused["ok"] is False and "not running" in refused["message"]
+            remembered = post(client, {"command": "stop", "reason": "ENDEX"}).json()
+            assert remembered["ok"] is True and "as soon as its clock starts" in remembered["message"]
+            control_chars = post(client, {"command": "stop", "reason": "ENDEX\x1b[2J"}).json()
+            assert control_chars == {"ok": False, "message": "text holds control characters"}
+    finally:
+        app.shutdown()
