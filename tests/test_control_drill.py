@@ -1,9 +1,10 @@
 """Exercise control on a real drill (`drill run --control` in a subprocess, namespaces): the
 page in a real headless chromium (tests/browser_testing.py) and `drill control` from the terminal.
 
-What is asserted is fixed by the commands, not by timing: a manual inject is delivered only when
-fired (the drill is 20 s long and nothing fires it otherwise before the stop), the stop ends the
-drill long before its planned end, and every wait is bounded (a failure, never a hang).
+What is asserted is fixed by the commands, not by timing: under a controller a manual inject is
+delivered only when fired, its cut lasts 60 s (the stop comes first and reverts it), the stop
+ends the 90 s drill long before its planned end, and every wait is bounded (a failure, never a
+hang).
 """
 
 from __future__ import annotations
@@ -48,13 +49,13 @@ probes:
 timeline:
   - {id: brief, at: 1s, fault: note, text: "Situation brief", inject: {title: "Situation brief", to: "NOC"}}
   - id: cut
-    at: 15s
+    at: 20s
     fault: link-down
     link: cable
     for: 60s
     trigger: manual
     inject: {title: "Subsea cable cut", to: "NOC", description: "The cable to b is cut"}
-duration: 20s
+duration: 90s
 """
 CLONE_NEWNET = 0x40000000
 WAIT_S = 60.0  # every wait's bound: a loaded machine is slow, never this slow
