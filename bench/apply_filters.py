@@ -4,7 +4,11 @@ A star (hub x, leaves a1 a2 b1 b2, IPv4 and IPv6) is brought up with `lifecycle.
 caller's state directory. Then, in one run, `repeats` cycles, each applying and reverting:
 * `blackhole` of link a1-x (two netdev tables) and `partition` [[a1, a2], [b1, b2]] (four inet
   tables), each with both ways of talking to nftables in turn (order rotating per cycle):
-  - in-process: libnftables, one context per node made before the clock (drills' default);
+  - armed in-process (drills' default): each table's frame (its hooked chains, no rule) put in
+    place before the clock (`NodeOps.arm_rules`, as run_drill does), then netlink batches built
+    in-process add the rules and flush them; the frames are deleted after each cycle, so the
+    other two methods find no table of that name;
+  - in-process: the same netlink batches creating and deleting the whole table on the clock;
   - `nft` subprocess: the same commands and read-backs through the `nft` command (drills'
     fallback where the library is missing);
   timed as run_drill's `_perform` times a step: issued -> confirmed (apply: created, read back,
@@ -52,7 +56,8 @@ timeline:
   - {id: crash, at: 5s, fault: node-loss, node: a1, for: 1s}
 duration: 7s
 """
-METHODS = ("in-process", "nft subprocess")
+METHODS = ("armed in-process", "in-process", "nft subprocess")
+ARMED = "armed in-process"  # the frames (hooked chains, no rule) in place before each action, as run_drill does
 TARGET_P99_S = 0.0015  # issue 14: blackhole and partition apply -> confirmed, p99
 
 
@@ -102,14 +107,21 @@ def measure(work: Path, state: Path, repeats: int, rng: random.Random, progress:
         samples["node-loss"] = {"apply": [], "revert": []}
         for label in ("gray", "split"):  # warm-up, not recorded
             for method in METHODS:
+                if method == ARMED:
+                    ops[method].arm_rules(faults[label].tables)  # type: ignore[attr-defined]
                 faults[label].apply(ctxs[method])
                 faults[label].revert(ctxs[method])
+                ops[method].disarm_rules()
         for cycle in range(repeats):
             shift = cycle % len(METHODS)
             for kind, label in (("blackhole", "gray"), ("partition", "split")):
                 for method in METHODS[shift:] + METHODS[:shift]:
+                    if method == ARMED:
+                        ops[method].arm_rules(faults[label].tables)  # type: ignore[attr-defined]
                     samples[kind][method]["apply"].append(timed_step(ctxs[method], faults[label], True, rng))
                     samples[kind][method]["revert"].append(timed_step(ctxs[method], faults[label], False, rng))
+                    if method == ARMED:
+                        ops[method].disarm_rules()
             children = _spawn(namespaces["a1"], PROCESSES)
             try:
                 # Started off the clock; given time to exec into `sleep` so they are the node's.

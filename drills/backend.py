@@ -169,6 +169,12 @@ class ImpairmentOps(Protocol):
 
 
 class RuleOps(Protocol):
+    def arm_rules(self, tables: Sequence[Table]) -> None:
+        """Before the clock, optionally: put each table's frame (the table and its hooked
+        chains, no rule: nothing dropped) in place, so that `apply_rules` then adds rules
+        only and `remove_rules` flushes them, with no hook registered on the clock. The
+        backend removes frames when its operations close. A backend may do nothing."""
+
     def apply_rules(self, tables: Sequence[Table], on_applied: Callable[[], None] | None = None) -> None:
         """Create each table of packet-filter rules in its node (all at once), then read each
         back; BackendError unless every node shows exactly those chains and rules. A table of
@@ -178,7 +184,8 @@ class RuleOps(Protocol):
 
     def remove_rules(self, tables: Sequence[Table]) -> None:
         """Delete each table (idempotent: one never created is not an error), then confirm that
-        no node lists it any more."""
+        no node lists it any more; an armed table's rules are flushed instead, and its frame
+        confirmed empty."""
 
 
 class ProcessOps(Protocol):
@@ -195,9 +202,11 @@ class ProcessOps(Protocol):
         """A crash: every process of the node killed, confirmed gone (a container: killed as a
         whole). Returns how many processes were killed."""
 
-    def stop_all(self, node: str) -> int:
+    def stop_all(self, node: str, on_stopped: Callable[[float], None] | None = None) -> int:
         """A hang: every process of the node stopped, confirmed in the stopped state (a
-        container: paused). Returns how many."""
+        container: paused). Returns how many. `on_stopped(instant)`, where the backend can
+        tell, gets the instant (on the drill clock) by which every process was stopped, when
+        what follows only proves none was missed; a backend may never call it."""
 
     def continue_all(self, node: str) -> None:
         """Undo `stop_all`, confirmed: no process of the node is stopped any more."""
@@ -214,9 +223,11 @@ class ServiceOps(Protocol):
         """Start a service of the node exactly as deploy does (journaled first, readiness check
         passed); returns its pid."""
 
-    def stop_service(self, node: str, service: str) -> None:
+    def stop_service(self, node: str, service: str, on_stopped: Callable[[float], None] | None = None) -> None:
         """Stop a running service: its process group, TERM then KILL after a grace period,
-        confirmed gone. BackendError when it is not running."""
+        confirmed gone. BackendError when it is not running. `on_stopped(instant)`, where the
+        backend can tell, gets the instant its processes were gone, when what follows only
+        proves none was left; a backend may never call it."""
 
     def service_running(self, node: str, service: str) -> bool:
         """Whether a process journaled for the service still runs (same pid, same start time)."""

@@ -157,16 +157,24 @@ class DrillScenario(pytest.File):
         return outcome.result
 
 
-def _run_written(config: pytest.Config, path: Path) -> tuple[DrillResult, Path]:
-    """One drill, its results written (to `--drill-out DIR/SCENARIO`, else a private temporary
-    directory): a baseline is compared and kept as results.json."""
+def _run_written(config: pytest.Config, path: Path) -> tuple[DrillResult, Path | None]:
+    """One drill, its results written where they are wanted: `--drill-out DIR/SCENARIO`, or,
+    for a baseline to compare or keep (which reads results.json), a private temporary
+    directory removed when the session ends. Otherwise nothing is written (None)."""
+    import shutil
     import tempfile
 
     from drills import results
 
     result = _run(config, path)
     out = config.getoption("--drill-out")
-    run_dir = Path(out) / result.scenario if out else Path(tempfile.mkdtemp(prefix="drills-pytest-"))
+    if out:
+        run_dir = Path(out) / result.scenario
+    elif config.getoption("--drill-baseline") or config.getoption("--drill-save-baseline"):
+        run_dir = Path(tempfile.mkdtemp(prefix="drills-pytest-"))
+        config.add_cleanup(lambda: shutil.rmtree(run_dir, ignore_errors=True))
+    else:
+        return result, None
     results.write(result, run_dir, path)
     return result, run_dir
 

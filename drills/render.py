@@ -289,7 +289,7 @@ class Renderer:
         for action in plan.actions:
             at = action.at + (f" + up to {action.jitter_s:g} s" if action.jitter_s else "")
             kind = f"{action.kind} (teardown)" if action.at_teardown else action.kind
-            what = [action.describe] + [
+            what = [action.describe] + ([f"({action.cue})"] if action.cue else []) + [
                 f"- {touch.namespace}: {touch.what}" if touch.namespace else f"- {touch.what}"
                 for touch in action.touches
             ]

@@ -8,7 +8,7 @@ kernel lists). A leaf: records and nothing else, in no filter tool's syntax.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # What a match looks at. A backend maps each to its filter's own expression.
 IPV4_SOURCE = "ipv4 source"  # values: addresses or prefixes ("198.18.0.1", "10.0.0.0/8")
@@ -73,3 +73,7 @@ class Table:
     family: str
     name: str
     chains: tuple[Chain, ...]
+
+    def without_rules(self) -> Table:
+        """The table's frame: its chains, hooked as they are, with no rule (a flushed fault)."""
+        return replace(self, chains=tuple(replace(c, rules=()) for c in self.chains))

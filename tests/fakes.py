@@ -237,6 +237,9 @@ class FakeOps:
         return "kernel"
 
     # rules
+    def arm_rules(self, tables: Sequence[Table]) -> None:
+        self._now("arm_rules", tuple(tables))
+
     def apply_rules(self, tables: Sequence[Table], on_applied: Callable[[], None] | None = None) -> None:
         now = self._now("apply_rules", tuple(tables))
         present = {(t.node, t.family, t.name) for t in self.world.state.tables}
@@ -276,7 +279,7 @@ class FakeOps:
         self.world.change(now, dead=self.world.state.dead | {node}, frozen=self.world.state.frozen - {node})
         return killed
 
-    def stop_all(self, node: str) -> int:
+    def stop_all(self, node: str, on_stopped: Callable[[float], None] | None = None) -> int:
         now = self._now("stop_all", node)
         self.world.change(now, frozen=self.world.state.frozen | {node})
         return len(self.world.pids[node])
@@ -301,7 +304,7 @@ class FakeOps:
         self.world.pids[node].append(pid)
         return pid
 
-    def stop_service(self, node: str, service: str) -> None:
+    def stop_service(self, node: str, service: str, on_stopped: Callable[[float], None] | None = None) -> None:
         self._now("stop_service", node, service)
         pid = self.world.services[node].pop(service, None)
         if pid is None:

@@ -314,6 +314,9 @@ class FakeOps:
     calls: list[tuple[str, tuple[Any, ...]]]
     carrier: dict[tuple[str, str], bool]
 
+    def arm_rules(self, tables: Any) -> None:
+        self.calls.append(("arm_rules", tuple(tables)))
+
     def apply_rules(self, tables: Any, on_applied: Any = None) -> None:
         self.calls.append(("apply_rules", tuple(tables)))
 

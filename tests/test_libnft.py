@@ -261,3 +261,33 @@ def test_without_libnftables_the_nft_command_does_the_same(tmp_path: Path, state
                 assert f"table {table.family} {table.name}" in ruleset(namespaces[table.node])
             fault.revert(ctx)
             assert "drills_" not in "".join(ruleset(ns) for ns in namespaces.values())
+
+
+@pytest.mark.netns
+def test_an_armed_table_is_in_place_empty_before_and_after_and_gone_at_close(
+    tmp_path: Path, state_dir: Path, host_snapshot: Any
+) -> None:
+    """Arming puts each table's hooked chains in place with no rule (nothing dropped); applying
+    adds exactly the rules nft would load; reverting flushes them and the frame stays, empty;
+    applying again works; closing the operations deletes the frames."""
+    with star(tmp_path, state_dir) as (scenario, namespaces, ops):
+        for step in ("gray", "split"):
+            tables = tables_of(scenario, step)
+            ops.arm_rules(tables)
+            ops.arm_rules(tables)  # twice (a repeated step's faults share tables): no clash
+            for table in tables:
+                nfread.check_table(ops._nf_socket(table.node), table.without_rules(), "test")
+                assert "drop" not in ruleset(namespaces[table.node])
+            for _round in range(2):
+                ops.apply_rules(tables)
+                for table in tables:
+                    nfread.check_table(ops._nf_socket(table.node), table, "test")
+                    assert "drop" in ruleset(namespaces[table.node])
+                ops.remove_rules(tables)
+                for table in tables:
+                    assert f"table {table.family} {table.name}" in ruleset(namespaces[table.node])
+                    assert "drop" not in ruleset(namespaces[table.node])
+        armed = tables_of(scenario, "gray") + tables_of(scenario, "split")
+        ops.close()
+        for table in armed:
+            assert f"table {table.family} {table.name}" not in ruleset(namespaces[table.node])

@@ -261,8 +261,12 @@ def test_node_freeze_stops_processes_while_the_kernel_forwards(testbed: LineBed,
     fault = bed.fault("node-freeze", node="b")
     assert fault.describe().endswith("the kernel still forwards")
 
+    bed.ctx.in_force_s = None
+    issued_s = bed.ctx.clock.now_s()
     fault.apply(bed.ctx)
     assert process_state(pid) == "T"
+    # In force once every process was seen stopped: before the scan that confirms none was missed.
+    assert bed.ctx.in_force_s is not None and issued_s <= bed.ctx.in_force_s < bed.ctx.clock.now_s()
     # The kernel completes the TCP handshake into the frozen listener's queue; the request then
     # gets no answer.
     conn = bed.socket("a", socket.SOCK_STREAM)
@@ -287,8 +291,12 @@ def test_service_stop_refuses_connections_until_reverted(testbed: LineBed, host_
     fault = bed.fault("service-stop", node="b", service="http")
     assert fault.describe() == "service b/http stopped"
 
+    bed.ctx.in_force_s = None
+    issued_s = bed.ctx.clock.now_s()
     fault.apply(bed.ctx)
     assert not process_alive(old_pid, old_ticks)
+    # In force once its process was seen gone (its pidfd turned readable): before the group scan.
+    assert bed.ctx.in_force_s is not None and issued_s <= bed.ctx.in_force_s < bed.ctx.clock.now_s()
     with pytest.raises(ConnectionRefusedError):
         bed.http_get()
     assert bed.a_to_c(), "stopping a service must not touch forwarding"

@@ -68,7 +68,7 @@ class FakeOps:
         self.running = {key: False for key in self.running}
         return 3
 
-    def stop_all(self, node: str) -> int:
+    def stop_all(self, node: str, on_stopped: Any = None) -> int:
         self.calls.append(("stop_all", node))
         return 2
 
@@ -88,7 +88,7 @@ class FakeOps:
         self.running[(node, service.name)] = not self.dies_on_start
         return 4242
 
-    def stop_service(self, node: str, service: str) -> None:
+    def stop_service(self, node: str, service: str, on_stopped: Any = None) -> None:
         self.calls.append(("stop_service", node, service))
         if not self.running[(node, service)]:
             raise BackendError(f"service {node}/{service} is not running; nothing to stop")

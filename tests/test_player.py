@@ -254,3 +254,13 @@ def test_exercise_references_are_checked(tmp_path: Path, timeline: str, extra: s
     with pytest.raises(ScenarioError) as caught:
         scenario(tmp_path, timeline, extra)
     assert message in str(caught.value)
+
+
+def test_the_last_state_survives_the_drills_own_finish(tmp_path: Path) -> None:
+    """run_drill finishes the desk again on its way out (also on errors): the final state stays."""
+    sc = scenario(tmp_path, "  - {id: cut, at: 10s, fault: link-down, link: l1}\n")
+    control = ExerciseControl()
+    play(sc, FakeClock(0.0), control)
+    control.finish(None)
+    state = control.state()
+    assert state["phase"] == "over" and state["injects"][0]["status"] == "delivered"

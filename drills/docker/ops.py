@@ -60,10 +60,10 @@ class DockerOps(NetnsOps):
         # The container exits; its namespace, held by drills, keeps the dark veths.
         return container.kill()
 
-    def stop_all(self, node: str) -> int:
+    def stop_all(self, node: str, on_stopped: Callable[[float], None] | None = None) -> int:
         container = self._container(node)
         if container is None:
-            return super().stop_all(node)
+            return super().stop_all(node, on_stopped)
         frozen = len(self.processes(node))
         container.pause()
         return frozen

@@ -176,7 +176,10 @@ class ExerciseControl:
         """The timeline is over: refuse what is still queued, keep the last state."""
         with self._lock:
             self._accepting = False
-            self._final = final if final is not None else (self._desk.view() if self._desk else None)
+            if final is not None:
+                self._final = final
+            elif self._final is None and self._desk is not None:  # ended by an error: what it showed last
+                self._final = self._desk.view()
             self._desk = None
             self._phase = "over"
             left = list(self._queue)

@@ -26,6 +26,7 @@ from drills.drill_result import WARMUP_S, ChangeStep, DrillResult, StepRecord
 from drills.engine import daemon_check, pair_probes, probe_start
 from drills.engine.analysis import analyse_drill
 from drills.engine.control import ExerciseControl
+from drills.engine.fault import Armable
 from drills.engine.faults import Fault, FaultContext, build
 from drills.engine.player import Player
 from drills.engine.progress import ClockStarted, ClockStopped, ProbeHealth, Progress, Scheduled, StepDone, ignore
@@ -153,6 +154,9 @@ def run_drill(
                 for label, f in faults.items()
                 if f.reversible
             )
+            for fault in faults.values():  # journaled above: what arming puts in place is covered
+                if isinstance(fault, Armable):
+                    fault.arm(ctx)
             # A full garbage collection on the clock can stall a fault by 50-80 ms (bench/apply.py
             # measured it): collect now and freeze what exists, so only new objects are scanned.
             gc.collect()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from drills.backend import NodeOps
 from drills.clock import Clock
@@ -39,14 +39,17 @@ class FaultContext:
     # runner clears it before each step and records it as the step's `in_force_s`.
     in_force_s: float | None = None
 
-    def mark_in_force(self) -> None:
+    def mark_in_force(self, at_s: float | None = None) -> None:
         """The fault being applied is in force now: its kernel acknowledged what it changed (and
         read it back, where an acknowledgement alone does not prove it: a link's carrier), and
         what it still does before returning (a process kill and its wait, the read-back of the
-        rest) only confirms it. Narrows the event's window to [issued, now]; the first mark of a
-        step counts. Confirmation stays the apply's return."""
+        rest) only confirms it. Narrows the event's window to [issued, now], or to [issued,
+        at_s] when the backend tells an earlier instant on this clock (processes seen stopped
+        before a last scan only proved none was missed); the first mark of a step counts.
+        Confirmation stays the apply's return."""
         if self.in_force_s is None:
-            self.in_force_s = self.clock.now_s()
+            now_s = self.clock.now_s()
+            self.in_force_s = now_s if at_s is None else min(at_s, now_s)
 
     def namespace_replaced(self, node: str) -> None:
         """Announce that `node`'s namespace was replaced (its name now denotes a new one)."""
@@ -78,6 +81,15 @@ class Fault(Protocol):
 
     def revert(self, ctx: FaultContext) -> None:
         """Undo the change and confirm the backend shows the original state."""
+
+
+@runtime_checkable
+class Armable(Protocol):
+    """A fault with something to put in place before the clock, with no effect yet (a packet
+    filter's hooked chains, with no rule), so that applying it on the clock does less."""
+
+    def arm(self, ctx: FaultContext) -> None:
+        """Prepare, before the drill clock starts; nothing may change for traffic."""
 
 
 Builder = Callable[[Any], Fault]  # a resolved step of the kind it is registered for -> its fault

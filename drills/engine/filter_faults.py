@@ -1,9 +1,12 @@
 """Faults made of packet-filter rules inside the run's own nodes: `blackhole` and `partition`.
 
 Each fault owns one table per node it changes, named after its step (`drills_<id>_<hash>`,
-drills.scenario.steps.table_name), and never touches anything else: revert deletes exactly that
-table. The rules are built as data (drills.rules) from the resolved step, before the drill clock
-starts; the backend puts them in force all at once and reads them back (`NodeOps.apply_rules`).
+drills.scenario.steps.table_name), and never touches anything else. The rules are built as data
+(drills.rules) from the resolved step, before the drill clock starts. Before it too, the backend
+may put each table's frame in place (its hooked chains with no rule, dropping nothing:
+`NodeOps.arm_rules`), so that no hook is registered on the clock; then applying puts the rules
+in force all at once and reads them back (`NodeOps.apply_rules`), reverting flushes them, and
+the frames go when the run's operations close. Without arming, revert deletes the table.
 
 - `blackhole` (a gray failure): a `netdev` table in each end's node with an ingress chain
   bound to the link's interface, dropping every frame (ARP and neighbour discovery included).
@@ -117,10 +120,13 @@ class Blackhole:
 
     def touches(self) -> list[str]:
         return [
-            f"{t.node}:{c.device} nftables table netdev {t.name}, ingress chain {c.name} dropping every packet (deleted on revert)"
+            f"{t.node}:{c.device} nftables table netdev {t.name}, ingress chain {c.name} dropping every packet (empty till applied; flushed on revert)"
             for t in self.tables
             for c in t.chains
         ]
+
+    def arm(self, ctx: FaultContext) -> None:
+        ctx.ops.arm_rules(self.tables)  # the hooked chain, no rule: applying adds the rule only
 
     def apply(self, ctx: FaultContext) -> None:
         # In force once every node's kernel committed its table; the read-back and the carrier
@@ -240,9 +246,12 @@ class Partition:
     def touches(self) -> list[str]:
         return [
             f"{node}: nftables table inet {self.tables[0].name}, prerouting chain dropping packets from "
-            f"{', '.join(cut)} (every address; deleted on revert)"
+            f"{', '.join(cut)} (every address; empty till applied; flushed on revert)"
             for node, cut in self.sources
         ]
+
+    def arm(self, ctx: FaultContext) -> None:
+        ctx.ops.arm_rules(self.tables)  # the hooked chains, no rule: applying adds the rules only
 
     def apply(self, ctx: FaultContext) -> None:
         ctx.ops.apply_rules(self.tables, ctx.mark_in_force)  # in force once every table is committed

@@ -182,7 +182,8 @@ class NodeFreeze:
         return [f"{name}: every process in its namespace (SIGSTOP, then SIGCONT; the kernel keeps forwarding)"]
 
     def apply(self, ctx: FaultContext) -> None:
-        stopped = ctx.ops.stop_all(self.node.name)
+        # In force once every process was seen stopped; the scan after that only proves none was missed.
+        stopped = ctx.ops.stop_all(self.node.name, ctx.mark_in_force)
         ctx.log(f"  {self.node.name}: {stopped} process(es) stopped")
 
     def revert(self, ctx: FaultContext) -> None:
@@ -217,7 +218,8 @@ class ServiceStop:
         ]
 
     def apply(self, ctx: FaultContext) -> None:
-        ctx.ops.stop_service(self.node, self.service.name)
+        # In force once its processes were seen gone; the scan after that only proves none was left.
+        ctx.ops.stop_service(self.node, self.service.name, ctx.mark_in_force)
 
     def revert(self, ctx: FaultContext) -> None:
         start_again(ctx, self.node, self.service)

@@ -120,6 +120,9 @@ class ActionPlan:
     # Up to this much later than `at_s`: link-flap jitter, drawn at run time when there is no seed.
     jitter_s: float | None = None
     at_teardown: bool = False  # never reverted on the timeline: undone when the drill ends
+    # How its inject is delivered in play when not simply on time (drills.engine.player): a
+    # manual fire, after another inject, a decision gate. None: at its time.
+    cue: str | None = None
 
 
 @dataclass(frozen=True)
@@ -355,6 +358,7 @@ def _actions(scenario: Scenario, namespaces: Mapping[str, str], kinds: set[str])
                 supported=supported,
                 problem=problem,
                 jitter_s=jitter_s,
+                cue=_cue_text(scenario, action) if action.kind == "apply" or action.inject != action.step_index else None,
             )
         )
     plans.sort(key=lambda a: (a.at_s, a.kind != "revert", a.step_index))
@@ -381,6 +385,19 @@ def _actions(scenario: Scenario, namespaces: Mapping[str, str], kinds: set[str])
             )
         )
     return plans
+
+
+def _cue_text(scenario: Scenario, action: Action) -> str | None:
+    """How the action's inject is delivered in play, in words (None: at its planned time)."""
+    cue = scenario.cue(action.inject)
+    parts = []
+    if cue.trigger == "manual":
+        parts.append("manual: fired by a controller (a dry run: at this planned time)")
+    elif cue.trigger == "after" and cue.after is not None:
+        parts.append(f"after {scenario.steps[cue.after].name}, at the planned gap")
+    if cue.gate:
+        parts.append("decision gate: held until a controller releases it")
+    return "; ".join(parts) or None
 
 
 def _earliest(action: Action, at_s: float, flap: Flap) -> float:

@@ -115,12 +115,19 @@ class Player:
             detail = describe(mine[0]) if mine else step.kind
             inject = Inject(step.index, step.name, step.timing.at_s, cue, step.kind, detail)
             inject.after_id = names.get(cue.after) if cue.after is not None else None
-            if cue.trigger == TRIGGER_AFTER or (cue.trigger == TRIGGER_MANUAL and control is not None):
-                inject.due_s = None
-            else:
-                inject.due_s = step.timing.at_s
             self.injects.append(inject)
         self._by_id = {i.id: i for i in self.injects}
+        self._followers: dict[int, list[Inject]] = {}  # per step index: the injects `after` it
+        for inject in self.injects:
+            if inject.cue.after is not None:
+                self._followers.setdefault(inject.cue.after, []).append(inject)
+        # Pending injects by when they are due (exercise s, step index); an entry whose inject
+        # was delivered, skipped or given another time since is dropped when it comes up.
+        self._due: list[tuple[float, int]] = []
+        for inject in self.injects:
+            waits = inject.cue.trigger == TRIGGER_AFTER or (inject.cue.trigger == TRIGGER_MANUAL and control is not None)
+            if not waits:
+                self._set_due(inject, inject.planned_s)
         self._queue: list[tuple[float, int, int, Action]] = []  # (exercise s, order, inject, action)
         self._order = 0
         self.in_force: dict[str, dict[str, Any]] = {}
@@ -188,11 +195,20 @@ class Player:
     def _next(self) -> tuple[float, str, Any] | None:
         """The earliest thing due, in exercise time: a queued action, or an inject's delivery
         (deliveries first at equal times, so an inject's own actions follow it)."""
-        due = [i for i in self.injects if i.status == "pending" and i.due_s is not None]
-        first = min(due, key=lambda i: (i.due_s, i.index), default=None)  # ties: the earlier step
-        if first is not None and first.due_s is not None and (not self._queue or first.due_s <= self._queue[0][0]):
-            return (first.due_s, "deliver", first)
+        while self._due:
+            due_s, index = self._due[0]
+            inject = self.injects[index]
+            if inject.status == "pending" and inject.due_s == due_s:
+                break
+            heapq.heappop(self._due)  # delivered, skipped or rescheduled since
+        if self._due and (not self._queue or self._due[0][0] <= self._queue[0][0]):
+            due_s, index = self._due[0]  # ties between injects: the earlier step
+            return (due_s, "deliver", self.injects[index])
         return (self._queue[0][0], "action", None) if self._queue else None
+
+    def _set_due(self, inject: Inject, due_s: float) -> None:
+        inject.due_s = due_s
+        heapq.heappush(self._due, (due_s, inject.index))
 
     def _do(self, nxt: tuple[float, str, Any]) -> None:
         due_ex, what, inject = nxt
@@ -216,9 +232,9 @@ class Player:
         for action in self._actions.get(inject.index, []):
             heapq.heappush(self._queue, (at_ex + action.at_s - inject.planned_s, self._order, inject.index, action))
             self._order += 1
-        for other in self.injects:  # those that follow it are due at the planned gap after it
-            if other.cue.after == inject.index and other.status == "pending":
-                other.due_s = at_ex + other.planned_s - inject.planned_s
+        for other in self._followers.get(inject.index, ()):  # due at the planned gap after it
+            if other.status == "pending":
+                self._set_due(other, at_ex + other.planned_s - inject.planned_s)
         self._changed()
 
     def _perform(self, action: Action, due_ex: float) -> None:
@@ -311,8 +327,8 @@ class Player:
     def _skip(self, inject: Inject, source: str) -> list[str]:
         inject.status, inject.source = "skipped", source
         followers = []
-        for other in self.injects:
-            if other.cue.after == inject.index and other.status == "pending":
+        for other in self._followers.get(inject.index, ()):
+            if other.status == "pending":
                 followers.append(other.id)
                 followers += self._skip(other, source)
         return followers

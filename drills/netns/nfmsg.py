@@ -42,7 +42,7 @@ NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
 NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END = 0x10, 0x11
 NFT_MSG_NEWTABLE, NFT_MSG_NEWCHAIN, NFT_MSG_NEWRULE, NFT_MSG_NEWSET, NFT_MSG_NEWSETELEM = 0, 3, 6, 9, 12
-NFT_MSG_GETTABLE, NFT_MSG_DELTABLE = 1, 2
+NFT_MSG_GETTABLE, NFT_MSG_DELTABLE, NFT_MSG_DELRULE = 1, 2, 8
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x1, 0x4, 0x200, 0x400, 0x800
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_DUMP = 0x300
@@ -220,8 +220,45 @@ def _rule_exprs(batch: _Batch, rule: Rule) -> bytes:
 def create_batch(table: Table) -> tuple[bytes, int]:
     """The batch creating `table` (failing if it exists, as `nft create table`), and how many
     acknowledgements the kernel sends for it once committed. Only for `encodable` tables."""
+    batch = _begin(table)
+    _frame(batch, table)
+    _rules(batch, table)
+    return _end(batch)
+
+
+def frame_batch(table: Table) -> tuple[bytes, int]:
+    """The batch creating `table` and its base chains with no rule (failing if it exists): in
+    place before the clock, it registers the chains' hooks then, so that putting the fault in
+    force is adding rules (`rules_batch`) and no hook is registered on the clock."""
+    batch = _begin(table)
+    _frame(batch, table)
+    return _end(batch)
+
+
+def rules_batch(table: Table) -> tuple[bytes, int]:
+    """The batch adding `table`'s rules to its chains (made by `frame_batch`), acknowledged
+    once committed: the kernel swaps in every chain's new rules at the one commit."""
+    batch = _begin(table)
+    _rules(batch, table)
+    return _end(batch)
+
+
+def flush_batch(table: Table) -> tuple[bytes, int]:
+    """The batch deleting every rule of `table`'s chains (a rule delete naming a chain and no
+    handle: `nft flush chain`), the table and its chains left in place; acknowledged."""
+    batch = _begin(table)
+    for chain in table.chains:
+        batch.add(NFT_MSG_DELRULE, 0, _text(1, table.name), _text(2, chain.name))
+    return _end(batch)
+
+
+def _begin(table: Table) -> _Batch:
     batch = _Batch(FAMILIES[table.family], table.name)
     batch.add(NFNL_MSG_BATCH_BEGIN, 0, family=0, res_id=NFNL_SUBSYS_NFTABLES)
+    return batch
+
+
+def _frame(batch: _Batch, table: Table) -> None:
     batch.add(NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL, _text(1, table.name), _u32(2, 0))
     for chain in table.chains:
         hook = [_u32(1, HOOKS[chain.hook]), _u32(2, chain.priority & 0xFFFFFFFF)]
@@ -231,9 +268,16 @@ def create_batch(table: Table) -> tuple[bytes, int]:
             NFT_MSG_NEWCHAIN, NLM_F_CREATE,
             _text(1, table.name), _text(3, chain.name), _nest(4, *hook), _u32(5, NF_ACCEPT), _text(7, "filter"),
         )  # fmt: skip
+
+
+def _rules(batch: _Batch, table: Table) -> None:
+    for chain in table.chains:
         for rule in chain.rules:
             exprs = _rule_exprs(batch, rule)  # adds the rule's anonymous sets first
             batch.add(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, _text(1, table.name), _text(2, chain.name), exprs)
+
+
+def _end(batch: _Batch) -> tuple[bytes, int]:
     # One acknowledgement, asked by the last message: the kernel answers a batch's messages in
     # order once it committed (or aborted) the whole, and a refused message always answers with
     # its error, so an error is read before that acknowledgement, and the acknowledgement means

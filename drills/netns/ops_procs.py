@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from drills.backend import ExecResult
 from drills.errors import BackendError
@@ -19,6 +19,9 @@ from drills.scenario.resolved import Service
 
 
 class ProcessOpsMixin(OpsBase):
+    # Per (node, service): its journaled processes, read once (see `service_processes`).
+    _journaled: dict[tuple[str, str], procs.Journaled] | None = None
+
     def processes(self, node: str) -> list[int]:
         return procs.namespace_pids(self.namespaces[node])
 
@@ -33,8 +36,8 @@ class ProcessOpsMixin(OpsBase):
     def kill_all(self, node: str) -> int:
         return procs.kill_everything(self.namespaces[node], f"node {node}", self.clock)
 
-    def stop_all(self, node: str) -> int:
-        return procs.stop_everything(self.namespaces[node], f"node {node}", self.clock)
+    def stop_all(self, node: str, on_stopped: Callable[[float], None] | None = None) -> int:
+        return procs.stop_everything(self.namespaces[node], f"node {node}", self.clock, on_stopped)
 
     def continue_all(self, node: str) -> None:
         procs.continue_everything(self.namespaces[node], f"node {node}", self.clock)
@@ -44,27 +47,47 @@ class ProcessOpsMixin(OpsBase):
 
     def service_processes(self, node: str, service: str) -> procs.Journaled:
         """(pid, start ticks) of every process journaled for the service, oldest first, alive
-        or not (a pid may have been reused since: see `procs.live`)."""
-        return procs.journaled(self.run, self.namespaces[node], service)
+        or not (a pid may have been reused since: see `procs.live`). Read from the journal once
+        (before the clock, by `warm`) and kept: only `start_service` journals a service's
+        process while these operations live, and it reads the journal again."""
+        key = (node, service)
+        with self._lock:
+            known = (self._journaled or {}).get(key)
+        if known is None:
+            known = procs.journaled(self.run, self.namespaces[node], service)
+            with self._lock:
+                self._journaled = {**(self._journaled or {}), key: known}
+        return known
+
+    def warm(self) -> None:
+        super().warm()
+        for node in self.topology.nodes:  # the journal parsed now, not on the clock
+            for service in node.services:
+                self.service_processes(node.name, service.name)
 
     def start_service(self, node: str, service: Service) -> int:
         what = f"service {node}/{service.name}"
         pid = self._start_service(self.run, self.namespaces[node], self.topology.node(node), service)
         # Read back, not assumed: teardown and `drill clean` find a process only through the journal.
+        with self._lock:
+            (self._journaled or {}).pop((node, service.name), None)
         journaled = self.service_processes(node, service.name)
         if not journaled or journaled[-1][0] != pid:
             raise BackendError(f"{what} was started (pid {pid}) but its process is not journaled")
         return pid
 
-    def stop_service(self, node: str, service: str) -> None:
+    def stop_service(self, node: str, service: str, on_stopped: Callable[[float], None] | None = None) -> None:
         what = f"service {node}/{service}"
         running = procs.live(self.service_processes(node, service))
         if not running:
             raise BackendError(f"{what} is not running (no journaled process of it is alive); nothing to stop")
-        survivors = services.stop_processes(running, self.clock)
+        gone: list[float] = []
+        survivors = services.stop_processes(running, self.clock, gone.append)
         # The group had its SIGTERM with the leader; members that outlived the leader go now.
         members = procs.group_members(self.namespaces[node], {pid for pid, _ in running})
         survivors += services.kill_and_wait(members, clock=self.clock)
+        if on_stopped is not None and gone and not survivors:
+            on_stopped(gone[0] if not members else self.clock.now_s())
         left = procs.live(running) + [(pid, None) for pid in survivors]
         if left:
             raise BackendError(f"{what}: processes {sorted({pid for pid, _ in left})} still run after SIGKILL")

@@ -12,6 +12,7 @@ instant, which the figures' accuracy then states). Those two read back nft's JSO
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 
 from drills.errors import BackendError
@@ -27,7 +28,10 @@ class RuleOpsMixin(OpsBase):
     _netlink_batches = True  # encodable tables go in and are read back over nf_tables netlink
     _contexts: dict[str, libnft.Context] | None = None
     _nf_sockets: dict[str, nfmsg.NfSocket] | None = None
-    _batches: dict[Table, tuple[bytes, int]] | None = None
+    _batches: dict[tuple[str, Table], tuple[bytes, int]] | None = None
+    # Tables whose frames (the table and its hooked chains, no rule) were put in place before
+    # the clock (`arm_rules`): applying them adds rules only, reverting flushes them.
+    _armed: set[Table] | None = None
 
     def _nft(self) -> str:
         # Looked up once per run, before the first rule goes in (not on every apply).
@@ -85,18 +89,38 @@ class RuleOpsMixin(OpsBase):
                 sockets[node] = found
         return found
 
-    def _batch(self, table: Table) -> tuple[bytes, int]:
-        # Built once per table (a fault applied again sends the same bytes).
+    def _batch(self, kind: str, table: Table) -> tuple[bytes, int]:
+        # Built once per table and kind (a fault applied again sends the same bytes).
         with self._lock:
             batches = self._batches if self._batches is not None else {}
             self._batches = batches
-        if table not in batches:
-            batches[table] = nfmsg.create_batch(table)
-        return batches[table]
+        key = (kind, table)
+        if key not in batches:
+            batches[key] = _BUILDERS[kind](table)
+        return batches[key]
+
+    def _is_armed(self, table: Table) -> bool:
+        with self._lock:
+            return table in (self._armed or ())
+
+    def arm_rules(self, tables: Sequence[Table]) -> None:
+        """Put each table's frame in place now, before the clock: registering a chain's hook
+        can flip a kernel static key (code patched on every CPU, milliseconds on a busy
+        machine), which then never happens on the clock. Only on the netlink path; the frames
+        accept everything, and are deleted by `close` (with the node, when it goes first)."""
+        if not self._netlink_batches:
+            return
+        fresh = [t for t in dict.fromkeys(tables) if nfmsg.encodable(t) and not self._is_armed(t)]
+        if not fresh:
+            return
+        self._send_batches(fresh, [self._batch("frame", t) for t in fresh], _what("prepare", fresh))
+        with self._lock:
+            self._armed = (self._armed or set()) | set(fresh)
 
     def forget(self, node: str) -> None:
         super().forget(node)
         with self._lock:
+            self._armed = {t for t in self._armed or () if t.node != node}  # gone with the namespace
             context = (self._contexts or {}).pop(node, None)
             sock = (self._nf_sockets or {}).pop(node, None)
         if context is not None:
@@ -105,8 +129,18 @@ class RuleOpsMixin(OpsBase):
             sock.close()
 
     def close(self) -> None:
+        self.disarm_rules()
         self._close_contexts()
         super().close()
+
+    def disarm_rules(self) -> None:
+        """Delete the frames `arm_rules` put in place (best effort: the run's own nodes go at
+        teardown with them; an attached lab's containers stay, and must not keep them)."""
+        with self._lock:
+            armed, self._armed = list(self._armed or ()), None
+        if armed:
+            with contextlib.suppress(BackendError):
+                self._send_batches(armed, [self._batch("delete", t) for t in armed], _what("remove", armed))
 
     def _close_contexts(self) -> None:
         with self._lock:
@@ -120,7 +154,8 @@ class RuleOpsMixin(OpsBase):
     def apply_rules(self, tables: Sequence[Table], on_applied: Callable[[], None] | None = None) -> None:
         what = _what("apply", tables)
         if self._netlink_batches and all(nfmsg.encodable(t) for t in tables):
-            self._send_batches(tables, [self._batch(t) for t in tables], what)
+            batches = [self._batch("rules" if self._is_armed(t) else "create", t) for t in tables]
+            self._send_batches(tables, batches, what)
             if on_applied is not None:
                 on_applied()
             for table in tables:
@@ -135,9 +170,12 @@ class RuleOpsMixin(OpsBase):
     def remove_rules(self, tables: Sequence[Table]) -> None:
         what = _what("remove", tables)
         if self._netlink_batches and all(t.family in nfmsg.FAMILIES for t in tables):
-            self._send_batches(tables, [nfmsg.delete_batch(t) for t in tables], what)
-            for table in tables:
-                if nfmsg.table_exists(self._nf_socket(table.node), table, f"{what}: read back"):
+            armed = [self._is_armed(t) for t in tables]
+            self._send_batches(tables, [self._batch("flush" if a else "delete", t) for t, a in zip(tables, armed, strict=True)], what)
+            for table, was_armed in zip(tables, armed, strict=True):
+                if was_armed:  # the frame stays: no rule may be left in it
+                    nfread.check_table(self._nf_socket(table.node), table.without_rules(), what)
+                elif nfmsg.table_exists(self._nf_socket(table.node), table, f"{what}: read back"):
                     raise BackendError(f"{what}: node {table.node} still has table {table.family} {table.name}")
             return
         commands = [nft.delete_script(t) for t in tables]
@@ -199,3 +237,12 @@ class RuleOpsMixin(OpsBase):
 def _what(verb: str, tables: Sequence[Table]) -> str:
     names = sorted({t.name for t in tables})
     return f"{verb} rules {', '.join(names)}"
+
+
+_BUILDERS: dict[str, Callable[[Table], tuple[bytes, int]]] = {
+    "create": nfmsg.create_batch,
+    "frame": nfmsg.frame_batch,
+    "rules": nfmsg.rules_batch,
+    "flush": nfmsg.flush_batch,
+    "delete": nfmsg.delete_batch,
+}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from drills.clock import Clock
@@ -90,18 +90,19 @@ def group_members(namespace: str, leaders: set[int]) -> list[int]:
     return [pid for pid in namespace_pids(namespace) if (found := stat(pid)) is not None and found[1] in leaders]
 
 
-def _watch(pids: Sequence[int], states: frozenset[str] | None, clock: Clock) -> None:
+def _watch(pids: Sequence[int], states: frozenset[str] | None, clock: Clock) -> bool:
     """Wait until every one of `pids` shows one of `states` (None: any but stopped), or POLL_S
     passed; the caller then scans the namespace again, which confirms (and catches a process
-    forked meanwhile)."""
+    forked meanwhile). True when every one showed it."""
 
     def settled(pid: int) -> bool:
         now = _state_or_dead(pid)
         return now not in STOPPED if states is None else now in states
 
     until_s = clock.now_s() + POLL_S
-    while not all(settled(pid) for pid in pids) and clock.now_s() < until_s:
+    while not (done := all(settled(pid) for pid in pids)) and clock.now_s() < until_s:
         clock.sleep_until(clock.now_s() + WATCH_POLL_S)
+    return done
 
 
 def kill_everything(namespace: str, what: str, clock: Clock) -> int:
@@ -122,19 +123,29 @@ def kill_everything(namespace: str, what: str, clock: Clock) -> int:
     return len(killed)
 
 
-def stop_everything(namespace: str, what: str, clock: Clock) -> int:
-    """SIGSTOP every process in `namespace` until each shows the stopped state; returns how many."""
+def stop_everything(
+    namespace: str, what: str, clock: Clock, on_stopped: Callable[[float], None] | None = None
+) -> int:
+    """SIGSTOP every process in `namespace` until each shows the stopped state; returns how many.
+    `on_stopped(instant)` gets when the last signalled processes were seen stopped: the scan
+    after that, finding none running, only proves that none was missed (a stopped process
+    forks nothing)."""
     deadline_s = clock.now_s() + STATE_TIMEOUT_S
+    stopped_s: float | None = None
     while True:
         pids = namespace_pids(namespace)
         # The kernel stops a process when it next runs, not when the signal is sent: poll.
         running = [pid for pid in pids if _state_or_dead(pid) not in STOPPED | DEAD]
         if not running:
+            if on_stopped is not None and stopped_s is not None:
+                on_stopped(stopped_s)
             return len(pids)
         if clock.now_s() > deadline_s:
             raise BackendError(f"{what}: processes {sorted(running)} in {namespace} are not stopped after SIGSTOP")
         send(running, signal.SIGSTOP)
-        _watch(running, STOPPED | DEAD, clock)
+        # When every one signalled shows stopped; if the watch gave up first, no instant is known
+        # but the next confirmation.
+        stopped_s = clock.now_s() if _watch(running, STOPPED | DEAD, clock) else None
 
 
 def continue_everything(namespace: str, what: str, clock: Clock) -> None:

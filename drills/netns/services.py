@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import socket
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -147,25 +148,65 @@ FIRST_POLL_S = 0.0001
 LAST_POLL_S = 0.02
 
 
-def stop_processes(processes: Sequence[tuple[int, int | None]], clock: Clock | None = None) -> list[int]:
+def stop_processes(
+    processes: Sequence[tuple[int, int | None]],
+    clock: Clock | None = None,
+    on_gone: Callable[[float], None] | None = None,
+) -> list[int]:
     """Stop journaled processes (pid, start ticks): SIGTERM to each process group, then SIGKILL
     after a grace period (timed on `clock`: the drill's during a drill, the system's at
     teardown). A pid whose start time differs, or is unknown, is not known to be ours and is
-    left alone. Returns the pids still alive at the end."""
+    left alone. Returns the pids still alive at the end. `on_gone(instant)` gets when the last
+    of them was seen gone (none left alive)."""
     clock = clock or SystemClock()
     ours = [pid for pid, ticks in processes if ticks is not None and kernel.process_start_ticks(pid) == ticks]
-    for pid in ours:
-        _signal_group(pid, signal.SIGTERM)
-    deadline_s = clock.now_s() + STOP_GRACE_S
-    alive = ours
-    poll_s = FIRST_POLL_S
-    while alive and clock.now_s() < deadline_s:
-        clock.sleep_until(clock.now_s() + poll_s)
-        poll_s = min(2 * poll_s, LAST_POLL_S)
-        alive = [pid for pid in alive if _alive(pid)]
+    with _Exits(ours) as exits:  # opened before the signal: the pid cannot be reused under it
+        for pid in ours:
+            _signal_group(pid, signal.SIGTERM)
+        deadline_s = clock.now_s() + STOP_GRACE_S
+        alive = ours
+        poll_s = FIRST_POLL_S
+        while alive and clock.now_s() < deadline_s:
+            exits.wait(clock, poll_s)
+            poll_s = min(2 * poll_s, LAST_POLL_S)
+            alive = [pid for pid in alive if _alive(pid)]
+        gone_s = clock.now_s()
     for pid in alive:
         _signal_group(pid, signal.SIGKILL)
-    return kill_and_wait(alive, clock=clock)
+    survivors = kill_and_wait(alive, clock=clock) if alive else []
+    if on_gone is not None and not survivors:
+        on_gone(gone_s if not alive else clock.now_s())
+    return survivors
+
+
+class _Exits:
+    """A wait that ends when one of `pids` exits (a pidfd per process turns readable then), so
+    an exit is seen within the scheduler's wake-up, not at the next poll; where pidfds are not
+    available (Linux < 5.3), a plain wait of the poll interval."""
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        self._poller = select.poll()
+        self._fds: list[int] = []
+        for pid in pids:
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError:  # gone already, or no pidfds here: the poll finds it
+                continue
+            self._fds.append(fd)
+            self._poller.register(fd, select.POLLIN)
+
+    def wait(self, clock: Clock, timeout_s: float) -> None:
+        start_s = clock.now_s()
+        if self._fds and self._poller.poll(max(1, round(timeout_s * 1000))):
+            return  # an exit: look now
+        clock.sleep_until(start_s + timeout_s)  # the rest of the interval (on a fake clock: all of it)
+
+    def __enter__(self) -> _Exits:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in self._fds:
+            os.close(fd)
 
 
 def kill_and_wait(pids: list[int], timeout_s: float = 5.0, clock: Clock | None = None) -> list[int]:

@@ -215,6 +215,9 @@ class AgentOps:
         return str(self._op("link_engine", link))
 
     # packet filters
+    def arm_rules(self, tables: Sequence[Table]) -> None:
+        self._op("arm_rules", tuple(tables))
+
     def apply_rules(self, tables: Sequence[Table], on_applied: Callable[[], None] | None = None) -> None:
         # `on_applied` is not called: the agent's answer comes after its read-back.
         self._op("apply_rules", tuple(tables))
@@ -236,8 +239,8 @@ class AgentOps:
     def kill_all(self, node: str) -> int:
         return int(self._op("kill_all", node))
 
-    def stop_all(self, node: str) -> int:
-        return int(self._op("stop_all", node))
+    def stop_all(self, node: str, on_stopped: Callable[[float], None] | None = None) -> int:
+        return int(self._op("stop_all", node))  # the agent's answer is the confirmation
 
     def continue_all(self, node: str) -> None:
         self._op("continue_all", node)
@@ -250,8 +253,8 @@ class AgentOps:
         timeout_s = self._timeout_s + (service.ready.timeout_s if service.ready else 0.0)
         return int(self._op("start_service", node, service, timeout_s=timeout_s))
 
-    def stop_service(self, node: str, service: str) -> None:
-        self._op("stop_service", node, service)
+    def stop_service(self, node: str, service: str, on_stopped: Callable[[float], None] | None = None) -> None:
+        self._op("stop_service", node, service)  # the agent's answer is the confirmation
 
     def service_running(self, node: str, service: str) -> bool:
         return bool(self._op("service_running", node, service))

@@ -128,6 +128,10 @@ class MultiHostOps:
     def link_engine(self, link: str) -> str:
         return self._engines[link]
 
+    def arm_rules(self, tables: Sequence[Table]) -> None:
+        for host, subset in self._tables_by_host(tables).items():
+            self._ops_of[host].arm_rules(subset)
+
     def apply_rules(self, tables: Sequence[Table], on_applied: Callable[[], None] | None = None) -> None:
         # `on_applied` is not called: the hosts' tables are in force at different instants.
         self._send_far_ends()
@@ -159,8 +163,8 @@ class MultiHostOps:
     def kill_all(self, node: str) -> int:
         return self._ops(node).kill_all(node)
 
-    def stop_all(self, node: str) -> int:
-        return self._ops(node).stop_all(node)
+    def stop_all(self, node: str, on_stopped: Callable[[float], None] | None = None) -> int:
+        return self._ops(node).stop_all(node)  # its host's clock: the agent's answer is the confirmation
 
     def continue_all(self, node: str) -> None:
         self._ops(node).continue_all(node)
@@ -171,8 +175,8 @@ class MultiHostOps:
     def start_service(self, node: str, service: Service) -> int:
         return self._ops(node).start_service(node, service)
 
-    def stop_service(self, node: str, service: str) -> None:
-        self._ops(node).stop_service(node, service)
+    def stop_service(self, node: str, service: str, on_stopped: Callable[[float], None] | None = None) -> None:
+        self._ops(node).stop_service(node, service)  # its host's clock: the agent's answer is the confirmation
 
     def service_running(self, node: str, service: str) -> bool:
         return self._ops(node).service_running(node, service)

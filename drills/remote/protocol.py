@@ -30,7 +30,7 @@ OP_METHODS = frozenset(
     {
         "set_link", "link_state", "replace_address", "replace_routes",
         "impair", "link_engine",
-        "apply_rules", "remove_rules",
+        "arm_rules", "apply_rules", "remove_rules",
         "processes", "signal", "process_state", "kill_all", "stop_all", "continue_all", "boot",
         "start_service", "stop_service", "service_running", "exec",
         "warm", "close",
