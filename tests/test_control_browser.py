@@ -1,4 +1,4 @@
-"""Exercise control on a real drill (`drill run --control` in a subprocess, namespaces): the
+"""Exercise control on a real drill from outside (`drill run --control` in a subprocess, namespaces): the
 page in a real headless chromium (tests/browser_testing.py) and `drill control` from the terminal.
 
 What is asserted is fixed by the commands, not by timing: under a controller a manual inject is
