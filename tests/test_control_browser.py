@@ -25,12 +25,12 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_testing import browser_fixture, css
+from browser_testing import css, loopback_browser_fixture
 
 from drills.runs import RunStore
 
 pytestmark = pytest.mark.netns
-browser = browser_fixture
+browser = loopback_browser_fixture
 
 EXERCISE = """
 version: 1
