@@ -81,7 +81,7 @@ def chromium() -> Any:
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "chromium"
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
-                "--disable-extensions", "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>"):  # fmt: skip
+                "--disable-extensions", "--proxy-server=127.0.0.1:9"):  # fmt: skip  (only loopback bypasses it)
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "chromedriver"), options=options)
 
@@ -158,7 +158,8 @@ def markdown(data: dict[str, Any]) -> str:
         "# Exercise control's cost to the measurement (`bench/control.py`)",
         "",
         f"{data['when']} · kernel {data['kernel']} · {data['cpus']} CPUs · Python {data['python']} · "
-        f"load average at start {data['loadavg_start']}",
+        f"load average at start {data['loadavg_start']}, at the end {data.get('loadavg_end')} (above 1 on 2 CPUs: other jobs "
+        "shared the machine, and the tail figures (p99, max) carry their noise)",
         "",
         f"The same drill ({data['seconds']:g} s, one udp-stream at {data['rate_pps']} packets/s, two 1 s link cuts) "
         f"{data['runs']} times in each mode, the modes alternating. The sender's lateness is actual - scheduled send "
@@ -223,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"run {k + 1} {mode}: lateness p99 {row['lateness_p99_ms']:.3f} ms, max {row['lateness_max_ms']:.2f} ms", flush=True)
     if stop.interrupted:
         return 130
+    data["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     data["summary"] = summarise(data["every_run"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=2) + "\n")
