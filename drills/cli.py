@@ -9,7 +9,6 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from drills.runs import STATE_DIR_ENV, state_dir_from_env
 from drills.textsafe import visible
 
 EXIT_INTERNAL = 70  # a bug in drills (EX_SOFTWARE); the message asks for a report
-EXIT_REFUSED = 1  # `drill control`: the exercise's control refused the command
 
 
 def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
@@ -81,10 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--control", action="store_true", help="serve the exercise control page and socket (hold, fire, skip, release, stop)")
     p.add_argument("--control-port", type=int, default=None, metavar="N", help="the control page's port (default: one the OS picks)")
-    p.add_argument(
-        "--control-bind", default=None, metavar="ADDR",
-        help="the control page's address (default 127.0.0.1); anyone who reaches it with the token controls the exercise",
-    )  # fmt: skip
+    p.add_argument("--control-bind", default=None, metavar="ADDR", help="the control page's address (default 127.0.0.1); anyone who reaches it with the token controls the exercise")
     inventory(p)
     p = add("control", "control a running exercise (`drill run --control`) from the terminal")
     p.add_argument("run", metavar="RUN", help="run id, as `drill ls` shows it")
@@ -93,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", default=None, metavar="O", help="observe: the objective or capability target it is about")
     p = add("report", "render junit.xml, report.md and report.html again from a results directory")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p = add("aar", "write the after-action report of an exercise run: aar.html, aar.md, improvement-plan.csv (and a ratings.yaml to fill in)")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a results directory (`drill run --out`)")
+    p.add_argument("-o", "--out", type=Path, default=None, metavar="DIR", help="where to write the report (default: RUN_DIR); its ratings.yaml wins over RUN_DIR's")
     p = add("compare", "compare the recovery figures of two runs; exit 1 when B regressed beyond the accuracy bounds")
     p.add_argument(
         "run_a", type=Path, metavar="RUN_A", help="the reference run's results directory (the last good run)"
@@ -114,12 +112,25 @@ def _parser() -> argparse.ArgumentParser:
         "file", nargs="?", type=Path, metavar="FILE", help="also say which engine would serve each link of this scenario here"
     )
     inventory(p)
-    p = add("import", "write a drills topology file from a containerlab lab (*.clab.yml)")
-    p.add_argument("lab", type=Path, metavar="LAB.clab.yml")
+    p = add("import", "write a drills topology file from a containerlab lab, or a Topology Zoo graph (`zoo FILE`)")
+    p.add_argument("source", nargs="+", metavar="[zoo] FILE", help="LAB.clab.yml, or zoo FILE.graphml / FILE.gml")
     p.add_argument("-o", "--out", type=Path, required=True, help="topology file to write (include it with `topology: FILE`)")
     p.add_argument("--image", action="append", default=[], metavar="LAB_IMAGE=LOCAL", help="map a lab image to a local one")
     p.add_argument("--attach", action="store_true", help="use the lab's running containers (containerlab deployed them)")
     p.add_argument("--topology-data", type=Path, metavar="JSON", help="with --attach: containerlab's topology-data.json names the containers (default: their labels)")
+    p.add_argument("--route-factor", type=float, metavar="F", help="zoo: fibre route length ÷ great-circle distance (default 1.5)")
+    p.add_argument("--default-delay", metavar="DELAY", help="zoo: delay of links to nodes without coordinates (default: the median)")
+    p.add_argument("--no-rate", action="store_true", help="zoo: write no link rates (capacities)")
+    p.add_argument("--internal-only", action="store_true", help="zoo: leave out external nodes (Internal 0: peers, exchanges)")
+    p = add("msel", "the timeline as a Master Scenario Events List (CSV for spreadsheets), and back")
+    msel = p.add_subparsers(dest="msel_action", required=True, metavar="ACTION")
+    q = msel.add_parser("export", help="write a scenario's timeline as an MSEL CSV, one row per step")
+    q.add_argument("file", type=Path, metavar="SCENARIO")
+    q.add_argument("-o", "--out", type=Path, required=True, metavar="MSEL.csv")
+    q = msel.add_parser("import", help="write a scenario's timeline from an MSEL CSV (the rest from --into)")
+    q.add_argument("csv", type=Path, metavar="MSEL.csv")
+    q.add_argument("-o", "--out", type=Path, required=True, metavar="SCENARIO", help="scenario file to write")
+    q.add_argument("--into", type=Path, default=None, metavar="BASE.yaml", help="the scenario whose topology, probes, expect and exercise are kept (default: SCENARIO itself)")
     p = add("image", "build node images offline, with no registry (testbed/images/NAME.yaml)")
     p.add_argument("action", choices=["build"])
     p.add_argument("names", nargs="*", metavar="NAME", help="image definitions (default: drills-node)")
@@ -208,35 +219,25 @@ def _run(args: argparse.Namespace) -> int:
         if args.trials < 1:
             raise BadInput("--trials needs a positive number")
         live = not args.no_live
-        if args.control and args.trials > 1:
-            raise BadInput("--control runs one exercise under a controller: drop --trials")
-        if not args.control and (args.control_port is not None or args.control_bind is not None):
-            raise BadInput("--control-port and --control-bind go with --control")
+        from drills.control.session import controlled  # Starlette and uvicorn load only with --control
+
+        session = controlled(args.control, args.trials, args.control_port, args.control_bind, ui.progress)
         if args.trials > 1:
             if args.baseline or args.save_baseline:
                 raise BadInput("--baseline and --save-baseline compare and keep one run; drop --trials")
             return _run_trials(args, state_dir, ui, live)
-        if args.control:
-            from drills.control.session import served
-
-            controlled: Any = served(args.control_bind, args.control_port, ui.progress)
-        else:
-            controlled = nullcontext(None)
-        with controlled as control:
+        with session as control:
             code, outcome, out_dir = _run_once(args.file, state_dir, args.out, ui, live, args.inventory, control)
         if args.baseline is None and args.save_baseline is None:
             return code
         return _against_baseline(args, code, outcome, out_dir, ui)
 
     if command == "control":
-        from drills.control.session import request_for, send
+        from drills.control.session import terminal
 
-        answer = send(state_dir, args.run, request_for(args.action, args.argument, args.objective))
-        if args.action == "state":
-            print(json.dumps(answer, indent=2))
-            return ExitCode.OK
-        ui.out.print(visible(str(answer.get("message", ""))))
-        return ExitCode.OK if answer.get("ok") is True else EXIT_REFUSED
+        code, text = terminal(state_dir, args.run, args.action, args.argument, args.objective)
+        print(text)
+        return code
 
     if command == "report":
         from drills import results
@@ -244,6 +245,12 @@ def _run(args: argparse.Namespace) -> int:
 
         written = write_all(*results.read(args.run_dir), args.run_dir)
         ui.out.print(visible("\n".join(str(p) for p in written)))
+        return ExitCode.OK
+
+    if command == "aar":
+        from drills.reports import write_aar
+
+        ui.out.print(visible("\n".join(str(p) for p in write_aar(args.run_dir, args.out))))
         return ExitCode.OK
 
     if command == "compare":
@@ -319,10 +326,29 @@ def _run(args: argparse.Namespace) -> int:
 
     if command == "import":
         from drills.containerlab import import_lab, parse_image_map, running_lab_containers, topology_data_containers
+        from drills.zoo.importer import import_zoo, zoo_request
 
+        source, zoo = zoo_request(args.source, vars(args))
+        if zoo is not None:
+            imported = import_zoo(source, args.out, zoo)
+            for line in imported.summary():
+                ui.progress(line)
+            ui.progress(f"wrote {args.out}: include it with `topology: {args.out.name}`")
+            return ExitCode.OK
         lookup = topology_data_containers(args.topology_data) if args.topology_data else running_lab_containers
-        topology = import_lab(args.lab, args.out, parse_image_map(args.image), attach=args.attach, containers=lookup)
+        topology = import_lab(source, args.out, parse_image_map(args.image), attach=args.attach, containers=lookup)
         ui.progress(f"wrote {args.out}: {len(topology['nodes'])} nodes, {len(topology['links'])} links")
+        return ExitCode.OK
+
+    if command == "msel":
+        from drills.msel import export, import_
+
+        if args.msel_action == "export":
+            rows = export.write_msel(args.file, args.out)
+            ui.progress(f"wrote {args.out}: {rows} injects")
+        else:
+            rows = import_.import_msel(args.csv, args.out, args.into)
+            ui.progress(f"wrote {args.out}: a timeline of {rows} steps from {args.csv}")
         return ExitCode.OK
 
     if command == "image":
@@ -359,9 +385,7 @@ def _run_once(
     else:
         try:
             with view:
-                drill = lifecycle.run(
-                    file, state_dir, log=view.log, progress=view.event, inventory=inventory, control=control
-                )
+                drill = lifecycle.run(file, state_dir, log=view.log, progress=view.event, inventory=inventory, control=control)
         finally:
             for at, message in view.lines:  # the same record as plain mode, in the scrollback
                 ui.progress(message, at=at)

@@ -31,6 +31,14 @@ class Verdict:
     measured: str
     bound: str
     passed: bool | None  # None: could not be evaluated (said why in `measured`)
+    # The figures as numbers, for readers that weigh the margin (the after-action report's
+    # suggested rating): `value` None when there is none (never recovered, no traffic).
+    # `unit` "s" or "%"; `at_least`: the bound is a minimum (availability), else a maximum.
+    value: float | None = None
+    accuracy: float = 0.0
+    limit: float | None = None
+    unit: str = ""
+    at_least: bool = False
 
 
 def _fmt(value_s: float | None, accuracy_s: float) -> str:
@@ -80,6 +88,10 @@ def evaluate(
                         _fmt(value, m.accuracy_s),
                         f"<= {bound * 1e3:g} ms",
                         passed,
+                        value,
+                        m.accuracy_s,
+                        bound,
+                        "s",
                     )
                 )
     return verdicts
@@ -114,7 +126,8 @@ def _loss_and_latency(
             passed = loss_pct is not None and loss_pct <= objective.max_loss_pct
             measured = "no traffic" if loss_pct is None else f"{loss_pct:.3f} % ({lost} of {sent})"
             verdicts.append(
-                Verdict(f"{name}: loss", probe, event, measured, f"<= {objective.max_loss_pct:g} %", passed)
+                Verdict(f"{name}: loss", probe, event, measured, f"<= {objective.max_loss_pct:g} %", passed,
+                        loss_pct, 0.0, objective.max_loss_pct, "%")
             )
         if objective.latency is not None:
             phase = stats.get(scope)
@@ -127,7 +140,7 @@ def _loss_and_latency(
                 measured = "no answered traffic" if value is None else f"{value * 1e3:.2f} ms"
                 event = "whole drill" if scope == "all" else "fault phase"
                 verdicts.append(
-                    Verdict(f"{name}: RTT {label}", probe, event, measured, f"<= {bound * 1e3:g} ms", passed)
+                    Verdict(f"{name}: RTT {label}", probe, event, measured, f"<= {bound * 1e3:g} ms", passed, value, 0.0, bound, "s")
                 )
     return verdicts
 
@@ -148,6 +161,9 @@ def _availability(name: str, objective: Objective, measured: dict[str, Availabil
             else f"{figure.pct:.3f} % ({figure.windows - figure.unavailable} of {figure.windows} windows of {figure.window_s:g} s)"
         )
         verdicts.append(
-            Verdict(f"{name}: availability", probe, "whole drill", text, f">= {objective.availability_pct:g} %", passed)
+            Verdict(
+                f"{name}: availability", probe, "whole drill", text, f">= {objective.availability_pct:g} %", passed,
+                figure.pct if figure is not None and figure.windows else None, 0.0, objective.availability_pct, "%", True,
+            )
         )
     return verdicts

@@ -273,9 +273,10 @@ class Renderer:
         if services.row_count:
             out.print(services)
 
-        links = table(count(len(plan.links), "link"), "link", "a", "b", "subnets", "profile", "engine")
+        links = table(count(len(plan.links), "link"), "link", "a", "b", "subnets", "profile", "delay", "engine")
         for link in plan.links:
-            _row(links, link.name, link.a, link.b, ", ".join(link.subnets), link.profile or "-", link.engine or "-")
+            profile = link.profile or "-"
+            _row(links, link.name, link.a, link.b, ", ".join(link.subnets), profile, link.delay or "-", link.engine or "-")
         out.print(links)
         if plan.segments:
             segments = table(count(len(plan.segments), "segment"), "segment", "members", "subnets", "bridge namespace")

@@ -34,6 +34,7 @@ ROOMS: dict[str, str] = {
     "drills.backends": "lifecycle",  # the one place that picks a backend
     "drills.doctor": "lifecycle",
     "drills.containerlab": "lifecycle",  # an importer
+    "drills.zoo": "lifecycle",  # an importer: Topology Zoo graphs (GraphML, GML)
     "drills.control": "control",  # the control page and socket during play (Starlette's and uvicorn's edge)
     "drills.runs": "state",
     "drills.journal": "state",
@@ -48,6 +49,7 @@ ROOMS: dict[str, str] = {
     "drills.remote": "remote",  # the resident agent and the backend that drives agents
     "drills.probes": "probes",
     "drills.scenario": "scenario",
+    "drills.msel": "msel",  # the timeline as a spreadsheet's MSEL (CSV) and back
     "drills.measure": "analysis",
     "drills.measure_samples": "analysis",
     "drills.drill_result": "analysis",
@@ -69,7 +71,10 @@ ROOMS: dict[str, str] = {
 # What each room may import (besides itself). State (runs, journal, result directories) is the
 # run's record on disk: lifecycle, engine and backends all write it.
 ALLOWED: dict[str, set[str]] = {
-    "face": {"control", "lifecycle", "state", "engine", "seam", "backends", "hosts", "remote", "probes", "scenario", "analysis", "leaf"},
+    "face": {
+        "control", "lifecycle", "state", "engine", "seam", "backends", "hosts", "remote", "probes", "scenario", "analysis",
+        "msel", "leaf",
+    },
     # The control page and socket drive the exercise's control (an engine object) from outside the drill.
     "control": {"engine", "state", "leaf"},
     # `lifecycle.run` composes a drill: it picks the backend and hands it, with the clock, to the engine.
@@ -83,6 +88,7 @@ ALLOWED: dict[str, set[str]] = {
     "backends": {"state", "seam", "scenario", "leaf"},
     "probes": {"seam", "scenario", "leaf"},  # sockets come from the seam's SocketOps
     "scenario": {"leaf"},
+    "msel": {"scenario", "leaf"},
     "analysis": {"state", "scenario", "leaf"},
     "state": {"leaf"},
     "leaf": set(),

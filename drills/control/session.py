@@ -4,17 +4,20 @@ of a drill, and `drill control RUN ...`: a terminal's request to a running drill
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from drills.control.commands import Control
 from drills.control.socket_server import SOCKET_NAME, ControlSocket, ask
-from drills.errors import BadInput
+from drills.errors import BadInput, ExitCode
 from drills.runs import RunStore
+from drills.textsafe import visible
 
+EXIT_REFUSED = 1  # `drill control`: the exercise's control refused the command
 ACTIONS = ("hold", "resume", "fire", "skip", "release", "observe", "stop", "state")
 _ARGUMENT = {"fire": "id", "skip": "id", "release": "id", "observe": "text", "stop": "reason"}
 
@@ -52,6 +55,20 @@ class ControlSession:
             self.socket.close()  # already closed by on_detach unless the drill never got a run directory
         finally:
             self.web.stop()
+
+
+def controlled(
+    control: bool, trials: int, port: int | None, bind: str | None, log: Callable[[str], None]
+) -> AbstractContextManager[Any]:
+    """`drill run`'s control options checked: with `--control` the session that serves the
+    control while the drill runs (`with` gives the control), else nothing (None)."""
+    if control and trials > 1:
+        raise BadInput("--control runs one exercise under a controller: drop --trials")
+    if not control:
+        if port is not None or bind is not None:
+            raise BadInput("--control-port and --control-bind go with --control")
+        return nullcontext(None)
+    return served(bind, port, log)
 
 
 @contextmanager
@@ -92,5 +109,11 @@ def socket_of(state_dir: Path, run_id: str) -> Path:
     return path
 
 
-def send(state_dir: Path, run_id: str, request: dict[str, Any]) -> dict[str, Any]:
-    return ask(socket_of(state_dir, run_id), request)
+def terminal(state_dir: Path, run_id: str, action: str, argument: str | None, objective: str | None) -> tuple[int, str]:
+    """`drill control RUN ACTION ...`: (exit code, what to print): the state as JSON, or the
+    control's answer (exit 0 when done, 1 when refused)."""
+    answer = ask(socket_of(state_dir, run_id), request_for(action, argument, objective))
+    if action == "state":
+        return ExitCode.OK, json.dumps(answer, indent=2)
+    text = visible(str(answer.get("message", "")))
+    return (ExitCode.OK if answer.get("ok") is True else EXIT_REFUSED), text

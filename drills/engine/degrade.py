@@ -60,7 +60,8 @@ class LinkDegrade:
     def describe(self, reverted: bool = False) -> str:
         if reverted:
             ends = ", ".join(d.end.endpoint for d in self.directions)
-            back = f"profile {self.link.profile}" if self.link.profile_spec is not None else "the default qdisc"
+            spec = self.link.profile_spec
+            back = f"profile {self.link.profile}" if self.link.profile else "its own delay" if spec else "the default qdisc"
             return f"link {self.link.name}: degrade lifted ({ends} back to {back})"
         via = f" (profile {self.profile})" if self.profile else ""
         texts = {d.settings.text() for d in self.directions}

@@ -156,10 +156,11 @@ def _link_requirements(scenario: Scenario, chosen: Mapping[str, str], caps: Capa
             )
         profile_netem = impairment_needs_netem(link.profile_spec)
         if link.engine == KERNEL and profile_netem and not caps().get(NETEM, False):
+            own = f"profile '{link.profile}'" if link.profile else "`delay`"
             problems.append(
                 scenario.problem(
                     ("topology", "links", i, "engine"),
-                    f"link {link.name} asks for `engine: kernel`, and its profile '{link.profile}' needs netem; {NO_NETEM}",
+                    f"link {link.name} asks for `engine: kernel`, and its {own} needs netem; {NO_NETEM}",
                 )
             )
     return problems

@@ -21,13 +21,14 @@ from drills.engine.drill import preflight
 from drills.engine.faults import build, supported_kinds
 from drills.engine.plan_pairs import LIST_PAIRS_MAX as LIST_PAIRS_MAX
 from drills.engine.plan_pairs import PairMeshPlan, pair_mesh_plan
+from drills.engine.plan_steps import cue_text, summary
 from drills.engine.timeline import Action, expand
 from drills.errors import DrillError, ScenarioError
 from drills.known import expected_text
 from drills.scenario.expect import Objective
 from drills.scenario.probes import Spec, UdpStreamSpec
-from drills.scenario.resolved import Node, Route, Scenario, Service, Topology
-from drills.scenario.steps import DegradeStep, Flap, LinkDownStep, SegmentDownStep, Step
+from drills.scenario.resolved import Link, Node, Route, Scenario, Service, Topology
+from drills.scenario.steps import Flap, LinkDownStep, SegmentDownStep
 
 if TYPE_CHECKING:
     from drills.backends import Layout
@@ -81,6 +82,7 @@ class LinkPlan:
     subnets: list[str]
     profile: str | None
     engine: str = ""  # which engine serves it, and why: "userspace (auto: this kernel has no netem)"
+    delay: str = ""  # one-way delay deployed (profile or the link's own), "a-to-b / b-to-a" when they differ
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,7 @@ def build_plan(scenario: Scenario, layout: Layout, kinds: Collection[str] | None
                 [str(a.network) for a in (link.a.ipv4, link.a.ipv6) if a is not None],
                 link.profile,
                 layout.engines[link.name],
+                _delay_text(link),
             )
             for link in topology.links
         ],
@@ -249,6 +252,14 @@ def build_plan(scenario: Scenario, layout: Layout, kinds: Collection[str] | None
 
 
 # --------------------------------------------------------------------------- testbed
+
+
+def _delay_text(link: Link) -> str:
+    spec = link.profile_spec
+    there = spec.delay if spec else None
+    back = spec.reverse.delay if spec and spec.reverse and spec.reverse.delay is not None else there
+    texts = dict.fromkeys(f"{(d or 0.0) * 1e3:.2f} ms" for d in (there, back))  # 0.01 ms: an import's rounding
+    return " / ".join(texts) if there or back else ""
 
 
 def _node(topology: Topology, node: Node, namespace: str) -> NodePlan:
@@ -343,7 +354,7 @@ def _actions(scenario: Scenario, namespaces: Mapping[str, str], kinds: set[str])
             touches = [Touch(_namespace_of(text, namespaces), text) for text in fault.touches()]
         else:
             why = NOT_SUPPORTED if problem is None else f"cannot be built here: {problem}"
-            describe = f"{_summary(step)}{' reverted' if reverted else ''} ({why})"
+            describe = f"{summary(step)}{' reverted' if reverted else ''} ({why})"
             touches = []
         plans.append(
             ActionPlan(
@@ -358,7 +369,7 @@ def _actions(scenario: Scenario, namespaces: Mapping[str, str], kinds: set[str])
                 supported=supported,
                 problem=problem,
                 jitter_s=jitter_s,
-                cue=_cue_text(scenario, action) if action.kind == "apply" or action.inject != action.step_index else None,
+                cue=cue_text(scenario, action) if action.kind == "apply" or action.inject != action.step_index else None,
             )
         )
     plans.sort(key=lambda a: (a.at_s, a.kind != "revert", a.step_index))
@@ -387,43 +398,9 @@ def _actions(scenario: Scenario, namespaces: Mapping[str, str], kinds: set[str])
     return plans
 
 
-def _cue_text(scenario: Scenario, action: Action) -> str | None:
-    """How the action's inject is delivered in play, in words (None: at its planned time)."""
-    cue = scenario.cue(action.inject)
-    parts = []
-    if cue.trigger == "manual":
-        parts.append("manual: fired by a controller (a dry run: at this planned time)")
-    elif cue.trigger == "after" and cue.after is not None:
-        parts.append(f"after {scenario.steps[cue.after].name}, at the planned gap")
-    if cue.gate:
-        parts.append("decision gate: held until a controller releases it")
-    return "; ".join(parts) or None
-
-
 def _earliest(action: Action, at_s: float, flap: Flap) -> float:
     start = at_s + action.occurrence * flap.period_s
     return start + (flap.period_s * flap.duty_pct / 100.0 if action.kind == "revert" else 0.0)
-
-
-def _summary(step: Step) -> str:
-    """A fault in words, from its step alone (for faults `drill run` cannot build yet)."""
-    parts = []
-    if isinstance(step, SegmentDownStep):
-        parts.append(f"segment {step.segment.name}")
-        if len(step.ends) == 1:
-            parts.append(f"port {step.ends[0].endpoint}")
-    for key in ("link", "node", "service"):
-        value = getattr(step, key, None)
-        if value is not None:
-            parts.append(f"{key} {value if isinstance(value, str) else value.name}")
-    if isinstance(step, LinkDownStep) and len(step.ends) == 1:
-        parts.append(f"end {step.ends[0].endpoint}")
-    if isinstance(step, DegradeStep) and step.profile is not None:
-        parts.append(f"profile {step.profile}")
-    groups = getattr(step, "groups", None)
-    if groups:
-        parts.append("groups " + " | ".join(", ".join(group) for group in groups))
-    return f"{step.kind}: {', '.join(parts)}" if parts else step.kind
 
 
 def _reverted(describe: str) -> str:

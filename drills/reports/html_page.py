@@ -154,10 +154,11 @@ def verdict_header(title: str, outcome_cls: str, outcome_text: str, facts: str, 
     )
 
 
-def page(title: str, body: Sequence[str]) -> str:
-    """The whole document: every part is already escaped HTML; control characters made visible."""
+def page(title: str, body: Sequence[str], extra_css: str = "") -> str:
+    """The whole document: every part is already escaped HTML; control characters made visible.
+    `extra_css`: a report's own rules (ours, never text from a file), after the shared ones."""
     return visible(
         f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)}</title><style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
+        f"<title>{esc(title)}</title><style>{CSS}{extra_css}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
     )

@@ -188,9 +188,17 @@ class Daemons(Strict):
     keepalived: Keepalived | None = Field(None, description="keepalived's VRRP.")
 
 
+Label = Annotated[str, AfterValidator(validator(values.command_text)), Field(max_length=200)]
+
+
 class Node(Strict):
     """A node of the testbed."""
 
+    label: Label | None = Field(
+        None,
+        description="What the node stands for, such as its city or site (an imported graph's original "
+        "label, kept beside the name drills could use); shown, never used.",
+    )
     kind: Literal["netns", "container"] = Field(
         "netns", description="Substrate: `netns` (a network namespace) or `container` (a Docker container)."
     )
@@ -251,6 +259,14 @@ class Link(Strict):
     endpoints: list[Endpoint] = Field(min_length=2, max_length=2, description="Two endpoints `node:iface`.")
     name: Name | None = Field(None, description="Name to refer to this link; defaults to its first endpoint.")
     profile: Name | None = Field(None, description="Named link profile (fibre, geo-satellite, ...).")
+    delay: Seconds | None = Field(
+        None,
+        description="One-way delay of this link in both directions (its propagation delay), replacing its "
+        "profile's delay; `drill import zoo` derives it from the distance between the two sites.",
+    )
+    rate: RateBps | None = Field(
+        None, description="Capacity of this link in both directions, replacing its profile's rate."
+    )
     engine: Literal["kernel", "userspace", "auto"] = Field(
         "auto",
         description="What realises the link: `kernel` (veth pair, netem/tbf qdiscs), `userspace` (TAP pair "

@@ -193,16 +193,9 @@ class AddressResolver(SegmentResolver):
                 cfg = iface_cfg(owner, iface)
                 sides.append(Interface(owner, iface, v4, v6, cfg.mtu if cfg else None))
                 built[(owner, iface)] = sides[-1]
-            link_profile = topo.links[i].profile
+            link = topo.links[i]
             links.append(
-                Link(
-                    names_by_index[i],
-                    sides[0],
-                    sides[1],
-                    link_profile,
-                    topo.links[i].engine,
-                    self.profiles.get(link_profile) if link_profile is not None else None,
-                )
+                Link(names_by_index[i], sides[0], sides[1], link.profile, link.engine, link_profile(link, self.profiles))
             )
         for name, node in topo.nodes.items():
             if node.loopback == "auto":
@@ -214,6 +207,18 @@ class AddressResolver(SegmentResolver):
             elif node.loopback == "none":
                 loopbacks[name] = None
         return Addressed(tuple(links), loopbacks, built, built_segments)
+
+
+def link_profile(link: model.Link, profiles: dict[str, model.Profile]) -> model.Profile | None:
+    """The impairments a link is deployed with: its profile, with the link's own `delay` and `rate`
+    in both directions in place of the profile's (an imported backbone's links each have theirs)."""
+    profile = profiles.get(link.profile) if link.profile is not None else None
+    own = {key: value for key, value in (("delay", link.delay), ("rate", link.rate)) if value is not None}
+    if not own:
+        return profile
+    base = profile or model.Profile()
+    reverse = base.reverse.model_copy(update=own) if base.reverse is not None else None
+    return base.model_copy(update={**own, "reverse": reverse})
 
 
 def _other_host(given: IPv4Interface | IPv6Interface) -> Any:

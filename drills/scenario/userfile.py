@@ -58,18 +58,19 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def _check_regular(fd: int) -> os.stat_result:
+def _check_regular(fd: int, limit_bytes: int) -> os.stat_result:
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         raise FileRefused(f"not a regular file ({_kind(info.st_mode)}); give a scenario or topology file")
-    if info.st_size > MAX_FILE_BYTES:
-        raise FileRefused(_too_big(info.st_size))
+    if info.st_size > limit_bytes:
+        raise FileRefused(_too_big(info.st_size, limit_bytes))
     return info
 
 
-def _too_big(size: int | None) -> str:
+def _too_big(size: int | None, limit_bytes: int) -> str:
     have = f"{size:,} bytes" if size is not None else "larger"
-    return f"file is {have}; the limit is 4 MiB ({MAX_FILE_BYTES:,} bytes): split it, or shorten it"
+    limit = f"{limit_bytes // 2**20} MiB ({limit_bytes:,} bytes)" if limit_bytes >= 2**20 else f"{limit_bytes:,} bytes"
+    return f"file is {have}; the limit is {limit}: split it, or shorten it"
 
 
 def _open_error(path: Path, exc: OSError) -> FileRefused:
@@ -86,14 +87,15 @@ def _open_error(path: Path, exc: OSError) -> FileRefused:
     return FileRefused(f"cannot open: {exc.strerror or 'error'} (errno {exc.errno})")
 
 
-def open_regular(path: Path) -> int:
-    """A descriptor open for reading on the regular file `path` (symlinks followed), or FileRefused."""
+def open_regular(path: Path, limit_bytes: int = MAX_FILE_BYTES) -> int:
+    """A descriptor open for reading on the regular file `path` (symlinks followed) of at most
+    `limit_bytes`, or FileRefused."""
     try:
         handle = os.open(path, os.O_PATH | os.O_CLOEXEC)
     except OSError as exc:
         raise _open_error(Path(path), exc) from None
     try:
-        first = _check_regular(handle)
+        first = _check_regular(handle, limit_bytes)
         try:
             # Reopen the very inode we checked; O_NONBLOCK|O_NOCTTY in case something raced us.
             fd = os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
@@ -104,7 +106,7 @@ def open_regular(path: Path) -> int:
     finally:
         os.close(handle)
     try:
-        second = _check_regular(fd)
+        second = _check_regular(fd, limit_bytes)
         if (second.st_dev, second.st_ino) != (first.st_dev, first.st_ino):
             raise FileRefused("the file changed while it was opened; try again")
     except BaseException:
@@ -115,7 +117,7 @@ def open_regular(path: Path) -> int:
 
 def read_bytes(path: Path, limit_bytes: int = MAX_FILE_BYTES) -> bytes:
     """At most `limit_bytes` of the regular file `path`; FileRefused when it holds more."""
-    fd = open_regular(path)
+    fd = open_regular(path, limit_bytes)
     try:
         chunks: list[bytes] = []
         total = 0
@@ -130,7 +132,7 @@ def read_bytes(path: Path, limit_bytes: int = MAX_FILE_BYTES) -> bytes:
     finally:
         os.close(fd)
     if total > limit_bytes:
-        raise FileRefused(_too_big(None))
+        raise FileRefused(_too_big(None, limit_bytes))
     return b"".join(chunks)
 
 
