@@ -125,8 +125,14 @@ def until(check: Callable[[], Any], what: str) -> Any:
 def the_run(state_dir: Path) -> tuple[str, dict[str, str]]:
     """The one run's id and its nodes' namespaces."""
     (run,) = until(lambda: list(RunStore(state_dir).runs()), "the drill's run directory")
-    nodes = until(lambda: run.meta().nodes, "the run's namespaces")
-    return run.run_id, dict(nodes)
+
+    def nodes() -> dict[str, str] | None:
+        try:
+            return run.meta().nodes  # empty until deployed
+        except FileNotFoundError:
+            return None  # the directory is made before its meta.json
+
+    return run.run_id, dict(until(nodes, "the run's namespaces"))
 
 
 def admin_up(namespace: str, ifname: str) -> bool:
