@@ -77,7 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-live", action="store_true", help="plain progress lines even on a terminal (no live view)"
     )
+    p.add_argument("--control", action="store_true", help="serve the exercise control page and socket (hold, fire, skip, release, stop)")
+    p.add_argument("--control-port", type=int, default=None, metavar="N", help="the control page's port (default: one the OS picks)")
+    p.add_argument("--control-bind", default=None, metavar="ADDR", help="the control page's address (default 127.0.0.1); anyone who reaches it with the token controls the exercise")
     inventory(p)
+    p = add("control", "control a running exercise (`drill run --control`) from the terminal")
+    p.add_argument("run", metavar="RUN", help="run id, as `drill ls` shows it")
+    p.add_argument("action", metavar="ACTION", help="hold | resume | fire ID | skip ID | release ID | observe TEXT | stop REASON | state")
+    p.add_argument("argument", nargs="?", metavar="ARG", help="the inject id, the observation's text or the stop's reason")
+    p.add_argument("--objective", default=None, metavar="O", help="observe: the objective or capability target it is about")
     p = add("report", "render junit.xml, report.md and report.html again from a results directory")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p = add("aar", "write the after-action report of an exercise run: aar.html, aar.md, improvement-plan.csv (and a ratings.yaml to fill in)")
@@ -211,14 +219,25 @@ def _run(args: argparse.Namespace) -> int:
         if args.trials < 1:
             raise BadInput("--trials needs a positive number")
         live = not args.no_live
+        from drills.control.session import controlled  # Starlette and uvicorn load only with --control
+
+        session = controlled(args.control, args.trials, args.control_port, args.control_bind, ui.progress)
         if args.trials > 1:
             if args.baseline or args.save_baseline:
                 raise BadInput("--baseline and --save-baseline compare and keep one run; drop --trials")
             return _run_trials(args, state_dir, ui, live)
-        code, outcome, out_dir = _run_once(args.file, state_dir, args.out, ui, live, args.inventory)
+        with session as control:
+            code, outcome, out_dir = _run_once(args.file, state_dir, args.out, ui, live, args.inventory, control)
         if args.baseline is None and args.save_baseline is None:
             return code
         return _against_baseline(args, code, outcome, out_dir, ui)
+
+    if command == "control":
+        from drills.control.session import terminal
+
+        code, text = terminal(state_dir, args.run, args.action, args.argument, args.objective)
+        print(text)
+        return code
 
     if command == "report":
         from drills import results
@@ -351,7 +370,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_once(
-    file: Path, state_dir: Path, out: Path | None, ui: Any, live: bool = False, inventory: Path | None = None
+    file: Path, state_dir: Path, out: Path | None, ui: Any, live: bool = False, inventory: Path | None = None,
+    control: Any = None,
 ) -> tuple[int, str, Path]:
     """One drill: results, reports, the recovery table; returns (exit code, outcome, results dir).
     With `live` and a terminal on stdout, a live view while it runs; else plain progress lines."""
@@ -361,11 +381,11 @@ def _run_once(
     outdir.check_dir(out or Path("runs"))  # refused before the drill, not after it
     view = ui.live_view(live)
     if view is None:
-        drill = lifecycle.run(file, state_dir, log=ui.progress, inventory=inventory)
+        drill = lifecycle.run(file, state_dir, log=ui.progress, inventory=inventory, control=control)
     else:
         try:
             with view:
-                drill = lifecycle.run(file, state_dir, log=view.log, progress=view.event, inventory=inventory)
+                drill = lifecycle.run(file, state_dir, log=view.log, progress=view.event, inventory=inventory, control=control)
         finally:
             for at, message in view.lines:  # the same record as plain mode, in the scrollback
                 ui.progress(message, at=at)

@@ -42,6 +42,17 @@ def unavailable(reason: str) -> None:
 @pytest.fixture(scope="module", name="browser")
 def browser_fixture() -> Iterator[Any]:
     """A headless chromium for the module's tests, quit at the end (its processes with it)."""
+    yield from chromium(loopback=False)
+
+
+@pytest.fixture(scope="module", name="browser")
+def loopback_browser_fixture() -> Iterator[Any]:
+    """The same chromium, but one that reaches servers on 127.0.0.1 (the control page): only
+    loopback bypasses the dead proxy, so nothing else is reachable still."""
+    yield from chromium(loopback=True)
+
+
+def chromium(loopback: bool) -> Iterator[Any]:
     missing = [name for name in (CHROMIUM, CHROMEDRIVER) if shutil.which(name) is None]
     if missing:
         unavailable(f"{' and '.join(missing)} not installed: apt-get install chromium chromium-driver")
@@ -56,9 +67,11 @@ def browser_fixture() -> Iterator[Any]:
         "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--force-device-scale-factor=1",
         f"--window-size={WINDOW[0]},{WINDOW[1]}", "--hide-scrollbars",
         # No network: a page that needed any would show it as a failed resource (checked too).
-        "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>", "--no-first-run", "--disable-extensions",
+        "--proxy-server=127.0.0.1:9", "--no-first-run", "--disable-extensions",
     ):  # fmt: skip
         options.add_argument(arg)
+    if not loopback:  # chromium sends even loopback through the proxy: a page from disk reaches nothing
+        options.add_argument("--proxy-bypass-list=<-loopback>")
     service = Service(shutil.which(CHROMEDRIVER) or CHROMEDRIVER)  # given: selenium-manager never downloads
     driver = webdriver.Chrome(service=service, options=options)
     try:

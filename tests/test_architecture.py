@@ -35,6 +35,7 @@ ROOMS: dict[str, str] = {
     "drills.doctor": "lifecycle",
     "drills.containerlab": "lifecycle",  # an importer
     "drills.zoo": "lifecycle",  # an importer: Topology Zoo graphs (GraphML, GML)
+    "drills.control": "control",  # the control page and socket during play (Starlette's and uvicorn's edge)
     "drills.runs": "state",
     "drills.journal": "state",
     "drills.outdir": "state",
@@ -71,8 +72,11 @@ ROOMS: dict[str, str] = {
 # run's record on disk: lifecycle, engine and backends all write it.
 ALLOWED: dict[str, set[str]] = {
     "face": {
-        "lifecycle", "state", "engine", "seam", "backends", "hosts", "remote", "probes", "scenario", "analysis", "msel", "leaf"
+        "control", "lifecycle", "state", "engine", "seam", "backends", "hosts", "remote", "probes", "scenario", "analysis",
+        "msel", "leaf",
     },
+    # The control page and socket drive the exercise's control (an engine object) from outside the drill.
+    "control": {"engine", "state", "leaf"},
     # `lifecycle.run` composes a drill: it picks the backend and hands it, with the clock, to the engine.
     "lifecycle": {"state", "engine", "seam", "backends", "hosts", "remote", "scenario", "leaf"},
     "hosts": {"state", "seam", "scenario", "leaf"},
@@ -238,3 +242,17 @@ def test_the_room_table_knows_every_module() -> None:
         return any(name == prefix or name.startswith(prefix + ".") for prefix in ROOMS if prefix != "drills")
 
     assert [name for name in modules() if name != "drills" and not placed(name)] == []
+
+
+# Third-party libraries kept at one edge each: the module(s) that may import them.
+EDGES = {"starlette": {"drills.control.web"}, "uvicorn": {"drills.control.web"}}
+
+
+def test_each_web_library_stays_at_its_edge() -> None:
+    wrong = []
+    for name, path in modules().items():
+        for target, line in imports(name, path):
+            allowed = EDGES.get(target.split(".")[0])
+            if allowed is not None and name not in allowed:
+                wrong.append(f"{name}:{line} imports {target}")
+    assert wrong == []
