@@ -197,6 +197,17 @@ class LinkWatch:
         return None
 
 
+def text(driver: Any, selector: str) -> str:
+    """The text of the first element matching `selector`, read in one script (never stale)."""
+    found = driver.execute_script("const e = document.querySelector(arguments[0]); return e ? e.textContent : ''", selector)
+    return str(found)
+
+
+def click(driver: Any, selector: str) -> None:
+    """Click the first element matching `selector` in one script (found and clicked at once)."""
+    driver.execute_script("document.querySelector(arguments[0]).click()", selector)
+
+
 def test_the_page_holds_fires_and_stops_a_real_drill(exercise: Callable[[], Drill], state_dir: Path, browser: Any) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -207,7 +218,12 @@ def test_the_page_holds_fires_and_stops_a_real_drill(exercise: Callable[[], Dril
     assert httpx.post(f"{base}/command", json={"command": "stop", "reason": "x"}, timeout=10).status_code == 403
 
     browser.get(url)
-    wait = WebDriverWait(browser, WAIT_S)
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    # The page re-renders the MSEL table on every state it receives: an element found before an
+    # update may be gone when read. Rows are read and clicked in one script (`text`, `click`);
+    # a wait tolerates a stale element and looks again.
+    wait = WebDriverWait(browser, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
     wait.until(lambda d: d.find_element("id", "phase").text == "running")
     assert browser.find_element("id", "title").text == "Control bed"
     run_id, ns = the_run(state_dir)
@@ -226,11 +242,11 @@ def test_the_page_holds_fires_and_stops_a_real_drill(exercise: Callable[[], Dril
 
     # The manual inject is pending until fired; fired, it is delivered and the link is down.
     row = 'tr[data-id="cut"]'
-    assert "pending" in css(browser, f"{row} td.status")[0].text
+    assert "pending" in text(browser, f"{row} td.status")
     assert admin_up(ns["a"], "tob") and admin_up(ns["b"], "toa")
-    css(browser, f"{row} button.fire")[0].click()
-    wait.until(lambda d: "delivered" in css(d, f"{row} td.status")[0].text)
-    assert "fired" in css(browser, f"{row} td.status")[0].text
+    click(browser, f"{row} button.fire")
+    wait.until(lambda d: "delivered" in text(d, f"{row} td.status"))
+    assert "fired" in text(browser, f"{row} td.status")
     until(lambda: not admin_up(ns["a"], "tob") and not admin_up(ns["b"], "toa"), "the cable down in the kernel")
     wait.until(lambda d: "cut: link-down" in d.find_element("id", "in-force").text)
 

@@ -391,6 +391,7 @@ class Player:
             "phase": "over" if self.stopped else ("held" if hold is not None else "running"),
             "scenario": self.scenario.name,
             "title": title,
+            "objectives": self.exercise.to_json()["objectives"] if self.exercise else [],
             "clock": {
                 "drill_s": round(now_s, 3),
                 "exercise_s": round(exercise_s, 3),
