@@ -257,6 +257,16 @@ class NodeOps(LinkOps, ImpairmentOps, RuleOps, ProcessOps, ServiceOps, SocketOps
 
 
 @runtime_checkable
+class StopArming(Protocol):
+    """Node operations that can prepare a node's freeze before the clock (the namespace
+    backend: a pidfd per process, so the freeze needs no scan of every host process first)."""
+
+    def arm_stop(self, node: str) -> None:
+        """Before the clock: learn the node's processes now, for its next `stop_all`; nothing
+        changes for them. A process started since is still stopped by `stop_all`."""
+
+
+@runtime_checkable
 class TimedOps(Protocol):
     """Node operations that run on other hosts (drills.remote), whose agents keep time: a step's
     operations are sent `lead_s` ahead of its instant and each host runs them at that instant

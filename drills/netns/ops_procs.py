@@ -21,6 +21,9 @@ from drills.scenario.resolved import Service
 class ProcessOpsMixin(OpsBase):
     # Per (node, service): its journaled processes, read once (see `service_processes`).
     _journaled: dict[tuple[str, str], procs.Journaled] | None = None
+    # Per node: pidfds of its processes, opened before the clock (`arm_stop`), used by the next
+    # `stop_all` of it and closed then.
+    _stop_armed: dict[str, list[procs.Member]] | None = None
 
     def processes(self, node: str) -> list[int]:
         return procs.namespace_pids(self.namespaces[node])
@@ -36,8 +39,32 @@ class ProcessOpsMixin(OpsBase):
     def kill_all(self, node: str) -> int:
         return procs.kill_everything(self.namespaces[node], f"node {node}", self.clock)
 
+    def arm_stop(self, node: str) -> None:
+        """Open a pidfd for each process of `node` now, before the clock: its next `stop_all`
+        stops them with no scan of every host process first (the scan after them still finds
+        any process started since)."""
+        members = procs.open_members(self.namespaces[node])
+        with self._lock:
+            armed = self._stop_armed if self._stop_armed is not None else {}
+            self._stop_armed = armed
+            previous = armed.get(node, [])
+            armed[node] = members
+        procs.close_members(previous)
+
     def stop_all(self, node: str, on_stopped: Callable[[float], None] | None = None) -> int:
-        return procs.stop_everything(self.namespaces[node], f"node {node}", self.clock, on_stopped)
+        with self._lock:
+            armed = (self._stop_armed or {}).pop(node, [])
+        try:
+            return procs.stop_everything(self.namespaces[node], f"node {node}", self.clock, on_stopped, armed)
+        finally:
+            procs.close_members(armed)
+
+    def close(self) -> None:
+        with self._lock:
+            armed, self._stop_armed = self._stop_armed or {}, None
+        for members in armed.values():
+            procs.close_members(members)
+        super().close()
 
     def continue_all(self, node: str) -> None:
         procs.continue_everything(self.namespaces[node], f"node {node}", self.clock)
