@@ -23,6 +23,7 @@ import yaml
 
 from drills import lifecycle
 from drills.clock import SystemClock
+from drills.engine.fault import Armable
 from drills.engine.faults import Fault, FaultContext, build, supported_kinds, wait_for
 from drills.errors import BackendError
 from drills.lifecycle import run as run_drill
@@ -283,6 +284,37 @@ def test_node_freeze_stops_processes_while_the_kernel_forwards(testbed: LineBed,
     assert read_all(conn).startswith(b"HTTP/1.0 200"), "the request queued during the freeze was not served"
     assert bed.http_get().startswith(b"HTTP/1.0 200")
     assert bed.service_processes() == [(pid, ticks)], "a freeze restarts nothing"
+
+
+def test_armed_node_freeze_stops_the_armed_processes_and_one_started_since(testbed: LineBed, host_snapshot: Any) -> None:
+    """Armed before the clock (a pidfd per process of b), node-freeze signals those with no scan
+    first; a process that entered b after arming is still found by the scan and stopped, and the
+    in-force instant is then that later round's. The pidfds are closed once used."""
+    bed, ops = testbed, testbed.ctx.ops
+    assert isinstance(ops, NetnsOps)
+    [(pid, ticks)] = bed.service_processes()
+    fault = bed.fault("node-freeze", node="b")
+    assert isinstance(fault, Armable)
+    fault.arm(bed.ctx)
+    assert [p for p, _ in (ops._stop_armed or {})["b"]] == [pid]
+    late = subprocess.Popen(["ip", "netns", "exec", bed.ns["b"], "sleep", "30"])
+    try:
+        assert wait_for(bed.ctx.clock, lambda: late.pid in ops.processes("b"), 5.0, 0.002)
+        bed.ctx.in_force_s = None
+        issued_s = bed.ctx.clock.now_s()
+        fault.apply(bed.ctx)
+        assert process_state(pid) == "T" and process_state(late.pid) == "T"
+        assert bed.ctx.in_force_s is not None and issued_s <= bed.ctx.in_force_s < bed.ctx.clock.now_s()
+        assert not (ops._stop_armed or {}).get("b"), "the armed pidfds are used once"
+        fault.revert(bed.ctx)
+        assert process_state(late.pid) not in (None, "T", "t") and process_alive(pid, ticks)
+        fault.apply(bed.ctx)  # not armed again: the scan finds both
+        assert process_state(pid) == "T" and process_state(late.pid) == "T"
+        fault.revert(bed.ctx)
+    finally:
+        late.kill()
+        late.wait(timeout=TIMEOUT_S)
+    assert bed.http_get().startswith(b"HTTP/1.0 200")
 
 
 def test_service_stop_refuses_connections_until_reverted(testbed: LineBed, host_snapshot: Any) -> None:
