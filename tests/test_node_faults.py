@@ -289,14 +289,15 @@ def test_node_freeze_stops_processes_while_the_kernel_forwards(testbed: LineBed,
 def test_armed_node_freeze_stops_the_armed_processes_and_one_started_since(testbed: LineBed, host_snapshot: Any) -> None:
     """Armed before the clock (a pidfd per process of b), node-freeze signals those with no scan
     first; a process that entered b after arming is still found by the scan and stopped, and the
-    in-force instant is then that later round's. The pidfds are closed once used."""
+    in-force instant is then that later round's. The pidfds are closed once used; what was
+    stopped is continued first on revert, which marks its own in-force instant."""
     bed, ops = testbed, testbed.ctx.ops
     assert isinstance(ops, NetnsOps)
     [(pid, ticks)] = bed.service_processes()
     fault = bed.fault("node-freeze", node="b")
     assert isinstance(fault, Armable)
     fault.arm(bed.ctx)
-    assert [p for p, _ in (ops._stop_armed or {})["b"]] == [pid]
+    assert [p for p, _ in (ops._held or {})[("armed", "b")]] == [pid]
     late = subprocess.Popen(["ip", "netns", "exec", bed.ns["b"], "sleep", "30"])
     try:
         assert wait_for(bed.ctx.clock, lambda: late.pid in ops.processes("b"), 5.0, 0.002)
@@ -305,9 +306,15 @@ def test_armed_node_freeze_stops_the_armed_processes_and_one_started_since(testb
         fault.apply(bed.ctx)
         assert process_state(pid) == "T" and process_state(late.pid) == "T"
         assert bed.ctx.in_force_s is not None and issued_s <= bed.ctx.in_force_s < bed.ctx.clock.now_s()
-        assert not (ops._stop_armed or {}).get("b"), "the armed pidfds are used once"
+        assert not (ops._held or {}).get(("armed", "b")), "the armed pidfds are used once"
+        # What it stopped is kept (a pidfd each) for the revert to continue with no scan first.
+        assert sorted(p for p, _ in (ops._held or {})[("frozen", "b")]) == sorted([pid, late.pid])
+        bed.ctx.in_force_s = None
+        issued_s = bed.ctx.clock.now_s()
         fault.revert(bed.ctx)
         assert process_state(late.pid) not in (None, "T", "t") and process_alive(pid, ticks)
+        assert bed.ctx.in_force_s is not None and issued_s <= bed.ctx.in_force_s < bed.ctx.clock.now_s()
+        assert not (ops._held or {}).get(("frozen", "b"))
         fault.apply(bed.ctx)  # not armed again: the scan finds both
         assert process_state(pid) == "T" and process_state(late.pid) == "T"
         fault.revert(bed.ctx)

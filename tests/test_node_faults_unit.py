@@ -72,7 +72,7 @@ class FakeOps:
         self.calls.append(("stop_all", node))
         return 2
 
-    def continue_all(self, node: str) -> None:
+    def continue_all(self, node: str, on_continued: Any = None) -> None:
         self.calls.append(("continue_all", node))
 
     def boot(self, node: str) -> bool:

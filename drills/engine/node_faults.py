@@ -193,7 +193,8 @@ class NodeFreeze:
         ctx.log(f"  {self.node.name}: {stopped} process(es) stopped")
 
     def revert(self, ctx: FaultContext) -> None:
-        ctx.ops.continue_all(self.node.name)
+        # In force once the processes it stopped were seen running; the scan after only confirms.
+        ctx.ops.continue_all(self.node.name, ctx.mark_in_force)
 
 
 # --------------------------------------------------------------------------- service-stop

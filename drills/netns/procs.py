@@ -69,16 +69,16 @@ def _net_link(pid: int) -> str | None:
         return None
 
 
-def open_members(namespace: str) -> list[Member]:
-    """A pidfd for each process living in `namespace` now (before the clock: the scan of every
-    host process that finds them costs about 10 us a process). Each is checked in the namespace
-    after its pidfd is open, so a pid reused between the scan and the open is dropped."""
+def open_members(namespace: str, pids: Sequence[int] | None = None) -> list[Member]:
+    """A pidfd for each of `pids` (default: every process living in `namespace` now; off the
+    clock: the scan of every host process that finds them costs about 10 us a process). Each is
+    checked in the namespace after its pidfd is open, so a pid reused meanwhile is dropped."""
     inode = kernel.namespace_inode(namespace)
     if inode is None:
         return []
     link = f"net:[{inode[1]}]"
     members: list[Member] = []
-    for pid in namespace_pids(namespace):
+    for pid in namespace_pids(namespace) if pids is None else pids:
         try:
             fd = os.pidfd_open(pid)
         except OSError:
@@ -97,19 +97,23 @@ def close_members(members: Iterable[Member]) -> None:
             os.close(fd)
 
 
-def _stop_members(namespace: str, members: Sequence[Member]) -> list[int]:
-    """SIGSTOP, through its pidfd, each armed member still in `namespace` and not stopped yet;
-    returns their pids. A member that died is skipped (its pidfd cannot reach a reused pid); one
-    that left the namespace is not touched."""
+def _signal_members(namespace: str, members: Sequence[Member], sig: signal.Signals) -> list[int]:
+    """`sig` (SIGSTOP or SIGCONT), through its pidfd, to each member still in `namespace` and not
+    in that state yet; returns their pids. A member that died is skipped (its pidfd cannot reach
+    a reused pid); one that left the namespace is not touched."""
     inode = kernel.namespace_inode(namespace)
     link = None if inode is None else f"net:[{inode[1]}]"
+    stopping = sig == signal.SIGSTOP
     signalled: list[int] = []
     for pid, fd in members:
         # While the pidfd's process lives, /proc/PID is that process: the check is of it.
-        if link is None or _net_link(pid) != link or _state_or_dead(pid) in STOPPED | DEAD:
+        if link is None or _net_link(pid) != link:
+            continue
+        now = _state_or_dead(pid)
+        if (now in STOPPED | DEAD) if stopping else (now not in STOPPED):
             continue
         try:
-            signal.pidfd_send_signal(fd, signal.SIGSTOP)
+            signal.pidfd_send_signal(fd, sig)
         except ProcessLookupError:
             continue
         signalled.append(pid)
@@ -186,8 +190,8 @@ def stop_everything(
     clock: Clock,
     on_stopped: Callable[[float], None] | None = None,
     armed: Sequence[Member] = (),
-) -> int:
-    """SIGSTOP every process in `namespace` until each shows the stopped state; returns how many.
+) -> list[int]:
+    """SIGSTOP every process in `namespace` until each shows the stopped state; returns them.
     `on_stopped(instant)` gets when the last signalled processes were seen stopped: the scan
     after that, finding none running, only proves that none was missed (a stopped process
     forks nothing). `armed` (from `open_members`, before the clock): those are stopped first,
@@ -195,7 +199,7 @@ def stop_everything(
     stopped in a further round, and the instant is then that round's."""
     deadline_s = clock.now_s() + STATE_TIMEOUT_S
     stopped_s: float | None = None
-    if armed and (signalled := _stop_members(namespace, armed)):
+    if armed and (signalled := _signal_members(namespace, armed, signal.SIGSTOP)):
         stopped_s = clock.now_s() if _watch(signalled, STOPPED | DEAD, clock) else None
     while True:
         pids = namespace_pids(namespace)
@@ -204,7 +208,7 @@ def stop_everything(
         if not running:
             if on_stopped is not None and stopped_s is not None:
                 on_stopped(stopped_s)
-            return len(pids)
+            return pids
         if clock.now_s() > deadline_s:
             raise BackendError(f"{what}: processes {sorted(running)} in {namespace} are not stopped after SIGSTOP")
         send(running, signal.SIGSTOP)
@@ -213,11 +217,25 @@ def stop_everything(
         stopped_s = clock.now_s() if _watch(running, STOPPED | DEAD, clock) else None
 
 
-def continue_everything(namespace: str, what: str, clock: Clock) -> None:
-    """SIGCONT every stopped process in `namespace` until none shows the stopped state."""
+def continue_everything(
+    namespace: str,
+    what: str,
+    clock: Clock,
+    on_continued: Callable[[float], None] | None = None,
+    frozen: Sequence[Member] = (),
+) -> None:
+    """SIGCONT every stopped process in `namespace` until none shows the stopped state.
+    `frozen` (pidfds of what `stop_everything` stopped): those are continued first, with no scan
+    of /proc before them; `on_continued(instant)` gets when the last signalled were seen
+    running, the scan after that only proving none was left stopped."""
     deadline_s = clock.now_s() + STATE_TIMEOUT_S
+    continued_s: float | None = None
+    if frozen and (signalled := _signal_members(namespace, frozen, signal.SIGCONT)):
+        continued_s = clock.now_s() if _watch(signalled, None, clock) else None
     while stopped := [pid for pid in namespace_pids(namespace) if _state_or_dead(pid) in STOPPED]:
         if clock.now_s() > deadline_s:
             raise BackendError(f"{what}: processes {sorted(stopped)} in {namespace} are still stopped after SIGCONT")
         send(stopped, signal.SIGCONT)
-        _watch(stopped, None, clock)
+        continued_s = clock.now_s() if _watch(stopped, None, clock) else None
+    if on_continued is not None and continued_s is not None:
+        on_continued(continued_s)
