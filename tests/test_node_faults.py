@@ -429,3 +429,19 @@ def test_drill_with_a_two_second_node_loss(tmp_path: Path, state_dir: Path, host
     assert all(process_state(pid) in (None, "Z") for pid in started)
     assert any("process(es) killed" in m for m in log)
     assert not any(state_dir.glob("runs/*")), "the run directory is still there"
+
+
+def test_drill_with_a_node_freeze_marks_its_apply_and_its_revert(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:
+    """As `drill run` runs it: node-freeze armed before the clock; its apply and its revert each
+    recorded in force (every process seen stopped / running again) within [issued, confirmed],
+    the revert's mark honoured like an apply's."""
+    path = tmp_path / "freeze.yaml"
+    text = DRILL.replace("SERVICE", json.dumps(HTTP)).replace("name: router-crash", "name: router-hang")
+    text = text.replace("fault: node-loss, node: b, for: 2s", "fault: node-freeze, node: b, for: 1s")
+    path.write_text(text.replace("max_recovery: 3s", "max_recovery: 1s").replace("duration: 7s", "duration: 4s"))
+    result = run_drill(path, state_dir)
+    apply, revert = (s for s in result.steps if s.label == "crash")
+    assert apply.fault == "node-freeze" and revert.kind == "revert"
+    for step in (apply, revert):
+        assert step.in_force_s is not None and step.issued_s <= step.in_force_s <= step.confirmed_s, step
+    assert not result.revert_failures
