@@ -1179,7 +1179,12 @@ def filters_only(out: Path, repeats: int, seed: int, progress: Callable[[str], N
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     out.with_suffix(".samples.json").write_text(json.dumps(samples, separators=(",", ":")) + "\n")
-    table = apply_filters.markdown(result["analysis"])
+    meta = result["meta"]
+    table = apply_filters.markdown(result["analysis"]) + (
+        f"\n{repeats} cycles, methods interleaved (order rotating per cycle), {meta['date']}; load average"
+        f" (1 / 5 / 15 min, 2 CPUs shared with other work) at the start {' / '.join(map(str, meta['loadavg_start']))},"
+        f" at the end {' / '.join(map(str, meta['loadavg_end']))}.\n"
+    )
     out.with_suffix(".md").write_text(table)
     print()
     print(table)

@@ -208,8 +208,11 @@ class ProcessOps(Protocol):
         tell, gets the instant (on the drill clock) by which every process was stopped, when
         what follows only proves none was missed; a backend may never call it."""
 
-    def continue_all(self, node: str) -> None:
-        """Undo `stop_all`, confirmed: no process of the node is stopped any more."""
+    def continue_all(self, node: str, on_continued: Callable[[float], None] | None = None) -> None:
+        """Undo `stop_all`, confirmed: no process of the node is stopped any more.
+        `on_continued(instant)`, where the backend can tell, gets the instant (on the drill
+        clock) by which the processes it stopped were seen running again, when what follows
+        only proves none was left stopped; a backend may never call it."""
 
     def boot(self, node: str) -> bool:
         """Bring a node whose processes were all killed back as a boot would, before its
@@ -254,6 +257,16 @@ class NodeOps(LinkOps, ImpairmentOps, RuleOps, ProcessOps, ServiceOps, SocketOps
 
     def close(self) -> None:
         """Release every handle (idempotent)."""
+
+
+@runtime_checkable
+class StopArming(Protocol):
+    """Node operations that can prepare a node's freeze before the clock (the namespace
+    backend: a pidfd per process, so the freeze needs no scan of every host process first)."""
+
+    def arm_stop(self, node: str) -> None:
+        """Before the clock: learn the node's processes now, for its next `stop_all`; nothing
+        changes for them. A process started since is still stopped by `stop_all`."""
 
 
 @runtime_checkable

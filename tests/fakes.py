@@ -284,7 +284,7 @@ class FakeOps:
         self.world.change(now, frozen=self.world.state.frozen | {node})
         return len(self.world.pids[node])
 
-    def continue_all(self, node: str) -> None:
+    def continue_all(self, node: str, on_continued: Callable[[float], None] | None = None) -> None:
         now = self._now("continue_all", node)
         self.world.change(now, frozen=self.world.state.frozen - {node})
 

@@ -23,6 +23,7 @@ import yaml
 
 from drills import lifecycle
 from drills.clock import SystemClock
+from drills.engine.fault import Armable
 from drills.engine.faults import Fault, FaultContext, build, supported_kinds, wait_for
 from drills.errors import BackendError
 from drills.lifecycle import run as run_drill
@@ -285,6 +286,44 @@ def test_node_freeze_stops_processes_while_the_kernel_forwards(testbed: LineBed,
     assert bed.service_processes() == [(pid, ticks)], "a freeze restarts nothing"
 
 
+def test_armed_node_freeze_stops_the_armed_processes_and_one_started_since(testbed: LineBed, host_snapshot: Any) -> None:
+    """Armed before the clock (a pidfd per process of b), node-freeze signals those with no scan
+    first; a process that entered b after arming is still found by the scan and stopped, and the
+    in-force instant is then that later round's. The pidfds are closed once used; what was
+    stopped is continued first on revert, which marks its own in-force instant."""
+    bed, ops = testbed, testbed.ctx.ops
+    assert isinstance(ops, NetnsOps)
+    [(pid, ticks)] = bed.service_processes()
+    fault = bed.fault("node-freeze", node="b")
+    assert isinstance(fault, Armable)
+    fault.arm(bed.ctx)
+    assert [p for p, _ in (ops._held or {})[("armed", "b")]] == [pid]
+    late = subprocess.Popen(["ip", "netns", "exec", bed.ns["b"], "sleep", "30"])
+    try:
+        assert wait_for(bed.ctx.clock, lambda: late.pid in ops.processes("b"), 5.0, 0.002)
+        bed.ctx.in_force_s = None
+        issued_s = bed.ctx.clock.now_s()
+        fault.apply(bed.ctx)
+        assert process_state(pid) == "T" and process_state(late.pid) == "T"
+        assert bed.ctx.in_force_s is not None and issued_s <= bed.ctx.in_force_s < bed.ctx.clock.now_s()
+        assert not (ops._held or {}).get(("armed", "b")), "the armed pidfds are used once"
+        # What it stopped is kept (a pidfd each) for the revert to continue with no scan first.
+        assert sorted(p for p, _ in (ops._held or {})[("frozen", "b")]) == sorted([pid, late.pid])
+        bed.ctx.in_force_s = None
+        issued_s = bed.ctx.clock.now_s()
+        fault.revert(bed.ctx)
+        assert process_state(late.pid) not in (None, "T", "t") and process_alive(pid, ticks)
+        assert bed.ctx.in_force_s is not None and issued_s <= bed.ctx.in_force_s < bed.ctx.clock.now_s()
+        assert not (ops._held or {}).get(("frozen", "b"))
+        fault.apply(bed.ctx)  # not armed again: the scan finds both
+        assert process_state(pid) == "T" and process_state(late.pid) == "T"
+        fault.revert(bed.ctx)
+    finally:
+        late.kill()
+        late.wait(timeout=TIMEOUT_S)
+    assert bed.http_get().startswith(b"HTTP/1.0 200")
+
+
 def test_service_stop_refuses_connections_until_reverted(testbed: LineBed, host_snapshot: Any) -> None:
     bed = testbed
     [(old_pid, old_ticks)] = bed.service_processes()
@@ -390,3 +429,19 @@ def test_drill_with_a_two_second_node_loss(tmp_path: Path, state_dir: Path, host
     assert all(process_state(pid) in (None, "Z") for pid in started)
     assert any("process(es) killed" in m for m in log)
     assert not any(state_dir.glob("runs/*")), "the run directory is still there"
+
+
+def test_drill_with_a_node_freeze_marks_its_apply_and_its_revert(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:
+    """As `drill run` runs it: node-freeze armed before the clock; its apply and its revert each
+    recorded in force (every process seen stopped / running again) within [issued, confirmed],
+    the revert's mark honoured like an apply's."""
+    path = tmp_path / "freeze.yaml"
+    text = DRILL.replace("SERVICE", json.dumps(HTTP)).replace("name: router-crash", "name: router-hang")
+    text = text.replace("fault: node-loss, node: b, for: 2s", "fault: node-freeze, node: b, for: 1s")
+    path.write_text(text.replace("max_recovery: 3s", "max_recovery: 1s").replace("duration: 7s", "duration: 4s"))
+    result = run_drill(path, state_dir)
+    apply, revert = (s for s in result.steps if s.label == "crash")
+    assert apply.fault == "node-freeze" and revert.kind == "revert"
+    for step in (apply, revert):
+        assert step.in_force_s is not None and step.issued_s <= step.in_force_s <= step.confirmed_s, step
+    assert not result.revert_failures

@@ -47,6 +47,7 @@ class FakeOps:
         self.running: dict[tuple[str, str], bool] = {("b", "http"): True}
         self.replaced = replaced
         self.dies_on_start = False
+        self.seen_at_s: float | None = None  # when stop_all / continue_all saw every process stopped / running
 
     def set_link(self, node: str, ifname: str, *, up: bool) -> None:
         self.calls.append(("set_link", f"{node}:{ifname}", up))
@@ -70,10 +71,17 @@ class FakeOps:
 
     def stop_all(self, node: str, on_stopped: Any = None) -> int:
         self.calls.append(("stop_all", node))
+        if on_stopped is not None and self.seen_at_s is not None:
+            on_stopped(self.seen_at_s)
         return 2
 
-    def continue_all(self, node: str) -> None:
+    def continue_all(self, node: str, on_continued: Any = None) -> None:
         self.calls.append(("continue_all", node))
+        if on_continued is not None and self.seen_at_s is not None:
+            on_continued(self.seen_at_s)
+
+    def arm_stop(self, node: str) -> None:
+        self.calls.append(("arm_stop", node))
 
     def boot(self, node: str) -> bool:
         self.calls.append(("boot", node))
@@ -246,6 +254,23 @@ def test_node_freeze_stops_then_continues() -> None:
     assert ops.calls == [("stop_all", "b"), ("continue_all", "b")]
     assert log == ["  b: 2 process(es) stopped"]
     assert fault.describe().endswith("the kernel still forwards")
+
+
+def test_node_freeze_arms_and_marks_the_instants_the_backend_tells() -> None:
+    """Armed before the clock through the backend's arm_stop; applying and reverting each mark
+    in force at the instant the backend saw every process stopped / running again (earlier than
+    the return, which only confirms)."""
+    ops = FakeOps()
+    ctx, _log, clock = context(ops)
+    fault = build(NodeFreezeStep(0, None, "node-freeze", Timing(1.0), B))
+    assert isinstance(fault, NodeFreeze)
+    fault.arm(ctx)
+    for act in (fault.apply, fault.revert):
+        ctx.in_force_s, ops.seen_at_s = None, clock.now_s()
+        clock.t += 0.003  # the confirming scan
+        act(ctx)
+        assert ctx.in_force_s == ops.seen_at_s
+    assert ops.calls == [("arm_stop", "b"), ("stop_all", "b"), ("continue_all", "b")]
 
 
 def test_service_stop_stops_and_starts_again_once() -> None:

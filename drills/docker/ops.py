@@ -68,10 +68,10 @@ class DockerOps(NetnsOps):
         container.pause()
         return frozen
 
-    def continue_all(self, node: str) -> None:
+    def continue_all(self, node: str, on_continued: Callable[[float], None] | None = None) -> None:
         container = self._container(node)
         if container is None:
-            super().continue_all(node)
+            super().continue_all(node, on_continued)
             return
         container.unpause()
 

@@ -356,9 +356,10 @@ def _perform(
         else:  # no operation ran (a note): the step is placed at its instant
             issued = max(issued, due_s)
         confirmed = max(confirmed, issued)
-    if action.kind == "apply" and ctx.in_force_s is not None:
-        # The fault marked when it was in force (FaultContext.mark_in_force, on this clock): the
-        # event's window ends there, not after what only confirms it (a node's kill, a read-back).
+    if ctx.in_force_s is not None:
+        # The fault marked when it (or its revert: node-freeze's processes seen running again)
+        # was in force (FaultContext.mark_in_force, on this clock): the event's window ends
+        # there, not after what only confirms it (a node's kill, a read-back, a last scan).
         marked = min(confirmed, max(issued, ctx.in_force_s - t0))
         in_force = marked if in_force is None else min(in_force, marked)
     run.journal.record([{"op": f"fault-{action.kind}", "step": action.label, "at_s": confirmed}], sync=False)

@@ -40,7 +40,7 @@ class FaultContext:
     in_force_s: float | None = None
 
     def mark_in_force(self, at_s: float | None = None) -> None:
-        """The fault being applied is in force now: its kernel acknowledged what it changed (and
+        """The fault being applied (or reverted) is in force now: its kernel acknowledged what it changed (and
         read it back, where an acknowledgement alone does not prove it: a link's carrier), and
         what it still does before returning (a process kill and its wait, the read-back of the
         rest) only confirms it. Narrows the event's window to [issued, now], or to [issued,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from drills.backend import StopArming
 from drills.engine.fault import CARRIER_POLL_S, CARRIER_TIMEOUT_S, FaultContext, register, wait_for
 from drills.errors import BackendError
 from drills.scenario.resolved import Interface, Node, Service
@@ -181,13 +182,19 @@ class NodeFreeze:
             return [f"{name}: its container (docker pause, then unpause; the kernel keeps forwarding)"]
         return [f"{name}: every process in its namespace (SIGSTOP, then SIGCONT; the kernel keeps forwarding)"]
 
+    def arm(self, ctx: FaultContext) -> None:
+        # Its processes known before the clock: applying signals them with no /proc scan first.
+        if not self._container and isinstance(ctx.ops, StopArming):
+            ctx.ops.arm_stop(self.node.name)
+
     def apply(self, ctx: FaultContext) -> None:
         # In force once every process was seen stopped; the scan after that only proves none was missed.
         stopped = ctx.ops.stop_all(self.node.name, ctx.mark_in_force)
         ctx.log(f"  {self.node.name}: {stopped} process(es) stopped")
 
     def revert(self, ctx: FaultContext) -> None:
-        ctx.ops.continue_all(self.node.name)
+        # In force once the processes it stopped were seen running; the scan after only confirms.
+        ctx.ops.continue_all(self.node.name, ctx.mark_in_force)
 
 
 # --------------------------------------------------------------------------- service-stop

@@ -21,6 +21,10 @@ from drills.scenario.resolved import Service
 class ProcessOpsMixin(OpsBase):
     # Per (node, service): its journaled processes, read once (see `service_processes`).
     _journaled: dict[tuple[str, str], procs.Journaled] | None = None
+    # Pidfds held per (purpose, node): ("armed", node) opened before the clock by `arm_stop`,
+    # used by the node's next `stop_all`; ("frozen", node) what that `stop_all` stopped, for
+    # `continue_all` to continue first. Each is used once, then closed.
+    _held: dict[tuple[str, str], list[procs.Member]] | None = None
 
     def processes(self, node: str) -> list[int]:
         return procs.namespace_pids(self.namespaces[node])
@@ -36,11 +40,47 @@ class ProcessOpsMixin(OpsBase):
     def kill_all(self, node: str) -> int:
         return procs.kill_everything(self.namespaces[node], f"node {node}", self.clock)
 
-    def stop_all(self, node: str, on_stopped: Callable[[float], None] | None = None) -> int:
-        return procs.stop_everything(self.namespaces[node], f"node {node}", self.clock, on_stopped)
+    def _hold(self, purpose: str, node: str, members: list[procs.Member]) -> None:
+        with self._lock:
+            held = self._held if self._held is not None else {}
+            self._held = held
+            previous = held.get((purpose, node), [])
+            held[(purpose, node)] = members
+        procs.close_members(previous)
 
-    def continue_all(self, node: str) -> None:
-        procs.continue_everything(self.namespaces[node], f"node {node}", self.clock)
+    def _take(self, purpose: str, node: str) -> list[procs.Member]:
+        with self._lock:
+            return (self._held or {}).pop((purpose, node), [])
+
+    def arm_stop(self, node: str) -> None:
+        """Open a pidfd for each process of `node` now, before the clock: its next `stop_all`
+        stops them with no scan of every host process first (the scan after them still finds
+        any process started since)."""
+        self._hold("armed", node, procs.open_members(self.namespaces[node]))
+
+    def stop_all(self, node: str, on_stopped: Callable[[float], None] | None = None) -> int:
+        armed, namespace = self._take("armed", node), self.namespaces[node]
+        try:
+            stopped = procs.stop_everything(namespace, f"node {node}", self.clock, on_stopped, armed)
+        finally:
+            procs.close_members(armed)
+        # After the confirmation: costs the step's confirmation, not its window.
+        self._hold("frozen", node, procs.open_members(namespace, stopped))
+        return len(stopped)
+
+    def continue_all(self, node: str, on_continued: Callable[[float], None] | None = None) -> None:
+        frozen = self._take("frozen", node)
+        try:
+            procs.continue_everything(self.namespaces[node], f"node {node}", self.clock, on_continued, frozen)
+        finally:
+            procs.close_members(frozen)
+
+    def close(self) -> None:
+        with self._lock:
+            held, self._held = self._held or {}, None
+        for members in held.values():
+            procs.close_members(members)
+        super().close()
 
     def boot(self, node: str) -> bool:
         return False  # a namespace outlives its processes: nothing to bring back

@@ -32,6 +32,9 @@ STOPPED = frozenset("Tt")  # stopped by a signal ('t': stopped while being trace
 DEAD = frozenset("ZX")  # exited: a zombie waiting for its parent, or being reaped
 
 Journaled = list[tuple[int, int | None]]  # (pid, start ticks) as the journal has them
+# (pid, pidfd) of a process seen in a namespace before the clock (`open_members`): the pidfd
+# names that process and no other, so a signal through it never reaches a reused pid.
+Member = tuple[int, int]
 
 
 def stat(pid: int) -> tuple[str, int] | None:
@@ -57,6 +60,64 @@ def _state_or_dead(pid: int) -> str:
 def namespace_pids(namespace: str) -> list[int]:
     """Processes living in `namespace` now (a zombie has left it: its namespaces are released)."""
     return kernel.pids_in_namespaces([namespace]).get(namespace, [])
+
+
+def _net_link(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+
+
+def open_members(namespace: str, pids: Sequence[int] | None = None) -> list[Member]:
+    """A pidfd for each of `pids` (default: every process living in `namespace` now; off the
+    clock: the scan of every host process that finds them costs about 10 us a process). Each is
+    checked in the namespace after its pidfd is open, so a pid reused meanwhile is dropped."""
+    inode = kernel.namespace_inode(namespace)
+    if inode is None:
+        return []
+    link = f"net:[{inode[1]}]"
+    members: list[Member] = []
+    for pid in namespace_pids(namespace) if pids is None else pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            continue  # gone meanwhile
+        if _net_link(pid) == link:
+            members.append((pid, fd))
+        else:
+            os.close(fd)
+    return members
+
+
+def close_members(members: Iterable[Member]) -> None:
+    """Close the pidfds `open_members` opened."""
+    for _, fd in members:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _signal_members(namespace: str, members: Sequence[Member], sig: signal.Signals) -> list[int]:
+    """`sig` (SIGSTOP or SIGCONT), through its pidfd, to each member still in `namespace` and not
+    in that state yet; returns their pids. A member that died is skipped (its pidfd cannot reach
+    a reused pid); one that left the namespace is not touched."""
+    inode = kernel.namespace_inode(namespace)
+    link = None if inode is None else f"net:[{inode[1]}]"
+    stopping = sig == signal.SIGSTOP
+    signalled: list[int] = []
+    for pid, fd in members:
+        # While the pidfd's process lives, /proc/PID is that process: the check is of it.
+        if link is None or _net_link(pid) != link:
+            continue
+        now = _state_or_dead(pid)
+        if (now in STOPPED | DEAD) if stopping else (now not in STOPPED):
+            continue
+        try:
+            signal.pidfd_send_signal(fd, sig)
+        except ProcessLookupError:
+            continue
+        signalled.append(pid)
+    return signalled
 
 
 def send(pids: Iterable[int], sig: signal.Signals) -> None:
@@ -124,14 +185,22 @@ def kill_everything(namespace: str, what: str, clock: Clock) -> int:
 
 
 def stop_everything(
-    namespace: str, what: str, clock: Clock, on_stopped: Callable[[float], None] | None = None
-) -> int:
-    """SIGSTOP every process in `namespace` until each shows the stopped state; returns how many.
+    namespace: str,
+    what: str,
+    clock: Clock,
+    on_stopped: Callable[[float], None] | None = None,
+    armed: Sequence[Member] = (),
+) -> list[int]:
+    """SIGSTOP every process in `namespace` until each shows the stopped state; returns them.
     `on_stopped(instant)` gets when the last signalled processes were seen stopped: the scan
     after that, finding none running, only proves that none was missed (a stopped process
-    forks nothing)."""
+    forks nothing). `armed` (from `open_members`, before the clock): those are stopped first,
+    with no scan of /proc before them; one started since is found by the scan that follows,
+    stopped in a further round, and the instant is then that round's."""
     deadline_s = clock.now_s() + STATE_TIMEOUT_S
     stopped_s: float | None = None
+    if armed and (signalled := _signal_members(namespace, armed, signal.SIGSTOP)):
+        stopped_s = clock.now_s() if _watch(signalled, STOPPED | DEAD, clock) else None
     while True:
         pids = namespace_pids(namespace)
         # The kernel stops a process when it next runs, not when the signal is sent: poll.
@@ -139,7 +208,7 @@ def stop_everything(
         if not running:
             if on_stopped is not None and stopped_s is not None:
                 on_stopped(stopped_s)
-            return len(pids)
+            return pids
         if clock.now_s() > deadline_s:
             raise BackendError(f"{what}: processes {sorted(running)} in {namespace} are not stopped after SIGSTOP")
         send(running, signal.SIGSTOP)
@@ -148,11 +217,25 @@ def stop_everything(
         stopped_s = clock.now_s() if _watch(running, STOPPED | DEAD, clock) else None
 
 
-def continue_everything(namespace: str, what: str, clock: Clock) -> None:
-    """SIGCONT every stopped process in `namespace` until none shows the stopped state."""
+def continue_everything(
+    namespace: str,
+    what: str,
+    clock: Clock,
+    on_continued: Callable[[float], None] | None = None,
+    frozen: Sequence[Member] = (),
+) -> None:
+    """SIGCONT every stopped process in `namespace` until none shows the stopped state.
+    `frozen` (pidfds of what `stop_everything` stopped): those are continued first, with no scan
+    of /proc before them; `on_continued(instant)` gets when the last signalled were seen
+    running, the scan after that only proving none was left stopped."""
     deadline_s = clock.now_s() + STATE_TIMEOUT_S
+    continued_s: float | None = None
+    if frozen and (signalled := _signal_members(namespace, frozen, signal.SIGCONT)):
+        continued_s = clock.now_s() if _watch(signalled, None, clock) else None
     while stopped := [pid for pid in namespace_pids(namespace) if _state_or_dead(pid) in STOPPED]:
         if clock.now_s() > deadline_s:
             raise BackendError(f"{what}: processes {sorted(stopped)} in {namespace} are still stopped after SIGCONT")
         send(stopped, signal.SIGCONT)
-        _watch(stopped, None, clock)
+        continued_s = clock.now_s() if _watch(stopped, None, clock) else None
+    if on_continued is not None and continued_s is not None:
+        on_continued(continued_s)

@@ -242,8 +242,8 @@ class AgentOps:
     def stop_all(self, node: str, on_stopped: Callable[[float], None] | None = None) -> int:
         return int(self._op("stop_all", node))  # the agent's answer is the confirmation
 
-    def continue_all(self, node: str) -> None:
-        self._op("continue_all", node)
+    def continue_all(self, node: str, on_continued: Callable[[float], None] | None = None) -> None:
+        self._op("continue_all", node)  # the agent's answer is the confirmation
 
     def boot(self, node: str) -> bool:
         return bool(self._op("boot", node))

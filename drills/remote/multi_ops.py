@@ -166,8 +166,8 @@ class MultiHostOps:
     def stop_all(self, node: str, on_stopped: Callable[[float], None] | None = None) -> int:
         return self._ops(node).stop_all(node)  # its host's clock: the agent's answer is the confirmation
 
-    def continue_all(self, node: str) -> None:
-        self._ops(node).continue_all(node)
+    def continue_all(self, node: str, on_continued: Callable[[float], None] | None = None) -> None:
+        self._ops(node).continue_all(node)  # its host's clock: the agent's answer is the confirmation
 
     def boot(self, node: str) -> bool:
         return self._ops(node).boot(node)
