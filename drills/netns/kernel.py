@@ -418,6 +418,19 @@ def require_root() -> None:
         )
 
 
+def visit_namespaces(names: Sequence[str], fn: Callable[[str], None]) -> None:
+    """Call `fn(name)` for each namespace from one worker thread that has entered it in turn
+    (setns is per thread, and cheap): sockets `fn` opens live in that namespace."""
+
+    def work() -> None:
+        for name in names:
+            _enter(name)
+            fn(name)
+
+    with netlink_errors("configure namespaces"):
+        _in_thread(work)
+
+
 def in_each_namespace(names: Sequence[str], fn: Callable[[str, IPRoute], None]) -> None:
     """Call `fn(name, ipr)` for each namespace, with `ipr` a netlink handle inside it; one worker
     thread visits them all in turn (setns is per thread, and cheap)."""
