@@ -26,7 +26,7 @@ from drills.backend import NFTABLES, Capabilities, NodeOps, TeardownReport
 from drills.clock import Clock, SystemClock
 from drills.errors import BackendError
 from drills.journal import Checked
-from drills.netns import kernel, private_dirs, procs, qdisc, services
+from drills.netns import batch, kernel, private_dirs, procs, qdisc, services
 from drills.netns.handles import Handles
 from drills.netns.nft import find_nft
 from drills.netns.ops import NetnsOps
@@ -105,6 +105,10 @@ class NetnsBackend:
     """Backend of network namespaces on this host (needs root and nothing else)."""
 
     name = "netns"
+    batched_netlink = True
+    """Deploy's rtnetlink requests built with struct and sent in batches (drills.netns.batch);
+    False: through pyroute2, one request at a time, as before (bench/profile_deploy.py runs both,
+    interleaved, and checks they build the same testbed)."""
 
     def __init__(
         self,
@@ -177,7 +181,10 @@ class NetnsBackend:
         deploy_segments(run, topology.segments, ns, self._log)
 
         nodes = {ns[node.name]: node for node in topology.nodes if node.name not in joins.found}
-        kernel.in_each_namespace(list(nodes), lambda name, ipr: _configure(nodes[name], ipr))
+        if self.batched_netlink:
+            kernel.visit_namespaces(list(nodes), lambda name: _in_namespace(nodes[name], batch.configure))
+        else:
+            kernel.in_each_namespace(list(nodes), lambda name, ipr: _configure(nodes[name], ipr))
         for handle in self.relays.values():
             wait_ready(handle, run.dir / f"relay-{handle.link}.log", self._clock)
         self._install_kernel_profiles(topology if not existing else _with_links(topology, new), ns)
@@ -187,7 +194,10 @@ class NetnsBackend:
         for handle in self.relays.values():
             self._log(f"link {handle.link}: userspace engine (relay pid {handle.pid}, seed {handle.seed})")
         routed = [name for name, node in nodes.items() if node.routes]
-        kernel.in_each_namespace(routed, lambda name, ipr: install_routes(nodes[name], ipr, kernel.local_link_index))
+        if self.batched_netlink:
+            kernel.visit_namespaces(routed, lambda name: _in_namespace(nodes[name], _batched_routes))
+        else:
+            kernel.in_each_namespace(routed, lambda name, ipr: install_routes(nodes[name], ipr, kernel.local_link_index))
         segments = f", {len(topology.segments)} segments" if topology.segments else ""
         self._log(f"{len(ns)} nodes and {len(topology.links)} links{segments} up in {time.perf_counter() - started:.3f} s")
 
@@ -208,6 +218,9 @@ class NetnsBackend:
             {"op": "veth", "a": [ns[link.a.node], link.a.name], "b": [ns[link.b.node], link.b.name]}
             for link in veths
         )
+        if self.batched_netlink:
+            batch.create_veths(veths, ns, lambda name: str(kernel.netns_path(name)))
+            veths = []
         root = kernel.root_netlink()
         try:
             for link in veths:
@@ -387,6 +400,20 @@ def _configure(node: Node, ipr: Any) -> None:
             if address is not None:
                 kernel.add_address(ipr, iface.name, address, index=index)
         kernel.set_link(ipr, iface.name, up=True, mtu=iface.mtu, index=index)
+
+
+def _in_namespace(node: Node, fn: Callable[[Node, socket.socket, Callable[[str], int]], None]) -> None:
+    """`fn(node, sock, index_of)` in a thread inside the node's namespace: a raw rtnetlink
+    socket opened there, interface indices by if_nametoindex there."""
+    sock = batch.open_socket()
+    try:
+        fn(node, sock, kernel.local_link_index)
+    finally:
+        sock.close()
+
+
+def _batched_routes(node: Node, sock: socket.socket, index_of: Callable[[str], int]) -> None:
+    batch.install_routes(node.routes, sock, index_of)
 
 
 def install_routes(node: Node, ipr: Any, index_of: Callable[[str], int]) -> None:

@@ -78,7 +78,7 @@ def attributes(buf: bytes, offset: int = 0, end: int | None = None) -> dict[int,
     return found
 
 
-def _messages(datagram: bytes) -> list[tuple[int, int, int, bytes]]:
+def messages(datagram: bytes) -> list[tuple[int, int, int, bytes]]:
     """(type, flags, sequence, whole message) of each message in one datagram."""
     found = []
     offset = 0
@@ -91,7 +91,7 @@ def _messages(datagram: bytes) -> list[tuple[int, int, int, bytes]]:
     return found
 
 
-def _error(message: bytes, flags: int) -> tuple[int, str]:
+def error_of(message: bytes, flags: int) -> tuple[int, str]:
     """(errno, extended-ack text) of an NLMSG_ERROR message; errno 0 is an ack."""
     (code,) = struct.unpack_from("=i", message, _NLMSG.size)
     text = ""
@@ -132,11 +132,11 @@ class RawLinks:
             sequence = self._send(msg_type, flags, body)
             found = b""
             while True:
-                for kind, msg_flags, seq, message in _messages(self._sock.recv(RECV_BYTES)):
+                for kind, msg_flags, seq, message in messages(self._sock.recv(RECV_BYTES)):
                     if seq != sequence:
                         continue  # a late answer to an earlier request
                     if kind == NLMSG_ERROR:
-                        code, text = _error(message, msg_flags)
+                        code, text = error_of(message, msg_flags)
                         if code:
                             raise NetlinkFailure(what, code, text)
                         return found
@@ -152,13 +152,13 @@ class RawLinks:
             sequence = self._send(msg_type, NLM_F_DUMP, body)
             found: list[bytes] = []
             while True:
-                for kind, msg_flags, seq, message in _messages(self._sock.recv(RECV_BYTES)):
+                for kind, msg_flags, seq, message in messages(self._sock.recv(RECV_BYTES)):
                     if seq != sequence:
                         continue
                     if kind == NLMSG_DONE:
                         return found
                     if kind == NLMSG_ERROR:
-                        code, text = _error(message, msg_flags)
+                        code, text = error_of(message, msg_flags)
                         if code:
                             raise NetlinkFailure(what, code, text)
                         return found
@@ -182,19 +182,7 @@ class RawLinks:
         """`ip route replace` of one static route (RTM_NEWROUTE, main table, static protocol,
         as deploy installs it, so a re-installed route reads back as it was); returns once the
         kernel acked."""
-        family = socket.AF_INET if route.destination.version == 4 else socket.AF_INET6
-        scope = RT_SCOPE_UNIVERSE if route.gateway is not None else RT_SCOPE_LINK
-        body = _RTMSG.pack(
-            family, route.destination.prefixlen, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, scope, RTN_UNICAST, 0
-        )
-        body += rta(RTA_DST, route.destination.network_address.packed)
-        body += rta(RTA_PRIORITY, struct.pack("=I", route.metric))
-        body += rta(RTA_OIF, struct.pack("=i", route.oif_index))
-        if route.gateway is not None:
-            body += rta(RTA_GATEWAY, route.gateway.packed)
-        if route.source is not None:
-            body += rta(RTA_PREFSRC, route.source.packed)
-        what = f"replace route {route.destination} via {route.gateway or route.oif_index} metric {route.metric}"
+        body, what = route_request(route.destination, route.gateway, route.oif_index, route.metric, route.source)
         self.request(RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, body, what)
 
     def close(self) -> None:
@@ -210,3 +198,26 @@ class RouteSpec:
     oif_index: int
     metric: int
     source: IPv4Address | IPv6Address | None = None
+
+
+def route_request(
+    destination: IPv4Network | IPv6Network,
+    gateway: IPv4Address | IPv6Address | None,
+    oif_index: int | None,
+    metric: int,
+    source: IPv4Address | IPv6Address | None,
+) -> tuple[bytes, str]:
+    """RTM_NEWROUTE's body for a static route (main table, static protocol, as pyroute2's
+    route("replace") built it at deploy) and the words naming it in an error."""
+    family = socket.AF_INET if destination.version == 4 else socket.AF_INET6
+    scope = RT_SCOPE_UNIVERSE if gateway is not None else RT_SCOPE_LINK
+    body = _RTMSG.pack(family, destination.prefixlen, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, scope, RTN_UNICAST, 0)
+    body += rta(RTA_DST, destination.network_address.packed)
+    body += rta(RTA_PRIORITY, struct.pack("=I", metric))
+    if oif_index is not None:
+        body += rta(RTA_OIF, struct.pack("=i", oif_index))
+    if gateway is not None:
+        body += rta(RTA_GATEWAY, gateway.packed)
+    if source is not None:
+        body += rta(RTA_PREFSRC, source.packed)
+    return body, f"replace route {destination} via {gateway or oif_index} metric {metric}"
