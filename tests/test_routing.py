@@ -311,3 +311,18 @@ def test_static_routing_is_bounded_in_nodes(tmp_path: Path) -> None:
     chain = [(f"c{i:04d}", f"c{i + 1:04d}") for i in range(routing.MAX_STATIC_NODES)]
     with pytest.raises(ScenarioError, match="this topology has 3,001 nodes \\(at most 3,000\\); use `routing: ospf`"):
         _scenario(tmp_path, chain)
+
+
+@pytest.mark.parametrize("imported", ["aarnet", "widejpn", "sinet"])
+def test_static_routes_on_an_imported_backbone_reach_every_pair(tmp_path: Path, imported: str) -> None:
+    """An imported Topology Zoo backbone (`drill import zoo`, testbed/topologies/) with
+    `routing: static-shortest-path`: the forwarding replay reaches every node's loopback from
+    every node (delays from geography are the weights)."""
+    source = Path(__file__).resolve().parent.parent / "testbed" / "topologies" / f"{imported}.yaml"
+    (tmp_path / "topology.yaml").write_text("routing: static-shortest-path\n" + source.read_text())
+    (tmp_path / "routed.yaml").write_text("version: 1\nname: routed\ntopology: topology.yaml\nduration: 5s\n")
+    scenario = load_scenario(tmp_path / "routed.yaml")
+    assert len(scenario.topology.nodes) > 15
+    # The links' own delays (from geography) are the weights, not the 1 ms default.
+    assert any(routing.directed_costs(link)[0] != routing.link_cost(None) for link in scenario.topology.links)
+    _all_pairs_reach(scenario.topology)
