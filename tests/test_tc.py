@@ -13,7 +13,7 @@ import pytest
 
 from drills.errors import BackendError
 from drills.netns import kernel, netem_tables, tc
-from drills.netns.rtnl import NetlinkFailure, RawLinks, _error, attributes, rta
+from drills.netns.rtnl import NetlinkFailure, RawLinks, attributes, error_of, rta
 
 DIST_DIRS = (Path("/usr/lib/x86_64-linux-gnu/tc"), Path("/usr/lib/tc"), Path("/usr/lib64/tc"), Path("/usr/share/tc"))
 
@@ -92,9 +92,9 @@ def test_extended_ack_message_is_kept() -> None:
     request = struct.pack("=IHHII", 36, 36, 5, 9, 0) + bytes(20)
     tlv = rta(1, b"Specified qdisc kind is unknown.\0")
     message = struct.pack("=IHHII", 0, 2, 0x200, 9, 0) + struct.pack("=i", -errno.ENOENT) + request + tlv
-    assert _error(message, 0x200) == (errno.ENOENT, "Specified qdisc kind is unknown.")  # the request echoed
+    assert error_of(message, 0x200) == (errno.ENOENT, "Specified qdisc kind is unknown.")  # the request echoed
     capped = struct.pack("=IHHII", 0, 2, 0x300, 9, 0) + struct.pack("=i", -errno.EINVAL) + request[:16] + tlv
-    assert _error(capped, 0x300) == (errno.EINVAL, "Specified qdisc kind is unknown.")
+    assert error_of(capped, 0x300) == (errno.EINVAL, "Specified qdisc kind is unknown.")
 
 
 # --------------------------------------------------------------------------- a real kernel
