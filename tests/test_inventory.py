@@ -227,7 +227,7 @@ def _refused(tmp_path: Path, name: str, text: str | bytes) -> str:
 
 def test_a_huge_file_is_refused_unread(tmp_path: Path) -> None:
     text = "h ansible_host=192.0.2.1\n" * (MAX_INVENTORY_BYTES // 24 + 10)
-    assert "bytes for an inventory" in _refused(tmp_path, "big.ini", text)
+    assert f"the limit for an inventory is 1 MiB ({MAX_INVENTORY_BYTES:,} bytes)" in _refused(tmp_path, "big.ini", text)
 
 
 def test_a_range_past_the_host_bound_is_refused_before_it_expands(tmp_path: Path) -> None:

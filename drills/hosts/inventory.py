@@ -102,7 +102,7 @@ def _read(path: Path) -> RawInventory:
         text = userfile.decode(userfile.read_bytes(path, MAX_INVENTORY_BYTES))
     except userfile.FileRefused as exc:
         reason = exc.reason.replace("give a scenario or topology file", "give an inventory file")
-        reason = reason.replace("4 MiB (4,194,304 bytes)", f"{MAX_INVENTORY_BYTES:,} bytes for an inventory")
+        reason = reason.replace("; the limit is ", "; the limit for an inventory is ")
         raise _refuse(path, reason, exc.line or (0 if reason.startswith("file not found") else 1)) from None
     try:
         if path.suffix.lower() in YAML_SUFFIXES:
