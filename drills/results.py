@@ -123,7 +123,7 @@ def to_json(
         "revert_failures": list(result.revert_failures),
         # The MSEL as played: each inject's planned and delivered time, holds, observations, the
         # stop word (drills.engine.player; read by `drill aar`).
-        "exercise": result.exercise,
+        **({"exercise": result.exercise} if result.exercise else {}),
         # Which engine realised each link: `userspace` results come through a relay process
         # emulating netem (drills.userspace), not through the kernel's qdiscs.
         "link_engines": dict(getattr(result, "engines", {})),

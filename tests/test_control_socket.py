@@ -4,6 +4,7 @@ peer check, and `ask` (drill control's client)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -41,7 +42,9 @@ def raw(path: Path, data: bytes) -> dict[str, Any]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.settimeout(10)
         client.connect(str(path))
-        client.sendall(data)
+        # A server that turns the connection away answers and closes before reading it.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            client.sendall(data)
         received = b""
         while not received.endswith(b"\n"):
             chunk = client.recv(4096)
