@@ -20,13 +20,12 @@ from ipaddress import IPv4Interface, IPv6Interface
 
 from drills.errors import BackendError
 from drills.netns import rtnl
+from drills.netns.rtnl import IFINFO, NLM_F_CREATE, NLM_F_REPLACE, NLMSG, RTM_NEWLINK
 from drills.scenario.resolved import Link, Node, Route
 
-_NLMSG = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
-_IFINFO = struct.Struct("=BxHiII")  # family, device type, index, flags, change mask
 _IFADDR = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, index
-RTM_NEWLINK, RTM_NEWADDR = 16, 20
-NLM_F_EXCL, NLM_F_REPLACE, NLM_F_CREATE = 0x200, 0x100, 0x400
+RTM_NEWADDR = 20
+NLM_F_EXCL = 0x200
 IFLA_IFNAME, IFLA_MTU, IFLA_LINKINFO, IFLA_NET_NS_FD = 3, 4, 18, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
@@ -65,7 +64,7 @@ class Batch:
 def _send_chunk(sock: socket.socket, requests: Sequence[tuple[int, int, bytes, str]]) -> rtnl.NetlinkFailure | None:
     parts = []
     for seq, (kind, flags, body, _what) in enumerate(requests, start=1):
-        parts.append(_NLMSG.pack(_NLMSG.size + len(body), kind, flags, seq, 0) + body)
+        parts.append(NLMSG.pack(NLMSG.size + len(body), kind, flags, seq, 0) + body)
     first: rtnl.NetlinkFailure | None = None
     pending = set(range(1, len(requests) + 1))
     try:
@@ -100,7 +99,7 @@ def open_socket() -> socket.socket:
 
 
 def _ifinfo(index: int = 0, flags: int = 0, change: int = 0) -> bytes:
-    return _IFINFO.pack(0, 0, index, flags, change)
+    return IFINFO.pack(0, 0, index, flags, change)
 
 
 def _name(name: str) -> bytes:

@@ -22,8 +22,8 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from drills.errors import BackendError
 
-_NLMSG = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
-_IFINFO = struct.Struct("=BxHiII")  # family, device type, index, flags, change mask
+NLMSG = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
+IFINFO = struct.Struct("=BxHiII")  # family, device type, index, flags, change mask
 _RTA = struct.Struct("=HH")  # length, type
 RTM_NEWLINK, RTM_GETLINK = 16, 18
 NLMSG_ERROR, NLMSG_DONE = 2, 3
@@ -82,9 +82,9 @@ def messages(datagram: bytes) -> list[tuple[int, int, int, bytes]]:
     """(type, flags, sequence, whole message) of each message in one datagram."""
     found = []
     offset = 0
-    while offset + _NLMSG.size <= len(datagram):
-        length, kind, flags, sequence, _port = _NLMSG.unpack_from(datagram, offset)
-        if length < _NLMSG.size:
+    while offset + NLMSG.size <= len(datagram):
+        length, kind, flags, sequence, _port = NLMSG.unpack_from(datagram, offset)
+        if length < NLMSG.size:
             break
         found.append((kind, flags, sequence, datagram[offset : offset + length]))
         offset += (length + 3) & ~3
@@ -93,13 +93,13 @@ def messages(datagram: bytes) -> list[tuple[int, int, int, bytes]]:
 
 def error_of(message: bytes, flags: int) -> tuple[int, str]:
     """(errno, extended-ack text) of an NLMSG_ERROR message; errno 0 is an ack."""
-    (code,) = struct.unpack_from("=i", message, _NLMSG.size)
+    (code,) = struct.unpack_from("=i", message, NLMSG.size)
     text = ""
     if code and flags & NLM_F_ACK_TLVS:
         # After the error code: the request's header, and its payload unless capped; then TLVs.
-        (request_length,) = struct.unpack_from("=I", message, _NLMSG.size + 4)
-        skip = _NLMSG.size if flags & NLM_F_CAPPED else request_length
-        offset = _NLMSG.size + 4 + ((skip + 3) & ~3)
+        (request_length,) = struct.unpack_from("=I", message, NLMSG.size + 4)
+        skip = NLMSG.size if flags & NLM_F_CAPPED else request_length
+        offset = NLMSG.size + 4 + ((skip + 3) & ~3)
         raw = attributes(message, offset).get(NLMSGERR_ATTR_MSG, b"")
         text = raw.rstrip(b"\0").decode(errors="replace")
     return -code, text
@@ -122,7 +122,7 @@ class RawLinks:
 
     def _send(self, msg_type: int, flags: int, body: bytes) -> int:
         self._seq += 1
-        header = _NLMSG.pack(_NLMSG.size + len(body), msg_type, flags | NLM_F_REQUEST, self._seq, 0)
+        header = NLMSG.pack(NLMSG.size + len(body), msg_type, flags | NLM_F_REQUEST, self._seq, 0)
         self._sock.send(header + body)
         return self._seq
 
@@ -168,14 +168,14 @@ class RawLinks:
 
     def set_link(self, index: int, up: bool) -> None:
         """Set interface `index` administratively up or down; returns once the kernel acked."""
-        body = _IFINFO.pack(0, 0, index, IFF_UP if up else 0, IFF_UP)
+        body = IFINFO.pack(0, 0, index, IFF_UP if up else 0, IFF_UP)
         self.request(RTM_NEWLINK, NLM_F_ACK, body, f"set link {index} {'up' if up else 'down'}")
 
     def link_state(self, index: int) -> tuple[bool, bool]:
         """(administratively up, has carrier) of interface `index`."""
-        reply = self.request(RTM_GETLINK, 0, _IFINFO.pack(0, 0, index, 0, 0), f"read link {index}")
-        _family, _type, _index, flags, _change = _IFINFO.unpack_from(reply, _NLMSG.size)
-        carrier = attributes(reply, _NLMSG.size + _IFINFO.size).get(IFLA_CARRIER, b"\0")
+        reply = self.request(RTM_GETLINK, 0, IFINFO.pack(0, 0, index, 0, 0), f"read link {index}")
+        _family, _type, _index, flags, _change = IFINFO.unpack_from(reply, NLMSG.size)
+        carrier = attributes(reply, NLMSG.size + IFINFO.size).get(IFLA_CARRIER, b"\0")
         return bool(flags & IFF_UP), carrier != b"\0"
 
     def replace_route(self, route: RouteSpec) -> None:

@@ -31,10 +31,9 @@ from functools import cache
 from pathlib import Path
 
 from drills.errors import BackendError
-from drills.netns.rtnl import NLM_F_ACK, NetlinkFailure, RawLinks, attributes, rta
+from drills.netns.rtnl import NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NetlinkFailure, RawLinks, attributes, rta
 
 RTM_NEWQDISC, RTM_DELQDISC, RTM_GETQDISC = 36, 37, 38
-NLM_F_REPLACE, NLM_F_CREATE = 0x100, 0x400
 TC_H_ROOT = 0xFFFFFFFF
 TCA_KIND, TCA_OPTIONS, TCA_STATS2 = 1, 2, 7
 TCA_STATS_BASIC, TCA_STATS_QUEUE = 1, 3
