@@ -132,3 +132,24 @@ def link_down(topology: Any, link: Any) -> Any:
 
     ends = (link.a, link.b)
     return LinkDown(link, ends, tuple((e, tuple(routes_through(topology.node(e.node), e))) for e in ends))
+
+
+def line_drill_yaml(name: str, subnet: int, rate_pps: int, duration_s: float) -> str:
+    """Two nodes on one wire, a stream a -> b at `rate_pps`, the wire cut for 1 s at 3 s and at
+    6 s: the drill the live-view and control benches time. Addresses from 198.18.`subnet`.0/24
+    (a bench of its own each, so that two benches never share a subnet)."""
+    return f"""version: 1
+name: {name}
+topology:
+  addressing: {{ipv4: 198.18.{subnet}.0/24, loopbacks: 198.19.{subnet}.0/24}}
+  nodes:
+    a: {{routes: [{{to: b, via: b:e1}}]}}
+    b: {{routes: [{{to: a, via: a:e1}}]}}
+  links: [{{name: wire, endpoints: [a:e1, b:e1]}}]
+probes:
+  - {{name: stream, type: udp-stream, from: a, to: b, rate_pps: {rate_pps}}}
+timeline:
+  - {{id: cut, at: 3s, fault: link-down, link: wire, for: 1s}}
+  - {{id: cut2, at: 6s, fault: link-down, link: wire, for: 1s}}
+duration: {duration_s:g}s
+"""

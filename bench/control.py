@@ -54,24 +54,6 @@ TITLES = {
 OBSERVE_EVERY_S = 1.0
 
 
-def drill_yaml(rate_pps: int, duration_s: float) -> str:
-    return f"""version: 1
-name: bench-control
-topology:
-  addressing: {{ipv4: 198.18.101.0/24, loopbacks: 198.19.101.0/24}}
-  nodes:
-    a: {{routes: [{{to: b, via: b:e1}}]}}
-    b: {{routes: [{{to: a, via: a:e1}}]}}
-  links: [{{name: wire, endpoints: [a:e1, b:e1]}}]
-probes:
-  - {{name: stream, type: udp-stream, from: a, to: b, rate_pps: {rate_pps}}}
-timeline:
-  - {{id: cut, at: 3s, fault: link-down, link: wire, for: 1s}}
-  - {{id: cut2, at: 6s, fault: link-down, link: wire, for: 1s}}
-duration: {duration_s:g}s
-"""
-
-
 def chromium() -> Any:
     """A headless chromium through selenium (Debian's chromium and chromium-driver), as the
     browser tests start it."""
@@ -201,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     state = work / "state"
     state.mkdir()
     path = work / "bench-control.yaml"
-    path.write_text(drill_yaml(args.rate, args.seconds))
+    path.write_text(common.line_drill_yaml("bench-control", 101, args.rate, args.seconds))
     data: dict[str, Any] = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), **common.host_meta(),
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],

@@ -212,6 +212,13 @@ class Cleanup:
         self.state_dirs.append(path)
         return path
 
+    def new_run(self, state_dir: Path, scenario: Scenario, path: Path) -> Run:
+        """A new run of `scenario`, owned by this cleanup until its teardown removes it."""
+        run = RunStore(state_dir).create(scenario.name, path)
+        self.runs.append(run)
+        self.run_ids.add(run.run_id)
+        return run
+
     def note_runs(self, state_dir: Path) -> list[str]:
         ids = [run.run_id for run in RunStore(state_dir).runs()]
         self.run_ids.update(ids)
@@ -312,9 +319,7 @@ def time_drills(
 ) -> dict[str, Any]:
     """One deploy + teardown through the backend, as the issue defines them."""
     topology = scenario.topology
-    run = RunStore(state_dir).create(scenario.name, path)
-    cleanup.runs.append(run)
-    cleanup.run_ids.add(run.run_id)
+    run = cleanup.new_run(state_dir, scenario, path)
     names = [namespace_name(run.run_id, node.name) for node in topology.nodes]
     backend = NetnsBackend()
 

@@ -87,24 +87,6 @@ def star_yaml() -> str:
     )  # fmt: skip
 
 
-def line_yaml(rate_pps: int, duration_s: float) -> str:
-    return f"""version: 1
-name: bench-live
-topology:
-  addressing: {{ipv4: 198.18.100.0/24, loopbacks: 198.19.100.0/24}}
-  nodes:
-    a: {{routes: [{{to: b, via: b:e1}}]}}
-    b: {{routes: [{{to: a, via: a:e1}}]}}
-  links: [{{name: wire, endpoints: [a:e1, b:e1]}}]
-probes:
-  - {{name: stream, type: udp-stream, from: a, to: b, rate_pps: {rate_pps}}}
-timeline:
-  - {{id: cut, at: 3s, fault: link-down, link: wire, for: 1s}}
-  - {{id: cut2, at: 6s, fault: link-down, link: wire, for: 1s}}
-duration: {duration_s:g}s
-"""
-
-
 def summary(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     if not ordered:
@@ -238,7 +220,7 @@ def outage_run(top: Topology, ns: dict[str, str], ctx: FaultContext, tag: int) -
 def live_runs(work: Path, state: Path, runs: int) -> list[dict[str, Any]]:
     """Sender lateness p99 in run_drill, with the live view drawing and without, alternating."""
     path = work / "live.yaml"
-    path.write_text(line_yaml(1000, 9.0))
+    path.write_text(common.line_drill_yaml("bench-live", 100, 1000, 9.0))
     out: list[dict[str, Any]] = []
     for k in range(runs * 2):
         with_view = k % 2 == 1

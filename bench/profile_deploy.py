@@ -48,7 +48,7 @@ from drills.errors import BackendError  # noqa: E402
 from drills.netns import backend as backend_mod  # noqa: E402
 from drills.netns import kernel  # noqa: E402
 from drills.netns.backend import NetnsBackend, namespace_name  # noqa: E402
-from drills.runs import Journal, RunStore  # noqa: E402
+from drills.runs import Journal  # noqa: E402
 from drills.scenario.resolved import Node, Scenario  # noqa: E402
 
 # --------------------------------------------------------------------------- patching
@@ -169,9 +169,7 @@ def phase_breakdown(scenario: Scenario, path: Path, state: Path, cleanup: bench.
         (kernel, "add_address", timer.wrap("add_address", kernel.add_address)),
         (kernel, "add_route", timer.wrap("add_route", kernel.add_route)),
     ]
-    run = RunStore(state).create(scenario.name, path)
-    cleanup.runs.append(run)
-    cleanup.run_ids.add(run.run_id)
+    run = cleanup.new_run(state, scenario, path)
     backend = NetnsBackend()
     with patches(*items):
         t0 = time.perf_counter()
@@ -217,9 +215,7 @@ def profile_once(scenario: Scenario, path: Path, state: Path, cleanup: bench.Cle
 
         return orig(work)
 
-    run = RunStore(state).create(scenario.name, path)
-    cleanup.runs.append(run)
-    cleanup.run_ids.add(run.run_id)
+    run = cleanup.new_run(state, scenario, path)
     backend = NetnsBackend()
     main = cProfile.Profile()
     with patched(kernel, "_in_thread", in_thread):
@@ -517,9 +513,7 @@ def compare_variants(
     for _ in range(repeats):
         for key in names:  # base, A, B, ..., base, A, B, ...: drift hits every variant alike
             _desc, fn = VARIANTS[key]
-            run = RunStore(state).create(scenario.name, path)
-            cleanup.runs.append(run)
-            cleanup.run_ids.add(run.run_id)
+            run = cleanup.new_run(state, scenario, path)
             backend = NetnsBackend()
             with patched(NetnsBackend, "deploy", fn):
                 t0 = time.perf_counter()

@@ -42,7 +42,6 @@ import deploy as bench  # noqa: E402  (bench/deploy.py: ring scenarios, cleanup,
 
 from drills.netns import kernel  # noqa: E402
 from drills.netns.backend import NetnsBackend, namespace_name  # noqa: E402
-from drills.runs import RunStore  # noqa: E402
 from drills.scenario.resolved import Scenario  # noqa: E402
 
 PATHS = {"new": True, "old": False}  # NetnsBackend.batched_netlink
@@ -69,9 +68,7 @@ def rss_kib() -> int:
 def one(scenario: Scenario, path: Path, state: Path, cleanup: bench.Cleanup, batched: bool) -> dict[str, Any]:
     """One deploy + teardown; times, and memory before/after deploy."""
     topology = scenario.topology
-    run = RunStore(state).create(scenario.name, path)
-    cleanup.runs.append(run)
-    cleanup.run_ids.add(run.run_id)
+    run = cleanup.new_run(state, scenario, path)
     names = [namespace_name(run.run_id, node.name) for node in topology.nodes]
     backend = NetnsBackend()
     backend.batched_netlink = batched
