@@ -105,17 +105,12 @@ class ExerciseControl:
         with self._lock:
             desk, final, version, phase = self._desk, self._final, self._version, self._phase
         if final is not None:
-            snapshot = dict(final)
+            snapshot = {**final, "phase": "over"}
         elif desk is not None:
-            snapshot = desk.view()
+            snapshot = desk.view()  # it says its own phase: running or held
         else:
-            snapshot = {"clock": None, "injects": [], "in_force": [], "probes": [], "holds": [], "observations": [], "log": []}
-            snapshot.setdefault("stop", None)
-            snapshot.setdefault("hold", None)
+            snapshot = {"phase": phase, "clock": None, "hold": None, "injects": [], "in_force": [], "probes": [], "holds": [], "observations": [], "log": [], "stop": None}
         snapshot["version"] = version
-        snapshot.setdefault("phase", phase)
-        if final is not None:
-            snapshot["phase"] = "over"
         return snapshot
 
     @property
