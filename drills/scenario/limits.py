@@ -58,6 +58,9 @@ MAX_NODES = 5_000
 MAX_LINKS = 20_000
 """Links (veth pairs, two interfaces each) of one testbed."""
 
+MAX_TOPOLOGY_INCLUDES = 16
+"""Topology files one scenario joins (`topology: {include: [...]}`); includes do not nest."""
+
 MAX_SEGMENTS = 1_000
 """LAN segments of one testbed (each is a namespace holding a bridge)."""
 

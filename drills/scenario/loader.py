@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from drills.errors import Problem, ScenarioError
-from drills.scenario import model, userfile
+from drills.scenario import limits, model, userfile
 from drills.scenario.diagnostics import describe as _describe
 from drills.scenario.diagnostics import problem_at, problems_from
 from drills.scenario.resolve import Parts, resolve
@@ -33,29 +33,57 @@ def builtin_profiles() -> dict[str, model.Profile]:
 
 
 _TOPOLOGY_KEYS = tuple(model.TopologyFile.model_fields)
+_JOINED_LISTS = ("links", "segments")
+_JOINED_SETTINGS = ("addressing", "routing", "routing_timers")
 
 
 def _include_topology(located: Located, scenario_path: Path, problems: list[Problem]) -> bool:
-    """Replace `topology: FILE` by the file's content, keeping the file's own positions.
-    False when the file could not be included (the problem is already reported).
+    """Replace `topology: FILE` by the file's content, or join the files of `topology: {include:
+    [...]}` into the mapping, keeping the files' own positions. False when a file could not be
+    included (the problem is already reported; the topology is then left out)."""
+    data = located.data
+    ref = data.get("topology")
+    if isinstance(ref, str):
+        included = _read_topology(located, ("topology",), ref, scenario_path, problems)
+        if included is None:
+            data["topology"] = None
+            return False
+        data["topology"] = included.data
+        located.graft(("topology",), included)
+        return True
+    if not (isinstance(ref, dict) and isinstance(ref.get("include"), list)):
+        return True
+    refs = ref["include"]
+    if len(refs) > limits.MAX_TOPOLOGY_INCLUDES or not all(isinstance(r, str) for r in refs):
+        return True  # the shape check reports it, at its line
+    files = [_read_topology(located, ("topology", "include", i), r, scenario_path, problems) for i, r in enumerate(refs)]
+    before = len(problems)
+    if all(f is not None for f in files):
+        _join(located, ref, [f for f in files if f is not None], problems)
+    if len(problems) > before or any(f is None for f in files):
+        data["topology"] = None
+        return False
+    return True
+
+
+def _read_topology(
+    located: Located, at: tuple[str | int, ...], ref: str, scenario_path: Path, problems: list[Problem]
+) -> Located | None:
+    """One topology file named at `at`, read with its positions; None (problem reported) when it
+    cannot be used.
 
     The file is read under the same bounds as the scenario. It may be any file on the host
     (drills runs as root), so nothing of it is quoted until it looks like a topology file: a file
-    that cannot be read is reported at the scenario's `topology:` line, a YAML error in it at its
+    that cannot be read is reported at the scenario's line naming it, a YAML error in it at its
     own line with the kind of error only, a mapping with other keys at the first such key."""
-    data = located.data
-    ref = data.get("topology")
-    if not isinstance(ref, str):
-        return True
     # Normalised but not resolved: problems in the included file are then reported under a
     # name as relative (or absolute) as the scenario's own, not under a machine-specific path.
     target = Path(os.path.normpath(scenario_path.parent / ref))
     name = token(ref, 80)
 
-    def refuse(message: str) -> bool:
-        problems.append(problem_at(located, ("topology",), message))
-        data["topology"] = None
-        return False
+    def refuse(message: str) -> Located | None:
+        problems.append(problem_at(located, at, message))
+        return None
 
     if _same_file(target, scenario_path):
         return refuse(f"topology file {name} is this scenario itself; include a file with `nodes:` and `links:`")
@@ -72,27 +100,26 @@ def _include_topology(located: Located, scenario_path: Path, problems: list[Prob
         included = load_located(text, str(target), foreign=True)
     except YamlError as exc:
         problems.extend(exc.problems)
-        data["topology"] = None
-        return False
+        return None
     if not isinstance(included.data, dict):
         mark = included.mark(())
         line, column = (mark.line, mark.column) if mark else (1, 1)
         problems.append(
             Problem(str(target), line, column, "", "a topology file holds a mapping with `nodes:` and `links:`")
         )
-        data["topology"] = None
-        return False
+        return None
     foreign = [key for key in included.data if key not in _TOPOLOGY_KEYS]
     if foreign:
         mark = included.mark((foreign[0],), key=True)
         line, column = (mark.line, mark.column) if mark else (1, 1)
         near = difflib.get_close_matches(foreign[0], _TOPOLOGY_KEYS, n=1, cutoff=0.75)
         # Only a near miss of a topology key is quoted: any other key may be someone's secret.
-        what = (
-            f"unknown key {token(foreign[0])}; did you mean '{near[0]}'?"
-            if near
-            else "a key that is not a topology key"
-        )
+        if foreign[0] == "include":
+            what = "includes do not nest: list every file under the scenario's `topology: include:`"
+        elif near:
+            what = f"unknown key {token(foreign[0])}; did you mean '{near[0]}'?"
+        else:
+            what = "a key that is not a topology key"
         problems.append(
             Problem(
                 str(target),
@@ -103,11 +130,91 @@ def _include_topology(located: Located, scenario_path: Path, problems: list[Prob
                 "is this the right file?",
             )
         )
-        data["topology"] = None
-        return False
-    data["topology"] = included.data
-    located.graft(("topology",), included)
-    return True
+        return None
+    return included
+
+
+def _join(located: Located, topology: dict[str, Any], files: list[Located], problems: list[Problem]) -> None:
+    """Join the included files into the scenario's `topology:` mapping: their nodes first (in
+    include order) then the scenario's own; their links and segments after the scenario's own (so
+    the scenario's own keep their positions); `addressing`, `routing`, `routing_timers` from the
+    scenario when it sets them, else from the files (which must then agree). Each file's
+    positions are kept, so a problem in a joined link points into its own file."""
+    misshapen = False
+    for key, kind in (("nodes", dict), *((k, list) for k in _JOINED_LISTS)):
+        if not isinstance(topology.get(key, kind()), kind):
+            return  # the shape check reports the scenario's own
+        for included in files:
+            if not isinstance(included.data.get(key, kind()), kind):
+                misshapen = True
+                problems.append(
+                    _file_problem(included, (key,), f"`{key}:` of a topology file is a {'mapping' if kind is dict else 'list'}")
+                )
+    if misshapen:
+        return
+    own_nodes: dict[str, Any] = topology.get("nodes", {})
+    seen = {name: located.mark(("topology", "nodes", name), key=True) for name in own_nodes}
+    nodes: dict[str, Any] = {}
+    settings_from: dict[str, Located] = {}
+    for included in files:
+        offsets = {key: len(topology.setdefault(key, [])) for key in _JOINED_LISTS}
+        for name, node in included.data.get("nodes", {}).items():
+            if name in seen:
+                first = seen[name]
+                where = f" (first at {first.file}:{first.line})" if first else ""
+                problems.append(
+                    _file_problem(
+                        included,
+                        ("nodes", name),
+                        f"node {token(str(name))} is defined twice{where}: node names must be unique across joined "
+                        "topology files (rename one: `drill import zoo` names come from the graph's labels)",
+                    )
+                )
+                continue
+            seen[name] = included.mark(("nodes", name), key=True)
+            nodes[name] = node
+        for key in _JOINED_LISTS:
+            topology[key].extend(included.data.get(key, []))
+        for key in _JOINED_SETTINGS:
+            if key in included.data and key not in topology:
+                earlier = settings_from.get(key)
+                if earlier is None:
+                    settings_from[key] = included
+                elif earlier.data[key] != included.data[key]:
+                    first = earlier.mark((key,), key=True)
+                    where = f" (at {first.file}:{first.line})" if first else ""
+                    problems.append(
+                        _file_problem(
+                            included,
+                            (key,),
+                            f"`{key}:` differs from an earlier file's{where}; set `{key}:` in the scenario's "
+                            "`topology:` to choose",
+                        )
+                    )
+        _graft_joined(located, included, offsets, take={k for k, f in settings_from.items() if f is included})
+    for key, included in settings_from.items():
+        topology[key] = included.data[key]
+    topology["nodes"] = {**nodes, **own_nodes}
+
+
+def _graft_joined(located: Located, included: Located, offsets: dict[str, int], take: set[str]) -> None:
+    """The positions of one joined file under `topology`: node paths as they are, list items
+    shifted by `offsets`, the settings in `take` whole. One pass over the file's positions."""
+    for source, target in ((included.values, located.values), (included.keys, located.keys)):
+        for path, mark in source.items():
+            head = path[0] if path else None
+            if head == "nodes" and len(path) > 1:
+                target[("topology", *path)] = mark
+            elif head in offsets and len(path) > 1 and isinstance(path[1], int):
+                target[("topology", head, path[1] + offsets[str(head)], *path[2:])] = mark
+            elif head in take:
+                target[("topology", *path)] = mark
+
+
+def _file_problem(included: Located, path: tuple[str | int, ...], message: str) -> Problem:
+    mark = included.mark(path, key=True)
+    line, column = (mark.line, mark.column) if mark else (1, 1)
+    return Problem(mark.file if mark else "?", line, column, ".".join(str(p) for p in ("topology", *path)), message)
 
 
 def _same_file(a: Path, b: Path) -> bool:

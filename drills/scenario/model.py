@@ -82,6 +82,7 @@ from drills.scenario.model_topology import (
     Segment,
     Service,
     Topology,
+    TopologyBody,
 )
 from drills.scenario.values import validator
 
@@ -149,6 +150,7 @@ __all__ = [
     "TcpConnectProbe",
     "Timeout",
     "Topology",
+    "TopologyBody",
     "TopologyFile",
     "UdpStreamProbe",
 ]
@@ -280,7 +282,7 @@ class ScenarioFile(Strict):
     )
 
 
-class TopologyFile(Topology):
+class TopologyFile(TopologyBody):
     """A topology file, referenced from a scenario's `topology:` key."""
 
 

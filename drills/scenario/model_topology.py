@@ -306,8 +306,8 @@ class RoutingTimers(Strict):
     )
 
 
-class Topology(Strict):
-    """Nodes, links, LAN segments and addressing."""
+class TopologyBody(Strict):
+    """Nodes, links, LAN segments and addressing: what a topology file holds."""
 
     addressing: Addressing = Field(default_factory=lambda: Addressing())
     nodes: dict[Name, Node] = Field(max_length=limits.MAX_NODES, description="Nodes by name.")
@@ -325,3 +325,15 @@ class Topology(Strict):
         "every namespace node, configuration generated); omitted: only the routes written under each node.",
     )
     routing_timers: RoutingTimers | None = Field(None, description="OSPF timers and convergence wait of `routing: ospf`.")
+
+
+class Topology(TopologyBody):
+    """A scenario's topology: a body of its own, plus topology files joined into it."""
+
+    include: list[str] = Field(
+        default_factory=list,
+        max_length=limits.MAX_TOPOLOGY_INCLUDES,
+        description="Topology files (paths relative to this file) joined into this topology: their nodes, links "
+        "and segments are added to the ones written here (names must not collide); `addressing`, `routing` and "
+        "`routing_timers` written here win over the files' own. Joins two imported backbones with cables between.",
+    )
