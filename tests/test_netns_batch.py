@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import errno
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
+from ipaddress import IPv4Network
 
 import pytest
 
@@ -66,3 +68,30 @@ def test_a_taken_name_stops_creation_and_no_later_file_appears(prefix: str) -> N
         kernel.create_namespaces(names, [])
     assert kernel.namespace_inode(names[0]) is not None  # made before the taken name
     assert not kernel.netns_path(names[2]).exists() and not kernel.netns_path(names[3]).exists()
+
+
+def test_raw_links_replace_routes_in_chunks_names_a_refused_one_and_installs_the_rest(prefix: str) -> None:
+    """The fault engine's re-install (a link's revert): 600 routes, three datagrams, one refused
+    (an interface index that does not exist): the failure names it, every other route is in."""
+    name = prefix + "r"
+    kernel.create_namespaces([name], [])
+
+    def work() -> tuple[rtnl.NetlinkFailure, int, int]:
+        links = rtnl.RawLinks(rtnl.RawLinks.new_socket())
+        try:
+            lo = socket.if_nametoindex("lo")
+            links.set_link(lo, up=True)
+            specs = [rtnl.RouteSpec(IPv4Network(f"10.{i // 256}.{i % 256}.0/24"), None, lo, 10) for i in range(600)]
+            specs[300] = rtnl.RouteSpec(IPv4Network("10.99.0.0/24"), None, 999_999, 10)
+            with pytest.raises(rtnl.NetlinkFailure) as caught:
+                links.replace_routes(specs)
+            links.set_link(lo, up=True)  # the socket's numbering goes on after a batch
+            out = subprocess.run(["ip", "-4", "route", "show", "proto", "static"], capture_output=True, text=True, check=True)
+            installed = out.stdout.count("dev lo")
+            return caught.value, installed, links.link_state(lo)[0]
+        finally:
+            links.close()
+
+    failure, installed, lo_up = kernel.run_in_namespace(name, work)
+    assert failure.code == errno.ENODEV and "10.99.0.0/24" in str(failure)
+    assert installed == 599 and lo_up

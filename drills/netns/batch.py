@@ -18,9 +18,8 @@ import struct
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Interface, IPv6Interface
 
-from drills.errors import BackendError
 from drills.netns import rtnl
-from drills.netns.rtnl import IFINFO, NLM_F_CREATE, NLM_F_REPLACE, NLMSG, RTM_NEWLINK
+from drills.netns.rtnl import IFINFO, NLM_F_CREATE, NLM_F_REPLACE, RTM_NEWLINK
 from drills.scenario.resolved import Link, Node, Route
 
 _IFADDR = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, index
@@ -55,31 +54,10 @@ class Batch:
         """Send every request, `chunk` per datagram, each datagram's acks read before the next."""
         failure: rtnl.NetlinkFailure | None = None
         for start in range(0, len(self._requests), chunk):
-            failure = _send_chunk(sock, self._requests[start : start + chunk]) or failure
+            failure = rtnl.send_acked(sock, self._requests[start : start + chunk]) or failure
         self._requests.clear()
         if failure is not None:
             raise failure
-
-
-def _send_chunk(sock: socket.socket, requests: Sequence[tuple[int, int, bytes, str]]) -> rtnl.NetlinkFailure | None:
-    parts = []
-    for seq, (kind, flags, body, _what) in enumerate(requests, start=1):
-        parts.append(NLMSG.pack(NLMSG.size + len(body), kind, flags, seq, 0) + body)
-    first: rtnl.NetlinkFailure | None = None
-    pending = set(range(1, len(requests) + 1))
-    try:
-        sock.send(b"".join(parts))
-        while pending:
-            for kind, flags, seq, message in rtnl.messages(sock.recv(rtnl.RECV_BYTES)):
-                if kind != rtnl.NLMSG_ERROR or seq not in pending:
-                    continue
-                pending.discard(seq)
-                code, text = rtnl.error_of(message, flags)
-                if code and first is None:
-                    first = rtnl.NetlinkFailure(requests[seq - 1][3], code, text)
-    except OSError as exc:
-        raise BackendError(f"{requests[0][3]} (and {len(requests) - 1} more requests): {exc}") from exc
-    return first
 
 
 def open_socket() -> socket.socket:

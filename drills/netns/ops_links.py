@@ -30,10 +30,17 @@ class LinkOpsMixin(OpsBase):
 
     def replace_routes(self, node: str, routes: Sequence[Route]) -> None:
         handles = self.handles
-        raw = handles.raw(node)
-        for route in routes:
-            index = handles.index(node, route.device) if route.device else _gateway_index(self, node, route)
-            raw.replace_route(RouteSpec(route.destination, route.gateway, index, route.metric, route.source))
+        specs = [
+            RouteSpec(
+                route.destination,
+                route.gateway,
+                handles.index(node, route.device) if route.device else _gateway_index(self, node, route),
+                route.metric,
+                route.source,
+            )
+            for route in routes
+        ]
+        handles.raw(node).replace_routes(specs)
 
 
 def _gateway_index(ops: LinkOpsMixin, node: str, route: Route) -> int:

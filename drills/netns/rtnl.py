@@ -17,6 +17,7 @@ import contextlib
 import os
 import socket
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
@@ -105,6 +106,33 @@ def error_of(message: bytes, flags: int) -> tuple[int, str]:
     return -code, text
 
 
+def send_acked(
+    sock: socket.socket, requests: Sequence[tuple[int, int, bytes, str]], first_seq: int = 1
+) -> NetlinkFailure | None:
+    """Send `requests` (type, flags with NLM_F_REQUEST and NLM_F_ACK, body, what) in one datagram,
+    numbered from `first_seq`, and read every ack back: the first refusal (the kernel goes on with
+    the rest of a datagram after an error), or None. The acks must fit the socket's receive
+    buffer: callers send a few hundred at most."""
+    parts = []
+    for seq, (kind, flags, body, _what) in enumerate(requests, start=first_seq):
+        parts.append(NLMSG.pack(NLMSG.size + len(body), kind, flags, seq, 0) + body)
+    first: NetlinkFailure | None = None
+    pending = set(range(first_seq, first_seq + len(requests)))
+    try:
+        sock.send(b"".join(parts))
+        while pending:
+            for kind, flags, seq, message in messages(sock.recv(RECV_BYTES)):
+                if kind != NLMSG_ERROR or seq not in pending:
+                    continue
+                pending.discard(seq)
+                code, text = error_of(message, flags)
+                if code and first is None:
+                    first = NetlinkFailure(requests[seq - first_seq][3], code, text)
+    except OSError as exc:
+        raise BackendError(f"{requests[0][3]} (and {len(requests) - 1} more requests): {exc}") from exc
+    return first
+
+
 class RawLinks:
     """An rtnetlink socket bound to one namespace (create it in a thread inside that namespace,
     or pass a socket made there), for link up/down and state read-back."""
@@ -184,6 +212,20 @@ class RawLinks:
         kernel acked."""
         body, what = route_request(route.destination, route.gateway, route.oif_index, route.metric, route.source)
         self.request(RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, body, what)
+
+    def replace_routes(self, routes: Sequence[RouteSpec], chunk: int = 256) -> None:
+        """`replace_route` of each, `chunk` to a datagram and acked together: a routed node's
+        hundreds of routes re-installed in a few round trips, not one each (~30 µs apiece)."""
+        failure: NetlinkFailure | None = None
+        for start in range(0, len(routes), chunk):
+            requests = []
+            for route in routes[start : start + chunk]:
+                body, what = route_request(route.destination, route.gateway, route.oif_index, route.metric, route.source)
+                requests.append((RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, body, what))
+            failure = send_acked(self._sock, requests, self._seq + 1) or failure
+            self._seq += len(requests)
+        if failure is not None:
+            raise failure
 
     def close(self) -> None:
         self._sock.close()

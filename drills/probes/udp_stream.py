@@ -38,6 +38,7 @@ from drills.records import StreamRecord
 _HEADER = struct.Struct("!IIQd")  # tag, magic/version, sequence, send instant (s)
 _MAGIC = 0xD5111001
 _MAX_DATAGRAM = 65535
+DRAIN_S = 0.5  # waited after the last packet, for the echoes still in flight
 _MAX_BURST = 256  # packets sent back to back before the stop flag is looked at again
 _DONTWAIT = socket.MSG_DONTWAIT
 
@@ -196,7 +197,7 @@ class UdpStream(_Reopenable):
     def stop_sending(self) -> None:
         self._stop_sending.set()
 
-    def stop(self, drain_s: float = 0.5) -> StreamRecord:
+    def stop(self, drain_s: float = DRAIN_S) -> StreamRecord:
         """Stop sending, wait `drain_s` for echoes in flight, close the sockets. The drain is
         waited once the sender has ended, also when `stop_sending` ended it earlier (several
         streams stopped together drain once: the first waits, the others pass 0)."""

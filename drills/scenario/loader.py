@@ -55,6 +55,7 @@ def _include_topology(located: Located, scenario_path: Path, problems: list[Prob
         return True
     refs = ref["include"]
     if len(refs) > limits.MAX_TOPOLOGY_INCLUDES or not all(isinstance(r, str) for r in refs):
+        ref.setdefault("nodes", {})  # nothing was joined: only the list's own problem is reported
         return True  # the shape check reports it, at its line
     files = [_read_topology(located, ("topology", "include", i), r, scenario_path, problems) for i, r in enumerate(refs)]
     before = len(problems)
