@@ -21,9 +21,11 @@ when carrier is lost on its primary link). Peak memory: the process's maximum re
 A size whose load took longer than `--budget-s` ends the series (larger sizes are skipped).
 
 `--install-routes N` (root): the deploy side. Two namespaces `drills-bench-rt-PID-a/b` joined by
-a veth, and N /32 routes installed in one as deploy does (drills.netns.backend.install_routes:
-one netlink `replace` each), timed; the namespaces are deleted afterwards. Routes per second
-gives the deploy cost of a size: its route count divided by it (one thread).
+a veth, and N /32 routes installed in one, side by side, two rounds alternating, flushed
+between: as deploy does (drills.netns.batch.install_routes: 256 requests a datagram), as the
+fault engine re-installs them after a link's revert (rtnl.RawLinks.replace_routes, batched
+alike), through pyroute2 one request each (the path deploy used before), and by `ip -batch`
+(iproute2); each timed, the count checked; the namespaces are deleted afterwards.
 
 Writes JSON (`--out`) and Markdown (same name, `.md`) and prints the Markdown. Needs no root
 without `--install-routes`.
@@ -119,11 +121,16 @@ def _size(nodes: int, seed: int, work: Path) -> dict[str, Any]:
     }
 
 
-def _install(count: int) -> dict[str, Any]:
-    """Install `count` routes in a fresh namespace as deploy does; time it."""
+INSTALL_METHODS = ("deploy (batched)", "fault engine re-install (batched)", "pyroute2, one request each", "ip -batch")
+
+
+def _install(count: int, repeats: int = 2) -> dict[str, Any]:
+    """Install `count` routes in a fresh namespace by each method in turn (`repeats` rounds,
+    alternating), flushing them between; time each."""
+    import subprocess
     from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-    from drills.netns import backend, kernel
+    from drills.netns import backend, batch, kernel, rtnl
     from drills.scenario.resolved import Interface, Node, Route
 
     names = (f"drills-bench-rt-{os.getpid()}-a", f"drills-bench-rt-{os.getpid()}-b")
@@ -144,19 +151,49 @@ def _install(count: int) -> dict[str, Any]:
         base = int(IPv4Address("172.16.0.0"))
         routes = tuple(Route(IPv4Network((base + i, 32)), gateway, "v", 100 + i % 7, None) for i in range(count))
         node = Node("a", "netns", None, (Interface("a", "v", IPv4Interface("10.255.0.1/30"), None, None),), routes, (), ())
-        elapsed: list[float] = []
+        script = "".join(f"route replace {r.destination} via {gateway} dev v metric {r.metric} proto static\n" for r in routes)
+        elapsed: dict[str, list[float]] = {method: [] for method in INSTALL_METHODS}
 
-        def install(_name: str, ipr: Any) -> None:
+        def installed() -> int:
+            out = subprocess.run(["ip", "-4", "route", "show", "proto", "static"], capture_output=True, text=True, check=True)
+            return out.stdout.count("\n")
+
+        def one(method: str, ipr: Any) -> None:
             index = kernel.link_index(ipr, "v")
+            subprocess.run(["ip", "-4", "route", "flush", "proto", "static"], check=True)
             started = time.perf_counter()
-            backend.install_routes(node, ipr, lambda _ifname: index)
-            elapsed.append(time.perf_counter() - started)
+            if method == INSTALL_METHODS[0]:
+                sock = batch.open_socket()
+                try:
+                    batch.install_routes(routes, sock, lambda _ifname: index)
+                finally:
+                    sock.close()
+            elif method == INSTALL_METHODS[1]:
+                links = rtnl.RawLinks(rtnl.RawLinks.new_socket())
+                try:
+                    links.replace_routes([rtnl.RouteSpec(r.destination, r.gateway, index, r.metric) for r in routes])
+                finally:
+                    links.close()
+            elif method == INSTALL_METHODS[2]:
+                backend.install_routes(node, ipr, lambda _ifname: index)
+            else:
+                subprocess.run(["ip", "-batch", "-"], input=script, text=True, check=True)
+            elapsed[method].append(time.perf_counter() - started)
+            assert installed() == count, method
 
-        kernel.in_each_namespace([names[0]], install)
+        for _ in range(repeats):
+            for method in INSTALL_METHODS:
+                kernel.in_each_namespace([names[0]], lambda _name, ipr, method=method: one(method, ipr))
     finally:
         for name in names:
             kernel.delete_namespace(name)
-    return {"routes": count, "seconds": round(elapsed[0], 3), "routes_per_s": round(count / elapsed[0])}
+    return {
+        "routes": count,
+        "methods": {
+            method: {"seconds": [round(x, 3) for x in times], "routes_per_s": round(count / min(times))}
+            for method, times in elapsed.items()
+        },
+    }
 
 
 def _markdown(result: dict[str, Any]) -> str:
@@ -179,9 +216,14 @@ def _markdown(result: dict[str, Any]) -> str:
     if install:
         lines += [
             "",
-            f"Deploy side: {install['routes']:,} routes installed in one namespace (one netlink `replace` each, as "
-            f"deploy does) in {install['seconds']} s: {install['routes_per_s']:,} routes/s on one thread.",
+            f"Deploy side: {install['routes']:,} routes installed in one namespace by each method in turn (same "
+            "process, alternating, flushed between; best of the rounds):",
+            "",
+            "| method | seconds (each round) | routes/s |",
+            "|---|---|---:|",
         ]
+        for method, row in install["methods"].items():
+            lines.append(f"| {method} | {', '.join(map(str, row['seconds']))} | {row['routes_per_s']:,} |")
     if result["skipped"]:
         lines += ["", f"Skipped (a smaller size exceeded the {result['budget_s']} s budget): {result['skipped']}"]
     if result.get("note"):

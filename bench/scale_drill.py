@@ -109,9 +109,14 @@ def graphml(nodes: int, seed: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def random_pairs(names: list[str], probes: int, seed: int, rng: random.Random | None = None) -> list[list[str]]:
+    rng = rng or random.Random(seed)
+    return [rng.sample(names, 2) for _ in range(probes)]
+
+
 def scenario(topology_file: str, names: list[str], links: list[str], probes: int, rate_pps: int, seed: int) -> str:
     rng = random.Random(seed)
-    pairs = [rng.sample(names, 2) for _ in range(probes)]
+    pairs = random_pairs(names, probes, seed, rng)
     cut = rng.choice(links)
     probe_lines = "\n".join(
         f"  - {{name: p{i:03d}, type: udp-stream, from: {a}, to: {b}, rate_pps: {rate_pps}}}"
@@ -137,13 +142,50 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine: user, nice, system, irq and softirq count as busy."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def mean_hops(data: dict[str, Any], pairs: list[list[str]]) -> float:
+    """Mean shortest-path hop count of the probes' pairs (BFS over the links)."""
+    neighbours: dict[str, list[str]] = {name: [] for name in data["nodes"]}
+    for link in data["links"]:
+        a, b = (end.split(":")[0] for end in link["endpoints"])
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    total = 0
+    for source, target in pairs:
+        seen, frontier, hops = {source}, [source], 0
+        while target not in seen:
+            hops += 1
+            frontier = [n for node in frontier for n in neighbours[node] if n not in seen]
+            seen.update(frontier)
+        total += hops
+    return total / len(pairs)
+
+
 def one(work: Path, state: Path, topology_file: Path, names: list[str], links: list[str], args: Any, rate: int) -> dict[str, Any]:
     path = work / f"scale-{rate}.yaml"
     path.write_text(scenario(topology_file.name, names, links, args.probes, rate, args.seed))
     lines: list[str] = []
+    marks: dict[str, Any] = {}
+
+    def log(message: str) -> None:
+        lines.append(f"{time.monotonic() - started:8.3f} {message}")
+        if "drill clock started" in message:
+            marks["start"] = (cpu_jiffies(), os.times(), time.monotonic())
+        elif " revert " in message:  # the drill's last event: 5 s of traffic after the start mark's 10 s
+            marks["end"] = (cpu_jiffies(), os.times(), time.monotonic())
+
     started = time.monotonic()
-    result = run_drill(path, state, log=lambda m: lines.append(f"{time.monotonic() - started:8.3f} {m}"))
+    result = run_drill(path, state, log=log)
     wall_s = time.monotonic() - started
+    ((busy0, total0), t0, w0), ((busy1, total1), t1, w1) = marks["start"], marks["end"]
+    machine_busy = (busy1 - busy0) / max(1, total1 - total0)
+    process_cpu = (t1.user + t1.system - t0.user - t0.system) / (w1 - w0)
     late = [x for record in result.records for x in getattr(record, "send_lateness_s", [])]
     per_probe = [quantile(list(r.send_lateness_s), 0.99) for r in result.records if getattr(r, "send_lateness_s", None)]
     (args.out.parent / f"{args.out.stem}-{rate}.log").write_text("\n".join(lines) + "\n")
@@ -156,6 +198,8 @@ def one(work: Path, state: Path, topology_file: Path, names: list[str], links: l
         "lateness_p99_ms": round(quantile(late, 0.99) * 1e3, 3),
         "lateness_max_ms": round(max(late) * 1e3, 3),
         "worst_probe_p99_ms": round(max(per_probe) * 1e3, 3),
+        "machine_busy_pct": round(machine_busy * 100, 1),
+        "drills_process_cpu_pct": round(process_cpu * 100, 1),
         "deploy_line": deploy.strip().split(" ", 1)[-1] if deploy else "",
         "wall_s": round(wall_s, 1),
         "passed": result.passed,
@@ -176,15 +220,20 @@ def markdown(results: dict[str, Any]) -> str:
         "dropped (no netem here: see the script). "
         f"{results['probes']} udp-stream probes between seeded random pairs; one link cut for 5 s; 15 s drills.",
         "",
-        "| per probe | aggregate | packets | lateness p50 | p99 | max | worst probe's p99 | p99 < 2 ms | deploy | wall | drill |",
-        "|---:|---:|---:|---:|---:|---:|---:|:---:|---|---:|---|",
+        f"Probe paths: {results['mean_hops']:.1f} hops on average (each packet forwarded by the kernel at every hop, "
+        "both ways). CPU from the clock's start to the revert (10 s): the whole machine's (all its CPUs, softirq "
+        "forwarding included) and the drills process's (100 % = one CPU).",
+        "",
+        "| per probe | aggregate | packets | lateness p50 | p99 | max | worst probe's p99 | p99 < 2 ms | machine busy | drills CPU | deploy | wall | drill |",
+        "|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---|---:|---|",
     ]
     for row in results["rows"]:
         verdict = "inconclusive" if row["inconclusive"] else ("passed" if row["passed"] else "failed")
         out.append(
             f"| {row['rate_pps']} /s | {row['aggregate_pps']} /s | {row['packets']} | {row['lateness_p50_ms']} ms | "
             f"{row['lateness_p99_ms']} ms | {row['lateness_max_ms']} ms | {row['worst_probe_p99_ms']} ms | "
-            f"{'yes' if row['lateness_p99_ms'] < TARGET_P99_MS else 'no'} | {row['deploy_line']} | {row['wall_s']} s | {verdict} |"
+            f"{'yes' if row['lateness_p99_ms'] < TARGET_P99_MS else 'no'} | {row['machine_busy_pct']} % | "
+            f"{row['drills_process_cpu_pct']} % | {row['deploy_line']} | {row['wall_s']} s | {verdict} |"
         )
     return "\n".join(out) + "\n"
 
@@ -228,6 +277,7 @@ def main() -> int:
         "links": len(links),
         "routes": routes,
         "probes": args.probes,
+        "mean_hops": mean_hops(data, random_pairs(names, args.probes, args.seed)),
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
