@@ -156,7 +156,7 @@ def configure(node: Node, sock: socket.socket, index_of: Callable[[str], int]) -
 
 def install_routes(routes: Sequence[Route], sock: socket.socket, index_of: Callable[[str], int]) -> None:
     """`ip route replace` of each static route, as one batch (the same message the fault
-    engine's `rtnl.RawLinks.replace_route` sends when it re-installs one)."""
+    engine's `rtnl.RawLinks.replace_routes` sends when it re-installs them)."""
     batch = Batch()
     for route in routes:
         index = index_of(route.device) if route.device is not None else None
