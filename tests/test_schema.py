@@ -36,6 +36,18 @@ def test_every_example_validates_against_the_schema(schema: dict[str, object], p
     if isinstance(data["topology"], str):  # a topology file: validate it in place
         data["topology"] = yaml.safe_load((path.parent / data["topology"]).read_text())
     jsonschema.Draft202012Validator(schema).validate(data)
+    for include in data["topology"].get("include", []):  # each joined file is a topology of its own
+        joined = yaml.safe_load((path.parent / include).read_text())
+        jsonschema.Draft202012Validator(schema).validate({**data, "topology": joined})
+
+
+def test_schema_needs_nodes_or_include_in_a_topology(schema: dict[str, object]) -> None:
+    data = yaml.safe_load((ROOT / "scenarios" / "japan-australia-cables.yaml").read_text())
+    del data["topology"]["include"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema).validate(data)
+    data["topology"]["nodes"] = {}
+    jsonschema.Draft202012Validator(schema).validate(data)
 
 
 def test_schema_rejects_an_unknown_key(schema: dict[str, object]) -> None:
