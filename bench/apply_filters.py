@@ -8,10 +8,12 @@ caller's state directory. Then, in one run, `repeats` cycles, each applying and 
     place before the clock (`NodeOps.arm_rules`, as run_drill does), then netlink batches built
     in-process add the rules and flush them; the frames are deleted after each cycle, so the
     other two methods find no table of that name;
+  - armed, read back: the same, but confirmed by reading the tables back after the commit
+    (drills before 2026-12-04) instead of from the kernel's echo of the commit;
   - in-process: the same netlink batches creating and deleting the whole table on the clock;
   - `nft` subprocess: the same commands and read-backs through the `nft` command (drills'
     fallback where the library is missing);
-  timed as run_drill's `_perform` times a step: issued -> confirmed (apply: created, read back,
+  timed as run_drill's `_perform` times a step (under SCHED_FIFO 1, as it runs it): issued -> confirmed (apply: created, read back,
   carrier checked), and issued -> in force when the fault marks it (FaultContext.mark_in_force);
 * `node-loss` of a1 with three processes in its namespace (started off the clock before each
   cycle): issued -> in force (links read back down: the event's window) beside issued ->
@@ -30,7 +32,7 @@ from typing import Any
 
 import common
 
-from drills import lifecycle
+from drills import lifecycle, realtime
 from drills.clock import SystemClock
 from drills.engine.faults import Fault, FaultContext, build
 from drills.netns.ops import NetnsOps
@@ -56,8 +58,10 @@ timeline:
   - {id: crash, at: 5s, fault: node-loss, node: a1, for: 1s}
 duration: 7s
 """
-METHODS = ("armed in-process", "in-process", "nft subprocess")
+METHODS = ("armed in-process", "armed, read back", "in-process", "nft subprocess")
 ARMED = "armed in-process"  # the frames (hooked chains, no rule) in place before each action, as run_drill does
+READ_BACK = "armed, read back"  # the same, confirmed by reading the table back after the commit (before 2026-12-04)
+ARMED_METHODS = (ARMED, READ_BACK)
 TARGET_P99_S = 0.0015  # issue 14: blackhole and partition apply -> confirmed, p99
 
 
@@ -68,10 +72,11 @@ def timed_step(ctx: FaultContext, fault: Fault, apply: bool, rng: random.Random)
     clock.sleep_until(scheduled, precise=True)
     ctx.in_force_s = None
     issued = clock.now_s()
-    if apply:
-        fault.apply(ctx)
-    else:
-        fault.revert(ctx)
+    with realtime.applying():  # as drills.engine.drill._perform runs it
+        if apply:
+            fault.apply(ctx)
+        else:
+            fault.revert(ctx)
     confirmed = clock.now_s()
     sample = {"issued_s": issued - scheduled, "confirmed_s": confirmed - scheduled}
     if apply and ctx.in_force_s is not None:
@@ -99,6 +104,7 @@ def measure(work: Path, state: Path, repeats: int, rng: random.Random, progress:
         for method in METHODS:
             ops[method] = common.node_ops(up.topology, namespaces, run)
         ops["nft subprocess"].use_nft_library(None, netlink=False)  # every command runs `nft`
+        ops[READ_BACK].echo_confirms = False
         ctxs = {m: FaultContext(o, SystemClock(), lambda _m: None, random.Random(0)) for m, o in ops.items()}
         faults = {s.id: build(s) for s in scenario.steps if s.id}
         samples: dict[str, Any] = {
@@ -107,7 +113,7 @@ def measure(work: Path, state: Path, repeats: int, rng: random.Random, progress:
         samples["node-loss"] = {"apply": [], "revert": []}
         for label in ("gray", "split"):  # warm-up, not recorded
             for method in METHODS:
-                if method == ARMED:
+                if method in ARMED_METHODS:
                     ops[method].arm_rules(faults[label].tables)  # type: ignore[attr-defined]
                 faults[label].apply(ctxs[method])
                 faults[label].revert(ctxs[method])
@@ -116,11 +122,11 @@ def measure(work: Path, state: Path, repeats: int, rng: random.Random, progress:
             shift = cycle % len(METHODS)
             for kind, label in (("blackhole", "gray"), ("partition", "split")):
                 for method in METHODS[shift:] + METHODS[:shift]:
-                    if method == ARMED:
+                    if method in ARMED_METHODS:
                         ops[method].arm_rules(faults[label].tables)  # type: ignore[attr-defined]
                     samples[kind][method]["apply"].append(timed_step(ctxs[method], faults[label], True, rng))
                     samples[kind][method]["revert"].append(timed_step(ctxs[method], faults[label], False, rng))
-                    if method == ARMED:
+                    if method in ARMED_METHODS:
                         ops[method].disarm_rules()
             children = _spawn(namespaces["a1"], PROCESSES)
             try:

@@ -28,6 +28,8 @@ class StreamRecord:
     # How far this record's instants may be from the drill clock: 0 on the controller's own
     # clock; the clock offset's bound for a stream run by another host's agent.
     clock_bound_s: float = 0.0
+    # How its sender thread was scheduled (drills.realtime): "SCHED_FIFO 2" or why not.
+    sender_scheduling: str = ""
 
 
 @dataclass(frozen=True)

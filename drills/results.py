@@ -92,6 +92,7 @@ def to_json(
             "outage": "lost packets / offered rate (RFC 6412 loss-derived)",
             "accuracy": "one packet gap + p99 of the sender's lateness + the event's window (issued -> in force: confirmed by the kernel) + the stream's clock bound",
             "offered_rate_pps": rates,
+            "sender_scheduling": {r.name: r.sender_scheduling for r in result.records if r.sender_scheduling},
             "sample_interval_s": {r.name: r.interval_s for r in result.app_records},
             "packet_size_bytes": {r.name: r.size_bytes for r in result.records},
             "sustained_validation_s": result.sustain_s,

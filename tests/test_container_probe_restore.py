@@ -329,3 +329,36 @@ def test_a_replaced_namespace_is_announced_to_every_probe() -> None:
         "  a: probe broken could not follow it into its new namespace: no such address",
         "  a: probe voice reopened in its new namespace (sender 198.18.0.1)",
     ]
+
+
+class _SkippingClock(SystemClock):
+    """The system clock, 80 ms ahead from its 200th reading on: a sender that lost 80 ms."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+
+    def now_s(self) -> float:
+        self.readings += 1
+        return super().now_s() + (0.080 if self.readings >= 200 else 0.0)
+
+
+@pytest.mark.netns
+def test_a_real_time_sender_that_falls_behind_goes_back_to_ordinary_scheduling(
+    tmp_path: Path, state_dir: Path, host_snapshot: Any
+) -> None:
+    """A stream's sender runs under SCHED_FIFO (drills.realtime); once it is 50 ms or
+    more behind its schedule it cannot keep up, and goes back to ordinary scheduling (so that
+    catching up never holds a CPU from the daemons), its record saying so; it keeps sending."""
+    up = _netns_bed(tmp_path, state_dir)
+    ns = up.meta.nodes
+    a, b = up.topology.node("a").primary_address, up.topology.node("b").primary_address
+    assert a is not None and b is not None
+    stream = UdpStream("behind", NamespaceSockets(ns), "a", a, "b", b, 500, 64, _SkippingClock(), tag=8)
+    try:
+        stream.start()
+        time.sleep(0.6)
+    finally:
+        record = stream.stop(drain_s=0.2)
+        lifecycle.down(state_dir, up.meta.run_id)
+    assert record.sender_scheduling.startswith("SCHED_FIFO 2, then ordinary: 8"), record.sender_scheduling
+    assert len(record.sent) > 250 and max(record.send_lateness_s) >= 0.050

@@ -90,6 +90,7 @@ def test_cli_exit_code_and_results_file(tmp_path: Path, state_dir: Path, host_sn
     data = json.loads((out / "results.json").read_text())
     assert data["outcome"] == "failed"
     assert data["method"]["sustained_validation_s"] == 1.0
+    assert data["method"]["sender_scheduling"] == {"stream": "SCHED_FIFO 2"}  # root: its sender thread is real-time
     assert [v["passed"] for v in data["verdicts"]] == [True, False]
     assert "FAIL" in proc.stdout and "Traceback" not in proc.stderr
     jsonschema.Draft202012Validator(results_schema()).validate(data)

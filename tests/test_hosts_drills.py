@@ -22,7 +22,6 @@ from lane_testing import CHAIN, Lane
 
 from drills.errors import BackendError, ScenarioError
 from drills.lifecycle import run as run_drill
-from drills.measure import timestamp_jitter_s
 from drills.records import StreamRecord
 
 pytestmark = [pytest.mark.netns, pytest.mark.docker]
@@ -80,7 +79,7 @@ def test_a_cross_host_cut_of_two_seconds_measures_two_seconds(tmp_path: Path, st
     # one machine: tests/test_drill_run.py).
     span_s = revert.issued_s - apply.issued_s
     assert abs(cut.outage_s - span_s) <= cut.accuracy_s, (cut.outage_s, span_s, cut.accuracy_s)
-    # The stated accuracy is one packet gap, the sender's lateness p99, the apply's in-force
+    # The stated accuracy is one packet gap, the sender's lateness at the loss's edges, the apply's in-force
     # window and the stream's clock bound (h1's, where it runs): nothing else. The in-force
     # window runs from the first host starting the cut to the first end the kernel had down
     # (either end down stops the link), placed by the hosts' own stamps, each widened by its
@@ -91,7 +90,8 @@ def test_a_cross_host_cut_of_two_seconds_measures_two_seconds(tmp_path: Path, st
     record = next(r for r in result.records if isinstance(r, StreamRecord) and r.name == "stream")
     bound_s = next(float(h["bound_s"]) for h in result.hosts if h["host"] == "h1")
     assert record.clock_bound_s == bound_s
-    assert cut.accuracy_s == pytest.approx(1 / 1000 + timestamp_jitter_s(record) + window_s + bound_s, abs=1e-9)
+    edges_s = cut.accuracy_s - (1 / 1000 + window_s + bound_s)  # the lateness at the loss's edges
+    assert -1e-9 <= edges_s <= max(record.send_lateness_s) + 1e-9, (edges_s, cut)
     # Its size is a benchmark's figure (bench/hosts.py: ±1.7-2.4 ms on the lane, the issue's
     # target ±3 ms), not asserted here (a shared machine's load must not fail a test); this
     # catches only a regression by an order of magnitude (a fault spawning a process, 10-20 ms).

@@ -87,6 +87,17 @@ def test_a_blackhole_table_is_one_batch_acknowledged_once() -> None:
     assert b"eth1\0" in batch and b"drills_t_2\0" in batch
 
 
+def test_a_rules_batch_asks_the_kernel_to_echo_its_rules_and_set_elements() -> None:
+    batch, acks = nfmsg.rules_batch(PARTITION_TABLE)
+    found = messages(batch)[1:-1]
+    echoed = {kind & 0xFF for kind, flags in found if flags & nfmsg.NLM_F_ECHO}
+    assert echoed == {nfmsg.NFT_MSG_NEWRULE, nfmsg.NFT_MSG_NEWSETELEM}
+    assert all(flags & nfmsg.NLM_F_ECHO for kind, flags in found if kind & 0xFF in echoed)
+    assert acks == 1 and found[-1][1] & nfmsg.NLM_F_ACK
+    create, _ = nfmsg.create_batch(PARTITION_TABLE)  # created on the clock: read back, no echo asked
+    assert not any(flags & nfmsg.NLM_F_ECHO for _kind, flags in messages(create))
+
+
 def test_a_delete_adds_the_table_first_so_it_is_idempotent() -> None:
     batch, acks = nfmsg.delete_batch(PARTITION_TABLE)
     kinds = [(kind & 0xFF if kind >> 8 else kind, flags) for kind, flags in messages(batch)]
@@ -288,6 +299,45 @@ def test_an_armed_table_is_in_place_empty_before_and_after_and_gone_at_close(
                     assert f"table {table.family} {table.name}" in ruleset(namespaces[table.node])
                     assert "drop" not in ruleset(namespaces[table.node])
         armed = tables_of(scenario, "gray") + tables_of(scenario, "split")
+        ops.apply_rules(armed[:1])
+        with pytest.raises(BackendError, match="in force already"):  # a rules batch would append them twice
+            ops.apply_rules(armed[:1])
+        ops.remove_rules(armed[:1])
         ops.close()
         for table in armed:
             assert f"table {table.family} {table.name}" not in ruleset(namespaces[table.node])
+
+
+@pytest.mark.netns
+def test_the_kernels_echo_of_a_rules_batch_confirms_exactly_the_rules_committed(
+    tmp_path: Path, state_dir: Path, host_snapshot: Any
+) -> None:
+    """An armed table's rules are confirmed from the kernel's echo of its commit: it accepts
+    the rules sent (sets' elements included) and refuses any table other than the one loaded."""
+    with star(tmp_path, state_dir) as (scenario, _namespaces, ops):
+        tables = tables_of(scenario, "split")
+        ops.arm_rules(tables)
+        table = next(t for t in tables if any(len(m.values) > 1 for c in t.chains for r in c.rules for m in r.matches))
+        sock = ops._nf_socket(table.node)
+        batch, acks = nfmsg.rules_batch(table)
+        sock.send(batch, "test")
+        echoes: list[tuple[int, bytes]] = []
+        sock.acknowledged(acks, "test", echoes)
+        assert {nfread.NFT_MSG_NEWRULE, nfread.NFT_MSG_NEWSETELEM} <= {kind for kind, _ in echoes}
+        nfread.check_echo(table, echoes, "test")
+        nfread.check_table(sock, table, "test")  # what the echo showed is what a read-back shows
+        chain = table.chains[0]
+        extra = replace(table, chains=(replace(chain, rules=(*chain.rules, Rule((), "accept"))),))
+        with pytest.raises(BackendError, match="other than"):
+            nfread.check_echo(extra, echoes, "test")
+        index = next(i for i, r in enumerate(chain.rules) if any(len(m.values) > 1 for m in r.matches))
+        rule = chain.rules[index]
+        short = replace(rule, matches=tuple(replace(m, values=m.values[1:]) for m in rule.matches))
+        fewer = replace(table, chains=(replace(chain, rules=(*chain.rules[:index], short, *chain.rules[index + 1 :])),))
+        with pytest.raises(BackendError, match="other than"):  # a set's elements are in the echo too
+            nfread.check_echo(fewer, echoes, "test")
+        with pytest.raises(BackendError, match="echoed an object of table"):
+            nfread.check_echo(replace(table, name="drills_other"), echoes, "test")
+        with pytest.raises(BackendError, match="other than"):  # no echo at all: nothing confirmed
+            nfread.check_echo(table, [], "test")
+        ops.remove_rules([table])

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
+from drills import realtime
 from drills.backend import Backend, CapabilityLookup, NodeOps, TimedOps
 from drills.clock import Clock
 from drills.drill_result import SUSTAIN_S as SUSTAIN_S
@@ -329,13 +330,14 @@ def _perform(
     ctx.in_force_s = None
     issued = clock.now_s() - t0
     try:
-        if action.kind == "apply":
-            if fault.reversible:
-                undo.append((action.label, fault))
-            fault.apply(ctx)
-        else:
-            fault.revert(ctx)
-            undo[:] = [(label, f) for label, f in undo if label != action.label]
+        with realtime.applying():  # its window not stretched by ordinary tasks taking the CPU
+            if action.kind == "apply":
+                if fault.reversible:
+                    undo.append((action.label, fault))
+                fault.apply(ctx)
+            else:
+                fault.revert(ctx)
+                undo[:] = [(label, f) for label, f in undo if label != action.label]
     finally:
         ctx.due_s = None
         if timed is not None:

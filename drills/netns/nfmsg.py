@@ -43,7 +43,7 @@ NFNL_SUBSYS_NFTABLES = 10
 NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END = 0x10, 0x11
 NFT_MSG_NEWTABLE, NFT_MSG_NEWCHAIN, NFT_MSG_NEWRULE, NFT_MSG_NEWSET, NFT_MSG_NEWSETELEM = 0, 3, 6, 9, 12
 NFT_MSG_GETTABLE, NFT_MSG_DELTABLE, NFT_MSG_DELRULE = 1, 2, 8
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x1, 0x4, 0x200, 0x400, 0x800
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_ECHO, NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x1, 0x4, 0x8, 0x200, 0x400, 0x800
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_DUMP = 0x300
 NLA_F_NESTED = 0x8000
@@ -175,6 +175,7 @@ class _Batch:
         self.family, self.table = family, table
         self.messages: list[bytes] = []
         self.set_ids = iter(range(1, 1 << 16))
+        self.echo = False  # rules and set elements ask for the kernel's echo of them
 
     def add(self, kind: int, flags: int, *attrs: bytes, family: int | None = None, res_id: int = 0) -> None:
         body = _NFGEN.pack(self.family if family is None else family, 0, socket.htons(res_id)) + b"".join(attrs)
@@ -204,7 +205,8 @@ def _match(batch: _Batch, chain_table: str, match: Match) -> Iterator[bytes]:
         _u32(4, field.key_type), _u32(5, field.key_len), _nest(9, _u32(1, len(match.values))), _u32(10, set_id),
     )  # fmt: skip
     elements = b"".join(_nest(1, _data(1, _value(match.field, v))) for v in match.values)  # LIST_ELEM { KEY }
-    batch.add(NFT_MSG_NEWSETELEM, NLM_F_CREATE, _text(1, chain_table), _text(2, name), _nest(3, elements), _u32(4, set_id))
+    flags = NLM_F_CREATE | (NLM_F_ECHO if batch.echo else 0)
+    batch.add(NFT_MSG_NEWSETELEM, flags, _text(1, chain_table), _text(2, name), _nest(3, elements), _u32(4, set_id))
     yield _expr("lookup", _text(1, name), _u32(2, NFT_REG_1), _u32(4, set_id))  # SET, SREG, SET_ID
 
 
@@ -237,9 +239,13 @@ def frame_batch(table: Table) -> tuple[bytes, int]:
 
 def rules_batch(table: Table) -> tuple[bytes, int]:
     """The batch adding `table`'s rules to its chains (made by `frame_batch`), acknowledged
-    once committed: the kernel swaps in every chain's new rules at the one commit."""
+    once committed: the kernel swaps in every chain's new rules at the one commit. Each rule and
+    set element asks for its echo (NLM_F_ECHO, as `nft --echo`): the kernel sends back what it
+    committed, built from its own objects, before the acknowledgement, so the same receive that
+    waits for the commit reads what the kernel holds (drills.netns.nfread.check_echo), with no
+    read-back request on the clock."""
     batch = _begin(table)
-    _rules(batch, table)
+    _rules(batch, table, echo=True)
     return _end(batch)
 
 
@@ -270,11 +276,14 @@ def _frame(batch: _Batch, table: Table) -> None:
         )  # fmt: skip
 
 
-def _rules(batch: _Batch, table: Table) -> None:
+def _rules(batch: _Batch, table: Table, *, echo: bool = False) -> None:
+    batch.echo = echo
     for chain in table.chains:
         for rule in chain.rules:
             exprs = _rule_exprs(batch, rule)  # adds the rule's anonymous sets first
-            batch.add(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, _text(1, table.name), _text(2, chain.name), exprs)
+            flags = NLM_F_CREATE | NLM_F_APPEND | (NLM_F_ECHO if echo else 0)
+            batch.add(NFT_MSG_NEWRULE, flags, _text(1, table.name), _text(2, chain.name), exprs)
+    batch.echo = False
 
 
 def _end(batch: _Batch) -> tuple[bytes, int]:
@@ -324,9 +333,11 @@ class NfSocket:
         except OSError as exc:
             raise BackendError(f"{what}: node {self.node}: cannot send to nf_tables: {exc.strerror or exc}") from None
 
-    def acknowledged(self, count: int, what: str) -> None:
+    def acknowledged(self, count: int, what: str, echoes: list[tuple[int, bytes]] | None = None) -> None:
         """Wait for `count` acknowledgements (the kernel sends them once the batch committed);
-        BackendError naming the kernel's refusal (a table of the same name: EEXIST)."""
+        BackendError naming the kernel's refusal (a table of the same name: EEXIST). The
+        kernel's echoes of what it committed come first; into `echoes`, when given, as
+        (nf_tables message type, attributes after the nfgenmsg)."""
         seen = 0
         try:
             while seen < count:
@@ -343,6 +354,8 @@ class NfSocket:
                             name = errno.errorcode.get(-code, str(-code))
                             raise BackendError(f"{what}: nf_tables in node {self.node} refused the batch: {name} ({os.strerror(-code)})")
                         seen += 1
+                    elif echoes is not None and kind >> 8 == NFNL_SUBSYS_NFTABLES:
+                        echoes.append((kind & 0xFF, data[offset + _NLMSG.size + _NFGEN.size : offset + length]))
                     offset += (length + 3) & ~3
         except TimeoutError:
             raise BackendError(f"{what}: nf_tables in node {self.node} did not answer in {RECV_TIMEOUT_S:g} s") from None

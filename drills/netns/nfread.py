@@ -7,13 +7,17 @@ anonymous set's elements, all on the node's socket opened before the clock. The 
 the expressions drills.netns.nfmsg (and nft) build for drills' matches; anything else decodes
 to a field no rule of ours has, so it never compares equal. tests/test_libnft.py checks it
 accepts what `nft` itself loads and refuses a rule that differs.
+
+An armed table's rules are confirmed from the kernel's echo of the commit instead
+(`check_echo`): the same decoder over the NEWRULE and NEWSETELEM messages the kernel sends back
+before its acknowledgement, so the fault is confirmed with no request after the commit.
 """
 
 from __future__ import annotations
 
 import struct
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, ip_network
 from types import MappingProxyType
@@ -28,6 +32,8 @@ from drills.netns.nfmsg import (
     NFT_META_IIFNAME,
     NFT_META_L4PROTO,
     NFT_META_NFPROTO,
+    NFT_MSG_NEWRULE,
+    NFT_MSG_NEWSETELEM,
     NFT_PAYLOAD_NETWORK_HEADER,
     NFT_PAYLOAD_TRANSPORT_HEADER,
     NfSocket,
@@ -96,11 +102,15 @@ def _value(field: str, raw: bytes) -> str:
     return raw.hex()
 
 
+# A set's element list attributes (NFTA_SET_ELEM_LIST_ELEMENTS payloads) by the set's name.
+SetElements = Callable[[str], list[bytes]]
+
+
 class _Rule:
     """Decodes one rule's expressions, tracking what register 1 holds."""
 
-    def __init__(self, sock: NfSocket, family: int, table: str, what: str) -> None:
-        self.sock, self.family, self.table, self.what = sock, family, table, what
+    def __init__(self, elements: SetElements) -> None:
+        self.elements = elements
         self.loaded: str | None = None  # the field in register 1
         self.mask: bytes | None = None
         self.verdict = ""
@@ -154,13 +164,7 @@ class _Rule:
         if _u32(data.get(5, b"\0" * 4)) != 0:  # an inverted lookup (`!=`) is not one of ours
             self.matches.append((UNKNOWN, ["inverted lookup"]))
             return
-        attrs = _named(1, self.table) + _named(2, name)
-        values: list[str] = []
-        for reply in self.sock.request(NFT_MSG_GETSETELEM, self.family, attrs, f"{self.what}: read back", dump=True):
-            for kind, payload in _attr_list(reply):
-                if kind == 3:  # NFTA_SET_ELEM_LIST_ELEMENTS
-                    for _elem_kind, elem in _attr_list(payload):
-                        values.append(_value(field, _data(_attrs(elem).get(1, b""))))
+        values = [_value(field, _data(_attrs(elem).get(1, b""))) for elem in self.elements(name)]
         self.matches.append((field, values))
         self.loaded = None
 
@@ -173,6 +177,15 @@ def check_table(sock: NfSocket, table: Table, what: str) -> None:
     device) and rules, as `nft.check_listing` requires of nft's listing."""
     where = f"node {table.node}: table {table.family} {table.name}"
     family = FAMILIES[table.family]
+
+    def elements(name: str) -> list[bytes]:
+        """A set's elements (NFTA_SET_ELEM_LIST_ELEMENTS' entries), dumped from the kernel."""
+        found: list[bytes] = []
+        request = _named(1, table.name) + _named(2, name)
+        for reply in sock.request(NFT_MSG_GETSETELEM, family, request, f"{what}: read back", dump=True):
+            found += [elem for kind, payload in _attr_list(reply) if kind == 3 for _k, elem in _attr_list(payload)]
+        return found
+
     for chain in table.chains:
         attrs = _named(1, table.name) + _named(3, chain.name)
         replies = sock.request(NFT_MSG_GETCHAIN, family, attrs, f"{what}: read back")
@@ -186,19 +199,59 @@ def check_table(sock: NfSocket, table: Table, what: str) -> None:
         if chain.device and device is not None and device != chain.device:
             raise BackendError(f"{where}: chain {chain.name} is bound to {device}, not {chain.device}")
         rules = sock.request(NFT_MSG_GETRULE, family, attrs[: len(_named(1, table.name))] + _named(2, chain.name), f"{what}: read back", dump=True)
+
         listed: Counter[Signature] = Counter()
         for reply in rules:
             top = _attrs(reply)
             if _text(top.get(2, b"")) != chain.name:  # a kernel that ignored the dump's filter
                 continue
-            decoded = _Rule(sock, family, table.name, what)
-            for _kind, elem in _attr_list(top.get(4, b"")):  # NFTA_RULE_EXPRESSIONS
-                expr = _attrs(elem)
-                decoded.expr(_text(expr.get(1, b"")), _attrs(expr.get(2, b"")))
-            listed[decoded.signature()] += 1
-        wanted = Counter(rule.signature() for rule in chain.rules)
-        if listed != wanted:
-            raise BackendError(
-                f"{where}: chain {chain.name} lists {listed.total()} rule(s) other than the {wanted.total()} loaded; "
-                "the fault did not take effect as built"
-            )
+            listed[_decode(top, elements)] += 1
+        _compare(where, chain.name, listed, Counter(rule.signature() for rule in chain.rules))
+
+
+def check_echo(table: Table, echoes: Sequence[tuple[int, bytes]], what: str) -> None:
+    """BackendError unless the kernel's echo of a `rules_batch` (its NEWRULE and NEWSETELEM
+    messages, built from the objects it committed) shows exactly the table's rules, chain by
+    chain, and nothing else. The chains themselves (hook, priority, device) were read back
+    when the frame was armed, before the clock; that no other rule is in them is the frame's
+    own state then (read back empty), kept by `RuleOpsMixin` refusing a table applied twice."""
+    where = f"node {table.node}: table {table.family} {table.name}"
+    sets: dict[str, list[bytes]] = {}
+    rules: list[Mapping[int, bytes]] = []
+    for kind, payload in echoes:
+        if kind not in (NFT_MSG_NEWRULE, NFT_MSG_NEWSETELEM):
+            continue  # the commit's new generation (NEWGEN), echoed too
+        top = _attrs(payload)
+        if _text(top.get(1, b"")) != table.name:
+            raise BackendError(f"{where}: the kernel echoed an object of table {_text(top.get(1, b''))!r}; {what} did not take effect as built")
+        if kind == NFT_MSG_NEWRULE:
+            rules.append(top)
+        elif kind == NFT_MSG_NEWSETELEM:
+            sets.setdefault(_text(top.get(2, b"")), []).extend(elem for _k, elem in _attr_list(top.get(3, b"")))
+
+    def elements(name: str) -> list[bytes]:
+        return sets.get(name, [])
+
+    for chain in table.chains:
+        listed = Counter(_decode(top, elements) for top in rules if _text(top.get(2, b"")) == chain.name)
+        _compare(where, chain.name, listed, Counter(rule.signature() for rule in chain.rules))
+    strays = {_text(top.get(2, b"")) for top in rules} - {chain.name for chain in table.chains}
+    if strays:
+        raise BackendError(f"{where}: the kernel echoed rules in chain(s) {', '.join(sorted(strays))}, not ours")
+
+
+def _decode(top: Mapping[int, bytes], elements: SetElements) -> Signature:
+    """One rule's signature from its attributes (NFTA_RULE_*)."""
+    decoded = _Rule(elements)
+    for _kind, elem in _attr_list(top.get(4, b"")):  # NFTA_RULE_EXPRESSIONS
+        expr = _attrs(elem)
+        decoded.expr(_text(expr.get(1, b"")), _attrs(expr.get(2, b"")))
+    return decoded.signature()
+
+
+def _compare(where: str, chain: str, listed: Counter[Signature], wanted: Counter[Signature]) -> None:
+    if listed != wanted:
+        raise BackendError(
+            f"{where}: chain {chain} lists {listed.total()} rule(s) other than the {wanted.total()} loaded; "
+            "the fault did not take effect as built"
+        )

@@ -1,10 +1,12 @@
-"""Packet-filter operations on namespaces, through nf_tables: every node's table created, then
-each read back; deletes likewise, idempotent.
+"""Packet-filter operations on namespaces, through nf_tables: every node's table (or, armed,
+its rules) committed, then each confirmed; deletes likewise, idempotent.
 
 In-process, no process and no parser on the clock: each table goes as one netlink batch built
 here (drills.netns.nfmsg, nft's own encoding) on a socket per node opened before the clock,
 every node's batch sent before any acknowledgement is read, and is read back over the same
-sockets (drills.netns.nfread). A table nfmsg cannot encode goes through libnftables in-process
+sockets (drills.netns.nfread). An armed table (its frame in place before the clock, read back
+then) is confirmed by the kernel's echo of the rules it committed, read with the
+acknowledgement: no request after the commit. A table nfmsg cannot encode goes through libnftables in-process
 (drills.netns.libnft, a context per node); without the library, through the `nft` command
 (drills.netns.nft: a process per node and per read-back, a wider window for the fault's
 instant, which the figures' accuracy then states). Those two read back nft's JSON listing
@@ -32,6 +34,12 @@ class RuleOpsMixin(OpsBase):
     # Tables whose frames (the table and its hooked chains, no rule) were put in place before
     # the clock (`arm_rules`): applying them adds rules only, reverting flushes them.
     _armed: set[Table] | None = None
+    # Armed tables whose rules are in (applied, not yet reverted): applying one again would add
+    # its rules twice (a rules batch appends; only creating a table clashes, EEXIST).
+    _ruled: set[Table] | None = None
+    # False: an armed table is read back after the commit, as before its echo was used
+    # (bench/apply_filters.py compares both in one run).
+    echo_confirms = True
 
     def _nft(self) -> str:
         # Looked up once per run, before the first rule goes in (not on every apply).
@@ -113,14 +121,18 @@ class RuleOpsMixin(OpsBase):
         fresh = [t for t in dict.fromkeys(tables) if nfmsg.encodable(t) and not self._is_armed(t)]
         if not fresh:
             return
-        self._send_batches(fresh, [self._batch("frame", t) for t in fresh], _what("prepare", fresh))
+        what = _what("prepare", fresh)
+        self._send_batches(fresh, [self._batch("frame", t) for t in fresh], what)
         with self._lock:
             self._armed = (self._armed or set()) | set(fresh)
+        for table in fresh:  # the chains' hooks, read back once here: applying confirms rules only
+            nfread.check_table(self._nf_socket(table.node), table.without_rules(), what)
 
     def forget(self, node: str) -> None:
         super().forget(node)
         with self._lock:
             self._armed = {t for t in self._armed or () if t.node != node}  # gone with the namespace
+            self._ruled = {t for t in self._ruled or () if t.node != node}
             context = (self._contexts or {}).pop(node, None)
             sock = (self._nf_sockets or {}).pop(node, None)
         if context is not None:
@@ -137,7 +149,7 @@ class RuleOpsMixin(OpsBase):
         """Delete the frames `arm_rules` put in place (best effort: the run's own nodes go at
         teardown with them; an attached lab's containers stay, and must not keep them)."""
         with self._lock:
-            armed, self._armed = list(self._armed or ()), None
+            armed, self._armed, self._ruled = list(self._armed or ()), None, None
         if armed:
             with contextlib.suppress(BackendError):
                 self._send_batches(armed, [self._batch("delete", t) for t in armed], _what("remove", armed))
@@ -154,12 +166,25 @@ class RuleOpsMixin(OpsBase):
     def apply_rules(self, tables: Sequence[Table], on_applied: Callable[[], None] | None = None) -> None:
         what = _what("apply", tables)
         if self._netlink_batches and all(nfmsg.encodable(t) for t in tables):
-            batches = [self._batch("rules" if self._is_armed(t) else "create", t) for t in tables]
-            self._send_batches(tables, batches, what)
+            armed = [self._is_armed(t) for t in tables]
+            with self._lock:
+                ruled = self._ruled if self._ruled is not None else set()
+                self._ruled = ruled
+                twice = [t for t, a in zip(tables, armed, strict=True) if a and t in ruled]
+                if not twice:
+                    ruled.update(t for t, a in zip(tables, armed, strict=True) if a)
+            if twice:
+                raise BackendError(f"{what}: node {twice[0].node} has table {twice[0].name}'s rules in force already")
+            batches = [self._batch("rules" if a else "create", t) for t, a in zip(tables, armed, strict=True)]
+            echoes: list[list[tuple[int, bytes]]] = [[] for _ in tables]
+            self._send_batches(tables, batches, what, echoes)
             if on_applied is not None:
                 on_applied()
-            for table in tables:
-                nfread.check_table(self._nf_socket(table.node), table, what)
+            for table, was_armed, echo in zip(tables, armed, echoes, strict=True):
+                if was_armed and self.echo_confirms:  # the kernel's echo of its commit shows the rules
+                    nfread.check_echo(table, echo, what)
+                else:
+                    nfread.check_table(self._nf_socket(table.node), table, what)
             return
         commands = [nft.script(t) for t in tables]
         reads = [f"list table {t.family} {t.name}" for t in tables]
@@ -171,6 +196,8 @@ class RuleOpsMixin(OpsBase):
         what = _what("remove", tables)
         if self._netlink_batches and all(t.family in nfmsg.FAMILIES for t in tables):
             armed = [self._is_armed(t) for t in tables]
+            with self._lock:
+                self._ruled = (self._ruled or set()) - set(tables)
             self._send_batches(tables, [self._batch("flush" if a else "delete", t) for t, a in zip(tables, armed, strict=True)], what)
             for table, was_armed in zip(tables, armed, strict=True):
                 if was_armed:  # the frame stays: no rule may be left in it
@@ -211,23 +238,30 @@ class RuleOpsMixin(OpsBase):
         return nft.run_nft(path, self.namespaces, jobs, f"{what}: read back", self.clock)
 
 
-    def _send_batches(self, tables: Sequence[Table], batches: Sequence[tuple[bytes, int]], what: str) -> None:
-        """Every node's batch sent, then every one's acknowledgement read. The kernel runs a
-        batch within its `send` (nfnetlink works in the sender's context), so the commits follow
-        each other without a read between them; nothing is parsed or fetched on the clock."""
-        sent: list[tuple[nfmsg.NfSocket, int]] = []
+    def _send_batches(
+        self,
+        tables: Sequence[Table],
+        batches: Sequence[tuple[bytes, int]],
+        what: str,
+        echoes: Sequence[list[tuple[int, bytes]]] | None = None,
+    ) -> None:
+        """Every node's batch sent, then every one's acknowledgement read (and, into `echoes`,
+        one list per table, what the kernel echoed before it). The kernel runs a batch within
+        its `send` (nfnetlink works in the sender's context), so the commits follow each other
+        without a read between them; nothing is parsed or fetched on the clock."""
+        sent: list[tuple[nfmsg.NfSocket, int, list[tuple[int, bytes]] | None]] = []
         failure: BackendError | None = None
-        for table, (batch, acks) in zip(tables, batches, strict=True):
+        for i, (table, (batch, acks)) in enumerate(zip(tables, batches, strict=True)):
             sock = self._nf_socket(table.node)
             try:
                 sock.send(batch, what)
             except BackendError as exc:  # the batches already sent are still answered: read them
                 failure = exc
                 break
-            sent.append((sock, acks))
-        for sock, acks in sent:
+            sent.append((sock, acks, echoes[i] if echoes is not None else None))
+        for sock, acks, echo in sent:
             try:
-                sock.acknowledged(acks, what)
+                sock.acknowledged(acks, what, echo)
             except BackendError as exc:  # the others' answers are still read: each socket stays in step
                 failure = failure or exc
         if failure is not None:

@@ -31,6 +31,7 @@ import struct
 import threading
 from ipaddress import IPv4Address, IPv6Address
 
+from drills import realtime
 from drills.backend import SocketOps
 from drills.clock import Clock
 from drills.records import StreamRecord
@@ -212,6 +213,8 @@ class UdpStream(_Reopenable):
         return self.record
 
     def _send_loop(self) -> None:
+        # Due at a fault's edge: on time, ahead of ordinary tasks.
+        self.record.sender_scheduling = realtime.raise_this_thread()
         gap_s = 1.0 / self.record.rate_pps
         padding = b"\0" * max(0, self.record.size_bytes - _HEADER.size)
         # Bound once: this loop runs up to thousands of times a second per stream.
@@ -220,6 +223,7 @@ class UdpStream(_Reopenable):
         pack, tag = _HEADER.pack, self._tag
         out = self._out
         sendto, target = out[0].sendto, out[1]
+        realtime_sender = self.record.sender_scheduling.startswith("SCHED_FIFO")
         start_s = now_s()
         sequence = 0
         while not stopping.is_set():
@@ -229,6 +233,9 @@ class UdpStream(_Reopenable):
             # Every packet already due goes now, back to back: a sender that fell behind (the
             # GIL, the scheduler) catches up without a wait or a stop check per packet.
             now = now_s()
+            if realtime_sender and now - scheduled > realtime.BEHIND_S:
+                self.record.sender_scheduling = realtime.lower_this_thread(now - scheduled)
+                realtime_sender = False
             for _burst in range(_MAX_BURST):
                 if self._out is not out:  # reopen() swapped the socket or the echo's port
                     previous, out = out[0], self._out
@@ -254,6 +261,7 @@ class UdpStream(_Reopenable):
     # does: stop() wakes it by shutting its socket down.
 
     def _receive_loop(self) -> None:
+        realtime.raise_this_thread(realtime.APPLY_PRIORITY)  # never holds the GIL from a sender for long
         highest = -1
         record = self.record
         received = record.received
@@ -343,6 +351,7 @@ class UdpEcho(_Reopenable):
         self._close(self._thread)
 
     def _echo_loop(self) -> None:
+        realtime.raise_this_thread(realtime.APPLY_PRIORITY)  # never holds the GIL from a sender for long
         sock, stopping = self._sock, self._stop
         buffer = bytearray(_MAX_DATAGRAM)
         view = memoryview(buffer)

@@ -1,0 +1,83 @@
+"""Real-time scheduling for the probe senders: a packet due at a fault's edge leaves on time.
+
+A sender is due to send at the very instants a fault is applied, when a small machine's CPUs are
+busiest: the controller's thread applying it, and the kernel's work it sets off (processes
+exiting, links going down). An ordinary thread that wakes then waits for the scheduler, 1-2 ms
+at a fault's edge on a quiet 2-CPU machine (bench/fault_accuracy.py), and that lateness widens
+the figures' accuracy (drills.measure.send_resolution_s). Under SCHED_FIFO at the lowest
+real-time priority the sender runs the moment it wakes, ahead of every ordinary task. It runs
+for one `sendto` per due packet and then blocks again, so what it takes from the nodes' daemons
+is that; the kernel's real-time throttling (95 % of each CPU by default) bounds the worst case.
+Only threads are raised, never the process: the probes' senders, receivers and echoes, and the
+controller's thread only while it applies or reverts a fault (`applying`); everything else
+stays ordinary.
+
+Where the kernel refuses (no CAP_SYS_NICE, a container with no real-time budget), the sender
+runs as before, and its record says so (`StreamRecord.sender_scheduling`, in results.json's
+`method.sender_scheduling`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+# The lowest real-time priorities: above every ordinary task, below the kernel's own threads.
+# A sender preempts the controller's thread applying a fault (the packets at its edge go on
+# time); both preempt ordinary work.
+FIFO_PRIORITY = 2  # probe senders
+# Probe receivers and echoes, and the controller's thread while it applies or reverts a fault
+# (`applying`). The receivers and echoes share the senders' GIL: an ordinary one preempted
+# while holding it would hold up a real-time sender behind it (priority inversion).
+APPLY_PRIORITY = 1
+# A sender this far behind its schedule cannot keep up (its rate is more than the machine can
+# send): it goes back to ordinary scheduling for the rest of the run, so that catching up never
+# keeps a CPU from the nodes' daemons and the receivers.
+BEHIND_S = 0.050
+# False: senders stay ordinary threads (bench/fault_accuracy.py compares both in one run).
+ENABLED = True
+
+
+def raise_this_thread(priority: int = FIFO_PRIORITY) -> str:
+    """Put the calling thread (a probe sender; a receiver or echo at APPLY_PRIORITY) under
+    SCHED_FIFO; on refusal it stays as it was. Returns how it is scheduled, for the record:
+    "SCHED_FIFO 2", or "ordinary (why)"."""
+    if not ENABLED:
+        return "ordinary (real-time senders disabled)"
+    try:
+        # pid 0: the calling thread only (Linux schedules threads, not processes).
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (OSError, AttributeError) as exc:
+        return f"ordinary (SCHED_FIFO refused: {getattr(exc, 'strerror', None) or exc})"
+    return f"SCHED_FIFO {priority}"
+
+
+def lower_this_thread(behind_s: float) -> str:
+    """Put the calling thread (a sender `behind_s` late) back under ordinary scheduling."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except OSError as exc:  # never expected: lowering needs no privilege
+        return f"SCHED_FIFO {FIFO_PRIORITY} (could not lower it when {behind_s * 1e3:.0f} ms behind: {exc.strerror or exc})"
+    return f"SCHED_FIFO {FIFO_PRIORITY}, then ordinary: {behind_s * 1e3:.0f} ms behind its schedule (it could not keep up)"
+
+
+@contextlib.contextmanager
+def applying() -> Iterator[None]:
+    """The calling thread (the controller's, applying or reverting a fault) under SCHED_FIFO
+    for the duration, then as it was: the fault's window (issued -> in force) is then not
+    stretched by ordinary tasks taking its CPU. It blocks while it waits (a kernel's answer, a
+    process's exit), so it holds a CPU only for the fault's own work."""
+    before: tuple[int, os.sched_param] | None = None
+    if ENABLED:
+        try:
+            before = (os.sched_getscheduler(0), os.sched_getparam(0))
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(APPLY_PRIORITY))
+        except (OSError, AttributeError):
+            before = None  # refused: the fault runs as an ordinary thread, as it did before
+    try:
+        yield
+    finally:
+        if before is not None:
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(0, before[0], before[1])
