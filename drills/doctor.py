@@ -17,6 +17,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
+from drills import realtime
 from drills.backend import CONTAINERS as DOCKER
 from drills.backend import NAMESPACES as NAMESPACES
 from drills.backend import NETEM as NETEM
@@ -44,6 +45,7 @@ ANSIBLE = "Ansible"
 MININET = "Mininet"
 FRR = "FRR daemons"
 KEEPALIVED = "keepalived"
+REALTIME = "real-time probe threads"
 
 
 def run_checks(*, docker_timeout_s: float = DOCKER_TIMEOUT_S) -> list[Check]:
@@ -57,6 +59,7 @@ def run_checks(*, docker_timeout_s: float = DOCKER_TIMEOUT_S) -> list[Check]:
         root_check(),
         _python_check(),
         *kernel_checks(scratch, release, nft_path),
+        _realtime_check(),
         _iptables_check(),
         _docker_check(docker_timeout_s),
         _ansible_check(),
@@ -96,6 +99,14 @@ def _python_check() -> Check:
 
 
 # --------------------------------------------------------------------------- tools
+
+
+def _realtime_check() -> Check:
+    why = realtime.refusal()
+    needed = "probe senders on time at a fault's edge (drills.realtime); without, they run as ordinary threads"
+    if why is not None:
+        return Check(REALTIME, False, f"SCHED_FIFO refused: {why}", "run as root (CAP_SYS_NICE), outside a container without a real-time budget", needed)
+    return Check(REALTIME, True, f"SCHED_FIFO {realtime.FIFO_PRIORITY} allowed", "", needed)
 
 
 def _iptables_check() -> Check:

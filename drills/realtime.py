@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 
 # The lowest real-time priorities: above every ordinary task, below the kernel's own threads.
@@ -81,3 +82,22 @@ def applying() -> Iterator[None]:
         if before is not None:
             with contextlib.suppress(OSError):
                 os.sched_setscheduler(0, before[0], before[1])
+
+
+def refusal() -> str | None:
+    """Why this host refuses SCHED_FIFO threads (None: it allows them), tried in a throwaway
+    thread: the same answer a sender would get (tests and `drill doctor` ask)."""
+    found: list[str | None] = []
+
+    def attempt() -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(FIFO_PRIORITY))
+        except (OSError, AttributeError) as exc:
+            found.append(str(getattr(exc, "strerror", None) or exc))
+        else:
+            found.append(None)
+
+    thread = threading.Thread(target=attempt, name="drills-realtime-check")
+    thread.start()
+    thread.join()
+    return found[0]

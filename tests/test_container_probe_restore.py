@@ -16,7 +16,7 @@ import pytest
 import yaml
 from docker_testing import containerise, docker_engine_fixture, docker_leftovers_fixture, write  # noqa: F401
 
-from drills import lifecycle
+from drills import lifecycle, realtime
 from drills.clock import SystemClock
 from drills.netns import kernel
 from drills.netns.backend import NODE_SYSCTLS, _configure, install_routes
@@ -343,6 +343,7 @@ class _SkippingClock(SystemClock):
 
 
 @pytest.mark.netns
+@pytest.mark.skipif(realtime.refusal() is not None, reason="this host refuses SCHED_FIFO threads")
 def test_a_real_time_sender_that_falls_behind_goes_back_to_ordinary_scheduling(
     tmp_path: Path, state_dir: Path, host_snapshot: Any
 ) -> None:

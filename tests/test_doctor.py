@@ -35,6 +35,7 @@ EXPECTED_NAMES = [
     "IFB devices",
     "TUN/TAP",
     "nftables",
+    "real-time probe threads",
     "iptables",
     "Docker engine",
     "Ansible",
@@ -265,3 +266,23 @@ def test_without_the_capabilities_every_kernel_check_fails_with_a_fix() -> None:
     for name in ("veth pairs", "netem qdisc", "tbf qdisc", "htb qdisc", "IFB devices", "TUN/TAP"):
         assert not found[name].ok
         assert found[name].fix == "fix 'network namespaces' first"
+
+
+def test_the_real_time_check_says_what_a_sender_would_get(checks: dict[str, Check]) -> None:
+    """Independent of drills.realtime: a thread of this test tries SCHED_FIFO itself."""
+    import os
+    import threading
+
+    allowed: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+            allowed.append(True)
+        except OSError:
+            allowed.append(False)
+
+    thread = threading.Thread(target=attempt)
+    thread.start()
+    thread.join()
+    assert checks["real-time probe threads"].ok == allowed[0], checks["real-time probe threads"]
