@@ -60,6 +60,7 @@ ROOMS: dict[str, str] = {
     "drills.reports": "analysis",
     "drills.errors": "leaf",
     "drills.clock": "leaf",
+    "drills.realtime": "leaf",  # SCHED_FIFO for the probe threads and a fault's apply
     "drills.textsafe": "leaf",
     "drills.records": "leaf",
     "drills.impairment": "leaf",
