@@ -46,12 +46,18 @@ def raise_this_thread(priority: int = FIFO_PRIORITY) -> str:
     "SCHED_FIFO 2", or "ordinary (why)"."""
     if not ENABLED:
         return "ordinary (real-time senders disabled)"
+    why = _try_fifo(priority)
+    return f"SCHED_FIFO {priority}" if why is None else f"ordinary (SCHED_FIFO refused: {why})"
+
+
+def _try_fifo(priority: int) -> str | None:
+    """Put the calling thread under SCHED_FIFO at `priority`; None, or why the kernel refused."""
     try:
         # pid 0: the calling thread only (Linux schedules threads, not processes).
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
     except (OSError, AttributeError) as exc:
-        return f"ordinary (SCHED_FIFO refused: {getattr(exc, 'strerror', None) or exc})"
-    return f"SCHED_FIFO {priority}"
+        return str(getattr(exc, "strerror", None) or exc)
+    return None
 
 
 def lower_this_thread(behind_s: float) -> str:
@@ -88,16 +94,7 @@ def refusal() -> str | None:
     """Why this host refuses SCHED_FIFO threads (None: it allows them), tried in a throwaway
     thread: the same answer a sender would get (tests and `drill doctor` ask)."""
     found: list[str | None] = []
-
-    def attempt() -> None:
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(FIFO_PRIORITY))
-        except (OSError, AttributeError) as exc:
-            found.append(str(getattr(exc, "strerror", None) or exc))
-        else:
-            found.append(None)
-
-    thread = threading.Thread(target=attempt, name="drills-realtime-check")
+    thread = threading.Thread(target=lambda: found.append(_try_fifo(FIFO_PRIORITY)), name="drills-realtime-check")
     thread.start()
     thread.join()
     return found[0]
