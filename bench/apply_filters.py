@@ -4,12 +4,13 @@ A star (hub x, leaves a1 a2 b1 b2, IPv4 and IPv6) is brought up with `lifecycle.
 caller's state directory. Then, in one run, `repeats` cycles, each applying and reverting:
 * `blackhole` of link a1-x (two netdev tables) and `partition` [[a1, a2], [b1, b2]] (four inet
   tables), each with both ways of talking to nftables in turn (order rotating per cycle):
-  - armed in-process (drills' default): each table's frame (its hooked chains, no rule) put in
-    place before the clock (`NodeOps.arm_rules`, as run_drill does), then netlink batches built
-    in-process add the rules and flush them; the frames are deleted after each cycle, so the
-    other two methods find no table of that name;
-  - armed, read back: the same, but confirmed by reading the tables back after the commit
-    (drills before 2026-12-04) instead of from the kernel's echo of the commit;
+  - armed in-process (drills' default): each table armed before the clock (`NodeOps.arm_rules`,
+    as run_drill does: its hooked chains empty, its rules loaded in chains nothing jumps to),
+    then netlink batches built in-process add a jump per hooked chain (confirmed from the
+    kernel's echo) and flush it; the armed tables are deleted after each cycle, so the other
+    methods find no table of that name;
+  - armed, read back: the same, but confirmed by reading the hooked chains back after the
+    commit instead of from the kernel's echo of the commit;
   - in-process: the same netlink batches creating and deleting the whole table on the clock;
   - `nft` subprocess: the same commands and read-backs through the `nft` command (drills'
     fallback where the library is missing);
@@ -59,7 +60,7 @@ timeline:
 duration: 7s
 """
 METHODS = ("armed in-process", "armed, read back", "in-process", "nft subprocess")
-ARMED = "armed in-process"  # the frames (hooked chains, no rule) in place before each action, as run_drill does
+ARMED = "armed in-process"  # each table armed (hooked chains empty, rules loaded) before each action, as run_drill does
 READ_BACK = "armed, read back"  # the same, confirmed by reading the table back after the commit (before 2026-12-04)
 ARMED_METHODS = (ARMED, READ_BACK)
 TARGET_P99_S = 0.0015  # issue 14: blackhole and partition apply -> confirmed, p99

@@ -170,10 +170,11 @@ class ImpairmentOps(Protocol):
 
 class RuleOps(Protocol):
     def arm_rules(self, tables: Sequence[Table]) -> None:
-        """Before the clock, optionally: put each table's frame (the table and its hooked
-        chains, no rule: nothing dropped) in place, so that `apply_rules` then adds rules
-        only and `remove_rules` flushes them, with no hook registered on the clock. The
-        backend removes frames when its operations close. A backend may do nothing."""
+        """Before the clock, optionally: put each table in place inert (its hooked chains
+        with no rule, nothing dropped, and its rules loaded where no packet reaches them), so
+        that `apply_rules` then only points the hooked chains at the loaded rules and
+        `remove_rules` unpoints them, with no hook registered and no rule built on the clock.
+        The backend removes armed tables when its operations close. A backend may do nothing."""
 
     def apply_rules(self, tables: Sequence[Table], on_applied: Callable[[], None] | None = None) -> None:
         """Create each table of packet-filter rules in its node (all at once), then read each
@@ -184,8 +185,7 @@ class RuleOps(Protocol):
 
     def remove_rules(self, tables: Sequence[Table]) -> None:
         """Delete each table (idempotent: one never created is not an error), then confirm that
-        no node lists it any more; an armed table's rules are flushed instead, and its frame
-        confirmed empty."""
+        no node lists it any more; an armed table is put back inert instead, and confirmed so."""
 
 
 class ProcessOps(Protocol):

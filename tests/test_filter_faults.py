@@ -523,6 +523,8 @@ def test_blackhole_drops_both_ways_keeps_carrier_and_no_backup_takes_over(
         assert deliver(ns, probes) == set(probes), "the testbed does not work before the fault"
 
         gray = bed.fault("gray")
+        gray.arm(bed.ctx)  # as `drill run` does: the rules loaded before the clock, inert
+        assert deliver(ns, probes) == set(probes), "the armed blackhole dropped packets before it was applied"
         gray.apply(bed.ctx)
         try:
             assert deliver(ns, probes) == set(elsewhere), "packets crossed the blackholed link"
@@ -537,6 +539,7 @@ def test_blackhole_drops_both_ways_keeps_carrier_and_no_backup_takes_over(
         finally:
             gray.revert(bed.ctx)
         assert deliver(ns, probes) == set(probes), "traffic did not come back after the blackhole"
+        bed.ctx.ops.disarm_rules()  # type: ignore[attr-defined]
         assert all(drills_tables(ns[n]) == set() for n in ns), "a table of the fault is left"
         gray.revert(bed.ctx)  # reverting twice is harmless (a teardown after a failed apply does)
 
@@ -551,8 +554,12 @@ def test_blackhole_drops_both_ways_keeps_carrier_and_no_backup_takes_over(
 
 
 @pytest.mark.netns
-@pytest.mark.parametrize("step_id", ["both", "oneway"])
-def test_partition_reachability_matrix(tmp_path: Path, state_dir: Path, host_snapshot: Any, step_id: str) -> None:
+@pytest.mark.parametrize(("step_id", "armed"), [("both", True), ("both", False), ("oneway", True)])
+def test_partition_reachability_matrix(
+    tmp_path: Path, state_dir: Path, host_snapshot: Any, step_id: str, armed: bool
+) -> None:
+    """armed: as `drill run` applies it (the rules loaded before, a jump to them applied);
+    not armed: the table created whole when applied."""
     host_before = drills_tables(None)
     path = write(tmp_path, "part", PARTITION_BED.format(name="part", rest=PARTITION_STEPS))
     with deployed(path, state_dir) as bed:
@@ -569,8 +576,10 @@ def test_partition_reachability_matrix(tmp_path: Path, state_dir: Path, host_sna
             # A node of a group drops what the other group sends, for itself or in transit.
             return all(hears(node, probe.src) for node in hops(probe))
 
-        assert_matrix(ns, probes, everything, "before")
         fault = bed.fault(step_id)
+        if armed:
+            fault.arm(bed.ctx)
+        assert_matrix(ns, probes, everything, "before")
         fault.apply(bed.ctx)
         try:
             # Forget every neighbour: what is allowed must resolve its next hops again under the
@@ -583,6 +592,7 @@ def test_partition_reachability_matrix(tmp_path: Path, state_dir: Path, host_sna
         finally:
             fault.revert(bed.ctx)
         assert_matrix(ns, probes, everything, "after")
+        bed.ctx.ops.disarm_rules()  # type: ignore[attr-defined]
         assert all(drills_tables(ns[n]) == set() for n in ns), "a table of the partition is left"
     assert drills_tables(None) == host_before, "the host's own nftables were touched"
 

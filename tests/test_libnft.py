@@ -87,13 +87,25 @@ def test_a_blackhole_table_is_one_batch_acknowledged_once() -> None:
     assert b"eth1\0" in batch and b"drills_t_2\0" in batch
 
 
-def test_a_rules_batch_asks_the_kernel_to_echo_its_rules_and_set_elements() -> None:
-    batch, acks = nfmsg.rules_batch(PARTITION_TABLE)
+def test_arming_loads_the_rules_beside_empty_base_chains_and_applying_is_one_echoed_jump_each() -> None:
+    frame, acks = nfmsg.arm_batch(PARTITION_TABLE)
+    kinds = [kind & 0xFF for kind, _flags in messages(frame)[1:-1]]
+    newset, elems, rule, chain = (
+        nfmsg.NFT_MSG_NEWSET,
+        nfmsg.NFT_MSG_NEWSETELEM,
+        nfmsg.NFT_MSG_NEWRULE,
+        nfmsg.NFT_MSG_NEWCHAIN,
+    )
+    # the table, its base chain (hooked), the loaded chain (no hook), then the rules into it
+    assert kinds == [0, chain, chain, newset, elems, rule, newset, elems, rule, rule, newset, elems, rule]
+    assert b"partition_rules\0" in frame and acks == 1
+    assert not any(flags & nfmsg.NLM_F_ECHO for _kind, flags in messages(frame))
+    batch, acks = nfmsg.jumps_batch(PARTITION_TABLE)
     found = messages(batch)[1:-1]
-    echoed = {kind & 0xFF for kind, flags in found if flags & nfmsg.NLM_F_ECHO}
-    assert echoed == {nfmsg.NFT_MSG_NEWRULE, nfmsg.NFT_MSG_NEWSETELEM}
-    assert all(flags & nfmsg.NLM_F_ECHO for kind, flags in found if kind & 0xFF in echoed)
-    assert acks == 1 and found[-1][1] & nfmsg.NLM_F_ACK
+    assert [(kind & 0xFF, flags & nfmsg.NLM_F_ECHO) for kind, flags in found] == [(rule, nfmsg.NLM_F_ECHO)]
+    assert acks == 1 and found[-1][1] & nfmsg.NLM_F_ACK and b"partition_rules\0" in batch
+    (jumping,) = nfmsg.jumps(PARTITION_TABLE).chains
+    assert jumping.rules == (Rule((), "jump partition_rules", counter=False),) and jumping.hook == "prerouting"
     create, _ = nfmsg.create_batch(PARTITION_TABLE)  # created on the clock: read back, no echo asked
     assert not any(flags & nfmsg.NLM_F_ECHO for _kind, flags in messages(create))
 
@@ -275,29 +287,32 @@ def test_without_libnftables_the_nft_command_does_the_same(tmp_path: Path, state
 
 
 @pytest.mark.netns
-def test_an_armed_table_is_in_place_empty_before_and_after_and_gone_at_close(
+def test_an_armed_table_is_in_place_inert_before_and_after_and_gone_at_close(
     tmp_path: Path, state_dir: Path, host_snapshot: Any
 ) -> None:
-    """Arming puts each table's hooked chains in place with no rule (nothing dropped); applying
-    adds exactly the rules nft would load; reverting flushes them and the frame stays, empty;
-    applying again works; closing the operations deletes the frames."""
+    """Arming puts each table's hooked chains in place with no rule, and its rules (exactly
+    what nft would load) in chains nothing jumps to; applying adds one jump per base chain;
+    reverting flushes them and the table stays armed; applying again works; closing the
+    operations deletes the tables."""
     with star(tmp_path, state_dir) as (scenario, namespaces, ops):
         for step in ("gray", "split"):
             tables = tables_of(scenario, step)
             ops.arm_rules(tables)
             ops.arm_rules(tables)  # twice (a repeated step's faults share tables): no clash
             for table in tables:
-                nfread.check_table(ops._nf_socket(table.node), table.without_rules(), "test")
-                assert "drop" not in ruleset(namespaces[table.node])
+                nfread.check_armed(ops._nf_socket(table.node), table, "test")
+                assert "jump" not in ruleset(namespaces[table.node])
             for _round in range(2):
                 ops.apply_rules(tables)
                 for table in tables:
-                    nfread.check_table(ops._nf_socket(table.node), table, "test")
-                    assert "drop" in ruleset(namespaces[table.node])
+                    nfread.check_table(ops._nf_socket(table.node), nfmsg.jumps(table), "test")
+                    with pytest.raises(BackendError, match="other than"):  # the base chains hold jumps now
+                        nfread.check_armed(ops._nf_socket(table.node), table, "test")
+                    assert "jump" in ruleset(namespaces[table.node])
                 ops.remove_rules(tables)
                 for table in tables:
-                    assert f"table {table.family} {table.name}" in ruleset(namespaces[table.node])
-                    assert "drop" not in ruleset(namespaces[table.node])
+                    nfread.check_armed(ops._nf_socket(table.node), table, "test")
+                    assert "jump" not in ruleset(namespaces[table.node])
         armed = tables_of(scenario, "gray") + tables_of(scenario, "split")
         ops.apply_rules(armed[:1])
         with pytest.raises(BackendError, match="in force already"):  # a rules batch would append them twice
@@ -309,35 +324,43 @@ def test_an_armed_table_is_in_place_empty_before_and_after_and_gone_at_close(
 
 
 @pytest.mark.netns
-def test_the_kernels_echo_of_a_rules_batch_confirms_exactly_the_rules_committed(
+def test_the_kernels_echo_of_the_jumps_confirms_exactly_what_was_committed_and_arming_reads_sets_back(
     tmp_path: Path, state_dir: Path, host_snapshot: Any
 ) -> None:
-    """An armed table's rules are confirmed from the kernel's echo of its commit: it accepts
-    the rules sent (sets' elements included) and refuses any table other than the one loaded."""
+    """An armed table's rules are read back when it is armed (sets' elements included), and
+    its jumps are confirmed from the kernel's echo of their commit: the echo accepts the jumps
+    sent and refuses any table other than the one loaded."""
     with star(tmp_path, state_dir) as (scenario, _namespaces, ops):
         tables = tables_of(scenario, "split")
         ops.arm_rules(tables)
         table = next(t for t in tables if any(len(m.values) > 1 for c in t.chains for r in c.rules for m in r.matches))
         sock = ops._nf_socket(table.node)
-        batch, acks = nfmsg.rules_batch(table)
-        sock.send(batch, "test")
-        echoes: list[tuple[int, bytes]] = []
-        sock.acknowledged(acks, "test", echoes)
-        assert {nfread.NFT_MSG_NEWRULE, nfread.NFT_MSG_NEWSETELEM} <= {kind for kind, _ in echoes}
-        nfread.check_echo(table, echoes, "test")
-        nfread.check_table(sock, table, "test")  # what the echo showed is what a read-back shows
         chain = table.chains[0]
-        extra = replace(table, chains=(replace(chain, rules=(*chain.rules, Rule((), "accept"))),))
-        with pytest.raises(BackendError, match="other than"):
-            nfread.check_echo(extra, echoes, "test")
         index = next(i for i, r in enumerate(chain.rules) if any(len(m.values) > 1 for m in r.matches))
         rule = chain.rules[index]
         short = replace(rule, matches=tuple(replace(m, values=m.values[1:]) for m in rule.matches))
         fewer = replace(table, chains=(replace(chain, rules=(*chain.rules[:index], short, *chain.rules[index + 1 :])),))
-        with pytest.raises(BackendError, match="other than"):  # a set's elements are in the echo too
-            nfread.check_echo(fewer, echoes, "test")
+        with pytest.raises(BackendError, match="other than"):  # a loaded set's elements are read back
+            nfread.check_armed(sock, fewer, "test")
+        batch, acks = nfmsg.jumps_batch(table)
+        sock.send(batch, "test")
+        echoes: list[tuple[int, bytes]] = []
+        sock.acknowledged(acks, "test", echoes)
+        assert nfread.NFT_MSG_NEWRULE in {kind for kind, _ in echoes}
+        jumped = nfmsg.jumps(table)
+        nfread.check_echo(jumped, echoes, "test")
+        nfread.check_table(sock, jumped, "test")  # what the echo showed is what a read-back shows
+        (base,) = jumped.chains
+        extra = replace(jumped, chains=(replace(base, rules=(*base.rules, Rule((), "accept"))),))
+        with pytest.raises(BackendError, match="other than"):
+            nfread.check_echo(extra, echoes, "test")
+        elsewhere = replace(jumped, chains=(replace(base, rules=(Rule((), "jump other_rules", counter=False),)),))
+        with pytest.raises(BackendError, match="other than"):  # a jump to another chain is not ours
+            nfread.check_echo(elsewhere, echoes, "test")
+        with pytest.raises(BackendError, match="other than"):  # the rules themselves were not echoed
+            nfread.check_echo(table, echoes, "test")
         with pytest.raises(BackendError, match="echoed an object of table"):
-            nfread.check_echo(replace(table, name="drills_other"), echoes, "test")
+            nfread.check_echo(replace(jumped, name="drills_other"), echoes, "test")
         with pytest.raises(BackendError, match="other than"):  # no echo at all: nothing confirmed
-            nfread.check_echo(table, [], "test")
+            nfread.check_echo(jumped, [], "test")
         ops.remove_rules([table])

@@ -3,10 +3,11 @@
 Each fault owns one table per node it changes, named after its step (`drills_<id>_<hash>`,
 drills.scenario.steps.table_name), and never touches anything else. The rules are built as data
 (drills.rules) from the resolved step, before the drill clock starts. Before it too, the backend
-may put each table's frame in place (its hooked chains with no rule, dropping nothing:
-`NodeOps.arm_rules`), so that no hook is registered on the clock; then applying puts the rules
-in force all at once and reads them back (`NodeOps.apply_rules`), reverting flushes them, and
-the frames go when the run's operations close. Without arming, revert deletes the table.
+may arm each table (`NodeOps.arm_rules`: its hooked chains with no rule, dropping nothing, and
+its rules loaded where no packet reaches them), so that no hook is registered and no rule built
+on the clock; then applying points every hooked chain at its rules at once and confirms it
+(`NodeOps.apply_rules`), reverting unpoints them, and armed tables go when the run's operations
+close. Without arming, apply creates the table and revert deletes it.
 
 - `blackhole` (a gray failure): a `netdev` table in each end's node with an ingress chain
   bound to the link's interface, dropping every frame (ARP and neighbour discovery included).
@@ -120,13 +121,13 @@ class Blackhole:
 
     def touches(self) -> list[str]:
         return [
-            f"{t.node}:{c.device} nftables table netdev {t.name}, ingress chain {c.name} dropping every packet (empty till applied; flushed on revert)"
+            f"{t.node}:{c.device} nftables table netdev {t.name}, ingress chain {c.name} dropping every packet (armed inert before the clock; in force while applied)"
             for t in self.tables
             for c in t.chains
         ]
 
     def arm(self, ctx: FaultContext) -> None:
-        ctx.ops.arm_rules(self.tables)  # the hooked chain, no rule: applying adds the rule only
+        ctx.ops.arm_rules(self.tables)  # inert till applied: applying adds a jump to the rule only
 
     def apply(self, ctx: FaultContext) -> None:
         # In force once every node's kernel committed its table; the read-back and the carrier
@@ -246,12 +247,12 @@ class Partition:
     def touches(self) -> list[str]:
         return [
             f"{node}: nftables table inet {self.tables[0].name}, prerouting chain dropping packets from "
-            f"{', '.join(cut)} (every address; empty till applied; flushed on revert)"
+            f"{', '.join(cut)} (every address; armed inert before the clock; in force while applied)"
             for node, cut in self.sources
         ]
 
     def arm(self, ctx: FaultContext) -> None:
-        ctx.ops.arm_rules(self.tables)  # the hooked chains, no rule: applying adds the rules only
+        ctx.ops.arm_rules(self.tables)  # inert till applied: applying adds a jump to the rules only
 
     def apply(self, ctx: FaultContext) -> None:
         ctx.ops.apply_rules(self.tables, ctx.mark_in_force)  # in force once every table is committed

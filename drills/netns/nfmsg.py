@@ -19,8 +19,8 @@ import errno
 import os
 import socket
 import struct
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from ipaddress import ip_address, ip_network
 
 from drills.errors import BackendError
@@ -49,8 +49,9 @@ NLM_F_DUMP = 0x300
 NLA_F_NESTED = 0x8000
 FAMILIES = {"inet": 1, "ip": 2, "ip6": 10, "netdev": 5}
 HOOKS = {"prerouting": 0, "ingress": 0}  # NF_INET_PRE_ROUTING, NF_NETDEV_INGRESS
-NF_DROP, NF_ACCEPT = 0, 1
+NF_DROP, NF_ACCEPT, NFT_JUMP = 0, 1, -3
 VERDICTS = {"drop": NF_DROP, "accept": NF_ACCEPT}
+JUMP = "jump "  # an armed base chain's one rule while applied: "jump <its loaded chain>"
 NFPROTO_IPV4, NFPROTO_IPV6 = 2, 10
 IPPROTO_ICMPV6 = 58
 NFT_META_IIFNAME, NFT_META_NFPROTO, NFT_META_L4PROTO = 6, 15, 16
@@ -214,7 +215,10 @@ def _rule_exprs(batch: _Batch, rule: Rule) -> bytes:
     exprs = [e for m in rule.matches for e in _match(batch, batch.table, m)]
     if rule.counter:
         exprs.append(_expr("counter", _attr(1, struct.pack(">Q", 0)), _attr(2, struct.pack(">Q", 0))))
-    verdict = _nest(2, _nest(2, _u32(1, VERDICTS[rule.verdict])))  # DATA { VERDICT { CODE } }
+    if rule.verdict.startswith(JUMP):  # DATA { VERDICT { CODE, CHAIN } }
+        verdict = _nest(2, _nest(2, _u32(1, NFT_JUMP & 0xFFFFFFFF), _text(2, rule.verdict.removeprefix(JUMP))))
+    else:  # DATA { VERDICT { CODE } }
+        verdict = _nest(2, _nest(2, _u32(1, VERDICTS[rule.verdict])))
     exprs.append(_expr("immediate", _u32(1, NFT_REG_VERDICT), verdict))
     return _nest(4, *exprs)  # NFTA_RULE_EXPRESSIONS
 
@@ -228,24 +232,43 @@ def create_batch(table: Table) -> tuple[bytes, int]:
     return _end(batch)
 
 
-def frame_batch(table: Table) -> tuple[bytes, int]:
-    """The batch creating `table` and its base chains with no rule (failing if it exists): in
-    place before the clock, it registers the chains' hooks then, so that putting the fault in
-    force is adding rules (`rules_batch`) and no hook is registered on the clock."""
+def arm_batch(table: Table) -> tuple[bytes, int]:
+    """The batch arming `table` before the clock (failing if it exists): the table, its base
+    chains hooked and empty, and beside each a regular chain (`loaded_chain`) holding the base
+    chain's rules, which nothing jumps to yet. Every hook is registered, and every rule and
+    anonymous set allocated and validated, then, so that putting the fault in force is one jump
+    rule per base chain (`jumps_batch`), and reverting it is flushing the base chains."""
     batch = _begin(table)
     _frame(batch, table)
+    for chain in table.chains:
+        batch.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE, _text(1, table.name), _text(3, loaded_chain(chain.name)))
+    _rules(batch, table, chain_name=loaded_chain)
     return _end(batch)
 
 
-def rules_batch(table: Table) -> tuple[bytes, int]:
-    """The batch adding `table`'s rules to its chains (made by `frame_batch`), acknowledged
-    once committed: the kernel swaps in every chain's new rules at the one commit. Each rule and
-    set element asks for its echo (NLM_F_ECHO, as `nft --echo`): the kernel sends back what it
-    committed, built from its own objects, before the acknowledgement, so the same receive that
-    waits for the commit reads what the kernel holds (drills.netns.nfread.check_echo), with no
-    read-back request on the clock."""
+def loaded_chain(chain: str) -> str:
+    """The regular chain an armed table's base chain `chain` jumps to while the fault is applied."""
+    return f"{chain}_rules"
+
+
+def jumps(table: Table) -> Table:
+    """An armed table as the kernel holds it while applied: each base chain's one rule, a jump
+    to its loaded chain (what `jumps_batch` commits and `nfread.check_echo` expects echoed)."""
+    return replace(
+        table,
+        chains=tuple(replace(c, rules=(Rule((), JUMP + loaded_chain(c.name), counter=False),)) for c in table.chains),
+    )
+
+
+def jumps_batch(table: Table) -> tuple[bytes, int]:
+    """The batch putting an armed table (`arm_batch`) in force: in each base chain, one rule
+    jumping to the chain loaded with its rules, acknowledged once committed. The kernel then
+    allocates one expression per chain on the clock, and no set. Each rule asks for its echo
+    (NLM_F_ECHO, as `nft --echo`): the kernel sends back what it committed, built from its own
+    objects, before the acknowledgement, so the same receive that waits for the commit reads
+    what the kernel holds (drills.netns.nfread.check_echo), with no read-back on the clock."""
     batch = _begin(table)
-    _rules(batch, table, echo=True)
+    _rules(batch, jumps(table), echo=True)
     return _end(batch)
 
 
@@ -276,13 +299,13 @@ def _frame(batch: _Batch, table: Table) -> None:
         )  # fmt: skip
 
 
-def _rules(batch: _Batch, table: Table, *, echo: bool = False) -> None:
+def _rules(batch: _Batch, table: Table, *, echo: bool = False, chain_name: Callable[[str], str] = str) -> None:
     batch.echo = echo
     for chain in table.chains:
         for rule in chain.rules:
             exprs = _rule_exprs(batch, rule)  # adds the rule's anonymous sets first
             flags = NLM_F_CREATE | NLM_F_APPEND | (NLM_F_ECHO if echo else 0)
-            batch.add(NFT_MSG_NEWRULE, flags, _text(1, table.name), _text(2, chain.name), exprs)
+            batch.add(NFT_MSG_NEWRULE, flags, _text(1, table.name), _text(2, chain_name(chain.name)), exprs)
     batch.echo = False
 
 

@@ -8,9 +8,11 @@ the expressions drills.netns.nfmsg (and nft) build for drills' matches; anything
 to a field no rule of ours has, so it never compares equal. tests/test_libnft.py checks it
 accepts what `nft` itself loads and refuses a rule that differs.
 
-An armed table's rules are confirmed from the kernel's echo of the commit instead
-(`check_echo`): the same decoder over the NEWRULE and NEWSETELEM messages the kernel sends back
-before its acknowledgement, so the fault is confirmed with no request after the commit.
+An armed table (drills.netns.nfmsg.arm_batch) is read back once, before the clock
+(`check_armed`: empty hooked base chains, rules in the loaded chains); applying it is confirmed
+from the kernel's echo of the commit (`check_echo`): the same decoder over the NEWRULE messages
+the kernel sends back before its acknowledgement, so the fault is confirmed with no request
+after the commit.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from drills.netns.nfmsg import (
     FAMILIES,
     HOOKS,
     ICMPV6_TYPES,
+    JUMP,
     NFPROTO_IPV4,
     NFPROTO_IPV6,
+    NFT_JUMP,
     NFT_META_IIFNAME,
     NFT_META_L4PROTO,
     NFT_META_NFPROTO,
@@ -37,8 +41,9 @@ from drills.netns.nfmsg import (
     NFT_PAYLOAD_NETWORK_HEADER,
     NFT_PAYLOAD_TRANSPORT_HEADER,
     NfSocket,
+    loaded_chain,
 )
-from drills.rules import ICMPV6_TYPE, IN_INTERFACE, IPV4_SOURCE, IPV6_SOURCE, Signature, Table, signature
+from drills.rules import ICMPV6_TYPE, IN_INTERFACE, IPV4_SOURCE, IPV6_SOURCE, Rule, Signature, Table, signature
 
 NFT_MSG_GETCHAIN, NFT_MSG_GETRULE, NFT_MSG_GETSETELEM = 4, 7, 13
 NF_DROP, NF_ACCEPT = 0, 1
@@ -136,8 +141,9 @@ class _Rule:
         elif name == "lookup":
             self._lookup(data)
         elif name == "immediate":
-            verdict = _attrs(_attrs(data.get(2, b"")).get(2, b""))  # DATA { VERDICT { CODE } }
-            self.verdict = _VERDICT_NAMES.get(_i32(verdict.get(1, b"\xff\xff\xff\xff")), UNKNOWN)
+            verdict = _attrs(_attrs(data.get(2, b"")).get(2, b""))  # DATA { VERDICT { CODE, CHAIN } }
+            code = _i32(verdict.get(1, b"\xff\xff\xff\xff"))
+            self.verdict = JUMP + _text(verdict.get(2, b"")) if code == NFT_JUMP else _VERDICT_NAMES.get(code, UNKNOWN)
         elif name != "counter":
             self.matches.append((UNKNOWN, [name]))
 
@@ -176,6 +182,31 @@ def check_table(sock: NfSocket, table: Table, what: str) -> None:
     """BackendError unless the node's kernel holds exactly the table's chains (hook, priority,
     device) and rules, as `nft.check_listing` requires of nft's listing."""
     where = f"node {table.node}: table {table.family} {table.name}"
+    for chain in table.chains:
+        attrs = _named(1, table.name) + _named(3, chain.name)
+        replies = sock.request(NFT_MSG_GETCHAIN, FAMILIES[table.family], attrs, f"{what}: read back")
+        if not replies:
+            raise BackendError(f"{where}: chain {chain.name} is missing; the fault did not take effect")
+        hook = _attrs(_attrs(replies[0]).get(4, b""))
+        hooknum, prio = _u32(hook.get(1, b"\xff" * 4)), _i32(hook.get(2, b"\0" * 4))
+        if (hooknum, prio) != (HOOKS[chain.hook], chain.priority):
+            raise BackendError(f"{where}: chain {chain.name} is hooked at {hooknum} priority {prio}, not {chain.hook} priority {chain.priority}")
+        device = _text(hook.get(3, b"")) if 3 in hook else None
+        if chain.device and device is not None and device != chain.device:
+            raise BackendError(f"{where}: chain {chain.name} is bound to {device}, not {chain.device}")
+        _check_rules(sock, table, chain.name, chain.rules, what)
+
+
+def check_armed(sock: NfSocket, table: Table, what: str) -> None:
+    """BackendError unless the node's kernel holds the table armed (`nfmsg.arm_batch`): its
+    base chains hooked and empty, and each one's loaded chain holding exactly its rules."""
+    check_table(sock, table.without_rules(), what)
+    for chain in table.chains:
+        _check_rules(sock, table, loaded_chain(chain.name), chain.rules, what)
+
+
+def _check_rules(sock: NfSocket, table: Table, chain: str, wanted: Sequence[Rule], what: str) -> None:
+    """The rules of the table's chain named `chain`, dumped and decoded, against `wanted`."""
     family = FAMILIES[table.family]
 
     def elements(name: str) -> list[bytes]:
@@ -186,35 +217,26 @@ def check_table(sock: NfSocket, table: Table, what: str) -> None:
             found += [elem for kind, payload in _attr_list(reply) if kind == 3 for _k, elem in _attr_list(payload)]
         return found
 
-    for chain in table.chains:
-        attrs = _named(1, table.name) + _named(3, chain.name)
-        replies = sock.request(NFT_MSG_GETCHAIN, family, attrs, f"{what}: read back")
-        if not replies:
-            raise BackendError(f"{where}: chain {chain.name} is missing; the fault did not take effect")
-        hook = _attrs(_attrs(replies[0]).get(4, b""))
-        hooknum, prio = _u32(hook.get(1, b"\xff" * 4)), _i32(hook.get(2, b"\0" * 4))
-        if (hooknum, prio) != (HOOKS[chain.hook], chain.priority):
-            raise BackendError(f"{where}: chain {chain.name} is hooked at {hooknum} priority {prio}, not {chain.hook} priority {chain.priority}")
-        device = _text(hook.get(3, b"")) if 3 in hook else None
-        if chain.device and device is not None and device != chain.device:
-            raise BackendError(f"{where}: chain {chain.name} is bound to {device}, not {chain.device}")
-        rules = sock.request(NFT_MSG_GETRULE, family, attrs[: len(_named(1, table.name))] + _named(2, chain.name), f"{what}: read back", dump=True)
-
-        listed: Counter[Signature] = Counter()
-        for reply in rules:
-            top = _attrs(reply)
-            if _text(top.get(2, b"")) != chain.name:  # a kernel that ignored the dump's filter
-                continue
-            listed[_decode(top, elements)] += 1
-        _compare(where, chain.name, listed, Counter(rule.signature() for rule in chain.rules))
+    rules = sock.request(
+        NFT_MSG_GETRULE, family, _named(1, table.name) + _named(2, chain), f"{what}: read back", dump=True
+    )
+    listed: Counter[Signature] = Counter()
+    for reply in rules:
+        top = _attrs(reply)
+        if _text(top.get(2, b"")) != chain:  # a kernel that ignored the dump's filter
+            continue
+        listed[_decode(top, elements)] += 1
+    where = f"node {table.node}: table {table.family} {table.name}"
+    _compare(where, chain, listed, Counter(rule.signature() for rule in wanted))
 
 
 def check_echo(table: Table, echoes: Sequence[tuple[int, bytes]], what: str) -> None:
-    """BackendError unless the kernel's echo of a `rules_batch` (its NEWRULE and NEWSETELEM
-    messages, built from the objects it committed) shows exactly the table's rules, chain by
-    chain, and nothing else. The chains themselves (hook, priority, device) were read back
-    when the frame was armed, before the clock; that no other rule is in them is the frame's
-    own state then (read back empty), kept by `RuleOpsMixin` refusing a table applied twice."""
+    """BackendError unless the kernel's echo of a batch (its NEWRULE and NEWSETELEM messages,
+    built from the objects it committed) shows exactly the table's rules, chain by chain, and
+    nothing else. Applying an armed table, the table is `nfmsg.jumps(...)`: one jump per base
+    chain. Its chains (hook, priority, device) and the loaded chains' rules were read back when
+    it was armed, before the clock (`check_armed`); that no other rule is in a base chain is
+    its state then (read back empty), kept by `RuleOpsMixin` refusing a table applied twice."""
     where = f"node {table.node}: table {table.family} {table.name}"
     sets: dict[str, list[bytes]] = {}
     rules: list[Mapping[int, bytes]] = []

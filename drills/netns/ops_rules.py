@@ -4,9 +4,10 @@ its rules) committed, then each confirmed; deletes likewise, idempotent.
 In-process, no process and no parser on the clock: each table goes as one netlink batch built
 here (drills.netns.nfmsg, nft's own encoding) on a socket per node opened before the clock,
 every node's batch sent before any acknowledgement is read, and is read back over the same
-sockets (drills.netns.nfread). An armed table (its frame in place before the clock, read back
-then) is confirmed by the kernel's echo of the rules it committed, read with the
-acknowledgement: no request after the commit. A table nfmsg cannot encode goes through libnftables in-process
+sockets (drills.netns.nfread). An armed table (put in place before the clock with its rules
+loaded in chains nothing jumps to, read back then) is applied by one jump rule per base chain,
+confirmed by the kernel's echo of the rules it committed, read with the acknowledgement: no
+request after the commit. A table nfmsg cannot encode goes through libnftables in-process
 (drills.netns.libnft, a context per node); without the library, through the `nft` command
 (drills.netns.nft: a process per node and per read-back, a wider window for the fault's
 instant, which the figures' accuracy then states). Those two read back nft's JSON listing
@@ -31,11 +32,11 @@ class RuleOpsMixin(OpsBase):
     _contexts: dict[str, libnft.Context] | None = None
     _nf_sockets: dict[str, nfmsg.NfSocket] | None = None
     _batches: dict[tuple[str, Table], tuple[bytes, int]] | None = None
-    # Tables whose frames (the table and its hooked chains, no rule) were put in place before
-    # the clock (`arm_rules`): applying them adds rules only, reverting flushes them.
+    # Tables armed before the clock (`arm_rules`: hooked base chains, empty, and the rules
+    # loaded beside them): applying them adds a jump per base chain, reverting flushes those.
     _armed: set[Table] | None = None
-    # Armed tables whose rules are in (applied, not yet reverted): applying one again would add
-    # its rules twice (a rules batch appends; only creating a table clashes, EEXIST).
+    # Armed tables in force (applied, not yet reverted): applying one again would add its
+    # jumps twice (a rules batch appends; only creating a table clashes, EEXIST).
     _ruled: set[Table] | None = None
     # False: an armed table is read back after the commit, as before its echo was used
     # (bench/apply_filters.py compares both in one run).
@@ -112,21 +113,23 @@ class RuleOpsMixin(OpsBase):
             return table in (self._armed or ())
 
     def arm_rules(self, tables: Sequence[Table]) -> None:
-        """Put each table's frame in place now, before the clock: registering a chain's hook
-        can flip a kernel static key (code patched on every CPU, milliseconds on a busy
-        machine), which then never happens on the clock. Only on the netlink path; the frames
-        accept everything, and are deleted by `close` (with the node, when it goes first)."""
+        """Put each table in place now, before the clock, with nothing in force: its base
+        chains hooked and empty (registering a hook can flip a kernel static key, code patched
+        on every CPU, milliseconds on a busy machine), and its rules and sets loaded in regular
+        chains nothing jumps to yet, all read back here. On the clock, applying is then one
+        jump rule per base chain. Only on the netlink path; armed tables accept everything,
+        and are deleted by `close` (with the node, when it goes first)."""
         if not self._netlink_batches:
             return
         fresh = [t for t in dict.fromkeys(tables) if nfmsg.encodable(t) and not self._is_armed(t)]
         if not fresh:
             return
         what = _what("prepare", fresh)
-        self._send_batches(fresh, [self._batch("frame", t) for t in fresh], what)
+        self._send_batches(fresh, [self._batch("arm", t) for t in fresh], what)
         with self._lock:
             self._armed = (self._armed or set()) | set(fresh)
-        for table in fresh:  # the chains' hooks, read back once here: applying confirms rules only
-            nfread.check_table(self._nf_socket(table.node), table.without_rules(), what)
+        for table in fresh:  # hooks and loaded rules, read back once here: applying confirms its jumps only
+            nfread.check_armed(self._nf_socket(table.node), table, what)
 
     def forget(self, node: str) -> None:
         super().forget(node)
@@ -146,7 +149,7 @@ class RuleOpsMixin(OpsBase):
         super().close()
 
     def disarm_rules(self) -> None:
-        """Delete the frames `arm_rules` put in place (best effort: the run's own nodes go at
+        """Delete the tables `arm_rules` put in place (best effort: the run's own nodes go at
         teardown with them; an attached lab's containers stay, and must not keep them)."""
         with self._lock:
             armed, self._armed, self._ruled = list(self._armed or ()), None, None
@@ -175,14 +178,16 @@ class RuleOpsMixin(OpsBase):
                     ruled.update(t for t, a in zip(tables, armed, strict=True) if a)
             if twice:
                 raise BackendError(f"{what}: node {twice[0].node} has table {twice[0].name}'s rules in force already")
-            batches = [self._batch("rules" if a else "create", t) for t, a in zip(tables, armed, strict=True)]
+            batches = [self._batch("jumps" if a else "create", t) for t, a in zip(tables, armed, strict=True)]
             echoes: list[list[tuple[int, bytes]]] = [[] for _ in tables]
             self._send_batches(tables, batches, what, echoes)
             if on_applied is not None:
                 on_applied()
             for table, was_armed, echo in zip(tables, armed, echoes, strict=True):
-                if was_armed and self.echo_confirms:  # the kernel's echo of its commit shows the rules
-                    nfread.check_echo(table, echo, what)
+                if was_armed and self.echo_confirms:  # the kernel's echo of its commit shows the jumps
+                    nfread.check_echo(nfmsg.jumps(table), echo, what)
+                elif was_armed:
+                    nfread.check_table(self._nf_socket(table.node), nfmsg.jumps(table), what)
                 else:
                     nfread.check_table(self._nf_socket(table.node), table, what)
             return
@@ -200,7 +205,7 @@ class RuleOpsMixin(OpsBase):
                 self._ruled = (self._ruled or set()) - set(tables)
             self._send_batches(tables, [self._batch("flush" if a else "delete", t) for t, a in zip(tables, armed, strict=True)], what)
             for table, was_armed in zip(tables, armed, strict=True):
-                if was_armed:  # the frame stays: no rule may be left in it
+                if was_armed:  # the table stays armed: no jump may be left in a base chain
                     nfread.check_table(self._nf_socket(table.node), table.without_rules(), what)
                 elif nfmsg.table_exists(self._nf_socket(table.node), table, f"{what}: read back"):
                     raise BackendError(f"{what}: node {table.node} still has table {table.family} {table.name}")
@@ -275,8 +280,8 @@ def _what(verb: str, tables: Sequence[Table]) -> str:
 
 _BUILDERS: dict[str, Callable[[Table], tuple[bytes, int]]] = {
     "create": nfmsg.create_batch,
-    "frame": nfmsg.frame_batch,
-    "rules": nfmsg.rules_batch,
+    "arm": nfmsg.arm_batch,
+    "jumps": nfmsg.jumps_batch,
     "flush": nfmsg.flush_batch,
     "delete": nfmsg.delete_batch,
 }
