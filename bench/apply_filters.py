@@ -14,7 +14,7 @@ caller's state directory. Then, in one run, `repeats` cycles, each applying and 
   - in-process: the same netlink batches creating and deleting the whole table on the clock;
   - `nft` subprocess: the same commands and read-backs through the `nft` command (drills'
     fallback where the library is missing);
-  timed as run_drill's `_perform` times a step (under SCHED_FIFO 1, as it runs it): issued -> confirmed (apply: created, read back,
+  timed as run_drill's `_perform` times a step (under SCHED_FIFO, as it runs it): issued -> confirmed (apply: created, read back,
   carrier checked), and issued -> in force when the fault marks it (FaultContext.mark_in_force);
 * `node-loss` of a1 with three processes in its namespace (started off the clock before each
   cycle): issued -> in force (links read back down: the event's window) beside issued ->

@@ -228,9 +228,10 @@ class ServiceOps(Protocol):
 
     def stop_service(self, node: str, service: str, on_stopped: Callable[[float], None] | None = None) -> None:
         """Stop a running service: its process group, TERM then KILL after a grace period,
-        confirmed gone. BackendError when it is not running. `on_stopped(instant)`, where the
-        backend can tell, gets the instant its processes were gone, when what follows only
-        proves none was left; a backend may never call it."""
+        confirmed gone (a backend may freeze the group first, so that it stops acting at a
+        known instant). BackendError when it is not running. `on_stopped(instant)`, where the
+        backend can tell, gets the instant its processes stopped acting (frozen, or gone), when
+        what follows only proves none was left; a backend may never call it."""
 
     def service_running(self, node: str, service: str) -> bool:
         """Whether a process journaled for the service still runs (same pid, same start time)."""

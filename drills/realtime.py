@@ -25,13 +25,17 @@ import threading
 from collections.abc import Iterator
 
 # The lowest real-time priorities: above every ordinary task, below the kernel's own threads.
-# A sender preempts the controller's thread applying a fault (the packets at its edge go on
-# time); both preempt ordinary work.
 FIFO_PRIORITY = 2  # probe senders
-# Probe receivers and echoes, and the controller's thread while it applies or reverts a fault
-# (`applying`). The receivers and echoes share the senders' GIL: an ordinary one preempted
-# while holding it would hold up a real-time sender behind it (priority inversion).
-APPLY_PRIORITY = 1
+# Probe receivers and echoes, below the senders. They share the senders' GIL: an ordinary one
+# preempted while holding it would hold up a real-time sender behind it (priority inversion).
+RECEIVER_PRIORITY = 1
+# The controller's thread while it applies or reverts a fault (`applying`), above the senders.
+# On a kernel without full preemption (PREEMPT_NONE, this machine's), a sender woken on the CPU
+# where the apply is inside a syscall waits for that syscall to end when it outranks the apply
+# (the kernel keeps it there to preempt), but is placed on another CPU at once when it does not:
+# with the apply below the senders, the packets at a fault's edge left up to 3 ms late under
+# load, above them 0.03-0.15 ms (bench/fault_accuracy.py --load 2, 2026-12-04).
+APPLY_PRIORITY = 3
 # A sender this far behind its schedule cannot keep up (its rate is more than the machine can
 # send): it goes back to ordinary scheduling for the rest of the run, so that catching up never
 # keeps a CPU from the nodes' daemons and the receivers.
@@ -41,7 +45,7 @@ ENABLED = True
 
 
 def raise_this_thread(priority: int = FIFO_PRIORITY) -> str:
-    """Put the calling thread (a probe sender; a receiver or echo at APPLY_PRIORITY) under
+    """Put the calling thread (a probe sender; a receiver or echo at RECEIVER_PRIORITY) under
     SCHED_FIFO; on refusal it stays as it was. Returns how it is scheduled, for the record:
     "SCHED_FIFO 2", or "ordinary (why)"."""
     if not ENABLED:

@@ -27,7 +27,7 @@ from drills.engine.fault import Armable
 from drills.engine.faults import Fault, FaultContext, build, supported_kinds, wait_for
 from drills.errors import BackendError
 from drills.lifecycle import run as run_drill
-from drills.netns import kernel
+from drills.netns import kernel, procs, services
 from drills.netns.backend import NetnsBackend
 from drills.netns.ops import NetnsOps
 from drills.runs import Run, RunStore
@@ -334,7 +334,7 @@ def test_service_stop_refuses_connections_until_reverted(testbed: LineBed, host_
     issued_s = bed.ctx.clock.now_s()
     fault.apply(bed.ctx)
     assert not process_alive(old_pid, old_ticks)
-    # In force once its process was seen gone (its pidfd turned readable): before the group scan.
+    # In force once its process was seen stopped (frozen before its SIGTERM): before its exit.
     assert bed.ctx.in_force_s is not None and issued_s <= bed.ctx.in_force_s < bed.ctx.clock.now_s()
     with pytest.raises(ConnectionRefusedError):
         bed.http_get()
@@ -349,6 +349,55 @@ def test_service_stop_refuses_connections_until_reverted(testbed: LineBed, host_
     assert process_alive(*processes[-1]) and processes[-1][0] != old_pid
     assert bed.http_get().startswith(b"HTTP/1.0 200")
     assert f"service b/http started (pid {processes[-1][0]})" in bed.log
+
+
+def test_a_stopped_service_is_frozen_first_and_still_runs_its_sigterm_handler(tmp_path: Path) -> None:
+    """service-stop's SIGSTOP comes first (the instant it stops acting is seen), then SIGTERM
+    and SIGCONT: a service that says goodbye on SIGTERM still does, and a child in its process
+    group is stopped and ended with it."""
+    said = tmp_path / "goodbye"
+    script = (
+        "import signal, subprocess, sys, time\n"
+        "child = subprocess.Popen(['sleep', '60'])\n"
+        f"signal.signal(signal.SIGTERM, lambda *_: (open({str(said)!r}, 'w').write('bye'), child.kill(), sys.exit(0)))\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    service = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert service.stdout is not None
+        child = int(service.stdout.readline())
+        ticks = kernel.process_start_ticks(service.pid)
+        clock = SystemClock()
+        before_s = clock.now_s()
+        frozen_s = procs.freeze_groups([service.pid], clock)
+        assert frozen_s is not None and before_s <= frozen_s <= clock.now_s()
+        assert process_state(service.pid) == "T"  # the leader is watched; its child had the signal in the same call
+        assert wait_for(clock, lambda: process_state(child) == "T", TIMEOUT_S, 0.001)
+        assert not said.exists(), "a frozen service runs nothing"
+        assert services.stop_processes([(service.pid, ticks)], clock, resume=True) == []
+        assert said.read_text() == "bye", "the service's own SIGTERM handler did not run"
+        assert process_state(service.pid) is None
+    finally:
+        service.kill()
+        service.wait(timeout=TIMEOUT_S)
+        subprocess.run(["pkill", "-KILL", "-s", str(service.pid)], check=False)
+
+
+def test_a_service_that_leads_no_process_group_is_stopped_but_tells_no_instant() -> None:
+    """Frozen alone (a child of it would be outside the signal), so no instant is told before
+    it is seen gone; SIGTERM and SIGCONT still end it."""
+    lone = subprocess.Popen(["sleep", "60"])  # in the test's own process group
+    try:
+        ticks = kernel.process_start_ticks(lone.pid)
+        assert procs.freeze_groups([lone.pid], SystemClock()) is None
+        assert wait_for(SystemClock(), lambda: process_state(lone.pid) == "T", TIMEOUT_S, 0.001)
+        gone: list[float] = []
+        assert services.stop_processes([(lone.pid, ticks)], SystemClock(), gone.append, resume=True) == []
+        assert gone and process_state(lone.pid) is None
+    finally:
+        lone.kill()
+        lone.wait(timeout=TIMEOUT_S)
 
 
 def test_process_operations_see_and_signal_only_the_nodes_processes(testbed: LineBed, host_snapshot: Any) -> None:

@@ -64,12 +64,14 @@ def test_a_sender_that_cannot_keep_up_goes_back_to_ordinary_scheduling() -> None
 
 
 @pytest.mark.skipif(realtime.refusal() is not None, reason="this host refuses SCHED_FIFO threads")
-def test_a_fault_is_applied_under_sched_fifo_below_the_senders_and_the_thread_is_restored() -> None:
+def test_a_fault_is_applied_under_sched_fifo_above_the_senders_and_the_thread_is_restored() -> None:
     before = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
     with realtime.applying():
         assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == (os.SCHED_FIFO, realtime.APPLY_PRIORITY)
     assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == before
-    assert realtime.APPLY_PRIORITY < realtime.FIFO_PRIORITY  # a sender preempts the apply: its packets go on time
+    # Above the senders: a sender woken beside a syscall of the apply goes to another CPU at
+    # once, rather than wait for the syscall (a kernel without full preemption); receivers below.
+    assert realtime.RECEIVER_PRIORITY < realtime.FIFO_PRIORITY < realtime.APPLY_PRIORITY
     with pytest.raises(RuntimeError), realtime.applying():  # restored when the fault raises, too
         raise RuntimeError("refused")
     assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == before

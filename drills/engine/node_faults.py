@@ -202,8 +202,10 @@ class NodeFreeze:
 
 @dataclass(frozen=True)
 class ServiceStop:
-    """One service of a node stops: SIGTERM to its process group, SIGKILL after a grace period,
-    confirmed when neither its process nor any member of its process group is left. Reverting
+    """One service of a node stops: its process group frozen (SIGSTOP: it stops acting at once,
+    seen stopped), then SIGTERM and SIGCONT, so it exits as it would on SIGTERM (a daemon's
+    goodbye included), SIGKILL after a grace period; confirmed when neither its process nor any
+    member of its process group is left. Reverting
     starts it again through the backend, journaled as at deploy, and is confirmed by its
     readiness check (without one: by the new process being alive)."""
 
@@ -221,11 +223,11 @@ class ServiceStop:
 
     def touches(self) -> list[str]:
         return [
-            f"{self.node}/{self.service.name} service: its process group (SIGTERM, SIGKILL after {STOP_GRACE_S:g} s), then started again (journaled, readiness checked)"
+            f"{self.node}/{self.service.name} service: its process group (SIGSTOP, then SIGTERM and SIGCONT, SIGKILL after {STOP_GRACE_S:g} s), then started again (journaled, readiness checked)"
         ]
 
     def apply(self, ctx: FaultContext) -> None:
-        # In force once its processes were seen gone; the scan after that only proves none was left.
+        # In force once its processes were seen stopped (else gone); what follows only proves none was left.
         ctx.ops.stop_service(self.node, self.service.name, ctx.mark_in_force)
 
     def revert(self, ctx: FaultContext) -> None:

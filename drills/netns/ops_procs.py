@@ -121,8 +121,13 @@ class ProcessOpsMixin(OpsBase):
         running = procs.live(self.service_processes(node, service))
         if not running:
             raise BackendError(f"{what} is not running (no journaled process of it is alive); nothing to stop")
+        # Frozen first: the service stops acting at an instant seen here (its processes stopped),
+        # however long its own exit then takes; that instant ends the event's window.
+        frozen_s = procs.freeze_groups([pid for pid, _ in running], self.clock)
+        if on_stopped is not None and frozen_s is not None:
+            on_stopped(frozen_s)
         gone: list[float] = []
-        survivors = services.stop_processes(running, self.clock, gone.append)
+        survivors = services.stop_processes(running, self.clock, gone.append, resume=True)
         # The group had its SIGTERM with the leader; members that outlived the leader go now.
         members = procs.group_members(self.namespaces[node], {pid for pid, _ in running})
         survivors += services.kill_and_wait(members, clock=self.clock)

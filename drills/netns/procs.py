@@ -166,6 +166,24 @@ def _watch(pids: Sequence[int], states: frozenset[str] | None, clock: Clock) -> 
     return done
 
 
+def freeze_groups(leaders: Sequence[int], clock: Clock) -> float | None:
+    """SIGSTOP the process group of each of `leaders` (a service's journaled processes), then
+    watch the leaders until each shows stopped (or gone); the instant they all did, None when
+    the watch gave up first. A stop cannot be caught, ignored or handled: each process stops
+    acting when the kernel next runs it, microseconds later, whatever its own shutdown would
+    take (a Python service's exit alone takes 1-3 ms), and the group's members get the signal
+    in the same call as their leader. A process that leads no group is stopped alone, and then
+    no instant is told: a child of it, outside the signal, may still be serving."""
+    grouped = True
+    for pid in leaders:
+        try:
+            os.killpg(pid, signal.SIGSTOP)
+        except (ProcessLookupError, PermissionError):  # not a group leader (or gone): the process itself
+            send([pid], signal.SIGSTOP)
+            grouped = False
+    return clock.now_s() if _watch(leaders, STOPPED | DEAD, clock) and grouped else None
+
+
 def kill_everything(namespace: str, what: str, clock: Clock) -> int:
     """SIGKILL every process in `namespace` until /proc shows none there (a process forked
     meanwhile is caught by the next scan); returns how many were killed. Polls every 2 ms rather

@@ -152,17 +152,22 @@ def stop_processes(
     processes: Sequence[tuple[int, int | None]],
     clock: Clock | None = None,
     on_gone: Callable[[float], None] | None = None,
+    *,
+    resume: bool = False,
 ) -> list[int]:
     """Stop journaled processes (pid, start ticks): SIGTERM to each process group, then SIGKILL
     after a grace period (timed on `clock`: the drill's during a drill, the system's at
     teardown). A pid whose start time differs, or is unknown, is not known to be ours and is
     left alone. Returns the pids still alive at the end. `on_gone(instant)` gets when the last
-    of them was seen gone (none left alive)."""
+    of them was seen gone (none left alive). `resume`: the groups were stopped (SIGSTOP) first,
+    and get SIGCONT after the SIGTERM, so each process acts on it as it would have."""
     clock = clock or SystemClock()
     ours = [pid for pid, ticks in processes if ticks is not None and kernel.process_start_ticks(pid) == ticks]
     with _Exits(ours) as exits:  # opened before the signal: the pid cannot be reused under it
         for pid in ours:
             _signal_group(pid, signal.SIGTERM)
+            if resume:
+                _signal_group(pid, signal.SIGCONT)
         deadline_s = clock.now_s() + STOP_GRACE_S
         alive = ours
         poll_s = FIRST_POLL_S

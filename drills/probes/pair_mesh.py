@@ -252,7 +252,7 @@ class PairMesh:
             slot += 1
 
     def _receive_loop(self) -> None:
-        realtime.raise_this_thread(realtime.APPLY_PRIORITY)  # never holds the GIL from a sender for long
+        realtime.raise_this_thread(realtime.RECEIVER_PRIORITY)  # never holds the GIL from a sender for long
         receivers = self._receivers
         sockets = list(receivers.values())
         highest = [-1] * len(self.records)

@@ -261,7 +261,7 @@ class UdpStream(_Reopenable):
     # does: stop() wakes it by shutting its socket down.
 
     def _receive_loop(self) -> None:
-        realtime.raise_this_thread(realtime.APPLY_PRIORITY)  # never holds the GIL from a sender for long
+        realtime.raise_this_thread(realtime.RECEIVER_PRIORITY)  # never holds the GIL from a sender for long
         highest = -1
         record = self.record
         received = record.received
@@ -351,7 +351,7 @@ class UdpEcho(_Reopenable):
         self._close(self._thread)
 
     def _echo_loop(self) -> None:
-        realtime.raise_this_thread(realtime.APPLY_PRIORITY)  # never holds the GIL from a sender for long
+        realtime.raise_this_thread(realtime.RECEIVER_PRIORITY)  # never holds the GIL from a sender for long
         sock, stopping = self._sock, self._stop
         buffer = bytearray(_MAX_DATAGRAM)
         view = memoryview(buffer)
