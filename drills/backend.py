@@ -222,9 +222,10 @@ class ProcessOps(Protocol):
 
 
 class ServiceOps(Protocol):
-    def start_service(self, node: str, service: Service) -> int:
+    def start_service(self, node: str, service: Service, on_started: Callable[[float], None] | None = None) -> int:
         """Start a service of the node exactly as deploy does (journaled first, readiness check
-        passed); returns its pid."""
+        passed); returns its pid. `on_started(instant)`, where the backend can tell, gets when
+        its process was running, before its readiness; a backend may never call it."""
 
     def stop_service(self, node: str, service: str, on_stopped: Callable[[float], None] | None = None) -> None:
         """Stop a running service: its process group, TERM then KILL after a grace period,
@@ -236,8 +237,10 @@ class ServiceOps(Protocol):
     def service_running(self, node: str, service: str) -> bool:
         """Whether a process journaled for the service still runs (same pid, same start time)."""
 
-    def exec(self, node: str, command: str, timeout_s: float) -> ExecResult:
-        """Run a shell command in the node and wait for it (BackendError after `timeout_s`)."""
+    def exec(self, node: str, command: str, timeout_s: float, on_started: Callable[[float], None] | None = None) -> ExecResult:
+        """Run a shell command in the node and wait for it (BackendError after `timeout_s`).
+        `on_started(instant)`, where the backend can tell, gets when the command started (its
+        shell running): an exec step's instant; a backend may never call it."""
 
 
 class SocketOps(Protocol):

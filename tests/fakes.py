@@ -297,7 +297,7 @@ class FakeOps:
         return False
 
     # services
-    def start_service(self, node: str, service: Service) -> int:
+    def start_service(self, node: str, service: Service, on_started: Callable[[float], None] | None = None) -> int:
         self._now("start_service", node, service.name)
         pid = self.world.new_pid()
         self.world.services[node][service.name] = pid
@@ -315,7 +315,7 @@ class FakeOps:
         self._now("service_running", node, service)
         return service in self.world.services[node]
 
-    def exec(self, node: str, command: str, timeout_s: float) -> ExecResult:
+    def exec(self, node: str, command: str, timeout_s: float, on_started: Callable[[float], None] | None = None) -> ExecResult:
         self._now("exec", node, command, timeout_s)
         return ExecResult(0, "", "")
 

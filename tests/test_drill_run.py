@@ -130,11 +130,13 @@ def test_exec_step_runs_in_the_node(tmp_path: Path, state_dir: Path, host_snapsh
     marker = tmp_path / "ran-in"
     path = tmp_path / "exec.yaml"
     # The command records the namespace it ran in (its network namespace's interfaces).
-    path.write_text(EXEC.replace("COMMAND", f"ip -br link show e1 > {marker}"))
+    path.write_text(EXEC.replace("COMMAND", f"ip -br link show e1 > {marker}; sleep 1"))
     result = run_drill(path, state_dir, log=lambda _m: None)
     assert marker.read_text().startswith("e1@")
     step = next(s for s in result.steps if s.fault == "exec")
     assert step.kind == "apply" and step.confirmed_s >= step.issued_s
+    # The step's instant is the command's start (its shell running), not its exit a second later.
+    assert step.in_force_s is not None and step.issued_s <= step.in_force_s < step.confirmed_s - 0.5
 
 
 def test_failing_exec_stops_the_drill_and_leaves_nothing(

@@ -91,7 +91,7 @@ class FakeOps:
     def service_running(self, node: str, service: str) -> bool:
         return self.running[(node, service)]
 
-    def start_service(self, node: str, service: Service) -> int:
+    def start_service(self, node: str, service: Service, on_started: Any = None) -> int:
         self.calls.append(("start_service", node, service.name))
         self.running[(node, service.name)] = not self.dies_on_start
         return 4242
@@ -146,8 +146,17 @@ def test_node_loss_is_in_force_once_its_links_read_back_down_before_the_kill_and
     loss().apply(ctx)
     assert ctx.in_force_s == started_s and clock.now_s() == started_s + kill_s
     ctx.in_force_s = None
+    marked: list[float | None] = []
+    real_start = ops.start_service
+
+    def start(node: str, service: Service, on_started: Any = None) -> int:
+        marked.append(ctx.in_force_s)
+        return real_start(node, service, on_started)
+
+    ops.start_service = start  # type: ignore[method-assign]
     loss().revert(ctx)
-    assert ctx.in_force_s is None, "a revert marks nothing"
+    # The restore is in force once the node is back on the network, before its services start.
+    assert ctx.in_force_s is not None and marked and all(m == ctx.in_force_s for m in marked)
 
 
 def test_node_loss_revert_on_a_namespace_node_in_order() -> None:

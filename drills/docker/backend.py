@@ -219,13 +219,15 @@ class DockerBackend:
 
     # ------------------------------------------------------------------ services
 
-    def start_service(self, run: Run, namespace: str, node: Node, service: Service) -> int:
+    def start_service(
+        self, run: Run, namespace: str, node: Node, service: Service, on_started: Callable[[], None] | None = None
+    ) -> int:
         """Start a service (journaled as on namespaces) and wait until it is ready; returns its
         pid on the host. In a container node it runs inside the container (`docker exec`: its
         files, its cgroup, so `docker pause` and `kill` reach it), output in
         /var/log/drills-SERVICE.log there."""
         if node.kind != "container":
-            return self._netns.start_service(run, namespace, node, service)
+            return self._netns.start_service(run, namespace, node, service, on_started)
         container = container_name(run.run_id, node)
         run.journal.record([{"op": "service", "ns": namespace, "node": node.name, "name": service.name}])
         log_inside = f"/var/log/drills-{service.name}.log"
@@ -233,6 +235,8 @@ class DockerBackend:
         _code, _output, pid = self.docker().exec(container, argv, detach=True, environment=dict(service.env))
         if not pid:
             raise BackendError(f"service {node.name}/{service.name} did not start in container {container}")
+        if on_started is not None:
+            on_started()
         ticks = kernel.process_start_ticks(pid)
         if ticks is not None:  # else it is gone already: nothing to stop, and a pid alone is never journaled
             run.journal.record([{"op": "process", "ns": namespace, "pid": pid, "start": ticks, "service": service.name}])

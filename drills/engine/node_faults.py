@@ -21,13 +21,15 @@ from drills.scenario.steps import NodeFreezeStep, NodeLossStep, ServiceStopStep
 STOP_GRACE_S = 2.0  # what the backends give a stopped service before SIGKILL (for `drill plan`)
 
 
-def start_again(ctx: FaultContext, node: str, service: Service) -> None:
+def start_again(ctx: FaultContext, node: str, service: Service, *, mark: bool = False) -> None:
     """Start a stopped service through the backend (readiness checked there) and confirm that its
     new process is alive. Idempotent: a revert retried at teardown after a partial failure must
-    not start a second copy, so a service still running is left as it is."""
+    not start a second copy, so a service still running is left as it is. `mark`: the revert is
+    in force once the service's process runs (its own start-up, to ready, is what follows the
+    restore, as after any restart), where the backend tells that instant."""
     if ctx.ops.service_running(node, service.name):
         return
-    pid = ctx.ops.start_service(node, service)
+    pid = ctx.ops.start_service(node, service, ctx.mark_in_force if mark else None)
     if not ctx.ops.service_running(node, service.name):
         raise BackendError(f"service {node}/{service.name} exited right after it was started again (pid {pid})")
 
@@ -104,6 +106,11 @@ class NodeLoss:
         for own, _peer in self.links:
             ctx.ops.set_link(own.node, own.name, up=True)
         self._confirm(ctx, down=False)
+        # Back on the network once its interfaces read back up with carrier, as a node powered on:
+        # the restore is in force. What it then does to serve again (its addresses and routes put
+        # back, each service started to ready) is its own boot, part of the recovery measured.
+        if self.links:
+            ctx.mark_in_force()
         for own, _peer in self.links:
             for address in (own.ipv4, own.ipv6):
                 if address is not None:  # `replace`: the IPv4 ones are still there
@@ -231,7 +238,7 @@ class ServiceStop:
         ctx.ops.stop_service(self.node, self.service.name, ctx.mark_in_force)
 
     def revert(self, ctx: FaultContext) -> None:
-        start_again(ctx, self.node, self.service)
+        start_again(ctx, self.node, self.service, mark=True)
 
 
 register("node-loss")(NodeLoss.from_step)

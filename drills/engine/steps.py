@@ -35,7 +35,9 @@ class Note:
 @dataclass(frozen=True)
 class Exec:
     """A command run in a node (a configuration change as an inject). The step's instant is when
-    the command started; it is confirmed when it exited with status 0."""
+    the command started (marked in force then, where the backend tells it: what the command then
+    does, in its own run time, is what follows the inject, as an operator's command would); it
+    is confirmed when it exited with status 0."""
 
     node: str
     command: str
@@ -50,7 +52,7 @@ class Exec:
 
     def apply(self, ctx: FaultContext) -> None:
         command = self.command
-        result = ctx.ops.exec(self.node, command, EXEC_TIMEOUT_S)
+        result = ctx.ops.exec(self.node, command, EXEC_TIMEOUT_S, ctx.mark_in_force)
         for line in (result.stdout + result.stderr).splitlines()[-5:]:
             ctx.log(f"  {self.node}$ {line}")
         if result.returncode != 0:

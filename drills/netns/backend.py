@@ -261,9 +261,12 @@ class NetnsBackend:
 
     # ------------------------------------------------------------------ services
 
-    def start_service(self, run: Run, namespace: str, node: Node, service: Service) -> int:
+    def start_service(
+        self, run: Run, namespace: str, node: Node, service: Service, on_started: Callable[[], None] | None = None
+    ) -> int:
         """Start `service` of `node` inside `namespace` and wait until its readiness check passes
-        (BackendError if it exits first or times out); returns its pid. Deploy starts every service
+        (BackendError if it exits first or times out); returns its pid. `on_started()` is called
+        once its process runs, before the readiness check. Deploy starts every service
         this way, and faults that stop a service or a whole node start it again this way, so a
         restarted process is journaled exactly like the first one and teardown and `drill clean`
         find it too."""
@@ -273,6 +276,8 @@ class NetnsBackend:
             private_dirs.prepare(run.dir, node.name, service.private)
         env = self._private_env(run, node, service)
         process = services.start(namespace, service, log_path, self._service_cwd, env)
+        if on_started is not None:  # its shell runs (Popen returned): before the journal's write
+            on_started()
         run.journal.record(
             [
                 {

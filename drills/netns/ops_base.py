@@ -13,8 +13,9 @@ from drills.runs import Run
 from drills.scenario.resolved import Node, Service, Topology
 
 Log = Callable[[str], None]
-# The backend's own way to start a service (journaled, readiness checked), as deploy does.
-StartService = Callable[[Run, str, Node, Service], int]
+# The backend's own way to start a service (journaled, readiness checked), as deploy does; the
+# last argument, when given, is called once the service's process runs (before its readiness).
+StartService = Callable[[Run, str, Node, Service, Callable[[], None] | None], int]
 
 
 class OpsBase:

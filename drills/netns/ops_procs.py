@@ -105,9 +105,10 @@ class ProcessOpsMixin(OpsBase):
             for service in node.services:
                 self.service_processes(node.name, service.name)
 
-    def start_service(self, node: str, service: Service) -> int:
+    def start_service(self, node: str, service: Service, on_started: Callable[[float], None] | None = None) -> int:
         what = f"service {node}/{service.name}"
-        pid = self._start_service(self.run, self.namespaces[node], self.topology.node(node), service)
+        started = None if on_started is None else (lambda: on_started(self.clock.now_s()))
+        pid = self._start_service(self.run, self.namespaces[node], self.topology.node(node), service, started)
         # Read back, not assumed: teardown and `drill clean` find a process only through the journal.
         with self._lock:
             (self._journaled or {}).pop((node, service.name), None)
@@ -140,9 +141,10 @@ class ProcessOpsMixin(OpsBase):
     def service_running(self, node: str, service: str) -> bool:
         return bool(procs.live(self.service_processes(node, service)))
 
-    def exec(self, node: str, command: str, timeout_s: float) -> ExecResult:
+    def exec(self, node: str, command: str, timeout_s: float, on_started: Callable[[float], None] | None = None) -> ExecResult:
+        started = None if on_started is None else (lambda: on_started(self.clock.now_s()))
         try:
-            done = services.run_shell(self.namespaces[node], command, timeout_s)
+            done = services.run_shell(self.namespaces[node], command, timeout_s, on_started=started)
         except subprocess.TimeoutExpired:
             raise BackendError(f"exec on {node} still running after {timeout_s:g} s: {command}") from None
         return ExecResult(done.returncode, done.stdout, done.stderr)

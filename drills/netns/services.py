@@ -122,23 +122,33 @@ def _check_once(namespace: str, service: Service, extra_env: Mapping[str, str] |
 
 
 def run_shell(
-    namespace: str, command: str, timeout_s: float, extra_env: Mapping[str, str] | None = None
+    namespace: str,
+    command: str,
+    timeout_s: float,
+    extra_env: Mapping[str, str] | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `/bin/sh -c command` inside `namespace`, output captured, `extra_env` added to the
-    environment; TimeoutExpired after `timeout_s` (the child is killed)."""
+    environment; TimeoutExpired after `timeout_s` (the child is killed). `on_started()` is
+    called once the shell runs (Popen returns when the child's exec succeeded), before the
+    wait for its exit."""
     env = {**os.environ, **extra_env} if extra_env else None
-    return kernel.run_in_namespace(
-        namespace,
-        lambda: subprocess.run(
-            ["/bin/sh", "-c", command],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-            env=env,
-        ),
-    )
+
+    def run() -> subprocess.CompletedProcess[str]:
+        argv = ["/bin/sh", "-c", command]
+        pipe = subprocess.PIPE
+        with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=pipe, stderr=pipe, text=True, env=env) as child:
+            if on_started is not None:
+                on_started()
+            try:
+                stdout, stderr = child.communicate(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()  # not its pipes: a grandchild may hold them open (as subprocess.run does)
+                raise
+        return subprocess.CompletedProcess(argv, child.returncode, stdout, stderr)
+
+    return kernel.run_in_namespace(namespace, run)
 
 
 # A stopped process is polled for from 0.1 ms on, the interval doubling up to 20 ms: one that

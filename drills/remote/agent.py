@@ -32,7 +32,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from drills import __version__
+from drills import __version__, realtime
 from drills.backend import HostPart, LinkState, NodeOps, TeardownReport
 from drills.clock import Clock, SystemClock
 from drills.errors import BadInput, DrillError, EnvironmentProblem
@@ -154,7 +154,10 @@ class Agent:
                     if request.at_s is not None:  # sent ahead: this host times it
                         _hold(self.clock, request.at_s)
                     started_s = self.clock.now_s()
-                    answer = self._handle(request)
+                    # A timed change runs as the controller runs its own (above this host's
+                    # probe senders); never the hold before it, which yields the processor.
+                    with realtime.applying() if request.at_s is not None else contextlib.nullcontext():
+                        answer = self._handle(request)
                     # When it ran on this host's clock: the controller places a fault's change
                     # by it (within the clock offset's bound), not by its own send and answer,
                     # which add the channel's round trip (protocol: "ran").

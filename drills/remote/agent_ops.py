@@ -249,7 +249,7 @@ class AgentOps:
         return bool(self._op("boot", node))
 
     # services and exec
-    def start_service(self, node: str, service: Service) -> int:
+    def start_service(self, node: str, service: Service, on_started: Callable[[float], None] | None = None) -> int:
         timeout_s = self._timeout_s + (service.ready.timeout_s if service.ready else 0.0)
         return int(self._op("start_service", node, service, timeout_s=timeout_s))
 
@@ -259,7 +259,8 @@ class AgentOps:
     def service_running(self, node: str, service: str) -> bool:
         return bool(self._op("service_running", node, service))
 
-    def exec(self, node: str, command: str, timeout_s: float) -> ExecResult:
+    def exec(self, node: str, command: str, timeout_s: float, on_started: Callable[[float], None] | None = None) -> ExecResult:
+        # The agent's span of the operation places the step (`TimedOps`): no start is told here.
         result: ExecResult = self._op("exec", node, command, timeout_s, timeout_s=timeout_s + EXEC_MARGIN_S)
         return result
 

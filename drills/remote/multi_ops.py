@@ -172,8 +172,8 @@ class MultiHostOps:
     def boot(self, node: str) -> bool:
         return self._ops(node).boot(node)
 
-    def start_service(self, node: str, service: Service) -> int:
-        return self._ops(node).start_service(node, service)
+    def start_service(self, node: str, service: Service, on_started: Callable[[float], None] | None = None) -> int:
+        return self._ops(node).start_service(node, service, on_started)
 
     def stop_service(self, node: str, service: str, on_stopped: Callable[[float], None] | None = None) -> None:
         self._ops(node).stop_service(node, service)  # its host's clock: the agent's answer is the confirmation
@@ -181,8 +181,8 @@ class MultiHostOps:
     def service_running(self, node: str, service: str) -> bool:
         return self._ops(node).service_running(node, service)
 
-    def exec(self, node: str, command: str, timeout_s: float) -> ExecResult:
-        return self._ops(node).exec(node, command, timeout_s)
+    def exec(self, node: str, command: str, timeout_s: float, on_started: Callable[[float], None] | None = None) -> ExecResult:
+        return self._ops(node).exec(node, command, timeout_s, on_started)
 
     # ------------------------------------------------------------------ sockets
 
