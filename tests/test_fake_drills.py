@@ -276,7 +276,8 @@ def test_node_loss_is_in_force_before_its_kill_and_the_kill_does_not_widen_the_a
     # Off the network at once (its links read back down); confirmed only once every process is gone.
     assert (apply.issued_s, apply.in_force_s, apply.confirmed_s) == (4.0, 4.0, 4.0 + _SlowKillOps.KILL_S)
     revert = next(s for s in result.steps if s.label == "crash" and s.kind == "revert")
-    assert revert.in_force_s is None
+    # Restored once its links are up again, before its addresses, routes and services (its boot).
+    assert revert.in_force_s == revert.issued_s == 8.0
     # The event's window is issued -> in force: the kill's wait is not in the accuracy.
     flow = _metric(result, "flow", "crash")
     assert flow.accuracy_s == pytest.approx(1 / RATE)

@@ -229,7 +229,8 @@ class DockerBackend:
         if node.kind != "container":
             return self._netns.start_service(run, namespace, node, service, on_started)
         container = container_name(run.run_id, node)
-        run.journal.record([{"op": "service", "ns": namespace, "node": node.name, "name": service.name}])
+        # Not synced, as on namespaces: the container dies with the machine.
+        run.journal.record([{"op": "service", "ns": namespace, "node": node.name, "name": service.name}], sync=False)
         log_inside = f"/var/log/drills-{service.name}.log"
         argv = ["/bin/sh", "-c", f"exec >>{log_inside} 2>&1 </dev/null; {service.command}"]
         _code, _output, pid = self.docker().exec(container, argv, detach=True, environment=dict(service.env))

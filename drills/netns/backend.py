@@ -270,7 +270,9 @@ class NetnsBackend:
         this way, and faults that stop a service or a whole node start it again this way, so a
         restarted process is journaled exactly like the first one and teardown and `drill clean`
         find it too."""
-        run.journal.record([{"op": "service", "ns": namespace, "node": node.name, "name": service.name}])
+        # Not synced: a process started here dies with the machine, so only this process's death
+        # matters, and the write survives that; a restart on the drill clock waits for no fsync.
+        run.journal.record([{"op": "service", "ns": namespace, "node": node.name, "name": service.name}], sync=False)
         log_path = run.dir / f"{node.name}.{service.name}.log"
         if service.private is not None:  # a daemon's own paths (drills.scenario.daemons)
             private_dirs.prepare(run.dir, node.name, service.private)
