@@ -176,7 +176,6 @@ class _Batch:
         self.family, self.table = family, table
         self.messages: list[bytes] = []
         self.set_ids = iter(range(1, 1 << 16))
-        self.echo = False  # rules and set elements ask for the kernel's echo of them
 
     def add(self, kind: int, flags: int, *attrs: bytes, family: int | None = None, res_id: int = 0) -> None:
         body = _NFGEN.pack(self.family if family is None else family, 0, socket.htons(res_id)) + b"".join(attrs)
@@ -206,8 +205,7 @@ def _match(batch: _Batch, chain_table: str, match: Match) -> Iterator[bytes]:
         _u32(4, field.key_type), _u32(5, field.key_len), _nest(9, _u32(1, len(match.values))), _u32(10, set_id),
     )  # fmt: skip
     elements = b"".join(_nest(1, _data(1, _value(match.field, v))) for v in match.values)  # LIST_ELEM { KEY }
-    flags = NLM_F_CREATE | (NLM_F_ECHO if batch.echo else 0)
-    batch.add(NFT_MSG_NEWSETELEM, flags, _text(1, chain_table), _text(2, name), _nest(3, elements), _u32(4, set_id))
+    batch.add(NFT_MSG_NEWSETELEM, NLM_F_CREATE, _text(1, chain_table), _text(2, name), _nest(3, elements), _u32(4, set_id))
     yield _expr("lookup", _text(1, name), _u32(2, NFT_REG_1), _u32(4, set_id))  # SET, SREG, SET_ID
 
 
@@ -300,13 +298,11 @@ def _frame(batch: _Batch, table: Table) -> None:
 
 
 def _rules(batch: _Batch, table: Table, *, echo: bool = False, chain_name: Callable[[str], str] = str) -> None:
-    batch.echo = echo
     for chain in table.chains:
         for rule in chain.rules:
             exprs = _rule_exprs(batch, rule)  # adds the rule's anonymous sets first
             flags = NLM_F_CREATE | NLM_F_APPEND | (NLM_F_ECHO if echo else 0)
             batch.add(NFT_MSG_NEWRULE, flags, _text(1, table.name), _text(2, chain_name(chain.name)), exprs)
-    batch.echo = False
 
 
 def _end(batch: _Batch) -> tuple[bytes, int]:

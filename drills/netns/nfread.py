@@ -37,7 +37,6 @@ from drills.netns.nfmsg import (
     NFT_META_L4PROTO,
     NFT_META_NFPROTO,
     NFT_MSG_NEWRULE,
-    NFT_MSG_NEWSETELEM,
     NFT_PAYLOAD_NETWORK_HEADER,
     NFT_PAYLOAD_TRANSPORT_HEADER,
     NfSocket,
@@ -231,31 +230,27 @@ def _check_rules(sock: NfSocket, table: Table, chain: str, wanted: Sequence[Rule
 
 
 def check_echo(table: Table, echoes: Sequence[tuple[int, bytes]], what: str) -> None:
-    """BackendError unless the kernel's echo of a batch (its NEWRULE and NEWSETELEM messages,
-    built from the objects it committed) shows exactly the table's rules, chain by chain, and
-    nothing else. Applying an armed table, the table is `nfmsg.jumps(...)`: one jump per base
-    chain. Its chains (hook, priority, device) and the loaded chains' rules were read back when
+    """BackendError unless the kernel's echo of a batch (its NEWRULE messages, built from the
+    objects it committed) shows exactly the table's rules, chain by chain, and nothing else.
+    Only rules that use no set are confirmed this way (a set's elements are not echoed): the
+    table is an armed one's `nfmsg.jumps(...)`, one jump per base chain. Its chains (hook, priority, device) and the loaded chains' rules were read back when
     it was armed, before the clock (`check_armed`); that no other rule is in a base chain is
     its state then (read back empty), kept by `RuleOpsMixin` refusing a table applied twice."""
     where = f"node {table.node}: table {table.family} {table.name}"
-    sets: dict[str, list[bytes]] = {}
     rules: list[Mapping[int, bytes]] = []
     for kind, payload in echoes:
-        if kind not in (NFT_MSG_NEWRULE, NFT_MSG_NEWSETELEM):
+        if kind != NFT_MSG_NEWRULE:
             continue  # the commit's new generation (NEWGEN), echoed too
         top = _attrs(payload)
         if _text(top.get(1, b"")) != table.name:
             raise BackendError(f"{where}: the kernel echoed an object of table {_text(top.get(1, b''))!r}; {what} did not take effect as built")
-        if kind == NFT_MSG_NEWRULE:
-            rules.append(top)
-        elif kind == NFT_MSG_NEWSETELEM:
-            sets.setdefault(_text(top.get(2, b"")), []).extend(elem for _k, elem in _attr_list(top.get(3, b"")))
+        rules.append(top)
 
-    def elements(name: str) -> list[bytes]:
-        return sets.get(name, [])
+    def no_elements(_name: str) -> list[bytes]:
+        return []  # a lookup decodes to no value: no rule of the table compares equal to it
 
     for chain in table.chains:
-        listed = Counter(_decode(top, elements) for top in rules if _text(top.get(2, b"")) == chain.name)
+        listed = Counter(_decode(top, no_elements) for top in rules if _text(top.get(2, b"")) == chain.name)
         _compare(where, chain.name, listed, Counter(rule.signature() for rule in chain.rules))
     strays = {_text(top.get(2, b"")) for top in rules} - {chain.name for chain in table.chains}
     if strays:

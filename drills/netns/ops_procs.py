@@ -107,8 +107,7 @@ class ProcessOpsMixin(OpsBase):
 
     def start_service(self, node: str, service: Service, on_started: Callable[[float], None] | None = None) -> int:
         what = f"service {node}/{service.name}"
-        started = None if on_started is None else (lambda: on_started(self.clock.now_s()))
-        pid = self._start_service(self.run, self.namespaces[node], self.topology.node(node), service, started)
+        pid = self._start_service(self.run, self.namespaces[node], self.topology.node(node), service, self._stamped(on_started))
         # Read back, not assumed: teardown and `drill clean` find a process only through the journal.
         with self._lock:
             (self._journaled or {}).pop((node, service.name), None)
@@ -141,10 +140,13 @@ class ProcessOpsMixin(OpsBase):
     def service_running(self, node: str, service: str) -> bool:
         return bool(procs.live(self.service_processes(node, service)))
 
+    def _stamped(self, on_started: Callable[[float], None] | None) -> Callable[[], None] | None:
+        """`on_started` called with the drill clock's instant, for a backend call that only says when."""
+        return None if on_started is None else (lambda: on_started(self.clock.now_s()))
+
     def exec(self, node: str, command: str, timeout_s: float, on_started: Callable[[float], None] | None = None) -> ExecResult:
-        started = None if on_started is None else (lambda: on_started(self.clock.now_s()))
         try:
-            done = services.run_shell(self.namespaces[node], command, timeout_s, on_started=started)
+            done = services.run_shell(self.namespaces[node], command, timeout_s, on_started=self._stamped(on_started))
         except subprocess.TimeoutExpired:
             raise BackendError(f"exec on {node} still running after {timeout_s:g} s: {command}") from None
         return ExecResult(done.returncode, done.stdout, done.stderr)
