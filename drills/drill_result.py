@@ -88,6 +88,9 @@ class DrillResult:
     # Every ordered node pair across each partition, intended against observed (one way).
     pairs: list[PairResult] = field(default_factory=list)
     pair_records: list[StreamRecord] = field(default_factory=list)  # the pair mesh's raw samples
+    # CPU time this machine's host (hypervisor) took from it while the clock ran (drills.realtime.
+    # steal_s): None where the kernel does not say.
+    host_steal_s: float | None = None
 
     @property
     def inconclusive(self) -> bool:

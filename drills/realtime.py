@@ -9,8 +9,9 @@ real-time priority the sender runs the moment it wakes, ahead of every ordinary 
 for one `sendto` per due packet and then blocks again, so what it takes from the nodes' daemons
 is that; the kernel's real-time throttling (95 % of each CPU by default) bounds the worst case.
 Only threads are raised, never the process: the probes' senders, receivers and echoes, and the
-controller's thread only while it applies or reverts a fault (`applying`); everything else
-stays ordinary.
+controller's thread while the drill clock runs (`controlling`; higher while it applies or
+reverts a fault, `applying`); everything else stays ordinary, and so does every thread or
+process they start.
 
 Where the kernel refuses (no CAP_SYS_NICE, a container with no real-time budget), the sender
 runs as before, and its record says so (`StreamRecord.sender_scheduling`, in results.json's
@@ -73,25 +74,76 @@ def lower_this_thread(behind_s: float) -> str:
     return f"SCHED_FIFO {FIFO_PRIORITY}, then ordinary: {behind_s * 1e3:.0f} ms behind its schedule (it could not keep up)"
 
 
+# The controller's thread while the drill clock runs, between its applies: at the receivers'
+# priority, for the same reason. It holds the GIL whenever it runs Python (stamping a step,
+# logging, waiting for the next); preempted by an ordinary task then, it held a sender waiting for
+# the GIL until the scheduler gave it a CPU again: 4.4 ms under load, traced
+# (bench/vcpu_pause.py, 2026-12-05).
+CONTROLLER_PRIORITY = RECEIVER_PRIORITY
+
+
+@contextlib.contextmanager
+def controlling() -> Iterator[None]:
+    """The calling thread (the controller's, while the drill clock runs) under SCHED_FIFO at
+    CONTROLLER_PRIORITY, then as it was. It sleeps between events and blocks while it waits, so
+    it holds a CPU only for its own short work (and its last 2 ms spin before an instant,
+    drills.clock). What it starts begins ordinary (SCHED_RESET_ON_FORK, see `applying`)."""
+    with _fifo(CONTROLLER_PRIORITY):
+        yield
+
+
 @contextlib.contextmanager
 def applying() -> Iterator[None]:
     """The calling thread (the controller's, applying or reverting a fault) under SCHED_FIFO
     for the duration, then as it was: the fault's window (issued -> in force) is then not
     stretched by ordinary tasks taking its CPU. It blocks while it waits (a kernel's answer, a
-    process's exit), so it holds a CPU only for the fault's own work."""
+    process's exit), so it holds a CPU only for the fault's own work.
+
+    With SCHED_RESET_ON_FORK: a thread or process it starts (a service restarted on a revert,
+    an exec's command) begins ordinary, as Linux would otherwise have it inherit the real-time
+    priority for its whole life (a daemon above the probe senders). A helper thread that does
+    the apply's own work takes the priority on explicitly (`current`, `adopt`)."""
+    with _fifo(APPLY_PRIORITY):
+        yield
+
+
+@contextlib.contextmanager
+def _fifo(priority: int) -> Iterator[None]:
+    """The calling thread under SCHED_FIFO at `priority`, nothing it starts inheriting it,
+    for the duration; then as it was. A refusal leaves it as it is."""
     before: tuple[int, os.sched_param] | None = None
     if ENABLED:
         try:
             before = (os.sched_getscheduler(0), os.sched_getparam(0))
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(APPLY_PRIORITY))
+            os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(priority))
         except (OSError, AttributeError):
-            before = None  # refused: the fault runs as an ordinary thread, as it did before
+            before = None  # refused: it runs as an ordinary thread, as it did before
     try:
         yield
     finally:
         if before is not None:
             with contextlib.suppress(OSError):
                 os.sched_setscheduler(0, before[0], before[1])
+
+
+def current() -> tuple[int, int] | None:
+    """The calling thread's real-time scheduling (policy with its flags, priority), for a helper
+    thread doing its work to take on (`adopt`); None when it is ordinary."""
+    try:
+        policy = os.sched_getscheduler(0)
+        if policy & ~os.SCHED_RESET_ON_FORK not in (os.SCHED_FIFO, os.SCHED_RR):
+            return None
+        return policy, os.sched_getparam(0).sched_priority
+    except (OSError, AttributeError):
+        return None
+
+
+def adopt(scheduling: tuple[int, int] | None) -> None:
+    """Put the calling thread under `scheduling` (from `current` in the thread it works for);
+    None or a refusal leaves it as it is."""
+    if scheduling is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, scheduling[0], os.sched_param(scheduling[1]))
 
 
 def refusal() -> str | None:
@@ -102,3 +154,31 @@ def refusal() -> str | None:
     thread.start()
     thread.join()
     return found[0]
+
+
+# A virtual machine's CPUs can be taken away by its host: a vCPU not running delivers no timer,
+# so a sender due then leaves late however it is scheduled (bench/results/vcpu-pause.md traced one:
+# 8.5 ms with no interrupt on that CPU, not even its tick, while the other CPU's came on time).
+# The kernel counts that time as "steal" (/proc/stat, in clock ticks: 10 ms resolution).
+PROC_STAT = "/proc/stat"
+
+
+def steal_s(path: str = PROC_STAT) -> float | None:
+    """CPU time the host has taken from this machine's CPUs since boot, all CPUs together
+    (/proc/stat's steal); None where the kernel does not say (no such field, no /proc)."""
+    try:
+        with open(path, "rb") as stat:
+            first = stat.readline(512)  # "cpu  user nice system idle iowait irq softirq steal ..."
+        fields = first.split()
+        if len(fields) < 9 or fields[0] != b"cpu":
+            return None
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+
+
+def steal_between(before_s: float | None, after_s: float | None) -> float | None:
+    """Steal time taken between two readings of `steal_s` (None when either is unknown)."""
+    if before_s is None or after_s is None:
+        return None
+    return max(0.0, after_s - before_s)

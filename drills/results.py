@@ -90,7 +90,7 @@ def to_json(
         "environment": env if env is not None else environment(result.capabilities),
         "method": {
             "outage": "lost packets / offered rate (RFC 6412 loss-derived)",
-            "accuracy": "one packet gap + p99 of the sender's lateness + the event's window (issued -> in force: confirmed by the kernel) + the stream's clock bound",
+            "accuracy": "one packet gap + the sender's lateness at the loss's edges (an event with no loss: the widest interval between two sends in its window) + the event's window (issued -> in force: confirmed by the kernel) + the stream's clock bound",
             "offered_rate_pps": rates,
             "sender_scheduling": {r.name: r.sender_scheduling for r in result.records if r.sender_scheduling},
             "sample_interval_s": {r.name: r.interval_s for r in result.app_records},
@@ -99,6 +99,9 @@ def to_json(
             "application_outage": "from the first failed sample to the first success starting a sustained run (RFC 6413)",
             **({"tolerated_loss_pct": dict(result.tolerated_loss_pct), "tolerated_loss": TOLERATED_RULE} if result.tolerated_loss_pct else {}),
             "forwarding_delay_threshold_s": result.late_after_s,
+            # A host that took CPU time from this machine during the clock may have held a sender
+            # back; the accuracy states what that did, this says why (drills.realtime.steal_s).
+            "host_steal_s": result.host_steal_s,
             **({"pair_mesh": pair_mesh_method(result.pair_records)} if result.pair_records else {}),
         },
         "duration_s": result.duration_s,

@@ -93,6 +93,8 @@ def test_cli_exit_code_and_results_file(tmp_path: Path, state_dir: Path, host_sn
     assert data["method"]["sustained_validation_s"] == 1.0
     why = realtime.refusal()  # where the host allows it, the sender thread is real-time; else the record says why not
     assert data["method"]["sender_scheduling"] == {"stream": "SCHED_FIFO 2" if why is None else f"ordinary (SCHED_FIFO refused: {why})"}
+    steal = realtime.steal_s()  # what this kernel says of CPU time its host took
+    assert (data["method"]["host_steal_s"] is None) == (steal is None) and (steal is None or data["method"]["host_steal_s"] >= 0)
     assert [v["passed"] for v in data["verdicts"]] == [True, False]
     assert "FAIL" in proc.stdout and "Traceback" not in proc.stderr
     jsonschema.Draft202012Validator(results_schema()).validate(data)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from drills import lifecycle
+from drills import lifecycle, realtime
 from drills.clock import SystemClock
 from drills.engine.fault import Armable
 from drills.engine.faults import Fault, FaultContext, build, supported_kinds, wait_for
@@ -369,13 +369,16 @@ def test_service_stop_refuses_connections_until_reverted(
     monkeypatch.setattr(services, "wait_ready", timed_ready)
     bed.ctx.in_force_s = None
     issued_s = bed.ctx.clock.now_s()
-    fault.revert(bed.ctx)
+    with realtime.applying():  # as the engine reverts it
+        fault.revert(bed.ctx)
     # In force once the new process runs, before its readiness check: its start-up follows.
     assert bed.ctx.in_force_s is not None and ready_checks and issued_s <= bed.ctx.in_force_s <= ready_checks[0]
     fault.revert(bed.ctx)  # as the undo stack may retry it: a running service is not started twice
     processes = bed.service_processes()
     assert len(processes) == 2 and processes[0] == (old_pid, old_ticks)
     assert process_alive(*processes[-1]) and processes[-1][0] != old_pid
+    # Started by a real-time apply, it runs ordinary: no daemon above the probe senders.
+    assert os.sched_getscheduler(processes[-1][0]) == os.SCHED_OTHER
     assert bed.http_get().startswith(b"HTTP/1.0 200")
     assert f"service b/http started (pid {processes[-1][0]})" in bed.log
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 
 from drills import realtime
+from drills.netns import kernel
 
 
 def _in_a_thread() -> tuple[str, int]:
@@ -67,7 +70,9 @@ def test_a_sender_that_cannot_keep_up_goes_back_to_ordinary_scheduling() -> None
 def test_a_fault_is_applied_under_sched_fifo_above_the_senders_and_the_thread_is_restored() -> None:
     before = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
     with realtime.applying():
-        assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == (os.SCHED_FIFO, realtime.APPLY_PRIORITY)
+        policy = os.sched_getscheduler(0)
+        assert (policy & ~os.SCHED_RESET_ON_FORK, os.sched_getparam(0).sched_priority) == (os.SCHED_FIFO, realtime.APPLY_PRIORITY)
+        assert policy & os.SCHED_RESET_ON_FORK  # what it starts begins ordinary (below)
     assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == before
     # Above the senders: a sender woken beside a syscall of the apply goes to another CPU at
     # once, rather than wait for the syscall (a kernel without full preemption); receivers below.
@@ -81,3 +86,67 @@ def test_disabled_applying_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(realtime, "ENABLED", False)
     with realtime.applying():
         assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
+def test_steal_time_is_read_from_proc_stat_and_is_none_where_the_kernel_does_not_say(tmp_path: Path) -> None:
+    ticks = os.sysconf("SC_CLK_TCK")
+    stat = tmp_path / "stat"
+    stat.write_text(f"cpu  10 0 5 900 1 0 2 {3 * ticks} 0 0\ncpu0 5 0 2 450 0 0 1 {ticks} 0 0\n")
+    assert realtime.steal_s(str(stat)) == 3.0  # all CPUs together, in seconds
+    for bad in ("cpu  10 0 5 900\n", "intr 1 2 3 4 5 6 7 8 9\n", "cpu  a b c d e f g h\n", ""):
+        stat.write_text(bad)
+        assert realtime.steal_s(str(stat)) is None, bad
+    assert realtime.steal_s(str(tmp_path / "absent")) is None
+    stat.write_text("cpu  " + "9" * 600 + "\n")  # one bounded line: a huge one is not a number
+    assert realtime.steal_s(str(stat)) is None
+    assert realtime.steal_between(1.0, 1.25) == 0.25
+    assert realtime.steal_between(None, 1.0) is None and realtime.steal_between(1.0, None) is None
+    assert realtime.steal_between(2.0, 1.0) == 0.0  # never negative
+    here = realtime.steal_s()
+    assert here is None or here >= 0.0
+
+
+@pytest.mark.skipif(realtime.refusal() is not None, reason="this host refuses SCHED_FIFO threads")
+def test_what_an_apply_starts_begins_ordinary_and_its_namespace_worker_keeps_the_apply_priority() -> None:
+    # A service restarted on a revert, or an exec's command, must not run real-time for its whole
+    # life (above the probe senders); the worker thread that does the apply's work in a
+    # namespace keeps the apply's priority, and what it starts begins ordinary too.
+    def child_scheduling() -> tuple[int, int]:
+        child = subprocess.Popen(["sleep", "5"])
+        try:
+            return os.sched_getscheduler(child.pid), os.sched_getparam(child.pid).sched_priority
+        finally:
+            child.kill()
+            child.wait()
+
+    def thread_scheduling() -> tuple[int, int]:
+        return os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK, os.sched_getparam(0).sched_priority
+
+    with realtime.applying():
+        assert child_scheduling() == (os.SCHED_OTHER, 0)
+        plain: list[tuple[int, int]] = []
+        thread = threading.Thread(target=lambda: plain.append(thread_scheduling()))
+        thread.start()
+        thread.join()
+        assert plain == [(os.SCHED_OTHER, 0)]  # a thread it starts, too
+        assert kernel._in_thread(thread_scheduling) == (os.SCHED_FIFO, realtime.APPLY_PRIORITY)
+        assert kernel._in_thread(child_scheduling) == (os.SCHED_OTHER, 0)
+    assert realtime.current() is None  # the caller is ordinary again
+    assert kernel._in_thread(thread_scheduling) == (os.SCHED_OTHER, 0)  # an ordinary caller's worker too
+
+
+@pytest.mark.skipif(realtime.refusal() is not None, reason="this host refuses SCHED_FIFO threads")
+def test_the_controller_runs_real_time_while_the_clock_runs_and_its_applies_above_it() -> None:
+    def scheduling() -> tuple[int, int]:
+        return os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK, os.sched_getparam(0).sched_priority
+
+    before = scheduling()
+    with realtime.controlling():
+        # Never preempted by an ordinary task while it holds the GIL that the senders wait for;
+        # below them, as the receivers are.
+        assert scheduling() == (os.SCHED_FIFO, realtime.CONTROLLER_PRIORITY) and realtime.CONTROLLER_PRIORITY < realtime.FIFO_PRIORITY
+        with realtime.applying():
+            assert scheduling() == (os.SCHED_FIFO, realtime.APPLY_PRIORITY)
+        assert scheduling() == (os.SCHED_FIFO, realtime.CONTROLLER_PRIORITY)
+        assert kernel._in_thread(scheduling) == (os.SCHED_FIFO, realtime.CONTROLLER_PRIORITY)
+    assert scheduling() == before

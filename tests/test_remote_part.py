@@ -42,7 +42,8 @@ def test_a_timed_request_runs_under_the_apply_priority_and_an_untimed_one_as_it_
     seen: dict[str, tuple[int, int]] = {}
     try:
         agent = Agent(FrameReader(read_fd), FrameWriter(write_fd))
-        agent.do_look = lambda name: seen.setdefault(name, (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority))  # type: ignore[attr-defined]
+        # The policy without SCHED_RESET_ON_FORK (what the applying thread starts begins ordinary).
+        agent.do_look = lambda name: seen.setdefault(name, (os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK, os.sched_getparam(0).sched_priority))  # type: ignore[attr-defined]
         lane: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         lane.put(_Request(1, "look", ["timed"], {}, at_s=agent.clock.now_s() + 0.01))
         lane.put(_Request(2, "look", ["untimed"], {}))

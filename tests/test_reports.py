@@ -99,6 +99,20 @@ def test_markdown_and_html_carry_the_figures_and_a_plot() -> None:
     assert 'stroke="#d0021b"' in page  # the lost packet is drawn
 
 
+def test_the_method_says_how_much_cpu_time_the_host_took_while_the_clock_ran() -> None:
+    results = sample_results()
+    assert "steal" not in render_markdown(results) and "steal" not in render_html(results, SAMPLES)  # an older results.json
+    results["method"]["host_steal_s"] = 0.02
+    jsonschema.Draft202012Validator(results_schema()).validate(results)
+    assert "Host steal time while the clock ran: 20 ms" in render_markdown(results)
+    assert "Host steal time while the clock ran: 20 ms" in render_html(results, SAMPLES)
+    results["method"]["host_steal_s"] = 0.0
+    assert "Host steal time while the clock ran: none" in render_markdown(results)
+    results["method"]["host_steal_s"] = None  # the kernel did not say
+    jsonschema.Draft202012Validator(results_schema()).validate(results)
+    assert "steal" not in render_markdown(results)
+
+
 def test_compare_flags_a_regression_beyond_the_accuracy_bounds() -> None:
     base = sample_results(outage_s=0.002)
     same = compare(base, sample_results(outage_s=0.004))  # within 2 × 1.5 ms

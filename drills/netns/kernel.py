@@ -30,6 +30,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink import NETLINK_ROUTE
 from pyroute2.netlink.exceptions import NetlinkError
 
+from drills import realtime
 from drills.errors import BackendError, EnvironmentProblem, NameExists
 
 NETNS_RUN_DIR = Path("/run/netns")
@@ -87,6 +88,9 @@ def _in_thread(fn: Callable[[], T]) -> T:
     both threads, and on Python 3.11 an interrupted Thread.start() or join() corrupts the
     Thread's state (bpo-45274)."""
     box: dict[str, Any] = {}
+    # A fault's apply runs real-time with no inheritance across clone (drills.realtime.applying):
+    # its work here keeps the caller's priority; a process started here begins ordinary.
+    scheduling = realtime.current()
     gate = _thread.allocate_lock()  # held until the caller says "go" (or "cancel")
     done = _thread.allocate_lock()  # held until the worker finishes
     gate.acquire()
@@ -94,6 +98,7 @@ def _in_thread(fn: Callable[[], T]) -> T:
 
     def work() -> None:
         try:
+            realtime.adopt(scheduling)
             while "go" not in box:
                 gate.acquire(timeout=0.05)
             if box["go"]:

@@ -32,3 +32,16 @@ def wholly_inconclusive(results: dict[str, Any]) -> bool:
     baselines = results.get("baselines", {})
     unjudged = any(k["verdict"] == "inconclusive" for k in results.get("known_answers", []))
     return not unjudged or not baselines or any(not b.get("clean", True) for b in baselines.values())
+
+
+def steal_text(host_steal_s: object) -> str:
+    """The method's line on CPU time the host took while the clock ran (results.json
+    `method.host_steal_s`); empty when the kernel did not say (or an older results.json)."""
+    if not isinstance(host_steal_s, int | float) or isinstance(host_steal_s, bool):
+        return ""
+    if host_steal_s <= 0:
+        return "Host steal time while the clock ran: none (no CPU time was taken from this machine by its host)."
+    return (
+        f"Host steal time while the clock ran: {host_steal_s * 1e3:.0f} ms (the hypervisor took the CPUs from this "
+        "machine; a probe sender held back then samples less often, and the accuracy of the figures it touches states it)."
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drills.reports.fmt import ms
+from drills.reports.fmt import ms, steal_text
 from drills.reports.html_page import ERROR, FAIL, PASS, Cell, Row, bullets, esc, mark, paragraph, section, table
 from drills.reports.markdown import PAIR_COLUMNS, pair_mark
 
@@ -144,6 +144,9 @@ def method_section(results: dict[str, Any]) -> str:
     if method.get("tolerated_loss_pct"):
         items.append(f"Tolerated loss (random loss by design): {_pairs_text(method['tolerated_loss_pct'], '%')}: "
                      f"{str(method.get('tolerated_loss', '')).removesuffix('.')}.")  # fmt: skip
+    steal = steal_text(method.get("host_steal_s"))
+    if steal:
+        items.append(steal)
     mesh = method.get("pair_mesh")
     if mesh:
         items.append(f"Partition pair mesh: {mesh.get('pairs')} pairs at {mesh.get('rate_pps')} packets/s, one way.")
@@ -156,6 +159,7 @@ def method_section(results: dict[str, Any]) -> str:
 _METHOD_SHOWN = {
     "outage", "accuracy", "offered_rate_pps", "packet_size_bytes", "sample_interval_s", "sustained_validation_s",
     "forwarding_delay_threshold_s", "pair_mesh", "application_outage", "tolerated_loss_pct", "tolerated_loss",
+    "host_steal_s",
 }  # fmt: skip
 
 

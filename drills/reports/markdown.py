@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from drills.known import expected_text, measured_text
-from drills.reports.fmt import ms, recovery, wholly_inconclusive
+from drills.reports.fmt import ms, recovery, steal_text, wholly_inconclusive
 from drills.textsafe import visible
 
 Escape = Callable[[object], str]
@@ -137,6 +137,7 @@ def render_markdown(results: dict[str, Any], esc: Escape = md_text) -> str:
         f"- Offered rate: {rates or 'no stream'}; sustained validation {method['sustained_validation_s']:g} s; "
         f"forwarding-delay threshold {thresholds}.",
         f"- Environment: kernel {esc(environment.get('kernel'))}, Python {esc(environment.get('python'))}.",
+        *([f"- {esc(steal)}"] if (steal := steal_text(method.get("host_steal_s"))) else []),
         "",
     ]
     return "\n".join(lines)
