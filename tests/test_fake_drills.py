@@ -9,6 +9,7 @@ they pass once their faults act through `ctx.ops` (h/rules, h/nodes, h/impair).
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,9 @@ from fakes import FakeBackend, FakeOps, SimClock, World, all_capabilities, in_fo
 from drills import lifecycle
 from drills.backend import NETEM, NFTABLES, TUNTAP, LinkState, NodeOps, OpsSpan
 from drills.clock import Clock
+from drills.engine.analysis import analyse_drill
 from drills.engine.drill import DrillResult, preflight, run_drill
+from drills.engine.timeline import expand
 from drills.errors import BackendError, ScenarioError
 from drills.measure import EventMetrics
 from drills.runs import Run, RunStore
@@ -153,7 +156,8 @@ def test_link_down_with_failover_loses_exactly_the_convergence_time(tmp_path: Pa
     back = _metric(result, "voice", "cut", "revert")
     # Back to fibre: routing keeps the satellite until it sees the fibre up, which never dropped a packet.
     assert (back.sent, back.lost, back.outage_s, back.time_to_recover_s) == (5 * RATE, 0, 0.0, 0.0)
-    assert result.baselines["voice"].clean and result.baselines["voice"].sent == 4 * RATE - 2
+    # From the 1 s warm-up to 25 ms before the cut (the least guard: drills.engine.analysis).
+    assert result.baselines["voice"].clean and result.baselines["voice"].sent == 4 * RATE - 3
     assert [v.passed for v in result.verdicts] == [True] and result.passed
     assert result.t0_s == T0 and result.duration_s == 15.0 and len(result.records[0].sent) == 15 * RATE
 
@@ -196,6 +200,33 @@ def test_a_fault_that_does_not_take_effect_is_reverted_and_the_run_torn_down(tmp
 
 
 # --------------------------------------------------------------------------- filters (h/rules)
+
+
+def test_packets_a_fault_catches_in_flight_do_not_make_the_baseline_dirty(tmp_path: Path, state_dir: Path) -> None:
+    """On a busy machine a packet can sit queued for milliseconds (softirq work behind a busy CPU,
+    a vCPU its host did not run): the packets sent in the last 25 ms before the first fault may
+    be lost to it in flight. They are in neither the baseline nor the fault's event; a loss
+    earlier than that still makes the baseline dirty."""
+    backend = FakeBackend(paths=NO_BACKUP)
+    path = tmp_path / "fake.yaml"
+    path.write_text(FIBRE.replace("TIMELINE", "{id: cut, at: 5s, fault: link-down, link: fibre, for: 5s}"))
+    scenario = load_scenario(path)
+    result, _log = _drill(tmp_path, state_dir, FIBRE, "{id: cut, at: 5s, fault: link-down, link: fibre, for: 5s}", backend)
+    [record] = result.records
+
+    def analysed(lost_from_s: float) -> DrillResult:
+        caught = copy.deepcopy(record)
+        for sequence, sent_s in enumerate(caught.sent):
+            if T0 + lost_from_s <= sent_s < T0 + 5.0:  # sent before the cut, lost to it in flight
+                caught.received.pop(sequence, None)
+        again = DrillResult(result.scenario, result.run_id, result.seed, steps=list(result.steps))
+        analyse_drill(again, scenario, [caught], [], T0, expand(scenario, 1), result.duration_s)
+        return again
+
+    within = analysed(5.0 - 0.024)  # 3 packets, 24 ms before it
+    assert within.baselines["voice"].clean and not within.inconclusive
+    assert _metric(within, "voice", "cut").lost == 5 * RATE  # the event's own figures are untouched
+    assert not analysed(5.0 - 0.04).baselines["voice"].clean  # lost 40 ms before it: a dirty baseline
 
 
 def test_blackhole_keeps_carrier_so_routing_never_fails_over(tmp_path: Path, state_dir: Path) -> None:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from drills import clock as clock_module
 from drills import realtime
+from drills.clock import SystemClock
 from drills.netns import kernel
 
 
@@ -150,3 +152,34 @@ def test_the_controller_runs_real_time_while_the_clock_runs_and_its_applies_abov
         assert scheduling() == (os.SCHED_FIFO, realtime.CONTROLLER_PRIORITY)
         assert kernel._in_thread(scheduling) == (os.SCHED_FIFO, realtime.CONTROLLER_PRIORITY)
     assert scheduling() == before
+
+
+class _FakeTime:
+    """time.monotonic and time.sleep on a counter: every sleep is recorded and moves it on."""
+
+    def __init__(self) -> None:
+        self.now_s = 100.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now_s
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now_s += max(seconds, 0.0001)  # a yield (sleep(0)) still lets time pass
+
+
+@pytest.mark.parametrize(("scheduling", "spin_s"), [(None, SystemClock.SPIN_S), ((os.SCHED_FIFO, 1), SystemClock.REALTIME_SPIN_S)])
+def test_a_precise_wait_spins_its_last_stretch_and_a_real_time_thread_only_a_short_one(
+    monkeypatch: pytest.MonkeyPatch, scheduling: tuple[int, int] | None, spin_s: float
+) -> None:
+    # A real-time thread is woken on time: a 2 ms spin at its priority would only keep the
+    # ordinary tasks on its CPU (the nodes' daemons, deferred packet processing) waiting.
+    fake = _FakeTime()
+    monkeypatch.setattr(clock_module, "time", fake)
+    monkeypatch.setattr(realtime, "current", lambda: scheduling)
+    assert SystemClock().sleep_until(fake.now_s + 0.01, precise=True)
+    assert fake.sleeps[0] == pytest.approx(0.01 - spin_s) and all(s == 0 for s in fake.sleeps[1:])
+    fake.sleeps.clear()
+    assert SystemClock().sleep_until(fake.now_s + 0.01)  # not precise: one sleep, no spin
+    assert fake.sleeps == [pytest.approx(0.01)]

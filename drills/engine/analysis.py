@@ -13,6 +13,12 @@ from drills.records import ProbeRecord, StreamRecord
 from drills.scenario.probes import UdpStreamSpec
 from drills.scenario.resolved import Scenario
 
+# The least guard between the baseline and the first fault. A round trip's p99 does not bound a
+# packet's time in flight on a busy machine: under load, a port fault caught the six packets
+# sent in the 5 ms before it, still queued behind a busy CPU (softirq work deferred to an
+# ordinary kernel thread, or a vCPU its host did not run), and a clean drill read inconclusive.
+BASELINE_GUARD_MIN_S = 0.025
+
 
 def analyse_drill(
     result: DrillResult,
@@ -56,9 +62,10 @@ def analyse_drill(
         flags = lost_flags(record, late_after_s)
         # A packet sent just before the first fault may be lost in flight because of it: the
         # baseline ends a guard interval earlier (twice the baseline's worst round trip, at
-        # least two packet gaps), so such a packet never makes a clean baseline look dirty.
+        # least two packet gaps and BASELINE_GUARD_MIN_S), so such a packet never makes a clean
+        # baseline look dirty.
         rtt_p99_s = phase_stats(record, flags, "pre", phase_spans["baseline"]).rtt_p99_s or 0.0
-        guard_s = max(2 * rtt_p99_s, 2.0 / record.rate_pps)
+        guard_s = max(2 * rtt_p99_s, 2.0 / record.rate_pps, BASELINE_GUARD_MIN_S)
         tolerated_pct = streams[record.name].tolerated_loss_pct
         if tolerated_pct > 0:
             result.tolerated_loss_pct[record.name] = tolerated_pct
