@@ -86,8 +86,9 @@ CONTROLLER_PRIORITY = RECEIVER_PRIORITY
 def controlling() -> Iterator[None]:
     """The calling thread (the controller's, while the drill clock runs) under SCHED_FIFO at
     CONTROLLER_PRIORITY, then as it was. It sleeps between events and blocks while it waits, so
-    it holds a CPU only for its own short work (and its last 2 ms spin before an instant,
-    drills.clock). What it starts begins ordinary (SCHED_RESET_ON_FORK, see `applying`)."""
+    it holds a CPU only for its own short work (and its last 0.3 ms spin before an instant,
+    drills.clock.SystemClock). What it starts begins ordinary (SCHED_RESET_ON_FORK, see
+    `applying`)."""
     with _fifo(CONTROLLER_PRIORITY):
         yield
 

@@ -208,10 +208,8 @@ def test_packets_a_fault_catches_in_flight_do_not_make_the_baseline_dirty(tmp_pa
     be lost to it in flight. They are in neither the baseline nor the fault's event; a loss
     earlier than that still makes the baseline dirty."""
     backend = FakeBackend(paths=NO_BACKUP)
-    path = tmp_path / "fake.yaml"
-    path.write_text(FIBRE.replace("TIMELINE", "{id: cut, at: 5s, fault: link-down, link: fibre, for: 5s}"))
-    scenario = load_scenario(path)
     result, _log = _drill(tmp_path, state_dir, FIBRE, "{id: cut, at: 5s, fault: link-down, link: fibre, for: 5s}", backend)
+    scenario = load_scenario(tmp_path / "fake.yaml")  # the file _drill ran
     [record] = result.records
 
     def analysed(lost_from_s: float) -> DrillResult:
