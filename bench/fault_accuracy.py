@@ -11,9 +11,10 @@ event's window (in force - issued, or confirmed - issued where the fault marks n
 the stated accuracy of the stream's figures for the event (gap + the sender's lateness at the
 loss's edges + window; an event with no loss on the stream: the widest interval between two
 sends in its window + window), against the issue's bound of 2.5 ms, and the CPU time the host
-took from this machine during each drill (steal). Each class runs twice, the order
-alternating: with the probe senders and the controller's thread applying the fault under
-SCHED_FIFO (drills.realtime, as drills runs them), and with both ordinary threads. `--load N`
+took from this machine during each drill (steal), and how many packets the stream's second
+sender lane sent when the first did not on time. Each class runs twice, the order alternating:
+with the stream's sender in two lanes held to two CPUs (drills.probes.udp_stream, as drills
+runs it), and in one lane (as it ran before). Both real-time (drills.realtime). `--load N`
 keeps N busy processes competing for the CPUs meanwhile. Run as root; a private state
 directory, removed after.
 """
@@ -34,11 +35,11 @@ sys.path.insert(0, str(BENCH_DIR))
 
 import common  # noqa: E402
 
-from drills import realtime  # noqa: E402
 from drills.lifecycle import run as run_drill  # noqa: E402
+from drills.probes import udp_stream  # noqa: E402
 
 BOUND_S = 0.0025
-SENDERS = {"SCHED_FIFO": True, "ordinary": False}  # drills.realtime.ENABLED
+SENDERS = {"2 lanes": 2, "1 lane": 1}  # drills.probes.udp_stream.SENDER_LANES
 BUSY = "import time\nend = time.monotonic() + 3600\nwhile time.monotonic() < end: pass"
 SERVICE = f'{{name: web, command: "exec {sys.executable} -m http.server --bind 0.0.0.0 8080", ready: {{tcp: 8080, timeout: 20s}}}}'
 LINE = """
@@ -121,6 +122,9 @@ def one(work: Path, name: str, fault: str) -> dict[str, Any]:
         "widest_interval_no_loss": widest,
         # CPU time the host took from this VM while the clock ran (drills.realtime.steal_s).
         "host_steal_ms": None if result.host_steal_s is None else round(result.host_steal_s * 1e3),
+        # Packets each sender lane sent, and the CPU it was held to (-1: none).
+        "lane_sent": record.lane_sent,
+        "lane_cpus": record.lane_cpus,
         # What the accuracy adds for the sender (drills.measure.send_resolution_s) beyond one gap
         # and the window: the lateness at the loss's edges, or with no loss the widest interval
         # between two sends in the window less one gap.
@@ -153,10 +157,10 @@ def main(argv: list[str] | None = None) -> int:
                 # Both ways of scheduling the senders, one after the other, the order alternating.
                 variants = list(SENDERS) if len(rows) % 4 == 0 else list(reversed(SENDERS))
                 for variant in variants:
-                    realtime.ENABLED = SENDERS[variant]
+                    udp_stream.SENDER_LANES = SENDERS[variant]
                     rows[f"{name} | {variant}"] = row = one(work, name, fault)
                     print(f"{name} | {variant}: {row}", flush=True)
-                realtime.ENABLED = True
+                udp_stream.SENDER_LANES = 2
     finally:
         for loop in loops:
             loop.kill()
@@ -164,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     if stop.interrupted:
         return 130
     lines = [
-        "| fault class | senders and apply | window (ms) | issued → confirmed (ms) | sender lateness over the run p50 / p99 (ms) | lateness within 5 ms of the event, max (ms) | beyond gap + window (ms) | no loss: widest send interval (ms), where | stated accuracy at 1000 pps (ms) | ≤ 2.5 ms | revert: window / stated accuracy (ms) | host steal in the run (ms) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| fault class | sender | window (ms) | issued → confirmed (ms) | sender lateness over the run p50 / p99 (ms) | lateness within 5 ms of the event, max (ms) | beyond gap + window (ms) | no loss: widest send interval (ms), where | stated accuracy at 1000 pps (ms) | ≤ 2.5 ms | revert: window / stated accuracy (ms) | host steal in the run (ms) | packets per lane |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in rows.items():
         lines.append(
@@ -174,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{', '.join(map(str, row['edge_lateness_ms']))} | {', '.join(w or '–' for w in row['widest_interval_no_loss'])} | "
             f"{', '.join(map(str, row['accuracy_ms']))} | {'yes' if row['within_bound'] else 'no'} | "
             f"{', '.join(map(str, row['revert_windows_ms'])) or '–'} / {', '.join(map(str, row['revert_accuracy_ms'])) or '–'} | "
-            f"{'–' if row['host_steal_ms'] is None else row['host_steal_ms']} |"
+            f"{'–' if row['host_steal_ms'] is None else row['host_steal_ms']} | {' / '.join(map(str, row['lane_sent']))} |"
         )
     load = os.getloadavg()
     lines.append(f"\n{args.load} busy processes competed for the CPUs throughout; the order of the two variants alternated per class.")

@@ -8,14 +8,15 @@ Testbed: a hub `a` and ten spokes `b0..b9` (one veth each, automatic addressing)
 `lifecycle.up` in a temporary state directory. In one run:
 
 (a) rate ramp: ten `UdpStream`s a -> b{i} (echoed back by b{i}), each at R packets/s for
-    `--seconds`, R rising (aggregate 2,000 .. 40,000 packets/s). A step is *sustained* when
+    `--seconds`, R rising (aggregate 2,000 .. 80,000 packets/s), each step with every
+    `--lanes` count of sender lanes per stream in turn (drills runs two; the order alternating). A step is *sustained* when
     every packet was echoed (loss 0; on an unimpaired testbed any loss is the engine's own) and
     the senders kept the offered rate (at least 99 % of R x seconds sent). The thread switch
     interval is the drill's (0.2 ms). Reported: per step the packets sent and lost, the rate
     achieved, the sender's lateness p50/p99; the highest sustained aggregate rate.
-(b) CPU cost: one stream at 1000 packets/s for `--seconds` x 2; process CPU time (user +
-    system, every thread; the kernel's veth work done in the process's context included) over
-    wall time, minus the idle process measured just before.
+(b) CPU cost: one stream at 1000 packets/s for `--seconds` x 2, with each `--lanes` count in
+    turn; process CPU time (user + system, every thread; the kernel's veth work done in the
+    process's context included) over wall time, minus the idle process measured just before.
 (c) resolution: a stream at 1000 packets/s and `ping -i 0.2` (iputils, run in node a's
     namespace) to the same spoke, while the a-b0 link is set down for exactly 1.000 s on the
     drill's precise clock (`LinkDown`, as `drill run` does), `--outages` times. Each method's
@@ -63,6 +64,7 @@ from drills.live import LiveView  # noqa: E402
 from drills.measure import percentile, timestamp_jitter_s  # noqa: E402
 from drills.netns import kernel  # noqa: E402
 from drills.netns.sockets import NamespaceSockets  # noqa: E402
+from drills.probes import udp_stream  # noqa: E402
 from drills.probes.udp_stream import UdpStream  # noqa: E402
 from drills.runs import RunStore  # noqa: E402
 from drills.scenario.resolved import Topology  # noqa: E402
@@ -256,33 +258,36 @@ def markdown(data: dict[str, Any]) -> str:
         "",
         "## (a) Highest loss-free aggregate rate, 10 streams",
         "",
-        "| per stream | aggregate | sent | lost | achieved | lateness p50 | lateness p99 | process CPU | sustained |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
+        "| per stream | aggregate | sender lanes | sent | lost | achieved | lateness p50 | lateness p99 | process CPU | sustained |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for s in data["ramp"]:
         lines.append(
-            f"| {s['per_stream_pps']} | {s['aggregate_pps']} | {s['sent']} | {s['lost']} | {s['achieved_pps']:.0f} | "
+            f"| {s['per_stream_pps']} | {s['aggregate_pps']} | {s['lanes']} | {s['sent']} | {s['lost']} | {s['achieved_pps']:.0f} | "
             f"{s['lateness_p50_ms']:.2f} ms | {s['lateness_p99_ms']:.2f} ms | {s['cpu_share'] * 100:.0f} % | "
             f"{'yes' if s['sustained'] else 'no'} |"
         )
-    best = data["highest_sustained_pps"]
-    cpu_median = statistics.median([r["share"] for r in data["cpu_runs"]] or [0.0])
-    cpu_each = ", ".join(f"{r['share'] * 100:.1f} %" for r in data["cpu_runs"])
     lines += [
         "",
-        f"**Highest aggregate rate without a packet lost, in every run of its step: {best} packets/s** "
-        f"(target ≥ {TARGET_PPS}: {'met' if best >= TARGET_PPS else 'not met'}); in at least one run: "
-        f"{data.get('highest_sustained_any_pps', best)} packets/s. "
-        "Sustained = no packet lost and ≥ 99 % of the offered packets sent. "
-        f"Highest with the sender's lateness p99 also ≤ {ON_SCHEDULE_P99_S * 1e3:g} ms (the accuracy a figure keeps): "
-        f"{data['highest_on_schedule_pps']} packets/s.",
+        "| sender lanes | highest aggregate rate, no packet lost in every run of its step | in at least one run | "
+        f"also with the sender's lateness p99 ≤ {ON_SCHEDULE_P99_S * 1e3:g} ms | CPU of one stream at 1000 packets/s (median; each run) |",
+        "|---:|---:|---:|---:|---|",
+    ]
+    for lanes in data["lane_counts"]:
+        runs = [r for r in data["cpu_runs"] if r["lanes"] == lanes]
+        median = statistics.median([r["share"] for r in runs] or [0.0])
+        best = data["highest_sustained_pps"][str(lanes)]
+        each = ", ".join(f"{r['share'] * 100:.1f} %" for r in runs)
+        lines.append(
+            f"| {lanes} | {best} packets/s (target ≥ {TARGET_PPS}: {'met' if best >= TARGET_PPS else 'not met'}) | "
+            f"{data['highest_sustained_any_pps'][str(lanes)]} | {data['highest_on_schedule_pps'][str(lanes)]} | "
+            f"{median * 100:.1f} % of one core ({each}) |"
+        )
+    lines += [
         "",
-        "## (b) CPU cost of one stream at 1000 packets/s",
-        "",
-        f"{cpu_median * 100:.1f} % of one core, median of {len(data['cpu_runs'])} runs of "
-        f"{data['cpu_runs'][0]['seconds'] if data['cpu_runs'] else 0:g} s "
-        f"({cpu_each}): process CPU time over wall time, "
-        "the idle process's subtracted; every packet echoed.",
+        "Sustained = no packet lost and ≥ 99 % of the offered packets sent. CPU (b): process CPU time over wall time "
+        f"({data['cpu_runs'][0]['seconds'] if data['cpu_runs'] else 0:g} s a run), the idle process's subtracted; "
+        "every packet echoed. The lane counts ran side by side, the order alternating.",
         "",
         f"## (c) Resolution on a {OUTAGE_S:.3f} s link-down: stream at 1000 packets/s against `ping -i 0.2`",
         "",
@@ -330,8 +335,12 @@ def main(argv: list[str] | None = None) -> int:
         "--stream-module", type=Path, default=None,
         help="a file defining UdpStream to measure instead of drills' (e.g. an older version, for before/after)",
     )  # fmt: skip
+    parser.add_argument("--lanes", default="2,1", help="sender lanes per stream to compare side by side (drills runs 2)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "probes.json")
     args = parser.parse_args(argv)
+    lane_counts = [int(x) for x in args.lanes.split(",") if x.strip()]
+    if not lane_counts or not all(1 <= n <= 4 for n in lane_counts):
+        parser.error("--lanes: counts from 1 to 4, comma-separated")
     global STREAM_CLASS
     if args.stream_module is not None:
         STREAM_CLASS = load_stream_class(args.stream_module)
@@ -349,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         "stream_module": str(args.stream_module) if args.stream_module else "drills.probes.udp_stream",
+        "lane_counts": lane_counts,
         "ramp": [],
         "outages": [],
     }
@@ -371,27 +381,40 @@ def main(argv: list[str] | None = None) -> int:
         failed_in_a_row = 0
         for k, rate in enumerate(PER_STREAM_PPS if "a" in args.parts else ()):
             # Each step twice: on a shared machine one run can be hit by another job's burst.
-            steps = [rate_step(top, ns, rate, args.seconds, tag=0x5000 + 100 * k + 10 * r) for r in range(args.step_repeats)]
-            for step in steps:
-                data["ramp"].append(step)
-                print(f"ramp {step['aggregate_pps']} pps: lost {step['lost']}, achieved {step['achieved_pps']:.0f}, "
-                      f"p99 lateness {step['lateness_p99_ms']:.2f} ms", flush=True)  # fmt: skip
+            steps = []
+            for r in range(args.step_repeats):
+                for n, lanes in enumerate(lane_counts if r % 2 == 0 else lane_counts[::-1]):
+                    udp_stream.SENDER_LANES = lanes
+                    step = rate_step(top, ns, rate, args.seconds, tag=0x5000 + 100 * k + 10 * r + n) | {"lanes": lanes}
+                    steps.append(step)
+                    data["ramp"].append(step)
+                    print(f"ramp {step['aggregate_pps']} pps, {lanes} lane(s): lost {step['lost']}, achieved "
+                          f"{step['achieved_pps']:.0f}, p99 lateness {step['lateness_p99_ms']:.2f} ms", flush=True)  # fmt: skip
+            udp_stream.SENDER_LANES = 2
             failed_in_a_row = 0 if any(s["sustained"] for s in steps) else failed_in_a_row + 1
             if failed_in_a_row == 2:
                 break  # two steps failed in every repeat: the ceiling is found
 
-        def highest(ok: Any) -> int:
-            rates = sorted({s["aggregate_pps"] for s in data["ramp"]})
-            return max((r for r in rates if ok([s for s in data["ramp"] if s["aggregate_pps"] == r])), default=0)
+        def highest(ok: Any, lanes: int) -> int:
+            ramp = [s for s in data["ramp"] if s["lanes"] == lanes]
+            rates = sorted({s["aggregate_pps"] for s in ramp})
+            return max((r for r in rates if ok([s for s in ramp if s["aggregate_pps"] == r])), default=0)
 
-        data["highest_sustained_pps"] = highest(lambda runs: all(s["sustained"] for s in runs))
-        data["highest_sustained_any_pps"] = highest(lambda runs: any(s["sustained"] for s in runs))
-        data["highest_on_schedule_pps"] = highest(
-            lambda runs: all(s["sustained"] and s["lateness_p99_ms"] <= ON_SCHEDULE_P99_S * 1e3 for s in runs)
-        )
-        data["cpu_runs"] = [cpu_at_1000(top, ns, args.seconds * 2) for _ in range(3 if "b" in args.parts else 0)]
-        for run in data["cpu_runs"]:
-            print(f"cpu at 1000 pps: {run['share'] * 100:.1f} %", flush=True)
+        for key, ok in (
+            ("highest_sustained_pps", lambda runs: all(s["sustained"] for s in runs)),
+            ("highest_sustained_any_pps", lambda runs: any(s["sustained"] for s in runs)),
+            ("highest_on_schedule_pps",
+             lambda runs: all(s["sustained"] and s["lateness_p99_ms"] <= ON_SCHEDULE_P99_S * 1e3 for s in runs)),
+        ):  # fmt: skip
+            data[key] = {str(lanes): highest(ok, lanes) for lanes in lane_counts}
+        data["cpu_runs"] = []
+        for r in range(3 if "b" in args.parts else 0):
+            for lanes in lane_counts if r % 2 == 0 else lane_counts[::-1]:
+                udp_stream.SENDER_LANES = lanes
+                run = cpu_at_1000(top, ns, args.seconds * 2) | {"lanes": lanes}
+                data["cpu_runs"].append(run)
+                print(f"cpu at 1000 pps, {lanes} lane(s): {run['share'] * 100:.1f} %", flush=True)
+        udp_stream.SENDER_LANES = 2
         ops = common.node_ops(top, ns, RunStore(state).get(up.meta.run_id))
         ctx = FaultContext(ops, SystemClock(), lambda _m: None, random.Random(1))
         for k in range(args.outages if "c" in args.parts else 0):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Why a real-time probe sender still left late: the guest, or the host taking the vCPU away?
+"""Why a stream's real-time sender lanes still left a gap: the guest, or the host taking vCPUs away?
 
     sudo .venv/bin/python bench/vcpu_pause.py [--class exec] [--load 2] [--drills 10] [--min-ms 2]
 
@@ -7,15 +7,19 @@ Runs drills of one fault class (bench/fault_accuracy.py's line a — b — c, 10
 processes competing for the CPUs, each under the kernel's tracer (tracefs: scheduler switches
 and wake-ups, local timer interrupts, hrtimer expiries, on the monotonic clock that the drill
 uses). After each drill it takes the widest interval between two of the stream's sends; one of
-`--min-ms` or more is explained from the trace:
+`--min-ms` or more is explained from the trace. The stream sends from two lanes held to two
+CPUs (drills.probes.udp_stream), so a gap means neither sent. Per CPU, the longest stretch of
+the overdue part of the interval with no event at all on it, not even its own scheduler tick
+(every 4 ms on a busy CPU), and what it ran otherwise:
 
-- **vCPU not running**: the sender's timer, due when the interval was one gap old, fired late,
-  and its CPU shows no event at all in between, not even its own scheduler tick (every 4 ms on
-  a busy CPU), while the other CPU's ticks came on time. Nothing in the guest can hold off a
-  CPU's timer interrupt that long: the hypervisor was not running that vCPU. The kernel counts
-  such time as steal (drills.realtime.steal_s).
-- **guest**: the CPU ran something else (its events are listed): work inside this machine that
-  held the sender back, which drills could act on.
+- **no vCPU running**: every CPU silent for most of the overdue time (half of it, and 0.5 ms at
+  least), though the lane held to it had a timer due as that time began (a packet is due every
+  gap) and a running CPU takes that interrupt on time: the hypervisor ran none of this machine's
+  vCPUs then. The kernel counts such time as steal (drills.realtime.steal_s).
+- **a vCPU not running, the other lane held**: one CPU silent, the other lane held up anyway
+  (it waited for the GIL or the stream's lock, held by a thread on the silent CPU; or the other
+  CPU ran something above it).
+- **guest**: no CPU silent: work inside this machine held both lanes back.
 
 Writes bench/results/vcpu-pause.md (each explained stall with a trace excerpt) and .json. Run
 as root; tracefs is mounted at /sys/kernel/tracing if it is not (and unmounted after), and the
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -69,43 +74,46 @@ def parse(trace: str) -> list[Event]:
     return events
 
 
+def _woken(event: Event) -> str:
+    """The task a sched_wakeup woke (the line's own task is the one that was running)."""
+    match = re.search(r"comm=(\S+) pid=(\d+)", event.rest)
+    return f"{match[1]}-{match[2]}" if match else "?"
+
+
 def explain(events: list[Event], last_sent_s: float, next_sent_s: float, gap_s: float) -> dict[str, Any]:
-    """Why the sender sent nothing between `last_sent_s` and `next_sent_s`."""
-    due_s = last_sent_s + gap_s  # its next packet was due then: its timer was set for it
-    woken = [e for e in events if e.event == "sched_wakeup" and f"prio={SENDER_PRIO}" in e.rest and due_s - 0.0005 <= e.ts_s <= next_sent_s]
+    """Why no sender lane sent between `last_sent_s` and `next_sent_s`: per CPU, the longest
+    stretch of the interval's overdue part in which it shows no event at all (the hypervisor not
+    running it: no interrupt, not even its own tick), and what it ran otherwise."""
+    due_s = last_sent_s + gap_s  # the next packet was due then: the lanes' timers were set for it
     excerpt = [e.text for e in events if last_sent_s - 0.0002 <= e.ts_s <= next_sent_s + 0.0001][:200]
-    if not woken:
-        return {"verdict": "not traced", "why": "no wake-up of the sender in the trace", "excerpt": excerpt}
-    timer, last = woken[0], woken[-1]
-    cpu = timer.cpu
-    # The interrupt that fired the sender's timer: the last timer interrupt on its CPU before the wake-up.
-    irq = [e for e in events if e.cpu == cpu and e.event == "local_timer_entry" and due_s - 0.0005 <= e.ts_s <= timer.ts_s]
-    irq_s = irq[-1].ts_s if irq else timer.ts_s
-    before = [e for e in events if e.cpu == cpu and e.ts_s < irq_s]
-    silent_since_s = before[-1].ts_s if before else due_s
-    others = [e for e in events if e.cpu != cpu and e.event == "local_timer_entry" and silent_since_s < e.ts_s < irq_s]
-    late_ms = (irq_s - due_s) * 1e3
-    row: dict[str, Any] = {"sender_cpu": cpu, "timer_late_ms": round(late_ms, 3), "excerpt": excerpt}
-    if late_ms >= 1.0 and silent_since_s <= due_s:
-        row["verdict"] = "vCPU not running"
-        row["why"] = (
-            f"the sender's timer on CPU {cpu} fired {late_ms:.2f} ms after it was due, and CPU {cpu} shows no event for "
-            f"{(irq_s - silent_since_s) * 1e3:.2f} ms before that interrupt (not even its own 4 ms tick), while the other "
-            f"CPU took {len(others)} timer interrupt(s) in that time"
-        )
-    elif late_ms >= 1.0:
-        row["verdict"] = "guest"
-        tasks = sorted({e.task for e in events if e.cpu == cpu and due_s < e.ts_s < irq_s})
-        row["why"] = f"the sender's timer on CPU {cpu} fired {late_ms:.2f} ms late while it ran {', '.join(tasks)}"
+    overdue_s = max(next_sent_s - due_s, 1e-9)
+    cpus = sorted({e.cpu for e in events})
+    per_cpu: dict[str, Any] = {}
+    silent_cpus = 0
+    for cpu in cpus:
+        instants = [e.ts_s for e in events if e.cpu == cpu and due_s < e.ts_s < next_sent_s]
+        before = [e.ts_s for e in events if e.cpu == cpu and e.ts_s <= due_s]
+        edges = [before[-1] if before else due_s, *instants, next_sent_s]
+        silent_s = max(min(b, next_sent_s) - max(a, due_s) for a, b in itertools.pairwise(edges))
+        ran = sorted({e.task for e in events if e.cpu == cpu and due_s < e.ts_s < next_sent_s and e.event == "sched_switch"})
+        # The lane held to this CPU had a timer due as the overdue part began (a packet is due
+        # every gap): a CPU that runs takes that interrupt on time, so one silent for most of it
+        # was not running.
+        silent_cpus += silent_s >= max(0.0005, 0.5 * overdue_s)
+        per_cpu[str(cpu)] = {"silent_ms": round(silent_s * 1e3, 3), "ran": ran[:8]}
+    woken = [f"{_woken(e)} on CPU {e.cpu} at +{(e.ts_s - due_s) * 1e3:.2f} ms" for e in events
+             if e.event == "sched_wakeup" and f"prio={SENDER_PRIO}" in e.rest and due_s - 0.0005 <= e.ts_s <= next_sent_s]
+    if not cpus:
+        verdict = "not traced"
+    elif silent_cpus == len(cpus):
+        verdict = "no vCPU running"
+    elif silent_cpus:
+        verdict = "a vCPU not running, the other lane held"
     else:
-        # On time, yet it sent late: it blocked again after its timer (the GIL, or a lock).
-        blocked = [e for e in events if e.event == "sched_switch" and "prev_prio=97 prev_state=S" in e.rest and timer.ts_s < e.ts_s < last.ts_s]
-        row["verdict"] = "guest"
-        row["why"] = (
-            f"the sender's timer fired on time ({late_ms:.2f} ms), but it blocked {len(blocked)} time(s) after it and was woken "
-            f"again {(last.ts_s - timer.ts_s) * 1e3:.2f} ms later, by {last.task} on CPU {last.cpu}"
-        )
-    return row
+        verdict = "guest"
+    why = "; ".join(f"CPU {cpu}: silent {v['silent_ms']} ms of {overdue_s * 1e3:.2f}, ran {', '.join(v['ran']) or 'nothing traced'}"
+                    for cpu, v in per_cpu.items())
+    return {"verdict": verdict, "why": f"{why}; sender wake-ups: {', '.join(woken) or 'none'}", "cpus": per_cpu, "excerpt": excerpt}
 
 
 def write(name: str, value: str) -> None:

@@ -11,7 +11,7 @@ is that; the kernel's real-time throttling (95 % of each CPU by default) bounds 
 Only threads are raised, never the process: the probes' senders, receivers and echoes, and the
 controller's thread while the drill clock runs (`controlling`; higher while it applies or
 reverts a fault, `applying`); everything else stays ordinary, and so does every thread or
-process they start.
+process they start (a process started on the clock runs ordinary from its first act: `starting`).
 
 Where the kernel refuses (no CAP_SYS_NICE, a container with no real-time budget), the sender
 runs as before, and its record says so (`StreamRecord.sender_scheduling`, in results.json's
@@ -21,9 +21,10 @@ runs as before, and its record says so (`StreamRecord.sender_scheduling`, in res
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 # The lowest real-time priorities: above every ordinary task, below the kernel's own threads.
 FIFO_PRIORITY = 2  # probe senders
@@ -63,6 +64,36 @@ def _try_fifo(priority: int) -> str | None:
     except (OSError, AttributeError) as exc:
         return str(getattr(exc, "strerror", None) or exc)
     return None
+
+
+# Where a stream's sender lanes run (drills.probes.udp_stream): each held to its own CPU, so that
+# a CPU the hypervisor stops running (bench/vcpu_pause.py: 1.5-8.5 ms, one vCPU at a time) or a
+# fault's apply keeps busy leaves the other lane sending. Successive streams start at different
+# CPUs, so that several streams' lanes spread over a larger machine.
+_lane_rotation = itertools.count()
+
+
+def lane_cpus(lanes: int) -> list[int]:
+    """Distinct CPUs this process may run on for a stream's `lanes` sender lanes, at most one
+    per CPU; empty where it may run on only one (a single lane then, held to nothing)."""
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except (OSError, AttributeError):
+        return []
+    if lanes < 2 or len(allowed) < 2:
+        return []
+    first = next(_lane_rotation)  # the first lanes (which send unless late) spread too
+    return [allowed[(first + k) % len(allowed)] for k in range(min(lanes, len(allowed)))]
+
+
+def hold_this_thread_to(cpu: int) -> bool:
+    """Run the calling thread on `cpu` only; False (it runs anywhere, as before) where the
+    kernel refuses, e.g. a CPU taken out of this process's cpuset meanwhile."""
+    try:
+        os.sched_setaffinity(0, {cpu})  # pid 0: the calling thread only
+    except (OSError, AttributeError):
+        return False
+    return True
 
 
 def lower_this_thread(behind_s: float) -> str:
@@ -125,6 +156,37 @@ def _fifo(priority: int) -> Iterator[None]:
         if before is not None:
             with contextlib.suppress(OSError):
                 os.sched_setscheduler(0, before[0], before[1])
+
+
+# A process started on the drill clock (a service restarted on a revert, an exec's command)
+# would begin ordinary (SCHED_RESET_ON_FORK), and an ordinary child waits behind busy processes
+# for a CPU before its exec, which the event's window (to the exec) counted: 1.7 ms for an exec
+# and 2.8 ms for a service's restart under two busy processes (bench/fault_accuracy.py). So it
+# starts real-time at the receivers' priority (below the senders) and is `chrt --other 0`
+# first, which puts it under ordinary scheduling before it executes the command.
+CHRT = "/usr/bin/chrt"
+STARTING_PRIORITY = RECEIVER_PRIORITY
+
+
+@contextlib.contextmanager
+def starting(argv: Sequence[str]) -> Iterator[list[str]]:
+    """The argv to start a command with from the calling thread, and the thread ready to start
+    it (see CHRT above): a real-time thread's child inherits STARTING_PRIORITY until its first
+    act, chrt's, puts it under ordinary scheduling; the thread is back as it was afterwards. An
+    ordinary thread, or a host without chrt: `argv` as it is, started ordinary."""
+    before = current()
+    if before is None or not ENABLED or not os.access(CHRT, os.X_OK):
+        yield list(argv)
+        return
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(STARTING_PRIORITY))  # inherited: no reset flag
+    except OSError:
+        yield list(argv)
+        return
+    try:
+        yield [CHRT, "--other", "0", *argv]
+    finally:
+        adopt(before)
 
 
 def current() -> tuple[int, int] | None:

@@ -28,8 +28,12 @@ class StreamRecord:
     # How far this record's instants may be from the drill clock: 0 on the controller's own
     # clock; the clock offset's bound for a stream run by another host's agent.
     clock_bound_s: float = 0.0
-    # How its sender thread was scheduled (drills.realtime): "SCHED_FIFO 2" or why not.
+    # How its sender threads were scheduled (drills.realtime): "SCHED_FIFO 2" or why not.
     sender_scheduling: str = ""
+    # Its sender lanes (drills.probes.udp_stream), one entry each: the CPU it was held to (-1:
+    # none), and how many packets it sent. Empty for a sender with no lanes (a pair mesh).
+    lane_cpus: list[int] = field(default_factory=list)
+    lane_sent: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

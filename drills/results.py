@@ -93,6 +93,7 @@ def to_json(
             "accuracy": "one packet gap + the sender's lateness at the loss's edges (an event with no loss: the widest interval between two sends in its window) + the event's window (issued -> in force: confirmed by the kernel) + the stream's clock bound",
             "offered_rate_pps": rates,
             "sender_scheduling": {r.name: r.sender_scheduling for r in result.records if r.sender_scheduling},
+            "sender_lanes": {r.name: {"cpus": r.lane_cpus, "sent": r.lane_sent} for r in result.records if r.lane_sent},
             "sample_interval_s": {r.name: r.interval_s for r in result.app_records},
             "packet_size_bytes": {r.name: r.size_bytes for r in result.records},
             "sustained_validation_s": result.sustain_s,

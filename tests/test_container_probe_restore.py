@@ -191,7 +191,7 @@ def test_a_running_stream_follows_its_nodes_into_new_namespaces(
         assert stream.reopen("not-a-node-of-this-stream") == []
         time.sleep(0.4)
         assert stream._echo is not None  # the target is on this host: the stream's own echo
-        assert all(thread.is_alive() for thread in (stream._sender, stream._receiver, stream._echo._thread))
+        assert all(thread.is_alive() for thread in (*stream._senders, stream._receiver, stream._echo._thread))
         assert len(_retiring(stream)) == 2 and _wait_closed(stream)
     finally:
         record = stream.stop(drain_s=0.3)

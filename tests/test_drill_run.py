@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -93,6 +95,13 @@ def test_cli_exit_code_and_results_file(tmp_path: Path, state_dir: Path, host_sn
     assert data["method"]["sustained_validation_s"] == 1.0
     why = realtime.refusal()  # where the host allows it, the sender thread is real-time; else the record says why not
     assert data["method"]["sender_scheduling"] == {"stream": "SCHED_FIFO 2" if why is None else f"ordinary (SCHED_FIFO refused: {why})"}
+    # Two sender lanes held to two CPUs where this process may use two; their packets add up.
+    lanes = data["method"]["sender_lanes"]["stream"]
+    allowed = sorted(os.sched_getaffinity(0))
+    assert len(lanes["cpus"]) == len(lanes["sent"]) == (2 if len(allowed) >= 2 else 1)
+    assert set(lanes["cpus"]) <= set(allowed) | {-1} and len(set(lanes["cpus"])) == len(lanes["cpus"])
+    with gzip.open(out / data["samples_file"], "rt") as handle:
+        assert sum(lanes["sent"]) == len(json.load(handle)["stream"]["sent_ms"])
     steal = realtime.steal_s()  # what this kernel says of CPU time its host took
     assert (data["method"]["host_steal_s"] is None) == (steal is None) and (steal is None or data["method"]["host_steal_s"] >= 0)
     assert [v["passed"] for v in data["verdicts"]] == [True, False]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -13,6 +15,8 @@ from drills import clock as clock_module
 from drills import realtime
 from drills.clock import SystemClock
 from drills.netns import kernel
+
+T = TypeVar("T")
 
 
 def _in_a_thread() -> tuple[str, int]:
@@ -138,6 +142,39 @@ def test_what_an_apply_starts_begins_ordinary_and_its_namespace_worker_keeps_the
 
 
 @pytest.mark.skipif(realtime.refusal() is not None, reason="this host refuses SCHED_FIFO threads")
+def test_a_command_started_on_the_clock_starts_real_time_below_the_senders_and_runs_ordinary() -> None:
+    # Started from a real-time thread (an exec fault, a service restarted on a revert), a child
+    # does not wait behind busy processes for a CPU before its exec: it is created at the
+    # receivers' priority, below the senders, and its first act (chrt) makes it ordinary; the
+    # command itself runs ordinary. The thread is as it was afterwards; an ordinary thread's
+    # command is started as it is.
+    probe = ["/bin/sh", "-c", "grep -E '^policy|^prio' /proc/self/sched | tr -s ' '"]
+
+    def run(argv: list[str]) -> str:
+        return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30).stdout
+
+    def started() -> tuple[list[str], str, tuple[int, int] | None]:
+        with realtime.starting(probe) as argv:
+            during = realtime.current()
+            inherited = subprocess.Popen(["sleep", "5"])  # what a child of the thread starts as, now
+        try:
+            created = (os.sched_getscheduler(inherited.pid), os.sched_getparam(inherited.pid).sched_priority)
+        finally:
+            inherited.kill()
+            inherited.wait()
+        assert during is None or created == (os.SCHED_FIFO, realtime.STARTING_PRIORITY), created
+        return argv, run(argv), realtime.current()
+
+    with realtime.applying():
+        argv, seen, after = started()
+        assert after == (os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, realtime.APPLY_PRIORITY)  # as it was
+    assert argv == [realtime.CHRT, "--other", "0", *probe]
+    assert "policy : 0\n" in seen and "prio : 120\n" in seen, seen  # SCHED_OTHER, nice 0
+    argv, seen, after = started()
+    assert argv == probe and after is None and "policy : 0\n" in seen
+
+
+@pytest.mark.skipif(realtime.refusal() is not None, reason="this host refuses SCHED_FIFO threads")
 def test_the_controller_runs_real_time_while_the_clock_runs_and_its_applies_above_it() -> None:
     def scheduling() -> tuple[int, int]:
         return os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK, os.sched_getparam(0).sched_priority
@@ -183,3 +220,38 @@ def test_a_precise_wait_spins_its_last_stretch_and_a_real_time_thread_only_a_sho
     fake.sleeps.clear()
     assert SystemClock().sleep_until(fake.now_s + 0.01)  # not precise: one sleep, no spin
     assert fake.sleeps == [pytest.approx(0.01)]
+
+
+def _in_thread(work: Callable[[], T]) -> T:
+    """`work`'s answer, run in a thread of its own (affinity is a thread's: this one keeps its own)."""
+    answers: list[T] = []
+    thread = threading.Thread(target=lambda: answers.append(work()))
+    thread.start()
+    thread.join()
+    return answers[0]
+
+
+def test_sender_lanes_get_distinct_cpus_rotating_and_none_where_one_cpu_is_allowed() -> None:
+    allowed = sorted(os.sched_getaffinity(0))
+    firsts = set()
+    for _ in range(2 * len(allowed)):
+        cpus = realtime.lane_cpus(2)
+        if len(allowed) < 2:
+            assert cpus == []
+            continue
+        assert len(cpus) == 2 and len(set(cpus)) == 2 and set(cpus) <= set(allowed)
+        firsts.add(cpus[0])
+    if len(allowed) >= 2:
+        assert firsts == set(allowed)  # every CPU takes its turn at the first lane, which sends
+    assert realtime.lane_cpus(1) == []
+    # A thread that may run on one CPU only gets one lane, held to nothing.
+    assert _in_thread(lambda: (os.sched_setaffinity(0, {allowed[0]}), realtime.lane_cpus(2))[1]) == []
+
+
+def test_a_lane_is_held_to_its_cpu_and_a_cpu_it_may_not_use_leaves_it_unheld() -> None:
+    allowed = sorted(os.sched_getaffinity(0))
+    held = _in_thread(lambda: (realtime.hold_this_thread_to(allowed[-1]), os.sched_getaffinity(0)))
+    assert held == (True, {allowed[-1]})
+    assert os.sched_getaffinity(0) == set(allowed)  # this thread is untouched
+    beyond = max(allowed) + 4096  # no such CPU
+    assert _in_thread(lambda: (realtime.hold_this_thread_to(beyond), os.sched_getaffinity(0))) == (False, set(allowed))

@@ -43,6 +43,10 @@ def _stream_record(rng: random.Random, packets: int) -> StreamRecord:
     record.duplicates = len(record.duplicate_seqs)
     record.reordered_seqs = [rng.randrange(packets or 1) for _ in range(rng.randrange(0, packets + 1))]
     record.reordered = len(record.reordered_seqs)
+    # How it was sent travels too (the first part carries it).
+    record.sender_scheduling = "SCHED_FIFO 2"
+    covered = rng.randrange(packets + 1)
+    record.lane_cpus, record.lane_sent = [1, 0], [packets - covered, covered]
     return record
 
 

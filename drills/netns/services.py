@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from drills import realtime
 from drills.clock import Clock, SystemClock
 from drills.errors import BackendError
 from drills.netns import kernel
@@ -32,19 +33,22 @@ def start(
     env.update(dict(service.env))
     env.update(extra_env or {})
     with open(log_path, "ab", opener=open_private) as log:
-        try:
-            return kernel.run_in_namespace(
-                namespace,
-                lambda: subprocess.Popen(
-                    ["/bin/sh", "-c", service.command],
+
+        def spawn() -> subprocess.Popen[bytes]:
+            # On the drill clock (a restart on a revert), started real-time, ordinary from its first act.
+            with realtime.starting(["/bin/sh", "-c", service.command]) as argv:
+                return subprocess.Popen(
+                    argv,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     cwd=cwd,
                     env=env,
-                ),
-            )
+                )
+
+        try:
+            return kernel.run_in_namespace(namespace, spawn)
         except OSError as exc:
             raise BackendError(f"cannot start service {service.name} in {namespace}: {exc}") from None
 
@@ -137,7 +141,10 @@ def run_shell(
     def run() -> subprocess.CompletedProcess[str]:
         argv = ["/bin/sh", "-c", command]
         pipe = subprocess.PIPE
-        with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=pipe, stderr=pipe, text=True, env=env) as child:
+        # On the drill clock (an exec fault), started real-time, ordinary from its first act.
+        with realtime.starting(argv) as started:
+            child = subprocess.Popen(started, stdin=subprocess.DEVNULL, stdout=pipe, stderr=pipe, text=True, env=env)
+        with child:
             if on_started is not None:
                 on_started()
             try:

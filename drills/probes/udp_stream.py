@@ -12,10 +12,20 @@ itself; a stream whose target lives on another host (several machines) is handed
 address of an echo that host's agent opened, and then opens no echo socket and runs no echo
 thread. Every instant of the record is still the sender's: the echo only returns packets.
 
-Per packet the engine costs one `sendto` in the sender, a `recvfrom_into` and a `sendto` in the
-echo, and a `recv_into` in the receiver, each thread blocking in its call (no `select`); stop()
-wakes them with `shutdown`. bench/probes.py measures what that sustains (40,000 packets/s over
-ten streams here, without losing a packet of its own).
+Per packet the engine costs one `sendto` in a sender lane (and a wake-up of the other lane), a
+`recvfrom_into` and a `sendto` in the echo, and a `recv_into` in the receiver, each thread
+blocking in its call (no `select`); stop() wakes them with `shutdown`. bench/probes.py measures
+what that sustains (10,000 packets/s over ten streams on two CPUs, loss-free and on time).
+
+The sender is two lanes, two threads held to two CPUs (one lane where the process may run on
+one CPU only). Each wakes at every packet's instant, the second `LANE_STAGGER_S` later, and sends
+what is due and not yet sent, claiming each packet under a lock, so that the stream is still one
+sequence at `rate_pps`, sent in order. Why: where no packet is lost, an event's accuracy is the
+widest interval between two sends in its window (drills.measure.send_resolution_s), and a single
+sender leaves the path unsampled for as long as its CPU does not run: a hypervisor's vCPU pause
+(1.5-8.5 ms traced here, one vCPU at a time: bench/vcpu_pause.py) or an apply's syscall on that
+CPU. The second lane then sends on time from the other CPU. A lane held up while it holds the
+lock or the GIL (a few tens of microseconds per packet) still holds up both.
 
 A node whose namespace is replaced while the drill runs (a container restored after node-loss
 gets a new one) takes its probe sockets along: `reopen(node)` opens them again there and
@@ -42,6 +52,16 @@ _MAX_DATAGRAM = 65535
 DRAIN_S = 0.5  # waited after the last packet, for the echoes still in flight
 _MAX_BURST = 256  # packets sent back to back before the stop flag is looked at again
 _DONTWAIT = socket.MSG_DONTWAIT
+# Sender lanes per stream (see the module's docstring); bench/fault_accuracy.py sets 1 to
+# compare with a single sender in the same run.
+SENDER_LANES = 2
+# How long after a packet's instant a lane other than the first looks whether it went. About the
+# first lane's usual wake-up lateness (p99 0.1 ms real-time, on this 2-CPU VM), so that the lanes
+# seldom wake together and contend for the GIL; and short, because at a fault's edge the first
+# lane often waits for the controller applying the fault on its CPU (higher priority), and the
+# edge packet's lateness is then this stagger (bench/fault_accuracy.py: 0.25 ms cost up to 0.6 ms
+# of accuracy at the edges).
+LANE_STAGGER_S = 0.0001
 
 
 class _Reopenable:
@@ -125,7 +145,16 @@ class UdpStream(_Reopenable):
             echo_address = self._echo.address
         self._out: tuple[socket.socket, tuple[str, int]] = (self._sock, echo_address)
         self._receiver = threading.Thread(target=self._receive_loop, name=f"{name}-recv", daemon=True)
-        self._sender = threading.Thread(target=self._send_loop, name=f"{name}-send", daemon=True)
+        # The sender lanes: SENDER_LANES threads held to distinct CPUs, or one held to none.
+        cpus = realtime.lane_cpus(SENDER_LANES) or [-1]
+        self.record.lane_cpus, self.record.lane_sent = list(cpus), [0] * len(cpus)
+        self._claim = threading.Lock()  # taken to claim, stamp and send the next packet
+        self._next_sequence = 0  # the next packet to send, whichever lane sends it
+        self._start_s = 0.0  # packet i is due at _start_s + i / rate_pps (set by start())
+        self._senders = [
+            threading.Thread(target=self._send_lane, args=(lane, cpu), name=f"{name}-send{lane}", daemon=True)
+            for lane, cpu in enumerate(cpus)
+        ]
 
     def _open_sender(self) -> socket.socket:
         sock = _bound(self._sockets, self._source, self._family, self._source_ip, 0)
@@ -151,7 +180,9 @@ class UdpStream(_Reopenable):
         if self._echo is not None:
             self._echo.start()
         self._receiver.start()
-        self._sender.start()
+        self._start_s = self._clock.now_s()
+        for sender in self._senders:
+            sender.start()
 
     def retarget(self, echo_at: tuple[str, int]) -> None:
         """The echo on another host moved to a new address or port (its node's namespace was
@@ -188,7 +219,7 @@ class UdpStream(_Reopenable):
                 self._out = (self._out[0], self._echo.address)
             if node == self._source:
                 sender = self._open_sender()
-                old, self._retiring[self._sock] = self._sock, Retiring(self._sock, users=2)
+                old, self._retiring[self._sock] = self._sock, Retiring(self._sock, users=1 + len(self._senders))
                 self._sock = sender
                 self._out = (sender, self._out[1])
                 wake_receiver(old)
@@ -200,11 +231,12 @@ class UdpStream(_Reopenable):
 
     def stop(self, drain_s: float = DRAIN_S) -> StreamRecord:
         """Stop sending, wait `drain_s` for echoes in flight, close the sockets. The drain is
-        waited once the sender has ended, also when `stop_sending` ended it earlier (several
+        waited once the senders have ended, also when `stop_sending` ended it earlier (several
         streams stopped together drain once: the first waits, the others pass 0)."""
         self._stop_sending.set()
-        if self._sender.ident is not None:  # started
-            self._sender.join()
+        if self._senders[0].ident is not None:  # started
+            for sender in self._senders:
+                sender.join()
             if drain_s > 0:
                 self._clock.sleep_until(self._clock.now_s() + drain_s)
         self._close(self._receiver)  # no reopen() from here on, the echo's included
@@ -212,50 +244,59 @@ class UdpStream(_Reopenable):
             self._echo.stop()
         return self.record
 
-    def _send_loop(self) -> None:
+    def _send_lane(self, lane: int, cpu: int) -> None:
+        """One sender lane: at each packet's instant (this lane's stagger later), send every
+        packet that is due and that no lane has sent yet (see the module's docstring)."""
         # Due at a fault's edge: on time, ahead of ordinary tasks.
-        self.record.sender_scheduling = realtime.raise_this_thread()
-        gap_s = 1.0 / self.record.rate_pps
+        scheduling = realtime.raise_this_thread()
+        if lane == 0:
+            self.record.sender_scheduling = scheduling
+        if cpu >= 0 and not realtime.hold_this_thread_to(cpu):
+            cpu = -1
+        self.record.lane_cpus[lane] = cpu
+        gap_s, stagger_s = 1.0 / self.record.rate_pps, lane * LANE_STAGGER_S
         padding = b"\0" * max(0, self.record.size_bytes - _HEADER.size)
         # Bound once: this loop runs up to thousands of times a second per stream.
         now_s, sleep_until, stopping = self._clock.now_s, self._clock.sleep_until, self._stop_sending
-        sent, lateness = self.record.sent.append, self.record.send_lateness_s.append
-        pack, tag = _HEADER.pack, self._tag
+        sent, lateness, lane_sent = self.record.sent.append, self.record.send_lateness_s.append, self.record.lane_sent
+        pack, tag, claim = _HEADER.pack, self._tag, self._claim
         out = self._out
         sendto, target = out[0].sendto, out[1]
-        realtime_sender = self.record.sender_scheduling.startswith("SCHED_FIFO")
-        start_s = now_s()
-        sequence = 0
+        realtime_sender = scheduling.startswith("SCHED_FIFO")
+        start_s = self._start_s
         while not stopping.is_set():
-            scheduled = start_s + sequence * gap_s
-            if not sleep_until(scheduled, stopping):
+            if not sleep_until(start_s + self._next_sequence * gap_s + stagger_s, stopping):
                 break
             # Every packet already due goes now, back to back: a sender that fell behind (the
             # GIL, the scheduler) catches up without a wait or a stop check per packet.
-            now = now_s()
-            if realtime_sender and now - scheduled > realtime.BEHIND_S:
-                self.record.sender_scheduling = realtime.lower_this_thread(now - scheduled)
-                realtime_sender = False
             for _burst in range(_MAX_BURST):
                 if self._out is not out:  # reopen() swapped the socket or the echo's port
                     previous, out = out[0], self._out
                     sendto, target = out[0].sendto, out[1]
                     if previous is not out[0]:
                         self._moved_off(previous)
-                sent(now)
-                lateness(now - scheduled)
-                # No route / unreachable during a fault: the packet is simply lost. Never
-                # blocking (MSG_DONTWAIT): packets waiting for a neighbour that no longer
-                # answers (a dead VRRP master's MAC) fill the socket's send buffer, and a
-                # blocking send would stall the schedule for seconds; a packet the host cannot
-                # even queue is lost, as on a router.
-                with contextlib.suppress(OSError):
-                    sendto(pack(tag, _MAGIC, sequence, now) + padding, _DONTWAIT, target)
-                sequence += 1
-                scheduled = start_s + sequence * gap_s
-                now = now_s()
-                if scheduled > now:
-                    break
+                # Claimed, stamped and sent under one lock: the packets leave in the order of
+                # their sequence numbers and send instants, whichever lane sends each.
+                with claim:
+                    sequence = self._next_sequence
+                    scheduled = start_s + sequence * gap_s
+                    now = now_s()
+                    if scheduled > now:
+                        break  # the other lane sent it, or it is not due yet
+                    self._next_sequence = sequence + 1
+                    sent(now)
+                    lateness(now - scheduled)
+                    # No route / unreachable during a fault: the packet is simply lost. Never
+                    # blocking (MSG_DONTWAIT): packets waiting for a neighbour that no longer
+                    # answers (a dead VRRP master's MAC) fill the socket's send buffer, and a
+                    # blocking send would stall the schedule for seconds; a packet the host
+                    # cannot even queue is lost, as on a router.
+                    with contextlib.suppress(OSError):
+                        sendto(pack(tag, _MAGIC, sequence, now) + padding, _DONTWAIT, target)
+                lane_sent[lane] += 1  # this lane's own slot: no other thread writes it
+                if realtime_sender and now - scheduled > realtime.BEHIND_S:
+                    self.record.sender_scheduling = realtime.lower_this_thread(now - scheduled)
+                    realtime_sender = False
 
     # The receive loop blocks in recv (one system call per packet, no select), as the echo's
     # does: stop() wakes it by shutting its socket down.
@@ -367,7 +408,7 @@ class UdpEcho(_Reopenable):
                 self._moved_off(previous)
                 continue
             if size and peer is not None:
-                with contextlib.suppress(OSError):  # never blocking: see _send_loop
+                with contextlib.suppress(OSError):  # never blocking: see _send_lane
                     sendto(view[:size], _DONTWAIT, peer)
 
 

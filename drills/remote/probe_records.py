@@ -55,7 +55,7 @@ def units(record: Record) -> int:
 def part(record: Record, start: int, count: int) -> Record:
     """Entries [start, start + count) of the record: a stream's packets of those sequence
     numbers (sent, lateness, echoes), and those positions of its duplicate and reordered lists;
-    the totals travel with the first part."""
+    the totals and how it was sent (scheduling, lanes) travel with the first part."""
     end = start + count
     if isinstance(record, ProbeRecord):
         return dataclasses.replace(record, samples=record.samples[start:end])
@@ -72,6 +72,9 @@ def part(record: Record, start: int, count: int) -> Record:
         duplicate_seqs=record.duplicate_seqs[start:end],
         reordered_seqs=record.reordered_seqs[start:end],
         send_lateness_s=record.send_lateness_s[start:end],
+        sender_scheduling=record.sender_scheduling if first else "",
+        lane_cpus=list(record.lane_cpus) if first else [],
+        lane_sent=list(record.lane_sent) if first else [],
     )
 
 
@@ -83,7 +86,16 @@ def merge(parts: Sequence[Record]) -> Record:
     if isinstance(head, ProbeRecord):
         samples = [s for p in parts if isinstance(p, ProbeRecord) for s in p.samples]
         return dataclasses.replace(head, samples=samples)
-    whole = StreamRecord(head.name, head.rate_pps, head.size_bytes, duplicates=head.duplicates, reordered=head.reordered)
+    whole = StreamRecord(
+        head.name,
+        head.rate_pps,
+        head.size_bytes,
+        duplicates=head.duplicates,
+        reordered=head.reordered,
+        sender_scheduling=head.sender_scheduling,
+        lane_cpus=list(head.lane_cpus),
+        lane_sent=list(head.lane_sent),
+    )
     for piece in parts:
         if not isinstance(piece, StreamRecord) or piece.name != head.name:
             raise BackendError(f"a part of probe {head.name}'s record is not one of its parts")
