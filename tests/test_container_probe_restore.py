@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -361,5 +362,8 @@ def test_a_real_time_sender_that_falls_behind_goes_back_to_ordinary_scheduling(
     finally:
         record = stream.stop(drain_s=0.2)
         lifecycle.down(state_dir, up.meta.run_id)
-    assert record.sender_scheduling.startswith("SCHED_FIFO 2, then ordinary: 8"), record.sender_scheduling
+    # How far behind the lane that saw it was: 80 ms less up to one gap (the reading that jumped may
+    # have been a lane's look at a packet not yet due), more its own lateness.
+    behind = re.fullmatch(r"SCHED_FIFO 2, then ordinary: (\d+) ms behind its schedule \(it could not keep up\)", record.sender_scheduling)
+    assert behind is not None and int(behind[1]) >= 1e3 * realtime.BEHIND_S, record.sender_scheduling
     assert len(record.sent) > 250 and max(record.send_lateness_s) >= 0.050
