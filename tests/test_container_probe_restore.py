@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from docker_testing import containerise, docker_engine_fixture, docker_leftovers_fixture, write  # noqa: F401
+from line_testing import two_node_line
 
 from drills import lifecycle, realtime
 from drills.clock import SystemClock
@@ -102,20 +102,6 @@ def test_stream_echo_follows_its_restored_container(tmp_path: Path, drill: Any) 
 # --------------------------------------------------------------------------- the swap itself
 
 
-def _netns_bed(tmp_path: Path, state_dir: Path) -> lifecycle.UpResult:
-    scenario = {
-        "version": 1,
-        "name": "socket-swap",
-        "topology": {
-            "nodes": {"a": {"routes": [{"to": "b", "via": "b:a"}]}, "b": {"routes": [{"to": "a", "via": "a:b"}]}},
-            "links": [{"name": "wire", "endpoints": ["a:b", "b:a"]}],
-        },
-    }
-    path = tmp_path / "swap.yaml"
-    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
-    return lifecycle.up(path, state_dir)
-
-
 def _replace_namespace(up: lifecycle.UpResult, node_name: str) -> None:
     """What restoring a container does to its node, on a plain namespace node: a new namespace
     takes the node's name, its link interfaces move there and it is configured again; the old
@@ -171,7 +157,7 @@ def test_a_running_stream_follows_its_nodes_into_new_namespaces(
     every packet sent after a reopen returned is answered (only those in the replacement window
     are lost), and the old sockets are closed as soon as the threads moved off them (releasing
     the old namespaces), the new ones by stop()."""
-    up = _netns_bed(tmp_path, state_dir)
+    up = two_node_line(tmp_path, state_dir, "socket-swap")
     ns = up.meta.nodes
     a, b = up.topology.node("a").primary_address, up.topology.node("b").primary_address
     assert a is not None and b is not None
@@ -232,7 +218,7 @@ class _NamespaceSampler:
 def test_app_probe_enters_its_namespace_again(tmp_path: Path, state_dir: Path, host_snapshot: Any) -> None:
     """reopen() of an application probe's node: the sampler is closed, opened again in a fresh
     thread that entered the namespace by name, and the schedule and record continue."""
-    up = _netns_bed(tmp_path, state_dir)
+    up = two_node_line(tmp_path, state_dir, "socket-swap")
     ns = up.meta.nodes
     sampler = _NamespaceSampler()
     sockets = NamespaceSockets(ns)
@@ -258,7 +244,7 @@ def test_pair_mesh_follows_a_node_into_its_new_namespace(
     """Node a of the partition pair mesh gets a new namespace while the mesh runs; after
     reopen() both directions arrive again in the same records, and the replaced sockets are
     closed."""
-    up = _netns_bed(tmp_path, state_dir)
+    up = two_node_line(tmp_path, state_dir, "socket-swap")
     ns = up.meta.nodes
     ends = {}
     for node in ("a", "b"):
@@ -351,7 +337,7 @@ def test_a_real_time_sender_that_falls_behind_goes_back_to_ordinary_scheduling(
     """A stream's sender runs under SCHED_FIFO (drills.realtime); once it is 50 ms or
     more behind its schedule it cannot keep up, and goes back to ordinary scheduling (so that
     catching up never holds a CPU from the daemons), its record saying so; it keeps sending."""
-    up = _netns_bed(tmp_path, state_dir)
+    up = two_node_line(tmp_path, state_dir, "socket-swap")
     ns = up.meta.nodes
     a, b = up.topology.node("a").primary_address, up.topology.node("b").primary_address
     assert a is not None and b is not None

@@ -19,17 +19,17 @@ from drills.netns import kernel
 T = TypeVar("T")
 
 
-def _in_a_thread() -> tuple[str, int]:
-    seen: list[tuple[str, int]] = []
-
-    def sender() -> None:
-        said = realtime.raise_this_thread()
-        seen.append((said, os.sched_getscheduler(0)))
-
-    thread = threading.Thread(target=sender)
+def _in_thread(work: Callable[[], T]) -> T:
+    """`work`'s answer, run in a thread of its own (scheduling and affinity are a thread's: the caller keeps its own)."""
+    answers: list[T] = []
+    thread = threading.Thread(target=lambda: answers.append(work()))
     thread.start()
     thread.join()
-    return seen[0]
+    return answers[0]
+
+
+def _in_a_thread() -> tuple[str, int]:
+    return _in_thread(lambda: (realtime.raise_this_thread(), os.sched_getscheduler(0)))
 
 
 def test_a_sender_thread_runs_under_sched_fifo_where_allowed_and_the_process_does_not() -> None:
@@ -220,15 +220,6 @@ def test_a_precise_wait_spins_its_last_stretch_and_a_real_time_thread_only_a_sho
     fake.sleeps.clear()
     assert SystemClock().sleep_until(fake.now_s + 0.01)  # not precise: one sleep, no spin
     assert fake.sleeps == [pytest.approx(0.01)]
-
-
-def _in_thread(work: Callable[[], T]) -> T:
-    """`work`'s answer, run in a thread of its own (affinity is a thread's: this one keeps its own)."""
-    answers: list[T] = []
-    thread = threading.Thread(target=lambda: answers.append(work()))
-    thread.start()
-    thread.join()
-    return answers[0]
 
 
 def test_sender_lanes_get_distinct_cpus_rotating_and_none_where_one_cpu_is_allowed() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from line_testing import two_node_line
 
 from drills import lifecycle
 from drills.clock import SystemClock
@@ -44,20 +44,6 @@ class _HoldingClock(SystemClock):
         return super().sleep_until(instant_s, stop, precise)
 
 
-def _line(tmp_path: Path, state_dir: Path) -> lifecycle.UpResult:
-    scenario = {
-        "version": 1,
-        "name": "lanes",
-        "topology": {
-            "nodes": {"a": {"routes": [{"to": "b", "via": "b:a"}]}, "b": {"routes": [{"to": "a", "via": "a:b"}]}},
-            "links": [{"name": "wire", "endpoints": ["a:b", "b:a"]}],
-        },
-    }
-    path = tmp_path / "lanes.yaml"
-    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
-    return lifecycle.up(path, state_dir)
-
-
 def _wait_held(stream: UdpStream, cpus: list[int]) -> dict[int, set[int]]:
     """Each running lane's CPU set as the kernel holds it, once every lane has held itself
     (bounded: 5 s)."""
@@ -75,7 +61,7 @@ def test_the_second_lane_sends_on_time_while_the_first_is_held_up(tmp_path: Path
     each thread says so); the first lane stopped for 300 ms leaves no interval of even 100 ms
     between two sends, the second lane sending meanwhile; the stream is still one sequence,
     sent in order. With one CPU: one lane, held to nothing."""
-    up = _line(tmp_path, state_dir)
+    up = two_node_line(tmp_path, state_dir, "lanes")
     a, b = up.topology.node("a").primary_address, up.topology.node("b").primary_address
     assert a is not None and b is not None
     clock = _HoldingClock(after_s=0.2)
